@@ -1,0 +1,107 @@
+"""Settings read from environment variables, the one place every command takes its configuration from."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The contract's topics, by their logical name (CONTRACT.md). Internal topics are added below them.
+SIGNAL_TOPICS = ("signals.telecom", "signals.payment", "signals.domain")
+COMPACTED_TOPICS = ("intel.indicators", "registry.subjects")
+OUTPUT_TOPICS = (
+    "warnings",
+    "dispatch.sms",
+    "dispatch.phone",
+    "dispatch.visit",
+    "interception.payment",
+    "interception.account",
+    "interception.domain",
+    "interception.number",
+    "outcomes",
+)
+DEADLETTER_TOPIC = "deadletter"
+CONTRACT_TOPICS = SIGNAL_TOPICS + COMPACTED_TOPICS + OUTPUT_TOPICS + (DEADLETTER_TOPIC,)
+# Project-internal topics: validated events re-keyed by person.
+INTERNAL_TOPICS = ("yujing.events",)
+
+
+def _env_int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a yujing process needs to find its broker, Redis, data folder and topics."""
+
+    data_dir: Path
+    cache_dir: Path
+    kafka_bootstrap: str
+    kafka_external: bool
+    kafka_port: int
+    kafka_controller_port: int
+    redis_url: str
+    redis_external: bool
+    redis_port: int
+    topic_prefix: str = ""
+    signal_partitions: int = 8
+    partitions: int = 8
+    web_port: int = 6066
+    app_id: str = "yujing"
+
+    def topic(self, logical: str) -> str:
+        """The real topic name for a logical contract name (a prefix isolates tests and tenants)."""
+        return f"{self.topic_prefix}{logical}"
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as the environment variables that reproduce them in a child process."""
+        return {
+            "YUJING_DATA_DIR": str(self.data_dir),
+            "YUJING_CACHE_DIR": str(self.cache_dir),
+            "KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "REDIS_URL": self.redis_url,
+            "YUJING_TOPIC_PREFIX": self.topic_prefix,
+            "YUJING_SIGNAL_PARTITIONS": str(self.signal_partitions),
+            "YUJING_PARTITIONS": str(self.partitions),
+            "YUJING_WEB_PORT": str(self.web_port),
+            "YUJING_APP_ID": self.app_id,
+        }
+
+    @property
+    def kafka_url(self) -> str:
+        """Faust's broker URL form of the bootstrap list."""
+        return ";".join(f"kafka://{hp}" for hp in self.kafka_bootstrap.split(","))
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Read settings from the environment (or a given mapping, for tests)."""
+    env = dict(os.environ if env is None else env)
+    data_dir = Path(env.get("YUJING_DATA_DIR") or PROJECT_ROOT / "var" / "data").resolve()
+    cache_dir = Path(env.get("YUJING_CACHE_DIR") or Path.home() / ".cache" / "yujing").resolve()
+    kafka_port = _env_int(env, "YUJING_KAFKA_PORT", 19092)
+    redis_port = _env_int(env, "YUJING_REDIS_PORT", 16379)
+    kafka_bootstrap = env.get("KAFKA_BOOTSTRAP", "")
+    redis_url = env.get("REDIS_URL", "")
+    return Settings(
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        kafka_bootstrap=kafka_bootstrap or f"127.0.0.1:{kafka_port}",
+        kafka_external=bool(kafka_bootstrap),
+        kafka_port=kafka_port,
+        kafka_controller_port=_env_int(env, "YUJING_KAFKA_CONTROLLER_PORT", kafka_port + 1),
+        redis_url=redis_url or f"redis://127.0.0.1:{redis_port}/0",
+        redis_external=bool(redis_url),
+        redis_port=redis_port,
+        topic_prefix=env.get("YUJING_TOPIC_PREFIX", ""),
+        signal_partitions=_env_int(env, "YUJING_SIGNAL_PARTITIONS", 8),
+        partitions=_env_int(env, "YUJING_PARTITIONS", 8),
+        web_port=_env_int(env, "YUJING_WEB_PORT", 6066),
+        app_id=env.get("YUJING_APP_ID", "yujing"),
+    )

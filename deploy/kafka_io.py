@@ -1,0 +1,65 @@
+"""Producing to and reading from the pipeline's topics with kafka-python (demo, simulator feeds, tests)."""
+from __future__ import annotations
+
+import time
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+
+from deploy.config import Settings
+
+
+def produce(settings: Settings, logical: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
+    """Send (key, value) messages to a logical topic and wait until the broker has them all."""
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    try:
+        for key, value in messages:
+            producer.send(settings.topic(logical), key=key, value=value)
+        producer.flush(30)
+    finally:
+        producer.close()
+
+
+def end_offsets(settings: Settings, logical: str) -> dict[int, int]:
+    """The current end offset of every partition of a logical topic."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        tps = [TopicPartition(settings.topic(logical), p)
+               for p in sorted(consumer.partitions_for_topic(settings.topic(logical)) or ())]
+        return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def consume(settings: Settings, logical: str, expect: int, timeout: float = 60.0, linger: float = 2.0,
+            start: dict[int, int] | None = None) -> list[ConsumerRecord]:
+    """Read a logical topic (from the beginning, or from `start` offsets) until `expect` messages or the timeout.
+
+    It then lingers a little: more messages than expected is a result the caller must see.
+    """
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
+    got: list[ConsumerRecord] = []
+    try:
+        topic = settings.topic(logical)
+        deadline = time.monotonic() + timeout
+        partitions = consumer.partitions_for_topic(topic)
+        while not partitions and time.monotonic() < deadline:
+            time.sleep(0.2)
+            partitions = consumer.partitions_for_topic(topic)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions or ())]
+        consumer.assign(tps)
+        for tp in tps:
+            if start and tp.partition in start:
+                consumer.seek(tp, start[tp.partition])
+            else:
+                consumer.seek_to_beginning(tp)
+        while time.monotonic() < deadline and len(got) < expect:
+            for batch in consumer.poll(timeout_ms=300).values():
+                got.extend(batch)
+        end = time.monotonic() + linger
+        while time.monotonic() < end:
+            for batch in consumer.poll(timeout_ms=300).values():
+                got.extend(batch)
+    finally:
+        consumer.close()
+    return got

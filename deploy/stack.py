@@ -1,0 +1,329 @@
+"""The embedded local stack: Apache Kafka (KRaft, from Maven Central) and Redis (AOF), on 127.0.0.1 only."""
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from deploy.config import PROJECT_ROOT, Settings
+
+KAFKA_VERSION = "4.1.1"
+KAFKA_POM = PROJECT_ROOT / "deploy" / "kafka" / "pom.xml"
+KAFKA_LOG4J = PROJECT_ROOT / "deploy" / "kafka" / "log4j2.properties"
+
+
+class StackError(RuntimeError):
+    """A component could not be installed, started or reached; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Status:
+    """What one component is doing: who runs it, where, and whether it answers."""
+
+    name: str
+    address: str
+    managed: bool
+    pid: int | None
+    answering: bool
+
+    def line(self) -> str:
+        """One human-readable status line."""
+        who = f"pid {self.pid}" if self.pid else ("external" if not self.managed else "not running")
+        state = "answering" if self.answering else "NOT answering"
+        return f"{self.name:<6} {self.address:<28} {who:<14} {state}"
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def _pid_file(settings: Settings, name: str) -> Path:
+    return settings.data_dir / "run" / f"{name}.pid"
+
+
+def _read_pid(settings: Settings, name: str) -> int | None:
+    """The pid `up` recorded, if that process still runs and is still ours (cmdline names our data dir)."""
+    path = _pid_file(settings, name)
+    try:
+        pid = int(path.read_text().strip())
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, ValueError, IndexError):
+        return None
+    # A recycled pid belongs to someone else: only a live process working inside our data folder is ours
+    # (servers are started with cwd there; redis rewrites its command line, so cwd is the reliable mark).
+    ours = cwd == str(settings.data_dir) or cwd.startswith(str(settings.data_dir) + os.sep)
+    return pid if ours and state != "Z" else None
+
+
+def _spawn(settings: Settings, name: str, argv: list[str], ports: tuple[int, ...]) -> int:
+    """Start a server detached from this process (it outlives the CLI), logging under DATA/logs."""
+    for port in ports:
+        if _reachable(f"127.0.0.1:{port}", 1.0):
+            raise StackError(f"{name}: 127.0.0.1:{port} is already in use by a server this data folder did not "
+                             f"start; stop it, choose another port (YUJING_*_PORT), or point "
+                             f"KAFKA_BOOTSTRAP / REDIS_URL at it to use it as an external server")
+    (settings.data_dir / "run").mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+    log = open(settings.data_dir / "logs" / f"{name}.log", "ab")
+    proc = subprocess.Popen(
+        argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True, cwd=settings.data_dir,
+    )
+    log.close()
+    _pid_file(settings, name).write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def _stop_pid(pid: int, timeout: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within the timeout."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False  # our child, and it has exited
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _wait_until(check: Callable[[], bool], timeout: float, what: str, pid: int | None, log: Path) -> None:
+    """Wait until `check` passes; fail early, with the log's tail, if our process `pid` has died."""
+    deadline = time.monotonic() + timeout
+    problem = f"did not answer within {timeout:.0f}s"
+    while time.monotonic() < deadline:
+        if pid is not None and not _alive(pid):
+            problem = "exited (a port in use by another server is the usual cause)"
+            break
+        if check():
+            return
+        time.sleep(0.3)
+    tail = ""
+    if log.exists():
+        tail = f"\n--- last lines of {log} ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+    raise StackError(f"{what} {problem}{tail}")
+
+
+# ----------------------------------------------------------------------------- Kafka
+
+
+def kafka_libs(settings: Settings) -> Path:
+    """The folder of the broker's jars, fetched from Maven Central on first use."""
+    return settings.cache_dir / f"kafka-{KAFKA_VERSION}" / "libs"
+
+
+def install_kafka(settings: Settings) -> Path:
+    """Fetch Apache Kafka's jars with Maven (strict checksums) unless they are already cached."""
+    libs = kafka_libs(settings)
+    if (libs / ".complete").exists():
+        return libs
+    mvn = shutil.which("mvn")
+    if not mvn or not shutil.which("java"):
+        raise StackError("Apache Kafka needs Java 17+ and Maven: run scripts/bootstrap.sh (apt-get install openjdk-17-jre-headless maven)")
+    tmp = libs.with_name("libs.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    cmd = [mvn, "-q", "-B", "-C", "-f", str(KAFKA_POM), "dependency:copy-dependencies",
+           f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0 or not (tmp / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+        raise StackError(f"fetching Apache Kafka {KAFKA_VERSION} from Maven Central failed:\n{res.stdout}\n{res.stderr}")
+    shutil.rmtree(libs, ignore_errors=True)
+    tmp.rename(libs)
+    (libs / ".complete").write_text(KAFKA_VERSION + "\n")
+    return libs
+
+
+def _kafka_properties(settings: Settings) -> Path:
+    kdir = settings.data_dir / "kafka"
+    props = kdir / "server.properties"
+    kdir.mkdir(parents=True, exist_ok=True)
+    port, cport = settings.kafka_port, settings.kafka_controller_port
+    props.write_text(
+        "\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{cport}",
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={kdir / 'logs'}",
+            # One node: internal topics cannot be replicated.
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=true",
+            "num.partitions=8",
+            "log.retention.hours=168",
+            "",
+        ])
+    )
+    return props
+
+
+def _java_argv(settings: Settings, libs: Path, main: str, *args: str) -> list[str]:
+    java = str(Path(os.environ["JAVA_HOME"]) / "bin" / "java") if os.environ.get("JAVA_HOME") else "java"
+    return [java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={KAFKA_LOG4J}", f"-Dkafka.logs.dir={settings.data_dir / 'logs'}",
+            "-cp", f"{libs}/*", main, *args]
+
+
+def _reachable(host_port: str, timeout_s: float) -> bool:
+    host, _, port = host_port.strip().rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def kafka_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
+    """True when the broker answers a metadata request."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    # A refused TCP connect answers at once; kafka-python would retry it for half a minute.
+    if not any(_reachable(hp, timeout_s) for hp in bootstrap.split(",")):
+        return False
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    except (KafkaError, OSError, ValueError):
+        return False
+    try:
+        admin.list_topics()
+        return True
+    except (KafkaError, OSError):
+        return False
+    finally:
+        admin.close()
+
+
+def start_kafka(settings: Settings) -> int | None:
+    """Start the single-node KRaft broker (formatting its log dir once); None when an external one is used."""
+    if settings.kafka_external:
+        return None
+    pid = _read_pid(settings, "kafka")
+    if pid is None:
+        libs = install_kafka(settings)
+        props = _kafka_properties(settings)
+        if not (settings.data_dir / "kafka" / "logs" / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            res = subprocess.run(_java_argv(settings, libs, "kafka.tools.StorageTool", "format",
+                                            "-t", cluster_id, "-c", str(props)), capture_output=True, text=True)
+            if res.returncode != 0:
+                raise StackError(f"formatting Kafka's log dir failed:\n{res.stdout}\n{res.stderr}")
+        pid = _spawn(settings, "kafka", _java_argv(settings, libs, "kafka.Kafka", str(props)),
+                     (settings.kafka_port, settings.kafka_controller_port))
+    _wait_until(lambda: kafka_answers(settings.kafka_bootstrap), 120, f"Kafka at {settings.kafka_bootstrap}",
+                pid, settings.data_dir / "logs" / "kafka.log")
+    return pid
+
+
+# ----------------------------------------------------------------------------- Redis
+
+
+def redis_answers(url: str) -> bool:
+    """True when Redis answers PING."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (redis.RedisError, OSError):
+        return False
+
+
+def install_redis() -> str:
+    """The redis-server binary, installed from Debian's packages where missing."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise StackError("redis-server is missing: run `sudo apt-get install -y redis-server`")
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
+        res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        if res.returncode != 0:
+            raise StackError(f"{' '.join(cmd)} failed:\n{res.stderr}")
+    found = shutil.which("redis-server")
+    if not found:
+        raise StackError("redis-server still missing after apt-get install")
+    return found
+
+
+def start_redis(settings: Settings) -> int | None:
+    """Start Redis with AOF (appendfsync everysec) under DATA/redis; None when an external one is used."""
+    if settings.redis_external:
+        return None
+    pid = _read_pid(settings, "redis")
+    if pid is None:
+        binary = install_redis()
+        rdir = settings.data_dir / "redis"
+        rdir.mkdir(parents=True, exist_ok=True)
+        pid = _spawn(settings, "redis", [
+            binary, "--bind", "127.0.0.1", "--port", str(settings.redis_port), "--dir", str(rdir),
+            "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no",
+            "--protected-mode", "yes", "--logfile", "",
+        ], (settings.redis_port,))
+    _wait_until(lambda: redis_answers(settings.redis_url), 30, f"Redis at {settings.redis_url}",
+                pid, settings.data_dir / "logs" / "redis.log")
+    return pid
+
+
+# ----------------------------------------------------------------------------- the stack
+
+
+def up(settings: Settings) -> list[Status]:
+    """Install what is missing, start both servers, and wait until both answer."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    start_redis(settings)
+    start_kafka(settings)
+    return status(settings)
+
+
+def down(settings: Settings) -> list[str]:
+    """Stop exactly the processes `up` started (by recorded pid); external servers are left alone."""
+    stopped = []
+    for name in ("kafka", "redis"):
+        pid = _read_pid(settings, name)
+        if pid is not None:
+            _stop_pid(pid)
+            stopped.append(f"{name} (pid {pid})")
+        _pid_file(settings, name).unlink(missing_ok=True)
+    return stopped
+
+
+def status(settings: Settings) -> list[Status]:
+    """Who runs Kafka and Redis, where, and whether each answers."""
+    return [
+        Status("kafka", settings.kafka_bootstrap, not settings.kafka_external, _read_pid(settings, "kafka"),
+               kafka_answers(settings.kafka_bootstrap, timeout_s=2)),
+        Status("redis", settings.redis_url, not settings.redis_external, _read_pid(settings, "redis"),
+               redis_answers(settings.redis_url)),
+    ]

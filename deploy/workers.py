@@ -1,0 +1,62 @@
+"""Starting and stopping `yujing worker` processes (for the demo, the tests and scale-out)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from deploy.config import Settings
+
+
+class WorkerProcess:
+    """One `yujing worker` child process with its own log file."""
+
+    def __init__(self, settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready_timeout: float = 90.0) -> "WorkerProcess":
+        """Start the worker and wait until faust reports it ready; raise with the log's tail if it is not."""
+        env = {**os.environ, **self.settings.to_env(), **self.extra_env, "PYTHONUNBUFFERED": "1"}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", "worker"], env=env,
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
+            with open(self.log_path, "rb") as log:
+                log.seek(offset)
+                if b"Worker ready" in log.read():
+                    return self
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready after {ready_timeout}s:\n{self.log_tail()}")
+
+    @property
+    def running(self) -> bool:
+        """True while the process lives."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = 15, timeout: float = 30.0) -> None:
+        """Stop the worker with a signal (SIGTERM by default), killing it if it lingers."""
+        if not self.running:
+            return
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the worker's log, for error messages."""
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,1 @@
+"""Routing, cooldown, escalation and channels for warnings."""

@@ -1,0 +1,1 @@
+"""The contract's records, their validation and normalisation, and dead-letter records."""

@@ -1,0 +1,115 @@
+"""Decoding and validation of input records: bytes in, a normalised record or an `InvalidRecord` naming the field."""
+from __future__ import annotations
+
+import re
+import msgspec
+
+from schemas.normalize import (
+    normalise_account,
+    normalise_app,
+    normalise_domain,
+    normalise_indicator_value,
+    normalise_phone,
+)
+from schemas.records import DomainSignal, Indicator, PaymentSignal, Subject, TelecomSignal
+
+MAX_RECORD_BYTES = 64 * 1024  # the largest honest input record is a few kB; more is an error or an attack
+
+INPUT_TYPES: dict[str, type[msgspec.Struct]] = {
+    "signals.telecom": TelecomSignal,
+    "signals.payment": PaymentSignal,
+    "signals.domain": DomainSignal,
+    "intel.indicators": Indicator,
+    "registry.subjects": Subject,
+}
+
+_AT_FIELD = re.compile(r" - at `\$\.?([^`]*)`$")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+
+
+class InvalidRecord(ValueError):
+    """A record that cannot be parsed or fails validation; `field` names the culprit where there is one."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(reason if field is None else f"{field}: {reason}")
+        self.reason = reason
+        self.field = field
+
+
+_DECODERS = {topic: msgspec.json.Decoder(kind) for topic, kind in INPUT_TYPES.items()}
+
+
+def decode_raw(logical_topic: str, raw: bytes | None) -> msgspec.Struct:
+    """Parse and type-check one message value of an input topic (no normalisation)."""
+    if raw is None:
+        raise InvalidRecord("empty message (null value)")
+    if len(raw) > MAX_RECORD_BYTES:
+        raise InvalidRecord(f"record of {len(raw)} bytes exceeds the {MAX_RECORD_BYTES}-byte limit")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRecord(f"not UTF-8 (byte {exc.start})") from None
+    try:
+        return _DECODERS[logical_topic].decode(raw)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = _AT_FIELD.search(text)
+        if match:
+            raise InvalidRecord(text[: match.start()], match.group(1) or None) from None
+        missing = _MISSING.search(text)
+        raise InvalidRecord(text, missing.group(1) if missing else None) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRecord(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRecord("JSON nested too deeply") from None
+
+
+def _phone(value: str, field: str, e164: bool) -> str:
+    normalised = normalise_phone(value)
+    if normalised is None or (e164 and not normalised.startswith("+")):
+        raise InvalidRecord("not a phone number" + (" in E.164" if e164 else ""), field)
+    return normalised
+
+
+def normalise_record(record: msgspec.Struct) -> msgspec.Struct:
+    """The record with numbers, accounts, domains and apps in canonical form, or InvalidRecord.
+
+    A counterpart that is not a number at all stays as it came, lower-cased and stripped, so that a
+    garbage caller id is still a value an indicator can name (operators report such values as presented).
+    """
+    replace = msgspec.structs.replace
+    if isinstance(record, TelecomSignal):
+        counterpart = normalise_phone(record.counterpart) or record.counterpart.strip().lower()
+        return replace(record, subscriber=_phone(record.subscriber, "subscriber", True), counterpart=counterpart)
+    if isinstance(record, PaymentSignal):
+        payer_phone = _phone(record.payer_phone, "payer_phone", True) if record.payer_phone else None
+        return replace(record, payer_account=normalise_account(record.payer_account),
+                       payee_account=normalise_account(record.payee_account), payer_phone=payer_phone)
+    if isinstance(record, DomainSignal):
+        subscriber = _phone(record.subscriber, "subscriber", True)
+        if record.kind == "app_install":
+            if not record.app:
+                raise InvalidRecord("app_install needs an app", "app")
+            return replace(record, subscriber=subscriber, app=normalise_app(record.app))
+        if not record.domain:
+            raise InvalidRecord(f"{record.kind} needs a domain", "domain")
+        domain = normalise_domain(record.domain)
+        if domain is None:
+            raise InvalidRecord("not a valid domain name", "domain")
+        return replace(record, subscriber=subscriber, domain=domain)
+    if isinstance(record, Indicator):
+        value = normalise_indicator_value(record.type, record.value)
+        if value is None:
+            raise InvalidRecord(f"not a valid {record.type}", "value")
+        if record.expires_ts is not None and record.expires_ts <= record.ts:
+            raise InvalidRecord("expires before it is known", "expires_ts")
+        return replace(record, value=value)
+    if isinstance(record, Subject):
+        return replace(record, phones=[_phone(p, "phones", True) for p in record.phones],
+                       accounts=[normalise_account(a) for a in record.accounts])
+    return record
+
+
+def decode_input(logical_topic: str, raw: bytes | None) -> msgspec.Struct:
+    """Parse, validate and normalise one input message: the one entry point agents call."""
+    return normalise_record(decode_raw(logical_topic, raw))

@@ -1,0 +1,1 @@
+"""Features, models and tiering: pure functions of per-person state."""

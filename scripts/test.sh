@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, starts a fresh local stack (real Kafka + Redis),
+# runs the whole suite (unit + integration + fault injection), and stops the stack, even on failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+
+# A stack of its own: own data folder (wiped each run) and ports, so a developer's running stack is untouched.
+export YUJING_DATA_DIR="${YUJING_TEST_DATA_DIR:-$PWD/var/test}"
+export YUJING_KAFKA_PORT="${YUJING_TEST_KAFKA_PORT:-29092}"
+export YUJING_KAFKA_CONTROLLER_PORT=$((YUJING_KAFKA_PORT + 1))
+export YUJING_REDIS_PORT="${YUJING_TEST_REDIS_PORT:-26379}"
+unset KAFKA_BOOTSTRAP REDIS_URL
+.venv/bin/yujing stack down >/dev/null 2>&1 || true
+rm -rf "$YUJING_DATA_DIR"
+trap '.venv/bin/yujing stack down' EXIT
+.venv/bin/yujing stack up
+.venv/bin/python -m pytest -q -p no:cacheprovider --durations=10 "$@"

@@ -1,0 +1,1 @@
+"""Faust app and agents: signals in, per-person state, triggers out."""

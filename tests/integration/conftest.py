@@ -1,0 +1,43 @@
+"""Integration fixtures: the stack `scripts/test.sh` started must answer; every test gets its own topics."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from deploy.config import Settings, load_settings
+from deploy.stack import kafka_answers, redis_answers
+from deploy.workers import WorkerProcess
+from tests.integration.harness import isolated_settings
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Settings:
+    """The running stack's settings; integration tests fail (never skip) when it is not answering."""
+    settings = load_settings()
+    if not kafka_answers(settings.kafka_bootstrap):
+        pytest.fail(f"no Kafka at {settings.kafka_bootstrap}: run the tests through scripts/test.sh")
+    if not redis_answers(settings.redis_url):
+        pytest.fail(f"no Redis at {settings.redis_url}: run the tests through scripts/test.sh")
+    return settings
+
+
+@pytest.fixture
+def isolated(stack: Settings, tmp_path: Path) -> Settings:
+    """Settings with unique topics, consumer group and data folder for one test."""
+    return isolated_settings(stack, tmp_path / "data")
+
+
+@pytest.fixture
+def worker(isolated: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
+    """A running `yujing worker` on the test's own topics."""
+    w = WorkerProcess(isolated, tmp_path / "worker.log").start()
+    yield w
+    w.stop()

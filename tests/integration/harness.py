@@ -1,0 +1,29 @@
+"""Helpers for integration tests on the real broker: isolated settings and free ports."""
+from __future__ import annotations
+
+import dataclasses
+import socket
+import uuid
+from pathlib import Path
+
+from deploy.config import Settings
+from deploy.topics import create_topics
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def isolated_settings(base: Settings, data_dir: Path, partitions: int = 2) -> Settings:
+    """Settings with topic names, consumer group and data folder of their own, and the topics created."""
+    tag = uuid.uuid4().hex[:10]
+    settings = dataclasses.replace(
+        base, topic_prefix=f"t{tag}.", app_id=f"yujing-t{tag}", data_dir=data_dir,
+        signal_partitions=partitions, partitions=partitions, web_port=free_port(),
+        kafka_external=True, redis_external=True,
+    )
+    create_topics(settings)
+    return settings
