@@ -23,8 +23,8 @@ OUTPUT_TOPICS = (
 )
 DEADLETTER_TOPIC = "deadletter"
 CONTRACT_TOPICS = SIGNAL_TOPICS + COMPACTED_TOPICS + OUTPUT_TOPICS + (DEADLETTER_TOPIC,)
-# Project-internal topics: validated events re-keyed by person.
-INTERNAL_TOPICS = ("yujing.events",)
+# Project-internal topics: events keyed by person, contacts and indicators keyed by value, triggers to score.
+INTERNAL_TOPICS = ("yujing.events", "yujing.contacts", "yujing.triggers")
 
 
 def _env_int(env: dict[str, str], name: str, default: int) -> int:
@@ -55,6 +55,10 @@ class Settings:
     partitions: int = 8
     web_port: int = 6066
     app_id: str = "yujing"
+    lookback_hours: int = 72
+    late_tolerance_minutes: int = 60
+    index_max_people: int = 500
+    fanout_threshold: int = 30
 
     def topic(self, logical: str) -> str:
         """The real topic name for a logical contract name (a prefix isolates tests and tenants)."""
@@ -72,6 +76,10 @@ class Settings:
             "YUJING_PARTITIONS": str(self.partitions),
             "YUJING_WEB_PORT": str(self.web_port),
             "YUJING_APP_ID": self.app_id,
+            "YUJING_LOOKBACK_HOURS": str(self.lookback_hours),
+            "YUJING_LATE_TOLERANCE_MINUTES": str(self.late_tolerance_minutes),
+            "YUJING_INDEX_MAX_PEOPLE": str(self.index_max_people),
+            "YUJING_FANOUT_THRESHOLD": str(self.fanout_threshold),
         }
 
     @property
@@ -104,4 +112,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         partitions=_env_int(env, "YUJING_PARTITIONS", 8),
         web_port=_env_int(env, "YUJING_WEB_PORT", 6066),
         app_id=env.get("YUJING_APP_ID", "yujing"),
+        lookback_hours=_env_int(env, "YUJING_LOOKBACK_HOURS", 72),
+        late_tolerance_minutes=_env_int(env, "YUJING_LATE_TOLERANCE_MINUTES", 60),
+        index_max_people=_env_int(env, "YUJING_INDEX_MAX_PEOPLE", 500),
+        fanout_threshold=_env_int(env, "YUJING_FANOUT_THRESHOLD", 30),
     )

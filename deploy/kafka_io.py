@@ -63,3 +63,31 @@ def consume(settings: Settings, logical: str, expect: int, timeout: float = 60.0
     finally:
         consumer.close()
     return got
+
+
+def read_to_end(settings: Settings, topic: str, timeout: float = 30.0) -> list[ConsumerRecord]:
+    """Every message of a real (not logical) topic, from the beginning to the end offsets of this moment."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
+    got: list[ConsumerRecord] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            return got
+        ends = consumer.end_offsets(tps)
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in tps):
+            for batch in consumer.poll(timeout_ms=300).values():
+                got.extend(batch)
+    finally:
+        consumer.close()
+    return got
+
+
+def read_table(settings: Settings, table: str) -> dict[bytes, bytes]:
+    """The latest value of every key of a Faust table, read from its changelog topic (deleted keys left out)."""
+    latest: dict[bytes, bytes | None] = {}
+    for msg in read_to_end(settings, f"{settings.app_id}-{table}-changelog"):
+        latest[msg.key] = msg.value
+    return {k: v for k, v in latest.items() if v is not None}

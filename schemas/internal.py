@@ -1,23 +1,81 @@
-"""Project-internal records (not in the contract): validated signals re-keyed by the person they concern."""
+"""Project-internal records (not in the contract): what flows between yujing's own agents."""
 from __future__ import annotations
 
 from typing import Literal
 
 from msgspec import Struct
 
-from schemas.records import DomainSignal, PaymentSignal, TelecomSignal
+from schemas.records import DomainSignal, Indicator, PaymentSignal, TelecomSignal
+
+ValueType = Literal["phone", "account", "domain", "app"]
+
+
+class IndicatorHit(Struct, kw_only=True, omit_defaults=True):
+    """A person's contact with a case element, found forward (contact after the indicator) or in reverse."""
+
+    value_key: str  # "type:value", the index key
+    fraud_type: str
+    confidence: float
+    source: str
+    indicator_ts: int
+    contact_ts: int
+    event_id: str
+    mode: Literal["forward", "reverse", "fanout"]
+    fanout: int = 0  # distinct people this counterpart reached in the fan-out window
+
+
+class ControlNote(Struct, kw_only=True):
+    """One of the person's accounts is in a case: all their accounts and lines go under control."""
+
+    account: str
+    source: str
+    ts: int
 
 
 class PersonEvent(Struct, kw_only=True, omit_defaults=True):
-    """`yujing.events`: one validated, normalised signal for one person (key: the person key).
+    """`yujing.events` (key: person): a validated signal, an indicator hit or a control, for one person.
 
-    `role` says how the signal concerns the person: `self` for their own line or account, `payee` for an
+    `role` says how a signal concerns the person: `self` for their own line or account, `payee` for an
     incoming transfer (a victim receiving a "rebate" is a signal too).
     """
 
     person: str
-    source: Literal["signals.telecom", "signals.payment", "signals.domain"]
+    source: Literal["signals.telecom", "signals.payment", "signals.domain", "hit", "control"]
     role: Literal["self", "payee"] = "self"
+    subject_id: str | None = None
     telecom: TelecomSignal | None = None
     payment: PaymentSignal | None = None
     domain: DomainSignal | None = None
+    hit: IndicatorHit | None = None
+    control: ControlNote | None = None
+
+
+class Contact(Struct, kw_only=True, array_like=True):
+    """A person touched a value (called a number, visited a domain, paid an account) at event time `ts`."""
+
+    value_key: str
+    person: str
+    ts: int
+    event_id: str
+
+
+class ValueMessage(Struct, kw_only=True, omit_defaults=True):
+    """`yujing.contacts` (key: value_key): a contact or an indicator change, in one ordered stream per value."""
+
+    value_key: str
+    contact: Contact | None = None
+    indicator: Indicator | None = None
+
+
+class Trigger(Struct, kw_only=True, omit_defaults=True):
+    """`yujing.triggers` (key: person): something happened that a scorer must look at now."""
+
+    trigger_id: str
+    person: str
+    subject_id: str | None
+    ts: int
+    cause: Literal["indicator_hit", "control"]
+    mode: str
+    value_key: str
+    fraud_type: str
+    event_id: str

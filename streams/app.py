@@ -1,17 +1,48 @@
-"""The Faust app: thin agents that decode, call the pure stages, and send."""
+"""The Faust app: thin agents that decode, call the pure stages, and send.
+
+    signals.*          --ingest-->    yujing.events (key: person)      identity resolved via the registry
+    registry.subjects  --registry-->  identity (global table)
+    intel.indicators   --indicators-> yujing.contacts (key: value)     + interception.account (multi-card control)
+    yujing.events      --persons-->   persons table; yujing.contacts; yujing.triggers
+    yujing.contacts    --values-->    values table (contact index + indicator); hits -> yujing.events
+"""
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import faust
+from faust.types import EventT
+import msgspec
 
 from deploy.config import SIGNAL_TOPICS, Settings
 from schemas.deadletter import dead_letter
-from schemas.records import encode
-from streams.ingest import IngestResult, RawMessage, ingest
+from schemas.decode import InvalidRecord, decode_input
+from schemas.internal import PersonEvent, ValueMessage
+from schemas.records import Indicator, Subject, encode
+from streams.controls import account_controls, control_events, indicator_value_key
+from streams.identity import decode_profile, identity_changes, subject_key
+from streams.ingest import RawMessage, ingest
+from streams.person_state import PersonState, StatePolicy, apply_event, new_state
+from streams.value_index import IndexPolicy, ValueState, add_contact, apply_indicator
 
 log = logging.getLogger(__name__)
+
+Handler = Callable[[EventT], Awaitable[None]]
+RAW = {"key_serializer": "raw", "value_serializer": "raw"}
+_person_decoder = msgspec.json.Decoder(PersonEvent)
+_state_decoder = msgspec.json.Decoder(PersonState)
+_value_msg_decoder = msgspec.json.Decoder(ValueMessage)
+_value_state_decoder = msgspec.json.Decoder(ValueState)
+
+
+def policies(settings: Settings) -> tuple[IndexPolicy, StatePolicy]:
+    """The index and state policies the settings ask for."""
+    hour = 3_600_000
+    index = IndexPolicy(lookback_ms=settings.lookback_hours * hour,
+                        late_tolerance_ms=settings.late_tolerance_minutes * 60_000,
+                        max_people=settings.index_max_people, fanout_threshold=settings.fanout_threshold)
+    return index, StatePolicy(window_ms=settings.lookback_hours * hour)
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -30,35 +61,123 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_commit_every=1000,
     )
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    deadletter = app.topic(settings.topic("deadletter"), **raw)
-    events = app.topic(settings.topic("yujing.events"), **raw)
+    topic = {name: app.topic(settings.topic(name), **RAW) for name in (
+        "deadletter", "yujing.events", "yujing.contacts", "yujing.triggers", "interception.account")}
+    identity = app.GlobalTable("identity", partitions=settings.partitions, **RAW)
+    persons = app.Table("persons", partitions=settings.partitions, **RAW)
+    values = app.Table("values", partitions=settings.partitions, **RAW)
+    index_policy, state_policy = policies(settings)
+
+    def lookup(key: str) -> str | None:
+        raw = identity.get(key)
+        return raw.decode() if raw is not None else None
+
+    def guarded(logical: str, handler: Handler) -> Callable[[Any], Any]:
+        """Run `handler` on every event; any failure dead-letters that event and the stream goes on."""
+        async def agent(stream: faust.StreamT) -> None:
+            async for event in stream.events():
+                msg = event.message
+                try:
+                    await handler(event)
+                except InvalidRecord as exc:
+                    await _dead(logical, event, exc.reason, exc.field)
+                except Exception as exc:  # a bug on one record must not stop the stream
+                    log.exception("%s failed on partition %s offset %s", logical, msg.partition, msg.offset)
+                    await _dead(logical, event, f"internal error: {type(exc).__name__}: {exc}"[:500])
+        agent.__name__ = logical.replace(".", "_")
+        return agent
+
+    async def _dead(logical: str, event: EventT, reason: str, field: str | None = None) -> None:
+        msg = event.message
+        kafka_ts = int(msg.timestamp * 1000) if msg.timestamp else None
+        record = dead_letter(logical, msg.partition, msg.offset, event.key, event.value, reason, field, kafka_ts)
+        await topic["deadletter"].send(key=event.key, value=encode(record))
+
+    async def send_person_event(pe: PersonEvent) -> None:
+        await topic["yujing.events"].send(key=pe.person.encode(), value=encode(pe))
+
+    # -- signals: validate, resolve the person, re-key by person
     for logical in SIGNAL_TOPICS:
-        source = app.topic(settings.topic(logical), **raw)
-        app.agent(source, name=f"ingest-{logical}")(_ingest_agent(logical, deadletter, events))
+        def make(logical: str) -> Handler:
+            async def handle(event: EventT) -> None:
+                msg = event.message
+                kafka_ts = int(msg.timestamp * 1000) if msg.timestamp else None
+                result = ingest(RawMessage(logical, msg.partition, msg.offset, event.key, event.value, kafka_ts),
+                                lookup)
+                if result.dead is not None:
+                    await topic["deadletter"].send(key=event.key, value=encode(result.dead))
+                for pe in result.events:
+                    await send_person_event(pe)
+            return handle
+        app.agent(app.topic(settings.topic(logical), **RAW), name=f"ingest-{logical}")(
+            guarded(logical, make(logical)))
+
+    # -- the registry: line -> person, account -> person, person -> profile
+    async def handle_subject(event: EventT) -> None:
+        subject = decode_input("registry.subjects", event.value)
+        assert isinstance(subject, Subject)
+        old = decode_profile(identity.get(subject_key(subject.subject_id)))
+        to_set, to_delete = identity_changes(old, subject)
+        for key in to_delete:
+            identity.pop(key, None)
+        for key, value in to_set.items():
+            identity[key] = value.encode()
+
+    app.agent(app.topic(settings.topic("registry.subjects"), **RAW), name="registry")(
+        guarded("registry.subjects", handle_subject))
+
+    # -- indicators: to the value's owner (reverse mining there), and multi-card control of registered owners
+    async def handle_indicator(event: EventT) -> None:
+        indicator = decode_input("intel.indicators", event.value)
+        assert isinstance(indicator, Indicator)
+        value_key = indicator_value_key(indicator)
+        await topic["yujing.contacts"].send(key=value_key.encode(),
+                                            value=encode(ValueMessage(value_key=value_key, indicator=indicator)))
+        if indicator.type == "account" and indicator.action == "add":
+            owner = lookup(f"account:{indicator.value}")
+            profile = decode_profile(identity.get(subject_key(owner))) if owner else None
+            if profile is not None:
+                for control in account_controls(indicator, profile):
+                    await topic["interception.account"].send(key=control.account.encode(), value=encode(control))
+                for pe in control_events(indicator, profile):
+                    await send_person_event(pe)
+
+    app.agent(app.topic(settings.topic("intel.indicators"), **RAW), name="indicators")(
+        guarded("intel.indicators", handle_indicator))
+
+    # -- per-person state
+    async def handle_person_event(event: EventT) -> None:
+        pe = _person_decoder.decode(event.value)
+        raw = persons.get(pe.person)
+        state = _state_decoder.decode(raw) if raw else new_state(pe.person, pe.subject_id)
+        update = apply_event(state, pe, state_policy)
+        persons[pe.person] = encode(state)
+        for contact in update.contacts:
+            await topic["yujing.contacts"].send(key=contact.value_key.encode(),
+                                                value=encode(ValueMessage(value_key=contact.value_key,
+                                                                          contact=contact)))
+        for trigger in update.triggers:
+            await topic["yujing.triggers"].send(key=trigger.person.encode(), value=encode(trigger))
+
+    app.agent(topic["yujing.events"], name="persons")(guarded("yujing.events", handle_person_event))
+
+    # -- per-value contact index and indicator
+    async def handle_value_message(event: EventT) -> None:
+        vm = _value_msg_decoder.decode(event.value)
+        raw = values.get(vm.value_key)
+        state = _value_state_decoder.decode(raw) if raw else ValueState()
+        if vm.indicator is not None:
+            hits = apply_indicator(state, vm.value_key, vm.indicator, index_policy)
+        elif vm.contact is not None:
+            hits = add_contact(state, vm.contact, index_policy, track_fanout=vm.value_key.startswith("phone:"))
+        else:
+            return
+        values[vm.value_key] = encode(state)
+        for person, hit in hits:
+            await send_person_event(PersonEvent(person=person, source="hit", hit=hit))
+
+    app.agent(topic["yujing.contacts"], name="values")(guarded("yujing.contacts", handle_value_message))
     return app
-
-
-def _ingest_agent(logical: str, deadletter: faust.TopicT, events: faust.TopicT) -> Callable[[Any], Any]:
-    async def ingest_agent(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            msg = event.message
-            kafka_ts = int(msg.timestamp * 1000) if msg.timestamp else None
-            raw = RawMessage(logical, msg.partition, msg.offset, event.key, event.value, kafka_ts)
-            try:
-                result = ingest(raw)
-            except Exception as exc:  # a bug on one record must not stop the stream: dead-letter it
-                log.exception("ingest failed on %s[%s]@%s", logical, msg.partition, msg.offset)
-                result = IngestResult(dead=dead_letter(logical, msg.partition, msg.offset, event.key,
-                                                       event.value, f"internal error: {type(exc).__name__}",
-                                                       kafka_ts=kafka_ts))
-            if result.dead is not None:
-                await deadletter.send(key=event.key, value=encode(result.dead))
-            for person_event in result.events:
-                await events.send(key=person_event.person.encode(), value=encode(person_event))
-
-    ingest_agent.__name__ = f"ingest_{logical.replace('.', '_')}"
-    return ingest_agent
 
 
 def run_worker(settings: Settings, faust_args: list[str]) -> None:

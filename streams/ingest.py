@@ -7,6 +7,11 @@ from schemas.deadletter import dead_letter
 from schemas.decode import InvalidRecord, decode_input
 from schemas.internal import PersonEvent
 from schemas.records import DeadLetter, DomainSignal, PaymentSignal, TelecomSignal
+from streams.identity import Lookup, resolve_account, resolve_line
+
+
+def _unregistered(_: str) -> str | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -29,20 +34,25 @@ class IngestResult:
     dead: DeadLetter | None = None
 
 
-def person_events(record: TelecomSignal | PaymentSignal | DomainSignal) -> list[PersonEvent]:
-    """The person events of one valid signal, keyed by line or account (identity resolution comes later)."""
+def person_events(record: TelecomSignal | PaymentSignal | DomainSignal,
+                  lookup: Lookup = _unregistered) -> list[PersonEvent]:
+    """The person events of one valid signal: resolved to the registered person, else keyed by line or account."""
     if isinstance(record, TelecomSignal):
-        return [PersonEvent(person=record.subscriber, source="signals.telecom", telecom=record)]
+        person, subject = resolve_line(lookup, record.subscriber)
+        return [PersonEvent(person=person, subject_id=subject, source="signals.telecom", telecom=record)]
     if isinstance(record, DomainSignal):
-        return [PersonEvent(person=record.subscriber, source="signals.domain", domain=record)]
-    events = [PersonEvent(person=record.payer_account, source="signals.payment", payment=record)]
-    if record.payee_account != record.payer_account:
-        events.append(PersonEvent(person=record.payee_account, source="signals.payment", role="payee",
+        person, subject = resolve_line(lookup, record.subscriber)
+        return [PersonEvent(person=person, subject_id=subject, source="signals.domain", domain=record)]
+    payer, payer_subject = resolve_account(lookup, record.payer_account, record.payer_phone)
+    events = [PersonEvent(person=payer, subject_id=payer_subject, source="signals.payment", payment=record)]
+    payee, payee_subject = resolve_account(lookup, record.payee_account)
+    if payee != payer:
+        events.append(PersonEvent(person=payee, subject_id=payee_subject, source="signals.payment", role="payee",
                                   payment=record))
     return events
 
 
-def ingest(msg: RawMessage) -> IngestResult:
+def ingest(msg: RawMessage, lookup: Lookup = _unregistered) -> IngestResult:
     """Decode, validate and normalise one signal message; a bad one becomes a dead letter with its reason."""
     try:
         record = decode_input(msg.topic, msg.value)
@@ -50,4 +60,4 @@ def ingest(msg: RawMessage) -> IngestResult:
         return IngestResult(dead=dead_letter(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
                                              exc.reason, exc.field, msg.kafka_ts))
     assert isinstance(record, (TelecomSignal, PaymentSignal, DomainSignal))
-    return IngestResult(events=person_events(record))
+    return IngestResult(events=person_events(record, lookup))

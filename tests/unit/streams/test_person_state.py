@@ -1,0 +1,139 @@
+"""Per-person state: facts from each signal, windows in event time, hits deduplicated, controls marked."""
+from __future__ import annotations
+
+import msgspec
+
+from schemas.internal import ControlNote, IndicatorHit, PersonEvent
+from schemas.records import DomainSignal, PaymentSignal, TelecomSignal
+from streams.person_state import HOUR_MS, StatePolicy, apply_event, new_state
+
+T0 = 1_764_547_200_000
+POLICY = StatePolicy()
+
+
+def call(ts_h: float, counterpart: str, n: int = 0, urls: list[str] | None = None, kind: str = "call") -> PersonEvent:
+    rec = TelecomSignal(event_id=f"c{n}", ts=T0 + int(ts_h * HOUR_MS), kind=kind, direction="in",
+                        subscriber="+8613800138000", counterpart=counterpart, duration_s=600, urls=urls or [],
+                        counterpart_tags=["virtual_operator"])
+    return PersonEvent(person="S1", subject_id="S1", source="signals.telecom", telecom=rec)
+
+
+def pay(ts_h: float, payee: str, n: int = 0, first: bool | None = None, role: str = "self") -> PersonEvent:
+    rec = PaymentSignal(event_id=f"p{n}", ts=T0 + int(ts_h * HOUR_MS), transfer_id=f"t{n}", status="initiated",
+                        payer_account="A1", payee_account=payee, payee_bank="B", amount_fen=100_00,
+                        channel="mobile", payee_first_seen=first)
+    return PersonEvent(person="S1", source="signals.payment", role=role, payment=rec)
+
+
+def hit(contact_h: float, indicator_h: float, event_id: str = "c0", mode: str = "reverse") -> PersonEvent:
+    h = IndicatorHit(value_key="phone:+8617000001111", fraud_type="romance", confidence=0.8, source="case",
+                     indicator_ts=T0 + int(indicator_h * HOUR_MS), contact_ts=T0 + int(contact_h * HOUR_MS),
+                     event_id=event_id, mode=mode)
+    return PersonEvent(person="S1", source="hit", hit=h)
+
+
+def test_call_records_a_fact_and_indexes_the_counterpart_and_sms_domains() -> None:
+    state = new_state("S1")
+    up = apply_event(state, call(0, "+8617000001111", urls=["http://Fake-Refund.cn/x", "javascript:x"], kind="sms"),
+                     POLICY)
+    assert [c.value_key for c in up.contacts] == ["phone:+8617000001111", "domain:fake-refund.cn"]
+    fact, = state.calls
+    assert fact.first_contact and fact.number_kind == "mobile_cn" and fact.domains == ["fake-refund.cn"]
+    assert state.subject_id == "S1"
+
+
+def test_second_contact_with_a_number_is_not_first() -> None:
+    state = new_state("S1")
+    apply_event(state, call(0, "+8617000001111", 1), POLICY)
+    apply_event(state, call(1, "+8617000001111", 2), POLICY)
+    assert [c.first_contact for c in state.calls] == [True, False]
+
+
+def test_bank_first_seen_flag_wins_for_outgoing_payments() -> None:
+    state = new_state("S1")
+    apply_event(state, pay(0, "P1", 1, first=False), POLICY)
+    apply_event(state, pay(1, "P2", 2), POLICY)
+    assert [p.first_contact for p in state.payments] == [False, True]
+
+
+def test_incoming_transfer_is_a_fact_for_the_payee() -> None:
+    state = new_state("S1")
+    up = apply_event(state, pay(0, "A9", role="payee"), POLICY)
+    assert state.payments[0].direction == "in" and state.payments[0].counterparty == "A1"
+    assert [c.value_key for c in up.contacts] == ["account:A1"]
+
+
+def test_facts_leave_the_window_in_event_time() -> None:
+    state = new_state("S1")
+    apply_event(state, call(0, "+8617000001111", 1), POLICY)
+    apply_event(state, call(73, "+8617000002222", 2), POLICY)
+    assert [c.event_id for c in state.calls] == ["c2"]
+
+
+def test_event_older_than_the_window_is_counted_not_applied() -> None:
+    state = new_state("S1")
+    apply_event(state, call(100, "+8617000001111", 1), POLICY)
+    apply_event(state, call(10, "+8617000002222", 2), POLICY)
+    assert state.late_dropped == 1 and len(state.calls) == 1 and state.events_seen == 2
+
+
+def test_redelivered_hit_is_one_fact_and_the_same_trigger_again() -> None:
+    state = new_state("S1")
+    first = apply_event(state, hit(0, 30), POLICY)
+    again = apply_event(state, hit(0, 30), POLICY)
+    assert len(first.triggers) == 1 and again.triggers == first.triggers and len(state.hits) == 1
+    trig = first.triggers[0]
+    assert trig.cause == "indicator_hit" and trig.mode == "reverse" and trig.ts == T0 + 30 * HOUR_MS
+    assert state.hits[0].contact_ts == T0
+
+
+def test_trigger_ids_are_stable_across_runs() -> None:
+    a, b = new_state("S1"), new_state("S1")
+    assert apply_event(a, hit(0, 30), POLICY).triggers == apply_event(b, hit(0, 30), POLICY).triggers
+
+
+def test_state_is_bounded() -> None:
+    state = new_state("S1")
+    for i in range(500):
+        apply_event(state, call(i / 100, f"+86170{i:08d}", i), POLICY)
+    assert len(state.calls) == POLICY.max_facts and len(state.known) == POLICY.max_known
+
+
+def test_control_marks_the_person_once() -> None:
+    state = new_state("S1")
+    ev = PersonEvent(person="S1", source="control", control=ControlNote(account="A1", source="case-1", ts=T0))
+    first = apply_event(state, ev, POLICY).triggers
+    assert len(first) == 1 and apply_event(state, ev, POLICY).triggers == first
+    assert state.controlled_by == "case-1"
+
+
+def test_replayed_signal_changes_nothing_but_resends_its_contacts() -> None:
+    state = new_state("S1")
+    ev = call(0, "+8617000001111", 1, urls=["http://x.cn"], kind="sms")
+    first = apply_event(state, ev, POLICY)
+    snapshot = msgspec.json.encode(state)
+    again = apply_event(state, ev, POLICY)
+    assert msgspec.json.encode(state) == snapshot
+    assert again.contacts == first.contacts
+
+
+def test_visit_and_install_are_web_facts() -> None:
+    state = new_state("L1")
+    dns = DomainSignal(event_id="d1", ts=T0, subscriber="+8613800138000", kind="dns", domain="fake.cn")
+    app = DomainSignal(event_id="d2", ts=T0 + 1, subscriber="+8613800138000", kind="app_install", app="com.zoom")
+    up1 = apply_event(state, PersonEvent(person="L1", source="signals.domain", domain=dns), POLICY)
+    up2 = apply_event(state, PersonEvent(person="L1", source="signals.domain", domain=app), POLICY)
+    assert [c.value_key for c in up1.contacts + up2.contacts] == ["domain:fake.cn", "app:com.zoom"]
+    assert [(w.kind, w.target, w.first_contact) for w in state.web] == [("dns", "fake.cn", True),
+                                                                     ("app_install", "com.zoom", True)]
+
+
+def test_first_contact_follows_event_time_not_arrival() -> None:
+    in_order, reversed_order = new_state("S1"), new_state("S1")
+    early, late = call(1, "+8617000001111", 1), call(2, "+8617000001111", 2)
+    for ev in (early, late):
+        apply_event(in_order, ev, POLICY)
+    for ev in (late, early):
+        apply_event(reversed_order, ev, POLICY)
+    assert msgspec.json.encode(in_order) == msgspec.json.encode(reversed_order)
+    assert [c.first_contact for c in in_order.calls] == [True, False]

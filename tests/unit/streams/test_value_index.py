@@ -1,0 +1,123 @@
+"""The contact index: reverse mining within the lookback, forward matching, retraction, expiry, bounds, fan-out."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.internal import Contact
+from schemas.records import Indicator
+from streams.value_index import HOUR_MS, IndexPolicy, ValueState, add_contact, apply_indicator
+
+T0 = 1_764_547_200_000
+KEY = "phone:+8617000001111"
+POLICY = IndexPolicy()
+
+
+def contact(person: str, hours: float, n: int = 0) -> Contact:
+    return Contact(value_key=KEY, person=person, ts=T0 + int(hours * HOUR_MS), event_id=f"{person}-{n}")
+
+
+def indicator(hours: float, action: str = "add", expires_h: float | None = None) -> Indicator:
+    return Indicator(type="phone", value=KEY.split(":", 1)[1], action=action, fraud_type="impersonate_authority",
+                     confidence=0.9, source="case-7", ts=T0 + int(hours * HOUR_MS),
+                     expires_ts=None if expires_h is None else T0 + int(expires_h * HOUR_MS))
+
+
+def people(hits: list) -> list[str]:
+    return sorted(p for p, _ in hits)
+
+
+@pytest.mark.parametrize(("hours_before", "found"), [(1, True), (30, True), (71.9, True), (72, True),
+                                                     (72.1, False), (80, False)])
+def test_reverse_mining_reaches_back_72h(hours_before: float, found: bool) -> None:
+    state = ValueState()
+    add_contact(state, contact("alice", 100 - hours_before), POLICY)
+    hits = apply_indicator(state, KEY, indicator(100), POLICY)
+    assert people(hits) == (["alice"] if found else [])
+    if found:
+        assert hits[0][1].mode == "reverse" and hits[0][1].fraud_type == "impersonate_authority"
+
+
+def test_forward_match_after_the_indicator() -> None:
+    state = ValueState()
+    assert apply_indicator(state, KEY, indicator(0), POLICY) == []
+    hits = add_contact(state, contact("bob", 2), POLICY)
+    assert people(hits) == ["bob"] and hits[0][1].mode == "forward"
+
+
+def test_retracted_indicator_matches_nothing_after_its_retraction() -> None:
+    state = ValueState()
+    apply_indicator(state, KEY, indicator(0), POLICY)
+    assert apply_indicator(state, KEY, indicator(5, action="retract"), POLICY) == []
+    assert add_contact(state, contact("carol", 6), POLICY) == []
+    # a contact from before the retraction that arrives late still is what it was: a contact with a case element
+    assert people(add_contact(state, contact("dave", 4), POLICY)) == ["dave"]
+
+
+def test_expired_indicator_stops_matching() -> None:
+    state = ValueState()
+    apply_indicator(state, KEY, indicator(0, expires_h=10), POLICY)
+    assert people(add_contact(state, contact("erin", 9), POLICY)) == ["erin"]
+    assert add_contact(state, contact("frank", 11), POLICY) == []
+
+
+def test_latest_contact_decides_and_is_the_evidence() -> None:
+    state = ValueState()
+    add_contact(state, contact("gina", 0, 1), POLICY)
+    add_contact(state, contact("gina", 20, 2), POLICY)
+    (person, hit), = apply_indicator(state, KEY, indicator(90), POLICY)
+    assert (person, hit.event_id, hit.contact_ts) == ("gina", "gina-2", T0 + 20 * HOUR_MS)
+
+
+def test_index_forgets_by_event_time_and_is_bounded() -> None:
+    policy = IndexPolicy(max_people=3)
+    state = ValueState()
+    for i, person in enumerate("abcde"):
+        add_contact(state, contact(person, i), policy)
+    assert len(state.entries) == 3 and state.overflow == 2
+    add_contact(state, contact("z", 200), policy)  # watermark moves on: the old entries expire
+    assert sorted(state.entries) == ["z"]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("pqrstu"), st.floats(0, 150)), min_size=1, max_size=12),
+       st.floats(60, 150), st.randoms())
+def test_hits_do_not_depend_on_arrival_order(contacts: list, add_h: float, rnd) -> None:
+    """The same contacts and indicator in any arrival order give the same people hit (event time decides).
+
+    Holds while disorder stays within the late tolerance; the inputs here span 150 h, so the tolerance does too.
+    """
+    policy = IndexPolicy(late_tolerance_ms=150 * HOUR_MS)
+    msgs = [("c", contact(p, h, i)) for i, (p, h) in enumerate(contacts)] + [("i", indicator(add_h))]
+
+    def run(order: list) -> set[tuple[str, str]]:
+        state, found = ValueState(), set()
+        for kind, m in order:
+            hits = add_contact(state, m, policy) if kind == "c" else apply_indicator(state, KEY, m, policy)
+            found |= {(p, h.mode) for p, h in hits}
+        return {p for p, _ in found}
+
+    shuffled = msgs[:]
+    rnd.shuffle(shuffled)
+    reference = run(sorted(msgs, key=lambda km: km[1].ts))
+    assert run(shuffled) == reference
+
+
+def test_contact_later_than_the_tolerance_is_not_indexed() -> None:
+    state = ValueState()
+    add_contact(state, contact("late", 200), POLICY)
+    add_contact(state, contact("early", 200 - 74), POLICY)  # 74 h behind: beyond 72 h lookback + 1 h tolerance
+    assert sorted(state.entries) == ["late"]
+
+
+def test_fanout_tells_everyone_reached_once() -> None:
+    policy = IndexPolicy(fanout_threshold=3)
+    state = ValueState()
+    out = []
+    for i, person in zip(itertools.count(), ["a", "b", "c", "d", "a"]):
+        out += add_contact(state, contact(person, i * 0.1), policy, track_fanout=True)
+    assert sorted(p for p, _ in out) == ["a", "b", "c", "d"]
+    assert all(h.mode == "fanout" and h.fanout >= 3 for _, h in out)
