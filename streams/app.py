@@ -60,16 +60,21 @@ def create_app(settings: Settings) -> faust.App:
         producer_acks=-1,  # acks=all: an effect is not sent until the broker has it
         consumer_auto_offset_reset="earliest",
         broker_commit_every=1000,
+        # A worker that dies (SIGKILL, lost machine) gives its partitions to the others after 10 s, not 60.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
     )
     topic = {name: app.topic(settings.topic(name), **RAW) for name in (
         "deadletter", "yujing.events", "yujing.contacts", "yujing.triggers", "interception.account")}
-    identity = app.GlobalTable("identity", partitions=settings.partitions, **RAW)
-    persons = app.Table("persons", partitions=settings.partitions, **RAW)
-    values = app.Table("values", partitions=settings.partitions, **RAW)
+    # Tables hold bytes under bytes keys (faust then stores both raw); values are msgspec-encoded records.
+    raw_table = {"partitions": settings.partitions, "key_type": bytes, "value_type": bytes}
+    identity = app.GlobalTable("identity", **raw_table)
+    persons = app.Table("persons", **raw_table)
+    values = app.Table("values", **raw_table)
     index_policy, state_policy = policies(settings)
 
     def lookup(key: str) -> str | None:
-        raw = identity.get(key)
+        raw = identity.get(key.encode())
         return raw.decode() if raw is not None else None
 
     def guarded(logical: str, handler: Handler) -> Callable[[Any], Any]:
@@ -116,12 +121,12 @@ def create_app(settings: Settings) -> faust.App:
     async def handle_subject(event: EventT) -> None:
         subject = decode_input("registry.subjects", event.value)
         assert isinstance(subject, Subject)
-        old = decode_profile(identity.get(subject_key(subject.subject_id)))
+        old = decode_profile(identity.get(subject_key(subject.subject_id).encode()))
         to_set, to_delete = identity_changes(old, subject)
         for key in to_delete:
-            identity.pop(key, None)
+            identity.pop(key.encode(), None)
         for key, value in to_set.items():
-            identity[key] = value.encode()
+            identity[key.encode()] = value.encode()
 
     app.agent(app.topic(settings.topic("registry.subjects"), **RAW), name="registry")(
         guarded("registry.subjects", handle_subject))
@@ -135,7 +140,7 @@ def create_app(settings: Settings) -> faust.App:
                                             value=encode(ValueMessage(value_key=value_key, indicator=indicator)))
         if indicator.type == "account" and indicator.action == "add":
             owner = lookup(f"account:{indicator.value}")
-            profile = decode_profile(identity.get(subject_key(owner))) if owner else None
+            profile = decode_profile(lookup(subject_key(owner))) if owner else None
             if profile is not None:
                 for control in account_controls(indicator, profile):
                     await topic["interception.account"].send(key=control.account.encode(), value=encode(control))
@@ -148,10 +153,11 @@ def create_app(settings: Settings) -> faust.App:
     # -- per-person state
     async def handle_person_event(event: EventT) -> None:
         pe = _person_decoder.decode(event.value)
-        raw = persons.get(pe.person)
+        key = pe.person.encode()
+        raw = persons.get(key)
         state = _state_decoder.decode(raw) if raw else new_state(pe.person, pe.subject_id)
         update = apply_event(state, pe, state_policy)
-        persons[pe.person] = encode(state)
+        persons[key] = encode(state)
         for contact in update.contacts:
             await topic["yujing.contacts"].send(key=contact.value_key.encode(),
                                                 value=encode(ValueMessage(value_key=contact.value_key,
@@ -164,7 +170,8 @@ def create_app(settings: Settings) -> faust.App:
     # -- per-value contact index and indicator
     async def handle_value_message(event: EventT) -> None:
         vm = _value_msg_decoder.decode(event.value)
-        raw = values.get(vm.value_key)
+        key = vm.value_key.encode()
+        raw = values.get(key)
         state = _value_state_decoder.decode(raw) if raw else ValueState()
         if vm.indicator is not None:
             hits = apply_indicator(state, vm.value_key, vm.indicator, index_policy)
@@ -172,7 +179,7 @@ def create_app(settings: Settings) -> faust.App:
             hits = add_contact(state, vm.contact, index_policy, track_fanout=vm.value_key.startswith("phone:"))
         else:
             return
-        values[vm.value_key] = encode(state)
+        values[key] = encode(state)
         for person, hit in hits:
             await send_person_event(PersonEvent(person=person, source="hit", hit=hit))
 

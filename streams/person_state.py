@@ -91,8 +91,6 @@ class PersonState(Struct, kw_only=True, omit_defaults=True):
     person: str
     subject_id: str | None = None
     watermark: int = 0
-    events_seen: int = 0
-    late_dropped: int = 0
     calls: list[CallFact] = []
     web: list[WebFact] = []
     payments: list[PaymentFact] = []
@@ -107,6 +105,7 @@ class Update:
 
     contacts: list[Contact] = field(default_factory=list)
     triggers: list[Trigger] = field(default_factory=list)
+    late: bool = False  # older than the window: not applied (counted by the agent's metrics)
 
 
 def new_state(person: str, subject_id: str | None = None) -> PersonState:
@@ -214,10 +213,9 @@ def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy) -> 
     if event.subject_id:
         state.subject_id = event.subject_id
     ts = _event_ts(event)
-    state.events_seen += 1
     if state.watermark and ts < state.watermark - policy.window_ms:
-        # Beyond the window it cannot change a decision; counted so that nothing vanishes unseen.
-        state.late_dropped += 1
+        # Beyond the window it cannot change a decision; the agent counts it so nothing vanishes unseen.
+        up.late = True
         return up
     if event.telecom is not None:
         _telecom(state, event.telecom, policy, up)

@@ -1,0 +1,81 @@
+"""A small, fixed scenario for streaming-core integration tests: who talked to whom, and when it became known."""
+from __future__ import annotations
+
+import json
+import time
+
+import msgspec
+
+from deploy.config import Settings
+from deploy.kafka_io import produce, read_table
+from streams.person_state import PersonState
+from streams.value_index import ValueState
+
+HOUR = 3_600_000
+T = 1_764_547_200_000 + 100 * HOUR  # the moment the fraud number becomes an indicator
+FRAUD = "+8617000001111"
+
+SUBJECTS = [
+    {"subject_id": "S_ALICE", "phones": ["+8613800000001", "+8613800000011"], "accounts": ["6222000000000001"]},
+    {"subject_id": "S_BOB", "phones": ["+8613800000002"], "accounts": ["6222000000000002"]},
+    {"subject_id": "S_CAROL", "phones": ["+8613800000003"], "accounts": ["6222000000000003"]},
+    {"subject_id": "S_DAN", "phones": ["+8613800000004"], "accounts": ["6222000000000041", "6217000000000042",
+                                                                       "6228000000000043"]},
+]
+
+
+def subject_doc(s: dict[str, object], i: int) -> bytes:
+    return json.dumps({**s, "birth_year": 1950 + i, "grid_id": f"G{i:04d}", "station_id": f"ST{i % 2}",
+                       "name_masked": "王*", "ts": T - 500 * HOUR}).encode()
+
+
+def call(event_id: str, subscriber: str, counterpart: str, ts: int, duration_s: int = 600) -> tuple[bytes, bytes]:
+    doc = {"event_id": event_id, "ts": ts, "kind": "call", "direction": "in", "subscriber": subscriber,
+           "counterpart": counterpart, "duration_s": duration_s, "counterpart_tags": ["virtual_operator"]}
+    return subscriber.encode(), json.dumps(doc).encode()
+
+
+def dns(event_id: str, subscriber: str, domain: str, ts: int) -> tuple[bytes, bytes]:
+    doc = {"event_id": event_id, "ts": ts, "subscriber": subscriber, "kind": "dns", "domain": domain}
+    return subscriber.encode(), json.dumps(doc).encode()
+
+
+def indicator(kind: str, value: str, action: str, ts: int, source: str = "case-2025-001") -> tuple[bytes, bytes]:
+    doc = {"type": kind, "value": value, "action": action, "fraud_type": "impersonate_authority",
+           "confidence": 0.95, "source": source, "ts": ts}
+    return f"{kind}:{value}".encode(), json.dumps(doc).encode()
+
+
+def load_registry(settings: Settings, timeout: float = 60.0) -> None:
+    """Publish the registry and wait until every worker's identity table has it."""
+    produce(settings, "registry.subjects", [(s["subject_id"].encode(), subject_doc(s, i))  # type: ignore[union-attr]
+                                            for i, s in enumerate(SUBJECTS)])
+    wanted = {f"subject:{s['subject_id']}".encode() for s in SUBJECTS}
+    wait_for(lambda: wanted <= set(read_table(settings, "identity")), timeout, "the identity table")
+
+
+def background(n: int) -> list[tuple[bytes, bytes]]:
+    """Ordinary calls between ordinary numbers, spread over the hours before T."""
+    return [call(f"bg-{i}", f"+86139{i % 50:08d}", f"+86137{(i * 7) % 40:08d}", T - (90 - i % 90) * HOUR, 60)
+            for i in range(n)]
+
+
+def person_state(settings: Settings, person: str) -> PersonState | None:
+    raw = read_table(settings, "persons").get(person.encode())
+    return msgspec.json.decode(raw, type=PersonState) if raw else None
+
+
+def value_state(settings: Settings, value_key: str) -> ValueState | None:
+    raw = read_table(settings, "values").get(value_key.encode())
+    return msgspec.json.decode(raw, type=ValueState) if raw else None
+
+
+def wait_for(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    """Poll `check` until it returns something truthy; fail with `what` after the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
