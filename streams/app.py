@@ -23,17 +23,16 @@ from schemas.records import Indicator, Subject, encode
 from streams.controls import account_controls, control_events, indicator_value_key
 from streams.identity import decode_profile, identity_changes, subject_key
 from streams.ingest import RawMessage, ingest
-from streams.person_state import PersonState, StatePolicy, apply_event, new_state
-from streams.value_index import IndexPolicy, ValueState, add_contact, apply_indicator
+from streams.person_state import StatePolicy, apply_event, decode_state, encode_state, new_state
+from streams.table_views import ValueEntries
+from streams.value_index import IndexPolicy, ValueHead, add_contact, apply_indicator, decode_head, encode_head
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[EventT], Awaitable[None]]
 RAW = {"key_serializer": "raw", "value_serializer": "raw"}
 _person_decoder = msgspec.json.Decoder(PersonEvent)
-_state_decoder = msgspec.json.Decoder(PersonState)
 _value_msg_decoder = msgspec.json.Decoder(ValueMessage)
-_value_state_decoder = msgspec.json.Decoder(ValueState)
 
 
 def policies(settings: Settings) -> tuple[IndexPolicy, StatePolicy]:
@@ -155,9 +154,10 @@ def create_app(settings: Settings) -> faust.App:
         pe = _person_decoder.decode(event.value)
         key = pe.person.encode()
         raw = persons.get(key)
-        state = _state_decoder.decode(raw) if raw else new_state(pe.person, pe.subject_id)
+        state = decode_state(raw) if raw else new_state(pe.person, pe.subject_id)
         update = apply_event(state, pe, state_policy)
-        persons[key] = encode(state)
+        if update.changed:  # an event that changes nothing writes nothing (docs/sizing.md)
+            persons[key] = encode_state(state)
         for contact in update.contacts:
             await topic["yujing.contacts"].send(key=contact.value_key.encode(),
                                                 value=encode(ValueMessage(value_key=contact.value_key,
@@ -172,15 +172,18 @@ def create_app(settings: Settings) -> faust.App:
         vm = _value_msg_decoder.decode(event.value)
         key = vm.value_key.encode()
         raw = values.get(key)
-        state = _value_state_decoder.decode(raw) if raw else ValueState()
+        head = decode_head(raw) if raw else ValueHead()
+        entries = ValueEntries(values, vm.value_key)
         if vm.indicator is not None:
-            hits = apply_indicator(state, vm.value_key, vm.indicator, index_policy)
+            update = apply_indicator(head, entries, vm.value_key, vm.indicator, index_policy)
         elif vm.contact is not None:
-            hits = add_contact(state, vm.contact, index_policy, track_fanout=vm.value_key.startswith("phone:"))
+            update = add_contact(head, entries, vm.contact, index_policy,
+                                 track_fanout=vm.value_key.startswith("phone:"))
         else:
             return
-        values[key] = encode(state)
-        for person, hit in hits:
+        if update.head_changed:
+            values[key] = encode_head(head)
+        for person, hit in update.hits:
             await send_person_event(PersonEvent(person=person, source="hit", hit=hit))
 
     app.agent(topic["yujing.contacts"], name="values")(guarded("yujing.contacts", handle_value_message))

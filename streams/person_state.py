@@ -1,11 +1,18 @@
 """Per-person state: the windowed facts a scorer needs, updated by one event at a time in event time.
 
-`apply_event(state, event, policy)` is pure: it returns the new state, the contacts to index (value → person)
-and the triggers to score. Windows follow the person's own event-time watermark (the latest `ts` seen), so
-replaying the same input at any speed yields the same state once every event is in.
+`apply_event(state, event, policy)` folds one event into the state and returns the contacts to index
+(value → person), the triggers to score, and whether the state changed at all. Windows follow the person's
+own event-time watermark (the latest hour seen), so replaying the same input at any speed yields the same
+state once every event is in.
+
+Only notable facts are kept (first contacts, tagged or foreign numbers, long calls, SMS with URLs, new domains,
+installs, every payment, every hit); the person's other contacts only refresh `known`, at hour resolution. An
+event that changes nothing (a repeat call to family within the hour) writes nothing: at city scale the
+changelog volume is the cost that matters (docs/sizing.md).
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -28,7 +35,8 @@ class StatePolicy:
     window_ms: int = 72 * HOUR_MS
     memory_ms: int = 30 * DAY_MS  # how long a number, domain or payee stays "known" to the person
     max_facts: int = 64  # per kind of fact
-    max_known: int = 256  # per kind of known counterpart
+    max_known: int = 200  # known numbers, domains, apps and accounts together
+    long_call_s: int = 300  # a call this long with anyone is notable
 
 
 class CallFact(Struct, array_like=True):
@@ -95,7 +103,7 @@ class PersonState(Struct, kw_only=True, omit_defaults=True):
     web: list[WebFact] = []
     payments: list[PaymentFact] = []
     hits: list[HitFact] = []
-    known: dict[str, list[int]] = {}  # "phone:…", "domain:…", "account:…" → [first, last] event time
+    known: dict[int, list[int]] = {}  # known_key("phone:…" | "domain:…" | …) → [first ts, last day]
     controlled_by: str | None = None  # the case or indicator that put the person's accounts under control
 
 
@@ -106,11 +114,16 @@ class Update:
     contacts: list[Contact] = field(default_factory=list)
     triggers: list[Trigger] = field(default_factory=list)
     late: bool = False  # older than the window: not applied (counted by the agent's metrics)
+    changed: bool = False  # the state must be written back
 
 
 def new_state(person: str, subject_id: str | None = None) -> PersonState:
     """An empty state for a person key."""
     return PersonState(person=person, subject_id=subject_id)
+
+
+def _hour(ts: int) -> int:
+    return ts - ts % HOUR_MS
 
 
 def _trim(facts: list, horizon: int, keep: int) -> list:
@@ -119,43 +132,81 @@ def _trim(facts: list, horizon: int, keep: int) -> list:
     return kept[-keep:]
 
 
-def _first_contact(state: PersonState, key: str, ts: int, policy: StatePolicy) -> bool:
-    """True when nothing earlier in event time (within memory) touched `key`; remembers this contact."""
-    first, last = state.known.get(key, (ts, ts))
-    first_contact = ts <= first or ts - first > policy.memory_ms
-    state.known[key] = [min(first, ts), max(last, ts)]
+def _append(facts: list, fact: Any, policy: StatePolicy, up: Update) -> None:
+    facts.append(fact)
+    if len(facts) > policy.max_facts or (len(facts) > 1 and fact.ts < facts[-2].ts):
+        facts[:] = _trim(facts, 0, policy.max_facts)
+    up.changed = True
+
+
+def known_key(value_key: str) -> int:
+    """The 64-bit key under which a person remembers a number, domain, app or account (a third of the bytes)."""
+    return int.from_bytes(hashlib.blake2b(value_key.encode(), digest_size=8).digest(), "big")
+
+
+def _first_contact(state: PersonState, value_key: str, ts: int, policy: StatePolicy, up: Update) -> bool:
+    """True when nothing earlier in event time (within memory) touched the value; remembers this contact.
+
+    The last contact is kept at day resolution (the memory is 30 days), so repeats within a day change nothing.
+    """
+    day = ts - ts % DAY_MS
+    key = known_key(value_key)
+    entry = state.known.get(key)
+    if entry is None or day - entry[1] > policy.memory_ms:
+        state.known[key] = [ts, day]
+        if len(state.known) > policy.max_known:
+            _trim_known(state, policy, policy.max_known * 3 // 4)  # amortised: not on every new contact
+        up.changed = True
+        return True
+    first_contact = ts <= entry[0]
+    if ts < entry[0]:
+        entry[0] = ts
+        up.changed = True
+    if day > entry[1]:
+        entry[1] = day
+        up.changed = True
     return first_contact
 
 
-def _trim_known(state: PersonState, policy: StatePolicy) -> None:
+def _trim_known(state: PersonState, policy: StatePolicy, keep: int) -> None:
+    """Forget what is older than memory, and the least recently touched beyond `keep`."""
     horizon = state.watermark - policy.memory_ms
     items = [(k, v) for k, v in state.known.items() if v[1] >= horizon]
-    if len(items) > policy.max_known:
-        items.sort(key=lambda kv: (kv[1][1], kv[0]))
-        items = items[-policy.max_known:]
+    if len(items) > keep:
+        items.sort(key=lambda kv: (kv[1][1], kv[1][0], kv[0]))
+        items = items[-keep:]
     state.known = dict(items)
 
 
-def _demote_later(facts: list, same: Callable[[Any], bool], ts: int) -> None:
+def _demote_later(facts: list, same: Callable[[Any], bool], ts: int, up: Update) -> None:
     """An earlier contact arrived late: the facts after it in event time were not first contacts after all."""
+    if not facts or facts[-1].ts <= ts:
+        return  # in order: nothing later to demote (the common case)
     for f in facts:
-        if f.ts > ts and same(f):
+        if f.ts > ts and f.first_contact and same(f):
             f.first_contact = False
+            up.changed = True
+
+
+NOTABLE_NUMBER_KINDS = {"international", "other"}
 
 
 def _telecom(state: PersonState, rec: TelecomSignal, policy: StatePolicy, up: Update) -> None:
     key = f"phone:{rec.counterpart}"
-    first = _first_contact(state, key, rec.ts, policy)
-    _demote_later(state.calls, lambda f: f.counterpart == rec.counterpart, rec.ts)
+    first = _first_contact(state, key, rec.ts, policy, up)
+    _demote_later(state.calls, lambda f: f.counterpart == rec.counterpart, rec.ts, up)
     domains = sorted({d for d in (url_domain(u) for u in rec.urls) if d})
-    state.calls.append(CallFact(rec.ts, rec.kind, rec.direction, rec.counterpart,
-                                number_kind(rec.counterpart).value, rec.duration_s, list(rec.counterpart_tags),
-                                first, domains, rec.event_id))
+    kind = number_kind(rec.counterpart).value
     if rec.counterpart:
         up.contacts.append(Contact(value_key=key, person=state.person, ts=rec.ts, event_id=rec.event_id))
     for d in domains:
-        _first_contact(state, f"domain:{d}", rec.ts, policy)
+        _first_contact(state, f"domain:{d}", rec.ts, policy, up)
         up.contacts.append(Contact(value_key=f"domain:{d}", person=state.person, ts=rec.ts, event_id=rec.event_id))
+    notable = (first or rec.counterpart_tags or domains or rec.urls or kind in NOTABLE_NUMBER_KINDS
+               or rec.duration_s >= policy.long_call_s)
+    if notable:
+        _append(state.calls, CallFact(rec.ts, rec.kind, rec.direction, rec.counterpart, kind, rec.duration_s,
+                                      list(rec.counterpart_tags), first, domains, rec.event_id), policy, up)
 
 
 def _domain(state: PersonState, rec: DomainSignal, policy: StatePolicy, up: Update) -> None:
@@ -163,11 +214,12 @@ def _domain(state: PersonState, rec: DomainSignal, policy: StatePolicy, up: Upda
         key, target = f"app:{rec.app}", rec.app or ""
     else:
         key, target = f"domain:{rec.domain}", rec.domain or ""
-    first = _first_contact(state, key, rec.ts, policy)
+    first = _first_contact(state, key, rec.ts, policy, up)
     _demote_later(state.web, lambda f: f.target == target and (f.kind == "app_install") == (rec.kind == "app_install"),
-                  rec.ts)
-    state.web.append(WebFact(rec.ts, rec.kind, target, first, rec.event_id))
+                  rec.ts, up)
     up.contacts.append(Contact(value_key=key, person=state.person, ts=rec.ts, event_id=rec.event_id))
+    if first or rec.kind == "app_install":
+        _append(state.web, WebFact(rec.ts, rec.kind, target, first, rec.event_id), policy, up)
 
 
 def _payment(state: PersonState, rec: PaymentSignal, role: str, policy: StatePolicy, up: Update) -> None:
@@ -176,12 +228,12 @@ def _payment(state: PersonState, rec: PaymentSignal, role: str, policy: StatePol
     else:
         direction, counterparty = "out", rec.payee_account
     key = f"account:{counterparty}"
-    first_seen = _first_contact(state, key, rec.ts, policy)
-    _demote_later(state.payments, lambda f: f.counterparty == counterparty and f.direction == direction, rec.ts)
+    first_seen = _first_contact(state, key, rec.ts, policy, up)
+    _demote_later(state.payments, lambda f: f.counterparty == counterparty and f.direction == direction, rec.ts, up)
     # The bank knows its own history better than our 30-day memory does: its flag wins when present.
     first = first_seen if rec.payee_first_seen is None or direction == "in" else rec.payee_first_seen
-    state.payments.append(PaymentFact(rec.ts, rec.transfer_id, rec.status, direction, counterparty,
-                                      rec.amount_fen, first, rec.channel, rec.event_id))
+    _append(state.payments, PaymentFact(rec.ts, rec.transfer_id, rec.status, direction, counterparty,
+                                        rec.amount_fen, first, rec.channel, rec.event_id), policy, up)
     up.contacts.append(Contact(value_key=key, person=state.person, ts=rec.ts, event_id=rec.event_id))
 
 
@@ -190,10 +242,10 @@ def trigger_id(person: str, *parts: str) -> str:
     return hashlib.sha1("|".join((person, *parts)).encode()).hexdigest()[:20]
 
 
-def _hit(state: PersonState, hit: IndicatorHit, up: Update) -> None:
+def _hit(state: PersonState, hit: IndicatorHit, policy: StatePolicy, up: Update) -> None:
     known_ts = max(hit.contact_ts, hit.indicator_ts)
-    state.hits.append(HitFact(known_ts, hit.contact_ts, hit.value_key, hit.fraud_type, hit.confidence, hit.mode,
-                              hit.indicator_ts, hit.source, hit.fanout, hit.event_id))
+    _append(state.hits, HitFact(known_ts, hit.contact_ts, hit.value_key, hit.fraud_type, hit.confidence, hit.mode,
+                                hit.indicator_ts, hit.source, hit.fanout, hit.event_id), policy, up)
     up.triggers.append(Trigger(trigger_id=trigger_id(state.person, hit.value_key, hit.event_id, hit.mode),
                                person=state.person, subject_id=state.subject_id,
                                ts=known_ts, cause="indicator_hit", mode=hit.mode,
@@ -210,8 +262,9 @@ def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy) -> 
         scratch.controlled_by = None
         return apply_event(scratch, event, policy)
     up = Update()
-    if event.subject_id:
+    if event.subject_id and event.subject_id != state.subject_id:
         state.subject_id = event.subject_id
+        up.changed = True
     ts = _event_ts(event)
     if state.watermark and ts < state.watermark - policy.window_ms:
         # Beyond the window it cannot change a decision; the agent counts it so nothing vanishes unseen.
@@ -224,44 +277,71 @@ def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy) -> 
     elif event.payment is not None:
         _payment(state, event.payment, event.role, policy, up)
     elif event.hit is not None:
-        _hit(state, event.hit, up)
+        _hit(state, event.hit, policy, up)
     elif event.control is not None:
         state.controlled_by = event.control.source
+        up.changed = True
         up.triggers.append(Trigger(trigger_id=trigger_id(state.person, "control", event.control.source),
                                    person=state.person, subject_id=state.subject_id, ts=event.control.ts,
                                    cause="control", mode="control", value_key=f"account:{event.control.account}",
                                    fraud_type="unknown", event_id=event.control.source))
-    state.watermark = max(state.watermark, ts)
-    horizon = state.watermark - policy.window_ms
-    state.calls = _trim(state.calls, horizon, policy.max_facts)
-    state.web = _trim(state.web, horizon, policy.max_facts)
-    state.payments = _trim(state.payments, horizon, policy.max_facts)
-    state.hits = _trim(state.hits, horizon, policy.max_facts)
-    _trim_known(state, policy)
+    if _hour(ts) > state.watermark:
+        # The window moves at most once an hour per person: trimming is amortised, and repeats write nothing.
+        state.watermark = _hour(ts)
+        horizon = state.watermark - policy.window_ms
+        state.calls = _trim(state.calls, horizon, policy.max_facts)
+        state.web = _trim(state.web, horizon, policy.max_facts)
+        state.payments = _trim(state.payments, horizon, policy.max_facts)
+        state.hits = _trim(state.hits, horizon, policy.max_facts)
+        _trim_known(state, policy, policy.max_known)
+        up.changed = True
     return up
+
+
+def _has_fact(facts: list, ts: int, match: Callable[[Any], bool]) -> bool:
+    """Whether a fact at event time `ts` satisfies `match` (facts are sorted by time: bisect, then scan the tie)."""
+    i = bisect.bisect_left(facts, ts, key=lambda f: f.ts)
+    while i < len(facts) and facts[i].ts == ts:
+        if match(facts[i]):
+            return True
+        i += 1
+    return False
 
 
 def _already_applied(state: PersonState, event: PersonEvent) -> bool:
     if event.telecom is not None:
-        return any(f.event_id == event.telecom.event_id for f in state.calls)
+        rec = event.telecom
+        return _has_fact(state.calls, rec.ts, lambda f: f.event_id == rec.event_id)
     if event.domain is not None:
-        return any(f.event_id == event.domain.event_id for f in state.web)
+        dom = event.domain
+        return _has_fact(state.web, dom.ts, lambda f: f.event_id == dom.event_id)
     if event.payment is not None:
-        direction = "in" if event.role == "payee" else "out"
-        return any(f.event_id == event.payment.event_id and f.direction == direction for f in state.payments)
+        pay, direction = event.payment, ("in" if event.role == "payee" else "out")
+        return _has_fact(state.payments, pay.ts, lambda f: f.event_id == pay.event_id and f.direction == direction)
     if event.hit is not None:
         h = event.hit
-        return any(f.value_key == h.value_key and f.event_id == h.event_id and f.mode == h.mode for f in state.hits)
+        return _has_fact(state.hits, max(h.contact_ts, h.indicator_ts),
+                         lambda f: f.value_key == h.value_key and f.event_id == h.event_id and f.mode == h.mode)
     if event.control is not None:
         return state.controlled_by == event.control.source
     return False
 
 
-_state_decoder = msgspec.json.Decoder(PersonState)
+_state_decoder = msgspec.msgpack.Decoder(PersonState)
+
+
+def encode_state(state: PersonState) -> bytes:
+    """The state as stored in the `persons` table (msgpack: compact, and fast to decode)."""
+    return msgspec.msgpack.encode(state)
+
+
+def decode_state(raw: bytes) -> PersonState:
+    """A state read back from the `persons` table."""
+    return _state_decoder.decode(raw)
 
 
 def _state_copy(state: PersonState) -> PersonState:
-    return _state_decoder.decode(msgspec.json.encode(state))
+    return decode_state(encode_state(state))
 
 
 def _event_ts(event: PersonEvent) -> int:

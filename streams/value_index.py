@@ -8,11 +8,18 @@ both. Whether a contact matches an indicator is defined by event time alone:
 so the set of hits does not depend on which of the two arrived first: a contact that arrives after the
 indicator is matched on arrival (forward, or reverse when it happened before the add); an indicator that
 arrives after the contacts finds them in the index (reverse mining, 反向挖掘).
+
+Storage: a small `ValueHead` (span, watermark, the people listed) and one small `Entry` per (value, person).
+Writes are what a city pays for (docs/sizing.md), so a contact writes only what it changes: the person's entry
+(refreshed at most hourly), and the head only when someone new is listed or the hour moves on. A value that
+reached `max_people` (a mass campaign, or a popular site) lists no newcomers: the overflow goes to metrics.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
 
+import msgspec
 from msgspec import Struct
 
 from schemas.internal import Contact, IndicatorHit
@@ -38,14 +45,12 @@ class IndexPolicy:
 
 
 class Entry(Struct, array_like=True):
-    """One person's contacts with the value: the first and the last, by event time, and how many."""
+    """One person's contacts with the value: the first and the latest (refreshed hourly), by event time."""
 
-    person: str
     first_ts: int
     first_event_id: str
     last_ts: int
     last_event_id: str
-    count: int
 
 
 class Span(Struct, array_like=True, omit_defaults=True):
@@ -58,14 +63,54 @@ class Span(Struct, array_like=True, omit_defaults=True):
     end_ts: int | None = None
 
 
-class ValueState(Struct, array_like=True, omit_defaults=True):
-    """Everything kept for one value: recent contacts by person, the indicator span, a saturation count."""
+class ValueHead(Struct, array_like=True, omit_defaults=True):
+    """What is kept for one value besides the entries: the latest hour seen, the people listed, the indicator."""
 
-    watermark: int = 0  # the latest event time seen for this value
-    entries: dict[str, Entry] = {}
+    watermark: int = 0
+    people: list[str] = []
     span: Span | None = None
-    overflow: int = 0  # contacts not listed because the value reached max_people
     fanout_flagged: list[str] = []  # people already told about this number's fan-out
+
+
+Entries = MutableMapping[str, Entry]  # person -> entry; a dict in tests, a table view in the agent
+
+
+@dataclass
+class IndexUpdate:
+    """What one contact or indicator change produced."""
+
+    hits: list[tuple[str, IndicatorHit]] = field(default_factory=list)
+    head_changed: bool = False  # the head must be written back (entries write themselves through the mapping)
+    overflow: bool = False  # a newcomer was not listed: the value is saturated
+
+
+_head_decoder = msgspec.msgpack.Decoder(ValueHead)
+_entry_decoder = msgspec.msgpack.Decoder(Entry)
+
+
+def encode_head(head: ValueHead) -> bytes:
+    """A head as stored in the `values` table."""
+    return msgspec.msgpack.encode(head)
+
+
+def decode_head(raw: bytes) -> ValueHead:
+    """A head read back from the `values` table."""
+    return _head_decoder.decode(raw)
+
+
+def encode_entry(entry: Entry) -> bytes:
+    """An entry as stored in the `values` table."""
+    return msgspec.msgpack.encode(entry)
+
+
+def decode_entry(raw: bytes) -> Entry:
+    """An entry read back from the `values` table."""
+    return _entry_decoder.decode(raw)
+
+
+def entry_key(value_key: str, person: str) -> str:
+    """The table key of one person's entry under a value (same partition as the value: written by its owner)."""
+    return f"{value_key}\x1f{person}"
 
 
 def _matches(span: Span | None, ts: int, policy: IndexPolicy) -> bool:
@@ -82,83 +127,102 @@ def _hit(value_key: str, span: Span, contact_ts: int, event_id: str) -> Indicato
                         mode="forward" if contact_ts >= span.add_ts else "reverse")
 
 
-def _prune(state: ValueState, policy: IndexPolicy) -> None:
-    horizon = state.watermark - policy.retention_ms
-    stale = [p for p, e in state.entries.items() if e.last_ts < horizon]
-    for person in stale:
-        del state.entries[person]
-    if stale and state.fanout_flagged:
-        state.fanout_flagged = [p for p in state.fanout_flagged if p in state.entries]
+def _prune(head: ValueHead, entries: Entries, policy: IndexPolicy) -> None:
+    horizon = head.watermark - policy.retention_ms
+    kept = []
+    for person in head.people:
+        entry = entries.get(person)
+        if entry is not None and entry.last_ts >= horizon:
+            kept.append(person)
+        elif entry is not None:
+            del entries[person]
+    if len(kept) != len(head.people):
+        head.people = kept
+        head.fanout_flagged = [p for p in head.fanout_flagged if p in set(kept)]
 
 
-def fanout(state: ValueState, now_ts: int, policy: IndexPolicy) -> int:
+def fanout(head: ValueHead, entries: Entries, now_ts: int, policy: IndexPolicy) -> int:
     """Distinct people in contact with the value within the fan-out window before `now_ts`."""
     since = now_ts - policy.fanout_window_ms
-    return sum(1 for e in state.entries.values() if since <= e.last_ts <= now_ts)
+    return sum(1 for p in head.people if (e := entries.get(p)) is not None and since <= e.last_ts <= now_ts)
 
 
-def add_contact(state: ValueState, contact: Contact, policy: IndexPolicy,
-                track_fanout: bool = False) -> list[tuple[str, IndicatorHit]]:
-    """Record a contact; returns (person, hit) pairs: the indicator match, and fan-out notes for numbers."""
-    state.watermark = max(state.watermark, contact.ts)
-    if contact.ts < state.watermark - policy.retention_ms:
-        return []  # older than anything an indicator may still reach back to
-    entry = state.entries.get(contact.person)
+def add_contact(head: ValueHead, entries: Entries, contact: Contact, policy: IndexPolicy,
+                track_fanout: bool = False) -> IndexUpdate:
+    """Record a contact; the update carries the indicator match, and fan-out notes for numbers."""
+    up = IndexUpdate()
+    hour = contact.ts - contact.ts % HOUR_MS
+    if hour > head.watermark:
+        head.watermark = hour
+        _prune(head, entries, policy)  # amortised: at most once an hour of event time per value
+        up.head_changed = True
+    if contact.ts < head.watermark - policy.retention_ms:
+        return up  # older than anything an indicator may still reach back to
+    entry = entries.get(contact.person)
+    newcomer = entry is None
     if entry is None:
-        if len(state.entries) >= policy.max_people:
-            _prune(state, policy)
-        if len(state.entries) >= policy.max_people:
-            state.overflow += 1
+        if len(head.people) >= policy.max_people:
+            up.overflow = True
         else:
-            state.entries[contact.person] = Entry(contact.person, contact.ts, contact.event_id, contact.ts,
-                                                  contact.event_id, 1)
-    elif contact.event_id not in (entry.first_event_id, entry.last_event_id):  # a replay is not a new contact
-        entry.count += 1
+            entries[contact.person] = Entry(contact.ts, contact.event_id, contact.ts, contact.event_id)
+            head.people.append(contact.person)
+            up.head_changed = True
+    else:
+        changed = False
         if contact.ts < entry.first_ts:
-            entry.first_ts, entry.first_event_id = contact.ts, contact.event_id
-        if contact.ts >= entry.last_ts:
-            entry.last_ts, entry.last_event_id = contact.ts, contact.event_id
-    out: list[tuple[str, IndicatorHit]] = []
-    if state.span is not None and _matches(state.span, contact.ts, policy):
-        out.append((contact.person, _hit(contact.value_key, state.span, contact.ts, contact.event_id)))
-    if track_fanout:
-        out.extend(_fanout_notes(state, contact, policy))
-    return out
+            entry.first_ts, entry.first_event_id, changed = contact.ts, contact.event_id, True
+        if contact.ts >= entry.last_ts + HOUR_MS:  # hourly: repeats within the hour write nothing
+            entry.last_ts, entry.last_event_id, changed = contact.ts, contact.event_id, True
+        if changed:
+            entries[contact.person] = entry
+    if _matches(head.span, contact.ts, policy):
+        assert head.span is not None
+        up.hits.append((contact.person, _hit(contact.value_key, head.span, contact.ts, contact.event_id)))
+    if track_fanout and newcomer and not up.overflow:
+        notes = _fanout_notes(head, entries, contact, policy)
+        up.hits.extend(notes)
+        up.head_changed = up.head_changed or bool(notes)
+    return up
 
 
-def _fanout_notes(state: ValueState, contact: Contact, policy: IndexPolicy) -> list[tuple[str, IndicatorHit]]:
+def _fanout_notes(head: ValueHead, entries: Entries, contact: Contact,
+                  policy: IndexPolicy) -> list[tuple[str, IndicatorHit]]:
     """When a number reaches the fan-out threshold, everyone it reached in the window hears of it, once."""
-    n = fanout(state, contact.ts, policy)
+    n = fanout(head, entries, contact.ts, policy)
     if n < policy.fanout_threshold:
         return []
     since = contact.ts - policy.fanout_window_ms
-    flagged = set(state.fanout_flagged)
+    flagged = set(head.fanout_flagged)
     out = []
-    for person, e in sorted(state.entries.items()):
-        if person not in flagged and since <= e.last_ts <= contact.ts:
+    for person in sorted(head.people):
+        e = entries.get(person)
+        if e is not None and person not in flagged and since <= e.last_ts <= contact.ts:
             flagged.add(person)
             out.append((person, IndicatorHit(value_key=contact.value_key, fraud_type="unknown", confidence=0.0,
                                              source="fanout", indicator_ts=contact.ts, contact_ts=e.last_ts,
                                              event_id=e.last_event_id, mode="fanout", fanout=n)))
-    state.fanout_flagged = sorted(flagged)
+    head.fanout_flagged = sorted(flagged)
     return out
 
 
-def apply_indicator(state: ValueState, value_key: str, indicator: Indicator,
-                    policy: IndexPolicy) -> list[tuple[str, IndicatorHit]]:
+def apply_indicator(head: ValueHead, entries: Entries, value_key: str, indicator: Indicator,
+                    policy: IndexPolicy) -> IndexUpdate:
     """Add, retract or re-add the value's indicator; an add mines the index in reverse and returns the hits."""
+    up = IndexUpdate(head_changed=True)
     if indicator.action == "retract":
-        if state.span is not None and (state.span.end_ts is None or indicator.ts < state.span.end_ts):
-            state.span.end_ts = max(indicator.ts, state.span.add_ts)
-        return []
-    state.span = Span(add_ts=indicator.ts, fraud_type=indicator.fraud_type, confidence=indicator.confidence,
-                      source=indicator.source, end_ts=indicator.expires_ts)
-    hits = []
-    for person, entry in sorted(state.entries.items()):
+        if head.span is not None and (head.span.end_ts is None or indicator.ts < head.span.end_ts):
+            head.span.end_ts = max(indicator.ts, head.span.add_ts)
+        return up
+    head.span = Span(add_ts=indicator.ts, fraud_type=indicator.fraud_type, confidence=indicator.confidence,
+                     source=indicator.source, end_ts=indicator.expires_ts)
+    for person in sorted(head.people):
+        entry = entries.get(person)
+        if entry is None:
+            continue
         # The latest contact decides, unless it falls after the span's end while the first was inside.
         ts, event_id = entry.last_ts, entry.last_event_id
-        if not _matches(state.span, ts, policy) and _matches(state.span, entry.first_ts, policy):
+        if not _matches(head.span, ts, policy) and _matches(head.span, entry.first_ts, policy):
             ts, event_id = entry.first_ts, entry.first_event_id
-        if _matches(state.span, ts, policy):
-            hits.append((person, _hit(value_key, state.span, ts, event_id)))
-    return hits
+        if _matches(head.span, ts, policy):
+            up.hits.append((person, _hit(value_key, head.span, ts, event_id)))
+    return up

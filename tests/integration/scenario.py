@@ -4,12 +4,10 @@ from __future__ import annotations
 import json
 import time
 
-import msgspec
-
 from deploy.config import Settings
 from deploy.kafka_io import produce, read_table
-from streams.person_state import PersonState
-from streams.value_index import ValueState
+from streams.person_state import PersonState, decode_state
+from streams.value_index import Entry, ValueHead, decode_entry, decode_head, entry_key
 
 HOUR = 3_600_000
 T = 1_764_547_200_000 + 100 * HOUR  # the moment the fraud number becomes an indicator
@@ -62,12 +60,18 @@ def background(n: int) -> list[tuple[bytes, bytes]]:
 
 def person_state(settings: Settings, person: str) -> PersonState | None:
     raw = read_table(settings, "persons").get(person.encode())
-    return msgspec.json.decode(raw, type=PersonState) if raw else None
+    return decode_state(raw) if raw else None
 
 
-def value_state(settings: Settings, value_key: str) -> ValueState | None:
-    raw = read_table(settings, "values").get(value_key.encode())
-    return msgspec.json.decode(raw, type=ValueState) if raw else None
+def value_state(settings: Settings, value_key: str) -> tuple[ValueHead, dict[str, Entry]] | None:
+    """A value's head and entries as the worker's `values` table holds them (read from its changelog)."""
+    table = read_table(settings, "values")
+    raw = table.get(value_key.encode())
+    if raw is None:
+        return None
+    head = decode_head(raw)
+    entries = {p: decode_entry(table[entry_key(value_key, p).encode()]) for p in head.people}
+    return head, entries
 
 
 def wait_for(check, timeout: float, what: str):  # type: ignore[no-untyped-def]

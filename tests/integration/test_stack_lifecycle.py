@@ -8,7 +8,7 @@ from pathlib import Path
 
 import redis
 
-from deploy.config import load_settings
+from deploy.config import CONTRACT_TOPICS, INTERNAL_TOPICS, load_settings
 from deploy.kafka_io import consume, produce
 from tests.integration.harness import free_port
 
@@ -45,7 +45,7 @@ def test_up_status_topics_down_and_up_again_keeps_data(tmp_path: Path) -> None:
 
         topics = _yujing(env, "topics")
         assert topics.returncode == 0, topics.stderr
-        assert topics.stdout.count("created") == 16
+        assert topics.stdout.count("created") == len(CONTRACT_TOPICS + INTERNAL_TOPICS)
 
         produce(settings, "registry.subjects", [(b"s1", b'{"kept": true}')])
         redis.Redis.from_url(settings.redis_url).set("cooldown:s1", "1")

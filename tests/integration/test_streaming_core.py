@@ -31,7 +31,7 @@ def test_reverse_mining_retraction_identity_and_multicard_control(isolated: Sett
     ])
     produce(isolated, "signals.domain", [dns("alice-dns", "+8613800000011", "Fake-Police.cn.", T - 29 * HOUR)])
     # Wait until the contacts are indexed, so that the indicator really mines backwards.
-    wait_for(lambda: (v := value_state(isolated, f"phone:{FRAUD}")) and len(v.entries) == 2, 60, "the index")
+    wait_for(lambda: (v := value_state(isolated, f"phone:{FRAUD}")) and len(v[1]) == 2, 60, "the index")
     produce(isolated, "intel.indicators", [indicator("phone", "+86-170-0000-1111", "add", T),
                                            indicator("account", "6217 0000 0000 0042", "add", T, "case-2025-002")])
 
@@ -58,7 +58,7 @@ def test_reverse_mining_retraction_identity_and_multicard_control(isolated: Sett
 
     # Retraction: once applied, a later contact with the number triggers nobody.
     produce(isolated, "intel.indicators", [indicator("phone", FRAUD, "retract", T + 1 * HOUR)])
-    wait_for(lambda: (v := value_state(isolated, f"phone:{FRAUD}")) and v.span and v.span.end_ts, 60,
+    wait_for(lambda: (v := value_state(isolated, f"phone:{FRAUD}")) and v[0].span and v[0].span.end_ts, 60,
              "the retraction")
     before = end_offsets(isolated, "yujing.triggers")
     produce(isolated, "signals.telecom", [call("carol-call", "+8613800000003", FRAUD, T + 2 * HOUR)])

@@ -5,7 +5,7 @@ import msgspec
 
 from schemas.internal import ControlNote, IndicatorHit, PersonEvent
 from schemas.records import DomainSignal, PaymentSignal, TelecomSignal
-from streams.person_state import HOUR_MS, StatePolicy, apply_event, new_state
+from streams.person_state import HOUR_MS, StatePolicy, apply_event, known_key, new_state
 
 T0 = 1_764_547_200_000
 POLICY = StatePolicy()
@@ -96,7 +96,7 @@ def test_state_is_bounded() -> None:
     state = new_state("S1")
     for i in range(500):
         apply_event(state, call(i / 100, f"+86170{i:08d}", i), POLICY)
-    assert len(state.calls) == POLICY.max_facts and len(state.known) == POLICY.max_known
+    assert len(state.calls) == POLICY.max_facts and POLICY.max_known * 3 // 4 <= len(state.known) <= POLICY.max_known
 
 
 def test_control_marks_the_person_once() -> None:
@@ -137,3 +137,27 @@ def test_first_contact_follows_event_time_not_arrival() -> None:
         apply_event(reversed_order, ev, POLICY)
     assert msgspec.json.encode(in_order) == msgspec.json.encode(reversed_order)
     assert [c.first_contact for c in in_order.calls] == [True, False]
+
+
+def test_repeat_contact_within_the_hour_changes_nothing() -> None:
+    state = new_state("S1")
+    assert apply_event(state, call(0, "+8617000001111", 1), POLICY).changed
+    again = apply_event(state, call(0.5, "+8617000001111", 2), POLICY)  # 600 s: still a long call, notable
+    assert again.changed
+    quick = PersonEvent(person="S1", source="signals.telecom", telecom=TelecomSignal(
+        event_id="c3", ts=T0 + int(0.6 * HOUR_MS), kind="call", direction="out", subscriber="+8613800138000",
+        counterpart="+8617000001111", duration_s=40))
+    up = apply_event(state, quick, POLICY)
+    assert not up.changed and [c.value_key for c in up.contacts] == ["phone:+8617000001111"]
+
+
+def test_ordinary_call_with_a_known_number_is_no_fact() -> None:
+    state = new_state("S1")
+    friend = "+8613700000001"
+    plain = [PersonEvent(person="S1", source="signals.telecom", telecom=TelecomSignal(
+        event_id=f"f{i}", ts=T0 + i * HOUR_MS, kind="call", direction="out", subscriber="+8613800138000",
+        counterpart=friend, duration_s=60)) for i in range(3)]
+    for ev in plain:
+        apply_event(state, ev, POLICY)
+    assert [c.event_id for c in state.calls] == ["f0"]  # the first contact only
+    assert state.known[known_key(f"phone:{friend}")] == [T0, T0 - T0 % (24 * HOUR_MS)]

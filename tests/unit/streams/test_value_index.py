@@ -9,11 +9,31 @@ from hypothesis import strategies as st
 
 from schemas.internal import Contact
 from schemas.records import Indicator
-from streams.value_index import HOUR_MS, IndexPolicy, ValueState, add_contact, apply_indicator
+from dataclasses import dataclass, field
+
+from streams.value_index import HOUR_MS, Entry, IndexPolicy, ValueHead
+from streams.value_index import add_contact as _add_contact
+from streams.value_index import apply_indicator as _apply_indicator
 
 T0 = 1_764_547_200_000
 KEY = "phone:+8617000001111"
 POLICY = IndexPolicy()
+
+
+@dataclass
+class ValueState:
+    """A value's head and its entries, as the agent keeps them in the table."""
+
+    head: ValueHead = field(default_factory=ValueHead)
+    entries: dict[str, Entry] = field(default_factory=dict)
+
+
+def add_contact(state: ValueState, c: Contact, policy: IndexPolicy, track_fanout: bool = False):  # type: ignore[no-untyped-def]
+    return _add_contact(state.head, state.entries, c, policy, track_fanout)
+
+
+def apply_indicator(state: ValueState, key: str, ind: Indicator, policy: IndexPolicy):  # type: ignore[no-untyped-def]
+    return _apply_indicator(state.head, state.entries, key, ind, policy)
 
 
 def contact(person: str, hours: float, n: int = 0) -> Contact:
@@ -35,7 +55,7 @@ def people(hits: list) -> list[str]:
 def test_reverse_mining_reaches_back_72h(hours_before: float, found: bool) -> None:
     state = ValueState()
     add_contact(state, contact("alice", 100 - hours_before), POLICY)
-    hits = apply_indicator(state, KEY, indicator(100), POLICY)
+    hits = apply_indicator(state, KEY, indicator(100), POLICY).hits
     assert people(hits) == (["alice"] if found else [])
     if found:
         assert hits[0][1].mode == "reverse" and hits[0][1].fraud_type == "impersonate_authority"
@@ -43,43 +63,52 @@ def test_reverse_mining_reaches_back_72h(hours_before: float, found: bool) -> No
 
 def test_forward_match_after_the_indicator() -> None:
     state = ValueState()
-    assert apply_indicator(state, KEY, indicator(0), POLICY) == []
-    hits = add_contact(state, contact("bob", 2), POLICY)
+    assert apply_indicator(state, KEY, indicator(0), POLICY).hits == []
+    hits = add_contact(state, contact("bob", 2), POLICY).hits
     assert people(hits) == ["bob"] and hits[0][1].mode == "forward"
 
 
 def test_retracted_indicator_matches_nothing_after_its_retraction() -> None:
     state = ValueState()
     apply_indicator(state, KEY, indicator(0), POLICY)
-    assert apply_indicator(state, KEY, indicator(5, action="retract"), POLICY) == []
-    assert add_contact(state, contact("carol", 6), POLICY) == []
+    assert apply_indicator(state, KEY, indicator(5, action="retract"), POLICY).hits == []
+    assert add_contact(state, contact("carol", 6), POLICY).hits == []
     # a contact from before the retraction that arrives late still is what it was: a contact with a case element
-    assert people(add_contact(state, contact("dave", 4), POLICY)) == ["dave"]
+    assert people(add_contact(state, contact("dave", 4), POLICY).hits) == ["dave"]
 
 
 def test_expired_indicator_stops_matching() -> None:
     state = ValueState()
     apply_indicator(state, KEY, indicator(0, expires_h=10), POLICY)
-    assert people(add_contact(state, contact("erin", 9), POLICY)) == ["erin"]
-    assert add_contact(state, contact("frank", 11), POLICY) == []
+    assert people(add_contact(state, contact("erin", 9), POLICY).hits) == ["erin"]
+    assert add_contact(state, contact("frank", 11), POLICY).hits == []
 
 
 def test_latest_contact_decides_and_is_the_evidence() -> None:
     state = ValueState()
     add_contact(state, contact("gina", 0, 1), POLICY)
     add_contact(state, contact("gina", 20, 2), POLICY)
-    (person, hit), = apply_indicator(state, KEY, indicator(90), POLICY)
+    (person, hit), = apply_indicator(state, KEY, indicator(90), POLICY).hits
     assert (person, hit.event_id, hit.contact_ts) == ("gina", "gina-2", T0 + 20 * HOUR_MS)
 
 
 def test_index_forgets_by_event_time_and_is_bounded() -> None:
     policy = IndexPolicy(max_people=3)
     state = ValueState()
-    for i, person in enumerate("abcde"):
-        add_contact(state, contact(person, i), policy)
-    assert len(state.entries) == 3 and state.overflow == 2
+    overflow = [add_contact(state, contact(person, i), policy).overflow for i, person in enumerate("abcde")]
+    assert len(state.entries) == 3 and overflow == [False, False, False, True, True]
     add_contact(state, contact("z", 200), policy)  # watermark moves on: the old entries expire
     assert sorted(state.entries) == ["z"]
+
+
+def test_repeat_within_the_hour_writes_nothing_but_still_matches() -> None:
+    state = ValueState()
+    apply_indicator(state, KEY, indicator(0), POLICY)
+    assert add_contact(state, contact("bob", 1.0, 1), POLICY).head_changed
+    again = add_contact(state, contact("bob", 1.5, 2), POLICY)
+    assert not again.head_changed and state.entries["bob"].last_event_id == "bob-1" and people(again.hits) == ["bob"]
+    add_contact(state, contact("bob", 2.1, 3), POLICY)
+    assert state.entries["bob"].last_event_id == "bob-3"
 
 
 @settings(max_examples=50, deadline=None)
@@ -96,7 +125,7 @@ def test_hits_do_not_depend_on_arrival_order(contacts: list, add_h: float, rnd) 
     def run(order: list) -> set[tuple[str, str]]:
         state, found = ValueState(), set()
         for kind, m in order:
-            hits = add_contact(state, m, policy) if kind == "c" else apply_indicator(state, KEY, m, policy)
+            hits = (add_contact(state, m, policy) if kind == "c" else apply_indicator(state, KEY, m, policy)).hits
             found |= {(p, h.mode) for p, h in hits}
         return {p for p, _ in found}
 
@@ -118,6 +147,6 @@ def test_fanout_tells_everyone_reached_once() -> None:
     state = ValueState()
     out = []
     for i, person in zip(itertools.count(), ["a", "b", "c", "d", "a"]):
-        out += add_contact(state, contact(person, i * 0.1), policy, track_fanout=True)
+        out += add_contact(state, contact(person, i * 0.1), policy, track_fanout=True).hits
     assert sorted(p for p, _ in out) == ["a", "b", "c", "d"]
     assert all(h.mode == "fanout" and h.fanout >= 3 for _, h in out)
