@@ -1,0 +1,49 @@
+"""The pipeline in one process, over in-memory tables: replays a simulated city through the agents' own logic.
+
+Used to build training data, to evaluate models and to benchmark, without a broker. Messages between stages
+go through a FIFO queue instead of Kafka topics; per key, the order is the same as on a partition.
+"""
+from __future__ import annotations
+
+from collections import defaultdict, deque
+
+import msgspec
+
+from schemas.decode import decode_input
+from schemas.internal import PersonEvent, ValueMessage
+from schemas.records import DomainSignal, Indicator, PaymentSignal, Subject, TelecomSignal, encode
+from streams.ingest import person_events
+from streams.person_state import StatePolicy
+from streams.processor import Output, PersonHook, Processor, person_output
+from streams.value_index import IndexPolicy
+
+
+class LocalPipeline:
+    """Feed contract records in; read what the pipeline sent to every non-internal topic."""
+
+    def __init__(self, index_policy: IndexPolicy | None = None, state_policy: StatePolicy | None = None,
+                 on_person: PersonHook | None = None) -> None:
+        self.processor = Processor(identity={}, persons={}, values={}, index_policy=index_policy or IndexPolicy(),
+                                   state_policy=state_policy or StatePolicy(), on_person=on_person)
+        self.sent: dict[str, list[Output]] = defaultdict(list)
+
+    def feed(self, topic: str, record: msgspec.Struct) -> None:
+        """Process one input record (through the same decode and validation as a Kafka message) to the end."""
+        rec = decode_input(topic, encode(record))
+        queue: deque[Output] = deque()
+        if isinstance(rec, (TelecomSignal, PaymentSignal, DomainSignal)):
+            queue.extend(person_output(pe) for pe in person_events(rec, self.processor.lookup))
+        elif isinstance(rec, Subject):
+            queue.extend(self.processor.subject(rec))
+        elif isinstance(rec, Indicator):
+            queue.extend(self.processor.indicator(rec))
+        while queue:
+            out = queue.popleft()
+            if out.topic == "yujing.events":
+                assert isinstance(out.value, PersonEvent)
+                queue.extend(self.processor.person_event(out.value))
+            elif out.topic == "yujing.contacts":
+                assert isinstance(out.value, ValueMessage)
+                queue.extend(self.processor.value_message(out.value))
+            else:
+                self.sent[out.topic].append(out)
