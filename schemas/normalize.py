@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 import idna
@@ -64,6 +65,7 @@ def number_kind(normalised: str | None) -> NumberKind:
     return NumberKind.OTHER
 
 
+@lru_cache(maxsize=65_536)  # the same few thousand domains come back all day
 def normalise_domain(raw: str) -> str | None:
     """A domain in lower-case ASCII (IDNA 2008 via UTS 46, so homographs get their own punycode), no trailing dot.
 
@@ -79,6 +81,7 @@ def normalise_domain(raw: str) -> str | None:
     return ascii_name.lower() or None
 
 
+@lru_cache(maxsize=65_536)
 def url_domain(raw: str) -> str | None:
     """The normalised host of an http(s) URL (a bare `host/path` counts as http); None for anything else.
 

@@ -115,6 +115,7 @@ class Update:
     triggers: list[Trigger] = field(default_factory=list)
     late: bool = False  # older than the window: not applied (counted by the agent's metrics)
     changed: bool = False  # the state must be written back
+    noted: bool = False  # a fact, hit or control was added: the evidence changed, so the scorer should look
 
 
 def new_state(person: str, subject_id: str | None = None) -> PersonState:
@@ -134,6 +135,7 @@ def _trim(facts: list, horizon: int, keep: int) -> list:
 
 def _append(facts: list, fact: Any, policy: StatePolicy, up: Update) -> None:
     facts.append(fact)
+    up.noted = True
     if len(facts) > policy.max_facts or (len(facts) > 1 and fact.ts < facts[-2].ts):
         facts[:] = _trim(facts, 0, policy.max_facts)
     up.changed = True
@@ -280,7 +282,7 @@ def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy) -> 
         _hit(state, event.hit, policy, up)
     elif event.control is not None:
         state.controlled_by = event.control.source
-        up.changed = True
+        up.changed = up.noted = True
         up.triggers.append(Trigger(trigger_id=trigger_id(state.person, "control", event.control.source),
                                    person=state.person, subject_id=state.subject_id, ts=event.control.ts,
                                    cause="control", mode="control", value_key=f"account:{event.control.account}",

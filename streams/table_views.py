@@ -27,6 +27,10 @@ class ValueEntries(MutableMapping[str, Entry]):
             raise KeyError(person)
         return decode_entry(raw)
 
+    def get(self, person: str, default: Entry | None = None) -> Entry | None:  # type: ignore[override]
+        raw = self._table.get(self._key(person))
+        return decode_entry(raw) if raw is not None else default
+
     def __setitem__(self, person: str, entry: Entry) -> None:
         self._table[self._key(person)] = encode_entry(entry)
 

@@ -69,6 +69,8 @@ class ValueHead(Struct, array_like=True, omit_defaults=True):
     watermark: int = 0
     people: list[str] = []
     span: Span | None = None
+    pruned: int = 0  # event time of the last garbage collection of stale entries
+    newcomers: list[tuple[int, str]] = []  # (ts, person) reached for the first time, within the fan-out window
     fanout_flagged: list[str] = []  # people already told about this number's fan-out
 
 
@@ -128,6 +130,8 @@ def _hit(value_key: str, span: Span, contact_ts: int, event_id: str) -> Indicato
 
 
 def _prune(head: ValueHead, entries: Entries, policy: IndexPolicy) -> None:
+    """Drop entries too old for any indicator to reach: garbage collection only, matching is by timestamps."""
+    head.pruned = head.watermark
     horizon = head.watermark - policy.retention_ms
     kept = []
     for person in head.people:
@@ -138,13 +142,14 @@ def _prune(head: ValueHead, entries: Entries, policy: IndexPolicy) -> None:
             del entries[person]
     if len(kept) != len(head.people):
         head.people = kept
-        head.fanout_flagged = [p for p in head.fanout_flagged if p in set(kept)]
+        alive = set(kept)
+        head.fanout_flagged = [p for p in head.fanout_flagged if p in alive]
 
 
-def fanout(head: ValueHead, entries: Entries, now_ts: int, policy: IndexPolicy) -> int:
-    """Distinct people in contact with the value within the fan-out window before `now_ts`."""
+def fanout(head: ValueHead, now_ts: int, policy: IndexPolicy) -> int:
+    """Distinct people the value reached for the first time within the fan-out window before `now_ts`."""
     since = now_ts - policy.fanout_window_ms
-    return sum(1 for p in head.people if (e := entries.get(p)) is not None and since <= e.last_ts <= now_ts)
+    return len({p for ts, p in head.newcomers if since <= ts <= now_ts})
 
 
 def add_contact(head: ValueHead, entries: Entries, contact: Contact, policy: IndexPolicy,
@@ -154,7 +159,9 @@ def add_contact(head: ValueHead, entries: Entries, contact: Contact, policy: Ind
     hour = contact.ts - contact.ts % HOUR_MS
     if hour > head.watermark:
         head.watermark = hour
-        _prune(head, entries, policy)  # amortised: at most once an hour of event time per value
+        saturated = len(head.people) >= policy.max_people
+        if hour - head.pruned >= 24 * HOUR_MS or saturated:  # daily, or hourly when room is needed
+            _prune(head, entries, policy)
         up.head_changed = True
     if contact.ts < head.watermark - policy.retention_ms:
         return up  # older than anything an indicator may still reach back to
@@ -179,24 +186,25 @@ def add_contact(head: ValueHead, entries: Entries, contact: Contact, policy: Ind
         assert head.span is not None
         up.hits.append((contact.person, _hit(contact.value_key, head.span, contact.ts, contact.event_id)))
     if track_fanout and newcomer and not up.overflow:
-        notes = _fanout_notes(head, entries, contact, policy)
-        up.hits.extend(notes)
-        up.head_changed = up.head_changed or bool(notes)
+        since = contact.ts - policy.fanout_window_ms
+        head.newcomers = [(ts, p) for ts, p in head.newcomers if ts >= since][-2 * policy.fanout_threshold:]
+        head.newcomers.append((contact.ts, contact.person))
+        up.hits.extend(_fanout_notes(head, entries, contact, policy))
     return up
 
 
 def _fanout_notes(head: ValueHead, entries: Entries, contact: Contact,
                   policy: IndexPolicy) -> list[tuple[str, IndicatorHit]]:
-    """When a number reaches the fan-out threshold, everyone it reached in the window hears of it, once."""
-    n = fanout(head, entries, contact.ts, policy)
+    """When a number reaches the fan-out threshold, everyone it newly reached in the window hears of it, once."""
+    n = fanout(head, contact.ts, policy)
     if n < policy.fanout_threshold:
         return []
     since = contact.ts - policy.fanout_window_ms
     flagged = set(head.fanout_flagged)
     out = []
-    for person in sorted(head.people):
+    for ts, person in sorted(head.newcomers):
         e = entries.get(person)
-        if e is not None and person not in flagged and since <= e.last_ts <= contact.ts:
+        if e is not None and person not in flagged and ts >= since:
             flagged.add(person)
             out.append((person, IndicatorHit(value_key=contact.value_key, fraud_type="unknown", confidence=0.0,
                                              source="fanout", indicator_ts=contact.ts, contact_ts=e.last_ts,
@@ -213,7 +221,12 @@ def apply_indicator(head: ValueHead, entries: Entries, value_key: str, indicator
         if head.span is not None and (head.span.end_ts is None or indicator.ts < head.span.end_ts):
             head.span.end_ts = max(indicator.ts, head.span.add_ts)
         return up
-    head.span = Span(add_ts=indicator.ts, fraud_type=indicator.fraud_type, confidence=indicator.confidence,
+    add_ts = indicator.ts
+    old = head.span
+    if old is not None and old.add_ts <= add_ts and (old.end_ts is None or add_ts < old.end_ts):
+        add_ts = old.add_ts  # a second case naming the same value: it was known since the first
+    head.span = Span(add_ts=add_ts, fraud_type=indicator.fraud_type, confidence=max(indicator.confidence,
+                     old.confidence if old is not None and add_ts == old.add_ts else 0.0),
                      source=indicator.source, end_ts=indicator.expires_ts)
     for person in sorted(head.people):
         entry = entries.get(person)

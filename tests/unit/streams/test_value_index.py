@@ -150,3 +150,12 @@ def test_fanout_tells_everyone_reached_once() -> None:
         out += add_contact(state, contact(person, i * 0.1), policy, track_fanout=True).hits
     assert sorted(p for p, _ in out) == ["a", "b", "c", "d"]
     assert all(h.mode == "fanout" and h.fanout >= 3 for _, h in out)
+
+
+def test_second_case_naming_the_value_keeps_the_first_add() -> None:
+    state = ValueState()
+    apply_indicator(state, KEY, indicator(100), POLICY)
+    hits = apply_indicator(state, KEY, indicator(150), POLICY).hits
+    assert state.head.span is not None and state.head.span.add_ts == T0 + 100 * HOUR_MS
+    add_contact(state, contact("old", 40), POLICY)  # 60 h before the first add: still within reach
+    assert hits == [] and people(apply_indicator(state, KEY, indicator(160), POLICY).hits) == ["old"]

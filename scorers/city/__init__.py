@@ -1,0 +1,71 @@
+"""A simulated city to learn from: residents, ordinary traffic, confounders, fraud episodes, ground truth.
+
+`City(cfg).records()` yields contract records in event-time order (the registry first); `City.truth` then
+holds every fraud attempt. Seeded and deterministic: the same config gives the same records and truth.
+"""
+from __future__ import annotations
+
+import heapq
+from typing import Iterator
+
+import msgspec
+import numpy as np
+
+from scorers.city.episodes import DAY, EpisodeTruth, Ring, Rings
+from scorers.city.population import CityConfig, Population
+from scorers.city.traffic import SLICE_MS, Traffic
+
+__all__ = ["City", "CityConfig", "EpisodeTruth"]
+
+
+class City:
+    """One simulated city, from its config."""
+
+    def __init__(self, cfg: CityConfig) -> None:
+        self.cfg = cfg
+        rng = np.random.default_rng(cfg.seed)
+        self.pop = Population(cfg, rng)
+        self.traffic = Traffic(self.pop, rng)
+        n_rings = cfg.rings or max(9, cfg.residents // 1500)
+        self.rings = Rings(self.pop, n_rings, cfg.seed)
+        self.truth: list[EpisodeTruth] = []
+        self.end_ts = cfg.start_ts + cfg.days * DAY
+
+    def ring(self, ring_id: str) -> Ring:
+        """A ring by id."""
+        return self.rings.rings[int(ring_id[1:])]
+
+    def _plan(self) -> list[tuple[int, int, str, msgspec.Struct]]:
+        """Every fraud attempt, case report and mistaken flag of the run, on one heap."""
+        cfg, rng = self.cfg, self.rings.rng
+        heap: list[tuple[int, int, str, msgspec.Struct]] = []
+        attempts = np.random.default_rng(cfg.seed + 1).poisson(
+            cfg.attempts_per_10k_per_day * cfg.residents / 10_000 * cfg.days)
+        for _ in range(int(attempts)):
+            ring = rng.choice(self.rings.rings)
+            truth, records = self.rings.episode(ring, cfg.start_ts + rng.randrange(cfg.days * DAY))
+            records += self.rings.report(truth, ring)
+            if truth.first_loss_ts is not None and truth.first_loss_ts >= self.end_ts:
+                truth.first_loss_ts, truth.loss_fen = None, 0  # beyond the simulated horizon: not (yet) lost
+            self.truth.append(truth)
+            for ts, topic, rec in records:
+                if ts < self.end_ts:
+                    heapq.heappush(heap, (ts, len(heap), topic, rec))  # type: ignore[arg-type]
+        for day in range(cfg.days):
+            for ts, topic, rec in self.rings.wrongly_flagged(cfg.start_ts + day * DAY):
+                heapq.heappush(heap, (ts, len(heap), topic, rec))  # type: ignore[arg-type]
+        return heap
+
+    def records(self) -> Iterator[tuple[str, msgspec.Struct]]:
+        """(topic, record) in event-time order: the registry, then traffic and episodes slice by slice."""
+        cfg = self.cfg
+        for i in range(self.pop.n):
+            yield "registry.subjects", self.pop.subject(i, cfg.start_ts - DAY)
+        heap = self._plan()
+        for start in range(cfg.start_ts, self.end_ts, SLICE_MS):
+            batch: list[tuple[str, msgspec.Struct]] = list(self.traffic.slice(start))  # type: ignore[arg-type]
+            while heap and heap[0][0] < start + SLICE_MS:
+                _, _, topic, rec = heapq.heappop(heap)
+                batch.append((topic, rec))
+            batch.sort(key=lambda tr: tr[1].ts)  # type: ignore[attr-defined]
+            yield from batch

@@ -1,0 +1,131 @@
+"""Training data: a simulated city replayed through the pipeline's own logic, snapshots labelled by ground truth."""
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from schemas.internal import PersonEvent
+from scorers.city import City, CityConfig, EpisodeTruth
+from scorers.features import FEATURES, Snapshot, features
+from scorers.fraud_types import type_features
+from streams.identity import decode_profile, subject_key
+from streams.local import LocalPipeline
+from streams.person_state import PersonState, Update
+from streams.processor import Output
+
+DAY = 86_400_000
+HOUR = 3_600_000
+NEGATIVE_KEEP = 0.1  # share of negative snapshots kept; their weight stands for the rest
+
+
+def event_time(pe: PersonEvent) -> int:
+    """The event time a person event is scored at."""
+    for rec in (pe.telecom, pe.payment, pe.domain):
+        if rec is not None:
+            return rec.ts
+    if pe.hit is not None:
+        return max(pe.hit.contact_ts, pe.hit.indicator_ts)
+    return pe.control.ts if pe.control is not None else 0
+
+
+class Ages:
+    """Ages from the identity table's profiles, cached (a birth year does not change)."""
+
+    def __init__(self, lookup: Callable[[str], str | None], year: int = 2025) -> None:
+        self._lookup = lookup
+        self._year = year
+        self._cache: dict[str, int | None] = {}
+
+    def __call__(self, subject_id: str | None) -> int | None:
+        if subject_id is None:
+            return None
+        if subject_id not in self._cache:
+            profile = decode_profile(self._lookup(subject_key(subject_id)))
+            self._cache[subject_id] = self._year - profile.birth_year if profile else None
+        return self._cache[subject_id]
+
+
+def victim_windows(truth: list[EpisodeTruth], pipeline_keys: Callable[[EpisodeTruth], list[str]]) -> dict[str, list]:
+    """Per person key, the (start, end, episode) windows in which the person is being defrauded."""
+    windows: dict[str, list] = {}
+    for ep in truth:
+        if not ep.engaged:
+            continue
+        end = (ep.first_loss_ts or ep.start_ts + 6 * DAY) + 2 * HOUR
+        for key in pipeline_keys(ep):
+            windows.setdefault(key, []).append((ep.start_ts, end, ep))
+    return windows
+
+
+@dataclass
+class Dataset:
+    """Feature rows with labels, weights and the fraud type of positive rows."""
+
+    X: list[list[float]] = field(default_factory=list)
+    X_type: list[list[float]] = field(default_factory=list)
+    y: list[int] = field(default_factory=list)
+    weight: list[float] = field(default_factory=list)
+    fraud_type: list[str] = field(default_factory=list)
+    rows_seen: int = 0
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """X, y and sample weights as arrays."""
+        return np.asarray(self.X), np.asarray(self.y), np.asarray(self.weight)
+
+    def fingerprint(self) -> str:
+        """A short hash of the rows, to name the training data in the model's artifact."""
+        h = hashlib.sha256(np.asarray(self.X).tobytes() + np.asarray(self.y).tobytes())
+        return h.hexdigest()[:16]
+
+
+def build_dataset(cfg: CityConfig, extra_labels: dict[str, int] | None = None) -> tuple[Dataset, City]:
+    """Replay the city and collect labelled snapshots. `extra_labels` (person → 0/1) override ground truth."""
+    city = City(cfg)
+    data = Dataset()
+    rng = random.Random(cfg.seed)
+    pipeline = LocalPipeline()
+    ages = Ages(pipeline.processor.lookup)
+    windows: dict[str, list] = {}
+
+    def keys(ep: EpisodeTruth) -> list[str]:
+        owner = pipeline.processor.lookup(f"phone:{ep.victim_line}")
+        return sorted({ep.victim, ep.victim_line if owner is None else ep.victim})
+
+    def hook(state: PersonState, pe: PersonEvent, update: Update) -> list[Output]:
+        if not update.noted:
+            return []  # the live scorer looks only when the evidence changed; so does training
+        data.rows_seen += 1
+        now = event_time(pe)
+        label, ftype = 0, "unknown"
+        for start, end, ep in windows.get(state.person, ()):
+            if start <= now <= end:
+                label, ftype = 1, ep.fraud_type
+        if extra_labels and state.person in extra_labels:
+            label = extra_labels[state.person]
+        x = features(Snapshot(state, now, ages(state.subject_id)))
+        if label == 0 and rng.random() > NEGATIVE_KEEP:
+            return []  # negatives are sampled; the kept ones stand for the rest through their weight
+        weight = 1.0 if label else 1.0 / NEGATIVE_KEEP
+        data.X.append(x)
+        data.X_type.append(type_features(x, state, now))
+        data.y.append(label)
+        data.weight.append(weight)
+        data.fraud_type.append(ftype)
+        return []
+
+    pipeline.processor.on_person = hook
+    records = city.records()
+    for topic, rec in records:
+        if topic != "registry.subjects":
+            break
+        pipeline.feed(topic, rec)
+    windows.update(victim_windows(city.truth, keys))  # the plan (and truth) exists once traffic starts
+    pipeline.feed(topic, rec)
+    for topic, rec in records:
+        pipeline.feed(topic, rec)
+    assert len(FEATURES) == len(data.X[0])
+    return data, city
