@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from deploy.config import load_settings
 
@@ -56,6 +57,86 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
 
 
+def _city_config(args: argparse.Namespace, **defaults: object):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from scorers.city import CityConfig
+
+    cfg = replace(CityConfig(), **defaults)  # type: ignore[arg-type]
+    for name in ("residents", "days", "seed"):
+        if getattr(args, name, None) is not None:
+            cfg = replace(cfg, **{name: getattr(args, name)})
+    if getattr(args, "attempts", None) is not None:
+        cfg = replace(cfg, attempts_per_10k_per_day=args.attempts)
+    return cfg
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import time
+
+    from deploy.feed import stream_city
+    from deploy.topics import create_topics
+    from scorers.city import City
+
+    settings = load_settings()
+    city = City(_city_config(args))
+    if args.kafka:
+        create_topics(settings)
+    out = Path(args.out) if args.out else settings.data_dir / "simulations" / f"seed-{city.cfg.seed}"
+    t0 = time.monotonic()
+    counts = stream_city(settings if args.kafka else None, city, args.speed, out,
+                         progress=lambda n, _: print(f"\r{n:,} records", end="", flush=True))
+    elapsed = time.monotonic() - t0
+    total = sum(counts.values())
+    print(f"\r{total:,} records in {elapsed:.1f}s ({total / elapsed:,.0f}/s): {counts}")
+    print(f"fraud attempts: {len(city.truth)}, engaged: {sum(e.engaged for e in city.truth)}; truth in {out}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from scorers.training import TRAIN_CITY, model_dir, train_model
+
+    settings = load_settings()
+    labels = None
+    if args.with_outcomes:
+        from deploy.outcomes import outcome_labels
+
+        labels = outcome_labels(settings)
+        print(f"outcome labels from the field: {len(labels)} decisions")
+    folder = Path(args.out) if args.out else model_dir(settings.data_dir)
+    model = train_model(folder, _city_config(args, **TRAIN_CITY.__dict__), outcome_rows=labels)
+    ev = model.meta["evaluation"]
+    print(f"model {model.version} in {folder}: validation ROC AUC {ev['roc_auc']}, average precision "
+          f"{ev['average_precision']}, fraud-type accuracy {ev['fraud_type_accuracy']} "
+          f"({model.meta['train_seconds']}s)")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from scorers.evaluate import figures, pr_points, replay
+    from scorers.model import load
+    from scorers.report import write_report
+    from scorers.tiers import TierPolicy
+    from scorers.training import EVALUATION_CITY, model_dir
+
+    settings = load_settings()
+    model = load(Path(args.model) if args.model else model_dir(settings.data_dir))
+    policy = TierPolicy.load()
+    cfg = _city_config(args, **EVALUATION_CITY.__dict__)
+    r = replay(model, policy, cfg)
+    figs = {**figures(r), "policy_version": policy.version, "model_version": model.version}
+    folder = Path(args.report) if args.report else settings.data_dir / "reports" / f"evaluation-seed-{cfg.seed}"
+    page = write_report(folder, figs, pr_points(r.scores, r.labels), model.meta)
+    brief = {k: {m: figs[k][m] for m in ("recall_before_loss", "benign_warned_per_10k_per_day",
+                                        "t1_t2_precision", "median_lead_minutes")}
+             for k in ("model", "baseline_any_indicator_contact")}
+    print(json.dumps(brief, indent=2))
+    print(f"report: {page}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="yujing", description="Streaming early warning against telecom fraud.")
@@ -68,6 +149,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run a Faust worker (extra arguments go to faust's worker)")
     p.add_argument("faust_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_worker)
+    for name, text in (("simulate", "generate a simulated city; write its ground truth; stream it into Kafka"),
+                       ("train", "train the risk model and fraud-type classifier on a simulated city"),
+                       ("evaluate", "evaluate the model and tiers on a held-out simulated city, beside a baseline")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--residents", type=int)
+        p.add_argument("--days", type=int)
+        p.add_argument("--seed", type=int)
+        p.add_argument("--attempts", type=float, help="fraud attempts per 10k residents per day")
+        p.set_defaults(func={"simulate": _simulate, "train": _train, "evaluate": _evaluate}[name])
+        if name == "simulate":
+            p.add_argument("--kafka", action="store_true", help="stream the records into the contract's topics")
+            p.add_argument("--speed", type=float, default=0.0, help="× event time (0: as fast as possible)")
+            p.add_argument("--out", help="folder for the ground truth (default: DATA/simulations/seed-N)")
+        if name == "train":
+            p.add_argument("--with-outcomes", action="store_true",
+                           help="add the field's outcomes (dissuaded, already lost, false alarm) as labels")
+            p.add_argument("--out", help="model folder (default: DATA/model)")
+        if name == "evaluate":
+            p.add_argument("--model", help="model folder (default: DATA/model)")
+            p.add_argument("--report", help="report folder (default: DATA/reports/evaluation-seed-N)")
     p = sub.add_parser("demo", help="the main job: start everything and stream a sample through the pipeline")
     p.add_argument("--events", type=int, default=2000, help="signals to stream")
     p.add_argument("--seed", type=int, default=7)

@@ -24,7 +24,7 @@ OUTPUT_TOPICS = (
 DEADLETTER_TOPIC = "deadletter"
 CONTRACT_TOPICS = SIGNAL_TOPICS + COMPACTED_TOPICS + OUTPUT_TOPICS + (DEADLETTER_TOPIC,)
 # Project-internal topics: events keyed by person, contacts and indicators keyed by value, triggers to score.
-INTERNAL_TOPICS = ("yujing.events", "yujing.contacts", "yujing.triggers")
+INTERNAL_TOPICS = ("yujing.events", "yujing.contacts", "yujing.triggers", "yujing.decisions")
 
 
 def _env_int(env: dict[str, str], name: str, default: int) -> int:

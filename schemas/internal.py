@@ -79,3 +79,41 @@ class Trigger(Struct, kw_only=True, omit_defaults=True):
     value_key: str
     fraud_type: str
     event_id: str
+
+
+class TransferRef(Struct, kw_only=True):
+    """The transfer a T1 decision asks the bank to stop."""
+
+    transfer_id: str
+    payer_account: str
+    payee_account: str
+    amount_fen: int
+    ts: int
+
+
+class DecisionReason(Struct, kw_only=True):
+    """One reason behind a decision (contract `reasons` item)."""
+
+    code: str
+    detail: str
+
+
+class Decision(Struct, kw_only=True, omit_defaults=True):
+    """`yujing.decisions` (key: person): the scorer decided to warn, raise a tier, or stop a transfer."""
+
+    decision_id: str  # stable: the same person, episode and tier (or transfer) give the same id
+    person: str
+    subject_id: str | None
+    tier: Literal["T1", "T2", "T3"]
+    rose: bool  # the tier rose (a warning); False: a further transfer at T1 (a stop-payment only)
+    fraud_type: str
+    type_probability: float
+    score: float
+    reasons: list[DecisionReason]
+    evidence: list[str]
+    ts: int
+    episode_ts: int
+    model_version: str
+    policy_version: str
+    transfer: TransferRef | None = None
+    features: list[float] = []  # the risk features scored: an outcome reported back makes them a training row

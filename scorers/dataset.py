@@ -10,6 +10,7 @@ import numpy as np
 
 from schemas.internal import PersonEvent
 from scorers.city import City, CityConfig, EpisodeTruth
+from scorers.decide import event_time
 from scorers.features import FEATURES, Snapshot, features
 from scorers.fraud_types import type_features
 from streams.identity import decode_profile, subject_key
@@ -20,16 +21,6 @@ from streams.processor import Output
 DAY = 86_400_000
 HOUR = 3_600_000
 NEGATIVE_KEEP = 0.1  # share of negative snapshots kept; their weight stands for the rest
-
-
-def event_time(pe: PersonEvent) -> int:
-    """The event time a person event is scored at."""
-    for rec in (pe.telecom, pe.payment, pe.domain):
-        if rec is not None:
-            return rec.ts
-    if pe.hit is not None:
-        return max(pe.hit.contact_ts, pe.hit.indicator_ts)
-    return pe.control.ts if pe.control is not None else 0
 
 
 class Ages:
@@ -61,6 +52,16 @@ def victim_windows(truth: list[EpisodeTruth], pipeline_keys: Callable[[EpisodeTr
     return windows
 
 
+def feed_city(city: City, pipeline: LocalPipeline, on_plan: Callable[[list[EpisodeTruth]], None]) -> None:
+    """Feed every record of the city; `on_plan` gets the ground truth once the registry is in and the plan exists."""
+    planned = False
+    for topic, rec in city.records():
+        if not planned and topic != "registry.subjects":
+            on_plan(city.truth)  # the generator plans the episodes before its first traffic record
+            planned = True
+        pipeline.feed(topic, rec)
+
+
 @dataclass
 class Dataset:
     """Feature rows with labels, weights and the fraud type of positive rows."""
@@ -82,8 +83,8 @@ class Dataset:
         return h.hexdigest()[:16]
 
 
-def build_dataset(cfg: CityConfig, extra_labels: dict[str, int] | None = None) -> tuple[Dataset, City]:
-    """Replay the city and collect labelled snapshots. `extra_labels` (person → 0/1) override ground truth."""
+def build_dataset(cfg: CityConfig) -> tuple[Dataset, City]:
+    """Replay the city and collect snapshots labelled by its ground truth."""
     city = City(cfg)
     data = Dataset()
     rng = random.Random(cfg.seed)
@@ -104,8 +105,6 @@ def build_dataset(cfg: CityConfig, extra_labels: dict[str, int] | None = None) -
         for start, end, ep in windows.get(state.person, ()):
             if start <= now <= end:
                 label, ftype = 1, ep.fraud_type
-        if extra_labels and state.person in extra_labels:
-            label = extra_labels[state.person]
         x = features(Snapshot(state, now, ages(state.subject_id)))
         if label == 0 and rng.random() > NEGATIVE_KEEP:
             return []  # negatives are sampled; the kept ones stand for the rest through their weight
@@ -118,14 +117,6 @@ def build_dataset(cfg: CityConfig, extra_labels: dict[str, int] | None = None) -
         return []
 
     pipeline.processor.on_person = hook
-    records = city.records()
-    for topic, rec in records:
-        if topic != "registry.subjects":
-            break
-        pipeline.feed(topic, rec)
-    windows.update(victim_windows(city.truth, keys))  # the plan (and truth) exists once traffic starts
-    pipeline.feed(topic, rec)
-    for topic, rec in records:
-        pipeline.feed(topic, rec)
+    feed_city(city, pipeline, lambda truth: windows.update(victim_windows(truth, keys)))
     assert len(FEATURES) == len(data.X[0])
     return data, city

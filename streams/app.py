@@ -24,6 +24,11 @@ from streams.ingest import RawMessage, ingest
 from streams.person_state import StatePolicy
 from streams.processor import Output, Processor, person_output
 from streams.value_index import IndexPolicy
+from scorers.dataset import Ages
+from scorers.decide import Decider
+from scorers.model import META_FILE, Model, ModelMismatch, load
+from scorers.tiers import TierPolicy
+from scorers.training import model_dir, train_model
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +46,11 @@ def policies(settings: Settings) -> tuple[IndexPolicy, StatePolicy]:
     return index, StatePolicy(window_ms=settings.lookback_hours * hour)
 
 
-def create_app(settings: Settings) -> faust.App:
-    """A Faust app wired to the settings' broker, data folder and topics, with every agent registered."""
+def create_app(settings: Settings, model: Model | None = None) -> faust.App:
+    """A Faust app wired to the settings' broker, data folder and topics, with every agent registered.
+
+    With a model, the persons agent scores and decides (`yujing.decisions`); without, it only keeps state.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
@@ -73,6 +81,8 @@ def create_app(settings: Settings) -> faust.App:
     processor = Processor(identity=app.GlobalTable("identity", **raw_table),
                           persons=app.Table("persons", **raw_table), values=app.Table("values", **raw_table),
                           index_policy=index_policy, state_policy=state_policy)
+    if model is not None:
+        processor.on_person = Decider(model, TierPolicy.load(), Ages(processor.lookup))
 
     async def send(outputs: list[Output]) -> None:
         for out in outputs:
@@ -124,11 +134,29 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
+def worker_model(settings: Settings) -> Model:
+    """The model in the data folder; where there is none, train the default one first (once, under a lock)."""
+    import fcntl
+
+    folder = model_dir(settings.data_dir)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / ".model.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second worker starting now waits, then loads what the first trained
+        if not (folder / META_FILE).exists():
+            log.warning("no model in %s: training the default model first (a minute or two)", folder)
+            train_model(folder)
+    return load(folder)
+
+
 def run_worker(settings: Settings, faust_args: list[str]) -> None:
     """Run a Faust worker of the app; extra arguments pass through to faust's `worker` command."""
     import sys
 
-    app = create_app(settings)
+    try:
+        model = worker_model(settings)
+    except ModelMismatch as exc:
+        raise SystemExit(f"yujing worker: {exc}") from None
+    app = create_app(settings, model)
     args = list(faust_args)
     if not any(a.startswith(("-l", "--loglevel")) for a in args):
         args = ["--loglevel", "info", *args]

@@ -23,6 +23,7 @@ from msgspec import Struct
 from schemas.internal import Contact, IndicatorHit, PersonEvent, Trigger
 from schemas.normalize import number_kind, url_domain
 from schemas.records import DomainSignal, PaymentSignal, TelecomSignal
+from scorers.tiers import RiskState
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -76,6 +77,7 @@ class PaymentFact(Struct, array_like=True):
     first_contact: bool  # first payment between these two (for outgoing: the bank's flag when it sent one)
     channel: str
     event_id: str
+    account: str = ""  # the person's own account in this transfer
 
 
 class HitFact(Struct, array_like=True):
@@ -105,6 +107,7 @@ class PersonState(Struct, kw_only=True, omit_defaults=True):
     hits: list[HitFact] = []
     known: dict[int, list[int]] = {}  # known_key("phone:…" | "domain:…" | …) → [first ts, last day]
     controlled_by: str | None = None  # the case or indicator that put the person's accounts under control
+    risk: RiskState | None = None  # the person's current tier, kept by the scorer (scorers/tiers.py)
 
 
 @dataclass
@@ -226,16 +229,16 @@ def _domain(state: PersonState, rec: DomainSignal, policy: StatePolicy, up: Upda
 
 def _payment(state: PersonState, rec: PaymentSignal, role: str, policy: StatePolicy, up: Update) -> None:
     if role == "payee":
-        direction, counterparty = "in", rec.payer_account
+        direction, counterparty, own = "in", rec.payer_account, rec.payee_account
     else:
-        direction, counterparty = "out", rec.payee_account
+        direction, counterparty, own = "out", rec.payee_account, rec.payer_account
     key = f"account:{counterparty}"
     first_seen = _first_contact(state, key, rec.ts, policy, up)
     _demote_later(state.payments, lambda f: f.counterparty == counterparty and f.direction == direction, rec.ts, up)
     # The bank knows its own history better than our 30-day memory does: its flag wins when present.
     first = first_seen if rec.payee_first_seen is None or direction == "in" else rec.payee_first_seen
     _append(state.payments, PaymentFact(rec.ts, rec.transfer_id, rec.status, direction, counterparty,
-                                        rec.amount_fen, first, rec.channel, rec.event_id), policy, up)
+                                        rec.amount_fen, first, rec.channel, rec.event_id, own), policy, up)
     up.contacts.append(Contact(value_key=key, person=state.person, ts=rec.ts, event_id=rec.event_id))
 
 
@@ -261,7 +264,7 @@ def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy) -> 
         # scratch copy and send them again under the same ids (consumers deduplicate by id).
         scratch = _state_copy(state)
         scratch.calls, scratch.web, scratch.payments, scratch.hits = [], [], [], []
-        scratch.controlled_by = None
+        scratch.controlled_by = None  # the replay re-derives its outputs; scoring sees the real state
         return apply_event(scratch, event, policy)
     up = Update()
     if event.subject_id and event.subject_id != state.subject_id:

@@ -30,7 +30,8 @@ class Output(NamedTuple):
     value: msgspec.Struct
 
 
-# Called after a person's state changed, with the event and what it produced; returns more outputs (scores).
+# Called after an event was folded into a person's state, with what it produced; returns more outputs
+# (decisions) and may change the state (setting update.changed).
 PersonHook = Callable[[PersonState, PersonEvent, Update], list[Output]]
 
 
@@ -84,13 +85,13 @@ class Processor:
         raw = self.persons.get(key)
         state = decode_state(raw) if raw else new_state(pe.person, pe.subject_id)
         update = apply_event(state, pe, self.state_policy)
-        if update.changed:  # an event that changes nothing writes nothing (docs/sizing.md)
-            self.persons[key] = encode_state(state)
         out = [Output("yujing.contacts", c.value_key.encode(), ValueMessage(value_key=c.value_key, contact=c))
                for c in update.contacts]
         out += [Output("yujing.triggers", t.person.encode(), t) for t in update.triggers]
         if self.on_person is not None and not update.late:
-            out += self.on_person(state, pe, update)
+            out += self.on_person(state, pe, update)  # the scorer may change the state too (the tier)
+        if update.changed:  # an event that changes nothing writes nothing (docs/sizing.md)
+            self.persons[key] = encode_state(state)
         return out
 
     def value_message(self, vm: ValueMessage) -> list[Output]:

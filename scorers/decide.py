@@ -1,0 +1,93 @@
+"""The scorer in the stream: after each event that adds evidence, score, tier, classify, explain, decide."""
+from __future__ import annotations
+
+from typing import Callable
+
+from schemas.internal import Decision, PersonEvent, TransferRef
+from scorers.features import Snapshot, features
+from scorers.fraud_types import type_features
+from scorers.model import Model
+from scorers.reasons import reasons
+from scorers.tiers import Evidence, TierPolicy, assign_tier
+from streams.person_state import PaymentFact, PersonState, Update, trigger_id
+from streams.processor import Output
+
+
+def event_time(pe: PersonEvent) -> int:
+    """The event time a person event is scored at (a reverse hit: when it became known)."""
+    for rec in (pe.telecom, pe.payment, pe.domain):
+        if rec is not None:
+            return rec.ts
+    if pe.hit is not None:
+        return max(pe.hit.contact_ts, pe.hit.indicator_ts)
+    return pe.control.ts if pe.control is not None else 0
+
+
+def transfer_in_progress(state: PersonState, pe: PersonEvent, now: int, window_ms: int,
+                         strong: float = 0.8) -> tuple[PaymentFact | None, bool]:
+    """The outgoing transfer this event concerns, if any, and whether its payee is a case account.
+
+    Either the event initiates it, or it is a hit on an account the person has just started paying: the hit
+    comes back from the value index after the transfer, so both orders must lead to the stop-payment.
+    """
+    if pe.payment is not None and pe.role == "self" and pe.payment.status == "initiated":
+        fact = next((p for p in reversed(state.payments) if p.event_id == pe.payment.event_id), None)
+        if fact is None:
+            return None, False
+        flagged = any(h.value_key == f"account:{fact.counterparty}" and h.confidence >= strong and h.mode != "fanout"
+                      for h in state.hits)
+        return fact, flagged
+    if pe.hit is not None and pe.hit.value_key.startswith("account:") and pe.hit.confidence >= strong:
+        payee = pe.hit.value_key.split(":", 1)[1]
+        done = {p.transfer_id for p in state.payments if p.status in ("completed", "failed", "held")}
+        for p in reversed(state.payments):
+            if (p.direction == "out" and p.status == "initiated" and p.counterparty == payee
+                    and now - p.ts <= window_ms and p.transfer_id not in done):
+                return p, True
+    return None, False
+
+
+class Decider:
+    """The person hook of the pipeline: model + tier policy → decisions on `yujing.decisions`."""
+
+    def __init__(self, model: Model, policy: TierPolicy, age_of: Callable[[str | None], int | None]) -> None:
+        self.model = model
+        self.policy = policy
+        self.fast = model.fast()
+        self.means = model.feature_means()
+        self.age_of = age_of
+
+    def __call__(self, state: PersonState, pe: PersonEvent, update: Update) -> list[Output]:
+        if not update.noted:
+            return []  # nothing new to judge
+        now = event_time(pe)
+        snap = Snapshot(state, now, self.age_of(state.subject_id))
+        x = features(snap)
+        score = self.fast.score(x)
+        transfer, flagged = transfer_in_progress(state, pe, now, self.policy.t1_transfer_window_ms)
+        ev = Evidence(transfer_now=transfer is not None, transfer_to_new_payee=bool(transfer and transfer.first_contact),
+                      payee_flagged=flagged, strong_hit=x[0] > 0)
+        d = assign_tier(score, ev, state.risk, now, self.policy)
+        if d.risk != state.risk:
+            state.risk = d.risk
+            update.changed = True
+        if not (d.rose or d.stop_payment) or d.tier is None or d.risk is None:
+            return []
+        fraud_type, p_type = self.model.fraud_type(type_features(x, state, now))
+        why = reasons(snap, self.fast.contributions(x, self.means), payee_flagged=flagged)
+        evidence = sorted({h.event_id for h in state.hits if now - 72 * 3_600_000 <= h.ts <= now}
+                          | {c.event_id for c in state.calls if now - 86_400_000 <= c.ts <= now}
+                          | ({transfer.event_id} if transfer else set()))[-20:]
+        ref = None
+        if d.stop_payment and transfer is not None:
+            ref = TransferRef(transfer_id=transfer.transfer_id, payer_account=transfer.account,
+                              payee_account=transfer.counterparty, amount_fen=transfer.amount_fen, ts=now)
+        decision_id = (trigger_id(state.person, "episode", str(d.risk.episode_ts), d.tier) if d.rose
+                       else trigger_id(state.person, "stop", transfer.transfer_id if transfer else str(now)))
+        decision = Decision(decision_id=decision_id, person=state.person, subject_id=state.subject_id, tier=d.tier,  # type: ignore[arg-type]
+                            rose=d.rose, fraud_type=fraud_type, type_probability=round(p_type, 4),
+                            score=round(score, 6), reasons=why, evidence=evidence, ts=now,
+                            episode_ts=d.risk.episode_ts, model_version=self.model.version,
+                            policy_version=self.policy.version, transfer=ref,
+                            features=[round(v, 6) for v in x])
+        return [Output("yujing.decisions", state.person.encode(), decision)]

@@ -1,0 +1,117 @@
+"""Tiers: from a score and the evidence to T1/T2/T3, with hysteresis, under a versioned policy file.
+
+    T1  loss imminent or under way: a transfer just initiated to a flagged payee, or to a new payee by a person
+        the model already suspects (score ≥ t1) or who is already at T2 → phone now, visit, stop-payment request
+    T2  strong signs, no money moved: score ≥ t2 → phone within the hour, visit within 24 h
+    T3  contact with a case element of confidence ≥ t3.hit_confidence, or weak signs (score ≥ t3) → SMS reminder
+
+A person's tier only rises while evidence keeps coming; it is released after `quiet_hours` without any
+(event time). So a score that wobbles around a threshold never warns the same person twice.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from msgspec import Struct
+
+POLICY_FILE = Path(__file__).parent / "policy" / "tiers.json"
+RANK = {None: 0, "T3": 1, "T2": 2, "T1": 3}
+MINUTE = 60_000
+
+
+class PolicyError(ValueError):
+    """The tier policy file is not valid; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class TierPolicy:
+    """The thresholds of the tiers (one versioned file)."""
+
+    version: str
+    t1_score: float
+    t1_transfer_window_ms: int
+    t2_score: float
+    t3_score: float
+    t3_hit_confidence: float
+    quiet_ms: int
+    respond_ms: dict[str, int]
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> "TierPolicy":
+        """Validate and build a policy from its JSON document."""
+        try:
+            policy = cls(version=str(doc["version"]), t1_score=float(doc["t1"]["score"]),
+                         t1_transfer_window_ms=int(doc["t1"]["transfer_window_minutes"]) * MINUTE,
+                         t2_score=float(doc["t2"]["score"]), t3_score=float(doc["t3"]["score"]),
+                         t3_hit_confidence=float(doc["t3"]["hit_confidence"]),
+                         quiet_ms=int(doc["hysteresis"]["quiet_hours"]) * 60 * MINUTE,
+                         respond_ms={t: int(m) * MINUTE for t, m in doc["respond_minutes"].items()})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PolicyError(f"tier policy: missing or invalid {exc}") from None
+        if not 0 < policy.t3_score <= policy.t2_score <= 1 or not 0 < policy.t1_score <= 1:
+            raise PolicyError("tier policy: need 0 < t3.score <= t2.score <= 1 and 0 < t1.score <= 1")
+        if set(policy.respond_ms) != {"T1", "T2", "T3"}:
+            raise PolicyError("tier policy: respond_minutes needs T1, T2 and T3")
+        return policy
+
+    @classmethod
+    def load(cls, path: Path = POLICY_FILE) -> "TierPolicy":
+        """The policy from its file (default: scorers/policy/tiers.json)."""
+        return cls.from_dict(json.loads(path.read_text()))
+
+
+class RiskState(Struct, array_like=True):
+    """What a person's state remembers of their tier: which, since when, and when evidence last came."""
+
+    tier: str
+    episode_ts: int  # event time the person first rose from no tier: names the episode
+    last_evidence_ts: int
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What this moment shows besides the score."""
+
+    transfer_now: bool = False  # this event initiated an outgoing transfer
+    transfer_to_new_payee: bool = False
+    payee_flagged: bool = False  # the payee account is a case element
+    strong_hit: bool = False  # contact with a case element of high confidence, within the window
+
+
+@dataclass(frozen=True)
+class TierDecision:
+    """The tier now, whether it rose, whether a stop-payment is due, and the state to remember."""
+
+    tier: str | None
+    rose: bool
+    stop_payment: bool
+    risk: RiskState | None
+
+
+def computed_tier(score: float, ev: Evidence, held: str | None, policy: TierPolicy) -> str | None:
+    """The tier this moment alone justifies (no hysteresis)."""
+    if ev.transfer_now and (ev.payee_flagged or (ev.transfer_to_new_payee and
+                                                 (score >= policy.t1_score or RANK[held] >= RANK["T2"]))):
+        return "T1"
+    if score >= policy.t2_score:
+        return "T2"
+    if ev.strong_hit or score >= policy.t3_score:
+        return "T3"
+    return None
+
+
+def assign_tier(score: float, ev: Evidence, prior: RiskState | None, now: int, policy: TierPolicy) -> TierDecision:
+    """The person's tier after this moment: it rises with evidence and is held until a quiet period passes."""
+    held = prior.tier if prior is not None and now - prior.last_evidence_ts <= policy.quiet_ms else None
+    now_tier = computed_tier(score, ev, held, policy)
+    tier = now_tier if RANK[now_tier] > RANK[held] else held
+    if tier is None:
+        return TierDecision(None, False, False, None)
+    assert prior is not None or now_tier is not None
+    episode_ts = prior.episode_ts if held is not None and prior is not None else now
+    last = now if now_tier is not None else prior.last_evidence_ts  # type: ignore[union-attr]
+    return TierDecision(tier, RANK[tier] > RANK[held], now_tier == "T1",
+                        RiskState(tier=tier, episode_ts=episode_ts, last_evidence_ts=max(last, episode_ts)))

@@ -1,0 +1,49 @@
+"""The model artifact: its metadata, the refusal of a mismatched artifact, and exported weights that agree."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sklearn
+
+from scorers.features import FEATURES
+from scorers.model import META_FILE, ModelMismatch, load
+
+
+def test_artifact_carries_its_provenance(small_model: Path) -> None:
+    meta = json.loads((small_model / META_FILE).read_text())
+    assert meta["sklearn_version"] == sklearn.__version__
+    assert meta["features"] == list(FEATURES)
+    assert meta["training_data"]["simulated_city"]["seed"] == 11 and meta["training_data"]["positives"] > 50
+    assert len(meta["training_data"]["fingerprint"]) == 16
+    assert 0.5 < meta["evaluation"]["roc_auc"] <= 1 and "fraud_type_accuracy" in meta["evaluation"]
+
+
+def _tampered(small_model: Path, tmp_path: Path, **changes: object) -> Path:
+    folder = tmp_path / "model"
+    shutil.copytree(small_model, folder)
+    meta = json.loads((folder / META_FILE).read_text())
+    meta.update(changes)
+    (folder / META_FILE).write_text(json.dumps(meta))
+    return folder
+
+
+def test_refuses_another_sklearn_version(small_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(ModelMismatch, match="scikit-learn 0.24.2"):
+        load(_tampered(small_model, tmp_path, sklearn_version="0.24.2"))
+
+
+def test_refuses_another_feature_list(small_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(ModelMismatch, match="other features"):
+        load(_tampered(small_model, tmp_path, features=list(FEATURES)[:-1]))
+
+
+def test_exported_weights_give_sklearns_probabilities(small_model: Path) -> None:
+    model = load(small_model)
+    fast = model.fast()
+    X = np.random.default_rng(3).random((500, len(FEATURES))) * np.linspace(1, 12, len(FEATURES))
+    exact = model.risk.predict_proba(X)[:, 1]
+    assert max(abs(fast.score(list(x)) - p) for x, p in zip(X, exact)) < 1e-12

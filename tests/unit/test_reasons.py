@@ -1,0 +1,47 @@
+"""Reason codes: the words an operator reads, built from the facts behind the features that pushed the score."""
+from __future__ import annotations
+
+from scorers.features import FEATURES, HOUR, Snapshot
+from scorers.reasons import reasons
+from streams.person_state import HitFact, PersonState, WebFact
+from tests.unit.test_features import NOW, call, pay
+
+
+def _push(*names: str) -> list[float]:
+    return [1.0 if n in names else 0.0 for n in FEATURES]
+
+
+def test_call_then_first_transfer_is_told_as_one_story() -> None:
+    state = PersonState(person="x", calls=[call(40 * 60_000, 2280, ["virtual_operator"], number="+8617000001111")],
+                        payments=[pay(5 * 60_000, 1_250_000)])
+    (r, *_) = reasons(Snapshot(state, NOW, 71), _push("contact_then_pay_6h"))
+    assert r.code == "CONTACT_THEN_FIRST_TRANSFER"
+    assert r.detail == ("38 min call from a virtual-operator number +8617000001111 35 min before a first transfer "
+                        "of ¥12,500 to a new payee")
+
+
+def test_strongest_contributions_first_and_no_duplicates() -> None:
+    state = PersonState(person="x", calls=[call(HOUR, 3000, ["voip"])],
+                        web=[WebFact(NOW - HOUR, "app_install", "us.zoom.videomeetings", True, "w")],
+                        hits=[HitFact(NOW - 2 * HOUR, NOW - 30 * HOUR, "phone:+8617000001111", "impersonate_authority",
+                                      0.95, "reverse", NOW - 2 * HOUR, "case-7", 0, "c1")])
+    contrib = [0.0] * len(FEATURES)
+    for name, c in (("hit_strong_72h", 3.0), ("remote_app_install_24h", 2.0), ("very_long_call_24h", 1.0),
+                    ("long_unknown_call_24h", 0.5), ("new_domain_visit_24h", -1.0)):
+        contrib[FEATURES.index(name)] = c
+    got = reasons(Snapshot(state, NOW, 70), contrib)
+    assert [r.code for r in got] == ["CASE_ELEMENT_CONTACT", "REMOTE_APP_INSTALL", "VERY_LONG_CALL_UNKNOWN"]
+    assert got[0].detail == ("contact with phone +8617000001111 named in case-7 (impersonate_authority), "
+                             "28 h before it was known")
+    assert got[1].detail == "installed us.zoom.videomeetings (remote meeting or screen sharing)"
+
+
+def test_transfer_to_a_case_account_always_comes_first() -> None:
+    state = PersonState(person="x", payments=[pay(60_000, 500_000)])
+    got = reasons(Snapshot(state, NOW), [0.0] * len(FEATURES), payee_flagged=True)
+    assert got[0].code == "TRANSFER_TO_CASE_ACCOUNT" and "M1" in got[0].detail
+
+
+def test_a_decision_always_has_a_reason_when_facts_exist() -> None:
+    state = PersonState(person="x", payments=[pay(60_000, 500_000)])
+    assert [r.code for r in reasons(Snapshot(state, NOW), [0.0] * len(FEATURES))] == ["FIRST_TRANSFER_NEW_PAYEE"]
