@@ -8,8 +8,10 @@ from scorers.features import Snapshot, features
 from scorers.fraud_types import type_features
 from scorers.model import Model
 from scorers.reasons import reasons
-from scorers.tiers import Evidence, TierPolicy, assign_tier
-from streams.person_state import PaymentFact, PersonState, Update, trigger_id
+from scorers.tiers import Evidence, TierDecision, TierPolicy, assign_tier
+from streams.person_state import PaymentFact, PersonState, Update, earliest_evidence, event_key, trigger_id
+
+MAX_REMEMBERED = 8  # decisions a person's state remembers, to re-send them if their events are redelivered
 from streams.processor import Output
 
 
@@ -60,17 +62,36 @@ class Decider:
     def __call__(self, state: PersonState, pe: PersonEvent, update: Update) -> list[Output]:
         if not update.noted:
             return []  # nothing new to judge
+        key = event_key(pe)
+        if update.replay:
+            # Redelivered after a crash: the tier is already in the state, but the decision this event made may
+            # not have been sent. Send it again, under the same id; otherwise there is nothing to decide.
+            done = next((entry for entry in (state.risk.decided if state.risk else []) if entry[0] == key), None)
+            return self._decide(state, pe, replayed=(done[1], done[2] == "rose")) if done else []
+        return self._decide(state, pe, update=update, key=key)
+
+    def _decide(self, state: PersonState, pe: PersonEvent, update: Update | None = None, key: str = "",
+                replayed: tuple[str, bool] | None = None) -> list[Output]:
         now = event_time(pe)
         snap = Snapshot(state, now, self.age_of(state.subject_id))
         x = features(snap)
         score = self.fast.score(x)
         transfer, flagged = transfer_in_progress(state, pe, now, self.policy.t1_transfer_window_ms)
-        ev = Evidence(transfer_now=transfer is not None, transfer_to_new_payee=bool(transfer and transfer.first_contact),
-                      payee_flagged=flagged, strong_hit=x[0] > 0)
-        d = assign_tier(score, ev, state.risk, now, self.policy)
-        if d.risk != state.risk:
-            state.risk = d.risk
-            update.changed = True
+        if replayed is not None and state.risk is not None:
+            tier, rose = replayed
+            d = TierDecision(tier, rose, tier == "T1" and transfer is not None, state.risk)
+        else:
+            ev = Evidence(transfer_now=transfer is not None,
+                          transfer_to_new_payee=bool(transfer and transfer.first_contact),
+                          payee_flagged=flagged, strong_hit=x[0] > 0)
+            d = assign_tier(score, ev, state.risk, now, self.policy,
+                            earliest_evidence(state, now, self.policy.quiet_ms))
+            if (d.rose or d.stop_payment) and d.risk is not None:
+                entry = [key, d.tier or "", "rose" if d.rose else "stop"]
+                d.risk.decided = (d.risk.decided + [entry])[-MAX_REMEMBERED:]
+            if d.risk != state.risk and update is not None:
+                state.risk = d.risk
+                update.changed = True
         if not (d.rose or d.stop_payment) or d.tier is None or d.risk is None:
             return []
         fraud_type, p_type = self.model.fraud_type(type_features(x, state, now))

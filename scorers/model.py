@@ -24,6 +24,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from scorers.features import FEATURES
+from scorers.monotone import NonNegativeLogisticRegression
 from scorers.fraud_types import TYPE_FEATURES
 
 MODEL_FILE = "model.joblib"
@@ -35,8 +36,8 @@ class ModelMismatch(RuntimeError):
 
 
 def make_risk_estimator() -> Pipeline:
-    """The risk model: standardised features into a logistic regression."""
-    return Pipeline([("scale", StandardScaler()), ("lr", LogisticRegression(C=0.5, max_iter=2000))])
+    """The risk model: standardised features into a logistic regression with non-negative weights."""
+    return Pipeline([("scale", StandardScaler()), ("lr", NonNegativeLogisticRegression(C=1.0))])
 
 
 def make_type_estimator() -> Pipeline:
@@ -55,7 +56,7 @@ class FastRisk:
     def from_pipeline(cls, pipe: Pipeline) -> "FastRisk":
         """Fold the scaler into the logistic regression's weights."""
         scale: StandardScaler = pipe.named_steps["scale"]
-        lr: LogisticRegression = pipe.named_steps["lr"]
+        lr = pipe.named_steps["lr"]
         coef = lr.coef_[0] / scale.scale_
         bias = float(lr.intercept_[0] - np.dot(coef, scale.mean_))
         return cls([float(c) for c in coef], bias)

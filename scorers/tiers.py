@@ -67,8 +67,9 @@ class RiskState(Struct, array_like=True):
     """What a person's state remembers of their tier: which, since when, and when evidence last came."""
 
     tier: str
-    episode_ts: int  # event time the person first rose from no tier: names the episode
+    episode_ts: int  # names the episode: the earliest evidence in the window when the person first rose
     last_evidence_ts: int
+    decided: list[list[str]] = []  # [event key, tier, rose|stop] of the latest decisions, re-sent on a replay
 
 
 @dataclass(frozen=True)
@@ -103,15 +104,22 @@ def computed_tier(score: float, ev: Evidence, held: str | None, policy: TierPoli
     return None
 
 
-def assign_tier(score: float, ev: Evidence, prior: RiskState | None, now: int, policy: TierPolicy) -> TierDecision:
-    """The person's tier after this moment: it rises with evidence and is held until a quiet period passes."""
+def assign_tier(score: float, ev: Evidence, prior: RiskState | None, now: int, policy: TierPolicy,
+                episode_start: int | None = None) -> TierDecision:
+    """The person's tier after this moment: it rises with evidence and is held until a quiet period passes.
+
+    `episode_start` names a new episode (default: now); the caller passes the earliest evidence in the window,
+    which does not depend on the order in which the evidence arrived. Evidence time only moves forward.
+    """
     held = prior.tier if prior is not None and now - prior.last_evidence_ts <= policy.quiet_ms else None
     now_tier = computed_tier(score, ev, held, policy)
     tier = now_tier if RANK[now_tier] > RANK[held] else held
     if tier is None:
         return TierDecision(None, False, False, None)
-    assert prior is not None or now_tier is not None
-    episode_ts = prior.episode_ts if held is not None and prior is not None else now
-    last = now if now_tier is not None else prior.last_evidence_ts  # type: ignore[union-attr]
+    if held is not None and prior is not None:
+        episode_ts, decided = prior.episode_ts, prior.decided
+        last = max(prior.last_evidence_ts, now) if now_tier is not None else prior.last_evidence_ts
+    else:
+        episode_ts, decided, last = min(now, episode_start if episode_start is not None else now), [], now
     return TierDecision(tier, RANK[tier] > RANK[held], now_tier == "T1",
-                        RiskState(tier=tier, episode_ts=episode_ts, last_evidence_ts=max(last, episode_ts)))
+                        RiskState(tier=tier, episode_ts=episode_ts, last_evidence_ts=last, decided=list(decided)))

@@ -119,6 +119,7 @@ class Update:
     late: bool = False  # older than the window: not applied (counted by the agent's metrics)
     changed: bool = False  # the state must be written back
     noted: bool = False  # a fact, hit or control was added: the evidence changed, so the scorer should look
+    replay: bool = False  # the event was applied before (a redelivery after a crash): state unchanged
 
 
 def new_state(person: str, subject_id: str | None = None) -> PersonState:
@@ -265,7 +266,9 @@ def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy) -> 
         scratch = _state_copy(state)
         scratch.calls, scratch.web, scratch.payments, scratch.hits = [], [], [], []
         scratch.controlled_by = None  # the replay re-derives its outputs; scoring sees the real state
-        return apply_event(scratch, event, policy)
+        update = apply_event(scratch, event, policy)
+        update.replay, update.changed = True, False
+        return update
     up = Update()
     if event.subject_id and event.subject_id != state.subject_id:
         state.subject_id = event.subject_id
@@ -301,6 +304,23 @@ def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy) -> 
         _trim_known(state, policy, policy.max_known)
         up.changed = True
     return up
+
+
+def event_key(event: PersonEvent) -> str:
+    """A person event's identity: the signal's event id, or what a hit or control is about."""
+    for rec in (event.telecom, event.payment, event.domain):
+        if rec is not None:
+            return f"{rec.event_id}|{event.role}"
+    if event.hit is not None:
+        return f"hit|{event.hit.value_key}|{event.hit.event_id}|{event.hit.mode}"
+    return f"control|{event.control.source}" if event.control is not None else ""
+
+
+def earliest_evidence(state: PersonState, now: int, window_ms: int) -> int:
+    """The event time of the earliest notable fact within the window before `now` (or `now`)."""
+    lo = now - window_ms
+    times = [f.ts for facts in (state.calls, state.web, state.payments, state.hits) for f in facts if lo <= f.ts <= now]
+    return min(times, default=now)
 
 
 def _has_fact(facts: list, ts: int, match: Callable[[Any], bool]) -> bool:

@@ -30,9 +30,9 @@ def stack() -> Settings:
 
 
 @pytest.fixture
-def isolated(stack: Settings, tmp_path: Path) -> Settings:
-    """Settings with unique topics, consumer group and data folder for one test."""
-    return isolated_settings(stack, tmp_path / "data")
+def isolated(stack: Settings, tmp_path: Path, small_model: Path) -> Settings:
+    """Settings with unique topics, consumer group and data folder (with the small model) for one test."""
+    return isolated_settings(stack, tmp_path / "data", small_model)
 
 
 @pytest.fixture

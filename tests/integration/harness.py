@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import socket
 import uuid
 from pathlib import Path
@@ -17,8 +18,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def isolated_settings(base: Settings, data_dir: Path, partitions: int = 2) -> Settings:
-    """Settings with topic names, consumer group and data folder of their own, and the topics created."""
+def isolated_settings(base: Settings, data_dir: Path, model: Path, partitions: int = 2) -> Settings:
+    """Settings with topic names, consumer group and data folder of their own (with a copy of `model`),
+    and the topics created."""
     tag = uuid.uuid4().hex[:10]
     settings = dataclasses.replace(
         base, topic_prefix=f"t{tag}.", app_id=f"yujing-t{tag}", data_dir=data_dir,
@@ -26,4 +28,5 @@ def isolated_settings(base: Settings, data_dir: Path, partitions: int = 2) -> Se
         kafka_external=True, redis_external=True,
     )
     create_topics(settings)
+    shutil.copytree(model, data_dir / "model")
     return settings

@@ -91,9 +91,10 @@ def _settled(settings: Settings) -> bool:
     return bool(bob and bob.hits)
 
 
-def test_worker_killed_mid_stream_recovers_and_matches_an_uninterrupted_run(stack: Settings, tmp_path: Path) -> None:
+def test_worker_killed_mid_stream_recovers_and_matches_an_uninterrupted_run(stack: Settings, tmp_path: Path,
+                                                                             small_model: Path) -> None:
     # The reference: one worker, never interrupted.
-    ref = isolated_settings(stack, tmp_path / "ref")
+    ref = isolated_settings(stack, tmp_path / "ref", small_model)
     ref_worker = WorkerProcess(ref, tmp_path / "ref.log").start()
     try:
         load_registry(ref)
@@ -105,7 +106,7 @@ def test_worker_killed_mid_stream_recovers_and_matches_an_uninterrupted_run(stac
         ref_worker.stop()
 
     # The same input, with the worker killed (SIGKILL) after the first part and started again.
-    run = isolated_settings(stack, tmp_path / "run")
+    run = isolated_settings(stack, tmp_path / "run", small_model)
     worker = WorkerProcess(run, tmp_path / "run.log").start()
     try:
         load_registry(run)
