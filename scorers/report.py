@@ -36,10 +36,13 @@ def _plots(folder: Path, figs: dict[str, Any], curves: dict[str, list[float]]) -
     fig.tight_layout(); fig.savefig(folder / "calibration.png", dpi=110); plt.close(fig)
     made.append("calibration.png")
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    for name, label in (("model", "model"), ("baseline_any_indicator_contact", "baseline")):
-        leads = figs[name]["lead_minutes"]
+    series = [(figs[n]["lead_minutes"], label) for n, label in (("model", "model"),
+                                                               ("baseline_any_indicator_contact", "baseline"))]
+    top = max((max(leads) for leads, _ in series if leads), default=60) / 60
+    bins = [top * k / 24 for k in range(25)]  # one set of bins for both, so the bars compare
+    for leads, label in series:
         if leads:
-            ax.hist([x / 60 for x in leads], bins=20, alpha=0.6, label=label)
+            ax.hist([x / 60 for x in leads], bins=bins, alpha=0.6, label=label)
     ax.set(xlabel="hours of warning before the first loss", ylabel="victims", title="lead times")
     ax.legend(); fig.tight_layout(); fig.savefig(folder / "lead_times.png", dpi=110); plt.close(fig)
     made.append("lead_times.png")
