@@ -102,10 +102,13 @@ class Model:
 
 
 def train(X: np.ndarray, y: np.ndarray, w: np.ndarray, X_type: np.ndarray, types: np.ndarray) -> tuple[Pipeline, Pipeline]:
-    """Fit the risk model (weighted) and, on positive rows, the fraud-type classifier."""
+    """Fit the risk model (weighted) on X, y; the fraud-type classifier on the rows of X_type with a known type.
+
+    X may hold more rows than X_type (rows labelled by field outcomes carry no fraud type).
+    """
     risk = make_risk_estimator().fit(X, y, lr__sample_weight=w)
-    pos = y == 1
-    type_model = make_type_estimator().fit(X_type[pos], types[pos])
+    typed = types != "unknown"
+    type_model = make_type_estimator().fit(X_type[typed], types[typed])
     return risk, type_model
 
 

@@ -47,3 +47,17 @@ def test_exported_weights_give_sklearns_probabilities(small_model: Path) -> None
     X = np.random.default_rng(3).random((500, len(FEATURES))) * np.linspace(1, 12, len(FEATURES))
     exact = model.risk.predict_proba(X)[:, 1]
     assert max(abs(fast.score(list(x)) - p) for x, p in zip(X, exact)) < 1e-12
+
+
+def test_rows_from_field_outcomes_join_the_risk_model_only() -> None:
+    from scorers.model import train
+
+    rng = np.random.default_rng(1)
+    X = rng.random((300, len(FEATURES)))
+    y = (X[:, 3] > 0.7).astype(int)
+    types = np.where(y == 1, "romance", "unknown")
+    X_type = np.hstack([X, np.zeros((300, 9))])
+    extra = rng.random((20, len(FEATURES)))  # labelled by outcomes: no fraud type
+    risk, type_model = train(np.vstack([X, extra]), np.concatenate([y, np.ones(20, int)]), np.ones(320),
+                             X_type, np.concatenate([types[:-1], ["fake_loan"]]))
+    assert risk.n_features_in_ == len(FEATURES) and set(type_model.classes_) == {"romance", "fake_loan"}
