@@ -137,6 +137,26 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _route_test(args: argparse.Namespace) -> int:
+    from dispatch.routing import LABELS, RouteConfigError, describe, load_routes
+
+    labels = {}
+    for item in args.labels:
+        key, sep, value = item.partition("=")
+        if not sep or key not in LABELS:
+            print(f"yujing route-test: expected label=value with label one of {', '.join(LABELS)}; got {item!r}",
+                  file=sys.stderr)
+            return 2
+        labels[key] = value
+    try:
+        config = load_routes(Path(args.config)) if args.config else load_routes()
+    except RouteConfigError as exc:
+        print(f"yujing route-test: {exc}", file=sys.stderr)
+        return 2
+    print(describe(config, labels))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="yujing", description="Streaming early warning against telecom fraud.")
@@ -169,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "evaluate":
             p.add_argument("--model", help="model folder (default: DATA/model)")
             p.add_argument("--report", help="report folder (default: DATA/reports/evaluation-seed-N)")
+    p = sub.add_parser("route-test", help="print the route a warning with these labels takes (tier=T2 grid=G0012 …)")
+    p.add_argument("labels", nargs="+", help="label=value: tier, fraud_type, grid, station")
+    p.add_argument("--config", help="routing config (default: dispatch/config/routes.toml)")
+    p.set_defaults(func=_route_test)
     p = sub.add_parser("demo", help="the main job: start everything and stream a sample through the pipeline")
     p.add_argument("--events", type=int, default=2000, help="signals to stream")
     p.add_argument("--seed", type=int, default=7)
