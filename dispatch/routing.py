@@ -38,6 +38,8 @@ class Route:
     match: Mapping[str, frozenset[str]]
     steps: tuple[Step, ...]
     stop_payment: bool = False
+    mode: str = "escalate"  # "all": every step at once; "escalate": the next step when the previous fails
+    quiet_hours: bool = False  # SMS wait until morning (local time)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """All matchers hold for the labels."""
@@ -52,6 +54,7 @@ class RoutingConfig:
     routes: tuple[Route, ...]
     stations: frozenset[str]
     default_station: str
+    cooldown_ms: int = 24 * 60 * MINUTE
 
 
 def _route(i: int, doc: dict[str, Any], stations: frozenset[str]) -> Route:
@@ -82,7 +85,11 @@ def _route(i: int, doc: dict[str, Any], stations: frozenset[str]) -> Route:
         raise RouteConfigError(f"{where}: no steps")
     if any(b.within_ms < a.within_ms for a, b in zip(steps, steps[1:])):
         raise RouteConfigError(f"{where}: step deadlines must not decrease (escalation goes forward in time)")
-    return Route(name, match, tuple(steps), bool(doc.get("stop_payment", False)))
+    mode = str(doc.get("mode", "escalate"))
+    if mode not in ("all", "escalate"):
+        raise RouteConfigError(f"{where}: mode must be 'all' or 'escalate', not {mode!r}")
+    return Route(name, match, tuple(steps), bool(doc.get("stop_payment", False)), mode,
+                 bool(doc.get("quiet_hours", False)))
 
 
 def parse_routes(text: str) -> RoutingConfig:
@@ -98,8 +105,11 @@ def parse_routes(text: str) -> RoutingConfig:
     for tier in ("T1", "T2", "T3"):  # every warning must have a route: some route may constrain only the tier
         if not any(set(r.match) <= {"tier"} and tier in r.match.get("tier", frozenset([tier])) for r in routes):
             raise RouteConfigError(f"no route catches every {tier} warning (add one matching only tier={tier})")
+    cooldown = doc.get("cooldown_hours", 24)
+    if not isinstance(cooldown, int) or cooldown < 0:
+        raise RouteConfigError("cooldown_hours must be a whole number of hours >= 0")
     return RoutingConfig(str(doc.get("version", "unversioned")), routes, stations,
-                         str(doc.get("default_station", "CITY-DESK")))
+                         str(doc.get("default_station", "CITY-DESK")), cooldown * 60 * MINUTE)
 
 
 def load_routes(path: Path = ROUTES_FILE) -> RoutingConfig:

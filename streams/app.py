@@ -8,17 +8,22 @@
 """
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any, Callable
 
 import faust
+import redis.asyncio as aioredis
 from faust.types import EventT
 import msgspec
 
 from deploy.config import SIGNAL_TOPICS, Settings
+from dispatch.cooldown import Cooldown
+from dispatch.routing import load_routes
+from dispatch.stage import Dispatcher
 from schemas.deadletter import dead_letter
 from schemas.decode import InvalidRecord, decode_input
-from schemas.internal import PersonEvent, ValueMessage
+from schemas.internal import Decision, PersonEvent, ValueMessage
 from schemas.records import encode
 from streams.ingest import RawMessage, ingest
 from streams.person_state import StatePolicy
@@ -35,6 +40,7 @@ log = logging.getLogger(__name__)
 RAW = {"key_serializer": "raw", "value_serializer": "raw"}
 _person_decoder = msgspec.json.Decoder(PersonEvent)
 _value_msg_decoder = msgspec.json.Decoder(ValueMessage)
+_decision_decoder = msgspec.json.Decoder(Decision)
 
 
 def policies(settings: Settings) -> tuple[IndexPolicy, StatePolicy]:
@@ -88,13 +94,15 @@ def create_app(settings: Settings, model: Model | None = None) -> faust.App:
         for out in outputs:
             await topic(out.topic).send(key=out.key, value=encode(out.value))
 
-    def guarded(logical: str, handler: Callable[[EventT], list[Output]]) -> Callable[[Any], Any]:
+    def guarded(logical: str, handler: Callable[[EventT], Any]) -> Callable[[Any], Any]:
         """Run `handler` on every event and send its outputs; a failure dead-letters that event, nothing else."""
         async def agent(stream: faust.StreamT) -> None:
             async for event in stream.events():
                 msg = event.message
                 try:
                     outputs = handler(event)
+                    if inspect.isawaitable(outputs):
+                        outputs = await outputs
                 except InvalidRecord as exc:
                     outputs = [_dead(logical, event, exc.reason, exc.field)]
                 except Exception as exc:  # a bug on one record must not stop the stream
@@ -131,6 +139,12 @@ def create_app(settings: Settings, model: Model | None = None) -> faust.App:
         "yujing.events", lambda event: processor.person_event(_person_decoder.decode(event.value))))
     app.agent(topic("yujing.contacts"), name="values")(guarded(
         "yujing.contacts", lambda event: processor.value_message(_value_msg_decoder.decode(event.value))))
+    routes = load_routes()
+    redis_client = aioredis.Redis.from_url(settings.redis_url)
+    dispatcher = Dispatcher(routes, Cooldown(redis_client, f"{settings.topic_prefix}{settings.app_id}:",
+                                             routes.cooldown_ms), processor.lookup)
+    app.agent(topic("yujing.decisions"), name="dispatch")(guarded(
+        "yujing.decisions", lambda event: dispatcher.handle(_decision_decoder.decode(event.value))))
     return app
 
 

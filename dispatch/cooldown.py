@@ -1,0 +1,41 @@
+"""Cooldown across channels: one warning per person per cooldown, unless the tier rises (Redis, atomic).
+
+The rule runs inside Redis as one Lua script, so two workers can never both pass for the same person. Time is
+event time: the script compares the warnings' `ts`, so replaying a day at any speed suppresses exactly what the
+live run suppressed; the key's TTL (wall clock) only collects garbage. The same warning arriving again (a
+redelivery after a crash) passes: its sends carry the same ids, and the SMS gateway and task feeds deduplicate.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+RANK = {"T3": 1, "T2": 2, "T1": 3}
+
+COOLDOWN_LUA = """
+local cur = redis.call('GET', KEYS[1])
+local rank, ts, wid = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local cooldown, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
+if cur then
+  local crank, cts, cwid = string.match(cur, '^(%d+):(%-?%d+):(.*)$')
+  if cwid == wid then return 1 end
+  if tonumber(crank) >= rank and ts - tonumber(cts) < cooldown then return 0 end
+end
+redis.call('SET', KEYS[1], rank .. ':' .. ts .. ':' .. wid, 'EX', ttl)
+return 1
+"""
+
+
+class Cooldown:
+    """The cooldown stage over an asyncio Redis client (handed in, not global)."""
+
+    def __init__(self, client: Any, prefix: str, cooldown_ms: int, gc_seconds: int = 8 * 86_400) -> None:
+        self._script = client.register_script(COOLDOWN_LUA)
+        self._prefix = prefix
+        self._cooldown_ms = cooldown_ms
+        self._gc = gc_seconds
+
+    async def acquire(self, person: str, tier: str, ts: int, warning_id: str) -> bool:
+        """True when this warning may go out; records it as the person's latest."""
+        allowed = await self._script(keys=[f"{self._prefix}cooldown:{person}"],
+                                     args=[RANK[tier], ts, warning_id, self._cooldown_ms, self._gc])
+        return bool(allowed)

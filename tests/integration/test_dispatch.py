@@ -1,0 +1,58 @@
+"""Dispatch on the real broker and Redis: a T3 → one SMS; inside the cooldown → none; a rise to T1 → phone and
+visit tasks plus a stop-payment request; a redelivered decision → the same ids again, nothing new."""
+from __future__ import annotations
+
+import msgspec
+
+from deploy.config import Settings
+from deploy.kafka_io import consume, produce
+from deploy.workers import WorkerProcess
+from dispatch.plan import sms_text
+from schemas.internal import Decision, DecisionReason, TransferRef
+from schemas.records import PaymentInterception, PhoneTask, SmsTask, VisitTask, Warning
+from tests.integration.scenario import HOUR, T, load_registry
+
+REASON = [DecisionReason(code="CASE_ELEMENT_CONTACT", detail="contact with phone +8617000001111 named in case-1")]
+
+
+def decision(decision_id: str, tier: str, ts: int, transfer: TransferRef | None = None, rose: bool = True) -> tuple[bytes, bytes]:
+    d = Decision(decision_id=decision_id, person="S_ALICE", subject_id="S_ALICE", tier=tier, rose=rose,  # type: ignore[arg-type]
+                 fraud_type="fake_customer_service", type_probability=0.7, score=0.4, reasons=REASON,
+                 evidence=["alice-call"], ts=ts, episode_ts=ts, model_version="m1", policy_version="p1",
+                 transfer=transfer)
+    return b"S_ALICE", msgspec.json.encode(d)
+
+
+def _read(settings: Settings, topic: str, kind: type, expect: int) -> list:
+    return [msgspec.json.decode(m.value, type=kind) for m in consume(settings, topic, expect, timeout=45, linger=3)]
+
+
+def test_t3_sms_cooldown_then_t1_phone_visit_and_stop_payment(isolated: Settings, worker: WorkerProcess) -> None:
+    load_registry(isolated)
+    transfer = TransferRef(transfer_id="TR-9", payer_account="6222000000000001", payee_account="6217000011112222",
+                           amount_fen=880_000, ts=T + 2 * HOUR)
+    produce(isolated, "yujing.decisions", [
+        decision("w-t3", "T3", T),                      # a reminder
+        decision("w-t3-again", "T3", T + HOUR),         # more evidence, another id, inside the cooldown
+        decision("w-t3", "T3", T),                      # the first one redelivered after a crash
+        decision("w-t1", "T1", T + 2 * HOUR, transfer),  # the rise: money is moving
+    ])
+    warnings = _read(isolated, "warnings", Warning, expect=3)
+    sms = _read(isolated, "dispatch.sms", SmsTask, expect=2)
+    phone = _read(isolated, "dispatch.phone", PhoneTask, expect=1)
+    visit = _read(isolated, "dispatch.visit", VisitTask, expect=1)
+    stops = _read(isolated, "interception.payment", PaymentInterception, expect=1)
+
+    assert sorted({w.warning_id for w in warnings}) == ["w-t1", "w-t3"], worker.log_tail()
+    assert {m.message_id for m in sms} == {sms[0].message_id} and len({m.warning_id for m in sms}) == 1
+    first = sms[0]
+    assert first.to == "+8613800000001" and first.text == sms_text("fake_customer_service") and "96110" in first.text
+    assert first.not_before_ts >= T and first.expires_ts > first.not_before_ts
+    assert [(p.warning_id, p.station_id, p.phone, p.respond_by_ts) for p in phone] == [
+        ("w-t1", "ST0", "+8613800000001", T + 2 * HOUR + 5 * 60_000)]
+    assert [(v.warning_id, v.grid_id, v.name_masked) for v in visit] == [("w-t1", "G0000", "王*")]
+    assert [(s.transfer_id, s.amount_fen, s.payer_account) for s in stops] == [("TR-9", 880_000, "6222000000000001")]
+    t1 = next(w for w in warnings if w.warning_id == "w-t1")
+    assert (t1.tier, t1.channels, t1.respond_by_ts) == ("T1", ["phone", "visit"], T + 2 * HOUR + 5 * 60_000)
+    assert t1.reasons[0].code == "CASE_ELEMENT_CONTACT" and t1.subject_id == "S_ALICE"
+    assert consume(isolated, "deadletter", expect=0, linger=1) == []
