@@ -157,6 +157,24 @@ def _route_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sms_gateway(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from dispatch.sms_service import run
+
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s")
+    asyncio.run(run(load_settings(), args.url, args.rate, args.clock))
+    return 0
+
+
+def _test_gateway(args: argparse.Namespace) -> int:
+    from dispatch.test_gateway import serve
+
+    serve(args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="yujing", description="Streaming early warning against telecom fraud.")
@@ -193,6 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("labels", nargs="+", help="label=value: tier, fraud_type, grid, station")
     p.add_argument("--config", help="routing config (default: dispatch/config/routes.toml)")
     p.set_defaults(func=_route_test)
+    p = sub.add_parser("sms-gateway", help="deliver dispatch.sms to an HTTP SMS gateway, receipts to outcomes")
+    p.add_argument("--url", default="http://127.0.0.1:9110/send", help="the gateway's send URL")
+    p.add_argument("--rate", type=float, default=50.0, help="messages per second at most")
+    p.add_argument("--clock", choices=["wall", "event"], default="wall",
+                   help="what `expires_ts` and `not_before_ts` are compared with: the wall clock, or the "
+                        "pipeline's event time (for simulated days)")
+    p.set_defaults(func=_sms_gateway)
+    p = sub.add_parser("test-gateway", help="a local SMS gateway for tests and the demo (127.0.0.1)")
+    p.add_argument("--port", type=int, default=9110)
+    p.set_defaults(func=_test_gateway)
     p = sub.add_parser("demo", help="the main job: start everything and stream a sample through the pipeline")
     p.add_argument("--events", type=int, default=2000, help="signals to stream")
     p.add_argument("--seed", type=int, default=7)

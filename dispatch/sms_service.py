@@ -1,0 +1,81 @@
+"""`yujing sms-gateway`: consume `dispatch.sms`, deliver through the HTTP gateway, write receipts to `outcomes`.
+
+At-least-once with idempotent effects: a receipt is produced (acks=all), the message is marked done in Redis,
+and only then is the offset committed. After a crash the message may be read again: a done mark skips it;
+without one it is sent again under the same `message_id`, which the gateway does not deliver twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import aiohttp
+import msgspec
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from deploy.config import Settings
+from dispatch.sms import HttpGateway, RetryPolicy, TokenBucket, deliver
+from schemas.deadletter import dead_letter
+from schemas.records import SmsTask, encode
+
+log = logging.getLogger(__name__)
+DONE_TTL_S = 30 * 86_400
+
+
+class EventClock:
+    """The pipeline's clock for simulated days: the latest task time seen, moving on with wall time after it."""
+
+    def __init__(self) -> None:
+        self._ts, self._at = 0, time.monotonic()
+
+    def advance(self, ts: int) -> None:
+        """A task with event time `ts` was read."""
+        if ts > self.now_ms():
+            self._ts, self._at = ts, time.monotonic()
+
+    def now_ms(self) -> int:
+        """Now, in event time."""
+        return self._ts + int((time.monotonic() - self._at) * 1000)
+
+
+async def run(settings: Settings, url: str, rate: float, clock: str = "wall", stop: asyncio.Event | None = None) -> None:
+    """Serve until `stop` is set (or forever)."""
+    consumer = AIOKafkaConsumer(settings.topic("dispatch.sms"), bootstrap_servers=settings.kafka_bootstrap,
+                                group_id=f"{settings.app_id}-sms-gateway", enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    event_clock = EventClock()
+    now_ms = event_clock.now_ms if clock == "event" else (lambda: int(time.time() * 1000))
+    bucket = TokenBucket(rate, max(1, int(rate)), time.monotonic, asyncio.sleep)
+    prefix = f"{settings.topic_prefix}{settings.app_id}:sms:done:"
+    await consumer.start()
+    await producer.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            gateway = HttpGateway(session, url)
+            while stop is None or not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=500, max_records=100)
+                for tp, messages in batches.items():
+                    for msg in messages:
+                        try:
+                            task = msgspec.json.decode(msg.value, type=SmsTask)
+                        except msgspec.DecodeError as exc:
+                            dead = dead_letter("dispatch.sms", msg.partition, msg.offset, msg.key, msg.value, str(exc))
+                            await producer.send_and_wait(settings.topic("deadletter"), encode(dead), key=msg.key)
+                            continue
+                        event_clock.advance(task.ts)
+                        if await redis.exists(prefix + task.message_id):
+                            continue  # delivered and receipted before a restart
+                        receipt = await deliver(task, gateway, bucket, RetryPolicy(), now_ms, asyncio.sleep)
+                        await producer.send_and_wait(settings.topic("outcomes"), encode(receipt),
+                                                     key=task.warning_id.encode())
+                        await redis.set(prefix + task.message_id, receipt.outcome, ex=DONE_TTL_S)
+                        log.info("%s %s: %s", task.message_id, receipt.outcome, receipt.note)
+                    await consumer.commit({tp: messages[-1].offset + 1})
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await redis.aclose()

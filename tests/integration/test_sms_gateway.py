@@ -1,0 +1,81 @@
+"""The SMS gateway adapter over real HTTP, Kafka and Redis: 503s retried then delivered once, a redelivered
+task not sent twice, an expired one reported and not sent, receipts on `outcomes`."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import msgspec
+
+from deploy.config import Settings
+from deploy.kafka_io import consume, produce
+from schemas.records import Outcome, SmsTask, encode
+from tests.integration.harness import free_port
+
+T = 1_764_547_200_000
+
+
+def _task(message_id: str, ts: int, expires_ts: int) -> tuple[bytes, bytes]:
+    t = SmsTask(warning_id=f"w-{message_id}", tier="T3", fraud_type="romance", ts=ts, message_id=message_id,
+                to="+8613800000001", text="【反诈中心】测试 96110", not_before_ts=ts, expires_ts=expires_ts)
+    return t.to.encode(), encode(t)
+
+
+def _http(url: str, body: dict | None = None) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode() if body else None,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def _wait_http(url: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _http(url)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer")
+
+
+def test_retries_then_delivers_once_and_reports_expired(isolated: Settings, tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, **isolated.to_env(), "PYTHONUNBUFFERED": "1"}
+    gateway = subprocess.Popen([sys.executable, "-m", "deploy.cli", "test-gateway", "--port", str(port)], env=env,
+                               stdout=open(tmp_path / "gw.log", "wb"), stderr=subprocess.STDOUT)
+    adapter = None
+    try:
+        _wait_http(f"{base}/admin/messages")
+        _http(f"{base}/admin/fail", {"count": 3, "status": 503})
+        produce(isolated, "dispatch.sms", [
+            _task("m-1", T, T + 3_600_000),
+            _task("m-1", T, T + 3_600_000),            # the same task again (a redelivery after a crash)
+            _task("m-2", T + 60_000, T + 3_600_000),
+            _task("m-old", T - 7_200_000, T - 3_600_000),  # expired before the adapter got to it
+        ])
+        adapter = subprocess.Popen([sys.executable, "-m", "deploy.cli", "sms-gateway", "--url", f"{base}/send",
+                                    "--rate", "20", "--clock", "event"], env=env,
+                                   stdout=open(tmp_path / "adapter.log", "wb"), stderr=subprocess.STDOUT)
+        receipts = [msgspec.json.decode(m.value, type=Outcome)
+                    for m in consume(isolated, "outcomes", expect=3, timeout=60, linger=3)]
+        messages = _http(f"{base}/admin/messages")
+    finally:
+        for proc in (adapter, gateway):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
+    log = (tmp_path / "adapter.log").read_text()
+    assert {k: v["deliveries"] for k, v in messages.items()} == {"m-1": 1, "m-2": 1}, log
+    assert messages["m-1"]["attempts"] == 4  # three 503s, then delivered; never again under that id
+    by_id = {r.message_id: r for r in receipts}
+    assert sorted(by_id) == ["m-1", "m-2", "m-old"] and len(receipts) == 3, log
+    assert by_id["m-1"].outcome == "sms_delivered" and by_id["m-1"].note == "attempt 4: HTTP 200"
+    assert by_id["m-old"].outcome == "sms_failed" and "expired" in (by_id["m-old"].note or "")
+    assert all(r.channel == "sms" and r.warning_id == f"w-{r.message_id}" for r in receipts)
