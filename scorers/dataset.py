@@ -10,7 +10,7 @@ import numpy as np
 
 from schemas.internal import PersonEvent
 from scorers.city import City, CityConfig, EpisodeTruth
-from scorers.decide import event_time
+from streams.person_state import event_time
 from scorers.features import FEATURES, Snapshot, features
 from scorers.fraud_types import type_features
 from streams.identity import decode_profile, subject_key

@@ -9,20 +9,12 @@ from scorers.fraud_types import type_features
 from scorers.model import Model
 from scorers.reasons import reasons
 from scorers.tiers import Evidence, TierDecision, TierPolicy, assign_tier
-from streams.person_state import PaymentFact, PersonState, Update, earliest_evidence, event_key, trigger_id
+from streams.person_state import (
+    PaymentFact, PersonState, Update, earliest_evidence, event_key, event_time, trigger_id,
+)
 
 MAX_REMEMBERED = 8  # decisions a person's state remembers, to re-send them if their events are redelivered
 from streams.processor import Output
-
-
-def event_time(pe: PersonEvent) -> int:
-    """The event time a person event is scored at (a reverse hit: when it became known)."""
-    for rec in (pe.telecom, pe.payment, pe.domain):
-        if rec is not None:
-            return rec.ts
-    if pe.hit is not None:
-        return max(pe.hit.contact_ts, pe.hit.indicator_ts)
-    return pe.control.ts if pe.control is not None else 0
 
 
 def transfer_in_progress(state: PersonState, pe: PersonEvent, now: int, window_ms: int,

@@ -17,7 +17,8 @@ import numpy as np
 from schemas.internal import Decision, PersonEvent, Trigger
 from scorers.city import City, CityConfig, EpisodeTruth
 from scorers.dataset import Ages, feed_city, victim_windows
-from scorers.decide import Decider, event_time
+from scorers.decide import Decider
+from streams.person_state import event_time
 from scorers.features import Snapshot, features
 from scorers.model import Model
 from scorers.tiers import TierPolicy

@@ -21,7 +21,8 @@ from pathlib import Path
 from schemas.internal import PersonEvent
 from scorers.city import City, CityConfig, EpisodeTruth
 from scorers.dataset import Ages, feed_city, victim_windows
-from scorers.decide import event_time, transfer_in_progress
+from scorers.decide import transfer_in_progress
+from streams.person_state import event_time
 from scorers.evaluate import Replay, _system_figures
 from scorers.features import Snapshot, features
 from scorers.model import Model, load

@@ -273,7 +273,7 @@ def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy) -> 
     if event.subject_id and event.subject_id != state.subject_id:
         state.subject_id = event.subject_id
         up.changed = True
-    ts = _event_ts(event)
+    ts = event_time(event)
     if state.watermark and ts < state.watermark - policy.window_ms:
         # Beyond the window it cannot change a decision; the agent counts it so nothing vanishes unseen.
         up.late = True
@@ -369,7 +369,8 @@ def _state_copy(state: PersonState) -> PersonState:
     return decode_state(encode_state(state))
 
 
-def _event_ts(event: PersonEvent) -> int:
+def event_time(event: PersonEvent) -> int:
+    """The event time a person event counts at (a reverse hit: when it became known)."""
     for rec in (event.telecom, event.payment, event.domain):
         if rec is not None:
             return rec.ts
