@@ -80,7 +80,7 @@ def recipient(decision: Decision, profile: Subject | None, default_station: str)
 class Plan:
     """Everything one warning sends now: the warning, the tasks of the steps due now, a stop-payment request."""
 
-    warning: Warning
+    warning: Warning | None  # None for a later step of an escalation (the warning went out already)
     sms: list[SmsTask] = field(default_factory=list)
     phone: list[PhoneTask] = field(default_factory=list)
     visit: list[VisitTask] = field(default_factory=list)

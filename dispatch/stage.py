@@ -4,10 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from dataclasses import asdict
+
 from dispatch.cooldown import Cooldown
-from dispatch.plan import plan_warning, recipient, stop_payment
-from dispatch.routing import RoutingConfig, match_routes
+from dispatch.escalation import Context, EscalationStore, outcome_effect
+from dispatch.plan import Plan, plan_step, plan_warning, recipient, stop_payment
+from dispatch.routing import Route, RoutingConfig, match_routes
 from schemas.internal import Decision
+from schemas.records import Outcome
 from streams.identity import decode_profile, subject_key
 from streams.processor import Output
 
@@ -19,11 +23,13 @@ class Dispatcher:
     routes: RoutingConfig
     cooldown: Cooldown
     lookup: Callable[[str], str | None]
+    escalation: EscalationStore | None = None
     suppressed: int = 0  # warnings held back by the cooldown (for the metrics)
+    breaches: int = 0  # steps whose deadline passed unanswered (for the metrics)
 
     async def handle(self, decision: Decision) -> list[Output]:
         """Everything one decision sends: a stop-payment request for a transfer, and for a rise its warning."""
-        out: list[Output] = []
+        out: list[Output] = await self._tick(decision.ts)
         stop = stop_payment(decision)
         if stop is not None:  # every transfer at T1, whatever the cooldown: money is moving
             out.append(Output("interception.payment", stop.transfer_id.encode(), stop))
@@ -37,8 +43,64 @@ class Dispatcher:
             self.suppressed += 1
             return out
         plan = plan_warning(decision, route, who)
+        assert plan.warning is not None
         out.append(Output("warnings", who.subject_id.encode(), plan.warning))
-        out += [Output("dispatch.sms", t.to.encode(), t) for t in plan.sms]
-        out += [Output("dispatch.phone", t.station_id.encode(), t) for t in plan.phone]
-        out += [Output("dispatch.visit", t.grid_id.encode(), t) for t in plan.visit]
+        out += _task_outputs(plan)
+        if self.escalation is not None:
+            ctx = Context(decision=decision, route=route.name, who={k: str(v) for k, v in asdict(who).items()})
+            for step in range(len(route.steps) if route.mode == "all" else 1):
+                await self.escalation.schedule(ctx, step, decision.ts + route.steps[step].within_ms)
         return out
+
+    async def handle_outcome(self, outcome: Outcome) -> list[Output]:
+        """An outcome completes the step it answers, or (a failure) escalates it at once."""
+        out = await self._tick(outcome.ts)
+        effect = outcome_effect(outcome.outcome)
+        if self.escalation is None or effect is None:
+            return out
+        ctx = await self.escalation.context(outcome.warning_id)
+        if ctx is None:
+            return out
+        route = self._route(ctx.route)
+        for step in sorted(await self.escalation.pending_steps(outcome.warning_id)):
+            if route.steps[step].channel == outcome.channel and await self.escalation.resolve(outcome.warning_id, step):
+                if effect == "failed":
+                    out += await self._escalate(ctx, route, step)
+                break
+        return out
+
+    async def _tick(self, ts: int) -> list[Output]:
+        """Move the pipeline clock; every step whose deadline it passed is a breach, and escalates."""
+        if self.escalation is None:
+            return []
+        clock = await self.escalation.advance(ts)
+        out: list[Output] = []
+        for warning_id, step in await self.escalation.due(clock):
+            if not await self.escalation.resolve(warning_id, step):
+                continue  # another worker took it
+            self.breaches += 1
+            await self.escalation.breach()
+            ctx = await self.escalation.context(warning_id)
+            if ctx is not None:
+                out += await self._escalate(ctx, self._route(ctx.route), step)
+        return out
+
+    async def _escalate(self, ctx: Context, route: Route, step: int) -> list[Output]:
+        """Plan the step after `step` on an escalating route, and wait for it in turn."""
+        nxt = step + 1
+        if route.mode != "escalate" or nxt >= len(route.steps) or self.escalation is None:
+            return []
+        plan = Plan(None)
+        plan_step(ctx.decision, route, ctx.recipient(), nxt, plan)
+        await self.escalation.schedule(ctx, nxt, ctx.decision.ts + route.steps[nxt].within_ms)
+        return _task_outputs(plan)
+
+    def _route(self, name: str) -> Route:
+        return next(r for r in self.routes.routes if r.name == name)
+
+
+def _task_outputs(plan: Plan) -> list[Output]:
+    out = [Output("dispatch.sms", t.to.encode(), t) for t in plan.sms]
+    out += [Output("dispatch.phone", t.station_id.encode(), t) for t in plan.phone]
+    out += [Output("dispatch.visit", t.grid_id.encode(), t) for t in plan.visit]
+    return out

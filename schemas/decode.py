@@ -11,7 +11,7 @@ from schemas.normalize import (
     normalise_indicator_value,
     normalise_phone,
 )
-from schemas.records import DomainSignal, Indicator, PaymentSignal, Subject, TelecomSignal
+from schemas.records import DomainSignal, Indicator, Outcome, PaymentSignal, Subject, TelecomSignal
 
 MAX_RECORD_BYTES = 64 * 1024  # the largest honest input record is a few kB; more is an error or an attack
 
@@ -21,6 +21,7 @@ INPUT_TYPES: dict[str, type[msgspec.Struct]] = {
     "signals.domain": DomainSignal,
     "intel.indicators": Indicator,
     "registry.subjects": Subject,
+    "outcomes": Outcome,  # an input of the dispatch stage too: field reports answer (or fail) its steps
 }
 
 _AT_FIELD = re.compile(r" - at `\$\.?([^`]*)`$")

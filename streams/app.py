@@ -19,6 +19,7 @@ import msgspec
 
 from deploy.config import SIGNAL_TOPICS, Settings
 from dispatch.cooldown import Cooldown
+from dispatch.escalation import EscalationStore
 from dispatch.routing import load_routes
 from dispatch.stage import Dispatcher
 from schemas.deadletter import dead_letter
@@ -141,10 +142,13 @@ def create_app(settings: Settings, model: Model | None = None) -> faust.App:
         "yujing.contacts", lambda event: processor.value_message(_value_msg_decoder.decode(event.value))))
     routes = load_routes()
     redis_client = aioredis.Redis.from_url(settings.redis_url)
-    dispatcher = Dispatcher(routes, Cooldown(redis_client, f"{settings.topic_prefix}{settings.app_id}:",
-                                             routes.cooldown_ms), processor.lookup)
+    redis_prefix = f"{settings.topic_prefix}{settings.app_id}:"
+    dispatcher = Dispatcher(routes, Cooldown(redis_client, redis_prefix, routes.cooldown_ms), processor.lookup,
+                            EscalationStore(redis_client, redis_prefix))
     app.agent(topic("yujing.decisions"), name="dispatch")(guarded(
         "yujing.decisions", lambda event: dispatcher.handle(_decision_decoder.decode(event.value))))
+    app.agent(topic("outcomes"), name="escalation")(guarded(
+        "outcomes", lambda event: dispatcher.handle_outcome(decode_input("outcomes", event.value))))
     return app
 
 

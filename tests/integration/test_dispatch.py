@@ -9,7 +9,7 @@ from deploy.kafka_io import consume, produce
 from deploy.workers import WorkerProcess
 from dispatch.plan import sms_text
 from schemas.internal import Decision, DecisionReason, TransferRef
-from schemas.records import PaymentInterception, PhoneTask, SmsTask, VisitTask, Warning
+from schemas.records import Outcome, PaymentInterception, PhoneTask, SmsTask, VisitTask, Warning
 from tests.integration.scenario import HOUR, T, load_registry
 
 REASON = [DecisionReason(code="CASE_ELEMENT_CONTACT", detail="contact with phone +8617000001111 named in case-1")]
@@ -56,3 +56,31 @@ def test_t3_sms_cooldown_then_t1_phone_visit_and_stop_payment(isolated: Settings
     assert (t1.tier, t1.channels, t1.respond_by_ts) == ("T1", ["phone", "visit"], T + 2 * HOUR + 5 * 60_000)
     assert t1.reasons[0].code == "CASE_ELEMENT_CONTACT" and t1.subject_id == "S_ALICE"
     assert consume(isolated, "deadletter", expect=0, linger=1) == []
+
+
+def _person_decision(person: str, decision_id: str, ts: int) -> tuple[bytes, bytes]:
+    d = Decision(decision_id=decision_id, person=person, subject_id=person, tier="T3", rose=True,
+                 fraud_type="rebate_task", type_probability=0.6, score=0.5, reasons=REASON, evidence=["e"], ts=ts,
+                 episode_ts=ts, model_version="m1", policy_version="p1")
+    return person.encode(), msgspec.json.encode(d)
+
+
+def test_failed_step_escalates_at_once_and_a_missed_deadline_in_event_time(isolated: Settings,
+                                                                          worker: WorkerProcess) -> None:
+    import redis
+
+    load_registry(isolated)
+    produce(isolated, "yujing.decisions", [_person_decision("S_ALICE", "w-a", T), _person_decision("S_BOB", "w-b", T)])
+    assert len(_read(isolated, "dispatch.sms", SmsTask, expect=2)) == 2
+    # Alice's SMS could not be delivered: she gets a call now. Bob's is delivered... or not: no word at all.
+    failed = Outcome(warning_id="w-a", channel="sms", outcome="sms_failed", ts=T + 10 * 60_000, note="test")
+    produce(isolated, "outcomes", [(b"w-a", msgspec.json.encode(failed))])
+    phone = _read(isolated, "dispatch.phone", PhoneTask, expect=1)
+    assert [(p.warning_id, p.respond_by_ts) for p in phone] == [("w-a", T + 48 * HOUR)], worker.log_tail()
+    # A day and an hour later (event time), Carol's warning moves the clock past Bob's deadline.
+    produce(isolated, "yujing.decisions", [_person_decision("S_CAROL", "w-c", T + 25 * HOUR)])
+    phone = _read(isolated, "dispatch.phone", PhoneTask, expect=2)
+    assert sorted(p.warning_id for p in phone) == ["w-a", "w-b"]
+    assert len(_read(isolated, "dispatch.sms", SmsTask, expect=3)) == 3
+    breaches = redis.Redis.from_url(isolated.redis_url).get(f"{isolated.topic_prefix}{isolated.app_id}:sla:breaches")
+    assert breaches == b"1"  # Bob's SMS step; Alice's failed step escalated before its deadline
