@@ -40,6 +40,12 @@ class Ages:
         return self._cache[subject_id]
 
 
+def episode_keys(ep: EpisodeTruth, lookup: Callable[[str], str | None]) -> list[str]:
+    """The pipeline's person keys of an episode's victim: the subject, and the line itself when unregistered
+    (an unregistered second line keeps its own state, apart from the person's payments)."""
+    return sorted({ep.victim, ep.victim if lookup(f"phone:{ep.victim_line}") else ep.victim_line})
+
+
 def victim_windows(truth: list[EpisodeTruth], pipeline_keys: Callable[[EpisodeTruth], list[str]]) -> dict[str, list]:
     """Per person key, the (start, end, episode) windows in which the person is being defrauded."""
     windows: dict[str, list] = {}
@@ -93,8 +99,7 @@ def build_dataset(cfg: CityConfig) -> tuple[Dataset, City]:
     windows: dict[str, list] = {}
 
     def keys(ep: EpisodeTruth) -> list[str]:
-        owner = pipeline.processor.lookup(f"phone:{ep.victim_line}")
-        return sorted({ep.victim, ep.victim_line if owner is None else ep.victim})
+        return episode_keys(ep, pipeline.processor.lookup)
 
     def hook(state: PersonState, pe: PersonEvent, update: Update) -> list[Output]:
         if not update.noted:

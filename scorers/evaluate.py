@@ -16,7 +16,7 @@ import numpy as np
 
 from schemas.internal import Decision, PersonEvent, Trigger
 from scorers.city import City, CityConfig, EpisodeTruth
-from scorers.dataset import Ages, feed_city, victim_windows
+from scorers.dataset import Ages, episode_keys, feed_city, victim_windows
 from scorers.decide import Decider
 from streams.person_state import event_time
 from scorers.features import Snapshot, features
@@ -53,10 +53,8 @@ def replay(model: Model, policy: TierPolicy, cfg: CityConfig) -> Replay:
     keys_of: dict[str, list[str]] = {}
 
     def keys(ep: EpisodeTruth) -> list[str]:
-        owner = pipeline.processor.lookup(f"phone:{ep.victim_line}")
-        found = sorted({ep.victim, ep.victim_line if owner is None else ep.victim})
-        keys_of[ep.episode_id] = found
-        return found
+        keys_of[ep.episode_id] = episode_keys(ep, pipeline.processor.lookup)
+        return keys_of[ep.episode_id]
 
     def hook(state: PersonState, pe: PersonEvent, update: Update) -> list[Output]:
         if update.noted:

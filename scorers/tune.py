@@ -20,7 +20,7 @@ from pathlib import Path
 
 from schemas.internal import PersonEvent
 from scorers.city import City, CityConfig, EpisodeTruth
-from scorers.dataset import Ages, feed_city, victim_windows
+from scorers.dataset import Ages, episode_keys, feed_city, victim_windows
 from scorers.decide import transfer_in_progress
 from streams.person_state import event_time
 from scorers.evaluate import Replay, _system_figures
@@ -44,8 +44,7 @@ def record(model: Model, cfg: CityConfig, window_ms: int) -> tuple[dict[str, lis
     keys_of: dict[str, list[str]] = {}
 
     def keys(ep: EpisodeTruth) -> list[str]:
-        owner = pipeline.processor.lookup(f"phone:{ep.victim_line}")
-        keys_of[ep.episode_id] = sorted({ep.victim, ep.victim_line if owner is None else ep.victim})
+        keys_of[ep.episode_id] = episode_keys(ep, pipeline.processor.lookup)
         return keys_of[ep.episode_id]
 
     def hook(state: PersonState, pe: PersonEvent, update: Update) -> list[Output]:
