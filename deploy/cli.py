@@ -175,6 +175,31 @@ def _test_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rpz(args: argparse.Namespace) -> int:
+    import time
+
+    import msgspec
+
+    from deploy.kafka_io import read_to_end
+    from dispatch.interceptions import active_domains, rpz_zone
+    from schemas.records import DomainInterception
+
+    settings = load_settings()
+    records = []
+    for msg in read_to_end(settings, settings.topic("interception.domain")):
+        try:
+            records.append(msgspec.json.decode(msg.value, type=DomainInterception))
+        except msgspec.DecodeError:
+            continue
+    now = args.at if args.at is not None else int(time.time() * 1000)
+    zone = rpz_zone(active_domains(records, now), origin=args.origin)
+    if args.out:
+        Path(args.out).write_text(zone)
+    else:
+        sys.stdout.write(zone)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="yujing", description="Streaming early warning against telecom fraud.")
@@ -221,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("test-gateway", help="a local SMS gateway for tests and the demo (127.0.0.1)")
     p.add_argument("--port", type=int, default=9110)
     p.set_defaults(func=_test_gateway)
+    p = sub.add_parser("rpz", help="export the blocked fraud domains as a DNS RPZ zone file")
+    p.add_argument("--out", help="zone file (default: standard output)")
+    p.add_argument("--origin", default="rpz.yujing.local", help="the zone's name")
+    p.add_argument("--at", type=int, help="event time (ms) at which blocks are judged active (default: now)")
+    p.set_defaults(func=_rpz)
     p = sub.add_parser("demo", help="the main job: start everything and stream a sample through the pipeline")
     p.add_argument("--events", type=int, default=2000, help="signals to stream")
     p.add_argument("--seed", type=int, default=7)

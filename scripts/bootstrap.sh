@@ -7,6 +7,7 @@ need=()
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v named-checkzone >/dev/null || need+=(bind9-utils)  # checks the exported RPZ zone
 if [ "${YUJING_WITH_BROWSER:-0}" = 1 ]; then
   command -v chromium >/dev/null || need+=(chromium)
   command -v chromedriver >/dev/null || need+=(chromium-driver)

@@ -12,7 +12,8 @@ from typing import Callable, NamedTuple
 import msgspec
 
 from schemas.internal import PersonEvent, ValueMessage
-from schemas.records import Indicator, Subject
+from dispatch.interceptions import interceptions_for
+from schemas.records import DomainInterception, Indicator, Subject
 from streams.controls import account_controls, control_events, indicator_value_key
 from streams.identity import decode_profile, identity_changes, subject_key
 from streams.person_state import PersonState, StatePolicy, Update, apply_event, decode_state, encode_state, new_state
@@ -70,6 +71,11 @@ class Processor:
         """An indicator change: to the value's owner; one card of a registered person puts all under control."""
         value_key = indicator_value_key(indicator)
         out = [Output("yujing.contacts", value_key.encode(), ValueMessage(value_key=value_key, indicator=indicator))]
+        for block in interceptions_for(indicator):
+            if isinstance(block, DomainInterception):
+                out.append(Output("interception.domain", block.domain.encode(), block))
+            else:
+                out.append(Output("interception.number", block.number.encode(), block))
         if indicator.type == "account" and indicator.action == "add":
             owner = self.lookup(f"account:{indicator.value}")
             profile = decode_profile(self.lookup(subject_key(owner))) if owner else None
