@@ -51,7 +51,7 @@ def _demo(args: argparse.Namespace) -> int:
     from deploy.stack import StackError
 
     try:
-        return run_demo(load_settings(), events=args.events, seed=args.seed, keep=args.keep)
+        return run_demo(load_settings(), residents=args.residents, days=args.days, seed=args.seed, keep=args.keep)
     except StackError as exc:
         print(f"yujing demo: {exc}", file=sys.stderr)
         return 2
@@ -251,8 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--origin", default="rpz.yujing.local", help="the zone's name")
     p.add_argument("--at", type=int, help="event time (ms) at which blocks are judged active (default: now)")
     p.set_defaults(func=_rpz)
-    p = sub.add_parser("demo", help="the main job: start everything and stream a sample through the pipeline")
-    p.add_argument("--events", type=int, default=2000, help="signals to stream")
+    p = sub.add_parser("demo", help="the main job: a simulated city streamed through the pipeline, warnings dispatched")
+    p.add_argument("--residents", type=int, default=2000)
+    p.add_argument("--days", type=int, default=2)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--keep", action="store_true", help="leave the stack and the worker running")
     p.set_defaults(func=_demo)

@@ -3,6 +3,10 @@
 At-least-once with idempotent effects: a receipt is produced (acks=all), the message is marked done in Redis,
 and only then is the offset committed. After a crash the message may be read again: a done mark skips it;
 without one it is sent again under the same `message_id`, which the gateway does not deliver twice.
+
+A message not due yet (a reminder in quiet hours) must not hold up the others: it is parked in a Redis sorted
+set under its `not_before_ts` (then its offset is committed), and delivered when the clock reaches it; it
+leaves the set only after its receipt is written.
 """
 from __future__ import annotations
 
@@ -50,7 +54,17 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
     event_clock = EventClock()
     now_ms = event_clock.now_ms if clock == "event" else (lambda: int(time.time() * 1000))
     bucket = TokenBucket(rate, max(1, int(rate)), time.monotonic, asyncio.sleep)
-    prefix = f"{settings.topic_prefix}{settings.app_id}:sms:done:"
+    prefix = f"{settings.topic_prefix}{settings.app_id}:sms:"
+    parked = prefix + "parked"
+
+    async def send(task: SmsTask) -> None:
+        if await redis.exists(prefix + "done:" + task.message_id):
+            return  # delivered and receipted before a restart
+        receipt = await deliver(task, gateway, bucket, RetryPolicy(), now_ms, asyncio.sleep)
+        await producer.send_and_wait(settings.topic("outcomes"), encode(receipt), key=task.warning_id.encode())
+        await redis.set(prefix + "done:" + task.message_id, receipt.outcome, ex=DONE_TTL_S)
+        log.info("%s %s: %s", task.message_id, receipt.outcome, receipt.note)
+
     await consumer.start()
     await producer.start()
     try:
@@ -67,14 +81,14 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                             await producer.send_and_wait(settings.topic("deadletter"), encode(dead), key=msg.key)
                             continue
                         event_clock.advance(task.ts)
-                        if await redis.exists(prefix + task.message_id):
-                            continue  # delivered and receipted before a restart
-                        receipt = await deliver(task, gateway, bucket, RetryPolicy(), now_ms, asyncio.sleep)
-                        await producer.send_and_wait(settings.topic("outcomes"), encode(receipt),
-                                                     key=task.warning_id.encode())
-                        await redis.set(prefix + task.message_id, receipt.outcome, ex=DONE_TTL_S)
-                        log.info("%s %s: %s", task.message_id, receipt.outcome, receipt.note)
+                        if now_ms() < task.not_before_ts:
+                            await redis.zadd(parked, {msg.value: task.not_before_ts})
+                        else:
+                            await send(task)
                     await consumer.commit({tp: messages[-1].offset + 1})
+                for raw in await redis.zrangebyscore(parked, "-inf", now_ms(), start=0, num=50):
+                    await send(msgspec.json.decode(raw, type=SmsTask))
+                    await redis.zrem(parked, raw)
     finally:
         await consumer.stop()
         await producer.stop()

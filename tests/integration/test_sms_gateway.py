@@ -20,9 +20,10 @@ from tests.integration.harness import free_port
 T = 1_764_547_200_000
 
 
-def _task(message_id: str, ts: int, expires_ts: int) -> tuple[bytes, bytes]:
+def _task(message_id: str, ts: int, expires_ts: int, not_before_ts: int | None = None) -> tuple[bytes, bytes]:
     t = SmsTask(warning_id=f"w-{message_id}", tier="T3", fraud_type="romance", ts=ts, message_id=message_id,
-                to="+8613800000001", text="【反诈中心】测试 96110", not_before_ts=ts, expires_ts=expires_ts)
+                to="+8613800000001", text="【反诈中心】测试 96110", not_before_ts=not_before_ts or ts,
+                expires_ts=expires_ts)
     return t.to.encode(), encode(t)
 
 
@@ -57,7 +58,8 @@ def test_retries_then_delivers_once_and_reports_expired(isolated: Settings, tmp_
         produce(isolated, "dispatch.sms", [
             _task("m-1", T, T + 3_600_000),
             _task("m-1", T, T + 3_600_000),            # the same task again (a redelivery after a crash)
-            _task("m-2", T + 60_000, T + 3_600_000),
+            _task("m-quiet", T, T + 20 * 3_600_000, not_before_ts=T + 10 * 3_600_000),  # waits for 08:00
+            _task("m-2", T + 60_000, T + 3_600_000),     # … and must not wait behind it
             _task("m-old", T - 7_200_000, T - 3_600_000),  # expired before the adapter got to it
         ])
         adapter = subprocess.Popen([sys.executable, "-m", "deploy.cli", "sms-gateway", "--url", f"{base}/send",
@@ -72,7 +74,7 @@ def test_retries_then_delivers_once_and_reports_expired(isolated: Settings, tmp_
                 proc.terminate()
                 proc.wait(10)
     log = (tmp_path / "adapter.log").read_text()
-    assert {k: v["deliveries"] for k, v in messages.items()} == {"m-1": 1, "m-2": 1}, log
+    assert {k: v["deliveries"] for k, v in messages.items()} == {"m-1": 1, "m-2": 1}, log  # m-quiet: parked
     assert messages["m-1"]["attempts"] == 4  # three 503s, then delivered; never again under that id
     by_id = {r.message_id: r for r in receipts}
     assert sorted(by_id) == ["m-1", "m-2", "m-old"] and len(receipts) == 3, log
