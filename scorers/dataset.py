@@ -46,6 +46,11 @@ def episode_keys(ep: EpisodeTruth, lookup: Callable[[str], str | None]) -> list[
     return sorted({ep.victim, ep.victim if lookup(f"phone:{ep.victim_line}") else ep.victim_line})
 
 
+def keys_of_episodes(truth: list[EpisodeTruth], lookup: Callable[[str], str | None]) -> dict[str, list[str]]:
+    """Episode id → the victim's person keys, for every episode."""
+    return {ep.episode_id: episode_keys(ep, lookup) for ep in truth}
+
+
 def victim_windows(truth: list[EpisodeTruth], pipeline_keys: Callable[[EpisodeTruth], list[str]]) -> dict[str, list]:
     """Per person key, the (start, end, episode) windows in which the person is being defrauded."""
     windows: dict[str, list] = {}

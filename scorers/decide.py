@@ -41,6 +41,16 @@ def transfer_in_progress(state: PersonState, pe: PersonEvent, now: int, window_m
     return None, False
 
 
+def moment_evidence(state: PersonState, pe: PersonEvent, now: int, x: list[float],
+                    window_ms: int) -> tuple[Evidence, PaymentFact | None, bool]:
+    """The tier evidence of this moment besides the score, with the transfer it concerns and whether its payee
+    is a case account (used live and by the threshold tuning, so both judge the same thing)."""
+    transfer, flagged = transfer_in_progress(state, pe, now, window_ms)
+    ev = Evidence(transfer_now=transfer is not None, transfer_to_new_payee=bool(transfer and transfer.first_contact),
+                  payee_flagged=flagged, strong_hit=x[0] > 0)
+    return ev, transfer, flagged
+
+
 class Decider:
     """The person hook of the pipeline: model + tier policy → decisions on `yujing.decisions`."""
 
@@ -68,14 +78,11 @@ class Decider:
         snap = Snapshot(state, now, self.age_of(state.subject_id))
         x = features(snap)
         score = self.fast.score(x)
-        transfer, flagged = transfer_in_progress(state, pe, now, self.policy.t1_transfer_window_ms)
+        ev, transfer, flagged = moment_evidence(state, pe, now, x, self.policy.t1_transfer_window_ms)
         if replayed is not None and state.risk is not None:
             tier, rose = replayed
             d = TierDecision(tier, rose, tier == "T1" and transfer is not None, state.risk)
         else:
-            ev = Evidence(transfer_now=transfer is not None,
-                          transfer_to_new_payee=bool(transfer and transfer.first_contact),
-                          payee_flagged=flagged, strong_hit=x[0] > 0)
             d = assign_tier(score, ev, state.risk, now, self.policy,
                             earliest_evidence(state, now, self.policy.quiet_ms))
             if (d.rose or d.stop_payment) and d.risk is not None:

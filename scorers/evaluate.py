@@ -16,7 +16,7 @@ import numpy as np
 
 from schemas.internal import Decision, PersonEvent, Trigger
 from scorers.city import City, CityConfig, EpisodeTruth
-from scorers.dataset import Ages, episode_keys, feed_city, victim_windows
+from scorers.dataset import Ages, episode_keys, feed_city, keys_of_episodes, victim_windows
 from scorers.decide import Decider
 from streams.person_state import event_time
 from scorers.features import Snapshot, features
@@ -50,11 +50,6 @@ def replay(model: Model, policy: TierPolicy, cfg: CityConfig) -> Replay:
     scores: list[float] = []
     labels: list[int] = []
     windows: dict[str, list] = {}
-    keys_of: dict[str, list[str]] = {}
-
-    def keys(ep: EpisodeTruth) -> list[str]:
-        keys_of[ep.episode_id] = episode_keys(ep, pipeline.processor.lookup)
-        return keys_of[ep.episode_id]
 
     def hook(state: PersonState, pe: PersonEvent, update: Update) -> list[Output]:
         if update.noted:
@@ -64,12 +59,11 @@ def replay(model: Model, policy: TierPolicy, cfg: CityConfig) -> Replay:
         return decider(state, pe, update)
 
     def on_plan(truth: list[EpisodeTruth]) -> None:
-        windows.update(victim_windows(truth, keys))
-        for ep in truth:
-            keys(ep)
+        windows.update(victim_windows(truth, lambda ep: episode_keys(ep, pipeline.processor.lookup)))
 
     pipeline.processor.on_person = hook
     feed_city(city, pipeline, on_plan)
+    keys_of = keys_of_episodes(city.truth, pipeline.processor.lookup)
     decisions = [o.value for o in pipeline.sent["yujing.decisions"]]  # type: ignore[misc]
     triggers = [o.value for o in pipeline.sent["yujing.triggers"]]  # type: ignore[misc]
     return Replay(city, decisions, triggers, scores, labels, keys_of)  # type: ignore[arg-type]

@@ -19,9 +19,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from schemas.internal import PersonEvent
-from scorers.city import City, CityConfig, EpisodeTruth
-from scorers.dataset import Ages, episode_keys, feed_city, victim_windows
-from scorers.decide import transfer_in_progress
+from scorers.city import City, CityConfig
+from scorers.dataset import Ages, feed_city, keys_of_episodes
+from scorers.decide import moment_evidence
 from streams.person_state import event_time
 from scorers.evaluate import Replay, _system_figures
 from scorers.features import Snapshot, features
@@ -41,25 +41,18 @@ def record(model: Model, cfg: CityConfig, window_ms: int) -> tuple[dict[str, lis
     ages = Ages(pipeline.processor.lookup)
     fast = model.fast()
     moments: dict[str, list[Moment]] = defaultdict(list)
-    keys_of: dict[str, list[str]] = {}
-
-    def keys(ep: EpisodeTruth) -> list[str]:
-        keys_of[ep.episode_id] = episode_keys(ep, pipeline.processor.lookup)
-        return keys_of[ep.episode_id]
 
     def hook(state: PersonState, pe: PersonEvent, update: Update) -> list[Output]:
         if update.noted:
             now = event_time(pe)
             x = features(Snapshot(state, now, ages(state.subject_id)))
-            transfer, flagged = transfer_in_progress(state, pe, now, window_ms)
-            moments[state.person].append((now, fast.score(x), Evidence(
-                transfer_now=transfer is not None, transfer_to_new_payee=bool(transfer and transfer.first_contact),
-                payee_flagged=flagged, strong_hit=x[0] > 0)))
+            ev, _, _ = moment_evidence(state, pe, now, x, window_ms)
+            moments[state.person].append((now, fast.score(x), ev))
         return []
 
     pipeline.processor.on_person = hook
-    feed_city(city, pipeline, lambda truth: [keys(ep) for ep in truth])
-    return moments, Replay(city, [], [], keys_of=keys_of)
+    feed_city(city, pipeline, lambda truth: None)
+    return moments, Replay(city, [], [], keys_of=keys_of_episodes(city.truth, pipeline.processor.lookup))
 
 
 def run_policy(moments: dict[str, list[Moment]], policy: TierPolicy) -> tuple[dict, dict]:
