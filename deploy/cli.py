@@ -168,6 +168,47 @@ def _sms_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def _task_feed(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from dispatch.feed_service import run
+
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s")
+    settings = load_settings()
+    asyncio.run(run(settings, args.port or settings.feed_port, args.clock, args.claim_timeout))
+    return 0
+
+
+def _feed_token(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from dispatch.feed_service import feed_prefix
+    from dispatch.task_queue import TaskQueues
+    from dispatch.tasks import Scope
+
+    settings = load_settings()
+
+    async def act() -> str:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            queues = TaskQueues(client, feed_prefix(settings), 0)
+            if args.revoke:
+                return f"revoked {await queues.revoke_tokens(args.worker)} token(s) of {args.worker}"
+            scope = Scope(args.worker, "grid", args.grid) if args.grid else Scope(args.worker, "station", args.station)
+            return await queues.issue_token(scope)
+        finally:
+            await client.aclose()
+
+    if not args.revoke and not (args.grid or args.station):
+        print("yujing feed-token: give --grid G or --station S (or --revoke)", file=sys.stderr)
+        return 2
+    print(asyncio.run(act()))
+    return 0
+
+
 def _test_gateway(args: argparse.Namespace) -> int:
     from dispatch.test_gateway import serve
 
@@ -243,6 +284,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what `expires_ts` and `not_before_ts` are compared with: the wall clock, or the "
                         "pipeline's event time (for simulated days)")
     p.set_defaults(func=_sms_gateway)
+    p = sub.add_parser("task-feed", help="grid workers' and callers' task feed (HTTP on 127.0.0.1) over Redis Streams")
+    p.add_argument("--port", type=int, help="HTTP port (default: YUJING_FEED_PORT, 6070)")
+    p.add_argument("--clock", choices=["wall", "event"], default="wall",
+                   help="the time reported outcomes carry: the wall clock, or the pipeline's event time")
+    p.add_argument("--claim-timeout", type=float, default=1800.0,
+                   help="seconds a claim lasts without renewal before the task returns to the queue")
+    p.set_defaults(func=_task_feed)
+    p = sub.add_parser("feed-token", help="issue (or revoke) a task-feed token for a grid worker or a station's caller")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--grid", help="the grid whose visits the worker takes")
+    who.add_argument("--station", help="the station whose calls (and visits without a grid) the caller takes")
+    p.add_argument("--worker", required=True, help="who holds the token (logged with every claim)")
+    p.add_argument("--revoke", action="store_true", help="revoke every token of this worker")
+    p.set_defaults(func=_feed_token)
     p = sub.add_parser("test-gateway", help="a local SMS gateway for tests and the demo (127.0.0.1)")
     p.add_argument("--port", type=int, default=9110)
     p.set_defaults(func=_test_gateway)

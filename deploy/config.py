@@ -54,6 +54,7 @@ class Settings:
     signal_partitions: int = 8
     partitions: int = 8
     web_port: int = 6066
+    feed_port: int = 6070
     app_id: str = "yujing"
     lookback_hours: int = 72
     late_tolerance_minutes: int = 60
@@ -75,6 +76,7 @@ class Settings:
             "YUJING_SIGNAL_PARTITIONS": str(self.signal_partitions),
             "YUJING_PARTITIONS": str(self.partitions),
             "YUJING_WEB_PORT": str(self.web_port),
+            "YUJING_FEED_PORT": str(self.feed_port),
             "YUJING_APP_ID": self.app_id,
             "YUJING_LOOKBACK_HOURS": str(self.lookback_hours),
             "YUJING_LATE_TOLERANCE_MINUTES": str(self.late_tolerance_minutes),
@@ -111,6 +113,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         signal_partitions=_env_int(env, "YUJING_SIGNAL_PARTITIONS", 8),
         partitions=_env_int(env, "YUJING_PARTITIONS", 8),
         web_port=_env_int(env, "YUJING_WEB_PORT", 6066),
+        feed_port=_env_int(env, "YUJING_FEED_PORT", 6070),
         app_id=env.get("YUJING_APP_ID", "yujing"),
         lookback_hours=_env_int(env, "YUJING_LOOKBACK_HOURS", 72),
         late_tolerance_minutes=_env_int(env, "YUJING_LATE_TOLERANCE_MINUTES", 60),

@@ -20,28 +20,13 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from deploy.config import Settings
+from dispatch.clock import pick_clock
 from dispatch.sms import HttpGateway, RetryPolicy, TokenBucket, deliver
 from schemas.deadletter import dead_letter
 from schemas.records import SmsTask, encode
 
 log = logging.getLogger(__name__)
 DONE_TTL_S = 30 * 86_400
-
-
-class EventClock:
-    """The pipeline's clock for simulated days: the latest task time seen, moving on with wall time after it."""
-
-    def __init__(self) -> None:
-        self._ts, self._at = 0, time.monotonic()
-
-    def advance(self, ts: int) -> None:
-        """A task with event time `ts` was read."""
-        if ts > self.now_ms():
-            self._ts, self._at = ts, time.monotonic()
-
-    def now_ms(self) -> int:
-        """Now, in event time."""
-        return self._ts + int((time.monotonic() - self._at) * 1000)
 
 
 async def run(settings: Settings, url: str, rate: float, clock: str = "wall", stop: asyncio.Event | None = None) -> None:
@@ -51,8 +36,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                                 auto_offset_reset="earliest")
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     redis = aioredis.Redis.from_url(settings.redis_url)
-    event_clock = EventClock()
-    now_ms = event_clock.now_ms if clock == "event" else (lambda: int(time.time() * 1000))
+    event_clock, now_ms = pick_clock(clock)
     bucket = TokenBucket(rate, max(1, int(rate)), time.monotonic, asyncio.sleep)
     prefix = f"{settings.topic_prefix}{settings.app_id}:sms:"
     parked = prefix + "parked"

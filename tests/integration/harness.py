@@ -24,7 +24,7 @@ def isolated_settings(base: Settings, data_dir: Path, model: Path, partitions: i
     tag = uuid.uuid4().hex[:10]
     settings = dataclasses.replace(
         base, topic_prefix=f"t{tag}.", app_id=f"yujing-t{tag}", data_dir=data_dir,
-        signal_partitions=partitions, partitions=partitions, web_port=free_port(),
+        signal_partitions=partitions, partitions=partitions, web_port=free_port(), feed_port=free_port(),
         kafka_external=True, redis_external=True,
     )
     create_topics(settings)

@@ -1,0 +1,137 @@
+"""The task feed's HTTP API (aiohttp): grid workers and callers list, claim and report their own tasks.
+
+    GET  /v1/tasks                        open tasks of the caller's grid or station, highest tier and
+                                          earliest deadline first, and the ones the caller holds
+    POST /v1/tasks/{task_id}/claim        claim a task (again: keep holding it)
+    POST /v1/tasks/{task_id}/outcome      {"outcome": "dissuaded", "note": "...", "amount_saved_fen": 0}
+
+Every request carries `Authorization: Bearer <token>` (401 without a known one). A POST also carries a fresh
+`X-Request-Id` and `X-Request-Time` (epoch ms, within the replay window of the server's wall clock): a request
+id seen before, or a stale time, is a replay (409 / 400). Another grid's task is answered like a missing one
+(404), so its existence does not leak; errors never echo a person's data. Bodies over 16 KiB: 413.
+"""
+from __future__ import annotations
+
+import time
+from typing import Awaitable, Callable
+
+import msgspec
+from aiohttp import web
+
+from dispatch.task_queue import TaskQueues
+from dispatch.tasks import Report, Scope, channel_of, check_report, priority
+from schemas.records import Outcome, encode
+
+MAX_BODY = 16 * 1024
+REPLAY_WINDOW_S = 300
+SCOPE: web.AppKey[Scope] = web.AppKey("scope", Scope)  # type: ignore[assignment]
+
+OutcomeSink = Callable[[Outcome], Awaitable[None]]
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status,
+                             headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
+
+
+def build_app(queues: TaskQueues, write_outcome: OutcomeSink, now_ms: Callable[[], int],
+              wall_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> web.Application:
+    """The feed application over the queues; `write_outcome` puts a report on `outcomes` (acks=all)."""
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Callable) -> web.StreamResponse:
+        if request.path == "/healthz":
+            return await handler(request)
+        auth = request.headers.get("Authorization", "")
+        scope = await queues.scope_of(auth[7:].strip()) if auth.startswith("Bearer ") else None
+        if scope is None:
+            return _error(401, "a valid bearer token is required")
+        if request.method == "POST":
+            problem = await _fresh(request, scope)
+            if problem is not None:
+                return problem
+        request[SCOPE] = scope
+        return await handler(request)
+
+    async def _fresh(request: web.Request, scope: Scope) -> web.Response | None:
+        request_id = request.headers.get("X-Request-Id", "")
+        try:
+            sent_at = int(request.headers.get("X-Request-Time", ""))
+        except ValueError:
+            return _error(400, "X-Request-Time (epoch milliseconds) is required")
+        if not 8 <= len(request_id) <= 64 or not request_id.isascii():
+            return _error(400, "X-Request-Id (8 to 64 ASCII characters, new for every request) is required")
+        if abs(wall_ms() - sent_at) > REPLAY_WINDOW_S * 1000:
+            return _error(400, "X-Request-Time is outside the replay window")
+        if not await queues.first_use(scope.worker, request_id, 2 * REPLAY_WINDOW_S):
+            return _error(409, "replayed request")
+        return None
+
+    async def health(_: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def list_tasks(request: web.Request) -> web.Response:
+        scope = request[SCOPE]
+        listed = []
+        for queue in scope.queues():
+            await queues.release_abandoned(queue)
+            for item in await queues.list(queue, scope.worker):
+                listed.append({**item.task, "channel": channel_of(queue), "mine": item.mine, "claims": item.claims})
+        listed.sort(key=priority)
+        limit = min(max(int(request.query.get("limit", "100") or 100), 1), 500)
+        return web.json_response({"worker": scope.worker, "scope": f"{scope.kind}:{scope.unit}",
+                                  "tasks": listed[:limit], "more": len(listed) > limit})
+
+    async def _locate(scope: Scope, task_id: str) -> str | None:
+        queue = await queues.locate(task_id)
+        return queue if queue in scope.queues() else None  # another grid's task looks like no task
+
+    async def claim(request: web.Request) -> web.Response:
+        scope = request[SCOPE]
+        task_id = request.match_info["task_id"]
+        queue = await _locate(scope, task_id)
+        if queue is None:
+            return _error(404, "no such task in your queue")
+        await queues.release_abandoned(queue)
+        status = await queues.claim(queue, task_id, scope.worker)
+        task = await queues.get(queue, task_id) if status == "ok" else None
+        if task is not None:
+            return web.json_response({"task": task, "hold_for_ms": queues.claim_timeout_ms})
+        if status == "missing":
+            return _error(404, "no such task in your queue")
+        return _error(409, {"taken": "another worker holds this task"}.get(status, "this task is finished"))
+
+    async def report(request: web.Request) -> web.Response:
+        scope = request[SCOPE]
+        task_id = request.match_info["task_id"]
+        try:
+            body = msgspec.json.decode(await request.read(), type=Report)
+        except msgspec.ValidationError as exc:
+            return _error(400, f"invalid report: {exc}")
+        except msgspec.DecodeError:
+            return _error(400, "the body must be a JSON object")
+        queue = await _locate(scope, task_id)
+        if queue is None:
+            return _error(404, "no such task in your queue")
+        problem = check_report(queue, body)
+        if problem is not None:
+            return _error(400, problem)
+        task = await queues.get(queue, task_id) or {}  # gone when reported before: the stored outcome is used
+        outcome = Outcome(warning_id=str(task.get("warning_id", "")), channel=channel_of(queue),
+                          outcome=body.outcome, ts=now_ms(), task_id=task_id,  # type: ignore[arg-type]
+                          amount_saved_fen=body.amount_saved_fen, note=body.note)
+        status, raw = await queues.report(queue, task_id, scope.worker, encode(outcome))
+        if raw is None:
+            return _error(409, {"not_claimed": "claim the task before reporting on it"}.get(
+                status, "this task is finished"))
+        stored = msgspec.json.decode(raw, type=Outcome)
+        await write_outcome(stored)  # before `sent`: a crash in between leaves it for the worker's retry
+        await queues.sent(task_id)
+        return web.json_response({"outcome": msgspec.to_builtins(stored)}, status=202)
+
+    app = web.Application(middlewares=[authenticate], client_max_size=MAX_BODY)
+    app.router.add_get("/healthz", health)
+    app.router.add_get("/v1/tasks", list_tasks)
+    app.router.add_post("/v1/tasks/{task_id}/claim", claim)
+    app.router.add_post("/v1/tasks/{task_id}/outcome", report)
+    return app

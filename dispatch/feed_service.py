@@ -1,0 +1,75 @@
+"""`yujing task-feed`: load `dispatch.visit` and `dispatch.phone` into the Redis task queues; serve the feed API.
+
+The loader is at-least-once with idempotent effects: a task is queued (once per `task_id`, see
+`TaskQueues.add`) before its offset is committed, so a restart re-reads at most a few tasks and queues none
+twice. Reports go to `outcomes` with acks=all before the task is marked done.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import msgspec
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from deploy.config import Settings
+from dispatch.clock import pick_clock
+from dispatch.feed_api import build_app
+from dispatch.task_queue import TaskQueues
+from dispatch.tasks import queue_of
+from schemas.deadletter import dead_letter
+from schemas.records import Outcome, PhoneTask, VisitTask, encode
+
+log = logging.getLogger(__name__)
+TASK_TYPES: dict[str, type[PhoneTask] | type[VisitTask]] = {"dispatch.phone": PhoneTask, "dispatch.visit": VisitTask}
+
+
+def feed_prefix(settings: Settings) -> str:
+    """The Redis key prefix of the task feed."""
+    return f"{settings.topic_prefix}{settings.app_id}:feed:"
+
+
+async def run(settings: Settings, port: int, clock: str = "wall", claim_timeout_s: float = 1800.0,
+              stop: asyncio.Event | None = None) -> None:
+    """Load tasks and serve the API on 127.0.0.1:`port` until `stop` is set (or forever)."""
+    by_topic = {settings.topic(logical): logical for logical in TASK_TYPES}
+    consumer = AIOKafkaConsumer(*by_topic, bootstrap_servers=settings.kafka_bootstrap,
+                                group_id=f"{settings.app_id}-task-feed", enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    redis = aioredis.Redis.from_url(settings.redis_url)
+    queues = TaskQueues(redis, feed_prefix(settings), int(claim_timeout_s * 1000))
+    event_clock, now_ms = pick_clock(clock)
+
+    async def write_outcome(outcome: Outcome) -> None:
+        await producer.send_and_wait(settings.topic("outcomes"), encode(outcome), key=outcome.warning_id.encode())
+        log.info("task %s: %s", outcome.task_id, outcome.outcome)
+
+    await consumer.start()
+    await producer.start()
+    runner = web.AppRunner(build_app(queues, write_outcome, now_ms), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    log.info("task feed on http://127.0.0.1:%d/v1/tasks", port)
+    try:
+        while stop is None or not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            for tp, messages in batches.items():
+                logical = by_topic[tp.topic]
+                for msg in messages:
+                    try:
+                        task = msgspec.json.decode(msg.value, type=TASK_TYPES[logical])
+                    except msgspec.DecodeError as exc:
+                        dead = dead_letter(logical, msg.partition, msg.offset, msg.key, msg.value, str(exc))
+                        await producer.send_and_wait(settings.topic("deadletter"), encode(dead), key=msg.key)
+                        continue
+                    event_clock.advance(task.ts)
+                    await queues.add(queue_of(task), task.task_id, msg.value)
+                await consumer.commit({tp: messages[-1].offset + 1})
+    finally:
+        await runner.cleanup()
+        await consumer.stop()
+        await producer.stop()
+        await redis.aclose()

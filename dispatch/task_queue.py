@@ -1,0 +1,193 @@
+"""Task queues for grid workers and callers over Redis Streams (an asyncio client handed in).
+
+One stream per queue (`visit:G0012`, `phone:ST003`) with one consumer group. A task entering the queue is read
+into the group at once under the consumer `open`, so every task sits in the pending-entries list and its owner
+says who holds it: `open`, or the worker who claimed it. Claiming is XCLAIM from `open` (or from a worker who
+went quiet for longer than the claim timeout); abandoned claims go back to `open` with XAUTOCLAIM. A report
+acknowledges and deletes the entry, so a stream only ever holds the open and claimed tasks. Every transition
+is one Lua script: two workers can never both hold a task.
+
+A task's record (`t:{task_id}`) names its queue and entry and outlives the entry, so a task redelivered by
+Kafka after a restart is not queued again, and a finished task cannot be claimed again.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from dispatch.tasks import Scope
+
+GROUP = "feed"
+OPEN = "open"  # the pseudo-consumer holding the tasks nobody has claimed
+KEEP_S = 30 * 86_400
+
+ADD_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('XGROUP', 'CREATE', KEYS[2], 'feed', '$', 'MKSTREAM')
+end
+local sid = redis.call('XADD', KEYS[2], '*', 'task_id', ARGV[1], 'data', ARGV[2])
+redis.call('XREADGROUP', 'GROUP', 'feed', 'open', 'COUNT', 1, 'STREAMS', KEYS[2], '>')
+redis.call('HSET', KEYS[1], 'queue', ARGV[3], 'sid', sid, 'state', 'queued', 'claims', 0)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+# KEYS: task record, stream. ARGV: queue name, worker, claim timeout (ms).
+CLAIM_LUA = """
+local queue, sid, state = unpack(redis.call('HMGET', KEYS[1], 'queue', 'sid', 'state'))
+if not queue or queue ~= ARGV[1] then return 'missing' end
+if state ~= 'queued' then return 'done' end
+local p = redis.call('XPENDING', KEYS[2], 'feed', sid, sid, 1)
+if #p == 0 then return 'missing' end
+local owner, idle = p[1][2], tonumber(p[1][3])
+if owner ~= 'open' and owner ~= ARGV[2] and idle < tonumber(ARGV[3]) then return 'taken' end
+redis.call('XCLAIM', KEYS[2], 'feed', ARGV[2], 0, sid, 'JUSTID')
+if owner ~= ARGV[2] then redis.call('HINCRBY', KEYS[1], 'claims', 1) end
+return 'ok'
+"""
+
+# KEYS: task record, stream. ARGV: queue name, worker, outcome record (JSON).
+# 'reported': the outcome is kept on the task until the feed has written it to Kafka (see `sent`).
+REPORT_LUA = """
+local queue, sid, state, who = unpack(redis.call('HMGET', KEYS[1], 'queue', 'sid', 'state', 'worker'))
+if not queue or queue ~= ARGV[1] then return {'missing'} end
+if state == 'reported' and who == ARGV[2] then return {'resend', redis.call('HGET', KEYS[1], 'outcome')} end
+if state ~= 'queued' then return {'done'} end
+local p = redis.call('XPENDING', KEYS[2], 'feed', sid, sid, 1)
+if #p == 0 or p[1][2] ~= ARGV[2] then return {'not_claimed'} end
+redis.call('XACK', KEYS[2], 'feed', sid)
+redis.call('XDEL', KEYS[2], sid)
+redis.call('HSET', KEYS[1], 'state', 'reported', 'worker', ARGV[2], 'outcome', ARGV[3])
+return {'ok', ARGV[3]}
+"""
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A task as a feed user sees it: its record, whether it is theirs, how often it was claimed."""
+
+    task: dict
+    mine: bool
+    claims: int
+
+
+class TaskQueues:
+    """The grid and station queues, their tokens and the seen request ids, under one key prefix."""
+
+    def __init__(self, client: Any, prefix: str, claim_timeout_ms: int) -> None:
+        self._r = client
+        self._p = prefix
+        self.claim_timeout_ms = claim_timeout_ms
+        self._add = client.register_script(ADD_LUA)
+        self._claim = client.register_script(CLAIM_LUA)
+        self._report = client.register_script(REPORT_LUA)
+
+    def _stream(self, queue: str) -> str:
+        return f"{self._p}q:{queue}"
+
+    def _task(self, task_id: str) -> str:
+        return f"{self._p}t:{task_id}"
+
+    async def add(self, queue: str, task_id: str, record: bytes) -> bool:
+        """Queue a task once; False when it was queued before (a redelivery)."""
+        return bool(await self._add(keys=[self._task(task_id), self._stream(queue)],
+                                    args=[task_id, record, queue, KEEP_S]))
+
+    async def release_abandoned(self, queue: str) -> int:
+        """Return claims idle for longer than the claim timeout to the open tasks; how many."""
+        stream, released, start = self._stream(queue), 0, "0-0"
+        if not await self._r.exists(stream):
+            return 0
+        while True:
+            # not JUSTID: redis-py then drops the cursor from the reply
+            start, entries, *_ = await self._r.xautoclaim(stream, GROUP, OPEN, self.claim_timeout_ms, start,
+                                                           count=100)
+            released += len(entries)
+            if start in (b"0-0", "0-0"):
+                return released
+
+    async def list(self, queue: str, worker: str) -> list[Listed]:
+        """The open tasks of a queue and those the worker holds (priority order is the caller's)."""
+        stream = self._stream(queue)
+        if not await self._r.exists(stream):
+            return []
+        pending = await self._r.xpending_range(stream, GROUP, min="-", max="+", count=10_000)
+        owner = {_s(p["message_id"]): _s(p["consumer"]) for p in pending}
+        out = []
+        for sid, fields in await self._r.xrange(stream, "-", "+"):
+            who = owner.get(_s(sid))
+            if who not in (OPEN, worker):
+                continue
+            claims = await self._r.hget(self._task(_s(fields[b"task_id"])), "claims")
+            out.append(Listed(msgspec.json.decode(fields[b"data"]), who == worker, int(claims or 0)))
+        return out
+
+    async def locate(self, task_id: str) -> str | None:
+        """The queue a task was put in (None for a task never seen or long gone)."""
+        queue = await self._r.hget(self._task(task_id), "queue")
+        return _s(queue) if queue is not None else None
+
+    async def get(self, queue: str, task_id: str) -> dict | None:
+        """One task of a queue (None when it is not in that queue)."""
+        sid = await self._r.hget(self._task(task_id), "sid")
+        if sid is None or _s(await self._r.hget(self._task(task_id), "queue")) != queue:
+            return None
+        entries = await self._r.xrange(self._stream(queue), sid, sid)
+        return msgspec.json.decode(entries[0][1][b"data"]) if entries else None
+
+    async def claim(self, queue: str, task_id: str, worker: str) -> str:
+        """Claim (or keep holding) a task: `ok`, `taken` (someone else holds it), `done`, or `missing`."""
+        return _s(await self._claim(keys=[self._task(task_id), self._stream(queue)],
+                                    args=[queue, worker, self.claim_timeout_ms]))
+
+    async def report(self, queue: str, task_id: str, worker: str, outcome: bytes) -> tuple[str, bytes | None]:
+        """Finish a task the worker holds: (`ok` | `resend`, the outcome to write) or (`not_claimed` | `done` |
+        `missing`, None). `resend`: reported before but not yet written to Kafka."""
+        status, *rest = await self._report(keys=[self._task(task_id), self._stream(queue)],
+                                           args=[queue, worker, outcome])
+        return _s(status), (rest[0] if rest else None)
+
+    async def sent(self, task_id: str) -> None:
+        """The task's outcome is on Kafka: the task is done."""
+        await self._r.hset(self._task(task_id), mapping={"state": "done"})
+        await self._r.hdel(self._task(task_id), "outcome")
+
+    async def depth(self, queue: str) -> int:
+        """Open and claimed tasks in a queue."""
+        return int(await self._r.xlen(self._stream(queue))) if await self._r.exists(self._stream(queue)) else 0
+
+    # -- tokens and replay protection ------------------------------------------------------------------------
+
+    async def issue_token(self, scope: Scope) -> str:
+        """A new bearer token for a feed user; only its hash is stored."""
+        token = secrets.token_urlsafe(32)
+        await self._r.hset(f"{self._p}tokens", _hash(token), msgspec.json.encode(scope))
+        return token
+
+    async def revoke_tokens(self, worker: str) -> int:
+        """Revoke every token of a worker; how many."""
+        gone = [k for k, v in (await self._r.hgetall(f"{self._p}tokens")).items()
+                if msgspec.json.decode(v, type=Scope).worker == worker]
+        return int(await self._r.hdel(f"{self._p}tokens", *gone)) if gone else 0
+
+    async def scope_of(self, token: str) -> Scope | None:
+        """Who a token belongs to (None for an unknown token)."""
+        raw = await self._r.hget(f"{self._p}tokens", _hash(token))
+        return msgspec.json.decode(raw, type=Scope) if raw else None
+
+    async def first_use(self, worker: str, request_id: str, window_s: int) -> bool:
+        """True the first time a worker sends this request id within the window (False: a replay)."""
+        return bool(await self._r.set(f"{self._p}req:{worker}:{request_id}", 1, nx=True, ex=window_s))
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,174 @@
+"""The grid-worker and caller task feed over real HTTP, Kafka and Redis: tokens, own grid only, priority order,
+claims, abandoned claims returning, reports on `outcomes`, replayed and oversized requests refused."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import msgspec
+import pytest
+
+from deploy.config import Settings
+from deploy.kafka_io import consume, produce
+from schemas.records import Outcome, PhoneTask, VisitTask, encode
+
+T = 1_764_547_200_000
+HOUR = 3_600_000
+CLAIM_TIMEOUT_S = 2.0
+
+
+def _visit(task_id: str, grid: str, tier: str, due: int, station: str = "ST001") -> tuple[bytes, bytes]:
+    t = VisitTask(warning_id=f"w-{task_id}", tier=tier, fraud_type="fake_customer_service", ts=T,  # type: ignore[arg-type]
+                  task_id=task_id, subject_id=f"P-{task_id}", grid_id=grid, station_id=station,
+                  name_masked="王*", respond_by_ts=due)
+    return grid.encode(), encode(t)
+
+
+def _phone(task_id: str, station: str) -> tuple[bytes, bytes]:
+    t = PhoneTask(warning_id=f"w-{task_id}", tier="T2", fraud_type="romance", ts=T, task_id=task_id,
+                  subject_id=f"P-{task_id}", phone="+8613800000009", station_id=station, script="…",
+                  respond_by_ts=T + 2 * HOUR)
+    return station.encode(), encode(t)
+
+
+class Feed:
+    """A client of the feed API, as a grid worker's app would be."""
+
+    def __init__(self, base: str, token: str | None) -> None:
+        self.base, self.token = base, token
+
+    def call(self, method: str, path: str, body: bytes | dict | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, dict]:
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        h = {"Content-Type": "application/json", **(headers or {})}
+        if self.token is not None:
+            h["Authorization"] = f"Bearer {self.token}"
+        if method == "POST" and headers is None:
+            h |= {"X-Request-Id": uuid.uuid4().hex, "X-Request-Time": str(int(time.time() * 1000))}
+        req = urllib.request.Request(self.base + path, data=data if method == "POST" else None, headers=h,
+                                     method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            raw = err.read()
+            return err.code, json.loads(raw) if raw.startswith(b"{") else {"raw": raw.decode(errors="replace")}
+
+    def tasks(self) -> list[dict]:
+        status, body = self.call("GET", "/v1/tasks")
+        assert status == 200, body
+        return body["tasks"]
+
+
+def _token(env: dict[str, str], *args: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "deploy.cli", "feed-token", *args], env=env, check=True,
+                         capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+@pytest.fixture
+def feed(isolated: Settings, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    env = {**os.environ, **isolated.to_env(), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", "task-feed", "--clock", "event",
+                             "--claim-timeout", str(CLAIM_TIMEOUT_S)], env=env,
+                            stdout=open(tmp_path / "feed.log", "wb"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{isolated.feed_port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=2)
+            break
+        except OSError:
+            assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "feed.log").read_text()
+            time.sleep(0.2)
+    yield base, env
+    proc.terminate()
+    proc.wait(10)
+
+
+def _wait_tasks(client: Feed, count: int) -> list[dict]:
+    deadline = time.monotonic() + 30
+    while len(tasks := client.tasks()) < count:
+        assert time.monotonic() < deadline, tasks
+        time.sleep(0.2)
+    return tasks
+
+
+def test_own_grid_priority_claims_reports_and_refusals(isolated: Settings, feed: tuple[str, dict[str, str]]) -> None:
+    base, env = feed
+    alice = Feed(base, _token(env, "--grid", "G0001", "--worker", "alice"))
+    bob = Feed(base, _token(env, "--grid", "G0001", "--worker", "bob"))
+    carol = Feed(base, _token(env, "--grid", "G0002", "--worker", "carol"))
+    desk = Feed(base, _token(env, "--station", "ST001", "--worker", "desk-1"))
+    produce(isolated, "dispatch.visit", [
+        _visit("v-t3", "G0001", "T3", T + 48 * HOUR),
+        _visit("v-t1-late", "G0001", "T1", T + 2 * HOUR),
+        _visit("v-t1", "G0001", "T1", T + HOUR),
+        _visit("v-t1", "G0001", "T1", T + HOUR),  # the same task again (a redelivery)
+        _visit("v-other", "G0002", "T1", T + HOUR),
+        _visit("v-nogrid", "UNASSIGNED", "T2", T + HOUR),
+    ])
+    produce(isolated, "dispatch.phone", [_phone("p-1", "ST001"), _phone("p-2", "ST002")])
+
+    # tokens: none, wrong, or revoked: 401
+    assert Feed(base, None).call("GET", "/v1/tasks")[0] == 401
+    assert Feed(base, "not-a-token").call("GET", "/v1/tasks")[0] == 401
+    # own grid only, highest tier then earliest deadline first; the duplicate queued once
+    assert [t["task_id"] for t in _wait_tasks(alice, 3)] == ["v-t1", "v-t1-late", "v-t3"]
+    assert [t["task_id"] for t in _wait_tasks(carol, 1)] == ["v-other"]
+    assert [t["task_id"] for t in _wait_tasks(desk, 2)] == ["v-nogrid", "p-1"]  # a station's calls, visits without a grid
+    # another grid's task can be neither claimed nor reported on, and its existence does not leak
+    status, body = alice.call("POST", "/v1/tasks/v-other/claim")
+    assert status == 404 and "v-other" not in json.dumps(body) and "P-v-other" not in json.dumps(body)
+    assert alice.call("POST", "/v1/tasks/v-other/outcome", {"outcome": "visited"})[0] == 404
+    assert desk.call("POST", "/v1/tasks/p-2/claim")[0] == 404
+
+    # a claim is exclusive; the holder sees it as theirs, the others no longer see it
+    status, body = alice.call("POST", "/v1/tasks/v-t1/claim")
+    assert status == 200 and body["task"]["name_masked"] == "王*"
+    assert bob.call("POST", "/v1/tasks/v-t1/claim")[0] == 409
+    assert [t["task_id"] for t in bob.tasks()] == ["v-t1-late", "v-t3"]
+    assert [(t["task_id"], t["mine"]) for t in alice.tasks()][0] == ("v-t1", True)
+    # reporting needs the claim, and an outcome that fits a visit
+    assert bob.call("POST", "/v1/tasks/v-t1/outcome", {"outcome": "dissuaded"})[0] == 409
+    assert alice.call("POST", "/v1/tasks/v-t1/outcome", {"outcome": "call_answered"})[0] == 400
+
+    # alice goes quiet: after the claim timeout the task is back in the queue, and bob takes it
+    time.sleep(CLAIM_TIMEOUT_S + 0.5)
+    assert [t["task_id"] for t in bob.tasks()][0] == "v-t1"
+    assert bob.call("POST", "/v1/tasks/v-t1/claim")[0] == 200
+    assert alice.call("POST", "/v1/tasks/v-t1/outcome", {"outcome": "visited"})[0] == 409
+    status, body = bob.call("POST", "/v1/tasks/v-t1/outcome",
+                            {"outcome": "dissuaded", "amount_saved_fen": 5_000_000, "note": "stopped the transfer"})
+    assert status == 202, body
+    assert bob.call("POST", "/v1/tasks/v-t1/claim")[0] == 409  # finished
+    assert "v-t1" not in [t["task_id"] for t in alice.tasks() + bob.tasks()]
+
+    # replayed, stale and oversized requests are refused
+    assert bob.call("POST", "/v1/tasks/v-t3/claim")[0] == 200
+    replay = {"X-Request-Id": "replay-0001", "X-Request-Time": str(int(time.time() * 1000))}
+    assert bob.call("POST", "/v1/tasks/v-t3/outcome", {"outcome": "visited"}, replay)[0] == 202
+    assert bob.call("POST", "/v1/tasks/v-t3/outcome", {"outcome": "visited"}, replay)[0] == 409
+    stale = {"X-Request-Id": "stale-00001", "X-Request-Time": str(int(time.time() * 1000) - 3_600_000)}
+    assert bob.call("POST", "/v1/tasks/v-t1-late/claim", None, stale)[0] == 400
+    assert bob.call("POST", "/v1/tasks/v-t1-late/claim", None, {})[0] == 400  # no request id at all
+    assert bob.call("POST", "/v1/tasks/v-t1-late/claim")[0] == 200
+    status, _ = bob.call("POST", "/v1/tasks/v-t1-late/outcome",
+                         b'{"outcome": "visited", "note": "' + b"x" * 20_000 + b'"}')
+    assert status == 413
+    # a revoked token no longer works
+    _token(env, "--worker", "bob", "--revoke")
+    assert bob.call("GET", "/v1/tasks")[0] == 401
+
+    reports = [msgspec.json.decode(m.value, type=Outcome) for m in consume(isolated, "outcomes", expect=2, timeout=30, linger=2)]
+    assert [(r.task_id, r.warning_id, r.channel, r.outcome) for r in reports] == [
+        ("v-t1", "w-v-t1", "visit", "dissuaded"), ("v-t3", "w-v-t3", "visit", "visited")]
+    assert reports[0].amount_saved_fen == 5_000_000 and reports[0].ts >= T
