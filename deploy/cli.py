@@ -209,6 +209,34 @@ def _feed_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _campaign(args: argparse.Namespace) -> int:
+    import asyncio
+    from datetime import datetime, timezone
+
+    from deploy.campaigns import launch, pipeline_clock, trends
+    from dispatch.campaign import HOUR, Campaign
+
+    settings = load_settings()
+    at = args.at if args.at is not None else asyncio.run(pipeline_clock(settings))
+    if args.trends:
+        print(f"exposures to case elements, the day before {datetime.fromtimestamp(at / 1000, timezone.utc):%Y-%m-%d %H:%M} UTC")
+        print(f"{'fraud type':<26}{'last 24 h':>10}{'24 h before':>13}")
+        for fraud_type, recent, before in trends(settings, at):
+            print(f"{fraud_type:<26}{recent:>10}{before:>13}")
+        return 0
+    if not args.fraud_type:
+        print("yujing campaign: --fraud-type is required (or --trends)", file=sys.stderr)
+        return 2
+    campaign = Campaign(fraud_type=args.fraud_type, ts=at, age_min=args.age_min, age_max=args.age_max,
+                        grids=frozenset(args.grid or ()), stations=frozenset(args.station or ()),
+                        exposed_to=args.exposed_to, exposed_within_ms=int(args.within_hours * HOUR), name=args.name)
+    report = launch(settings, campaign, dry_run=args.dry_run)
+    print(f"campaign {report.campaign_id}: {report.audience} people in the group, {report.no_phone} without a line, "
+          f"{report.suppressed} held back by the cooldown, {report.queued} reminders queued"
+          + (" (dry run: nothing queued, cooldown not consulted)" if args.dry_run else ""))
+    return 0
+
+
 def _test_gateway(args: argparse.Namespace) -> int:
     from dispatch.test_gateway import serve
 
@@ -298,6 +326,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worker", required=True, help="who holds the token (logged with every claim)")
     p.add_argument("--revoke", action="store_true", help="revoke every token of this worker")
     p.set_defaults(func=_feed_token)
+    p = sub.add_parser("campaign", help="launch a reminder campaign (宣传) to an at-risk group through the SMS queue")
+    p.add_argument("--fraud-type", help="the fraud type the reminder is about")
+    p.add_argument("--age-min", type=int)
+    p.add_argument("--age-max", type=int)
+    p.add_argument("--grid", action="append", help="a grid to reach (repeatable; default: all)")
+    p.add_argument("--station", action="append", help="a station's area to reach (repeatable; default: all)")
+    p.add_argument("--exposed-to", help="only people recently in contact with a case element of this fraud type")
+    p.add_argument("--within-hours", type=float, default=72.0, help="how recent that contact must be")
+    p.add_argument("--name", default="", help="a name for the campaign (part of its id)")
+    p.add_argument("--at", type=int, help="launch time, event time ms (default: the pipeline's clock)")
+    p.add_argument("--dry-run", action="store_true", help="count the group, queue nothing")
+    p.add_argument("--trends", action="store_true", help="print exposures by fraud type: what is on the rise")
+    p.set_defaults(func=_campaign)
     p = sub.add_parser("test-gateway", help="a local SMS gateway for tests and the demo (127.0.0.1)")
     p.add_argument("--port", type=int, default=9110)
     p.set_defaults(func=_test_gateway)

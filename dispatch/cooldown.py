@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-RANK = {"T3": 1, "T2": 2, "T1": 3}
+RANK = {"R": 0, "T3": 1, "T2": 2, "T1": 3}  # R: a reminder campaign's message, below every warning
 
 COOLDOWN_LUA = """
 local cur = redis.call('GET', KEYS[1])

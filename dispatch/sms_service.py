@@ -4,9 +4,11 @@ At-least-once with idempotent effects: a receipt is produced (acks=all), the mes
 and only then is the offset committed. After a crash the message may be read again: a done mark skips it;
 without one it is sent again under the same `message_id`, which the gateway does not deliver twice.
 
-A message not due yet (a reminder in quiet hours) must not hold up the others: it is parked in a Redis sorted
-set under its `not_before_ts` (then its offset is committed), and delivered when the clock reaches it; it
-leaves the set only after its receipt is written.
+A message not due yet (a warning held by quiet hours) must not hold up the others: it is parked in a Redis
+sorted set under its `not_before_ts` (then its offset is committed), and delivered when the clock reaches it;
+it leaves the set only after its receipt is written. Reminder campaigns' messages are parked the same way in a
+set of their own, and sent (a few at a time, within the same rate limit) only while no warning is due or
+unread in Kafka: a campaign of millions never delays a warning by more than one small batch.
 """
 from __future__ import annotations
 
@@ -27,6 +29,16 @@ from schemas.records import SmsTask, encode
 
 log = logging.getLogger(__name__)
 DONE_TTL_S = 30 * 86_400
+REMINDER_BATCH = 10  # reminders sent between two looks for warnings
+
+
+async def _caught_up(consumer: AIOKafkaConsumer) -> bool:
+    """No warning waits in Kafka: every assigned partition has been read up to its high watermark."""
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        if highwater is None or await consumer.position(tp) < highwater:
+            return False
+    return bool(consumer.assignment())
 
 
 async def run(settings: Settings, url: str, rate: float, clock: str = "wall", stop: asyncio.Event | None = None) -> None:
@@ -40,6 +52,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
     bucket = TokenBucket(rate, max(1, int(rate)), time.monotonic, asyncio.sleep)
     prefix = f"{settings.topic_prefix}{settings.app_id}:sms:"
     parked = prefix + "parked"
+    reminders = prefix + "reminders"
 
     async def send(task: SmsTask) -> None:
         if await redis.exists(prefix + "done:" + task.message_id):
@@ -54,8 +67,10 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
     try:
         async with aiohttp.ClientSession() as session:
             gateway = HttpGateway(session, url)
+            wait_ms = 500
             while stop is None or not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=500, max_records=100)
+                batches = await consumer.getmany(timeout_ms=wait_ms, max_records=100)
+                wait_ms = 500
                 for tp, messages in batches.items():
                     for msg in messages:
                         try:
@@ -65,14 +80,23 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                             await producer.send_and_wait(settings.topic("deadletter"), encode(dead), key=msg.key)
                             continue
                         event_clock.advance(task.ts)
-                        if now_ms() < task.not_before_ts:
+                        if task.kind == "reminder":  # warnings first: reminders wait until none is waiting
+                            await redis.zadd(reminders, {msg.value: task.not_before_ts})
+                        elif now_ms() < task.not_before_ts:
                             await redis.zadd(parked, {msg.value: task.not_before_ts})
                         else:
                             await send(task)
                     await consumer.commit({tp: messages[-1].offset + 1})
-                for raw in await redis.zrangebyscore(parked, "-inf", now_ms(), start=0, num=50):
+                due = await redis.zrangebyscore(parked, "-inf", now_ms(), start=0, num=50)
+                for raw in due:
                     await send(msgspec.json.decode(raw, type=SmsTask))
                     await redis.zrem(parked, raw)
+                if due or not await _caught_up(consumer):
+                    continue
+                for raw in await redis.zrangebyscore(reminders, "-inf", now_ms(), start=0, num=REMINDER_BATCH):
+                    await send(msgspec.json.decode(raw, type=SmsTask))
+                    await redis.zrem(reminders, raw)
+                    wait_ms = 0  # more may be waiting: look for warnings without lingering
     finally:
         await consumer.stop()
         await producer.stop()

@@ -2,7 +2,8 @@
 
     POST /send            {message_id, to, text}  → 200, or 409 when that id was already delivered
     POST /admin/fail      {count, status}         → the next `count` sends answer `status` (or hang: status 0)
-    GET  /admin/messages                          → every message with its delivery and attempt counts
+    GET  /admin/messages                          → every message with its delivery and attempt counts and
+                                                    its place in the order of deliveries
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from aiohttp import web
 
 def make_app() -> web.Application:
     """The gateway as an aiohttp application."""
-    state = {"fail": 0, "status": 503, "messages": {}}
+    state = {"fail": 0, "status": 503, "messages": {}, "delivered": 0}
 
     async def send(request: web.Request) -> web.Response:
         body = await request.json()
@@ -28,6 +29,8 @@ def make_app() -> web.Application:
         if msg["deliveries"]:
             return web.json_response({"duplicate": True}, status=409)
         msg["deliveries"] += 1
+        state["delivered"] += 1
+        msg["order"] = state["delivered"]  # the position of this message among all deliveries
         return web.json_response({"delivered": True})
 
     async def fail(request: web.Request) -> web.Response:

@@ -146,6 +146,9 @@ class SmsTask(_Record):
     text: str
     not_before_ts: int
     expires_ts: int
+    # extension: a reminder campaign's message (宣传) rather than a warning; it yields to warnings at the gateway
+    kind: Literal["warning", "reminder"] = "warning"
+    campaign_id: str | None = None
 
 
 class PhoneTask(_Record):

@@ -1,0 +1,99 @@
+"""Reminder campaigns on the real broker, Redis and the test SMS gateway: the group from the registry and the
+pipeline's triggers, the warnings' cooldown both ways, relaunches sending nothing twice, warnings first."""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import redis.asyncio as aioredis
+
+from deploy.campaigns import launch
+from deploy.config import Settings
+from deploy.kafka_io import consume, produce
+from dispatch.campaign import HOUR, Campaign
+from dispatch.cooldown import Cooldown
+from dispatch.routing import load_routes
+from schemas.internal import Trigger
+from schemas.records import Outcome, SmsTask, Subject, encode
+from tests.integration.harness import free_port
+from tests.integration.test_sms_gateway import _http, _wait_http
+
+NOON = 1_764_561_600_000  # 2025-12-01 12:00 local time
+
+
+def _subject(sid: str, born: int, phone: str | None) -> tuple[bytes, bytes]:
+    s = Subject(subject_id=sid, phones=[phone] if phone else [], accounts=[], birth_year=born, grid_id="G1",
+                station_id="ST1", name_masked="李*", ts=NOON - 30 * 86_400_000)
+    return sid.encode(), encode(s)
+
+
+def _exposure(sid: str, fraud_type: str, ts: int) -> tuple[bytes, bytes]:
+    t = Trigger(trigger_id=f"tr-{sid}", person=sid, subject_id=sid, ts=ts, cause="indicator_hit", mode="reverse",
+                value_key="phone:+8617000000000", fraud_type=fraud_type, event_id=f"e-{sid}")
+    return sid.encode(), msgspec.json.encode(t)
+
+
+def _cooldown(settings: Settings, person: str, tier: str, ts: int, wid: str) -> bool:
+    async def run() -> bool:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            cd = Cooldown(client, f"{settings.topic_prefix}{settings.app_id}:", load_routes().cooldown_ms)
+            return await cd.acquire(person, tier, ts, wid)
+        finally:
+            await client.aclose()
+    return asyncio.run(run())
+
+
+def test_campaign_group_cooldown_relaunch_and_warnings_first(isolated: Settings, tmp_path: Path) -> None:
+    produce(isolated, "registry.subjects", [
+        _subject("P70", 1955, "+8613800000070"), _subject("P65", 1960, "+8613800000065"),
+        _subject("P30", 1995, "+8613800000030"), _subject("P68", 1957, None), _subject("P80", 1945, "+8613800000080")])
+    produce(isolated, "yujing.triggers", [_exposure("P65", "fake_customer_service", NOON - 2 * HOUR),
+                                          _exposure("P30", "fake_customer_service", NOON - 3 * HOUR)])
+    assert _cooldown(isolated, "P80", "T3", NOON - HOUR, "warned-an-hour-ago")  # a warning went out already
+
+    elderly = Campaign(fraud_type="fake_customer_service", ts=NOON, age_min=60, grids=frozenset({"G1"}))
+    report = launch(isolated, elderly)
+    assert (report.audience, report.no_phone, report.suppressed, report.queued) == (4, 1, 1, 2)  # P80 held back
+    exposed = Campaign(fraud_type="fake_customer_service", ts=NOON + HOUR, exposed_to="fake_customer_service")
+    report = launch(isolated, exposed)
+    assert (report.audience, report.suppressed, report.queued) == (2, 1, 1)  # P65 was just reminded
+    assert launch(isolated, elderly).queued == 2  # relaunched: the same messages again, not sent twice below
+    # a reminder never holds back a warning; a warning does hold back the next reminder
+    assert _cooldown(isolated, "P70", "T3", NOON + 2 * HOUR, "a-warning")
+
+    warning = SmsTask(warning_id="w-1", tier="T3", fraud_type="romance", ts=NOON + 2 * HOUR, message_id="warn-1",
+                      to="+8613800000099", text="【反诈中心】测试 96110", not_before_ts=NOON + 2 * HOUR,
+                      expires_ts=NOON + 3 * HOUR)
+    produce(isolated, "dispatch.sms", [(warning.to.encode(), encode(warning))])
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, **isolated.to_env(), "PYTHONUNBUFFERED": "1"}
+    gateway = subprocess.Popen([sys.executable, "-m", "deploy.cli", "test-gateway", "--port", str(port)], env=env,
+                               stdout=open(tmp_path / "gw.log", "wb"), stderr=subprocess.STDOUT)
+    adapter = None
+    try:
+        _wait_http(f"{base}/admin/messages")
+        adapter = subprocess.Popen([sys.executable, "-m", "deploy.cli", "sms-gateway", "--url", f"{base}/send",
+                                    "--rate", "5", "--clock", "event"], env=env,
+                                   stdout=open(tmp_path / "adapter.log", "wb"), stderr=subprocess.STDOUT)
+        receipts = [msgspec.json.decode(m.value, type=Outcome)
+                    for m in consume(isolated, "outcomes", expect=4, timeout=60, linger=3)]
+        messages = _http(f"{base}/admin/messages")
+    finally:
+        for proc in (adapter, gateway):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
+    log = (tmp_path / "adapter.log").read_text()
+    assert sorted(m["to"] for m in messages.values()) == ["+8613800000030", "+8613800000065", "+8613800000070",
+                                                          "+8613800000099"], log
+    assert all(m["deliveries"] == 1 for m in messages.values()), messages
+    assert messages["warn-1"]["order"] == 1, messages  # queued after three reminders, delivered before them
+    assert len(receipts) == 4 and {r.outcome for r in receipts} == {"sms_delivered"}
+    assert {r.warning_id for r in receipts} == {"w-1", elderly.campaign_id, exposed.campaign_id}
