@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from typing import Any, Callable
 
 import faust
 import redis.asyncio as aioredis
 from faust.types import EventT
 import msgspec
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from deploy.config import SIGNAL_TOPICS, Settings
 from dispatch.cooldown import Cooldown
@@ -26,6 +28,7 @@ from schemas.deadletter import dead_letter
 from schemas.decode import InvalidRecord, decode_input
 from schemas.internal import Decision, PersonEvent, ValueMessage
 from schemas.records import encode
+from ops.metrics import ConsumerLag, PipelineMetrics
 from streams.ingest import RawMessage, ingest
 from streams.person_state import StatePolicy
 from streams.processor import Output, Processor, person_output
@@ -53,10 +56,11 @@ def policies(settings: Settings) -> tuple[IndexPolicy, StatePolicy]:
     return index, StatePolicy(window_ms=settings.lookback_hours * hour)
 
 
-def create_app(settings: Settings, model: Model | None = None) -> faust.App:
+def create_app(settings: Settings, model: Model | None = None, registry: CollectorRegistry | None = None) -> faust.App:
     """A Faust app wired to the settings' broker, data folder and topics, with every agent registered.
 
     With a model, the persons agent scores and decides (`yujing.decisions`); without, it only keeps state.
+    Metrics go to `registry` (a new one by default) and are served at `/metrics` on the web port.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -91,15 +95,23 @@ def create_app(settings: Settings, model: Model | None = None) -> faust.App:
     if model is not None:
         processor.on_person = Decider(model, TierPolicy.load(), Ages(processor.lookup))
 
-    async def send(outputs: list[Output]) -> None:
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = PipelineMetrics(registry)
+    registry.register(ConsumerLag(lambda: app.monitor.tp_end_offsets, lambda: app.monitor.tp_committed_offsets,
+                                  lambda real: real[len(settings.topic_prefix):]))
+
+    async def send(outputs: list[Output], timestamp: float | None) -> None:
+        # Outputs carry the Kafka timestamp of the input they come from, so every hop down the chain knows when
+        # the originating signal (or case element) reached Kafka: the end-to-end latency at the last hop.
         for out in outputs:
-            await topic(out.topic).send(key=out.key, value=encode(out.value))
+            await topic(out.topic).send(key=out.key, value=encode(out.value), timestamp=timestamp)
 
     def guarded(logical: str, handler: Callable[[EventT], Any]) -> Callable[[Any], Any]:
         """Run `handler` on every event and send its outputs; a failure dead-letters that event, nothing else."""
         async def agent(stream: faust.StreamT) -> None:
             async for event in stream.events():
                 msg = event.message
+                metrics.events_in.labels(logical).inc()
                 try:
                     outputs = handler(event)
                     if inspect.isawaitable(outputs):
@@ -109,7 +121,9 @@ def create_app(settings: Settings, model: Model | None = None) -> faust.App:
                 except Exception as exc:  # a bug on one record must not stop the stream
                     log.exception("%s failed on partition %s offset %s", logical, msg.partition, msg.offset)
                     outputs = [_dead(logical, event, f"internal error: {type(exc).__name__}: {exc}"[:500])]
-                await send(outputs)
+                origin = msg.timestamp or None
+                await send(outputs, origin)
+                metrics.observe_outputs(outputs, origin, time.time())
         agent.__name__ = logical.replace(".", "_")
         return agent
 
@@ -145,10 +159,36 @@ def create_app(settings: Settings, model: Model | None = None) -> faust.App:
     redis_prefix = f"{settings.topic_prefix}{settings.app_id}:"
     dispatcher = Dispatcher(routes, Cooldown(redis_client, redis_prefix, routes.cooldown_ms), processor.lookup,
                             EscalationStore(redis_client, redis_prefix))
-    app.agent(topic("yujing.decisions"), name="dispatch")(guarded(
-        "yujing.decisions", lambda event: dispatcher.handle(_decision_decoder.decode(event.value))))
-    app.agent(topic("outcomes"), name="escalation")(guarded(
-        "outcomes", lambda event: dispatcher.handle_outcome(decode_input("outcomes", event.value))))
+
+    async def dispatch(event: EventT) -> list[Output]:
+        before = dispatcher.suppressed, dispatcher.breaches
+        outputs = await dispatcher.handle(_decision_decoder.decode(event.value))
+        _count_dispatcher(before)
+        return outputs
+
+    async def escalation(event: EventT) -> list[Output]:
+        outcome = decode_input("outcomes", event.value)
+        metrics.outcomes.labels(outcome.channel, outcome.outcome).inc()
+        before = dispatcher.suppressed, dispatcher.breaches
+        outputs = await dispatcher.handle_outcome(outcome)
+        _count_dispatcher(before)
+        return outputs
+
+    def _count_dispatcher(before: tuple[int, int]) -> None:
+        if dispatcher.suppressed > before[0]:
+            metrics.suppressed.inc(dispatcher.suppressed - before[0])
+        if dispatcher.breaches > before[1]:
+            metrics.breaches.inc(dispatcher.breaches - before[1])
+
+    app.agent(topic("yujing.decisions"), name="dispatch")(guarded("yujing.decisions", dispatch))
+    app.agent(topic("outcomes"), name="escalation")(guarded("outcomes", escalation))
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        # aiohttp refuses a charset inside content_type; the exposition format is UTF-8 by definition
+        return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4")
+
+    app.yujing_metrics = metrics  # type: ignore[attr-defined]  # for the console and tests in this process
     return app
 
 

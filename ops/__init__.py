@@ -1,0 +1,1 @@
+"""The operations center: metrics, the live console, explanations and the daily bulletin."""

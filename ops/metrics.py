@@ -1,0 +1,133 @@
+"""The pipeline's Prometheus metrics (prometheus-client), on a registry handed in: fresh per test, one per process.
+
+Names carry the `yujing_` prefix and base units (`_seconds`, `_total`); label values are bounded (topic, tier,
+channel, fraud type, station, outcome, reason category), never a phone number, account or person.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from schemas.records import DeadLetter, PaymentInterception, PhoneTask, SmsTask, VisitTask, Warning
+
+# Processing latency: 1 ms to 1 min. Event-time lag reaches hours on a replay, so it gets longer buckets.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LAG_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86_400.0)
+INTERCEPTION_KINDS = {"interception.payment": "payment", "interception.account": "account",
+                      "interception.domain": "domain", "interception.number": "number"}
+CHANNELS = {"dispatch.sms": "sms", "dispatch.phone": "phone", "dispatch.visit": "visit"}
+
+
+def reason_category(dead: DeadLetter) -> str:
+    """A bounded label for a dead letter's free-text reason."""
+    reason = dead.reason
+    for prefix, label in (("internal error", "internal_error"), ("empty message", "empty"), ("not UTF-8", "not_utf8"),
+                          ("not JSON", "not_json"), ("JSON nested", "not_json")):
+        if reason.startswith(prefix):
+            return label
+    if "exceeds" in reason and "byte limit" in reason:
+        return "too_large"
+    return "invalid_field" if dead.field else "invalid_record"
+
+
+class PipelineMetrics:
+    """Every counter and histogram a worker exposes, registered on `registry`."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.events_in = Counter("yujing_events_in_total", "Records read, by logical topic", ["topic"],
+                                 registry=registry)
+        self.deadletters = Counter("yujing_deadletters_total", "Records dead-lettered, by topic and reason category",
+                                   ["topic", "reason"], registry=registry)
+        self.hits = Counter("yujing_indicator_hits_total",
+                            "People found in contact with a case element: forward, reverse (mined back), fanout",
+                            ["mode"], registry=registry)
+        self.decisions = Counter("yujing_decisions_total", "Scorer decisions (a rise or a further transfer)",
+                                 ["tier"], registry=registry)
+        self.warnings = Counter("yujing_warnings_total", "Warnings issued", ["tier", "fraud_type"], registry=registry)
+        self.dispatches = Counter("yujing_dispatches_total", "Dispatch tasks queued, by channel and tier",
+                                  ["channel", "tier"], registry=registry)
+        self.tasks = Counter("yujing_tasks_total", "Call and visit tasks queued, by station", ["channel", "station"],
+                             registry=registry)
+        self.interceptions = Counter("yujing_interceptions_total", "Interception requests, by kind", ["kind"],
+                                     registry=registry)
+        self.stop_payment_fen = Counter("yujing_stop_payment_requested_fen_total",
+                                        "Amount of the transfers a stop-payment was requested for (fen)",
+                                        registry=registry)
+        self.suppressed = Counter("yujing_cooldown_suppressed_total", "Warnings held back by the cooldown",
+                                  registry=registry)
+        self.breaches = Counter("yujing_sla_breaches_total", "Dispatch steps whose deadline passed unanswered",
+                                registry=registry)
+        self.outcomes = Counter("yujing_outcomes_total", "Outcomes reported back", ["channel", "outcome"],
+                                registry=registry)
+        self.signal_to_warning = Histogram(
+            "yujing_signal_to_warning_seconds",
+            "Kafka timestamp of the signal (or case element) behind a warning to the warning sent",
+            buckets=LATENCY_BUCKETS, registry=registry)
+        self.transfer_to_stop = Histogram(
+            "yujing_transfer_to_stop_payment_seconds",
+            "Kafka timestamp of the payment signal to its stop-payment request sent",
+            buckets=LATENCY_BUCKETS, registry=registry)
+        self.event_to_warning = Histogram(
+            "yujing_event_time_to_warning_seconds",
+            "Event time (ts) of the triggering event to the warning sent; hours on a replay of old data",
+            buckets=LAG_BUCKETS, registry=registry)
+
+    def observe_outputs(self, outputs: Iterable[object], origin_s: float | None, now_s: float) -> None:
+        """Count what one input made the worker send; `origin_s` is the Kafka timestamp it descends from."""
+        for out in outputs:
+            topic, value = out.topic, out.value  # type: ignore[attr-defined]
+            if topic == "warnings" and isinstance(value, Warning):
+                self.warnings.labels(value.tier, value.fraud_type).inc()
+                if origin_s is not None:
+                    self.signal_to_warning.observe(max(0.0, now_s - origin_s))
+                self.event_to_warning.observe(max(0.0, now_s - value.ts / 1000))
+            elif topic in CHANNELS:
+                assert isinstance(value, (SmsTask, PhoneTask, VisitTask))
+                self.dispatches.labels(CHANNELS[topic], value.tier).inc()
+                if not isinstance(value, SmsTask):
+                    self.tasks.labels(CHANNELS[topic], value.station_id).inc()
+            elif topic in INTERCEPTION_KINDS:
+                self.interceptions.labels(INTERCEPTION_KINDS[topic]).inc()
+                if isinstance(value, PaymentInterception):
+                    self.stop_payment_fen.inc(value.amount_fen)
+                    if origin_s is not None:
+                        self.transfer_to_stop.observe(max(0.0, now_s - origin_s))
+            elif topic == "deadletter" and isinstance(value, DeadLetter):
+                self.deadletters.labels(value.topic, reason_category(value)).inc()
+            elif topic == "yujing.triggers":
+                if getattr(value, "cause", None) == "indicator_hit":
+                    self.hits.labels(getattr(value, "mode", "forward")).inc()
+            elif topic == "yujing.decisions":
+                self.decisions.labels(getattr(value, "tier", "T3")).inc()
+
+
+class ConsumerLag(Collector):
+    """Consumer lag per topic and partition, read at scrape time from Faust's monitor (end - committed)."""
+
+    def __init__(self, end_offsets: Callable[[], Mapping], committed: Callable[[], Mapping],
+                 logical: Callable[[str], str]) -> None:
+        self._end, self._committed, self._logical = end_offsets, committed, logical
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        """The lag gauge."""
+        family = GaugeMetricFamily("yujing_consumer_lag_messages", "Messages not yet committed, per partition",
+                                   labels=["topic", "partition"])
+        committed = dict(self._committed() or {})
+        for tp, end in sorted(dict(self._end() or {}).items()):
+            done = committed.get(tp)
+            if done is not None:
+                family.add_metric([self._logical(tp.topic), str(tp.partition)], max(0, end - done))
+        yield family
+
+
+def queue_gauges(registry: CollectorRegistry) -> tuple[Gauge, Gauge]:
+    """The task feed's queue depth and oldest-open-task age, per channel and grid or station."""
+    depth = Gauge("yujing_task_queue_depth", "Open and claimed tasks waiting, per queue", ["channel", "unit"],
+                  registry=registry)
+    oldest = Gauge("yujing_task_queue_oldest_seconds", "Event-time age of the oldest open task, per queue",
+                   ["channel", "unit"], registry=registry)
+    return depth, oldest
