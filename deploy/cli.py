@@ -164,7 +164,7 @@ def _sms_gateway(args: argparse.Namespace) -> int:
     from dispatch.sms_service import run
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s")
-    asyncio.run(run(load_settings(), args.url, args.rate, args.clock))
+    asyncio.run(run(load_settings(), args.url, args.rate, args.clock, metrics_port=args.metrics_port))
     return 0
 
 
@@ -311,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clock", choices=["wall", "event"], default="wall",
                    help="what `expires_ts` and `not_before_ts` are compared with: the wall clock, or the "
                         "pipeline's event time (for simulated days)")
+    p.add_argument("--metrics-port", type=int, help="serve /metrics on 127.0.0.1 at this port (e.g. 9111)")
     p.set_defaults(func=_sms_gateway)
     p = sub.add_parser("task-feed", help="grid workers' and callers' task feed (HTTP on 127.0.0.1) over Redis Streams")
     p.add_argument("--port", type=int, help="HTTP port (default: YUJING_FEED_PORT, 6070)")

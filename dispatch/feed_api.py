@@ -17,8 +17,10 @@ from typing import Awaitable, Callable
 
 import msgspec
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from dispatch.task_queue import TaskQueues
+from ops.metrics import feed_metrics
 from dispatch.tasks import Report, Scope, channel_of, check_report, priority
 from schemas.records import Outcome, encode
 
@@ -35,12 +37,15 @@ def _error(status: int, message: str) -> web.Response:
 
 
 def build_app(queues: TaskQueues, write_outcome: OutcomeSink, now_ms: Callable[[], int],
-              wall_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> web.Application:
+              wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+              registry: CollectorRegistry | None = None) -> web.Application:
     """The feed application over the queues; `write_outcome` puts a report on `outcomes` (acks=all)."""
+    registry = registry if registry is not None else CollectorRegistry()
+    m = feed_metrics(registry)
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Callable) -> web.StreamResponse:
-        if request.path == "/healthz":
+        if request.path in ("/healthz", "/metrics"):  # nothing personal in either
             return await handler(request)
         auth = request.headers.get("Authorization", "")
         scope = await queues.scope_of(auth[7:].strip()) if auth.startswith("Bearer ") else None
@@ -70,6 +75,17 @@ def build_app(queues: TaskQueues, write_outcome: OutcomeSink, now_ms: Callable[[
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
+    async def metrics(_: web.Request) -> web.Response:
+        clock = now_ms()
+        m.depth.clear()
+        m.oldest.clear()
+        for queue, (n, first_ts) in (await queues.depths()).items():
+            channel, unit = queue.split(":", 1)
+            m.depth.labels(channel, unit).set(n)
+            if first_ts is not None:
+                m.oldest.labels(channel, unit).set(max(0, clock - first_ts) / 1000)
+        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
     async def list_tasks(request: web.Request) -> web.Response:
         scope = request[SCOPE]
         listed = []
@@ -96,6 +112,7 @@ def build_app(queues: TaskQueues, write_outcome: OutcomeSink, now_ms: Callable[[
         status = await queues.claim(queue, task_id, scope.worker)
         task = await queues.get(queue, task_id) if status == "ok" else None
         if task is not None:
+            m.claims.labels(channel_of(queue)).inc()
             return web.json_response({"task": task, "hold_for_ms": queues.claim_timeout_ms})
         if status == "missing":
             return _error(404, "no such task in your queue")
@@ -127,10 +144,12 @@ def build_app(queues: TaskQueues, write_outcome: OutcomeSink, now_ms: Callable[[
         stored = msgspec.json.decode(raw, type=Outcome)
         await write_outcome(stored)  # before `sent`: a crash in between leaves it for the worker's retry
         await queues.sent(task_id)
+        m.reports.labels(stored.channel, stored.outcome).inc()
         return web.json_response({"outcome": msgspec.to_builtins(stored)}, status=202)
 
     app = web.Application(middlewares=[authenticate], client_max_size=MAX_BODY)
     app.router.add_get("/healthz", health)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/tasks", list_tasks)
     app.router.add_post("/v1/tasks/{task_id}/claim", claim)
     app.router.add_post("/v1/tasks/{task_id}/outcome", report)

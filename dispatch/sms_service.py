@@ -20,9 +20,11 @@ import aiohttp
 import msgspec
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import CollectorRegistry, start_http_server
 
 from deploy.config import Settings
 from dispatch.clock import pick_clock
+from ops.metrics import sms_metrics
 from dispatch.sms import HttpGateway, RetryPolicy, TokenBucket, deliver
 from schemas.deadletter import dead_letter
 from schemas.records import SmsTask, encode
@@ -41,8 +43,13 @@ async def _caught_up(consumer: AIOKafkaConsumer) -> bool:
     return bool(consumer.assignment())
 
 
-async def run(settings: Settings, url: str, rate: float, clock: str = "wall", stop: asyncio.Event | None = None) -> None:
-    """Serve until `stop` is set (or forever)."""
+async def run(settings: Settings, url: str, rate: float, clock: str = "wall", stop: asyncio.Event | None = None,
+              metrics_port: int | None = None) -> None:
+    """Serve until `stop` is set (or forever); with `metrics_port`, /metrics on 127.0.0.1."""
+    registry = CollectorRegistry()
+    metrics = sms_metrics(registry)
+    if metrics_port:
+        start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
     consumer = AIOKafkaConsumer(settings.topic("dispatch.sms"), bootstrap_servers=settings.kafka_bootstrap,
                                 group_id=f"{settings.app_id}-sms-gateway", enable_auto_commit=False,
                                 auto_offset_reset="earliest")
@@ -60,6 +67,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
         receipt = await deliver(task, gateway, bucket, RetryPolicy(), now_ms, asyncio.sleep)
         await producer.send_and_wait(settings.topic("outcomes"), encode(receipt), key=task.warning_id.encode())
         await redis.set(prefix + "done:" + task.message_id, receipt.outcome, ex=DONE_TTL_S)
+        metrics.deliveries.labels(task.kind, receipt.outcome).inc()
         log.info("%s %s: %s", task.message_id, receipt.outcome, receipt.note)
 
     await consumer.start()
@@ -91,6 +99,8 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                 for raw in due:
                     await send(msgspec.json.decode(raw, type=SmsTask))
                     await redis.zrem(parked, raw)
+                metrics.waiting.labels("warning").set(await redis.zcard(parked))
+                metrics.waiting.labels("reminder").set(await redis.zcard(reminders))
                 if due or not await _caught_up(consumer):
                     continue
                 for raw in await redis.zrangebyscore(reminders, "-inf", now_ms(), start=0, num=REMINDER_BATCH):

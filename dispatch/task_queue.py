@@ -157,9 +157,15 @@ class TaskQueues:
         await self._r.hset(self._task(task_id), mapping={"state": "done"})
         await self._r.hdel(self._task(task_id), "outcome")
 
-    async def depth(self, queue: str) -> int:
-        """Open and claimed tasks in a queue."""
-        return int(await self._r.xlen(self._stream(queue))) if await self._r.exists(self._stream(queue)) else 0
+    async def depths(self) -> dict[str, tuple[int, int | None]]:
+        """Every queue's open and claimed tasks, and the event time of its oldest one."""
+        out: dict[str, tuple[int, int | None]] = {}
+        async for key in self._r.scan_iter(match=f"{self._p}q:*", count=500):
+            queue = _s(key)[len(self._p) + 2:]
+            first = await self._r.xrange(key, "-", "+", count=1)
+            oldest = int(msgspec.json.decode(first[0][1][b"data"])["ts"]) if first else None
+            out[queue] = (int(await self._r.xlen(key)), oldest)
+        return out
 
     # -- tokens and replay protection ------------------------------------------------------------------------
 

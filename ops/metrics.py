@@ -5,6 +5,7 @@ channel, fraud type, station, outcome, reason category), never a phone number, a
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -63,6 +64,8 @@ class PipelineMetrics:
                                 registry=registry)
         self.outcomes = Counter("yujing_outcomes_total", "Outcomes reported back", ["channel", "outcome"],
                                 registry=registry)
+        self.saved_fen = Counter("yujing_outcome_saved_fen_total",
+                                 "Amounts reported saved by dissuasion or a stopped payment (fen)", registry=registry)
         self.signal_to_warning = Histogram(
             "yujing_signal_to_warning_seconds",
             "Kafka timestamp of the signal (or case element) behind a warning to the warning sent",
@@ -124,10 +127,40 @@ class ConsumerLag(Collector):
         yield family
 
 
-def queue_gauges(registry: CollectorRegistry) -> tuple[Gauge, Gauge]:
-    """The task feed's queue depth and oldest-open-task age, per channel and grid or station."""
-    depth = Gauge("yujing_task_queue_depth", "Open and claimed tasks waiting, per queue", ["channel", "unit"],
-                  registry=registry)
-    oldest = Gauge("yujing_task_queue_oldest_seconds", "Event-time age of the oldest open task, per queue",
-                   ["channel", "unit"], registry=registry)
-    return depth, oldest
+@dataclass
+class FeedMetrics:
+    """The task feed's metrics: queue depths and oldest open task per queue, claims and reports."""
+
+    depth: Gauge
+    oldest: Gauge
+    claims: Counter
+    reports: Counter
+
+
+def feed_metrics(registry: CollectorRegistry) -> FeedMetrics:
+    """The task feed's metrics, on `registry`."""
+    labels = ["channel", "unit"]  # unit: the grid or station of the queue
+    return FeedMetrics(
+        depth=Gauge("yujing_task_queue_depth", "Open and claimed tasks waiting, per queue", labels, registry=registry),
+        oldest=Gauge("yujing_task_queue_oldest_seconds", "Event-time age of the oldest open task, per queue", labels,
+                     registry=registry),
+        claims=Counter("yujing_feed_claims_total", "Tasks claimed through the feed", ["channel"], registry=registry),
+        reports=Counter("yujing_feed_reports_total", "Task outcomes reported through the feed", ["channel", "outcome"],
+                        registry=registry))
+
+
+@dataclass
+class SmsMetrics:
+    """The SMS adapter's metrics: receipts by kind and outcome, messages parked."""
+
+    deliveries: Counter
+    waiting: Gauge
+
+
+def sms_metrics(registry: CollectorRegistry) -> SmsMetrics:
+    """The SMS adapter's metrics, on `registry`."""
+    return SmsMetrics(
+        deliveries=Counter("yujing_sms_deliveries_total", "SMS receipts, by kind (warning, reminder) and outcome",
+                           ["kind", "outcome"], registry=registry),
+        waiting=Gauge("yujing_sms_waiting", "Messages parked in Redis: warnings in quiet hours, reminders", ["kind"],
+                      registry=registry))

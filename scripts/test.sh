@@ -3,6 +3,7 @@
 # runs the whole suite (unit + integration + fault injection), and stops the stack, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export YUJING_WITH_BROWSER=1 YUJING_WITH_PROMETHEUS=1  # the console test (Chromium) and promtool
 bash scripts/bootstrap.sh
 
 # A stack of its own: own data folder (wiped each run) and ports, so a developer's running stack is untouched.

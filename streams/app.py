@@ -169,6 +169,8 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     async def escalation(event: EventT) -> list[Output]:
         outcome = decode_input("outcomes", event.value)
         metrics.outcomes.labels(outcome.channel, outcome.outcome).inc()
+        if outcome.amount_saved_fen:
+            metrics.saved_fen.inc(outcome.amount_saved_fen)
         before = dispatcher.suppressed, dispatcher.breaches
         outputs = await dispatcher.handle_outcome(outcome)
         _count_dispatcher(before)

@@ -46,7 +46,7 @@ def _wait_http(url: str, timeout: float = 20) -> None:
 
 
 def test_retries_then_delivers_once_and_reports_expired(isolated: Settings, tmp_path: Path) -> None:
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, **isolated.to_env(), "PYTHONUNBUFFERED": "1"}
     gateway = subprocess.Popen([sys.executable, "-m", "deploy.cli", "test-gateway", "--port", str(port)], env=env,
@@ -63,11 +63,13 @@ def test_retries_then_delivers_once_and_reports_expired(isolated: Settings, tmp_
             _task("m-old", T - 7_200_000, T - 3_600_000),  # expired before the adapter got to it
         ])
         adapter = subprocess.Popen([sys.executable, "-m", "deploy.cli", "sms-gateway", "--url", f"{base}/send",
-                                    "--rate", "20", "--clock", "event"], env=env,
+                                    "--rate", "20", "--clock", "event", "--metrics-port", str(metrics_port)], env=env,
                                    stdout=open(tmp_path / "adapter.log", "wb"), stderr=subprocess.STDOUT)
         receipts = [msgspec.json.decode(m.value, type=Outcome)
                     for m in consume(isolated, "outcomes", expect=3, timeout=60, linger=3)]
         messages = _http(f"{base}/admin/messages")
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as resp:
+            metrics = resp.read().decode()
     finally:
         for proc in (adapter, gateway):
             if proc is not None:
@@ -81,3 +83,6 @@ def test_retries_then_delivers_once_and_reports_expired(isolated: Settings, tmp_
     assert by_id["m-1"].outcome == "sms_delivered" and by_id["m-1"].note == "attempt 4: HTTP 200"
     assert by_id["m-old"].outcome == "sms_failed" and "expired" in (by_id["m-old"].note or "")
     assert all(r.channel == "sms" and r.warning_id == f"w-{r.message_id}" for r in receipts)
+    assert 'yujing_sms_deliveries_total{kind="warning",outcome="sms_delivered"} 2.0' in metrics
+    assert 'yujing_sms_deliveries_total{kind="warning",outcome="sms_failed"} 1.0' in metrics
+    assert 'yujing_sms_waiting{kind="warning"} 1.0' in metrics  # m-quiet, parked until 08:00

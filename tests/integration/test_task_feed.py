@@ -168,6 +168,13 @@ def test_own_grid_priority_claims_reports_and_refusals(isolated: Settings, feed:
     _token(env, "--worker", "bob", "--revoke")
     assert bob.call("GET", "/v1/tasks")[0] == 401
 
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:  # no token needed: nothing personal
+        metrics = resp.read().decode()
+    assert 'yujing_task_queue_depth{channel="visit",unit="G0002"} 1.0' in metrics
+    assert 'yujing_task_queue_depth{channel="phone",unit="ST001"} 1.0' in metrics
+    assert 'yujing_feed_reports_total{channel="visit",outcome="dissuaded"} 1.0' in metrics
+    assert "P-v-" not in metrics and "+86" not in metrics
+
     reports = [msgspec.json.decode(m.value, type=Outcome) for m in consume(isolated, "outcomes", expect=2, timeout=30, linger=2)]
     assert [(r.task_id, r.warning_id, r.channel, r.outcome) for r in reports] == [
         ("v-t1", "w-v-t1", "visit", "dissuaded"), ("v-t3", "w-v-t3", "visit", "visited")]
