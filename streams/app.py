@@ -28,7 +28,12 @@ from schemas.deadletter import dead_letter
 from schemas.decode import InvalidRecord, decode_input
 from schemas.internal import Decision, PersonEvent, ValueMessage
 from schemas.records import encode
+from ops.board import OpsBoard
+from ops.console import console_state, page
 from ops.metrics import ConsumerLag, PipelineMetrics
+from dispatch.task_queue import TaskQueues
+from schemas.records import Warning
+from streams.identity import decode_profile, subject_key
 from streams.ingest import RawMessage, ingest
 from streams.person_state import StatePolicy
 from streams.processor import Output, Processor, person_output
@@ -95,6 +100,10 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     if model is not None:
         processor.on_person = Decider(model, TierPolicy.load(), Ages(processor.lookup))
 
+    routes = load_routes()
+    redis_client = aioredis.Redis.from_url(settings.redis_url)
+    redis_prefix = f"{settings.topic_prefix}{settings.app_id}:"
+    board = OpsBoard(redis_client, redis_prefix)
     registry = registry if registry is not None else CollectorRegistry()
     metrics = PipelineMetrics(registry)
     registry.register(ConsumerLag(lambda: app.monitor.tp_end_offsets, lambda: app.monitor.tp_committed_offsets,
@@ -124,8 +133,18 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
                 origin = msg.timestamp or None
                 await send(outputs, origin)
                 metrics.observe_outputs(outputs, origin, time.time())
+                await show(outputs)
         agent.__name__ = logical.replace(".", "_")
         return agent
+
+    async def show(outputs: list[Output]) -> None:
+        """Put warnings and interceptions on the console's board."""
+        for out in outputs:
+            if isinstance(out.value, Warning):
+                profile = decode_profile(processor.lookup(subject_key(out.value.subject_id)))
+                await board.record_warning(out.value, profile)
+            elif out.topic.startswith("interception."):
+                await board.record_interception(out.topic, out.value)
 
     def _dead(logical: str, event: EventT, reason: str, field: str | None = None) -> Output:
         msg = event.message
@@ -154,9 +173,6 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
         "yujing.events", lambda event: processor.person_event(_person_decoder.decode(event.value))))
     app.agent(topic("yujing.contacts"), name="values")(guarded(
         "yujing.contacts", lambda event: processor.value_message(_value_msg_decoder.decode(event.value))))
-    routes = load_routes()
-    redis_client = aioredis.Redis.from_url(settings.redis_url)
-    redis_prefix = f"{settings.topic_prefix}{settings.app_id}:"
     dispatcher = Dispatcher(routes, Cooldown(redis_client, redis_prefix, routes.cooldown_ms), processor.lookup,
                             EscalationStore(redis_client, redis_prefix))
 
@@ -189,6 +205,16 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     async def metrics_page(web: Any, request: Any) -> Any:
         # aiohttp refuses a charset inside content_type; the exposition format is UTF-8 by definition
         return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4")
+
+    queues = TaskQueues(redis_client, f"{redis_prefix}feed:", 0)
+
+    @app.page("/console")
+    async def console_page(web: Any, request: Any) -> Any:
+        return web.html(page())
+
+    @app.page("/console/state.json")
+    async def console_json(web: Any, request: Any) -> Any:
+        return web.json(await console_state(board, queues, redis_client, redis_prefix))
 
     app.yujing_metrics = metrics  # type: ignore[attr-defined]  # for the console and tests in this process
     return app

@@ -2,7 +2,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import time
+import urllib.parse
 import urllib.request
+from pathlib import Path
+
+import pytest
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -10,6 +17,7 @@ from deploy.config import Settings
 from deploy.kafka_io import produce
 from deploy.workers import WorkerProcess
 from schemas.internal import TransferRef
+from tests.integration.harness import free_port
 from tests.integration.scenario import HOUR, T, background, load_registry, wait_for
 from tests.integration.test_dispatch import decision
 
@@ -26,7 +34,13 @@ def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def test_counters_match_what_was_fed(isolated: Settings, worker: WorkerProcess) -> None:
+def prometheus_query(port: int, query: str) -> list[dict]:
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())["data"]["result"]
+
+
+def test_counters_match_what_was_fed(isolated: Settings, worker: WorkerProcess, tmp_path: Path) -> None:
     load_registry(isolated)
     bad = [(b"k", b"{not json"), (b"k", b"\xff\xfe"),
            (b"k", json.dumps({"event_id": "x1", "kind": "call", "direction": "in", "subscriber": "+8613800000001",
@@ -69,3 +83,28 @@ def test_counters_match_what_was_fed(isolated: Settings, worker: WorkerProcess) 
                 if name == "yujing_consumer_lag_messages" and dict(labels)["topic"] == "signals.telecom"}
     assert set(wait_for(lag, 30, "consumer lag of signals.telecom")) == {"0", "1"}
     assert not any("+86" in str(k) or "S_ALICE" in str(k) for k in s)  # no personal data in labels
+
+    # a real Prometheus server (Debian's package) scrapes the worker and sees the same counts
+    exe = shutil.which("prometheus")
+    if exe is None:
+        pytest.fail("prometheus is missing: run the tests through scripts/test.sh")
+    port = free_port()
+    (tmp_path / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s}\n"
+        f"scrape_configs: [{{job_name: yujing-worker, static_configs: [{{targets: ['127.0.0.1:{isolated.web_port}']}}]}}]\n")
+    server = subprocess.Popen([exe, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                               f"--web.listen-address=127.0.0.1:{port}"],
+                              stdout=open(tmp_path / "prometheus.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        def scraped() -> list[dict]:
+            try:
+                return prometheus_query(port, 'yujing_events_in_total{job="yujing-worker", topic="signals.telecom"}')
+            except OSError:
+                return []
+        result = wait_for(scraped, 60, "Prometheus to scrape the worker")
+        assert float(result[0]["value"][1]) == 34
+        stop = prometheus_query(port, "yujing_stop_payment_requested_fen_total")
+        assert float(stop[0]["value"][1]) == 880_000
+    finally:
+        server.terminate()
+        server.wait(20)

@@ -1,0 +1,85 @@
+"""What the live console shows, kept in Redis by the dispatch stage (shared by every worker, capped, idempotent).
+
+Only what an operator needs and nothing personal beyond masked names: a warning's tier, type, score, reasons,
+masked name, grid and station; interceptions with accounts and numbers masked.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from schemas.records import (AccountInterception, DomainInterception, NumberInterception, PaymentInterception,
+                             Subject, Warning)
+
+KEEP = 500
+
+
+def mask(value: str, keep: int = 4) -> str:
+    """An account or number with all but its last `keep` characters hidden."""
+    return "*" * max(0, len(value) - keep) + value[-keep:] if len(value) > keep else "*" * len(value)
+
+
+def warning_entry(w: Warning, profile: Subject | None) -> dict[str, Any]:
+    """A warning as the console lists it."""
+    return {"warning_id": w.warning_id, "tier": w.tier, "fraud_type": w.fraud_type, "score": round(w.score, 3),
+            "reasons": [r.detail for r in w.reasons][:4], "channels": list(w.channels), "ts": w.ts,
+            "respond_by_ts": w.respond_by_ts, "name": profile.name_masked if profile else "未登记",
+            "grid": profile.grid_id if profile else "UNASSIGNED", "station": profile.station_id if profile else ""}
+
+
+def interception_entry(topic: str, value: Any) -> tuple[str, dict[str, Any]] | None:
+    """An interception as the console lists it, with its identity for de-duplication."""
+    if isinstance(value, PaymentInterception):
+        return f"payment|{value.transfer_id}", {"kind": "stop-payment", "ts": value.ts, "amount_fen": value.amount_fen,
+                                                "target": mask(value.payee_account), "reason": value.reason[:120]}
+    if isinstance(value, AccountInterception):
+        return f"account|{value.account}", {"kind": "account control", "ts": value.ts, "target": mask(value.account),
+                                            "reason": value.reason[:120]}
+    if isinstance(value, DomainInterception):
+        return f"domain|{value.domain}|{value.ts}", {"kind": "domain block", "ts": value.ts, "target": value.domain,
+                                                     "reason": value.reason[:120]}
+    if isinstance(value, NumberInterception):
+        return f"number|{value.number}|{value.ts}", {"kind": f"number {value.action}", "ts": value.ts,
+                                                     "target": mask(value.number), "reason": value.reason[:120]}
+    return None
+
+
+class OpsBoard:
+    """Recent warnings and interceptions in Redis (an asyncio client, handed in), newest by event time."""
+
+    def __init__(self, client: Any, prefix: str) -> None:
+        self._r = client
+        self._p = prefix + "ops:"
+
+    async def _remember(self, kind: str, member: str, ts: int, doc: dict[str, Any]) -> bool:
+        added = await self._r.zadd(f"{self._p}{kind}", {member: ts}, nx=True)
+        if added:
+            await self._r.hset(f"{self._p}{kind}:doc", member, msgspec.json.encode(doc))
+            old = await self._r.zrange(f"{self._p}{kind}", 0, -KEEP - 1)
+            if old:
+                await self._r.zrem(f"{self._p}{kind}", *old)
+                await self._r.hdel(f"{self._p}{kind}:doc", *old)
+        return bool(added)
+
+    async def record_warning(self, warning: Warning, profile: Subject | None) -> None:
+        """Remember a warning (once per id) and count it by tier."""
+        if await self._remember("warnings", warning.warning_id, warning.ts, warning_entry(warning, profile)):
+            await self._r.hincrby(f"{self._p}tiers", warning.tier, 1)
+
+    async def record_interception(self, topic: str, value: Any) -> None:
+        """Remember an interception (once per transfer, account, domain or number and time)."""
+        entry = interception_entry(topic, value)
+        if entry is not None:
+            await self._remember("interceptions", entry[0], entry[1]["ts"], entry[1])
+
+    async def recent(self, kind: str, count: int) -> list[dict[str, Any]]:
+        """The newest entries of a kind (`warnings`, `interceptions`)."""
+        members = await self._r.zrevrange(f"{self._p}{kind}", 0, count - 1)
+        docs = await self._r.hmget(f"{self._p}{kind}:doc", members) if members else []
+        return [msgspec.json.decode(d) for d in docs if d]
+
+    async def tiers(self) -> dict[str, int]:
+        """Warnings issued so far, by tier."""
+        raw = await self._r.hgetall(f"{self._p}tiers")
+        return {k.decode(): int(v) for k, v in raw.items()}
