@@ -237,6 +237,16 @@ def _campaign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    import json
+
+    from ops.explain import as_dict, gather, render
+
+    trail = gather(load_settings(), args.warning_id)
+    print(json.dumps(as_dict(trail), ensure_ascii=False, indent=2) if args.json else render(trail))
+    return 0 if trail.decision is not None else 1
+
+
 def _test_gateway(args: argparse.Namespace) -> int:
     from dispatch.test_gateway import serve
 
@@ -340,6 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="count the group, queue nothing")
     p.add_argument("--trends", action="store_true", help="print exposures by fraud type: what is on the rise")
     p.set_defaults(func=_campaign)
+    p = sub.add_parser("explain", help="the audit trail of one warning: evidence, features, reasons, versions, "
+                                       "dispatches, outcomes")
+    p.add_argument("warning_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_explain)
     p = sub.add_parser("test-gateway", help="a local SMS gateway for tests and the demo (127.0.0.1)")
     p.add_argument("--port", type=int, default=9110)
     p.set_defaults(func=_test_gateway)

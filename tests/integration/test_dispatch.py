@@ -2,6 +2,11 @@
 visit tasks plus a stop-payment request; a redelivered decision → the same ids again, nothing new."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import msgspec
 
 from deploy.config import Settings
@@ -56,6 +61,19 @@ def test_t3_sms_cooldown_then_t1_phone_visit_and_stop_payment(isolated: Settings
     assert (t1.tier, t1.channels, t1.respond_by_ts) == ("T1", ["phone", "visit"], T + 2 * HOUR + 5 * 60_000)
     assert t1.reasons[0].code == "CASE_ELEMENT_CONTACT" and t1.subject_id == "S_ALICE"
     assert consume(isolated, "deadletter", expect=0, linger=1) == []
+
+    # the audit trail of the T1 warning, from Kafka alone
+    env = {**os.environ, **isolated.to_env()}
+    out = subprocess.run([sys.executable, "-m", "deploy.cli", "explain", "w-t1", "--json"], env=env, check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    trail = json.loads(out)
+    assert trail["decision"]["tier"] == "T1" and trail["decision"]["model_version"] == "m1"
+    assert sorted(trail["records"]) == ["dispatch.phone", "dispatch.visit", "warnings"]
+    assert [s["transfer_id"] for s in trail["stop_payments"]] == ["TR-9"]
+    assert trail["missing_evidence"] == ["alice-call"]  # named by the decision, never fed as a signal here
+    text = subprocess.run([sys.executable, "-m", "deploy.cli", "explain", "w-t1"], env=env, check=True,
+                          capture_output=True, text=True, timeout=120).stdout
+    assert "CASE_ELEMENT_CONTACT" in text and "stop-payment" in text and "¥8,800.00" in text
 
 
 def _person_decision(person: str, decision_id: str, ts: int) -> tuple[bytes, bytes]:

@@ -1,0 +1,106 @@
+"""`yujing explain WARNING_ID`: the audit trail of one warning, from what Kafka holds.
+
+The decision (score, fraud type, reasons, the features scored, model and policy versions), the evidence
+events it names, the warning, every dispatch task and interception it caused, and every outcome since.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import msgspec
+
+from deploy.config import SIGNAL_TOPICS, Settings
+from deploy.kafka_io import read_to_end
+from schemas.decode import InvalidRecord, decode_input
+from schemas.internal import Decision
+from scorers.features import FEATURES
+
+LOCAL = timezone(timedelta(hours=8))
+TRAIL_TOPICS = ("warnings", "dispatch.sms", "dispatch.phone", "dispatch.visit", "outcomes")
+
+
+@dataclass
+class Trail:
+    """Everything recorded about one warning."""
+
+    warning_id: str
+    decision: Decision | None = None
+    evidence: dict[str, dict[str, Any]] = field(default_factory=dict)  # event id -> the signal, with its topic
+    records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # topic -> records naming the warning
+    stop_payments: list[dict[str, Any]] = field(default_factory=list)
+
+
+def gather(settings: Settings, warning_id: str) -> Trail:
+    """Read the trail of a warning from the topics (a full scan: an audit, not a hot path)."""
+    trail = Trail(warning_id)
+    for msg in read_to_end(settings, settings.topic("yujing.decisions")):
+        d = msgspec.json.decode(msg.value, type=Decision)
+        if d.decision_id == warning_id:
+            trail.decision = d
+            break
+    wanted = set(trail.decision.evidence) if trail.decision else set()
+    for logical in SIGNAL_TOPICS:
+        for msg in read_to_end(settings, settings.topic(logical)) if wanted else []:
+            try:
+                record = decode_input(logical, msg.value)
+            except InvalidRecord:
+                continue
+            event_id = getattr(record, "event_id", None)
+            if event_id in wanted:
+                trail.evidence[event_id] = {"topic": logical, **msgspec.to_builtins(record)}
+    for logical in TRAIL_TOPICS:
+        for msg in read_to_end(settings, settings.topic(logical)):
+            doc = msgspec.json.decode(msg.value)
+            if isinstance(doc, dict) and doc.get("warning_id") == warning_id:
+                doc["kafka_offset"] = f"{msg.partition}:{msg.offset}"
+                trail.records.setdefault(logical, []).append(doc)
+    transfer = trail.decision.transfer if trail.decision else None
+    if transfer is not None:
+        for msg in read_to_end(settings, settings.topic("interception.payment")):
+            doc = msgspec.json.decode(msg.value)
+            if doc.get("transfer_id") == transfer.transfer_id:
+                trail.stop_payments.append(doc)
+    return trail
+
+
+def _when(ts: int | None) -> str:
+    return datetime.fromtimestamp(ts / 1000, LOCAL).strftime("%Y-%m-%d %H:%M:%S") if ts else "–"
+
+
+def as_dict(trail: Trail) -> dict[str, Any]:
+    """The trail as JSON-ready data."""
+    d = trail.decision
+    return {"warning_id": trail.warning_id,
+            "decision": msgspec.to_builtins(d) if d else None,
+            "features": dict(zip(FEATURES, d.features)) if d and len(d.features) == len(FEATURES) else {},
+            "evidence": trail.evidence, "missing_evidence": sorted(set(d.evidence) - set(trail.evidence)) if d else [],
+            "records": trail.records, "stop_payments": trail.stop_payments}
+
+
+def render(trail: Trail) -> str:
+    """The trail as text for a supervisor."""
+    d = trail.decision
+    if d is None:
+        return f"no decision {trail.warning_id} on yujing.decisions"
+    lines = [f"warning {trail.warning_id}: {d.tier} {d.fraud_type} (p={d.type_probability:.2f}), score {d.score:.3f}",
+             f"  person {d.subject_id or d.person}; decided at event time {_when(d.ts)}; episode since {_when(d.episode_ts)}",
+             f"  model {d.model_version}; policy {d.policy_version}", "reasons:"]
+    lines += [f"  - {r.code}: {r.detail}" for r in d.reasons]
+    lines.append("evidence:")
+    for event_id in d.evidence:
+        e = trail.evidence.get(event_id)
+        lines.append(f"  - {event_id}: " + (f"{e['topic']} at {_when(e.get('ts'))}" if e else "(an indicator hit or "
+                                                                                            "control: not a signal)"))
+    if d.features and len(d.features) == len(FEATURES):
+        lines.append("features scored (non-zero):")
+        lines += [f"  {name:<32}{value:.3f}" for name, value in zip(FEATURES, d.features) if value]
+    for topic in TRAIL_TOPICS:
+        for doc in trail.records.get(topic, []):
+            what = doc.get("outcome") or doc.get("tier") or ""
+            ident = doc.get("task_id") or doc.get("message_id") or ""
+            lines.append(f"{topic:<15}{_when(doc.get('ts'))}  {what} {ident}".rstrip())
+    for s in trail.stop_payments:
+        lines.append(f"stop-payment   {_when(s.get('ts'))}  transfer {s['transfer_id']}, ¥{s['amount_fen'] / 100:,.2f}")
+    return "\n".join(lines)

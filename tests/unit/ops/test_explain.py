@@ -1,0 +1,27 @@
+"""The audit trail's rendering: reasons, evidence found and missing, non-zero features, dispatches, stop-payments."""
+from __future__ import annotations
+
+from ops.explain import Trail, as_dict, render
+from schemas.internal import Decision, DecisionReason, TransferRef
+from scorers.features import FEATURES
+
+
+def test_render_and_dict() -> None:
+    features = [0.0] * len(FEATURES)
+    features[0] = 1.0
+    d = Decision(decision_id="w1", person="S1", subject_id="S1", tier="T1", rose=True, fraud_type="romance",
+                 type_probability=0.8, score=0.93, reasons=[DecisionReason(code="TRANSFER", detail="first transfer")],
+                 evidence=["e1", "e2"], ts=1_764_547_200_000, episode_ts=1_764_547_200_000, model_version="m",
+                 policy_version="p", features=features,
+                 transfer=TransferRef(transfer_id="TR", payer_account="a", payee_account="b", amount_fen=12_345, ts=0))
+    trail = Trail("w1", d, evidence={"e1": {"topic": "signals.payment", "ts": 1_764_547_200_000}},
+                  records={"outcomes": [{"warning_id": "w1", "outcome": "dissuaded", "task_id": "t9", "ts": 1}]},
+                  stop_payments=[{"transfer_id": "TR", "amount_fen": 12_345, "ts": 1}])
+    text = render(trail)
+    assert "T1 romance" in text and "TRANSFER: first transfer" in text
+    assert "e1: signals.payment at 2025-12-01 08:00:00" in text and "e2: (an indicator hit" in text
+    assert FEATURES[0] in text and FEATURES[1] not in text  # only the features that were not zero
+    assert "dissuaded t9" in text and "¥123.45" in text
+    data = as_dict(trail)
+    assert data["missing_evidence"] == ["e2"] and data["features"][FEATURES[0]] == 1.0
+    assert render(Trail("nope")) == "no decision nope on yujing.decisions"
