@@ -247,6 +247,19 @@ def _explain(args: argparse.Namespace) -> int:
     return 0 if trail.decision is not None else 1
 
 
+def _bulletin(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from ops.bulletin import figures, read_records, write
+
+    settings = load_settings()
+    f = figures(read_records(settings), date.fromisoformat(args.date), args.days)
+    md, page = write(f, Path(args.out) if args.out else settings.data_dir / "reports" / f"bulletin-{args.date}")
+    print(md.read_text(encoding="utf-8"))
+    print(f"written: {md} and {page}")
+    return 0
+
+
 def _test_gateway(args: argparse.Namespace) -> int:
     from dispatch.test_gateway import serve
 
@@ -355,6 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("warning_id")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_explain)
+    p = sub.add_parser("bulletin", help="the daily bulletin for oversight bodies (Markdown and HTML with a chart)")
+    p.add_argument("--date", required=True, help="the first local day, YYYY-MM-DD")
+    p.add_argument("--days", type=int, default=1, help="how many days (default 1)")
+    p.add_argument("--out", help="folder (default: DATA/reports/bulletin-DATE)")
+    p.set_defaults(func=_bulletin)
     p = sub.add_parser("test-gateway", help="a local SMS gateway for tests and the demo (127.0.0.1)")
     p.add_argument("--port", type=int, default=9110)
     p.set_defaults(func=_test_gateway)

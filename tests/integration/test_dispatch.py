@@ -75,6 +75,13 @@ def test_t3_sms_cooldown_then_t1_phone_visit_and_stop_payment(isolated: Settings
                           capture_output=True, text=True, timeout=120).stdout
     assert "CASE_ELEMENT_CONTACT" in text and "stop-payment" in text and "¥8,800.00" in text
 
+    # the day's bulletin, from Kafka alone (T + 2 h is 2025-12-05 14:00 local)
+    bulletin = subprocess.run([sys.executable, "-m", "deploy.cli", "bulletin", "--date", "2025-12-05"], env=env,
+                              check=True, capture_output=True, text=True, timeout=120).stdout
+    for row in ("| Warning instructions handled | 2 |", "| Calls | 1 |", "| Visits | 1 |",
+                "| Stop-payment requests | 1 (¥8,800.00) |", "| SMS sent (delivered) / queued | 0 / 1 |"):
+        assert row in bulletin, bulletin
+
 
 def _person_decision(person: str, decision_id: str, ts: int) -> tuple[bytes, bytes]:
     d = Decision(decision_id=decision_id, person=person, subject_id=person, tier="T3", rose=True,

@@ -1,0 +1,35 @@
+"""The bulletin's figures: one local day, de-duplicated by ids, success by station, Markdown and HTML written."""
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from ops.bulletin import figures, write
+
+DAY = 1_764_547_200_000  # 2025-12-01 08:00 local
+
+
+def test_figures_count_the_day_once_each(tmp_path: Path) -> None:
+    records = {
+        "warnings": [{"warning_id": "w1", "tier": "T1", "ts": DAY}, {"warning_id": "w1", "tier": "T1", "ts": DAY},
+                     {"warning_id": "w2", "tier": "T3", "ts": DAY + 3_600_000},
+                     {"warning_id": "w0", "tier": "T3", "ts": DAY - 9 * 3_600_000}],  # the day before (23:00)
+        "dispatch.phone": [{"task_id": "p1", "station_id": "ST1", "ts": DAY}],
+        "dispatch.visit": [{"task_id": "v1", "station_id": "ST1", "ts": DAY}, {"task_id": "v2", "station_id": "ST2", "ts": DAY}],
+        "interception.payment": [{"transfer_id": "TR", "amount_fen": 500_000, "ts": DAY}] * 2,
+        "interception.number": [{"number": "+8617000000001", "action": "block", "ts": DAY},
+                                {"number": "+8617000000002", "action": "flag", "ts": DAY}],
+        "outcomes": [{"warning_id": "w1", "task_id": "v1", "outcome": "dissuaded", "amount_saved_fen": 500_000, "ts": DAY},
+                     {"warning_id": "w1", "task_id": "p1", "outcome": "call_answered", "ts": DAY},
+                     {"warning_id": "w2", "task_id": "v2", "outcome": "false_alarm", "ts": DAY},
+                     {"warning_id": "w2", "message_id": "m", "outcome": "sms_delivered", "ts": DAY}],
+    }
+    f = figures(records, date(2025, 12, 1), 1)
+    assert (f["warnings"], f["warnings_by_tier"]) == (2, {"T1": 1, "T3": 1})
+    assert (f["calls"], f["visits"], f["sms_sent"], f["numbers_blocked"]) == (1, 2, 1, 1)
+    assert (f["stop_payments"], f["stop_payment_fen"], f["saved_fen"], f["dissuaded"]) == (1, 500_000, 500_000, 1)
+    assert f["stations"] == {"ST1": {"closed": 2, "dissuaded": 1, "success": 0.5},
+                             "ST2": {"closed": 1, "dissuaded": 0, "success": 0.0}}
+    md, page = write(f, tmp_path)
+    assert "| Warning instructions handled | 2 |" in md.read_text() and "| ST1 | 2 | 1 | 50% |" in md.read_text()
+    assert "data:image/png;base64," in page.read_text()
