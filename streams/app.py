@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
@@ -215,6 +216,13 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     @app.page("/console/state.json")
     async def console_json(web: Any, request: Any) -> Any:
         return web.json(await console_state(board, queues, redis_client, redis_prefix))
+
+    @app.page("/console/explain/{warning_id}")
+    async def console_explain(web: Any, request: Any, warning_id: str) -> Any:
+        from ops.explain import gather, render  # a full scan of topics: off the event loop
+
+        trail = await asyncio.get_running_loop().run_in_executor(None, gather, settings, warning_id)
+        return web.text(render(trail), status=200 if trail.decision else 404)
 
     app.yujing_metrics = metrics  # type: ignore[attr-defined]  # for the console and tests in this process
     return app

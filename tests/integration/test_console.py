@@ -51,6 +51,8 @@ def test_a_t1_warning_appears_on_the_console(isolated: Settings, worker: WorkerP
     cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
     assert cells[0] == "T1" and cells[2] == "王*" and cells[3] == "G0000 / ST0", worker.log_tail()
     assert cells[4] == "fake_customer_service" and "contact with phone" in cells[6] and cells[8] == "w-t1"
+    link = row.find_element(By.TAG_NAME, "a").get_attribute("href")
+    assert link.endswith("/console/explain/w-t1")
     assert browser.find_element(By.ID, "count-T1").text == "1"
     queue = WebDriverWait(browser, 60).until(
         lambda b: [r.text for r in b.find_elements(By.CSS_SELECTOR, "#queues tbody tr") if "G0000" in r.text])
@@ -60,3 +62,9 @@ def test_a_t1_warning_appears_on_the_console(isolated: Settings, worker: WorkerP
     assert "************2222" in stop[0] and "8800.00" in stop[0]
     page = browser.page_source
     assert "+8613800000001" not in page and "6222000000000001" not in page and "6217000011112222" not in page
+
+    # the warning's id links to its audit trail
+    browser.get(row_link := f"http://127.0.0.1:{isolated.web_port}/console/explain/w-t1")
+    text = browser.find_element(By.TAG_NAME, "body").text
+    assert "warning w-t1: T1 fake_customer_service" in text and "CASE_ELEMENT_CONTACT" in text, row_link
+    assert "+8613800000001" not in text and "6222000000000001" not in text
