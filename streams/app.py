@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
+import os
 import logging
 import time
 from typing import Any, Callable
@@ -62,18 +64,32 @@ def policies(settings: Settings) -> tuple[IndexPolicy, StatePolicy]:
     return index, StatePolicy(window_ms=settings.lookback_hours * hour)
 
 
+def faust_overrides(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Faust settings from `YUJING_FAUST_OPTIONS` (a JSON object), for tuning a deployment without code."""
+    raw = (os.environ if env is None else env).get("YUJING_FAUST_OPTIONS", "")
+    if not raw:
+        return {}
+    try:
+        options = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"YUJING_FAUST_OPTIONS is not JSON: {exc}") from None
+    if not isinstance(options, dict):
+        raise SystemExit("YUJING_FAUST_OPTIONS must be a JSON object of faust settings")
+    return options
+
+
 def create_app(settings: Settings, model: Model | None = None, registry: CollectorRegistry | None = None) -> faust.App:
     """A Faust app wired to the settings' broker, data folder and topics, with every agent registered.
 
     With a model, the persons agent scores and decides (`yujing.decisions`); without, it only keeps state.
     Metrics go to `registry` (a new one by default) and are served at `/metrics` on the web port.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
-        settings.app_id,
+    datadir = settings.data_dir / "faust" / settings.app_id  # faust names table files without the app id
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
+    options: dict[str, Any] = dict(
         broker=settings.kafka_url,
         store="rocksdb://",
-        datadir=str(settings.data_dir / "faust"),
+        datadir=str(datadir),
         web_bind="127.0.0.1",
         web_port=settings.web_port,
         web_host="127.0.0.1",
@@ -85,6 +101,7 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
     )
+    app = faust.App(settings.app_id, **(options | faust_overrides()))
     topics: dict[str, faust.TopicT] = {}
 
     def topic(logical: str) -> faust.TopicT:

@@ -1,0 +1,165 @@
+"""End-to-end throughput of the pipeline on the real broker, beside two references on the same input and broker.
+
+    .venv/bin/python -m bench.throughput [--residents 2000 --days 2 --workers 1 2]
+
+The same simulated city is produced once into fresh topics; then, one after the other, each reader consumes
+all of its signals from the beginning: the raw consume ceiling (aiokafka `getmany`, no processing), a bare
+Faust agent that decodes and forwards, and the pipeline at 1 and 2 workers. The Faust readers are timed by
+their consumer group's lag (all the topics the group reads, internal ones too, must reach zero), from the first
+progress to the end, so start-up is not counted. Results go to stdout as JSON and a table of ratios.
+Needs a running stack (`yujing stack up`, or KAFKA_BOOTSTRAP / REDIS_URL).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+from aiokafka import AIOKafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer
+
+from deploy.config import SIGNAL_TOPICS, Settings, load_settings
+from deploy.feed import stream_city
+from deploy.topics import create_topics
+from deploy.workers import WorkerProcess
+from scorers.city import City, CityConfig
+from scorers.training import model_dir
+
+
+def group_lag(settings: Settings, group: str) -> int | None:
+    """Messages the group has not committed over every topic it has committed on (None before it has any)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
+    try:
+        committed = admin.list_group_offsets({group: None}).get(group, {})
+        ours = {tp: om.offset for tp, om in committed.items() if tp.topic.startswith(settings.topic_prefix)}
+        if not ours:
+            return None
+        ends = consumer.end_offsets(list(ours))
+        return sum(max(0, ends[tp] - max(off, 0)) for tp, off in ours.items())
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def time_drain(settings: Settings, group: str, alive: Callable[[], bool], timeout: float = 1800.0) -> float:
+    """Seconds from the group's first progress until nothing is left behind (lag 0 twice in a row)."""
+    first_lag, t_first, zeros, deadline = None, None, 0, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"a reader of {group} exited")
+        lag = group_lag(settings, group)
+        now = time.monotonic()
+        if lag is not None and t_first is None:
+            first_lag, t_first = lag, now  # the group has committed once: it is reading
+        if lag == 0 and t_first is not None:
+            zeros += 1
+            if zeros == 2:
+                return now - t_first
+        else:
+            zeros = 0
+        time.sleep(0.5)
+    raise RuntimeError(f"{group} did not drain in {timeout}s (first lag {first_lag})")
+
+
+async def raw_consume(settings: Settings, expected: int) -> float:
+    """Seconds for aiokafka `getmany` to read `expected` records of the signal topics, doing nothing with them."""
+    consumer = AIOKafkaConsumer(*(settings.topic(t) for t in SIGNAL_TOPICS), bootstrap_servers=settings.kafka_bootstrap,
+                                group_id=f"{settings.app_id}-raw", auto_offset_reset="earliest",
+                                enable_auto_commit=False, max_partition_fetch_bytes=4 * 1024 * 1024)
+    await consumer.start()
+    try:
+        seen, t0 = 0, None
+        while seen < expected:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            n = sum(len(v) for v in batches.values())
+            if n and t0 is None:
+                t0 = time.monotonic()
+            seen += n
+        assert t0 is not None
+        return time.monotonic() - t0
+    finally:
+        await consumer.stop()
+
+
+def run_bare(settings: Settings, log: Path) -> float:
+    """Seconds for the bare Faust agent to decode and forward every signal."""
+    env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "bench.bare_agent"], env=env, stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        return time_drain(settings, f"{settings.app_id}-bare", lambda: proc.poll() is None)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def run_pipeline(settings: Settings, workers: int, logs: Path) -> float:
+    """Seconds for `workers` pipeline workers to take every record through every stage."""
+    procs = []
+    try:
+        for i in range(workers):
+            s = dataclasses.replace(settings, web_port=settings.web_port + 1 + i, data_dir=settings.data_dir / f"w{i}")
+            shutil.copytree(model_dir(settings.data_dir), model_dir(s.data_dir), dirs_exist_ok=True)
+            procs.append(WorkerProcess(s, logs / f"worker-{workers}-{i}.log").start(ready_timeout=300))
+        return time_drain(settings, settings.app_id, lambda: all(p.running for p in procs))
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def fresh(base: Settings, data: Path, tag: str) -> Settings:
+    """Settings with topics, groups and data of their own."""
+    s = dataclasses.replace(base, topic_prefix=f"bench{tag}.", app_id=f"bench-{tag}", data_dir=data,
+                            kafka_external=True, redis_external=True)
+    create_topics(s)
+    return s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--residents", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--only", choices=["raw", "bare", "pipeline"], nargs="+", default=["raw", "bare", "pipeline"])
+    parser.add_argument("--model", default=str(model_dir(load_settings().data_dir)), help="a trained model folder")
+    args = parser.parse_args()
+    base = load_settings()
+    work = Path(tempfile.mkdtemp(prefix="yujing-bench-"))
+    city = City(CityConfig(residents=args.residents, days=args.days, seed=args.seed, attempts_per_10k_per_day=60))
+    tag = uuid.uuid4().hex[:8]
+    settings = fresh(base, work / "data", tag)
+    counts = stream_city(settings, city)
+    signals = sum(v for k, v in counts.items() if k.startswith("signals."))
+    results: dict[str, float] = {}
+    if "raw" in args.only:
+        results["raw aiokafka getmany"] = signals / asyncio.run(raw_consume(settings, signals))
+    if "bare" in args.only:
+        results["bare Faust agent (decode + forward)"] = signals / run_bare(settings, work / "bare.log")
+    for n in args.workers if "pipeline" in args.only else []:
+        # the same city again into topics of its own (the pipeline's internal topics must not be shared)
+        s = fresh(base, work / f"data-w{n}", f"{tag}w{n}")
+        shutil.copytree(args.model, model_dir(s.data_dir))
+        assert stream_city(s, City(city.cfg)) == counts
+        results[f"pipeline, {n} worker(s)"] = signals / run_pipeline(s, n, work)
+    bare = results.get("bare Faust agent (decode + forward)", float("nan"))
+    print(json.dumps({"signals": signals, "records": sum(counts.values()), "signals_per_second": results,
+                      "work": str(work)}, indent=2))
+    print(f"\n{'reader':<40}{'signals/s':>12}{'× bare Faust':>14}")
+    for name, rate in results.items():
+        print(f"{name:<40}{rate:>12,.0f}{rate / bare:>14.2f}")
+
+
+if __name__ == "__main__":
+    main()
