@@ -51,7 +51,8 @@ def _demo(args: argparse.Namespace) -> int:
     from deploy.stack import StackError
 
     try:
-        return run_demo(load_settings(), residents=args.residents, days=args.days, seed=args.seed, keep=args.keep)
+        return run_demo(load_settings(), residents=args.residents, days=args.days, seed=args.seed, keep=args.keep,
+                        workers=args.workers, speed=args.speed)
     except StackError as exc:
         print(f"yujing demo: {exc}", file=sys.stderr)
         return 2
@@ -94,7 +95,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from scorers.training import TRAIN_CITY, model_dir, train_model
+    from scorers.training import TRAIN_CITY, train_model
 
     settings = load_settings()
     labels = None
@@ -103,7 +104,7 @@ def _train(args: argparse.Namespace) -> int:
 
         labels = outcome_labels(settings)
         print(f"outcome labels from the field: {len(labels)} decisions")
-    folder = Path(args.out) if args.out else model_dir(settings.data_dir)
+    folder = Path(args.out) if args.out else settings.model_path
     model = train_model(folder, _city_config(args, **TRAIN_CITY.__dict__), outcome_rows=labels)
     ev = model.meta["evaluation"]
     print(f"model {model.version} in {folder}: validation ROC AUC {ev['roc_auc']}, average precision "
@@ -119,10 +120,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from scorers.model import load
     from scorers.report import write_report
     from scorers.tiers import TierPolicy
-    from scorers.training import EVALUATION_CITY, model_dir
+    from scorers.training import EVALUATION_CITY
 
     settings = load_settings()
-    model = load(Path(args.model) if args.model else model_dir(settings.data_dir))
+    model = load(Path(args.model) if args.model else settings.model_path)
     policy = TierPolicy.load()
     cfg = _city_config(args, **EVALUATION_CITY.__dict__)
     r = replay(model, policy, cfg)
@@ -385,7 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--residents", type=int, default=2000)
     p.add_argument("--days", type=int, default=2)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--keep", action="store_true", help="leave the stack and the worker running")
+    p.add_argument("--workers", type=int, default=1, help="pipeline workers in one consumer group")
+    p.add_argument("--speed", type=float, default=0.0, help="× event time (0: as fast as Kafka takes the records)")
+    p.add_argument("--keep", action="store_true", help="leave everything running; print the console and feed URLs")
     p.set_defaults(func=_demo)
     return parser
 

@@ -60,6 +60,13 @@ class Settings:
     late_tolerance_minutes: int = 60
     index_max_people: int = 500
     fanout_threshold: int = 30
+    model_dir: Path | None = None  # None: DATA/model
+    bind_host: str = "127.0.0.1"  # where the web, feed and metrics servers listen (0.0.0.0 inside a container)
+
+    @property
+    def model_path(self) -> Path:
+        """Where workers load the model from (and train the default one into when there is none)."""
+        return self.model_dir if self.model_dir is not None else self.data_dir / "model"
 
     def topic(self, logical: str) -> str:
         """The real topic name for a logical contract name (a prefix isolates tests and tenants)."""
@@ -82,6 +89,8 @@ class Settings:
             "YUJING_LATE_TOLERANCE_MINUTES": str(self.late_tolerance_minutes),
             "YUJING_INDEX_MAX_PEOPLE": str(self.index_max_people),
             "YUJING_FANOUT_THRESHOLD": str(self.fanout_threshold),
+            "YUJING_MODEL_DIR": str(self.model_dir) if self.model_dir is not None else "",
+            "YUJING_BIND_HOST": self.bind_host,
         }
 
     @property
@@ -119,4 +128,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         late_tolerance_minutes=_env_int(env, "YUJING_LATE_TOLERANCE_MINUTES", 60),
         index_max_people=_env_int(env, "YUJING_INDEX_MAX_PEOPLE", 500),
         fanout_threshold=_env_int(env, "YUJING_FANOUT_THRESHOLD", 30),
+        model_dir=Path(env["YUJING_MODEL_DIR"]).resolve() if env.get("YUJING_MODEL_DIR") else None,
+        bind_host=env.get("YUJING_BIND_HOST") or "127.0.0.1",
     )

@@ -1,32 +1,41 @@
 """`yujing demo`: the main job; a simulated city streamed through the real pipeline, warnings dispatched.
 
-Starts the local stack, creates the topics, starts a worker (which trains the default model on first use), the
-local SMS test gateway and the SMS gateway adapter, streams a small simulated city into Kafka, waits until
-the pipeline is quiet, and prints what came out of the topics. Every number comes from Kafka, except the last
-line, which compares the warnings with the simulator's ground truth.
+Starts the local stack, creates the topics, trains or loads the model, starts the worker(s) in one consumer
+group, the local SMS test gateway with the SMS gateway adapter, and the grid workers' task feed; streams a
+simulated city into Kafka with a live progress line, waits until the pipeline is quiet, and prints a summary.
+Every number in it comes from the running system (Kafka topics, Redis, the workers' metrics), except the
+"reached before loss" line, which compares the warnings with the simulator's ground truth.
 """
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 
 import msgspec
+import redis.asyncio as aioredis
 
 from deploy import stack
 from deploy.config import Settings
 from deploy.feed import stream_city
 from deploy.kafka_io import end_offsets, read_to_end
 from deploy.topics import create_topics
-from deploy.workers import WorkerProcess
+from deploy.workers import WorkerProcess, start_workers
+from dispatch.feed_service import feed_prefix
+from dispatch.task_queue import TaskQueues
+from dispatch.tasks import Scope
+from ops.metrics import histogram_quantile, scrape_samples
 from schemas.internal import Decision
-from schemas.records import Outcome
+from schemas.records import Outcome, PaymentInterception
 from scorers.city import City, CityConfig
 
-GATEWAY_PORT = 9110
+GATEWAY_PORT, SMS_METRICS_PORT = 9110, 9111
 COUNTED = ("deadletter", "yujing.decisions", "warnings", "dispatch.sms", "dispatch.phone", "dispatch.visit",
            "interception.payment", "interception.account", "interception.domain", "interception.number", "outcomes")
 
@@ -35,7 +44,7 @@ COUNTED = ("deadletter", "yujing.decisions", "warnings", "dispatch.sms", "dispat
 class Services:
     """The processes the demo started, to stop them all at the end (or on Ctrl-C)."""
 
-    worker: WorkerProcess
+    workers: list[WorkerProcess]
     others: list[subprocess.Popen[bytes]]
 
     def stop(self) -> None:
@@ -46,31 +55,57 @@ class Services:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        self.worker.stop()
+        for w in self.workers:
+            w.stop()
 
 
-def _start(settings: Settings) -> Services:
+def _start(settings: Settings, workers: int) -> Services:
     logs = settings.data_dir / "logs"
-    print("== starting a pipeline worker (the first run trains the default model: about 1.5 min) ==", flush=True)
-    worker = WorkerProcess(settings, logs / "worker-0.log").start(ready_timeout=600)
+    logs.mkdir(parents=True, exist_ok=True)
+    print(f"== starting {workers} pipeline worker(s) in one consumer group "
+          "(the first run trains the default model: about 1.5 min) ==", flush=True)
+    started = start_workers(settings, workers, logs)
     env = {**os.environ, **settings.to_env()}
-    others = [
-        subprocess.Popen([sys.executable, "-m", "deploy.cli", "test-gateway", "--port", str(GATEWAY_PORT)], env=env,
-                         stdout=open(logs / "test-gateway.log", "ab"), stderr=subprocess.STDOUT),
-        subprocess.Popen([sys.executable, "-m", "deploy.cli", "sms-gateway", "--clock", "event", "--url",
-                          f"http://127.0.0.1:{GATEWAY_PORT}/send"], env=env,
-                         stdout=open(logs / "sms-gateway.log", "ab"), stderr=subprocess.STDOUT),
-    ]
-    return Services(worker, others)
+
+    def spawn(name: str, *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "deploy.cli", *args], env=env,
+                                stdout=open(logs / f"{name}.log", "ab"), stderr=subprocess.STDOUT)
+
+    others = [spawn("test-gateway", "test-gateway", "--port", str(GATEWAY_PORT)),
+              spawn("sms-gateway", "sms-gateway", "--clock", "event", "--url", f"http://127.0.0.1:{GATEWAY_PORT}/send",
+                    "--rate", "200", "--metrics-port", str(SMS_METRICS_PORT)),
+              spawn("task-feed", "task-feed", "--clock", "event")]
+    return Services(started, others)
 
 
-def _counts(settings: Settings, starts: dict[str, dict[int, int]]) -> dict[str, int]:
-    ends = {t: end_offsets(settings, t) for t in COUNTED}
-    return {t: sum(ends[t].values()) - sum(starts[t].values()) for t in COUNTED}
+def worker_metrics(workers: list[WorkerProcess]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every worker's /metrics, summed sample by sample."""
+    total: Counter = Counter()
+    for w in workers:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{w.settings.web_port}/metrics", timeout=5) as resp:
+                total.update(scrape_samples(resp.read().decode()))
+        except OSError:
+            continue
+    return dict(total)
+
+
+def _metric(samples: dict, name: str, **labels: str) -> float:
+    """A metric summed over every label value not given."""
+    want = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
+
+
+def _quantile(samples: dict, name: str, q: float) -> float | None:
+    buckets: Counter[float] = Counter()
+    for (n, ls), v in samples.items():
+        if n == f"{name}_bucket":
+            buckets[float(dict(ls)["le"])] += v
+    return histogram_quantile(q, dict(buckets))
 
 
 def lag(settings: Settings) -> int:
-    """Messages the worker's consumer group has not committed yet, over every topic it reads."""
+    """Messages the workers' consumer group has not committed yet, over every topic it reads."""
     from kafka import KafkaAdminClient, KafkaConsumer
 
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
@@ -85,29 +120,47 @@ def lag(settings: Settings) -> int:
         admin.close()
 
 
-def _wait_drained(settings: Settings, starts: dict[str, dict[int, int]], limit_s: float = 900) -> dict[str, int]:
-    """Wait until the worker has committed everything it reads and the outputs stopped growing for a while."""
+def _progress_line(samples: dict, signals_total: int, behind: int) -> str:
+    done = int(_metric(samples, "yujing_events_in_total", topic="signals.telecom")
+               + _metric(samples, "yujing_events_in_total", topic="signals.payment")
+               + _metric(samples, "yujing_events_in_total", topic="signals.domain"))
+    width = 24
+    filled = int(width * min(1.0, done / max(1, signals_total)))
+    tiers = "/".join(str(int(_metric(samples, "yujing_warnings_total", tier=t))) for t in ("T1", "T2", "T3"))
+    return (f"\r  ingested [{'#' * filled}{'.' * (width - filled)}] {done:>7,}/{signals_total:,}  "
+            f"waiting in the stages {behind:>7,}  warnings T1/T2/T3 {tiers}  "
+            f"SMS {int(_metric(samples, 'yujing_dispatches_total', channel='sms')):>4}  "
+            f"calls {int(_metric(samples, 'yujing_dispatches_total', channel='phone')):>3}  "
+            f"visits {int(_metric(samples, 'yujing_dispatches_total', channel='visit')):>3}  "
+            f"stops {int(_metric(samples, 'yujing_interceptions_total', kind='payment')):>3}")
+
+
+def _wait_drained(settings: Settings, services: Services, starts: dict[str, dict[int, int]], signals_total: int,
+                  limit_s: float = 1800) -> None:
+    """Wait until the group has committed everything and the outputs stopped growing for a while."""
     last, stable_since, deadline = None, time.monotonic(), time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        counts, behind = _counts(settings, starts), lag(settings)
-        print(f"\r  behind {behind:>7}  decisions {counts['yujing.decisions']:>5}  warnings {counts['warnings']:>5}  "
-              f"SMS {counts['dispatch.sms']:>5}  receipts {counts['outcomes']:>5}", end="", flush=True)
-        if counts != last or behind:
-            last, stable_since = counts, time.monotonic()
+        ends = {t: sum(end_offsets(settings, t).values()) - sum(starts[t].values()) for t in COUNTED}
+        behind = lag(settings)
+        print(_progress_line(worker_metrics(services.workers), signals_total, behind), end="", flush=True)
+        if ends != last or behind:
+            last, stable_since = ends, time.monotonic()
         elif time.monotonic() - stable_since >= 6:
             break
+        if not all(w.running for w in services.workers):
+            raise RuntimeError("a worker stopped; see its log under DATA/logs")
         time.sleep(1)
     print()
-    return last or {}
 
 
-def _reached_before_loss(settings: Settings, city: City, after: dict[int, int]) -> tuple[int, int]:
+def _read(settings: Settings, topic: str, after: dict[int, int]) -> list[bytes]:
+    return [m.value for m in read_to_end(settings, settings.topic(topic)) if m.offset >= after.get(m.partition, 0)]
+
+
+def _reached_before_loss(decisions: list[Decision], city: City) -> tuple[int, int]:
     """Victims with a loss who had a warning before it (decisions from Kafka, truth from the simulator)."""
     first: dict[str, int] = {}
-    for msg in read_to_end(settings, settings.topic("yujing.decisions")):
-        if msg.offset < after.get(msg.partition, 0):
-            continue
-        d = msgspec.json.decode(msg.value, type=Decision)
+    for d in decisions:
         if d.rose:
             first[d.person] = min(d.ts, first.get(d.person, d.ts))
     lost = [ep for ep in city.truth if ep.engaged and ep.first_loss_ts]
@@ -116,58 +169,114 @@ def _reached_before_loss(settings: Settings, city: City, after: dict[int, int]) 
     return reached, len(lost)
 
 
-def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: bool) -> int:
+async def _queued_tasks(settings: Settings) -> tuple[int, int, str]:
+    """Tasks waiting in the grid and station queues (Redis), in how many queues, and the busiest grid."""
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        depths = await TaskQueues(client, feed_prefix(settings), 0).depths()
+    finally:
+        await client.aclose()
+    grids = sorted(((n, q.split(":", 1)[1]) for q, (n, _) in depths.items() if q.startswith("visit:G")), reverse=True)
+    return (sum(n for n, _ in depths.values()), sum(1 for n, _ in depths.values() if n),
+            grids[0][1] if grids else "G0000")
+
+
+async def _demo_token(settings: Settings, grid: str) -> str:
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        return await TaskQueues(client, feed_prefix(settings), 0).issue_token(Scope("demo-worker", "grid", grid))
+    finally:
+        await client.aclose()
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+
+
+def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: bool, workers: int = 1,
+             speed: float = 0.0) -> int:
     """Start everything, stream the city, print what came out, and stop what was started (unless --keep)."""
     print("== starting the local stack (Apache Kafka + Redis) ==", flush=True)
     for st in stack.up(settings):
         print("  " + st.line())
     create_topics(settings)
-    services = _start(settings)
+    services = _start(settings, workers)
+    print(f"  console: http://127.0.0.1:{settings.web_port}/console   metrics: http://127.0.0.1:{settings.web_port}/metrics"
+          f"   task feed: http://127.0.0.1:{settings.feed_port}/v1/tasks", flush=True)
     try:
         starts = {t: end_offsets(settings, t) for t in COUNTED}
         city = City(CityConfig(residents=residents, days=days, seed=seed, attempts_per_10k_per_day=60))
-        print(f"== streaming a simulated city: {residents:,} residents, {days} days, seed {seed} ==", flush=True)
+        pace = f"{speed:g}× event time" if speed else "as fast as Kafka takes them"
+        print(f"== streaming a simulated city: {residents:,} residents, {days} days, seed {seed}, {pace} ==", flush=True)
         t0 = time.monotonic()
-        sent = stream_city(settings, city, out=settings.data_dir / "simulations" / f"demo-seed-{seed}",
-                           progress=lambda n, _: print(f"\r  {n:,} records sent", end="", flush=True))
-        total = sum(sent.values())
-        print(f"\r  {total:,} records sent in {time.monotonic() - t0:.0f}s; waiting for the pipeline to settle")
-        counts = _wait_drained(settings, starts)
-        receipts = Counter()
-        for msg in read_to_end(settings, settings.topic("outcomes")):
-            if msg.offset >= starts["outcomes"].get(msg.partition, 0):
-                receipts[msgspec.json.decode(msg.value, type=Outcome).outcome] += 1
-        tiers = Counter()
-        for msg in read_to_end(settings, settings.topic("yujing.decisions")):
-            if msg.offset >= starts["yujing.decisions"].get(msg.partition, 0):
-                d = msgspec.json.decode(msg.value, type=Decision)
-                if d.rose:
-                    tiers[d.tier] += 1
-        reached, lost = _reached_before_loss(settings, city, starts["yujing.decisions"])
+        sent = stream_city(settings, city, speed=speed, out=settings.data_dir / "simulations" / f"demo-seed-{seed}",
+                           progress=lambda n, _: print(f"\r  {n:,} records sent", end="", flush=True),
+                           registry_first=True)
+        signals = sum(v for k, v in sent.items() if k.startswith("signals."))
+        print(f"\r  {sum(sent.values()):,} records sent in {time.monotonic() - t0:.0f}s; the pipeline works through them")
+        _wait_drained(settings, services, starts, signals)
+        elapsed = time.monotonic() - t0
+        samples = worker_metrics(services.workers)
+
+        decisions = [msgspec.json.decode(v, type=Decision) for v in _read(settings, "yujing.decisions",
+                                                                          starts["yujing.decisions"])]
+        warnings = [msgspec.json.decode(v) for v in _read(settings, "warnings", starts["warnings"])]
+        tiers = Counter(w["tier"] for w in {w["warning_id"]: w for w in warnings}.values())
+        receipts = Counter(msgspec.json.decode(v, type=Outcome).outcome
+                           for v in _read(settings, "outcomes", starts["outcomes"]))
+        stops = {p.transfer_id: p for p in (msgspec.json.decode(v, type=PaymentInterception)
+                                            for v in _read(settings, "interception.payment",
+                                                           starts["interception.payment"]))}
+        counts = {t: sum(end_offsets(settings, t).values()) - sum(starts[t].values()) for t in COUNTED}
+        reached, lost = _reached_before_loss(decisions, city)
+        waiting, queues, busiest = asyncio.run(_queued_tasks(settings))
         rows = [
-            ("signals in (telecom, payment, domain)", sum(v for k, v in sent.items() if k.startswith("signals."))),
+            ("signals processed (telecom, payment, domain; worker metrics)",
+             f"{int(_metric(samples, 'yujing_events_in_total', topic='signals.telecom') + _metric(samples, 'yujing_events_in_total', topic='signals.payment') + _metric(samples, 'yujing_events_in_total', topic='signals.domain')):,}"),
+            ("end-to-end signals per second (this run, all stages)", f"{signals / elapsed:,.0f}"),
             ("dead-lettered", counts["deadletter"]),
-            ("warnings (T1 / T2 / T3)", f"{counts['warnings']} ({tiers['T1']} / {tiers['T2']} / {tiers['T3']})"),
-            ("SMS queued / delivered so far (night reminders wait for 08:00)",
+            ("warnings (T1 / T2 / T3)", f"{sum(tiers.values())} ({tiers['T1']} / {tiers['T2']} / {tiers['T3']})"),
+            ("SMS queued / delivered by the gateway (night ones wait for 08:00)",
              f"{counts['dispatch.sms']} / {receipts['sms_delivered']}"),
             ("calls queued for stations", counts["dispatch.phone"]),
             ("visits queued for grids", counts["dispatch.visit"]),
-            ("stop-payment requests to banks", counts["interception.payment"]),
+            ("tasks waiting in the grid and station feeds (Redis)", f"{waiting} in {queues} queues"),
+            ("stop-payment requests to banks (amount)",
+             f"{len(stops)} (¥{sum(p.amount_fen for p in stops.values()) / 100:,.2f})"),
             ("accounts under control (one card in a case)", counts["interception.account"]),
             ("domains / numbers to block", f"{counts['interception.domain']} / {counts['interception.number']}"),
-            ("victims warned before their first loss (vs truth)", f"{reached} of {lost}"),
+            ("signal → warning latency p50 / p99 (worker metrics)",
+             f"{_seconds(_quantile(samples, 'yujing_signal_to_warning_seconds', 0.5))} / "
+             f"{_seconds(_quantile(samples, 'yujing_signal_to_warning_seconds', 0.99))}"),
+            ("transfer → stop-payment latency p50 / p99",
+             f"{_seconds(_quantile(samples, 'yujing_transfer_to_stop_payment_seconds', 0.5))} / "
+             f"{_seconds(_quantile(samples, 'yujing_transfer_to_stop_payment_seconds', 0.99))}"),
+            ("victims warned before their first loss (vs the simulator's truth)", f"{reached} of {lost}"),
         ]
-        print("\n== what came out of Kafka ==")
+        report = settings.data_dir / "reports" / f"demo-seed-{seed}"
+        report.mkdir(parents=True, exist_ok=True)
+        (report / "summary.json").write_text(json.dumps(dict((k, str(v)) for k, v in rows), ensure_ascii=False, indent=2))
+        print("\n== what came out of the running system ==")
         for label, value in rows:
-            print(f"  {label:<64}{value:>14}")
-        print(f"  ground truth: {settings.data_dir / 'simulations' / f'demo-seed-{seed}' / 'truth.jsonl'}")
-        print(f"  logs: {settings.data_dir / 'logs'}")
+            print(f"  {label:<68}{value:>22}")
+        if not speed:
+            print("  (fed as fast as Kafka takes them: latencies include the time a signal waited in the backlog;"
+                  " --speed paces the feed)")
+        print(f"  report: {report / 'summary.json'}   ground truth: "
+              f"{settings.data_dir / 'simulations' / f'demo-seed-{seed}' / 'truth.jsonl'}   logs: {settings.data_dir / 'logs'}")
         if keep:
-            print(f"--keep: everything keeps running; the SMS test gateway lists what it sent at "
-                  f"http://127.0.0.1:{GATEWAY_PORT}/admin/messages; stop with `yujing stack down` and Ctrl-C here")
+            grid = busiest
+            token = asyncio.run(_demo_token(settings, grid))
+            print(f"--keep: everything keeps running.\n  console    http://127.0.0.1:{settings.web_port}/console\n"
+                  f"  task feed  curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{settings.feed_port}/v1/tasks"
+                  f"   (grid {grid}; more tokens: yujing feed-token --grid G --worker NAME)\n"
+                  f"  SMS sent   http://127.0.0.1:{GATEWAY_PORT}/admin/messages\n"
+                  "  Ctrl-C stops the workers and adapters; `yujing stack down` stops Kafka and Redis.")
             while True:
                 time.sleep(3600)
-        return 0 if counts["warnings"] > 0 and counts["deadletter"] == 0 else 1
+        return 0 if sum(tiers.values()) > 0 and counts["deadletter"] == 0 else 1
     except KeyboardInterrupt:
         print("\ninterrupted: stopping what the demo started")
         return 130

@@ -27,11 +27,26 @@ def contract_key(record: msgspec.Struct) -> bytes:
     raise TypeError(f"not an input record: {type(record).__name__}")
 
 
+def wait_for_identity(settings: Settings, subject_ids: set[str], timeout: float = 120.0) -> None:
+    """Wait until the identity table's changelog holds every one of these people (the registry is loaded)."""
+    from deploy.kafka_io import read_table
+
+    wanted = {f"subject:{s}".encode() for s in subject_ids}
+    deadline = time.monotonic() + timeout
+    while not wanted <= set(read_table(settings, "identity")):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the identity table did not load the registry in {timeout:.0f}s (is a worker running?)")
+        time.sleep(0.5)
+    time.sleep(1.0)  # and every worker's replica of the global table has read it (it follows the changelog)
+
+
 def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: Path | None = None,
-                progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+                progress: Callable[[int, int], None] | None = None, registry_first: bool = False) -> dict[str, int]:
     """Send every record of the city (to Kafka when `settings` is given); `speed` × event time, 0 = flat out.
 
-    Writes the ground truth (`truth.jsonl`) and the run's config into `out` when given.
+    With `registry_first`, the registry is loaded into the running pipeline before any signal is sent, as in a
+    deployment where the registry is there long before the signals. Writes the ground truth (`truth.jsonl`) and
+    the run's config into `out` when given.
     """
     producer = None
     if settings is not None:
@@ -39,8 +54,16 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
                                  batch_size=256 * 1024, compression_type=None)
     counts: dict[str, int] = {}
     first_ts, t0, n = None, time.monotonic(), 0
+    registry: set[str] = set()
     try:
         for topic, rec in city.records():
+            if topic == "registry.subjects":
+                registry.add(rec.subject_id)  # type: ignore[attr-defined]
+            elif registry_first and registry and producer is not None:
+                producer.flush(120)
+                wait_for_identity(settings, registry)  # type: ignore[arg-type]
+                registry = set()
+                t0 = time.monotonic()
             n += 1
             counts[topic] = counts.get(topic, 0) + 1
             if speed > 0 and topic != "registry.subjects":

@@ -1,6 +1,7 @@
 """Starting and stopping `yujing worker` processes (for the demo, the tests and scale-out)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -60,3 +61,24 @@ class WorkerProcess:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def worker_settings(settings: Settings, index: int) -> Settings:
+    """The settings of worker `index` of a group: its own table folder and web port, the group's model."""
+    if index == 0:
+        return dataclasses.replace(settings, model_dir=settings.model_path)
+    return dataclasses.replace(settings, data_dir=settings.data_dir / "workers" / f"w{index}",
+                               web_port=settings.web_port + index, model_dir=settings.model_path)
+
+
+def start_workers(settings: Settings, count: int, logs: Path, ready_timeout: float = 600.0) -> list[WorkerProcess]:
+    """Start `count` workers in one consumer group (one after the other: the first may train the model)."""
+    workers: list[WorkerProcess] = []
+    try:
+        for i in range(count):
+            workers.append(WorkerProcess(worker_settings(settings, i), logs / f"worker-{i}.log").start(ready_timeout))
+    except BaseException:
+        for w in workers:
+            w.stop()
+        raise
+    return workers

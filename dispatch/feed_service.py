@@ -51,8 +51,8 @@ async def run(settings: Settings, port: int, clock: str = "wall", claim_timeout_
     await producer.start()
     runner = web.AppRunner(build_app(queues, write_outcome, now_ms), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    log.info("task feed on http://127.0.0.1:%d/v1/tasks", port)
+    await web.TCPSite(runner, settings.bind_host, port).start()
+    log.info("task feed on http://%s:%d/v1/tasks", settings.bind_host, port)
     try:
         while stop is None or not stop.is_set():
             batches = await consumer.getmany(timeout_ms=500, max_records=500)

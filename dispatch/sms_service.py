@@ -49,7 +49,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
     registry = CollectorRegistry()
     metrics = sms_metrics(registry)
     if metrics_port:
-        start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
+        start_http_server(metrics_port, addr=settings.bind_host, registry=registry)
     consumer = AIOKafkaConsumer(settings.topic("dispatch.sms"), bootstrap_servers=settings.kafka_bootstrap,
                                 group_id=f"{settings.app_id}-sms-gateway", enable_auto_commit=False,
                                 auto_offset_reset="earliest")

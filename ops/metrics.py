@@ -14,8 +14,9 @@ from prometheus_client.registry import Collector
 
 from schemas.records import DeadLetter, PaymentInterception, PhoneTask, SmsTask, VisitTask, Warning
 
-# Processing latency: 1 ms to 1 min. Event-time lag reaches hours on a replay, so it gets longer buckets.
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Processing latency: 1 ms to 15 min (a backlog). Event-time lag reaches hours on a replay, so it gets longer buckets.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+                   300.0, 900.0)
 LAG_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86_400.0)
 INTERCEPTION_KINDS = {"interception.payment": "payment", "interception.account": "account",
                       "interception.domain": "domain", "interception.number": "number"}
@@ -164,3 +165,27 @@ def sms_metrics(registry: CollectorRegistry) -> SmsMetrics:
                            ["kind", "outcome"], registry=registry),
         waiting=Gauge("yujing_sms_waiting", "Messages parked in Redis: warnings in quiet hours, reminders", ["kind"],
                       registry=registry))
+
+
+def scrape_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus text exposition, by name and sorted labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def histogram_quantile(q: float, buckets: dict[float, float]) -> float | None:
+    """The q-quantile of a cumulative histogram {upper bound: count}, interpolated as Prometheus does."""
+    bounds = sorted(buckets)
+    if not bounds or buckets[bounds[-1]] == 0:
+        return None
+    rank = q * buckets[bounds[-1]]
+    lower, below = 0.0, 0.0
+    for le in bounds:
+        if buckets[le] >= rank:
+            if le == float("inf"):
+                return lower  # beyond the last finite bucket: its bound is the best answer
+            return lower + (le - lower) * (rank - below) / max(buckets[le] - below, 1e-12)
+        lower, below = le, buckets[le]
+    return lower

@@ -33,7 +33,10 @@ def transfer_in_progress(state: PersonState, pe: PersonEvent, now: int, window_m
         return fact, flagged
     if pe.hit is not None and pe.hit.value_key.startswith("account:") and pe.hit.confidence >= strong:
         payee = pe.hit.value_key.split(":", 1)[1]
-        done = {p.transfer_id for p in state.payments if p.status in ("completed", "failed", "held")}
+        # in event time: a transfer finished only after the hit's moment was still under way then, whichever of
+        # the two this worker happened to read first (two workers read them in either order)
+        done = {p.transfer_id for p in state.payments
+                if p.status in ("completed", "failed", "held") and p.ts <= now}
         for p in reversed(state.payments):
             if (p.direction == "out" and p.status == "initiated" and p.counterparty == payee
                     and now - p.ts <= window_ms and p.transfer_id not in done):

@@ -45,7 +45,7 @@ from scorers.dataset import Ages
 from scorers.decide import Decider
 from scorers.model import META_FILE, Model, ModelMismatch, load
 from scorers.tiers import TierPolicy
-from scorers.training import model_dir, train_model
+from scorers.training import train_model
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
         broker=settings.kafka_url,
         store="rocksdb://",
         datadir=str(datadir),
-        web_bind="127.0.0.1",
+        web_bind=settings.bind_host,
         web_port=settings.web_port,
         web_host="127.0.0.1",
         topic_partitions=settings.partitions,
@@ -112,7 +112,10 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     # Tables hold bytes under bytes keys (faust then stores both raw); values are msgspec-encoded records.
     raw_table = {"partitions": settings.partitions, "key_type": bytes, "value_type": bytes}
     index_policy, state_policy = policies(settings)
-    processor = Processor(identity=app.GlobalTable("identity", **raw_table),
+    # Every worker reads every partition of the identity changelog, its own included: with faust's defaults a
+    # worker missed the registry records another worker wrote (the scale-out test showed people keyed by line).
+    identity = app.GlobalTable("identity", synchronize_all_active_partitions=True, **raw_table)
+    processor = Processor(identity=identity,
                           persons=app.Table("persons", **raw_table), values=app.Table("values", **raw_table),
                           index_policy=index_policy, state_policy=state_policy)
     if model is not None:
@@ -249,7 +252,7 @@ def worker_model(settings: Settings) -> Model:
     """The model in the data folder; where there is none, train the default one first (once, under a lock)."""
     import fcntl
 
-    folder = model_dir(settings.data_dir)
+    folder = settings.model_path
     folder.parent.mkdir(parents=True, exist_ok=True)
     with open(folder.parent / ".model.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second worker starting now waits, then loads what the first trained
@@ -271,5 +274,5 @@ def run_worker(settings: Settings, faust_args: list[str]) -> None:
     args = list(faust_args)
     if not any(a.startswith(("-l", "--loglevel")) for a in args):
         args = ["--loglevel", "info", *args]
-    sys.argv = ["yujing", "worker", "--web-port", str(settings.web_port), "--web-bind", "127.0.0.1", *args]
+    sys.argv = ["yujing", "worker", "--web-port", str(settings.web_port), "--web-bind", settings.bind_host, *args]
     app.main()

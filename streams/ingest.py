@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import msgspec
+
 from schemas.deadletter import dead_letter
 from schemas.decode import InvalidRecord, decode_input
 from schemas.internal import PersonEvent
@@ -50,6 +52,27 @@ def person_events(record: TelecomSignal | PaymentSignal | DomainSignal,
         events.append(PersonEvent(person=payee, subject_id=payee_subject, source="signals.payment", role="payee",
                                   payment=record))
     return events
+
+
+def resolve_late(pe: PersonEvent, lookup: Lookup) -> PersonEvent | None:
+    """An unregistered signal event whose line or account has been registered since ingest saw it: the same
+    event for the person (None when it is still unregistered). Ingest can run ahead of the identity table (a
+    registry record read by another worker, or just behind); the person stage looks again before keeping it."""
+    if pe.subject_id is not None or pe.source not in ("signals.telecom", "signals.domain", "signals.payment"):
+        return None
+    if pe.telecom is not None:
+        person, subject = resolve_line(lookup, pe.telecom.subscriber)
+    elif pe.domain is not None:
+        person, subject = resolve_line(lookup, pe.domain.subscriber)
+    elif pe.payment is not None and pe.role == "payee":
+        person, subject = resolve_account(lookup, pe.payment.payee_account)
+    elif pe.payment is not None:
+        person, subject = resolve_account(lookup, pe.payment.payer_account, pe.payment.payer_phone)
+    else:
+        return None
+    if subject is None or person == pe.person:
+        return None
+    return msgspec.structs.replace(pe, person=person, subject_id=subject)
 
 
 def ingest(msg: RawMessage, lookup: Lookup = _unregistered) -> IngestResult:

@@ -16,6 +16,7 @@ from dispatch.interceptions import interceptions_for
 from schemas.records import DomainInterception, Indicator, Subject
 from streams.controls import account_controls, control_events, indicator_value_key
 from streams.identity import decode_profile, identity_changes, subject_key
+from streams.ingest import resolve_late
 from streams.person_state import PersonState, StatePolicy, Update, apply_event, decode_state, encode_state, new_state
 from streams.table_views import ValueEntries
 from streams.value_index import IndexPolicy, ValueHead, add_contact, apply_indicator, decode_head, encode_head
@@ -87,6 +88,9 @@ class Processor:
 
     def person_event(self, pe: PersonEvent) -> list[Output]:
         """Fold an event into the person's state; index its contacts, trigger, and let the hook score."""
+        late = resolve_late(pe, self.lookup)
+        if late is not None:  # registered since ingest looked: to the person's own partition instead
+            return [person_output(late)]
         key = pe.person.encode()
         raw = self.persons.get(key)
         state = decode_state(raw) if raw else new_state(pe.person, pe.subject_id)
