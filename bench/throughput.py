@@ -25,6 +25,9 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+import urllib.request
+
+import msgspec
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaAdminClient, KafkaConsumer
 
@@ -32,6 +35,7 @@ from deploy.config import SIGNAL_TOPICS, Settings, load_settings
 from deploy.feed import stream_city
 from deploy.topics import create_topics
 from deploy.workers import WorkerProcess
+from ops.metrics import histogram_quantile, scrape_samples
 from scorers.city import City, CityConfig
 from scorers.training import model_dir
 
@@ -118,6 +122,55 @@ def run_pipeline(settings: Settings, workers: int, logs: Path) -> float:
             p.stop()
 
 
+def paced_city(settings: Settings, city: City, rate: float) -> int:
+    """Send the city's registry (loaded first), then its other records at `rate` per second; how many signals."""
+    from kafka import KafkaProducer
+
+    from deploy.feed import contract_key, wait_for_identity
+
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    registry, signals, t0 = set(), 0, None
+    try:
+        for topic, rec in city.records():
+            if topic == "registry.subjects":
+                registry.add(rec.subject_id)  # type: ignore[attr-defined]
+            elif t0 is None:
+                producer.flush(60)
+                wait_for_identity(settings, registry)
+                t0 = time.monotonic()
+            if t0 is not None:
+                signals += topic.startswith("signals.")
+                ahead = signals / rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+            producer.send(settings.topic(topic), key=contract_key(rec), value=msgspec.json.encode(rec))
+        producer.flush(120)
+    finally:
+        producer.close()
+    return signals
+
+
+def latency_at(base: Settings, model: str, city: City, rate: float, work: Path) -> dict[str, float | None]:
+    """p50/p99 signal → warning and transfer → stop-payment of one worker fed at `rate` signals per second."""
+    s = fresh(base, work / f"lat-{int(rate)}", f"{uuid.uuid4().hex[:6]}l{int(rate)}")
+    shutil.copytree(model, s.model_path)
+    worker = WorkerProcess(s, work / f"latency-{int(rate)}.log").start(ready_timeout=300)
+    try:
+        paced_city(s, city, rate)
+        time_drain(s, s.app_id, lambda: worker.running)
+        with urllib.request.urlopen(f"http://127.0.0.1:{s.web_port}/metrics", timeout=5) as resp:
+            samples = scrape_samples(resp.read().decode())
+    finally:
+        worker.stop()
+    out: dict[str, float | None] = {}
+    for name in ("yujing_signal_to_warning_seconds", "yujing_transfer_to_stop_payment_seconds"):
+        buckets = {float(dict(ls)["le"]): v for (n, ls), v in samples.items() if n == f"{name}_bucket"}
+        out[f"{name} count"] = samples.get((f"{name}_count", ()), 0.0)
+        for q in (0.5, 0.99):
+            out[f"{name} p{int(q * 100)}"] = histogram_quantile(q, buckets)
+    return out
+
+
 def fresh(base: Settings, data: Path, tag: str) -> Settings:
     """Settings with topics, groups and data of their own."""
     s = dataclasses.replace(base, topic_prefix=f"bench{tag}.", app_id=f"bench-{tag}", data_dir=data,
@@ -132,7 +185,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--only", choices=["raw", "bare", "pipeline"], nargs="+", default=["raw", "bare", "pipeline"])
+    parser.add_argument("--only", choices=["raw", "bare", "pipeline", "latency"], nargs="+",
+                        default=["raw", "bare", "pipeline"])
+    parser.add_argument("--rates", type=float, nargs="+", default=[300.0, 5000.0],
+                        help="signals per second fed for the latency runs (--only latency)")
     parser.add_argument("--model", default=str(model_dir(load_settings().data_dir)), help="a trained model folder")
     args = parser.parse_args()
     base = load_settings()
@@ -153,6 +209,10 @@ def main() -> None:
         shutil.copytree(args.model, model_dir(s.data_dir))
         assert stream_city(s, City(city.cfg)) == counts
         results[f"pipeline, {n} worker(s)"] = signals / run_pipeline(s, n, work)
+    if "latency" in args.only:
+        for rate in args.rates:
+            lat = latency_at(base, args.model, City(city.cfg), rate, work)
+            print(json.dumps({"fed_signals_per_second": rate, **lat}, indent=2), flush=True)
     bare = results.get("bare Faust agent (decode + forward)", float("nan"))
     print(json.dumps({"signals": signals, "records": sum(counts.values()), "signals_per_second": results,
                       "work": str(work)}, indent=2))
