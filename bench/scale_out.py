@@ -18,7 +18,8 @@ from pathlib import Path
 
 import msgspec
 
-from bench.throughput import fresh, group_lag
+from bench.throughput import fresh
+from deploy.kafka_io import group_lag
 from deploy.config import Settings, load_settings
 from deploy.feed import stream_city
 from deploy.kafka_io import read_to_end

@@ -29,31 +29,15 @@ import urllib.request
 
 import msgspec
 from aiokafka import AIOKafkaConsumer
-from kafka import KafkaAdminClient, KafkaConsumer
 
 from deploy.config import SIGNAL_TOPICS, Settings, load_settings
 from deploy.feed import stream_city
+from deploy.kafka_io import group_lag
 from deploy.topics import create_topics
 from deploy.workers import WorkerProcess
 from ops.metrics import histogram_quantile, scrape_samples
 from scorers.city import City, CityConfig
 from scorers.training import model_dir
-
-
-def group_lag(settings: Settings, group: str) -> int | None:
-    """Messages the group has not committed over every topic it has committed on (None before it has any)."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
-    try:
-        committed = admin.list_group_offsets({group: None}).get(group, {})
-        ours = {tp: om.offset for tp, om in committed.items() if tp.topic.startswith(settings.topic_prefix)}
-        if not ours:
-            return None
-        ends = consumer.end_offsets(list(ours))
-        return sum(max(0, ends[tp] - max(off, 0)) for tp, off in ours.items())
-    finally:
-        consumer.close()
-        admin.close()
 
 
 def time_drain(settings: Settings, group: str, alive: Callable[[], bool], timeout: float = 1800.0) -> float:

@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from deploy import stack
 from deploy.config import Settings
 from deploy.feed import stream_city
-from deploy.kafka_io import end_offsets, read_to_end
+from deploy.kafka_io import end_offsets, group_lag, read_to_end
 from deploy.topics import create_topics
 from deploy.workers import WorkerProcess, start_workers
 from dispatch.feed_service import feed_prefix
@@ -106,18 +106,7 @@ def _quantile(samples: dict, name: str, q: float) -> float | None:
 
 def lag(settings: Settings) -> int:
     """Messages the workers' consumer group has not committed yet, over every topic it reads."""
-    from kafka import KafkaAdminClient, KafkaConsumer
-
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
-    try:
-        committed = admin.list_group_offsets({settings.app_id: None}).get(settings.app_id, {})
-        ours = {tp: om.offset for tp, om in committed.items() if tp.topic.startswith(settings.topic_prefix)}
-        ends = consumer.end_offsets(list(ours)) if ours else {}
-        return sum(max(0, ends[tp] - max(off, 0)) for tp, off in ours.items())
-    finally:
-        consumer.close()
-        admin.close()
+    return group_lag(settings, settings.app_id) or 0
 
 
 def _progress_line(samples: dict, signals_total: int, behind: int) -> str:

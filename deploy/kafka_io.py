@@ -91,3 +91,22 @@ def read_table(settings: Settings, table: str) -> dict[bytes, bytes]:
     for msg in read_to_end(settings, f"{settings.app_id}-{table}-changelog"):
         latest[msg.key] = msg.value
     return {k: v for k, v in latest.items() if v is not None}
+
+
+def group_lag(settings: Settings, group: str) -> int | None:
+    """Messages a consumer group has not committed, over every topic of ours it has committed on (None before
+    it has committed anything)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
+    try:
+        committed = admin.list_group_offsets({group: None}).get(group, {})
+        ours = {tp: om.offset for tp, om in committed.items() if tp.topic.startswith(settings.topic_prefix)}
+        if not ours:
+            return None
+        ends = consumer.end_offsets(list(ours))
+        return sum(max(0, ends[tp] - max(off, 0)) for tp, off in ours.items())
+    finally:
+        consumer.close()
+        admin.close()

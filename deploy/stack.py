@@ -232,8 +232,11 @@ def start_kafka(settings: Settings) -> int | None:
         props = _kafka_properties(settings)
         if not (settings.data_dir / "kafka" / "logs" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            # `=`: a base64url id may begin with '-', which the tool's parser would take for an option (a fresh CI
+            # clone failed so, one format in 64)
             res = subprocess.run(_java_argv(settings, libs, "kafka.tools.StorageTool", "format",
-                                            "-t", cluster_id, "-c", str(props)), capture_output=True, text=True)
+                                            f"--cluster-id={cluster_id}", "-c", str(props)),
+                                 capture_output=True, text=True)
             if res.returncode != 0:
                 raise StackError(f"formatting Kafka's log dir failed:\n{res.stdout}\n{res.stderr}")
         pid = _spawn(settings, "kafka", _java_argv(settings, libs, "kafka.Kafka", str(props)),

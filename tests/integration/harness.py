@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from deploy.config import Settings
 from deploy.topics import create_topics
@@ -30,3 +35,16 @@ def isolated_settings(base: Settings, data_dir: Path, model: Path, partitions: i
     create_topics(settings)
     shutil.copytree(model, data_dir / "model")
     return settings
+
+
+@contextmanager
+def cli_process(settings: Settings, logs: Path, name: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`yujing ARGS…` running on the test's settings (its log in `logs/NAME.log`), stopped on the way out."""
+    env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", *args], env=env,
+                            stdout=open(logs / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(10)

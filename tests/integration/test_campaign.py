@@ -3,9 +3,6 @@ pipeline's triggers, the warnings' cooldown both ways, relaunches sending nothin
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import msgspec
@@ -19,7 +16,7 @@ from dispatch.cooldown import Cooldown
 from dispatch.routing import load_routes
 from schemas.internal import Trigger
 from schemas.records import Outcome, SmsTask, Subject, encode
-from tests.integration.harness import free_port
+from tests.integration.harness import cli_process, free_port
 from tests.integration.test_sms_gateway import _http, _wait_http
 
 NOON = 1_764_561_600_000  # 2025-12-01 12:00 local time
@@ -73,23 +70,13 @@ def test_campaign_group_cooldown_relaunch_and_warnings_first(isolated: Settings,
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, **isolated.to_env(), "PYTHONUNBUFFERED": "1"}
-    gateway = subprocess.Popen([sys.executable, "-m", "deploy.cli", "test-gateway", "--port", str(port)], env=env,
-                               stdout=open(tmp_path / "gw.log", "wb"), stderr=subprocess.STDOUT)
-    adapter = None
-    try:
+    with cli_process(isolated, tmp_path, "gw", "test-gateway", "--port", str(port)):
         _wait_http(f"{base}/admin/messages")
-        adapter = subprocess.Popen([sys.executable, "-m", "deploy.cli", "sms-gateway", "--url", f"{base}/send",
-                                    "--rate", "5", "--clock", "event"], env=env,
-                                   stdout=open(tmp_path / "adapter.log", "wb"), stderr=subprocess.STDOUT)
-        receipts = [msgspec.json.decode(m.value, type=Outcome)
-                    for m in consume(isolated, "outcomes", expect=4, timeout=60, linger=3)]
-        messages = _http(f"{base}/admin/messages")
-    finally:
-        for proc in (adapter, gateway):
-            if proc is not None:
-                proc.terminate()
-                proc.wait(10)
+        with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", f"{base}/send", "--rate", "5",
+                         "--clock", "event"):
+            receipts = [msgspec.json.decode(m.value, type=Outcome)
+                        for m in consume(isolated, "outcomes", expect=4, timeout=60, linger=3)]
+            messages = _http(f"{base}/admin/messages")
     log = (tmp_path / "adapter.log").read_text()
     assert sorted(m["to"] for m in messages.values()) == ["+8613800000030", "+8613800000065", "+8613800000070",
                                                           "+8613800000099"], log

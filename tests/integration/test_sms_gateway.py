@@ -3,9 +3,6 @@ task not sent twice, an expired one reported and not sent, receipts on `outcomes
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -15,7 +12,7 @@ import msgspec
 from deploy.config import Settings
 from deploy.kafka_io import consume, produce
 from schemas.records import Outcome, SmsTask, encode
-from tests.integration.harness import free_port
+from tests.integration.harness import cli_process, free_port
 
 T = 1_764_547_200_000
 
@@ -48,11 +45,7 @@ def _wait_http(url: str, timeout: float = 20) -> None:
 def test_retries_then_delivers_once_and_reports_expired(isolated: Settings, tmp_path: Path) -> None:
     port, metrics_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, **isolated.to_env(), "PYTHONUNBUFFERED": "1"}
-    gateway = subprocess.Popen([sys.executable, "-m", "deploy.cli", "test-gateway", "--port", str(port)], env=env,
-                               stdout=open(tmp_path / "gw.log", "wb"), stderr=subprocess.STDOUT)
-    adapter = None
-    try:
+    with cli_process(isolated, tmp_path, "gw", "test-gateway", "--port", str(port)):
         _wait_http(f"{base}/admin/messages")
         _http(f"{base}/admin/fail", {"count": 3, "status": 503})
         produce(isolated, "dispatch.sms", [
@@ -62,19 +55,13 @@ def test_retries_then_delivers_once_and_reports_expired(isolated: Settings, tmp_
             _task("m-2", T + 60_000, T + 3_600_000),     # … and must not wait behind it
             _task("m-old", T - 7_200_000, T - 3_600_000),  # expired before the adapter got to it
         ])
-        adapter = subprocess.Popen([sys.executable, "-m", "deploy.cli", "sms-gateway", "--url", f"{base}/send",
-                                    "--rate", "20", "--clock", "event", "--metrics-port", str(metrics_port)], env=env,
-                                   stdout=open(tmp_path / "adapter.log", "wb"), stderr=subprocess.STDOUT)
-        receipts = [msgspec.json.decode(m.value, type=Outcome)
-                    for m in consume(isolated, "outcomes", expect=3, timeout=60, linger=3)]
-        messages = _http(f"{base}/admin/messages")
-        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as resp:
-            metrics = resp.read().decode()
-    finally:
-        for proc in (adapter, gateway):
-            if proc is not None:
-                proc.terminate()
-                proc.wait(10)
+        with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", f"{base}/send", "--rate", "20",
+                         "--clock", "event", "--metrics-port", str(metrics_port)):
+            receipts = [msgspec.json.decode(m.value, type=Outcome)
+                        for m in consume(isolated, "outcomes", expect=3, timeout=60, linger=3)]
+            messages = _http(f"{base}/admin/messages")
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as resp:
+                metrics = resp.read().decode()
     log = (tmp_path / "adapter.log").read_text()
     assert {k: v["deliveries"] for k, v in messages.items()} == {"m-1": 1, "m-2": 1}, log  # m-quiet: parked
     assert messages["m-1"]["attempts"] == 4  # three 503s, then delivered; never again under that id
