@@ -262,12 +262,13 @@ def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: boo
                   f"  task feed  curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{settings.feed_port}/v1/tasks"
                   f"   (grid {grid}; more tokens: yujing feed-token --grid G --worker NAME)\n"
                   f"  SMS sent   http://127.0.0.1:{GATEWAY_PORT}/admin/messages\n"
-                  "  Ctrl-C stops the workers and adapters; `yujing stack down` stops Kafka and Redis.")
+                  "  Ctrl-C stops all of it, Kafka and Redis included.")
             while True:
                 time.sleep(3600)
         return 0 if sum(tiers.values()) > 0 and counts["deadletter"] == 0 else 1
     except KeyboardInterrupt:
-        print("\ninterrupted: stopping what the demo started")
+        print("\ninterrupted: stopping everything the demo started")
+        keep = False  # Ctrl-C stops the stack too, also after --keep
         return 130
     finally:
         services.stop()
