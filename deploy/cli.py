@@ -52,7 +52,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     try:
         return run_demo(load_settings(), residents=args.residents, days=args.days, seed=args.seed, keep=args.keep,
-                        workers=args.workers, speed=args.speed)
+                        workers=args.workers, speed=args.speed, attempts=args.attempts)
     except StackError as exc:
         print(f"yujing demo: {exc}", file=sys.stderr)
         return 2
@@ -387,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=2)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--workers", type=int, default=1, help="pipeline workers in one consumer group")
+    p.add_argument("--attempts", type=float, default=60.0, help="fraud attempts per 10k residents per day")
     p.add_argument("--speed", type=float, default=0.0, help="× event time (0: as fast as Kafka takes the records)")
     p.add_argument("--keep", action="store_true", help="leave everything running; print the console and feed URLs")
     p.set_defaults(func=_demo)

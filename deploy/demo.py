@@ -185,7 +185,7 @@ def _seconds(value: float | None) -> str:
 
 
 def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: bool, workers: int = 1,
-             speed: float = 0.0) -> int:
+             speed: float = 0.0, attempts: float = 60.0) -> int:
     """Start everything, stream the city, print what came out, and stop what was started (unless --keep)."""
     print("== starting the local stack (Apache Kafka + Redis) ==", flush=True)
     for st in stack.up(settings):
@@ -196,7 +196,7 @@ def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: boo
           f"   task feed: http://127.0.0.1:{settings.feed_port}/v1/tasks", flush=True)
     try:
         starts = {t: end_offsets(settings, t) for t in COUNTED}
-        city = City(CityConfig(residents=residents, days=days, seed=seed, attempts_per_10k_per_day=60))
+        city = City(CityConfig(residents=residents, days=days, seed=seed, attempts_per_10k_per_day=attempts))
         pace = f"{speed:g}× event time" if speed else "as fast as Kafka takes them"
         print(f"== streaming a simulated city: {residents:,} residents, {days} days, seed {seed}, {pace} ==", flush=True)
         t0 = time.monotonic()
