@@ -35,7 +35,7 @@ from deploy.feed import stream_city
 from deploy.kafka_io import group_lag
 from deploy.topics import create_topics
 from deploy.workers import WorkerProcess
-from ops.metrics import histogram_quantile, scrape_samples
+from ops.metrics import sample_quantile, scrape_samples
 from scorers.city import City, CityConfig
 from scorers.training import model_dir
 
@@ -148,10 +148,9 @@ def latency_at(base: Settings, model: str, city: City, rate: float, work: Path) 
         worker.stop()
     out: dict[str, float | None] = {}
     for name in ("yujing_signal_to_warning_seconds", "yujing_transfer_to_stop_payment_seconds"):
-        buckets = {float(dict(ls)["le"]): v for (n, ls), v in samples.items() if n == f"{name}_bucket"}
         out[f"{name} count"] = samples.get((f"{name}_count", ()), 0.0)
         for q in (0.5, 0.99):
-            out[f"{name} p{int(q * 100)}"] = histogram_quantile(q, buckets)
+            out[f"{name} p{int(q * 100)}"] = sample_quantile(samples, name, q)
     return out
 
 

@@ -24,13 +24,13 @@ import redis.asyncio as aioredis
 from deploy import stack
 from deploy.config import Settings
 from deploy.feed import stream_city
-from deploy.kafka_io import end_offsets, group_lag, read_to_end
+from deploy.kafka_io import end_offsets_of, group_lag, read_to_end
 from deploy.topics import create_topics
 from deploy.workers import WorkerProcess, start_workers
 from dispatch.feed_service import feed_prefix
 from dispatch.task_queue import TaskQueues
 from dispatch.tasks import Scope
-from ops.metrics import histogram_quantile, scrape_samples
+from ops.metrics import sample_quantile, scrape_samples
 from schemas.internal import Decision
 from schemas.records import Outcome, PaymentInterception
 from scorers.city import City, CityConfig
@@ -96,14 +96,6 @@ def _metric(samples: dict, name: str, **labels: str) -> float:
     return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
 
 
-def _quantile(samples: dict, name: str, q: float) -> float | None:
-    buckets: Counter[float] = Counter()
-    for (n, ls), v in samples.items():
-        if n == f"{name}_bucket":
-            buckets[float(dict(ls)["le"])] += v
-    return histogram_quantile(q, dict(buckets))
-
-
 def lag(settings: Settings) -> int:
     """Messages the workers' consumer group has not committed yet, over every topic it reads."""
     return group_lag(settings, settings.app_id) or 0
@@ -129,7 +121,7 @@ def _wait_drained(settings: Settings, services: Services, starts: dict[str, dict
     """Wait until the group has committed everything and the outputs stopped growing for a while."""
     last, stable_since, deadline = None, time.monotonic(), time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        ends = {t: sum(end_offsets(settings, t).values()) - sum(starts[t].values()) for t in COUNTED}
+        ends = _produced(settings, starts)
         behind = lag(settings)
         print(_progress_line(worker_metrics(services.workers), signals_total, behind), end="", flush=True)
         if ends != last or behind:
@@ -140,6 +132,12 @@ def _wait_drained(settings: Settings, services: Services, starts: dict[str, dict
             raise RuntimeError("a worker stopped; see its log under DATA/logs")
         time.sleep(1)
     print()
+
+
+def _produced(settings: Settings, starts: dict[str, dict[int, int]]) -> dict[str, int]:
+    """Messages written to each counted topic since `starts`."""
+    ends = end_offsets_of(settings, COUNTED)
+    return {t: sum(ends[t].values()) - sum(starts[t].values()) for t in COUNTED}
 
 
 def _read(settings: Settings, topic: str, after: dict[int, int]) -> list[bytes]:
@@ -195,7 +193,7 @@ def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: boo
     print(f"  console: http://127.0.0.1:{settings.web_port}/console   metrics: http://127.0.0.1:{settings.web_port}/metrics"
           f"   task feed: http://127.0.0.1:{settings.feed_port}/v1/tasks", flush=True)
     try:
-        starts = {t: end_offsets(settings, t) for t in COUNTED}
+        starts = end_offsets_of(settings, COUNTED)
         city = City(CityConfig(residents=residents, days=days, seed=seed, attempts_per_10k_per_day=attempts))
         pace = f"{speed:g}× event time" if speed else "as fast as Kafka takes them"
         print(f"== streaming a simulated city: {residents:,} residents, {days} days, seed {seed}, {pace} ==", flush=True)
@@ -218,7 +216,7 @@ def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: boo
         stops = {p.transfer_id: p for p in (msgspec.json.decode(v, type=PaymentInterception)
                                             for v in _read(settings, "interception.payment",
                                                            starts["interception.payment"]))}
-        counts = {t: sum(end_offsets(settings, t).values()) - sum(starts[t].values()) for t in COUNTED}
+        counts = _produced(settings, starts)
         reached, lost = _reached_before_loss(decisions, city)
         waiting, queues, busiest = asyncio.run(_queued_tasks(settings))
         rows = [
@@ -237,11 +235,11 @@ def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: boo
             ("accounts under control (one card in a case)", counts["interception.account"]),
             ("domains / numbers to block", f"{counts['interception.domain']} / {counts['interception.number']}"),
             ("signal → warning latency p50 / p99 (worker metrics)",
-             f"{_seconds(_quantile(samples, 'yujing_signal_to_warning_seconds', 0.5))} / "
-             f"{_seconds(_quantile(samples, 'yujing_signal_to_warning_seconds', 0.99))}"),
+             f"{_seconds(sample_quantile(samples, 'yujing_signal_to_warning_seconds', 0.5))} / "
+             f"{_seconds(sample_quantile(samples, 'yujing_signal_to_warning_seconds', 0.99))}"),
             ("transfer → stop-payment latency p50 / p99",
-             f"{_seconds(_quantile(samples, 'yujing_transfer_to_stop_payment_seconds', 0.5))} / "
-             f"{_seconds(_quantile(samples, 'yujing_transfer_to_stop_payment_seconds', 0.99))}"),
+             f"{_seconds(sample_quantile(samples, 'yujing_transfer_to_stop_payment_seconds', 0.5))} / "
+             f"{_seconds(sample_quantile(samples, 'yujing_transfer_to_stop_payment_seconds', 0.99))}"),
             ("victims warned before their first loss (vs the simulator's truth)", f"{reached} of {lost}"),
         ]
         report = settings.data_dir / "reports" / f"demo-seed-{seed}"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from typing import Iterable
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -22,11 +23,19 @@ def produce(settings: Settings, logical: str, messages: list[tuple[bytes | None,
 
 def end_offsets(settings: Settings, logical: str) -> dict[int, int]:
     """The current end offset of every partition of a logical topic."""
+    return end_offsets_of(settings, [logical])[logical]
+
+
+def end_offsets_of(settings: Settings, logicals: Iterable[str]) -> dict[str, dict[int, int]]:
+    """The current end offsets of several logical topics, through one client (a client costs ~85 ms of CPU)."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
     try:
-        tps = [TopicPartition(settings.topic(logical), p)
-               for p in sorted(consumer.partitions_for_topic(settings.topic(logical)) or ())]
-        return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
+        out: dict[str, dict[int, int]] = {}
+        for logical in logicals:
+            tps = [TopicPartition(settings.topic(logical), p)
+                   for p in sorted(consumer.partitions_for_topic(settings.topic(logical)) or ())]
+            out[logical] = {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
+        return out
     finally:
         consumer.close()
 

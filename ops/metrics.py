@@ -175,6 +175,17 @@ def scrape_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
+def sample_quantile(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
+                    q: float) -> float | None:
+    """The q-quantile of histogram `name` in scraped samples, its buckets summed over every other label."""
+    buckets: dict[float, float] = {}
+    for (n, labels), v in samples.items():
+        if n == f"{name}_bucket":
+            le = float(dict(labels)["le"])
+            buckets[le] = buckets.get(le, 0.0) + v
+    return histogram_quantile(q, buckets)
+
+
 def histogram_quantile(q: float, buckets: dict[float, float]) -> float | None:
     """The q-quantile of a cumulative histogram {upper bound: count}, interpolated as Prometheus does."""
     bounds = sorted(buckets)

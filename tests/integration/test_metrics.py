@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.config import Settings
 from deploy.kafka_io import produce
 from deploy.workers import WorkerProcess
+from ops.metrics import scrape_samples
 from schemas.internal import TransferRef
 from tests.integration.harness import free_port
 from tests.integration.scenario import HOUR, T, background, load_registry, wait_for
@@ -24,9 +24,7 @@ from tests.integration.test_dispatch import decision
 def scrape(settings: Settings) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of the worker's /metrics, by name and labels."""
     with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+        return scrape_samples(resp.read().decode())
 
 
 def value(samples: dict, name: str, **labels: str) -> float:

@@ -54,3 +54,17 @@ def test_outputs_are_counted_by_kind_with_latencies() -> None:
     assert get("yujing_signal_to_warning_seconds_sum") == pytest.approx(0.25)
     assert get("yujing_transfer_to_stop_payment_seconds_bucket", {"le": "0.25"}) == 1
     assert get("yujing_event_time_to_warning_seconds_count") == 1
+
+
+def test_sample_quantile_sums_buckets_over_workers_as_prometheus_interpolates() -> None:
+    from ops.metrics import sample_quantile
+
+    name = "yujing_transfer_to_stop_payment_seconds"
+    samples = {}
+    for worker, counts in (("0", (50, 50, 50, 50)), ("1", (40, 45, 50, 50))):  # le 0.05, 0.1, 0.25, +Inf
+        for le, c in zip(("0.05", "0.1", "0.25", "+Inf"), counts):
+            samples[(f"{name}_bucket", (("le", le), ("worker", worker)))] = float(c)
+    # 90 of 100 under 0.05 s, 95 under 0.1 s, all under 0.25 s: the same answer promtool's rule test expects
+    assert sample_quantile(samples, name, 0.99) == pytest.approx(0.22)
+    assert sample_quantile(samples, name, 0.5) == pytest.approx(0.05 * 50 / 90)
+    assert sample_quantile({}, name, 0.99) is None
