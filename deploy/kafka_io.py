@@ -40,6 +40,16 @@ def end_offsets_of(settings: Settings, logicals: Iterable[str]) -> dict[str, dic
         consumer.close()
 
 
+def partition_counts(settings: Settings, logicals: Iterable[str]) -> dict[str, int]:
+    """How many partitions each logical topic has on the broker (topics not there yet: left out)."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        counts = {logical: len(consumer.partitions_for_topic(settings.topic(logical)) or ()) for logical in logicals}
+        return {logical: n for logical, n in counts.items() if n}
+    finally:
+        consumer.close()
+
+
 def consume(settings: Settings, logical: str, expect: int, timeout: float = 60.0, linger: float = 2.0,
             start: dict[int, int] | None = None) -> list[ConsumerRecord]:
     """Read a logical topic (from the beginning, or from `start` offsets) until `expect` messages or the timeout.

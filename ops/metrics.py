@@ -67,6 +67,13 @@ class PipelineMetrics:
                                 registry=registry)
         self.saved_fen = Counter("yujing_outcome_saved_fen_total",
                                  "Amounts reported saved by dissuasion or a stopped payment (fen)", registry=registry)
+        self.late_decisions = Counter(
+            "yujing_decisions_late_total",
+            "Events decided on arrival because their partition's watermark had already passed them (out of order)",
+            registry=registry)
+        self.decisions_waiting = Gauge("yujing_decisions_waiting",
+                                       "Decisions waiting for the watermark, per person partition", ["partition"],
+                                       registry=registry)
         self.signal_to_warning = Histogram(
             "yujing_signal_to_warning_seconds",
             "Kafka timestamp of the signal (or case element) behind a warning to the warning sent",

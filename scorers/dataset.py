@@ -71,6 +71,7 @@ def feed_city(city: City, pipeline: LocalPipeline, on_plan: Callable[[list[Episo
             on_plan(city.truth)  # the generator plans the episodes before its first traffic record
             planned = True
         pipeline.feed(topic, rec)
+    pipeline.finish()
 
 
 @dataclass

@@ -29,7 +29,7 @@ def transfer_in_progress(state: PersonState, pe: PersonEvent, now: int, window_m
         if fact is None:
             return None, False
         flagged = any(h.value_key == f"account:{fact.counterparty}" and h.confidence >= strong and h.mode != "fanout"
-                      for h in state.hits)
+                      and h.ts <= now for h in state.hits)
         return fact, flagged
     if pe.hit is not None and pe.hit.value_key.startswith("account:") and pe.hit.confidence >= strong:
         payee = pe.hit.value_key.split(":", 1)[1]
@@ -39,7 +39,7 @@ def transfer_in_progress(state: PersonState, pe: PersonEvent, now: int, window_m
                 if p.status in ("completed", "failed", "held") and p.ts <= now}
         for p in reversed(state.payments):
             if (p.direction == "out" and p.status == "initiated" and p.counterparty == payee
-                    and now - p.ts <= window_ms and p.transfer_id not in done):
+                    and 0 <= now - p.ts <= window_ms and p.transfer_id not in done):
                 return p, True
     return None, False
 

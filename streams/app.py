@@ -1,10 +1,14 @@
 """The Faust app: thin agents that decode, call the pure stages, and send.
 
     signals.*          --ingest-->    yujing.events (key: person)      identity resolved via the registry
-    registry.subjects  --registry-->  identity (global table)
+    registry.subjects  --registry-->  identity table; every worker follows all of it (its identity replica)
     intel.indicators   --indicators-> yujing.contacts (key: value)     + interception.account (multi-card control)
     yujing.events      --persons-->   persons table; yujing.contacts; yujing.triggers
     yujing.contacts    --values-->    values table (contact index + indicator); hits -> yujing.events
+
+Decisions are taken in event-time order behind a watermark (streams/watermarks.py): every worker sends the
+marks of the channels it owns (source partitions it reads, person and value partitions it holds) to every
+partition those channels write to, from a timer, after the records they cover.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import faust
 import redis.asyncio as aioredis
 from faust.types import EventT
 import msgspec
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from deploy.config import SIGNAL_TOPICS, Settings
 from dispatch.cooldown import Cooldown
@@ -38,9 +42,11 @@ from dispatch.task_queue import TaskQueues
 from schemas.records import Warning
 from streams.identity import decode_profile, subject_key
 from streams.ingest import RawMessage, ingest
-from streams.person_state import StatePolicy
+from streams.identity_replica import IdentityReplica
+from streams.person_state import StatePolicy, event_time
 from streams.processor import Output, Processor, person_output
 from streams.value_index import IndexPolicy
+from streams.watermarks import MARKS_KEY, Mark, Marks, SourceProgress, Topology
 from scorers.dataset import Ages
 from scorers.decide import Decider
 from scorers.model import META_FILE, Model, ModelMismatch, load
@@ -53,6 +59,25 @@ RAW = {"key_serializer": "raw", "value_serializer": "raw"}
 _person_decoder = msgspec.json.Decoder(PersonEvent)
 _value_msg_decoder = msgspec.json.Decoder(ValueMessage)
 _decision_decoder = msgspec.json.Decoder(Decision)
+_marks_decoder = msgspec.json.Decoder(Marks)
+MARK_INTERVAL_S = 0.1  # how often a worker sends its channels' marks (a decision waits about this long, twice)
+
+
+def topology(settings: Settings) -> Topology:
+    """The channels of the watermark, from the partitions the topics have on the broker (else the settings)."""
+    from deploy.kafka_io import partition_counts
+
+    counts = partition_counts(settings, [*SIGNAL_TOPICS, "intel.indicators", "yujing.events"])
+    return Topology(signal_partitions={t: counts.get(t, settings.signal_partitions) for t in SIGNAL_TOPICS},
+                    indicator_partitions=counts.get("intel.indicators", settings.partitions),
+                    partitions=counts.get("yujing.events", settings.partitions))
+
+
+def progress_ts(outputs: list[Output]) -> int | None:
+    """The event time a source record reached, from what it produced (None: it was dead-lettered)."""
+    times = [event_time(o.value) for o in outputs if isinstance(o.value, PersonEvent)]
+    times += [o.value.indicator.ts for o in outputs if isinstance(o.value, ValueMessage) and o.value.indicator]
+    return max(times, default=None)
 
 
 def policies(settings: Settings) -> tuple[IndexPolicy, StatePolicy]:
@@ -112,12 +137,22 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     # Tables hold bytes under bytes keys (faust then stores both raw); values are msgspec-encoded records.
     raw_table = {"partitions": settings.partitions, "key_type": bytes, "value_type": bytes}
     index_policy, state_policy = policies(settings)
-    # Every worker reads every partition of the identity changelog, its own included: with faust's defaults a
-    # worker missed the registry records another worker wrote (the scale-out test showed people keyed by line).
-    identity = app.GlobalTable("identity", synchronize_all_active_partitions=True, **raw_table)
-    processor = Processor(identity=identity,
+    # The registry agent writes the identity table; every worker reads all of it through its own replica of the
+    # changelog (streams/identity_replica.py): faust's GlobalTable replicas missed other workers' writes.
+    identity = app.Table("identity", **raw_table)
+    replica = IdentityReplica()
+    identity_changelog = f"{settings.app_id}-identity-changelog"
+    replica.load(settings, identity_changelog)
+    processor = Processor(identity=identity, directory=replica,
                           persons=app.Table("persons", **raw_table), values=app.Table("values", **raw_table),
-                          index_policy=index_policy, state_policy=state_policy)
+                          index_policy=index_policy, state_policy=state_policy,
+                          pending=app.Table("pending", **raw_table), marks=app.Table("marks", **raw_table))
+    channels = topology(settings)
+    progress = SourceProgress()
+
+    @app.task
+    async def follow_identity() -> None:
+        await replica.follow(settings, identity_changelog)
     if model is not None:
         processor.on_person = Decider(model, TierPolicy.load(), Ages(processor.lookup))
 
@@ -127,17 +162,25 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     board = OpsBoard(redis_client, redis_prefix)
     registry = registry if registry is not None else CollectorRegistry()
     metrics = PipelineMetrics(registry)
+    identity_keys = Gauge("yujing_identity_keys", "Keys in this worker's replica of the identity table",
+                          registry=registry)
+    identity_keys.set_function(lambda: len(replica))
     registry.register(ConsumerLag(lambda: app.monitor.tp_end_offsets, lambda: app.monitor.tp_committed_offsets,
                                   lambda real: real[len(settings.topic_prefix):]))
 
     async def send(outputs: list[Output], timestamp: float | None) -> None:
         # Outputs carry the Kafka timestamp of the input they come from, so every hop down the chain knows when
-        # the originating signal (or case element) reached Kafka: the end-to-end latency at the last hop.
+        # the originating signal (or case element) reached Kafka: the end-to-end latency at the last hop. A
+        # decision taken when a mark let it through carries its own event's.
         for out in outputs:
-            await topic(out.topic).send(key=out.key, value=encode(out.value), timestamp=timestamp)
+            origin = out.origin if out.origin is not None else timestamp
+            await topic(out.topic).send(key=out.key, value=encode(out.value), timestamp=origin)
 
-    def guarded(logical: str, handler: Callable[[EventT], Any]) -> Callable[[Any], Any]:
-        """Run `handler` on every event and send its outputs; a failure dead-letters that event, nothing else."""
+    def guarded(logical: str, handler: Callable[[EventT], Any], source: bool = False) -> Callable[[Any], Any]:
+        """Run `handler` on every event and send its outputs; a failure dead-letters that event, nothing else.
+
+        For a `source` topic, the channel's progress is noted once the outputs are sent (its mark follows them).
+        """
         async def agent(stream: faust.StreamT) -> None:
             async for event in stream.events():
                 msg = event.message
@@ -153,6 +196,8 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
                     outputs = [_dead(logical, event, f"internal error: {type(exc).__name__}: {exc}"[:500])]
                 origin = msg.timestamp or None
                 await send(outputs, origin)
+                if source:
+                    progress.saw(f"{logical}/{msg.partition}", progress_ts(outputs), msg.offset)
                 metrics.observe_outputs(outputs, origin, time.time())
                 await show(outputs)
         agent.__name__ = logical.replace(".", "_")
@@ -185,15 +230,93 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
         return handle
 
     for logical in SIGNAL_TOPICS:
-        app.agent(topic(logical), name=f"ingest-{logical}")(guarded(logical, ingest_handler(logical)))
+        app.agent(topic(logical), name=f"ingest-{logical}")(guarded(logical, ingest_handler(logical), source=True))
     app.agent(topic("registry.subjects"), name="registry")(guarded(
         "registry.subjects", lambda event: processor.subject(decode_input("registry.subjects", event.value))))
     app.agent(topic("intel.indicators"), name="indicators")(guarded(
-        "intel.indicators", lambda event: processor.indicator(decode_input("intel.indicators", event.value))))
-    app.agent(topic("yujing.events"), name="persons")(guarded(
-        "yujing.events", lambda event: processor.person_event(_person_decoder.decode(event.value))))
-    app.agent(topic("yujing.contacts"), name="values")(guarded(
-        "yujing.contacts", lambda event: processor.value_message(_value_msg_decoder.decode(event.value))))
+        "intel.indicators", lambda event: processor.indicator(decode_input("intel.indicators", event.value)),
+        source=True))
+
+    def person_handler(event: EventT) -> list[Output]:
+        msg = event.message
+        if event.key == MARKS_KEY:
+            out = processor.person_marks(msg.partition, _marks_decoder.decode(event.value), channels)
+            metrics.decisions_waiting.labels(str(msg.partition)).set(processor.waiting.waiting(msg.partition))
+            return out
+        before = processor.late_decisions
+        out = processor.person_event(_person_decoder.decode(event.value), msg.partition, msg.timestamp or None)
+        if processor.late_decisions > before:
+            metrics.late_decisions.inc(processor.late_decisions - before)
+        return out
+
+    def value_handler(event: EventT) -> list[Output]:
+        if event.key == MARKS_KEY:
+            processor.value_marks(event.message.partition, _marks_decoder.decode(event.value))
+            return []
+        return processor.value_message(_value_msg_decoder.decode(event.value))
+
+    app.agent(topic("yujing.events"), name="persons")(guarded("yujing.events", person_handler))
+    app.agent(topic("yujing.contacts"), name="values")(guarded("yujing.contacts", value_handler))
+
+    # The last mark sent per (topic, channel): only changes are sent, so an idle pipeline goes quiet. A partition
+    # that moves finds its frontier in the `marks` table; after a rebalance everything is sent once again.
+    sent_marks: dict[str, Mark] = {}
+
+    def owned_marks() -> dict[str, list[Mark]]:
+        """The marks of the channels this worker holds now, by the topic they go to."""
+        out: dict[str, list[Mark]] = {"yujing.events": [], "yujing.contacts": []}
+        real = {settings.topic(t): t for t in (*SIGNAL_TOPICS, "intel.indicators", "yujing.events", "yujing.contacts")}
+        for tp in app.consumer.assignment():
+            logical = real.get(tp.topic)
+            if logical in SIGNAL_TOPICS or logical == "intel.indicators":
+                try:
+                    highwater = app.consumer.highwater(tp)
+                except Exception:  # not fetched yet: not caught up either
+                    highwater = None
+                committed = app.consumer._committed_offset.get(tp)  # noqa: SLF001  (faust keeps no public one)
+                mark = progress.mark(f"{logical}/{tp.partition}", highwater, committed)
+                out["yujing.events"].append(mark)
+                if logical == "intel.indicators":
+                    out["yujing.contacts"].append(mark)
+            elif logical in ("yujing.events", "yujing.contacts"):
+                m = processor.out_mark(logical, tp.partition, channels)
+                if m is not None:
+                    out["yujing.events"].append(m)
+                    if logical == "yujing.events":
+                        out["yujing.contacts"].append(m)
+        return out
+
+    @app.timer(interval=MARK_INTERVAL_S)
+    async def send_marks() -> None:
+        try:
+            owned = owned_marks()
+        except Exception as exc:  # the consumer is not up yet (or rebalancing): next tick
+            log.debug("no marks this tick: %s", exc)
+            return
+        for dest, marks in owned.items():
+            fresh = [m for m in marks if sent_marks.get(f"{dest}|{m.channel}") != m]
+            if not fresh:
+                continue
+            value = msgspec.json.encode(Marks(marks=fresh))
+            for partition in range(channels.partitions):
+                await topic(dest).send(key=MARKS_KEY, value=value, partition=partition)
+            for m in fresh:
+                sent_marks[f"{dest}|{m.channel}"] = m
+
+    async def on_moved(app_: Any, tps: Any, **_: Any) -> None:
+        """Partitions moved: what was cached of them, and the marks this worker sent for them, are stale."""
+        real = {settings.topic(t): t for t in (*SIGNAL_TOPICS, "intel.indicators", "yujing.events", "yujing.contacts")}
+        moved: dict[str, list[int]] = {}
+        for tp in tps:
+            if tp.topic in real:
+                moved.setdefault(real[tp.topic], []).append(tp.partition)
+        progress.forget(f"{t}/{p}" for t, ps in moved.items() for p in ps)
+        for t in ("yujing.events", "yujing.contacts"):
+            processor.forget_partitions(t, moved.get(t, []))
+        sent_marks.clear()
+
+    app.on_partitions_revoked.connect(on_moved)
+    app.on_partitions_assigned.connect(on_moved)
     dispatcher = Dispatcher(routes, Cooldown(redis_client, redis_prefix, routes.cooldown_ms), processor.lookup,
                             EscalationStore(redis_client, redis_prefix))
 

@@ -28,8 +28,14 @@ class LocalPipeline:
         self.sent: dict[str, list[Output]] = defaultdict(list)
 
     def feed(self, topic: str, record: msgspec.Struct) -> None:
-        """Process one input record (through the same decode and validation as a Kafka message) to the end."""
+        """Process one input record (through the same decode and validation as a Kafka message) to the end.
+
+        Records must come in event-time order, as the city gives them: each one is the watermark of all before
+        it, so the decisions on earlier events are taken first (as a live worker takes them), then it is fed.
+        """
         rec = decode_input(topic, encode(record))
+        if not isinstance(rec, Subject):
+            self._drain(self.processor.decide_until(0, rec.ts))
         queue: deque[Output] = deque()
         if isinstance(rec, (TelecomSignal, PaymentSignal, DomainSignal)):
             queue.extend(person_output(pe) for pe in person_events(rec, self.processor.lookup))
@@ -37,6 +43,14 @@ class LocalPipeline:
             queue.extend(self.processor.subject(rec))
         elif isinstance(rec, Indicator):
             queue.extend(self.processor.indicator(rec))
+        self._drain(list(queue))
+
+    def finish(self) -> None:
+        """The input has ended: take every decision still waiting."""
+        self._drain(self.processor.decide_until(0, 2**62))
+
+    def _drain(self, outputs: list[Output]) -> None:
+        queue: deque[Output] = deque(outputs)
         while queue:
             out = queue.popleft()
             if out.topic == "yujing.events":

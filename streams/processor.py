@@ -6,7 +6,7 @@ them in memory to replay a simulated city through exactly the same logic (traini
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 import msgspec
@@ -16,20 +16,25 @@ from dispatch.interceptions import interceptions_for
 from schemas.records import DomainInterception, Indicator, Subject
 from streams.controls import account_controls, control_events, indicator_value_key
 from streams.identity import decode_profile, identity_changes, subject_key
+from streams.identity_replica import IdentityReplica
 from streams.ingest import resolve_late
-from streams.person_state import PersonState, StatePolicy, Update, apply_event, decode_state, encode_state, new_state
+from streams.person_state import (
+    PersonState, StatePolicy, Update, apply_event, decode_state, encode_state, event_key, event_time, new_state,
+)
 from streams.table_views import ValueEntries
 from streams.value_index import IndexPolicy, ValueHead, add_contact, apply_indicator, decode_head, encode_head
+from streams.watermarks import Frontier, Mark, Marks, PendingDecisions, PendingEntry, Topology, low_watermark, merge
 
 Table = MutableMapping[bytes, bytes]
 
 
 class Output(NamedTuple):
-    """One message to send: logical topic, key, record."""
+    """One message to send: logical topic, key, record (and, for a deferred decision, its origin's Kafka time)."""
 
     topic: str
     key: bytes
     value: msgspec.Struct
+    origin: float | None = None
 
 
 # Called after an event was folded into a person's state, with what it produced; returns more outputs
@@ -46,16 +51,26 @@ def person_output(pe: PersonEvent) -> Output:
 class Processor:
     """The per-message logic of every agent, over the tables it is handed."""
 
-    identity: Table
+    identity: Table  # written by the registry agent (its changelog is the record)
     persons: Table
     values: Table
     index_policy: IndexPolicy
     state_policy: StatePolicy
     on_person: PersonHook | None = None
+    # Decisions wait for the watermark (streams/watermarks.py) in these tables; the frontiers are cached here.
+    pending: MutableMapping[bytes, bytes] = field(default_factory=dict)
+    marks: MutableMapping[bytes, bytes] = field(default_factory=dict)
+    late_decisions: int = 0  # decided on arrival: their partition's watermark had passed them already
+    # Where lookups read: the identity table itself (in one process), or a worker's replica of all of it.
+    directory: IdentityReplica | None = None
+
+    def __post_init__(self) -> None:
+        self.waiting = PendingDecisions(self.pending)
+        self.frontiers: dict[str, Frontier] = {}
 
     def lookup(self, key: str) -> str | None:
         """Identity lookup: `phone:…` / `account:…` → subject id, `subject:…` → profile JSON."""
-        raw = self.identity.get(key.encode())
+        raw = (self.identity if self.directory is None else self.directory).get(key.encode())
         return raw.decode() if raw is not None else None
 
     def subject(self, subject: Subject) -> list[Output]:
@@ -64,8 +79,12 @@ class Processor:
         to_set, to_delete = identity_changes(old, subject)
         for key in to_delete:
             self.identity.pop(key.encode(), None)
+            if self.directory is not None:
+                self.directory.set_local(key.encode(), None)
         for key, value in to_set.items():
             self.identity[key.encode()] = value.encode()
+            if self.directory is not None:
+                self.directory.set_local(key.encode(), value.encode())
         return []
 
     def indicator(self, indicator: Indicator) -> list[Output]:
@@ -86,8 +105,9 @@ class Processor:
                 out += [person_output(pe) for pe in control_events(indicator, profile)]
         return out
 
-    def person_event(self, pe: PersonEvent) -> list[Output]:
-        """Fold an event into the person's state; index its contacts, trigger, and let the hook score."""
+    def person_event(self, pe: PersonEvent, partition: int = 0, origin: float | None = None) -> list[Output]:
+        """Fold an event into the person's state; index its contacts and trigger at once; decide in event-time
+        order, once the partition's watermark has passed the event (at once if it already has: a late event)."""
         late = resolve_late(pe, self.lookup)
         if late is not None:  # registered since ingest looked: to the person's own partition instead
             return [person_output(late)]
@@ -98,11 +118,82 @@ class Processor:
         out = [Output("yujing.contacts", c.value_key.encode(), ValueMessage(value_key=c.value_key, contact=c))
                for c in update.contacts]
         out += [Output("yujing.triggers", t.person.encode(), t) for t in update.triggers]
-        if self.on_person is not None and not update.late:
-            out += self.on_person(state, pe, update)  # the scorer may change the state too (the tier)
+        if self.on_person is not None and update.noted and not update.late:
+            ts = event_time(pe)
+            if update.replay:
+                out += self.on_person(state, pe, update)  # re-sends what it decided, if it did
+                if ts >= self.frontier("yujing.events", partition).decided:
+                    self.waiting.add(partition, ts, PendingEntry(pe, origin), event_key(pe))  # same key: no-op
+            elif ts < self.frontier("yujing.events", partition).decided:
+                self.late_decisions += 1
+                out += self.on_person(state, pe, update)  # the scorer may change the state too (the tier)
+            else:
+                self.waiting.add(partition, ts, PendingEntry(pe, origin), event_key(pe))
         if update.changed:  # an event that changes nothing writes nothing (docs/sizing.md)
             self.persons[key] = encode_state(state)
         return out
+
+    def frontier(self, topic: str, partition: int) -> Frontier:
+        """A partition's view of its channels (read from the `marks` table the first time)."""
+        name = f"{topic}/{partition}"
+        frontier = self.frontiers.get(name)
+        if frontier is None:
+            raw = self.marks.get(name.encode())
+            frontier = self.frontiers[name] = msgspec.msgpack.decode(raw, type=Frontier) if raw else Frontier()
+        return frontier
+
+    def _save_frontier(self, topic: str, partition: int, frontier: Frontier) -> None:
+        self.marks[f"{topic}/{partition}".encode()] = msgspec.msgpack.encode(frontier)
+
+    def person_marks(self, partition: int, marks: Marks, topology: Topology) -> list[Output]:
+        """Marks reached a person partition: take the decisions its new watermark lets through."""
+        frontier = self.frontier("yujing.events", partition)
+        merge(frontier, marks.marks)
+        watermark, _ = low_watermark(frontier.seen, topology.person_inputs())
+        out = self.decide_until(partition, watermark)
+        self._save_frontier("yujing.events", partition, frontier)
+        return out
+
+    def value_marks(self, partition: int, marks: Marks) -> None:
+        """Marks reached a value partition: remembered, to pass on (`out_mark`)."""
+        frontier = self.frontier("yujing.contacts", partition)
+        merge(frontier, marks.marks)
+        self._save_frontier("yujing.contacts", partition, frontier)
+
+    def out_mark(self, topic: str, partition: int, topology: Topology) -> Mark | None:
+        """The mark a person or value partition passes on, from its view (None before it has one)."""
+        frontier = self.frontiers.get(f"{topic}/{partition}")
+        if frontier is None:
+            return None
+        expected = topology.sources() if topic == "yujing.events" else topology.value_inputs()
+        ts, idle = low_watermark(frontier.seen, expected)
+        return Mark(f"{topic}/{partition}", ts, idle)
+
+    def decide_until(self, partition: int, watermark: int) -> list[Output]:
+        """Take the waiting decisions of a partition with an event time before `watermark`, in order."""
+        frontier = self.frontier("yujing.events", partition)
+        if watermark <= frontier.decided:
+            return []
+        frontier.decided = watermark
+        out: list[Output] = []
+        for key, entry in self.waiting.due(partition, watermark):
+            pe = entry.event
+            raw = self.persons.get(pe.person.encode())
+            if raw is not None and self.on_person is not None:
+                state = decode_state(raw)
+                update = Update(noted=True)
+                out += [o._replace(origin=entry.origin) for o in self.on_person(state, pe, update)]
+                if update.changed:
+                    self.persons[pe.person.encode()] = encode_state(state)
+            self.waiting.remove(partition, key)
+        return out
+
+    def forget_partitions(self, topic: str, partitions: list[int]) -> None:
+        """Partitions left this worker: drop what is cached of them (their tables stay the truth)."""
+        for p in partitions:
+            self.frontiers.pop(f"{topic}/{p}", None)
+        if topic == "yujing.events":
+            self.waiting.forget(partitions)
 
     def value_message(self, vm: ValueMessage) -> list[Output]:
         """A contact or indicator change for one value: index it, match it, mine backwards."""

@@ -52,15 +52,23 @@ def load_registry(settings: Settings, timeout: float = 60.0) -> None:
     wait_for(lambda: wanted <= set(read_table(settings, "identity")), timeout, "the identity table")
 
 
-def background(n: int) -> list[tuple[bytes, bytes]]:
-    """Ordinary calls between ordinary numbers, spread over the hours before T."""
-    return [call(f"bg-{i}", f"+86139{i % 50:08d}", f"+86137{(i * 7) % 40:08d}", T - (90 - i % 90) * HOUR, 60)
-            for i in range(n)]
+def background(n: int, start: int = T - 90 * HOUR, end: int = T - 21 * HOUR,
+               first: int = 0) -> list[tuple[bytes, bytes]]:
+    """Ordinary calls between ordinary numbers, spread evenly over [start, end) in event-time order (a source
+    partition is read in the order its provider wrote it: streams/watermarks.py)."""
+    return [call(f"bg-{i}", f"+86139{i % 50:08d}", f"+86137{(i * 7) % 40:08d}",
+                 start + (i - first) * (end - start) // n, 60)
+            for i in range(first, first + n)]
 
 
 def person_state(settings: Settings, person: str) -> PersonState | None:
     raw = read_table(settings, "persons").get(person.encode())
     return decode_state(raw) if raw else None
+
+
+def nothing_waits(settings: Settings) -> bool:
+    """No decision waits for the watermark: the `pending` table is empty (read from its changelog)."""
+    return not read_table(settings, "pending")
 
 
 def value_state(settings: Settings, value_key: str) -> tuple[ValueHead, dict[str, Entry]] | None:

@@ -14,7 +14,7 @@ from streams.person_state import PersonState, decode_state
 from schemas.records import AccountInterception
 from tests.integration.harness import isolated_settings
 from tests.integration.scenario import (
-    FRAUD, HOUR, T, background, call, dns, indicator, load_registry, person_state, value_state, wait_for,
+    FRAUD, HOUR, T, background, call, dns, indicator, load_registry, nothing_waits, person_state, value_state, wait_for,
 )
 
 
@@ -78,7 +78,7 @@ def _feed(settings: Settings, part: int) -> None:
     else:
         produce(settings, "intel.indicators", [indicator("phone", FRAUD, "add", T),
                                                indicator("domain", "fake-police.cn", "add", T + HOUR)])
-        produce(settings, "signals.telecom", background(300)[200:] + [
+        produce(settings, "signals.telecom", background(100, T - 9 * HOUR, T + HOUR, first=200) + [
             call("bob-1", "+8613800000002", FRAUD, T + 2 * HOUR)])
 
 
@@ -102,8 +102,9 @@ def _outcome(settings: Settings) -> tuple[set[str], dict[bytes, PersonState], se
 
 
 def _settled(settings: Settings) -> bool:
+    """The last event is in (Bob's forward hit) and every decision has been taken."""
     bob = person_state(settings, "S_BOB")
-    return bool(bob and bob.hits)
+    return bool(bob and bob.hits) and nothing_waits(settings)
 
 
 def test_worker_killed_mid_stream_recovers_and_matches_an_uninterrupted_run(stack: Settings, tmp_path: Path,

@@ -35,6 +35,7 @@ def test_a_redelivered_event_resends_its_decision_under_the_same_id(small_model:
     p = _pipeline(small_model)
     p.feed("signals.telecom", msgspec.json.decode(_call("fcs-call", T, 2280)[1], type=INPUT_TYPES["signals.telecom"]))
     p.feed("signals.payment", msgspec.json.decode(json.dumps(PAY), type=INPUT_TYPES["signals.payment"]))
+    p.finish()
     first: list[Decision] = [o.value for o in p.sent["yujing.decisions"]]  # type: ignore[misc]
     assert first and first[-1].tier == "T1" and first[-1].transfer is not None
     # the crash case: the payment's person event arrives again after its state change was already stored

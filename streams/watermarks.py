@@ -1,0 +1,215 @@
+"""Event-time order for decisions: how far each input channel has got, and the decisions waiting for it.
+
+A person's events reach their partition of `yujing.events` from many channels: every partition of the three
+signal topics and of `intel.indicators`, the value index (hits), and other person partitions (events re-routed
+after a late registration). Each channel moves on at its own pace, so the arrival order of one person's
+events depends on load, on the number of workers and on the replay speed. A decision made on arrival would
+depend on it too.
+
+So a person partition folds each event into the person's state on arrival (facts are kept in event-time
+order), but decides only once every channel has passed the event's time: the decisions wait here, keyed by
+(partition, event time, person, event), and are taken in that order when the partition's watermark passes
+them. Every channel reports its progress in band: a `Mark` sent to every partition it writes to, after the
+records it covers, so per partition the mark never overtakes them (Kafka keeps one producer's order).
+
+    channel mark = every record of the channel with an earlier event time has been sent (its max ts so far);
+                   `idle`: caught up with its input and quiet, so it holds nobody back
+    watermark    = the least mark of the channels a partition waits for (idle ones aside);
+                   when all are idle: the greatest, since everything they had is in
+
+A source channel is a contract topic partition, assumed in event-time order (a record older than its
+partition's mark is late: decided on arrival and counted). Derived channels pass the least of their own
+inputs on: a person partition reports for the signals it folded (contacts, re-routes), a value partition for
+the contacts and indicators it indexed (hits). The person partition's own decisions wait for all of them;
+no channel waits for itself, so there is no cycle.
+"""
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass
+from typing import Callable
+
+import msgspec
+from msgspec import Struct
+
+from schemas.internal import PersonEvent
+
+MARKS_KEY = b"\x00marks"  # the message key of a marks message on `yujing.events` and `yujing.contacts`
+
+
+class Mark(Struct, array_like=True):
+    """How far one channel has got: every record with an earlier event time has been sent."""
+
+    channel: str  # "<logical topic>/<partition>"
+    ts: int
+    idle: bool = False
+
+
+class Marks(Struct):
+    """A marks message: the marks of the channels one worker owns, sent to every partition it writes to."""
+
+    marks: list[Mark]
+
+
+class Frontier(Struct, omit_defaults=True):
+    """One input partition's view of its channels, and the watermark up to which it has decided."""
+
+    seen: dict[str, list] = {}  # channel → [ts, idle]
+    decided: int = 0
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Which channels feed which partitions: from the partition counts of the topics."""
+
+    signal_partitions: dict[str, int]  # logical signal topic → partitions
+    indicator_partitions: int
+    partitions: int  # of yujing.events and yujing.contacts
+
+    def sources(self) -> list[str]:
+        """The signal topic partitions: what person partitions fold (and so pass on)."""
+        return [f"{t}/{p}" for t, n in sorted(self.signal_partitions.items()) for p in range(n)]
+
+    def indicators(self) -> list[str]:
+        """The partitions of `intel.indicators` (controls to persons, indicators to values)."""
+        return [f"intel.indicators/{p}" for p in range(self.indicator_partitions)]
+
+    def persons(self) -> list[str]:
+        """The person partitions, as channels (contacts and re-routed events)."""
+        return [f"yujing.events/{p}" for p in range(self.partitions)]
+
+    def values(self) -> list[str]:
+        """The value partitions, as channels (hits)."""
+        return [f"yujing.contacts/{p}" for p in range(self.partitions)]
+
+    def person_inputs(self) -> list[str]:
+        """What a person partition's decisions wait for."""
+        return self.sources() + self.indicators() + self.persons() + self.values()
+
+    def value_inputs(self) -> list[str]:
+        """What a value partition's hits are complete for."""
+        return self.persons() + self.indicators()
+
+
+def merge(frontier: Frontier, marks: Iterable[Mark]) -> None:
+    """Take in marks: a channel's time only moves forward; its idleness is its latest word."""
+    for m in marks:
+        old = frontier.seen.get(m.channel)
+        frontier.seen[m.channel] = [max(m.ts, old[0]) if old else m.ts, m.idle]
+
+
+def low_watermark(seen: dict[str, list], expected: Iterable[str]) -> tuple[int, bool]:
+    """The least time of the expected busy channels, or the greatest when all are idle; and whether all are.
+
+    A channel never heard of holds the watermark at 0: a worker that has not started yet holds everyone back,
+    which is the point (its records may be the earliest).
+    """
+    busy, idle = [], []
+    for channel in expected:
+        ts, is_idle = seen.get(channel, (0, False))
+        (idle if is_idle else busy).append(ts)
+    if busy:
+        return min(busy), False
+    return max(idle, default=0), True
+
+
+class PendingEntry(Struct, array_like=True):
+    """A decision waiting for the watermark: the event it is about, and the Kafka time of its origin."""
+
+    event: PersonEvent
+    origin: float | None = None
+
+
+_pending_decoder = msgspec.msgpack.Decoder(PendingEntry)
+
+
+class PendingDecisions:
+    """The decisions waiting per partition, one small table key each, in (event time, person, event) order.
+
+    The table is the truth (it has a changelog and moves with its partition); the sorted index per partition
+    is a cache, read from the table the first time a partition is touched after it was (re)assigned.
+    """
+
+    def __init__(self, table: MutableMapping[bytes, bytes]) -> None:
+        self._table = table
+        self._index: dict[int, list[bytes]] = {}
+
+    def _keys(self, partition: int) -> list[bytes]:
+        keys = self._index.get(partition)
+        if keys is None:
+            prefix = b"%d|" % partition
+            keys = self._index[partition] = sorted(k for k in list(self._table.keys()) if k.startswith(prefix))
+        return keys
+
+    def add(self, partition: int, ts: int, entry: PendingEntry, event_key: str) -> None:
+        """Wait for the watermark to pass `ts` before deciding on this event."""
+        key = b"%d|%016d|%s|%s" % (partition, ts, entry.event.person.encode(), event_key.encode())
+        keys = self._keys(partition)
+        i = bisect.bisect_left(keys, key)
+        if i == len(keys) or keys[i] != key:
+            keys.insert(i, key)
+        self._table[key] = msgspec.msgpack.encode(entry)
+
+    def due(self, partition: int, below: int) -> list[tuple[bytes, PendingEntry]]:
+        """The entries with an event time before `below`, in order (still stored: `remove` each when done)."""
+        keys = self._keys(partition)
+        end = bisect.bisect_left(keys, b"%d|%016d" % (partition, below))
+        out = []
+        for key in keys[:end]:
+            raw = self._table.get(key)
+            if raw is not None:
+                out.append((key, _pending_decoder.decode(raw)))
+        return out
+
+    def remove(self, partition: int, key: bytes) -> None:
+        """The decision was taken."""
+        keys = self._keys(partition)
+        i = bisect.bisect_left(keys, key)
+        if i < len(keys) and keys[i] == key:
+            del keys[i]
+        self._table.pop(key, None)
+
+    def waiting(self, partition: int) -> int:
+        """How many decisions wait in the partition."""
+        return len(self._keys(partition))
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Drop the cached index of these partitions (revoked or reassigned: the table is read again)."""
+        for p in partitions:
+            self._index.pop(p, None)
+
+
+class SourceProgress:
+    """How far this worker has read each source partition it owns: the marks of source channels."""
+
+    def __init__(self, idle_after_s: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
+        self.idle_after_s = idle_after_s
+        self.clock = clock
+        self._ts: dict[str, int] = {}
+        self._next_offset: dict[str, int] = {}
+        self._last_read: dict[str, float] = {}
+
+    def saw(self, channel: str, ts: int | None, offset: int) -> None:
+        """A record of the channel was processed and its outputs sent (`ts` None: it was dead-lettered)."""
+        if ts is not None and ts > self._ts.get(channel, 0):
+            self._ts[channel] = ts
+        self._next_offset[channel] = offset + 1
+        self._last_read[channel] = self.clock()
+
+    def mark(self, channel: str, highwater: int | None, committed: int | None = None) -> Mark:
+        """The channel's mark; idle when it has read up to `highwater` and nothing came for a while."""
+        ts = self._ts.get(channel, 0)
+        position = self._next_offset.get(channel, committed if committed is not None else 0)
+        quiet = self.clock() - self._last_read.get(channel, float("-inf")) >= self.idle_after_s
+        if highwater is not None and position >= highwater and quiet:
+            return Mark(channel, ts + 1, True)  # everything it had, its latest time included, is in
+        return Mark(channel, ts)
+
+    def forget(self, channels: Iterable[str]) -> None:
+        """These partitions went to another worker: its marks are now its own."""
+        for c in channels:
+            self._ts.pop(c, None)
+            self._next_offset.pop(c, None)
+            self._last_read.pop(c, None)
