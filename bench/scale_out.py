@@ -1,11 +1,11 @@
-"""Scale-out comparison: one worker against two in one consumer group on the same simulated city.
+"""Scale-out and replay speed: one worker, two workers, and two workers fed at a set speed, on one city.
 
-    .venv/bin/python -m bench.scale_out [--runs 1]
+    .venv/bin/python -m bench.scale_out [--partitions 4] [--speed 0]
 
-Each run streams the city into topics of its own (the registry first, loaded before any signal), drains the
-pipeline, and collects the warnings, SMS, call and visit tasks, stop-payments and account controls. The tool
-prints what differs between the one-worker run and the two-worker run. It is a measurement, not a test:
-the two runs do not give the same warnings yet (see docs/scaling.md). Needs a running stack.
+Each run streams the city into topics of its own (the registry first), drains the pipeline, and collects the
+warnings, SMS, call and visit tasks, stop-payments and account controls (deploy/replay.py). The tool prints
+what differs from the one-worker run. `tests/integration/test_scale_out.py` asserts the same on a smaller city;
+this is the larger look. Needs a running stack.
 """
 from __future__ import annotations
 
@@ -16,64 +16,42 @@ import tempfile
 import time
 from pathlib import Path
 
-import msgspec
-
 from bench.throughput import fresh
-from deploy.kafka_io import group_lag
-from deploy.config import Settings, load_settings
-from deploy.feed import stream_city
-from deploy.kafka_io import read_to_end
-from deploy.workers import start_workers
-from scorers.city import City, CityConfig
+from deploy.config import load_settings
+from deploy.replay import replay_city
+from scorers.city import CityConfig
 
 CITY = CityConfig(residents=300, days=2, seed=5, attempts_per_10k_per_day=400)
-
-
-def run(settings: Settings, workers: int, logs: Path) -> dict[str, set]:
-    """Start the workers, stream the city, wait until every stage is drained; what came out."""
-    procs = start_workers(settings, workers, logs)
-    try:
-        stream_city(settings, City(CITY), registry_first=True)
-        deadline, zeros = time.monotonic() + 600, 0
-        while zeros < 3:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the pipeline did not drain")
-            if not all(p.running for p in procs):
-                raise RuntimeError(procs[0].log_tail())
-            zeros = zeros + 1 if group_lag(settings, settings.app_id) == 0 else 0
-            time.sleep(1)
-    finally:
-        for p in procs:
-            p.stop()
-
-    def docs(topic: str) -> list[dict]:
-        return [msgspec.json.decode(m.value) for m in read_to_end(settings, settings.topic(topic))]
-
-    return {
-        "warnings": {(w["warning_id"], w["subject_id"], w["tier"], w["fraud_type"]) for w in docs("warnings")},
-        "sms": {t["message_id"] for t in docs("dispatch.sms")},
-        "tasks": {t["task_id"] for t in docs("dispatch.phone") + docs("dispatch.visit")},
-        "stop_payments": {p["transfer_id"] for p in docs("interception.payment")},
-        "controls": {c["account"] for c in docs("interception.account")},
-    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(load_settings().model_path))
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--speed", type=float, default=0.0,
+                        help="also run two workers fed at this multiple of event time (0: skip)")
     args = parser.parse_args()
     base = dataclasses.replace(load_settings(), partitions=args.partitions, signal_partitions=args.partitions)
     work = Path(tempfile.mkdtemp(prefix="yujing-scale-"))
+    runs = [("one worker", 1, 0.0), ("two workers", 2, 0.0)]
+    if args.speed:
+        runs.append((f"two at {args.speed:g}x", 2, args.speed))
     results = {}
-    for n in (1, 2):
-        s = fresh(base, work / f"w{n}", f"{time.time_ns() % 10**8}w{n}")
+    for name, n, speed in runs:
+        s = fresh(base, work / f"w{len(results)}", f"{time.time_ns() % 10**8}w{n}")
         shutil.copytree(args.model, s.model_path)
-        results[n] = run(s, n, work / f"logs-{n}")
-    for kind in results[1]:
-        one, two = results[1][kind], results[2][kind]
-        print(f"{kind:<14} one worker {len(one):>4}  two workers {len(two):>4}  same {len(one & two):>4}  "
-              f"only one {len(one - two):>3}  only two {len(two - one):>3}")
+        t0 = time.monotonic()
+        results[name] = replay_city(s, CITY, n, work / f"logs-{len(results)}", speed)
+        print(f"{name}: {time.monotonic() - t0:.0f} s (topics {s.topic_prefix}*)")
+    one = results["one worker"]
+    for name, out in results.items():
+        if name == "one worker":
+            continue
+        print(f"\none worker against {name}")
+        for kind in one:
+            a, b = one[kind], out[kind]
+            print(f"  {kind:<14} {len(a):>4} against {len(b):>4}  same {len(a & b):>4}  "
+                  f"only one worker {len(a - b):>3}  only {name} {len(b - a):>3}")
 
 
 if __name__ == "__main__":

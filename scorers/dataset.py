@@ -10,7 +10,7 @@ import numpy as np
 
 from schemas.internal import PersonEvent
 from scorers.city import City, CityConfig, EpisodeTruth
-from streams.person_state import event_time
+from streams.person_state import as_of, event_time
 from scorers.features import FEATURES, Snapshot, features
 from scorers.fraud_types import type_features
 from streams.identity import decode_profile, subject_key
@@ -116,12 +116,12 @@ def build_dataset(cfg: CityConfig) -> tuple[Dataset, City]:
         for start, end, ep in windows.get(state.person, ()):
             if start <= now <= end:
                 label, ftype = 1, ep.fraud_type
-        x = features(Snapshot(state, now, ages(state.subject_id)))
+        x = features(Snapshot(as_of(state, now), now, ages(state.subject_id)))
         if label == 0 and rng.random() > NEGATIVE_KEEP:
             return []  # negatives are sampled; the kept ones stand for the rest through their weight
         weight = 1.0 if label else 1.0 / NEGATIVE_KEEP
         data.X.append(x)
-        data.X_type.append(type_features(x, state, now))
+        data.X_type.append(type_features(x, as_of(state, now), now))
         data.y.append(label)
         data.weight.append(weight)
         data.fraud_type.append(ftype)

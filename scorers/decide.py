@@ -10,7 +10,7 @@ from scorers.model import Model
 from scorers.reasons import reasons
 from scorers.tiers import Evidence, TierDecision, TierPolicy, assign_tier
 from streams.person_state import (
-    PaymentFact, PersonState, Update, earliest_evidence, event_key, event_time, trigger_id,
+    PaymentFact, PersonState, Update, as_of, earliest_evidence, event_key, event_time, trigger_id,
 )
 
 MAX_REMEMBERED = 8  # decisions a person's state remembers, to re-send them if their events are redelivered
@@ -78,16 +78,17 @@ class Decider:
     def _decide(self, state: PersonState, pe: PersonEvent, update: Update | None = None, key: str = "",
                 replayed: tuple[str, bool] | None = None) -> list[Output]:
         now = event_time(pe)
-        snap = Snapshot(state, now, self.age_of(state.subject_id))
+        seen = as_of(state, now)  # facts folded ahead of this decision (by event time) are not its evidence
+        snap = Snapshot(seen, now, self.age_of(state.subject_id))
         x = features(snap)
         score = self.fast.score(x)
-        ev, transfer, flagged = moment_evidence(state, pe, now, x, self.policy.t1_transfer_window_ms)
+        ev, transfer, flagged = moment_evidence(seen, pe, now, x, self.policy.t1_transfer_window_ms)
         if replayed is not None and state.risk is not None:
             tier, rose = replayed
             d = TierDecision(tier, rose, tier == "T1" and transfer is not None, state.risk)
         else:
             d = assign_tier(score, ev, state.risk, now, self.policy,
-                            earliest_evidence(state, now, self.policy.quiet_ms))
+                            earliest_evidence(seen, now, self.policy.quiet_ms))
             if (d.rose or d.stop_payment) and d.risk is not None:
                 entry = [key, d.tier or "", "rose" if d.rose else "stop"]
                 d.risk.decided = (d.risk.decided + [entry])[-MAX_REMEMBERED:]
@@ -96,10 +97,10 @@ class Decider:
                 update.changed = True
         if not (d.rose or d.stop_payment) or d.tier is None or d.risk is None:
             return []
-        fraud_type, p_type = self.model.fraud_type(type_features(x, state, now))
+        fraud_type, p_type = self.model.fraud_type(type_features(x, seen, now))
         why = reasons(snap, self.fast.contributions(x, self.means), payee_flagged=flagged)
-        evidence = sorted({h.event_id for h in state.hits if now - 72 * 3_600_000 <= h.ts <= now}
-                          | {c.event_id for c in state.calls if now - 86_400_000 <= c.ts <= now}
+        evidence = sorted({h.event_id for h in seen.hits if now - 72 * 3_600_000 <= h.ts <= now}
+                          | {c.event_id for c in seen.calls if now - 86_400_000 <= c.ts <= now}
                           | ({transfer.event_id} if transfer else set()))[-20:]
         ref = None
         if d.stop_payment and transfer is not None:

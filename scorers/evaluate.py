@@ -18,7 +18,7 @@ from schemas.internal import Decision, PersonEvent, Trigger
 from scorers.city import City, CityConfig, EpisodeTruth
 from scorers.dataset import Ages, episode_keys, feed_city, keys_of_episodes, victim_windows
 from scorers.decide import Decider
-from streams.person_state import event_time
+from streams.person_state import as_of, event_time
 from scorers.features import Snapshot, features
 from scorers.model import Model
 from scorers.tiers import TierPolicy
@@ -54,7 +54,7 @@ def replay(model: Model, policy: TierPolicy, cfg: CityConfig) -> Replay:
     def hook(state: PersonState, pe: PersonEvent, update: Update) -> list[Output]:
         if update.noted:
             now = event_time(pe)
-            scores.append(decider.fast.score(features(Snapshot(state, now, ages(state.subject_id)))))
+            scores.append(decider.fast.score(features(Snapshot(as_of(state, now), now, ages(state.subject_id)))))
             labels.append(int(any(s <= now <= e for s, e, _ in windows.get(state.person, ()))))
         return decider(state, pe, update)
 

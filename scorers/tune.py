@@ -22,7 +22,7 @@ from schemas.internal import PersonEvent
 from scorers.city import City, CityConfig
 from scorers.dataset import Ages, feed_city, keys_of_episodes
 from scorers.decide import moment_evidence
-from streams.person_state import event_time
+from streams.person_state import as_of, event_time
 from scorers.evaluate import Replay, _system_figures
 from scorers.features import Snapshot, features
 from scorers.model import Model, load
@@ -45,8 +45,8 @@ def record(model: Model, cfg: CityConfig, window_ms: int) -> tuple[dict[str, lis
     def hook(state: PersonState, pe: PersonEvent, update: Update) -> list[Output]:
         if update.noted:
             now = event_time(pe)
-            x = features(Snapshot(state, now, ages(state.subject_id)))
-            ev, _, _ = moment_evidence(state, pe, now, x, window_ms)
+            x = features(Snapshot(as_of(state, now), now, ages(state.subject_id)))
+            ev, _, _ = moment_evidence(as_of(state, now), pe, now, x, window_ms)
             moments[state.person].append((now, fast.score(x), ev))
         return []
 

@@ -184,7 +184,8 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
         async def agent(stream: faust.StreamT) -> None:
             async for event in stream.events():
                 msg = event.message
-                metrics.events_in.labels(logical).inc()
+                if event.key != MARKS_KEY:  # marks are the workers' bookkeeping, not records
+                    metrics.events_in.labels(logical).inc()
                 try:
                     outputs = handler(event)
                     if inspect.isawaitable(outputs):

@@ -120,6 +120,7 @@ class Update:
     changed: bool = False  # the state must be written back
     noted: bool = False  # a fact, hit or control was added: the evidence changed, so the scorer should look
     replay: bool = False  # the event was applied before (a redelivery after a crash): state unchanged
+    floor: int = 2**62  # the partition's decided watermark (no decision will be taken before it)
 
 
 def new_state(person: str, subject_id: str | None = None) -> PersonState:
@@ -131,17 +132,28 @@ def _hour(ts: int) -> int:
     return ts - ts % HOUR_MS
 
 
-def _trim(facts: list, horizon: int, keep: int) -> list:
+def _trim(facts: list, horizon: int, keep: int, floor: int) -> list:
+    """Facts from `horizon` on, in event-time order: the latest `keep` before `floor`, and all from it on.
+
+    `floor` is the partition's decided watermark: every decision still to take is at or after it and sees the
+    latest `keep` facts up to its own time (`as_of`), so these are all it can need, however far ahead of the
+    decisions the state has been folded. A hard cap bounds a flood beyond that.
+    """
     kept = [f for f in facts if f.ts >= horizon]
     kept.sort(key=lambda f: (f.ts, f.event_id))  # event time, then id: the same order whatever the arrival
-    return kept[-keep:]
+    first_after = bisect.bisect_left(kept, floor, key=lambda f: f.ts)
+    kept = kept[max(0, first_after - keep):]
+    return kept[-HARD_CAP * keep:]
+
+
+HARD_CAP = 4  # × max_facts per kind: beyond, the oldest go even if a decision still to take would count them
 
 
 def _append(facts: list, fact: Any, policy: StatePolicy, up: Update) -> None:
     facts.append(fact)
     up.noted = True
     if len(facts) > policy.max_facts or (len(facts) > 1 and fact.ts < facts[-2].ts):
-        facts[:] = _trim(facts, 0, policy.max_facts)
+        facts[:] = _trim(facts, 0, policy.max_facts, up.floor)
     up.changed = True
 
 
@@ -258,18 +270,21 @@ def _hit(state: PersonState, hit: IndicatorHit, policy: StatePolicy, up: Update)
                                value_key=hit.value_key, fraud_type=hit.fraud_type, event_id=hit.event_id))
 
 
-def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy) -> Update:
-    """Fold one event into the person's state (in place) and say what it produced."""
+def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy, floor: int = 2**62) -> Update:
+    """Fold one event into the person's state (in place) and say what it produced.
+
+    `floor`: the partition's decided watermark; facts a decision still to take may count are kept (`_trim`).
+    """
     if _already_applied(state, event):
         # A replay after a crash: the state has it, but the outputs may not have been sent. Recompute them on a
         # scratch copy and send them again under the same ids (consumers deduplicate by id).
         scratch = _state_copy(state)
         scratch.calls, scratch.web, scratch.payments, scratch.hits = [], [], [], []
         scratch.controlled_by = None  # the replay re-derives its outputs; scoring sees the real state
-        update = apply_event(scratch, event, policy)
+        update = apply_event(scratch, event, policy, floor)
         update.replay, update.changed = True, False
         return update
-    up = Update()
+    up = Update(floor=floor)
     if event.subject_id and event.subject_id != state.subject_id:
         state.subject_id = event.subject_id
         up.changed = True
@@ -296,11 +311,11 @@ def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy) -> 
     if _hour(ts) > state.watermark:
         # The window moves at most once an hour per person: trimming is amortised, and repeats write nothing.
         state.watermark = _hour(ts)
-        horizon = state.watermark - policy.window_ms
-        state.calls = _trim(state.calls, horizon, policy.max_facts)
-        state.web = _trim(state.web, horizon, policy.max_facts)
-        state.payments = _trim(state.payments, horizon, policy.max_facts)
-        state.hits = _trim(state.hits, horizon, policy.max_facts)
+        horizon = min(state.watermark, floor) - policy.window_ms
+        state.calls = _trim(state.calls, horizon, policy.max_facts, floor)
+        state.web = _trim(state.web, horizon, policy.max_facts, floor)
+        state.payments = _trim(state.payments, horizon, policy.max_facts, floor)
+        state.hits = _trim(state.hits, horizon, policy.max_facts, floor)
         _trim_known(state, policy, policy.max_known)
         up.changed = True
     return up
@@ -314,6 +329,17 @@ def event_key(event: PersonEvent) -> str:
     if event.hit is not None:
         return f"hit|{event.hit.value_key}|{event.hit.event_id}|{event.hit.mode}"
     return f"control|{event.control.source}" if event.control is not None else ""
+
+
+def as_of(state: PersonState, now: int, keep: int = StatePolicy.max_facts) -> PersonState:
+    """The state as a decision at event time `now` sees it: facts up to `now`, the latest `keep` of each kind
+    (what an in-order fold would hold then; later facts may already be in, folded ahead of the decisions)."""
+    def upto(facts: list) -> list:
+        end = bisect.bisect_right(facts, now, key=lambda f: f.ts)
+        return facts[max(0, end - keep):end]
+
+    return msgspec.structs.replace(state, calls=upto(state.calls), web=upto(state.web),
+                                   payments=upto(state.payments), hits=upto(state.hits))
 
 
 def earliest_evidence(state: PersonState, now: int, window_ms: int) -> int:

@@ -114,7 +114,8 @@ class Processor:
         key = pe.person.encode()
         raw = self.persons.get(key)
         state = decode_state(raw) if raw else new_state(pe.person, pe.subject_id)
-        update = apply_event(state, pe, self.state_policy)
+        decided = self.frontier("yujing.events", partition).decided
+        update = apply_event(state, pe, self.state_policy, floor=decided if self.on_person is not None else 2**62)
         out = [Output("yujing.contacts", c.value_key.encode(), ValueMessage(value_key=c.value_key, contact=c))
                for c in update.contacts]
         out += [Output("yujing.triggers", t.person.encode(), t) for t in update.triggers]
@@ -122,9 +123,9 @@ class Processor:
             ts = event_time(pe)
             if update.replay:
                 out += self.on_person(state, pe, update)  # re-sends what it decided, if it did
-                if ts >= self.frontier("yujing.events", partition).decided:
+                if ts >= decided:
                     self.waiting.add(partition, ts, PendingEntry(pe, origin), event_key(pe))  # same key: no-op
-            elif ts < self.frontier("yujing.events", partition).decided:
+            elif ts < decided:
                 self.late_decisions += 1
                 out += self.on_person(state, pe, update)  # the scorer may change the state too (the tier)
             else:

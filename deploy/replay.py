@@ -1,0 +1,59 @@
+"""A simulated city through running workers, and what came out: shared by the scale-out test and bench."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import msgspec
+
+from deploy.config import Settings
+from deploy.feed import stream_city
+from deploy.kafka_io import group_lag, read_table, read_to_end
+from deploy.workers import WorkerProcess, start_workers
+from scorers.city import City, CityConfig
+
+Outputs = dict[str, set]
+
+
+def wait_drained(settings: Settings, workers: list[WorkerProcess], timeout: float = 600.0) -> None:
+    """Until the group has committed everything three polls running and no decision waits for the watermark."""
+    deadline, calm = time.monotonic() + timeout, 0
+    while calm < 3:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the pipeline did not drain")
+        if not all(w.running for w in workers):
+            raise RuntimeError(next(w for w in workers if not w.running).log_tail())
+        calm = calm + 1 if group_lag(settings, settings.app_id) == 0 and not read_table(settings, "pending") else 0
+        time.sleep(1)
+
+
+def collect_outputs(settings: Settings) -> Outputs:
+    """The ids of every decision, warning, SMS, call and visit task, stop-payment and account control sent."""
+    def docs(topic: str) -> list[dict]:
+        return [msgspec.json.decode(m.value) for m in read_to_end(settings, settings.topic(topic))]
+
+    return {
+        "decisions": {(d["decision_id"], d["tier"], d["rose"]) for d in docs("yujing.decisions")},
+        "warnings": {(w["warning_id"], w["subject_id"], w["tier"], w["fraud_type"]) for w in docs("warnings")},
+        "sms": {t["message_id"] for t in docs("dispatch.sms")},
+        "tasks": {t["task_id"] for t in docs("dispatch.phone") + docs("dispatch.visit")},
+        "stop_payments": {p["transfer_id"] for p in docs("interception.payment")},
+        "controls": {c["account"] for c in docs("interception.account")},
+    }
+
+
+def replay_city(settings: Settings, city: CityConfig, workers: int, logs: Path, speed: float = 0.0) -> Outputs:
+    """Start the workers, stream the city (the registry first), wait until drained; what came out."""
+    procs = start_workers(settings, workers, logs)
+    try:
+        stream_city(settings, City(city), speed=speed, registry_first=True)
+        wait_drained(settings, procs)
+    finally:
+        for p in procs:
+            p.stop()
+    return collect_outputs(settings)
+
+
+def differences(one: Outputs, other: Outputs) -> dict[str, tuple[int, int]]:
+    """Per kind of output: (only in the first, only in the second), for the kinds that differ."""
+    return {k: (len(one[k] - other[k]), len(other[k] - one[k])) for k in one if one[k] != other[k]}
