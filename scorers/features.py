@@ -15,9 +15,9 @@ REMOTE_APPS = {"com.tencent.wemeet.app", "us.zoom.videomeetings", "com.teamviewe
                "com.anydesk.anydeskandroid"}
 
 FEATURES: tuple[str, ...] = (
-    "hit_strong_72h",          # contacts with case elements of confidence >= 0.8
-    "hit_weak_72h",            # contacts with low-confidence elements (may be mistakes)
-    "fanout_hit_72h",          # contacts with numbers that called many people within an hour
+    "hit_strong_72h",          # case elements of confidence >= 0.8 contacted
+    "hit_weak_72h",            # low-confidence elements contacted (may be mistakes)
+    "fanout_hit_72h",          # numbers that called many people within an hour, contacted
     "suspect_call_24h",        # calls from first-contact numbers carrying suspect tags
     "long_unknown_call_24h",   # inbound calls >= 10 min from first-contact numbers
     "log_longest_unknown_call_s_24h",
@@ -55,15 +55,20 @@ def features(snap: Snapshot) -> list[float]:
     """The feature vector of FEATURES, in order (one pass over each kind of fact)."""
     s, now = snap.state, snap.now
     day_ago, three_days_ago, hour_ago = now - DAY, now - 3 * DAY, now - HOUR
-    hit_strong = hit_weak = hit_fanout = 0
+    # Case elements contacted, each counted once: how many hits one element gives depends on whether the
+    # contacts reached the index before or after it (one reverse hit, or one per late contact).
+    strong: set[str] = set()
+    weak: set[str] = set()
+    fanout: set[str] = set()
     for h in s.hits:
         if three_days_ago <= h.ts <= now:
             if h.mode == "fanout":
-                hit_fanout += 1
+                fanout.add(h.value_key)
             elif h.confidence >= 0.8:
-                hit_strong += 1
+                strong.add(h.value_key)
             else:
-                hit_weak += 1
+                weak.add(h.value_key)
+    hit_strong, hit_weak, hit_fanout = len(strong), len(weak - strong), len(fanout)
     suspect_24h = long_unknown = very_long = sms_url = 0
     longest = 0
     suspect_times: list[int] = []

@@ -10,9 +10,14 @@ TYPE_FEATURES: tuple[str, ...] = FEATURES + tuple(f"hit_type_{t}" for t in TYPES
 
 
 def type_features(x: list[float], state: PersonState, now: int) -> list[float]:
-    """`x` followed by, per fraud type, the confidence-weighted hits naming it in the last 72 h."""
-    counts = dict.fromkeys(TYPES, 0.0)
+    """`x` followed by, per fraud type, the confidence of the case elements naming it contacted in the last 72 h
+    (each element once, at its highest confidence)."""
+    best: dict[tuple[str, str], float] = {}
     for h in state.hits:
-        if now - 72 * HOUR <= h.ts <= now and h.fraud_type in counts:
-            counts[h.fraud_type] += h.confidence
+        if now - 72 * HOUR <= h.ts <= now and h.fraud_type in TYPES:
+            key = (h.fraud_type, h.value_key)
+            best[key] = max(best.get(key, 0.0), h.confidence)
+    counts = dict.fromkeys(TYPES, 0.0)
+    for (fraud_type, _), confidence in best.items():
+        counts[fraud_type] += confidence
     return x + [counts[t] for t in TYPES]

@@ -219,6 +219,8 @@ def _telecom(state: PersonState, rec: TelecomSignal, policy: StatePolicy, up: Up
         up.contacts.append(Contact(value_key=key, person=state.person, ts=rec.ts, event_id=rec.event_id))
     for d in domains:
         _first_contact(state, f"domain:{d}", rec.ts, policy, up)
+        # a link to the domain came before a visit that arrived first: the visit was not a first contact
+        _demote_later(state.web, lambda f, d=d: f.target == d and f.kind != "app_install", rec.ts, up)
         up.contacts.append(Contact(value_key=f"domain:{d}", person=state.person, ts=rec.ts, event_id=rec.event_id))
     notable = (first or rec.counterpart_tags or domains or rec.urls or kind in NOTABLE_NUMBER_KINDS
                or rec.duration_s >= policy.long_call_s)
