@@ -1,8 +1,10 @@
 """A simulated city through running workers, and what came out: shared by the scale-out test and bench."""
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import msgspec
 
@@ -42,12 +44,30 @@ def collect_outputs(settings: Settings) -> Outputs:
     }
 
 
-def replay_city(settings: Settings, city: CityConfig, workers: int, logs: Path, speed: float = 0.0) -> Outputs:
-    """Start the workers, stream the city (the registry first), wait until drained; what came out."""
+def replay_city(settings: Settings, city: CityConfig, workers: int, logs: Path, speed: float = 0.0,
+                during: Callable[[list[WorkerProcess]], None] | None = None) -> Outputs:
+    """Start the workers, stream the city (the registry first), wait until drained; what came out.
+
+    `during(workers)`, when given, runs while the city streams (fault injection: it may kill and restart them).
+    """
     procs = start_workers(settings, workers, logs)
     try:
-        stream_city(settings, City(city), speed=speed, registry_first=True)
-        wait_drained(settings, procs)
+        failed: list[BaseException] = []
+
+        def feed() -> None:
+            try:
+                stream_city(settings, City(city), speed=speed, registry_first=True)
+            except BaseException as exc:  # reported by the caller's thread below
+                failed.append(exc)
+
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+        if during is not None:
+            during(procs)
+        feeder.join()
+        if failed:
+            raise failed[0]
+        wait_drained(settings, [p for p in procs if p.running])
     finally:
         for p in procs:
             p.stop()

@@ -7,8 +7,10 @@ from typing import Iterator
 import pytest
 
 from deploy.config import Settings, load_settings
+from deploy.replay import Outputs, replay_city
 from deploy.stack import kafka_answers, redis_answers
 from deploy.workers import WorkerProcess
+from scorers.city import CityConfig
 from tests.integration.harness import isolated_settings
 
 
@@ -16,6 +18,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+        if "test_faults" in str(item.fspath):
+            item.add_marker(pytest.mark.faults)
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +45,14 @@ def worker(isolated: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
     w = WorkerProcess(isolated, tmp_path / "worker.log").start()
     yield w
     w.stop()
+
+
+CITY = CityConfig(residents=300, days=2, seed=5, attempts_per_10k_per_day=400)  # 13,445 records, ~16 warnings
+
+
+@pytest.fixture(scope="session")
+def city_reference(stack: Settings, small_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Outputs:
+    """What one uninterrupted worker sends for CITY: the reference of the scale-out and fault tests."""
+    work = tmp_path_factory.mktemp("reference")
+    settings = isolated_settings(stack, work / "data", small_model, partitions=4)
+    return replay_city(settings, CITY, 1, work / "logs")

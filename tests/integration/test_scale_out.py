@@ -1,20 +1,19 @@
-"""Scale-out: one worker and two workers in one group give the same outputs on the same city, and both give
-the decisions the in-process replay of the same logic gives (event-time order makes arrival order irrelevant)."""
+"""Scale-out: two workers in one group send what one worker sends on the same city, and the decisions are
+those of the in-process replay of the same logic (event-time order makes arrival order irrelevant)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from deploy.config import Settings
-from deploy.replay import differences, replay_city
-from scorers.city import City, CityConfig
+from deploy.replay import Outputs, differences, replay_city
+from scorers.city import City
 from scorers.dataset import Ages, feed_city
 from scorers.decide import Decider
 from scorers.model import load
 from scorers.tiers import TierPolicy
 from streams.local import LocalPipeline
+from tests.integration.conftest import CITY
 from tests.integration.harness import isolated_settings
-
-CITY = CityConfig(residents=300, days=2, seed=5, attempts_per_10k_per_day=400)
 
 
 def _in_process(model: Path) -> set[tuple[str, str, bool]]:
@@ -24,14 +23,11 @@ def _in_process(model: Path) -> set[tuple[str, str, bool]]:
     return {(d.decision_id, d.tier, d.rose) for d in (o.value for o in pipeline.sent["yujing.decisions"])}  # type: ignore[attr-defined]
 
 
-def test_two_workers_give_what_one_gives_and_what_the_replay_gives(stack: Settings, tmp_path: Path,
-                                                                   small_model: Path) -> None:
-    runs = {}
-    for workers in (1, 2):
-        settings = isolated_settings(stack, tmp_path / f"w{workers}",
-                                     small_model, partitions=4)
-        runs[workers] = replay_city(settings, CITY, workers, tmp_path / f"logs-{workers}")
-    one, two = runs[1], runs[2]
+def test_two_workers_send_what_one_sends_and_decide_as_the_replay(stack: Settings, tmp_path: Path,
+                                                                   small_model: Path, city_reference: Outputs) -> None:
+    one = city_reference
     assert len(one["warnings"]) >= 5 and one["stop_payments"] and one["tasks"] and one["sms"]  # a real test
+    two = replay_city(isolated_settings(stack, tmp_path / "data", small_model, partitions=4), CITY, 2,
+                      tmp_path / "logs")
     assert differences(one, two) == {}
     assert one["decisions"] == _in_process(small_model)

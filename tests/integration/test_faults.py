@@ -1,0 +1,75 @@
+"""Fault injection on the real broker and Redis: the simulated city with workers killed mid-stream gives what an
+uninterrupted worker gives (`city_reference`), and the SMS adapter sends no message twice. Marked `faults`."""
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+import urllib.request
+from pathlib import Path
+
+from deploy.config import Settings
+from deploy.replay import Outputs, differences, replay_city
+from deploy.workers import WorkerProcess
+from tests.integration.conftest import CITY
+from tests.integration.harness import cli_process, free_port, isolated_settings
+
+
+def _messages(base: str) -> dict[str, dict]:
+    with urllib.request.urlopen(f"{base}/admin/messages", timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def _wait_http(url: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer")
+
+
+def test_a_worker_killed_ten_times_mid_stream_loses_nothing_and_sends_no_sms_twice(
+        stack: Settings, tmp_path: Path, small_model: Path, city_reference: Outputs) -> None:
+    settings = isolated_settings(stack, tmp_path / "data", small_model, partitions=4)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    kills: list[float] = []
+
+    def kill_ten_times(workers: list[WorkerProcess]) -> None:
+        rng = random.Random(11)
+        t0 = time.monotonic()
+        for _ in range(10):
+            time.sleep(rng.uniform(0.5, 4.0))  # at a random point of its work: registry, signals, decisions
+            workers[0].stop(sig=signal.SIGKILL)
+            kills.append(time.monotonic() - t0)
+            workers[0].start()
+
+    with cli_process(settings, tmp_path, "gateway", "test-gateway", "--port", str(port)):
+        _wait_http(f"{base}/admin/messages")
+        with cli_process(settings, tmp_path, "adapter", "sms-gateway", "--url", f"{base}/send", "--rate", "50",
+                         "--clock", "event"):
+            run = replay_city(settings, CITY, 1, tmp_path / "logs", during=kill_ten_times)
+            time.sleep(5)  # the adapter's last sends
+            messages = _messages(base)
+    assert len(kills) == 10
+    assert differences(city_reference, run) == {}, (kills, differences(city_reference, run))
+    assert messages, "the adapter sent nothing: the test would prove nothing"
+    assert {m: v["deliveries"] for m, v in messages.items() if v["deliveries"] != 1} == {}
+    assert {m: v["attempts"] for m, v in messages.items() if v["attempts"] != 1} == {}  # never sent again
+    assert set(messages) <= run["sms"]
+
+
+def test_two_workers_one_killed_the_other_takes_over_its_partitions_and_tables(
+        stack: Settings, tmp_path: Path, small_model: Path, city_reference: Outputs) -> None:
+    settings = isolated_settings(stack, tmp_path / "data", small_model, partitions=4)
+
+    def kill_one(workers: list[WorkerProcess]) -> None:
+        time.sleep(random.Random(5).uniform(2.0, 6.0))
+        workers[1].stop(sig=signal.SIGKILL)  # and not started again: worker 0 must take over after the timeout
+
+    run = replay_city(settings, CITY, 2, tmp_path / "logs", during=kill_one)
+    assert differences(city_reference, run) == {}
