@@ -322,6 +322,18 @@ def down(settings: Settings) -> list[str]:
     return stopped
 
 
+def restart(settings: Settings, name: str, down_s: float = 0.0) -> None:
+    """Stop one server this stack started (SIGTERM: Redis writes its AOF, Kafka shuts down cleanly), leave it
+    down for `down_s` seconds, and start it again on the same data (fault-injection tests)."""
+    pid = _read_pid(settings, name)
+    if pid is None:
+        raise StackError(f"{name} was not started by this stack (external, or not running)")
+    _stop_pid(pid)
+    _pid_file(settings, name).unlink(missing_ok=True)
+    time.sleep(down_s)
+    {"kafka": start_kafka, "redis": start_redis}[name](settings)
+
+
 def status(settings: Settings) -> list[Status]:
     """Who runs Kafka and Redis, where, and whether each answers."""
     return [

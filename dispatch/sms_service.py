@@ -19,6 +19,7 @@ import time
 import aiohttp
 import msgspec
 import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -61,7 +62,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
     parked = prefix + "parked"
     reminders = prefix + "reminders"
 
-    async def send(task: SmsTask) -> None:
+    async def send(task: SmsTask, gateway: HttpGateway) -> None:
         if await redis.exists(prefix + "done:" + task.message_id):
             return  # delivered and receipted before a restart
         receipt = await deliver(task, gateway, bucket, RetryPolicy(), now_ms, asyncio.sleep)
@@ -70,43 +71,63 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
         metrics.deliveries.labels(task.kind, receipt.outcome).inc()
         log.info("%s %s: %s", task.message_id, receipt.outcome, receipt.note)
 
+    async def step(gateway: HttpGateway, wait_ms: int) -> int:
+        """One look at Kafka and at the parked messages; returns how long the next look may wait."""
+        batches = await consumer.getmany(timeout_ms=wait_ms, max_records=100)
+        wait_ms = 500
+        for tp, messages in batches.items():
+            for msg in messages:
+                try:
+                    task = msgspec.json.decode(msg.value, type=SmsTask)
+                except msgspec.DecodeError as exc:
+                    dead = dead_letter("dispatch.sms", msg.partition, msg.offset, msg.key, msg.value, str(exc))
+                    await producer.send_and_wait(settings.topic("deadletter"), encode(dead), key=msg.key)
+                    continue
+                event_clock.advance(task.ts)
+                if task.kind == "reminder":  # warnings first: reminders wait until none is waiting
+                    await redis.zadd(reminders, {msg.value: task.not_before_ts})
+                elif now_ms() < task.not_before_ts:
+                    await redis.zadd(parked, {msg.value: task.not_before_ts})
+                else:
+                    await send(task, gateway)
+            await consumer.commit({tp: messages[-1].offset + 1})
+        due = await redis.zrangebyscore(parked, "-inf", now_ms(), start=0, num=50)
+        for raw in due:
+            await send(msgspec.json.decode(raw, type=SmsTask), gateway)
+            await redis.zrem(parked, raw)
+        metrics.waiting.labels("warning").set(await redis.zcard(parked))
+        metrics.waiting.labels("reminder").set(await redis.zcard(reminders))
+        if due or not await _caught_up(consumer):
+            return wait_ms
+        for raw in await redis.zrangebyscore(reminders, "-inf", now_ms(), start=0, num=REMINDER_BATCH):
+            await send(msgspec.json.decode(raw, type=SmsTask), gateway)
+            await redis.zrem(reminders, raw)
+            wait_ms = 0  # more may be waiting: look for warnings without lingering
+        return wait_ms
+
     await consumer.start()
     await producer.start()
     try:
         async with aiohttp.ClientSession() as session:
             gateway = HttpGateway(session, url)
-            wait_ms = 500
+            wait_ms, delay = 500, 0.1
             while stop is None or not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=wait_ms, max_records=100)
-                wait_ms = 500
-                for tp, messages in batches.items():
-                    for msg in messages:
-                        try:
-                            task = msgspec.json.decode(msg.value, type=SmsTask)
-                        except msgspec.DecodeError as exc:
-                            dead = dead_letter("dispatch.sms", msg.partition, msg.offset, msg.key, msg.value, str(exc))
-                            await producer.send_and_wait(settings.topic("deadletter"), encode(dead), key=msg.key)
-                            continue
-                        event_clock.advance(task.ts)
-                        if task.kind == "reminder":  # warnings first: reminders wait until none is waiting
-                            await redis.zadd(reminders, {msg.value: task.not_before_ts})
-                        elif now_ms() < task.not_before_ts:
-                            await redis.zadd(parked, {msg.value: task.not_before_ts})
+                try:
+                    wait_ms = await step(gateway, wait_ms)
+                    delay = 0.1
+                except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+                    # Redis away (a restart): wait, then read again from the committed offsets. What was done
+                    # before the outage has its done mark, and the gateway never delivers one message_id twice.
+                    log.warning("Redis did not answer (%s); reading again from the committed offsets in %.1f s",
+                                exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    for tp in consumer.assignment():
+                        committed = await consumer.committed(tp)
+                        if committed is None:
+                            await consumer.seek_to_beginning(tp)
                         else:
-                            await send(task)
-                    await consumer.commit({tp: messages[-1].offset + 1})
-                due = await redis.zrangebyscore(parked, "-inf", now_ms(), start=0, num=50)
-                for raw in due:
-                    await send(msgspec.json.decode(raw, type=SmsTask))
-                    await redis.zrem(parked, raw)
-                metrics.waiting.labels("warning").set(await redis.zcard(parked))
-                metrics.waiting.labels("reminder").set(await redis.zcard(reminders))
-                if due or not await _caught_up(consumer):
-                    continue
-                for raw in await redis.zrangebyscore(reminders, "-inf", now_ms(), start=0, num=REMINDER_BATCH):
-                    await send(msgspec.json.decode(raw, type=SmsTask))
-                    await redis.zrem(reminders, raw)
-                    wait_ms = 0  # more may be waiting: look for warnings without lingering
+                            consumer.seek(tp, committed)
     finally:
         await consumer.stop()
         await producer.stop()

@@ -67,6 +67,9 @@ class PipelineMetrics:
                                 registry=registry)
         self.saved_fen = Counter("yujing_outcome_saved_fen_total",
                                  "Amounts reported saved by dissuasion or a stopped payment (fen)", registry=registry)
+        self.redis_retries = Counter("yujing_redis_retries_total",
+                                     "Steps retried because Redis did not answer (the agent waits, nothing is dropped)",
+                                     registry=registry)
         self.late_decisions = Counter(
             "yujing_decisions_late_total",
             "Events decided on arrival because their partition's watermark had already passed them (out of order)",

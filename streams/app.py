@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import faust
 import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
 from faust.types import EventT
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
@@ -187,9 +188,7 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
                 if event.key != MARKS_KEY:  # marks are the workers' bookkeeping, not records
                     metrics.events_in.labels(logical).inc()
                 try:
-                    outputs = handler(event)
-                    if inspect.isawaitable(outputs):
-                        outputs = await outputs
+                    outputs = await until_redis_answers(logical, lambda: handler(event))
                 except InvalidRecord as exc:
                     outputs = [_dead(logical, event, exc.reason, exc.field)]
                 except Exception as exc:  # a bug on one record must not stop the stream
@@ -200,9 +199,24 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
                 if source:
                     progress.saw(f"{logical}/{msg.partition}", progress_ts(outputs), msg.offset)
                 metrics.observe_outputs(outputs, origin, time.time())
-                await show(outputs)
+                await until_redis_answers("console board", lambda: show(outputs))
         agent.__name__ = logical.replace(".", "_")
         return agent
+
+    async def until_redis_answers(what: str, step: Callable[[], Any]) -> Any:
+        """Run `step` until Redis answers: an outage stalls this agent (its partitions' lag grows, faust stops
+        fetching once its buffer is full) instead of dead-lettering decisions. Every Redis step is idempotent
+        (cooldown, escalation and board writes are keyed by warning id), so a step cut off midway may run again."""
+        delay = 0.1
+        while True:
+            try:
+                result = step()
+                return await result if inspect.isawaitable(result) else result
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+                metrics.redis_retries.inc()
+                log.warning("%s: Redis did not answer (%s); again in %.1f s", what, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def show(outputs: list[Output]) -> None:
         """Put warnings and interceptions on the console's board."""
@@ -241,7 +255,7 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     def person_handler(event: EventT) -> list[Output]:
         msg = event.message
         if event.key == MARKS_KEY:
-            out = processor.person_marks(msg.partition, _marks_decoder.decode(event.value), channels)
+            out = processor.person_marks(msg.partition, _marks_decoder.decode(event.value), channels, msg.offset)
             metrics.decisions_waiting.labels(str(msg.partition)).set(processor.waiting.waiting(msg.partition))
             return out
         before = processor.late_decisions

@@ -12,6 +12,9 @@ from schemas.records import DeadLetter, DomainSignal, PaymentSignal, TelecomSign
 from streams.identity import Lookup, resolve_account, resolve_line
 
 
+MAX_AHEAD_MS = 24 * 3_600_000  # how far event time may run ahead of the Kafka timestamp (providers' clock skew)
+
+
 def _unregistered(_: str) -> str | None:
     return None
 
@@ -79,8 +82,13 @@ def ingest(msg: RawMessage, lookup: Lookup = _unregistered) -> IngestResult:
     """Decode, validate and normalise one signal message; a bad one becomes a dead letter with its reason."""
     try:
         record = decode_input(msg.topic, msg.value)
+        assert isinstance(record, (TelecomSignal, PaymentSignal, DomainSignal))
+        if msg.kafka_ts is not None and record.ts > msg.kafka_ts + MAX_AHEAD_MS:
+            # A signal cannot be sent before it happens. Let in, one record far ahead would move the person's
+            # window past every real event after it (they would all count as too old).
+            raise InvalidRecord(f"event time is {(record.ts - msg.kafka_ts) / 3_600_000:.0f} h ahead of when "
+                                "Kafka received the record (more than 24 h: a clock or unit error)", "ts")
     except InvalidRecord as exc:
         return IngestResult(dead=dead_letter(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
                                              exc.reason, exc.field, msg.kafka_ts))
-    assert isinstance(record, (TelecomSignal, PaymentSignal, DomainSignal))
     return IngestResult(events=person_events(record, lookup))

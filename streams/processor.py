@@ -11,7 +11,7 @@ from typing import Callable, NamedTuple
 
 import msgspec
 
-from schemas.internal import PersonEvent, ValueMessage
+from schemas.internal import Decision, PersonEvent, ValueMessage
 from dispatch.interceptions import interceptions_for
 from schemas.records import DomainInterception, Indicator, Subject
 from streams.controls import account_controls, control_events, indicator_value_key
@@ -23,7 +23,9 @@ from streams.person_state import (
 )
 from streams.table_views import ValueEntries
 from streams.value_index import IndexPolicy, ValueHead, add_contact, apply_indicator, decode_head, encode_head
-from streams.watermarks import Frontier, Mark, Marks, PendingDecisions, PendingEntry, Topology, low_watermark, merge
+from streams.watermarks import (
+    OUTBOX_SIZE, Frontier, Mark, Marks, PendingDecisions, PendingEntry, Topology, low_watermark, merge,
+)
 
 Table = MutableMapping[bytes, bytes]
 
@@ -146,12 +148,24 @@ class Processor:
     def _save_frontier(self, topic: str, partition: int, frontier: Frontier) -> None:
         self.marks[f"{topic}/{partition}".encode()] = msgspec.msgpack.encode(frontier)
 
-    def person_marks(self, partition: int, marks: Marks, topology: Topology) -> list[Output]:
-        """Marks reached a person partition: take the decisions its new watermark lets through."""
+    def person_marks(self, partition: int, marks: Marks, topology: Topology, offset: int = -1) -> list[Output]:
+        """Marks reached a person partition: take the decisions its new watermark lets through.
+
+        A marks message read again after a crash (its offset not above the last one taken in) finds its
+        decisions already taken: it sends again those it sent, from the outbox, under the same ids.
+        """
         frontier = self.frontier("yujing.events", partition)
+        if 0 <= offset <= frontier.mark_offset:
+            return [Output("yujing.decisions", d.person.encode(), d, origin)
+                    for o, origin, raw in frontier.outbox if o == offset
+                    for d in [msgspec.json.decode(raw, type=Decision)]]
         merge(frontier, marks.marks)
         watermark, _ = low_watermark(frontier.seen, topology.person_inputs())
         out = self.decide_until(partition, watermark)
+        frontier.mark_offset = max(offset, frontier.mark_offset)
+        if out and offset >= 0:
+            frontier.outbox = (frontier.outbox + [[offset, o.origin, msgspec.json.encode(o.value)] for o in out
+                                                  if o.topic == "yujing.decisions"])[-OUTBOX_SIZE:]
         self._save_frontier("yujing.events", partition, frontier)
         return out
 

@@ -1,0 +1,94 @@
+"""The watermark: channel marks, the low watermark, decisions waiting in order, and a marks message read again."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgspec
+
+from schemas.decode import INPUT_TYPES
+from schemas.internal import PersonEvent
+from scorers.dataset import Ages
+from scorers.decide import Decider
+from scorers.model import load
+from scorers.tiers import TierPolicy
+from streams.local import LocalPipeline
+from streams.watermarks import Frontier, Mark, Marks, PendingDecisions, PendingEntry, SourceProgress, Topology
+from streams.watermarks import low_watermark, merge
+from tests.integration.scenario import SUBJECTS, subject_doc
+from tests.integration.test_scoring_live import MIN, T, _call
+
+TOPOLOGY = Topology(signal_partitions={"signals.telecom": 1, "signals.payment": 1, "signals.domain": 1},
+                    indicator_partitions=1, partitions=1)
+
+
+def test_low_watermark_waits_for_the_slowest_busy_channel_and_for_channels_never_heard_of() -> None:
+    f = Frontier()
+    merge(f, [Mark("a/0", 100), Mark("b/0", 50)])
+    assert low_watermark(f.seen, ["a/0", "b/0"]) == (50, False)
+    assert low_watermark(f.seen, ["a/0", "b/0", "c/0"]) == (0, False)  # c has not spoken: it may be earliest
+    merge(f, [Mark("b/0", 40)])  # a channel's time never goes back
+    assert f.seen["b/0"][0] == 50
+    merge(f, [Mark("b/0", 51, idle=True)])
+    assert low_watermark(f.seen, ["a/0", "b/0"]) == (100, False)  # an idle channel holds nobody back
+    merge(f, [Mark("a/0", 101, idle=True)])
+    assert low_watermark(f.seen, ["a/0", "b/0"]) == (101, True)  # all idle: everything they had is in
+
+
+def test_source_progress_is_idle_only_when_caught_up_and_quiet() -> None:
+    now = [0.0]
+    progress = SourceProgress(idle_after_s=0.5, clock=lambda: now[0])
+    progress.saw("signals.telecom/0", 1_000, offset=9)
+    assert progress.mark("signals.telecom/0", highwater=20) == Mark("signals.telecom/0", 1_000)
+    now[0] = 1.0
+    assert progress.mark("signals.telecom/0", highwater=20).idle is False  # quiet, but 10 records still unread
+    assert progress.mark("signals.telecom/0", highwater=10) == Mark("signals.telecom/0", 1_001, True)
+    assert progress.mark("signals.payment/0", highwater=0) == Mark("signals.payment/0", 1, True)  # empty
+    assert progress.mark("signals.domain/0", highwater=None).idle is False  # not fetched yet
+
+
+def test_pending_decisions_come_due_in_event_time_order_and_survive_a_new_index() -> None:
+    table: dict[bytes, bytes] = {}
+    pending = PendingDecisions(table)
+    for ts, person in [(300, "b"), (100, "a"), (200, "c"), (100, "b")]:
+        pending.add(0, ts, PendingEntry(PersonEvent(person=person, source="hit")), f"e{ts}")
+    pending.add(1, 50, PendingEntry(PersonEvent(person="z", source="hit")), "e50")
+    assert [(e.event.person) for _, e in pending.due(0, 201)] == ["a", "b", "c"]
+    for key, _ in pending.due(0, 150):
+        pending.remove(0, key)
+    again = PendingDecisions(table)  # a restart: the index is read from the table
+    assert [e.event.person for _, e in again.due(0, 10**6)] == ["c", "b"] and again.waiting(1) == 1
+
+
+def _pipeline(model: Path) -> LocalPipeline:
+    p = LocalPipeline()
+    p.processor.on_person = Decider(load(model), TierPolicy.load(), Ages(p.processor.lookup))
+    for i, s in enumerate(SUBJECTS):
+        p.feed("registry.subjects", msgspec.json.decode(subject_doc(s, i), type=INPUT_TYPES["registry.subjects"]))
+    return p
+
+
+PAY = {"event_id": "wm-pay", "ts": T + 55 * MIN, "transfer_id": "TR-9", "status": "initiated",
+       "payer_account": "6222000000000001", "payee_account": "6217999900001111", "payee_bank": "BOCOM",
+       "amount_fen": 1_250_000, "channel": "mobile", "payee_first_seen": True}
+
+
+def test_decisions_wait_for_the_marks_and_a_marks_message_read_again_sends_its_decisions_again(
+        small_model: Path) -> None:
+    p = _pipeline(small_model).processor
+    call = msgspec.json.decode(_call("wm-call", T, 2280)[1], type=INPUT_TYPES["signals.telecom"])
+    pay = msgspec.json.decode(json.dumps(PAY), type=INPUT_TYPES["signals.payment"])
+    outs = p.person_event(PersonEvent(person="S_ALICE", subject_id="S_ALICE", source="signals.telecom", telecom=call))
+    outs += p.person_event(PersonEvent(person="S_ALICE", subject_id="S_ALICE", source="signals.payment", payment=pay))
+    assert not [o for o in outs if o.topic == "yujing.decisions"] and p.waiting.waiting(0) == 2
+    everyone = [Mark(c, T + 30 * MIN) for c in TOPOLOGY.person_inputs()]
+    first = p.person_marks(0, Marks(marks=everyone), TOPOLOGY, offset=7)  # past the call, not the payment
+    assert p.waiting.waiting(0) == 1
+    done = [Mark(c, T + 2 * 60 * MIN, idle=True) for c in TOPOLOGY.person_inputs()]
+    second = p.person_marks(0, Marks(marks=done), TOPOLOGY, offset=8)
+    decisions = [o.value for o in first + second if o.topic == "yujing.decisions"]
+    assert decisions and decisions[-1].tier == "T1" and p.waiting.waiting(0) == 0  # type: ignore[attr-defined]
+    assert any(o.topic == "yujing.decisions" for o in second)  # the payment waited for offset 8's marks
+    # the crash case: the table kept what offset 8 decided, the sends were lost; offset 8 comes again
+    again = p.person_marks(0, Marks(marks=done), TOPOLOGY, offset=8)
+    assert [o.value for o in again] == [o.value for o in second if o.topic == "yujing.decisions"]
