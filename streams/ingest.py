@@ -8,7 +8,7 @@ import msgspec
 from schemas.deadletter import dead_letter
 from schemas.decode import InvalidRecord, decode_input
 from schemas.internal import PersonEvent
-from schemas.records import DeadLetter, DomainSignal, PaymentSignal, TelecomSignal
+from schemas.records import MIN_TS_MS, DeadLetter, DomainSignal, PaymentSignal, TelecomSignal
 from streams.identity import Lookup, resolve_account, resolve_line
 
 
@@ -83,7 +83,7 @@ def ingest(msg: RawMessage, lookup: Lookup = _unregistered) -> IngestResult:
     try:
         record = decode_input(msg.topic, msg.value)
         assert isinstance(record, (TelecomSignal, PaymentSignal, DomainSignal))
-        if msg.kafka_ts is not None and record.ts > msg.kafka_ts + MAX_AHEAD_MS:
+        if msg.kafka_ts is not None and msg.kafka_ts >= MIN_TS_MS and record.ts > msg.kafka_ts + MAX_AHEAD_MS:
             # A signal cannot be sent before it happens. Let in, one record far ahead would move the person's
             # window past every real event after it (they would all count as too old).
             raise InvalidRecord(f"event time is {(record.ts - msg.kafka_ts) / 3_600_000:.0f} h ahead of when "

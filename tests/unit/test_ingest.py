@@ -36,3 +36,12 @@ def test_bad_message_becomes_a_dead_letter_with_its_origin() -> None:
 def test_null_value_is_dead_lettered() -> None:
     result = ingest(_msg("signals.domain", None))
     assert result.dead is not None and "null" in result.dead.reason
+
+
+def test_event_time_far_ahead_of_kafka_is_dead_lettered_and_a_little_ahead_is_not() -> None:
+    received = CALL["ts"]  # when Kafka got the record
+    ahead = {**CALL, "ts": received + 3 * 86_400_000}
+    dead = ingest(RawMessage("signals.telecom", 0, 1, b"k", json.dumps(ahead).encode(), received)).dead
+    assert dead is not None and dead.field == "ts" and "72 h ahead" in dead.reason
+    skewed = {**CALL, "ts": received + 3_600_000}  # a provider's clock an hour fast: still a signal
+    assert ingest(RawMessage("signals.telecom", 0, 2, b"k", json.dumps(skewed).encode(), received)).events
