@@ -131,7 +131,7 @@ def describe(config: RoutingConfig, labels: Mapping[str, str]) -> str:
     station = labels.get("station") or config.default_station
     lines = [f"route: {route.name} ({config.version})" + ("  + stop-payment request" if route.stop_payment else "")]
     for n, step in enumerate(route.steps, 1):
-        queue = {"sms": f"dispatch.sms to the person's line",
+        queue = {"sms": "dispatch.sms to the person's line",
                  "phone": f"dispatch.phone for station {station}",
                  "visit": f"dispatch.visit for grid {labels.get('grid') or '(the person’s grid)'}, station {station}"}
         lines.append(f"  {n}. {step.channel:<5} within {step.within_ms // MINUTE:>5} min   {queue[step.channel]}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from streams.person_state import CallFact, PaymentFact, PersonState, WebFact
+from streams.person_state import CallFact, PersonState
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE

@@ -266,7 +266,7 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
 
     def value_handler(event: EventT) -> list[Output]:
         if event.key == MARKS_KEY:
-            processor.value_marks(event.message.partition, _marks_decoder.decode(event.value))
+            processor.value_marks(event.message.partition, _marks_decoder.decode(event.value), event.message.offset)
             return []
         return processor.value_message(_value_msg_decoder.decode(event.value))
 

@@ -69,6 +69,7 @@ class Processor:
     def __post_init__(self) -> None:
         self.waiting = PendingDecisions(self.pending)
         self.frontiers: dict[str, Frontier] = {}
+        self.live: set[str] = set()  # frontiers whose view this worker may pass on (`_took_in`)
 
     def lookup(self, key: str) -> str | None:
         """Identity lookup: `phone:…` / `account:…` → subject id, `subject:…` → profile JSON."""
@@ -143,7 +144,18 @@ class Processor:
         if frontier is None:
             raw = self.marks.get(name.encode())
             frontier = self.frontiers[name] = msgspec.msgpack.decode(raw, type=Frontier) if raw else Frontier()
+            if raw is None:
+                self.live.add(name)
         return frontier
+
+    def _took_in(self, name: str, frontier: Frontier, offset: int) -> None:
+        # A view read back from the table (a restart, a partition moved here) may be ahead of what this worker
+        # has sent: the outputs of the records before its last marks message may have been lost with the old
+        # process, and are sent again as those records are read again. So the view is passed on only once
+        # that marks message has been read again.
+        if offset >= frontier.mark_offset:
+            self.live.add(name)
+        frontier.mark_offset = max(offset, frontier.mark_offset)
 
     def _save_frontier(self, topic: str, partition: int, frontier: Frontier) -> None:
         self.marks[f"{topic}/{partition}".encode()] = msgspec.msgpack.encode(frontier)
@@ -156,29 +168,32 @@ class Processor:
         """
         frontier = self.frontier("yujing.events", partition)
         if 0 <= offset <= frontier.mark_offset:
+            self._took_in(f"yujing.events/{partition}", frontier, offset)
             return [Output("yujing.decisions", d.person.encode(), d, origin)
                     for o, origin, raw in frontier.outbox if o == offset
                     for d in [msgspec.json.decode(raw, type=Decision)]]
         merge(frontier, marks.marks)
         watermark, _ = low_watermark(frontier.seen, topology.person_inputs())
         out = self.decide_until(partition, watermark)
-        frontier.mark_offset = max(offset, frontier.mark_offset)
+        self._took_in(f"yujing.events/{partition}", frontier, offset)
         if out and offset >= 0:
             frontier.outbox = (frontier.outbox + [[offset, o.origin, msgspec.json.encode(o.value)] for o in out
                                                   if o.topic == "yujing.decisions"])[-OUTBOX_SIZE:]
         self._save_frontier("yujing.events", partition, frontier)
         return out
 
-    def value_marks(self, partition: int, marks: Marks) -> None:
+    def value_marks(self, partition: int, marks: Marks, offset: int = -1) -> None:
         """Marks reached a value partition: remembered, to pass on (`out_mark`)."""
         frontier = self.frontier("yujing.contacts", partition)
         merge(frontier, marks.marks)
+        self._took_in(f"yujing.contacts/{partition}", frontier, offset)
         self._save_frontier("yujing.contacts", partition, frontier)
 
     def out_mark(self, topic: str, partition: int, topology: Topology) -> Mark | None:
-        """The mark a person or value partition passes on, from its view (None before it has one)."""
+        """The mark a person or value partition passes on, from its view (None before it has one it has read
+        up to again: `_took_in`)."""
         frontier = self.frontiers.get(f"{topic}/{partition}")
-        if frontier is None:
+        if frontier is None or f"{topic}/{partition}" not in self.live:
             return None
         expected = topology.sources() if topic == "yujing.events" else topology.value_inputs()
         ts, idle = low_watermark(frontier.seen, expected)
@@ -207,6 +222,7 @@ class Processor:
         """Partitions left this worker: drop what is cached of them (their tables stay the truth)."""
         for p in partitions:
             self.frontiers.pop(f"{topic}/{p}", None)
+            self.live.discard(f"{topic}/{p}")
         if topic == "yujing.events":
             self.waiting.forget(partitions)
 

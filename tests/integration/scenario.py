@@ -66,11 +66,6 @@ def person_state(settings: Settings, person: str) -> PersonState | None:
     return decode_state(raw) if raw else None
 
 
-def nothing_waits(settings: Settings) -> bool:
-    """No decision waits for the watermark: the `pending` table is empty (read from its changelog)."""
-    return not read_table(settings, "pending")
-
-
 def value_state(settings: Settings, value_key: str) -> tuple[ValueHead, dict[str, Entry]] | None:
     """A value's head and entries as the worker's `values` table holds them (read from its changelog)."""
     table = read_table(settings, "values")

@@ -1,20 +1,18 @@
-"""The streaming core on the real broker: reverse mining, retraction, identity, multi-card control, restarts."""
+"""The streaming core on the real broker: reverse mining, retraction, identity, multi-card control.
+
+Workers killed and restarted: tests/integration/test_faults.py."""
 from __future__ import annotations
 
-import signal
-from pathlib import Path
 
 import msgspec
 
 from deploy.config import Settings
-from deploy.kafka_io import consume, end_offsets, produce, read_table
+from deploy.kafka_io import consume, end_offsets, produce
 from deploy.workers import WorkerProcess
-from schemas.internal import Decision, Trigger
-from streams.person_state import PersonState, decode_state
+from schemas.internal import Trigger
 from schemas.records import AccountInterception
-from tests.integration.harness import isolated_settings
 from tests.integration.scenario import (
-    FRAUD, HOUR, T, background, call, dns, indicator, load_registry, nothing_waits, person_state, value_state, wait_for,
+    FRAUD, HOUR, T, background, call, dns, indicator, load_registry, person_state, value_state, wait_for,
 )
 
 
@@ -66,80 +64,3 @@ def test_reverse_mining_retraction_identity_and_multicard_control(isolated: Sett
     wait_for(lambda: person_state(isolated, "S_CAROL"), 60, "Carol's call to be processed")
     assert triggers(isolated, expect=0, linger=3, start=before) == []
     assert consume(isolated, "deadletter", expect=0, linger=1) == []
-
-
-def _feed(settings: Settings, part: int) -> None:
-    """The input of the restart test, in two parts."""
-    if part == 1:
-        produce(settings, "signals.telecom", background(200) + [
-            call("alice-1", "+8613800000001", FRAUD, T - 20 * HOUR),
-            call("carol-1", "+8613800000003", FRAUD, T - 10 * HOUR)])
-        produce(settings, "signals.domain", [dns("alice-dns", "+8613800000011", "fake-police.cn", T - 19 * HOUR)])
-    else:
-        produce(settings, "intel.indicators", [indicator("phone", FRAUD, "add", T),
-                                               indicator("domain", "fake-police.cn", "add", T + HOUR)])
-        produce(settings, "signals.telecom", background(100, T - 9 * HOUR, T + HOUR, first=200) + [
-            call("bob-1", "+8613800000002", FRAUD, T + 2 * HOUR)])
-
-
-def _outcome(settings: Settings) -> tuple[set[str], dict[bytes, PersonState], set[str]]:
-    """Trigger ids, person states (without `risk.decided`) and decision ids of a run.
-
-    `risk.decided` remembers which event made each decision, to re-send it on a redelivery; when two pieces of
-    evidence arrive from different partitions, either may come first and decide, under the same decision id.
-    So the states must be equal but for that bookkeeping, and the decision ids must be equal.
-    """
-    trigger_ids = {t.trigger_id for t in triggers(settings, expect=4, linger=3)}
-    persons = {}
-    for key, raw in read_table(settings, "persons").items():
-        state = decode_state(raw)
-        if state.risk is not None:
-            state.risk.decided = []
-        persons[key] = state
-    decisions = {msgspec.json.decode(m.value, type=Decision).decision_id
-                 for m in consume(settings, "yujing.decisions", expect=1, timeout=10, linger=2)}
-    return trigger_ids, persons, decisions
-
-
-def _settled(settings: Settings) -> bool:
-    """The last event is in (Bob's forward hit) and every decision has been taken."""
-    bob = person_state(settings, "S_BOB")
-    return bool(bob and bob.hits) and nothing_waits(settings)
-
-
-def test_worker_killed_mid_stream_recovers_and_matches_an_uninterrupted_run(stack: Settings, tmp_path: Path,
-                                                                             small_model: Path) -> None:
-    # The reference: one worker, never interrupted.
-    ref = isolated_settings(stack, tmp_path / "ref", small_model)
-    ref_worker = WorkerProcess(ref, tmp_path / "ref.log").start()
-    try:
-        load_registry(ref)
-        _feed(ref, 1)
-        _feed(ref, 2)
-        wait_for(lambda: _settled(ref), 90, "the reference run")
-        ref_triggers, ref_persons, ref_decisions = _outcome(ref)
-    finally:
-        ref_worker.stop()
-
-    # The same input, with the worker killed (SIGKILL) after the first part and started again.
-    run = isolated_settings(stack, tmp_path / "run", small_model)
-    worker = WorkerProcess(run, tmp_path / "run.log").start()
-    try:
-        load_registry(run)
-        _feed(run, 1)
-        wait_for(lambda: person_state(run, "S_CAROL"), 60, "the first part")
-        worker.stop(sig=signal.SIGKILL)
-        worker.start()
-        _feed(run, 2)
-        wait_for(lambda: _settled(run), 120, "the run after the restart")
-        run_triggers, run_persons, run_decisions = _outcome(run)
-    finally:
-        worker.stop()
-
-    assert len(ref_triggers) == 4  # Alice (number, domain), Carol (number), Bob (number, forward)
-    assert run_triggers == ref_triggers
-    assert run_persons.keys() == ref_persons.keys()
-    different = {k: [f for f in PersonState.__struct_fields__ if getattr(run_persons[k], f) != getattr(ref_persons[k], f)]
-                 for k in ref_persons if run_persons[k] != ref_persons[k]}
-    assert different == {}, f"person states differ (key: fields): {different}"
-    assert run_decisions == ref_decisions and ref_decisions

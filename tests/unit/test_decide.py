@@ -15,7 +15,7 @@ from scorers.tiers import TierPolicy
 from streams.local import LocalPipeline
 from streams.person_state import decode_state
 from tests.integration.scenario import SUBJECTS, subject_doc
-from tests.integration.test_scoring_live import ALICE, MIN, T, _call
+from tests.integration.test_scoring_live import MIN, T, _call
 
 
 def _pipeline(model: Path) -> LocalPipeline:
