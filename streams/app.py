@@ -252,10 +252,17 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
         "intel.indicators", lambda event: processor.indicator(decode_input("intel.indicators", event.value)),
         source=True))
 
+    def highwater(tp: Any) -> int | None:
+        try:
+            return app.consumer.highwater(tp)
+        except Exception:  # not fetched yet
+            return None
+
     def person_handler(event: EventT) -> list[Output]:
         msg = event.message
         if event.key == MARKS_KEY:
-            out = processor.person_marks(msg.partition, _marks_decoder.decode(event.value), channels, msg.offset)
+            out = processor.person_marks(msg.partition, _marks_decoder.decode(event.value), channels, msg.offset,
+                                         highwater(msg.tp))
             metrics.decisions_waiting.labels(str(msg.partition)).set(processor.waiting.waiting(msg.partition))
             return out
         before = processor.late_decisions
@@ -266,7 +273,8 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
 
     def value_handler(event: EventT) -> list[Output]:
         if event.key == MARKS_KEY:
-            processor.value_marks(event.message.partition, _marks_decoder.decode(event.value), event.message.offset)
+            msg = event.message
+            processor.value_marks(msg.partition, _marks_decoder.decode(event.value), msg.offset, highwater(msg.tp))
             return []
         return processor.value_message(_value_msg_decoder.decode(event.value))
 

@@ -24,7 +24,7 @@ from streams.person_state import (
 from streams.table_views import ValueEntries
 from streams.value_index import IndexPolicy, ValueHead, add_contact, apply_indicator, decode_head, encode_head
 from streams.watermarks import (
-    OUTBOX_SIZE, Frontier, Mark, Marks, PendingDecisions, PendingEntry, Topology, low_watermark, merge,
+    OUTBOX_SIZE, Frontier, Mark, Marks, PendingDecisions, PendingEntry, Topology, low_watermark, merge, pass_on,
 )
 
 Table = MutableMapping[bytes, bytes]
@@ -70,6 +70,7 @@ class Processor:
         self.waiting = PendingDecisions(self.pending)
         self.frontiers: dict[str, Frontier] = {}
         self.live: set[str] = set()  # frontiers whose view this worker may pass on (`_took_in`)
+        self.catch_up: dict[str, int] = {}  # the offset a partition taken up must read again first
 
     def lookup(self, key: str) -> str | None:
         """Identity lookup: `phone:…` / `account:…` → subject id, `subject:…` → profile JSON."""
@@ -144,23 +145,24 @@ class Processor:
         if frontier is None:
             raw = self.marks.get(name.encode())
             frontier = self.frontiers[name] = msgspec.msgpack.decode(raw, type=Frontier) if raw else Frontier()
-            if raw is None:
-                self.live.add(name)
         return frontier
 
-    def _took_in(self, name: str, frontier: Frontier, offset: int) -> None:
-        # A view read back from the table (a restart, a partition moved here) may be ahead of what this worker
-        # has sent: the outputs of the records before its last marks message may have been lost with the old
-        # process, and are sent again as those records are read again. So the view is passed on only once
-        # that marks message has been read again.
-        if offset >= frontier.mark_offset:
+    def _took_in(self, name: str, frontier: Frontier, offset: int, highwater: int | None) -> None:
+        # A partition just taken up (a restart, a move) may have sent less than its view says: the outputs of
+        # the records before its last marks message may have died with the old process (and its table write
+        # too), and are sent again as those records are read again. So its view is passed on only once it has
+        # read again up to where its partition ended when it took it up.
+        if name not in self.catch_up:
+            self.catch_up[name] = max(frontier.mark_offset, (highwater or 0) - 1)
+        if offset >= self.catch_up[name]:
             self.live.add(name)
         frontier.mark_offset = max(offset, frontier.mark_offset)
 
     def _save_frontier(self, topic: str, partition: int, frontier: Frontier) -> None:
         self.marks[f"{topic}/{partition}".encode()] = msgspec.msgpack.encode(frontier)
 
-    def person_marks(self, partition: int, marks: Marks, topology: Topology, offset: int = -1) -> list[Output]:
+    def person_marks(self, partition: int, marks: Marks, topology: Topology, offset: int = -1,
+                     highwater: int | None = None) -> list[Output]:
         """Marks reached a person partition: take the decisions its new watermark lets through.
 
         A marks message read again after a crash (its offset not above the last one taken in) finds its
@@ -168,25 +170,25 @@ class Processor:
         """
         frontier = self.frontier("yujing.events", partition)
         if 0 <= offset <= frontier.mark_offset:
-            self._took_in(f"yujing.events/{partition}", frontier, offset)
+            self._took_in(f"yujing.events/{partition}", frontier, offset, highwater)
             return [Output("yujing.decisions", d.person.encode(), d, origin)
                     for o, origin, raw in frontier.outbox if o == offset
                     for d in [msgspec.json.decode(raw, type=Decision)]]
         merge(frontier, marks.marks)
         watermark, _ = low_watermark(frontier.seen, topology.person_inputs())
         out = self.decide_until(partition, watermark)
-        self._took_in(f"yujing.events/{partition}", frontier, offset)
+        self._took_in(f"yujing.events/{partition}", frontier, offset, highwater)
         if out and offset >= 0:
             frontier.outbox = (frontier.outbox + [[offset, o.origin, msgspec.json.encode(o.value)] for o in out
                                                   if o.topic == "yujing.decisions"])[-OUTBOX_SIZE:]
         self._save_frontier("yujing.events", partition, frontier)
         return out
 
-    def value_marks(self, partition: int, marks: Marks, offset: int = -1) -> None:
+    def value_marks(self, partition: int, marks: Marks, offset: int = -1, highwater: int | None = None) -> None:
         """Marks reached a value partition: remembered, to pass on (`out_mark`)."""
         frontier = self.frontier("yujing.contacts", partition)
         merge(frontier, marks.marks)
-        self._took_in(f"yujing.contacts/{partition}", frontier, offset)
+        self._took_in(f"yujing.contacts/{partition}", frontier, offset, highwater)
         self._save_frontier("yujing.contacts", partition, frontier)
 
     def out_mark(self, topic: str, partition: int, topology: Topology) -> Mark | None:
@@ -196,7 +198,8 @@ class Processor:
         if frontier is None or f"{topic}/{partition}" not in self.live:
             return None
         expected = topology.sources() if topic == "yujing.events" else topology.value_inputs()
-        ts, idle = low_watermark(frontier.seen, expected)
+        ts, idle = pass_on(frontier.seen, expected, frontier.out_ts)
+        frontier.out_ts = ts  # stored with the frontier's next write
         return Mark(f"{topic}/{partition}", ts, idle)
 
     def decide_until(self, partition: int, watermark: int) -> list[Output]:
@@ -223,6 +226,7 @@ class Processor:
         for p in partitions:
             self.frontiers.pop(f"{topic}/{p}", None)
             self.live.discard(f"{topic}/{p}")
+            self.catch_up.pop(f"{topic}/{p}", None)
         if topic == "yujing.events":
             self.waiting.forget(partitions)
 

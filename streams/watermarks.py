@@ -16,6 +16,7 @@ records it covers, so per partition the mark never overtakes them (Kafka keeps o
                    `idle`: caught up with its input and quiet, so it holds nobody back
     watermark    = the least mark of the channels a partition waits for (idle ones aside);
                    when all are idle: the greatest, since everything they had is in
+    derived mark = the least mark of its busy inputs (never going back); idle when all its inputs are
 
 A source channel is a contract topic partition, assumed in event-time order (a record older than its
 partition's mark is late: decided on arrival and counted). Derived channels pass the least of their own
@@ -62,6 +63,7 @@ class Frontier(Struct, omit_defaults=True):
     # The decisions the latest marks messages let through, as [offset, origin, encoded decision]: the table
     # keeps `decided` even when a crash lost the sends, so a redelivered marks message sends its own again.
     outbox: list[list] = []
+    out_ts: int = 0  # the time this partition last passed on, as a channel itself (`pass_on`)
 
 
 OUTBOX_SIZE = 256  # decisions kept for re-sending: more than a commit interval's worth
@@ -105,6 +107,20 @@ def merge(frontier: Frontier, marks: Iterable[Mark]) -> None:
     for m in marks:
         old = frontier.seen.get(m.channel)
         frontier.seen[m.channel] = [max(m.ts, old[0]) if old else m.ts, m.idle]
+
+
+def pass_on(seen: dict[str, list], expected: Iterable[str], previous: int) -> tuple[int, bool]:
+    """The mark a derived channel (a person or value partition) sends on: the least time of its busy inputs,
+    never below what it sent before; when all are idle, it is idle and its time stays where it was.
+
+    Not the greatest of idle inputs: an input that becomes busy again may be behind it, and downstream a
+    channel's time never goes back, so that would claim progress the channel has not made (the ten-kill test
+    found a value partition that did so after a restart, and a hit decided late).
+    """
+    busy = [seen.get(c, (0, False))[0] for c in expected if not seen.get(c, (0, False))[1]]
+    if busy:
+        return max(previous, min(busy)), False
+    return previous, True
 
 
 def low_watermark(seen: dict[str, list], expected: Iterable[str]) -> tuple[int, bool]:

@@ -14,7 +14,7 @@ from scorers.model import load
 from scorers.tiers import TierPolicy
 from streams.local import LocalPipeline
 from streams.watermarks import Frontier, Mark, Marks, PendingDecisions, PendingEntry, SourceProgress, Topology
-from streams.watermarks import low_watermark, merge
+from streams.watermarks import low_watermark, merge, pass_on
 from tests.integration.scenario import SUBJECTS, subject_doc
 from tests.integration.test_scoring_live import MIN, T, _call
 
@@ -33,6 +33,14 @@ def test_low_watermark_waits_for_the_slowest_busy_channel_and_for_channels_never
     assert low_watermark(f.seen, ["a/0", "b/0"]) == (100, False)  # an idle channel holds nobody back
     merge(f, [Mark("a/0", 101, idle=True)])
     assert low_watermark(f.seen, ["a/0", "b/0"]) == (101, True)  # all idle: everything they had is in
+
+
+def test_a_derived_channel_passes_on_its_busy_inputs_and_never_an_idle_ones_time() -> None:
+    seen = {"p/0": [500, True], "i/0": [9_000, True]}  # all idle: one input far ahead (the last indicator)
+    assert pass_on(seen, ["p/0", "i/0"], previous=400) == (400, True)  # idle, and no claim beyond 400
+    seen["p/0"] = [600, False]  # busy again, behind the idle one
+    assert pass_on(seen, ["p/0", "i/0"], previous=400) == (600, False)
+    assert pass_on(seen, ["p/0", "i/0"], previous=700) == (700, False)  # what was sent is never taken back
 
 
 def test_source_progress_is_idle_only_when_caught_up_and_quiet() -> None:
