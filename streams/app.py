@@ -303,10 +303,9 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
                     out["yujing.contacts"].append(mark)
             elif logical in ("yujing.events", "yujing.contacts"):
                 m = processor.out_mark(logical, tp.partition, channels)
-                if m is not None:
-                    out["yujing.events"].append(m)
-                    if logical == "yujing.events":
-                        out["yujing.contacts"].append(m)
+                out["yujing.events"].append(m)
+                if logical == "yujing.events":
+                    out["yujing.contacts"].append(m)
         return out
 
     @app.timer(interval=MARK_INTERVAL_S)

@@ -191,12 +191,14 @@ class Processor:
         self._took_in(f"yujing.contacts/{partition}", frontier, offset, highwater)
         self._save_frontier("yujing.contacts", partition, frontier)
 
-    def out_mark(self, topic: str, partition: int, topology: Topology) -> Mark | None:
-        """The mark a person or value partition passes on, from its view (None before it has one it has read
-        up to again: `_took_in`)."""
+    def out_mark(self, topic: str, partition: int, topology: Topology) -> Mark:
+        """The mark a person or value partition passes on, from its view once it has read up to where it
+        took its partition up (`_took_in`); until then a busy mark that claims nothing."""
         frontier = self.frontiers.get(f"{topic}/{partition}")
         if frontier is None or f"{topic}/{partition}" not in self.live:
-            return None
+            # Taken up and still reading again what the old process had read: busy, at no time at all (a
+            # channel's time never goes back downstream, but its word on being idle is the latest one).
+            return Mark(f"{topic}/{partition}", 0, False)
         expected = topology.sources() if topic == "yujing.events" else topology.value_inputs()
         ts, idle = pass_on(frontier.seen, expected, frontier.out_ts)
         frontier.out_ts = ts  # stored with the frontier's next write
