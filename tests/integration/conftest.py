@@ -56,3 +56,20 @@ def city_reference(stack: Settings, small_model: Path, tmp_path_factory: pytest.
     work = tmp_path_factory.mktemp("reference")
     settings = isolated_settings(stack, work / "data", small_model, partitions=4)
     return replay_city(settings, CITY, 1, work / "logs")
+
+
+FIGURES: list[str] = []  # what the fault and scale-out tests compared, printed at the end of the run
+
+
+def record_figures(test: str, reference: Outputs, run: Outputs, **extra: object) -> None:
+    """Note what a test compared: the reference's counts, and how many outputs were missing or extra."""
+    missing = sum(len(reference[k] - run[k]) for k in reference)
+    extra_ = sum(len(run[k] - reference[k]) for k in reference)
+    counts = ", ".join(f"{k} {len(v)}" for k, v in reference.items())
+    more = "".join(f", {k} {v}" for k, v in extra.items())
+    FIGURES.append(f"{test}: reference {counts}; missing {missing}, extra {extra_}{more}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in FIGURES:
+        terminalreporter.write_line(f"figures: {line}")

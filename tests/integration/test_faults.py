@@ -13,7 +13,7 @@ from deploy.config import Settings
 from deploy.replay import Outputs, differences, replay_city
 from deploy.stack import restart
 from deploy.workers import WorkerProcess
-from tests.integration.conftest import CITY
+from tests.integration.conftest import CITY, record_figures
 from tests.integration.harness import cli_process, free_port, isolated_settings
 
 
@@ -69,6 +69,9 @@ def test_a_worker_killed_ten_times_mid_stream_loses_nothing_and_sends_no_sms_twi
             time.sleep(5)  # the adapter's last sends
             messages = _messages(base)
     assert len(kills) == 10
+    twice = sum(1 for v in messages.values() if v["deliveries"] > 1 or v["attempts"] > 1)
+    record_figures("worker SIGKILLed 10 times", city_reference, run, sms_delivered=len(messages),
+                   sms_sent_twice=twice)
     assert _same_as_reference(city_reference, run) == {}, (kills, differences(city_reference, run))
     assert messages, "the adapter sent nothing: the test would prove nothing"
     assert {m: v["deliveries"] for m, v in messages.items() if v["deliveries"] != 1} == {}
@@ -85,6 +88,7 @@ def test_two_workers_one_killed_the_other_takes_over_its_partitions_and_tables(
         workers[1].stop(sig=signal.SIGKILL)  # and not started again: worker 0 must take over after the timeout
 
     run = replay_city(settings, CITY, 2, tmp_path / "logs", during=kill_one)
+    record_figures("two workers, one SIGKILLed", city_reference, run)
     assert differences(city_reference, run) == {}
 
 
@@ -113,5 +117,7 @@ def test_redis_then_the_broker_restarted_mid_stream_lose_nothing_and_dispatch_no
             assert adapter.poll() is None, (tmp_path / "adapter.log").read_text()[-3000:]
             messages = _messages(base)
     assert restarted == ["redis", "kafka"]
+    record_figures("Redis then the broker restarted", city_reference, run, sms_delivered=len(messages),
+                   sms_delivered_twice=sum(1 for v in messages.values() if v["deliveries"] > 1))
     assert _same_as_reference(city_reference, run) == {}, differences(city_reference, run)
     assert messages and {m: v["deliveries"] for m, v in messages.items() if v["deliveries"] != 1} == {}

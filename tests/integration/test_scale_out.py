@@ -12,7 +12,7 @@ from scorers.decide import Decider
 from scorers.model import load
 from scorers.tiers import TierPolicy
 from streams.local import LocalPipeline
-from tests.integration.conftest import CITY
+from tests.integration.conftest import CITY, record_figures
 from tests.integration.harness import isolated_settings
 
 
@@ -29,5 +29,6 @@ def test_two_workers_send_what_one_sends_and_decide_as_the_replay(stack: Setting
     assert len(one["warnings"]) >= 5 and one["stop_payments"] and one["tasks"] and one["sms"]  # a real test
     two = replay_city(isolated_settings(stack, tmp_path / "data", small_model, partitions=4), CITY, 2,
                       tmp_path / "logs")
+    record_figures("two workers against one", one, two)
     assert differences(one, two) == {}
     assert one["decisions"] == _in_process(small_model)

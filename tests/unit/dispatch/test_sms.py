@@ -70,3 +70,29 @@ def test_quiet_hours_are_waited_out() -> None:
     clock, gw = Clock(), Gateway()
     receipt = run(task(expires_in_s=36_000, not_before_in_s=600), gw, clock)
     assert receipt.outcome == "sms_delivered" and receipt.ts >= T + 600_000 and gw.sent == 1
+
+
+class DownFor:
+    """A gateway that times out for the first `minutes` of the clock, then delivers (each id once)."""
+
+    def __init__(self, clock: Clock, minutes: float) -> None:
+        self.clock, self.until, self.sent, self.delivered = clock, T + int(minutes * 60_000), 0, []
+
+    async def send(self, task: SmsTask) -> SendResult:
+        self.sent += 1
+        self.clock.ms += 5_000  # the client's timeout, spent waiting
+        if self.clock.ms < self.until:
+            return SendResult(False, True, "timeout")
+        self.delivered.append(task.message_id)
+        return SendResult(True, detail="HTTP 200")
+
+
+def test_a_gateway_down_for_ten_minutes_gets_the_message_once_it_is_back() -> None:
+    clock = Clock()
+    gw = DownFor(clock, minutes=10)
+    bucket = TokenBucket(1000, 10, clock.now_s, clock.sleep)
+    receipt = asyncio.run(deliver(task(), gw, bucket, RetryPolicy(), clock.now_ms, clock.sleep))  # the adapter's
+    assert receipt.outcome == "sms_delivered" and gw.delivered == ["m1"]  # once, when the gateway is back
+    waits = [s for s in clock.slept if s >= 0.5]
+    assert waits[:7] == [0.5, 1, 2, 4, 8, 16, 30] and set(waits[7:]) == {30}  # backoff, capped at 30 s
+    assert T + 10 * 60_000 <= clock.ms < T + 11 * 60_000  # not long after it came back

@@ -8,15 +8,10 @@ import msgspec
 
 from schemas.decode import INPUT_TYPES
 from schemas.internal import PersonEvent
-from scorers.dataset import Ages
-from scorers.decide import Decider
-from scorers.model import load
-from scorers.tiers import TierPolicy
-from streams.local import LocalPipeline
 from streams.watermarks import Frontier, Mark, Marks, PendingDecisions, PendingEntry, SourceProgress, Topology
 from streams.watermarks import low_watermark, merge, pass_on
-from tests.integration.scenario import SUBJECTS, subject_doc
 from tests.integration.test_scoring_live import MIN, T, _call
+from tests.unit.test_decide import PAY, _pipeline
 
 TOPOLOGY = Topology(signal_partitions={"signals.telecom": 1, "signals.payment": 1, "signals.domain": 1},
                     indicator_partitions=1, partitions=1)
@@ -68,23 +63,10 @@ def test_pending_decisions_come_due_in_event_time_order_and_survive_a_new_index(
     assert [e.event.person for _, e in again.due(0, 10**6)] == ["c", "b"] and again.waiting(1) == 1
 
 
-def _pipeline(model: Path) -> LocalPipeline:
-    p = LocalPipeline()
-    p.processor.on_person = Decider(load(model), TierPolicy.load(), Ages(p.processor.lookup))
-    for i, s in enumerate(SUBJECTS):
-        p.feed("registry.subjects", msgspec.json.decode(subject_doc(s, i), type=INPUT_TYPES["registry.subjects"]))
-    return p
-
-
-PAY = {"event_id": "wm-pay", "ts": T + 55 * MIN, "transfer_id": "TR-9", "status": "initiated",
-       "payer_account": "6222000000000001", "payee_account": "6217999900001111", "payee_bank": "BOCOM",
-       "amount_fen": 1_250_000, "channel": "mobile", "payee_first_seen": True}
-
-
 def test_decisions_wait_for_the_marks_and_a_marks_message_read_again_sends_its_decisions_again(
         small_model: Path) -> None:
     p = _pipeline(small_model).processor
-    call = msgspec.json.decode(_call("wm-call", T, 2280)[1], type=INPUT_TYPES["signals.telecom"])
+    call = msgspec.json.decode(_call("fcs-call", T, 2280)[1], type=INPUT_TYPES["signals.telecom"])
     pay = msgspec.json.decode(json.dumps(PAY), type=INPUT_TYPES["signals.payment"])
     outs = p.person_event(PersonEvent(person="S_ALICE", subject_id="S_ALICE", source="signals.telecom", telecom=call))
     outs += p.person_event(PersonEvent(person="S_ALICE", subject_id="S_ALICE", source="signals.payment", payment=pay))
