@@ -284,13 +284,15 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     # The last mark sent per (topic, channel): only changes are sent, so an idle pipeline goes quiet. A partition
     # that moves finds its frontier in the `marks` table; after a rebalance everything is sent once again.
     sent_marks: dict[str, Mark] = {}
+    # real topic name → logical, for the topics whose partitions are channels of the watermark
+    marked_topics = {settings.topic(t): t
+                     for t in (*SIGNAL_TOPICS, "intel.indicators", "yujing.events", "yujing.contacts")}
 
     def owned_marks() -> dict[str, list[Mark]]:
         """The marks of the channels this worker holds now, by the topic they go to."""
         out: dict[str, list[Mark]] = {"yujing.events": [], "yujing.contacts": []}
-        real = {settings.topic(t): t for t in (*SIGNAL_TOPICS, "intel.indicators", "yujing.events", "yujing.contacts")}
         for tp in app.consumer.assignment():
-            logical = real.get(tp.topic)
+            logical = marked_topics.get(tp.topic)
             if logical in SIGNAL_TOPICS or logical == "intel.indicators":
                 try:
                     highwater = app.consumer.highwater(tp)
@@ -327,11 +329,10 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
 
     async def on_moved(app_: Any, tps: Any, **_: Any) -> None:
         """Partitions moved: what was cached of them, and the marks this worker sent for them, are stale."""
-        real = {settings.topic(t): t for t in (*SIGNAL_TOPICS, "intel.indicators", "yujing.events", "yujing.contacts")}
         moved: dict[str, list[int]] = {}
         for tp in tps:
-            if tp.topic in real:
-                moved.setdefault(real[tp.topic], []).append(tp.partition)
+            if tp.topic in marked_topics:
+                moved.setdefault(marked_topics[tp.topic], []).append(tp.partition)
         progress.forget(f"{t}/{p}" for t, ps in moved.items() for p in ps)
         for t in ("yujing.events", "yujing.contacts"):
             processor.forget_partitions(t, moved.get(t, []))

@@ -211,16 +211,20 @@ class Processor:
             return []
         frontier.decided = watermark
         out: list[Output] = []
-        for key, entry in self.waiting.due(partition, watermark):
-            pe = entry.event
-            raw = self.persons.get(pe.person.encode())
-            if raw is not None and self.on_person is not None:
-                state = decode_state(raw)
-                update = Update(noted=True)
-                out += [o._replace(origin=entry.origin) for o in self.on_person(state, pe, update)]
-                if update.changed:
-                    self.persons[pe.person.encode()] = encode_state(state)
-            self.waiting.remove(partition, key)
+        taken = 0
+        try:
+            for _, entry in self.waiting.due(partition, watermark):
+                pe = entry.event
+                raw = self.persons.get(pe.person.encode())
+                if raw is not None and self.on_person is not None:
+                    state = decode_state(raw)
+                    update = Update(noted=True)
+                    out += [o._replace(origin=entry.origin) for o in self.on_person(state, pe, update)]
+                    if update.changed:
+                        self.persons[pe.person.encode()] = encode_state(state)
+                taken += 1
+        finally:  # those taken leave, also when one fails (it stays, and those after it)
+            self.waiting.remove_first(partition, taken)
         return out
 
     def forget_partitions(self, topic: str, partitions: list[int]) -> None:

@@ -176,7 +176,7 @@ class PendingDecisions:
         self._table[key] = msgspec.msgpack.encode(entry)
 
     def due(self, partition: int, below: int) -> list[tuple[bytes, PendingEntry]]:
-        """The entries with an event time before `below`, in order (still stored: `remove` each when done)."""
+        """The entries with an event time before `below`, in order (still stored: `remove_first` when done)."""
         keys = self._keys(partition)
         end = bisect.bisect_left(keys, b"%d|%016d" % (partition, below))
         out = []
@@ -186,13 +186,12 @@ class PendingDecisions:
                 out.append((key, _pending_decoder.decode(raw)))
         return out
 
-    def remove(self, partition: int, key: bytes) -> None:
-        """The decision was taken."""
+    def remove_first(self, partition: int, count: int) -> None:
+        """The first `count` decisions `due` returned were taken (one slice off the index, not one per key)."""
         keys = self._keys(partition)
-        i = bisect.bisect_left(keys, key)
-        if i < len(keys) and keys[i] == key:
-            del keys[i]
-        self._table.pop(key, None)
+        for key in keys[:count]:
+            self._table.pop(key, None)
+        del keys[:count]
 
     def waiting(self, partition: int) -> int:
         """How many decisions wait in the partition."""

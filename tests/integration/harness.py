@@ -23,6 +23,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_http(url: str, timeout: float = 20) -> None:
+    """Wait until an HTTP server answers `url` (any 2xx); fail after the timeout."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer")
+
+
 def isolated_settings(base: Settings, data_dir: Path, model: Path, partitions: int = 2) -> Settings:
     """Settings with topic names, consumer group and data folder of their own (with a copy of `model`),
     and the topics created."""

@@ -14,7 +14,7 @@ from deploy.replay import Outputs, differences, replay_city
 from deploy.stack import restart
 from deploy.workers import WorkerProcess
 from tests.integration.conftest import CITY, record_figures
-from tests.integration.harness import cli_process, free_port, isolated_settings
+from tests.integration.harness import cli_process, free_port, isolated_settings, wait_http
 
 
 def _same_as_reference(reference: Outputs, run: Outputs) -> dict[str, tuple[int, int]]:
@@ -34,17 +34,6 @@ def _messages(base: str) -> dict[str, dict]:
         return json.loads(resp.read())
 
 
-def _wait_http(url: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer")
-
-
 def test_a_worker_killed_ten_times_mid_stream_loses_nothing_and_sends_no_sms_twice(
         stack: Settings, tmp_path: Path, small_model: Path, city_reference: Outputs) -> None:
     settings = isolated_settings(stack, tmp_path / "data", small_model, partitions=4)
@@ -62,7 +51,7 @@ def test_a_worker_killed_ten_times_mid_stream_loses_nothing_and_sends_no_sms_twi
             workers[0].start()
 
     with cli_process(settings, tmp_path, "gateway", "test-gateway", "--port", str(port)):
-        _wait_http(f"{base}/admin/messages")
+        wait_http(f"{base}/admin/messages")
         with cli_process(settings, tmp_path, "adapter", "sms-gateway", "--url", f"{base}/send", "--rate", "50",
                          "--clock", "event"):
             run = replay_city(settings, CITY, 1, tmp_path / "logs", during=kill_ten_times)
@@ -109,7 +98,7 @@ def test_redis_then_the_broker_restarted_mid_stream_lose_nothing_and_dispatch_no
             restarted.append(server)
 
     with cli_process(settings, tmp_path, "gateway", "test-gateway", "--port", str(port)):
-        _wait_http(f"{base}/admin/messages")
+        wait_http(f"{base}/admin/messages")
         with cli_process(settings, tmp_path, "adapter", "sms-gateway", "--url", f"{base}/send", "--rate", "50",
                          "--clock", "event") as adapter:
             run = replay_city(settings, CITY, 1, tmp_path / "logs", during=restart_servers)

@@ -3,7 +3,6 @@ task not sent twice, an expired one reported and not sent, receipts on `outcomes
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import msgspec
 from deploy.config import Settings
 from deploy.kafka_io import consume, produce
 from schemas.records import Outcome, SmsTask, encode
-from tests.integration.harness import cli_process, free_port
+from tests.integration.harness import cli_process, free_port, wait_http
 
 T = 1_764_547_200_000
 
@@ -31,22 +30,11 @@ def _http(url: str, body: dict | None = None) -> dict:
         return json.loads(resp.read())
 
 
-def _wait_http(url: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            _http(url)
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer")
-
-
 def test_retries_then_delivers_once_and_reports_expired(isolated: Settings, tmp_path: Path) -> None:
     port, metrics_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     with cli_process(isolated, tmp_path, "gw", "test-gateway", "--port", str(port)):
-        _wait_http(f"{base}/admin/messages")
+        wait_http(f"{base}/admin/messages")
         _http(f"{base}/admin/fail", {"count": 3, "status": 503})
         produce(isolated, "dispatch.sms", [
             _task("m-1", T, T + 3_600_000),
