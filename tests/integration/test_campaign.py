@@ -16,8 +16,8 @@ from dispatch.cooldown import Cooldown
 from dispatch.routing import load_routes
 from schemas.internal import Trigger
 from schemas.records import Outcome, SmsTask, Subject, encode
-from tests.integration.harness import cli_process, free_port
-from tests.integration.test_sms_gateway import _http, _wait_http
+from tests.integration.harness import cli_process, free_port, wait_http
+from tests.integration.test_sms_gateway import _http
 
 NOON = 1_764_561_600_000  # 2025-12-01 12:00 local time
 
@@ -71,7 +71,7 @@ def test_campaign_group_cooldown_relaunch_and_warnings_first(isolated: Settings,
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with cli_process(isolated, tmp_path, "gw", "test-gateway", "--port", str(port)):
-        _wait_http(f"{base}/admin/messages")
+        wait_http(f"{base}/admin/messages")
         with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", f"{base}/send", "--rate", "5",
                          "--clock", "event"):
             receipts = [msgspec.json.decode(m.value, type=Outcome)
