@@ -62,6 +62,9 @@ class Settings:
     fanout_threshold: int = 30
     model_dir: Path | None = None  # None: DATA/model
     bind_host: str = "127.0.0.1"  # where the web, feed and metrics servers listen (0.0.0.0 inside a container)
+    # A worker's stable name in its group (a StatefulSet pod's name): a worker restarted under the same name
+    # takes its partitions back at once (Kafka static membership) instead of after the session timeout.
+    worker_name: str = ""
 
     @property
     def model_path(self) -> Path:
@@ -91,6 +94,7 @@ class Settings:
             "YUJING_FANOUT_THRESHOLD": str(self.fanout_threshold),
             "YUJING_MODEL_DIR": str(self.model_dir) if self.model_dir is not None else "",
             "YUJING_BIND_HOST": self.bind_host,
+            "YUJING_WORKER_NAME": self.worker_name,
         }
 
     @property
@@ -130,4 +134,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         fanout_threshold=_env_int(env, "YUJING_FANOUT_THRESHOLD", 30),
         model_dir=Path(env["YUJING_MODEL_DIR"]).resolve() if env.get("YUJING_MODEL_DIR") else None,
         bind_host=env.get("YUJING_BIND_HOST") or "127.0.0.1",
+        worker_name=env.get("YUJING_WORKER_NAME", ""),
     )

@@ -66,9 +66,10 @@ class WorkerProcess:
 def worker_settings(settings: Settings, index: int) -> Settings:
     """The settings of worker `index` of a group: its own table folder and web port, the group's model."""
     if index == 0:
-        return dataclasses.replace(settings, model_dir=settings.model_path)
+        return dataclasses.replace(settings, model_dir=settings.model_path, worker_name="w0")
     return dataclasses.replace(settings, data_dir=settings.data_dir / "workers" / f"w{index}",
-                               web_port=settings.web_port + index, model_dir=settings.model_path)
+                               web_port=settings.web_port + index, model_dir=settings.model_path,
+                               worker_name=f"w{index}")
 
 
 def start_workers(settings: Settings, count: int, logs: Path, ready_timeout: float = 600.0) -> list[WorkerProcess]:

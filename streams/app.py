@@ -127,6 +127,8 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
     )
+    if settings.worker_name:  # static membership: restarted under the same name, it rejoins without a wait
+        options["consumer_group_instance_id"] = f"{settings.app_id}-{settings.worker_name}"
     app = faust.App(settings.app_id, **(options | faust_overrides()))
     topics: dict[str, faust.TopicT] = {}
 
@@ -177,10 +179,11 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
             origin = out.origin if out.origin is not None else timestamp
             await topic(out.topic).send(key=out.key, value=encode(out.value), timestamp=origin)
 
-    def guarded(logical: str, handler: Callable[[EventT], Any], source: bool = False) -> Callable[[Any], Any]:
+    def guarded(logical: str, handler: Callable[[EventT], Any],
+                sent: Callable[[Any, list[Output]], None] | None = None) -> Callable[[Any], Any]:
         """Run `handler` on every event and send its outputs; a failure dead-letters that event, nothing else.
 
-        For a `source` topic, the channel's progress is noted once the outputs are sent (its mark follows them).
+        `sent` hears of every record once its outputs are sent: the channel's progress (its mark follows them).
         """
         async def agent(stream: faust.StreamT) -> None:
             async for event in stream.events():
@@ -196,8 +199,8 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
                     outputs = [_dead(logical, event, f"internal error: {type(exc).__name__}: {exc}"[:500])]
                 origin = msg.timestamp or None
                 await send(outputs, origin)
-                if source:
-                    progress.saw(f"{logical}/{msg.partition}", progress_ts(outputs), msg.offset)
+                if sent is not None:
+                    sent(msg, outputs)
                 metrics.observe_outputs(outputs, origin, time.time())
                 await until_redis_answers("console board", lambda: show(outputs))
         agent.__name__ = logical.replace(".", "_")
@@ -244,25 +247,31 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
             return [person_output(pe) for pe in result.events]
         return handle
 
-    for logical in SIGNAL_TOPICS:
-        app.agent(topic(logical), name=f"ingest-{logical}")(guarded(logical, ingest_handler(logical), source=True))
-    app.agent(topic("registry.subjects"), name="registry")(guarded(
-        "registry.subjects", lambda event: processor.subject(decode_input("registry.subjects", event.value))))
-    app.agent(topic("intel.indicators"), name="indicators")(guarded(
-        "intel.indicators", lambda event: processor.indicator(decode_input("intel.indicators", event.value)),
-        source=True))
-
     def highwater(tp: Any) -> int | None:
         try:
             return app.consumer.highwater(tp)
         except Exception:  # not fetched yet
             return None
 
+    def source_read(logical: str) -> Callable[[Any, list[Output]], None]:
+        return lambda msg, outputs: progress.saw(f"{logical}/{msg.partition}", progress_ts(outputs), msg.offset)
+
+    def derived_read(logical: str) -> Callable[[Any, list[Output]], None]:
+        return lambda msg, _: processor.read_past(logical, msg.partition, msg.offset, highwater(msg.tp))
+
+    for logical in SIGNAL_TOPICS:
+        app.agent(topic(logical), name=f"ingest-{logical}")(guarded(logical, ingest_handler(logical),
+                                                                    source_read(logical)))
+    app.agent(topic("registry.subjects"), name="registry")(guarded(
+        "registry.subjects", lambda event: processor.subject(decode_input("registry.subjects", event.value))))
+    app.agent(topic("intel.indicators"), name="indicators")(guarded(
+        "intel.indicators", lambda event: processor.indicator(decode_input("intel.indicators", event.value)),
+        source_read("intel.indicators")))
+
     def person_handler(event: EventT) -> list[Output]:
         msg = event.message
         if event.key == MARKS_KEY:
-            out = processor.person_marks(msg.partition, _marks_decoder.decode(event.value), channels, msg.offset,
-                                         highwater(msg.tp))
+            out = processor.person_marks(msg.partition, _marks_decoder.decode(event.value), channels, msg.offset)
             metrics.decisions_waiting.labels(str(msg.partition)).set(processor.waiting.waiting(msg.partition))
             return out
         before = processor.late_decisions
@@ -274,12 +283,14 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     def value_handler(event: EventT) -> list[Output]:
         if event.key == MARKS_KEY:
             msg = event.message
-            processor.value_marks(msg.partition, _marks_decoder.decode(event.value), msg.offset, highwater(msg.tp))
+            processor.value_marks(msg.partition, _marks_decoder.decode(event.value), msg.offset)
             return []
         return processor.value_message(_value_msg_decoder.decode(event.value))
 
-    app.agent(topic("yujing.events"), name="persons")(guarded("yujing.events", person_handler))
-    app.agent(topic("yujing.contacts"), name="values")(guarded("yujing.contacts", value_handler))
+    app.agent(topic("yujing.events"), name="persons")(guarded("yujing.events", person_handler,
+                                                              derived_read("yujing.events")))
+    app.agent(topic("yujing.contacts"), name="values")(guarded("yujing.contacts", value_handler,
+                                                               derived_read("yujing.contacts")))
 
     # The last mark sent per (topic, channel): only changes are sent, so an idle pipeline goes quiet. A partition
     # that moves finds its frontier in the `marks` table; after a rebalance everything is sent once again.
@@ -294,12 +305,9 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
         for tp in app.consumer.assignment():
             logical = marked_topics.get(tp.topic)
             if logical in SIGNAL_TOPICS or logical == "intel.indicators":
-                try:
-                    highwater = app.consumer.highwater(tp)
-                except Exception:  # not fetched yet: not caught up either
-                    highwater = None
                 committed = app.consumer._committed_offset.get(tp)  # noqa: SLF001  (faust keeps no public one)
-                mark = progress.mark(f"{logical}/{tp.partition}", highwater, committed)
+                # not fetched yet (highwater None): not caught up either
+                mark = progress.mark(f"{logical}/{tp.partition}", highwater(tp), committed)
                 out["yujing.events"].append(mark)
                 if logical == "intel.indicators":
                     out["yujing.contacts"].append(mark)

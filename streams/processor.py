@@ -69,7 +69,7 @@ class Processor:
     def __post_init__(self) -> None:
         self.waiting = PendingDecisions(self.pending)
         self.frontiers: dict[str, Frontier] = {}
-        self.live: set[str] = set()  # frontiers whose view this worker may pass on (`_took_in`)
+        self.live: set[str] = set()  # frontiers whose view this worker may pass on (`read_past`)
         self.catch_up: dict[str, int] = {}  # the offset a partition taken up must read again first
 
     def lookup(self, key: str) -> str | None:
@@ -147,22 +147,27 @@ class Processor:
             frontier = self.frontiers[name] = msgspec.msgpack.decode(raw, type=Frontier) if raw else Frontier()
         return frontier
 
-    def _took_in(self, name: str, frontier: Frontier, offset: int, highwater: int | None) -> None:
-        # A partition just taken up (a restart, a move) may have sent less than its view says: the outputs of
-        # the records before its last marks message may have died with the old process (and its table write
-        # too), and are sent again as those records are read again. So its view is passed on only once it has
-        # read again up to where its partition ended when it took it up.
+    def read_past(self, topic: str, partition: int, offset: int, highwater: int | None) -> None:
+        """A record of a person or value partition was read and its outputs sent: maybe it has caught up.
+
+        A partition just taken up (a restart, a move) may have sent less than its view says: the outputs of
+        the records before its last marks message may have died with the old process (and its table write
+        too), and are sent again as those records are read again. So its view is passed on only once it has
+        read again up to where its partition ended when it took it up. Any record counts, data or marks: the
+        record there may be data, and marks go only when they change, so none may come after it for long.
+        """
+        name = f"{topic}/{partition}"
+        if name in self.live:
+            return
         if name not in self.catch_up:
-            self.catch_up[name] = max(frontier.mark_offset, (highwater or 0) - 1)
+            self.catch_up[name] = max(self.frontier(topic, partition).mark_offset, (highwater or 0) - 1)
         if offset >= self.catch_up[name]:
             self.live.add(name)
-        frontier.mark_offset = max(offset, frontier.mark_offset)
 
     def _save_frontier(self, topic: str, partition: int, frontier: Frontier) -> None:
         self.marks[f"{topic}/{partition}".encode()] = msgspec.msgpack.encode(frontier)
 
-    def person_marks(self, partition: int, marks: Marks, topology: Topology, offset: int = -1,
-                     highwater: int | None = None) -> list[Output]:
+    def person_marks(self, partition: int, marks: Marks, topology: Topology, offset: int = -1) -> list[Output]:
         """Marks reached a person partition: take the decisions its new watermark lets through.
 
         A marks message read again after a crash (its offset not above the last one taken in) finds its
@@ -170,30 +175,29 @@ class Processor:
         """
         frontier = self.frontier("yujing.events", partition)
         if 0 <= offset <= frontier.mark_offset:
-            self._took_in(f"yujing.events/{partition}", frontier, offset, highwater)
             return [Output("yujing.decisions", d.person.encode(), d, origin)
                     for o, origin, raw in frontier.outbox if o == offset
                     for d in [msgspec.json.decode(raw, type=Decision)]]
         merge(frontier, marks.marks)
         watermark, _ = low_watermark(frontier.seen, topology.person_inputs())
         out = self.decide_until(partition, watermark)
-        self._took_in(f"yujing.events/{partition}", frontier, offset, highwater)
+        frontier.mark_offset = max(offset, frontier.mark_offset)
         if out and offset >= 0:
             frontier.outbox = (frontier.outbox + [[offset, o.origin, msgspec.json.encode(o.value)] for o in out
                                                   if o.topic == "yujing.decisions"])[-OUTBOX_SIZE:]
         self._save_frontier("yujing.events", partition, frontier)
         return out
 
-    def value_marks(self, partition: int, marks: Marks, offset: int = -1, highwater: int | None = None) -> None:
+    def value_marks(self, partition: int, marks: Marks, offset: int = -1) -> None:
         """Marks reached a value partition: remembered, to pass on (`out_mark`)."""
         frontier = self.frontier("yujing.contacts", partition)
         merge(frontier, marks.marks)
-        self._took_in(f"yujing.contacts/{partition}", frontier, offset, highwater)
+        frontier.mark_offset = max(offset, frontier.mark_offset)
         self._save_frontier("yujing.contacts", partition, frontier)
 
     def out_mark(self, topic: str, partition: int, topology: Topology) -> Mark:
         """The mark a person or value partition passes on, from its view once it has read up to where it
-        took its partition up (`_took_in`); until then a busy mark that claims nothing."""
+        took its partition up (`read_past`); until then a busy mark that claims nothing."""
         frontier = self.frontiers.get(f"{topic}/{partition}")
         if frontier is None or f"{topic}/{partition}" not in self.live:
             # Taken up and still reading again what the old process had read: busy, at no time at all (a

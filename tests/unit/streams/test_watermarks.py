@@ -81,3 +81,17 @@ def test_decisions_wait_for_the_marks_and_a_marks_message_read_again_sends_its_d
     # the crash case: the table kept what offset 8 decided, the sends were lost; offset 8 comes again
     again = p.person_marks(0, Marks(marks=done), TOPOLOGY, offset=8)
     assert [o.value for o in again] == [o.value for o in second if o.topic == "yujing.decisions"]
+
+
+def test_a_partition_taken_up_passes_its_view_on_once_it_has_read_again_to_where_it_ended(
+        small_model: Path) -> None:
+    p = _pipeline(small_model).processor
+    p.person_marks(0, Marks(marks=[Mark(c, T, idle=True) for c in TOPOLOGY.person_inputs()]), TOPOLOGY, offset=3)
+    p.frontiers.clear()  # a restart: the frontier is read from the `marks` table again
+    busy = Mark("yujing.events/0", 0, False)
+    assert p.out_mark("yujing.events", 0, TOPOLOGY) == busy
+    p.read_past("yujing.events", 0, offset=4, highwater=10)  # the partition ended at offset 9 when taken up
+    assert p.out_mark("yujing.events", 0, TOPOLOGY) == busy  # outputs of offsets 5..9 may not be sent yet
+    # offset 9 is a data record and no marks come after it (marks go only on change): it is enough
+    p.read_past("yujing.events", 0, offset=9, highwater=12)
+    assert p.out_mark("yujing.events", 0, TOPOLOGY) == Mark("yujing.events/0", 0, True)
