@@ -253,6 +253,10 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
         except Exception:  # not fetched yet
             return None
 
+    def committed(tp: Any) -> int | None:
+        """The partition's committed offset: where a restart reads again from (None before the first)."""
+        return app.consumer._committed_offset.get(tp)  # noqa: SLF001  (faust keeps no public one)
+
     def source_read(logical: str) -> Callable[[Any, list[Output]], None]:
         return lambda msg, outputs: progress.saw(f"{logical}/{msg.partition}", progress_ts(outputs), msg.offset)
 
@@ -271,7 +275,8 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     def person_handler(event: EventT) -> list[Output]:
         msg = event.message
         if event.key == MARKS_KEY:
-            out = processor.person_marks(msg.partition, _marks_decoder.decode(event.value), channels, msg.offset)
+            out = processor.person_marks(msg.partition, _marks_decoder.decode(event.value), channels, msg.offset,
+                                         committed(msg.tp))
             metrics.decisions_waiting.labels(str(msg.partition)).set(processor.waiting.waiting(msg.partition))
             return out
         before = processor.late_decisions
@@ -305,9 +310,8 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
         for tp in app.consumer.assignment():
             logical = marked_topics.get(tp.topic)
             if logical in SIGNAL_TOPICS or logical == "intel.indicators":
-                committed = app.consumer._committed_offset.get(tp)  # noqa: SLF001  (faust keeps no public one)
                 # not fetched yet (highwater None): not caught up either
-                mark = progress.mark(f"{logical}/{tp.partition}", highwater(tp), committed)
+                mark = progress.mark(f"{logical}/{tp.partition}", highwater(tp), committed(tp))
                 out["yujing.events"].append(mark)
                 if logical == "intel.indicators":
                     out["yujing.contacts"].append(mark)

@@ -24,7 +24,7 @@ from streams.person_state import (
 from streams.table_views import ValueEntries
 from streams.value_index import IndexPolicy, ValueHead, add_contact, apply_indicator, decode_head, encode_head
 from streams.watermarks import (
-    OUTBOX_SIZE, Frontier, Mark, Marks, PendingDecisions, PendingEntry, Topology, low_watermark, merge, pass_on,
+    Frontier, Mark, Marks, PendingDecisions, PendingEntry, Topology, low_watermark, merge, pass_on,
 )
 
 Table = MutableMapping[bytes, bytes]
@@ -167,11 +167,14 @@ class Processor:
     def _save_frontier(self, topic: str, partition: int, frontier: Frontier) -> None:
         self.marks[f"{topic}/{partition}".encode()] = msgspec.msgpack.encode(frontier)
 
-    def person_marks(self, partition: int, marks: Marks, topology: Topology, offset: int = -1) -> list[Output]:
+    def person_marks(self, partition: int, marks: Marks, topology: Topology, offset: int = -1,
+                     committed: int | None = None) -> list[Output]:
         """Marks reached a person partition: take the decisions its new watermark lets through.
 
         A marks message read again after a crash (its offset not above the last one taken in) finds its
-        decisions already taken: it sends again those it sent, from the outbox, under the same ids.
+        decisions already taken: it sends again those it sent, from the outbox, under the same ids. The outbox
+        keeps the decisions of marks messages from the partition's `committed` offset on: only those can be
+        read again.
         """
         frontier = self.frontier("yujing.events", partition)
         if 0 <= offset <= frontier.mark_offset:
@@ -182,9 +185,11 @@ class Processor:
         watermark, _ = low_watermark(frontier.seen, topology.person_inputs())
         out = self.decide_until(partition, watermark)
         frontier.mark_offset = max(offset, frontier.mark_offset)
+        if committed is not None:
+            frontier.outbox = [entry for entry in frontier.outbox if entry[0] >= committed]
         if out and offset >= 0:
-            frontier.outbox = (frontier.outbox + [[offset, o.origin, msgspec.json.encode(o.value)] for o in out
-                                                  if o.topic == "yujing.decisions"])[-OUTBOX_SIZE:]
+            frontier.outbox += [[offset, o.origin, msgspec.json.encode(o.value)] for o in out
+                                if o.topic == "yujing.decisions"]
         self._save_frontier("yujing.events", partition, frontier)
         return out
 

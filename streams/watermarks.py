@@ -60,13 +60,11 @@ class Frontier(Struct, omit_defaults=True):
     seen: dict[str, list] = {}  # channel → [ts, idle]
     decided: int = 0
     mark_offset: int = -1  # the offset of the last marks message taken in (a lower one is a redelivery)
-    # The decisions the latest marks messages let through, as [offset, origin, encoded decision]: the table
-    # keeps `decided` even when a crash lost the sends, so a redelivered marks message sends its own again.
+    # The decisions the marks messages since the last commit let through, as [offset, origin, encoded
+    # decision]: the table keeps `decided` even when a crash lost the sends, so a redelivered marks message
+    # sends its own again.
     outbox: list[list] = []
     out_ts: int = 0  # the time this partition last passed on, as a channel itself (`pass_on`)
-
-
-OUTBOX_SIZE = 256  # decisions kept for re-sending: more than a commit interval's worth
 
 
 @dataclass(frozen=True)

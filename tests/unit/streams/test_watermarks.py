@@ -95,3 +95,19 @@ def test_a_partition_taken_up_passes_its_view_on_once_it_has_read_again_to_where
     # offset 9 is a data record and no marks come after it (marks go only on change): it is enough
     p.read_past("yujing.events", 0, offset=9, highwater=12)
     assert p.out_mark("yujing.events", 0, TOPOLOGY) == Mark("yujing.events/0", 0, True)
+
+
+def test_the_outbox_keeps_the_decisions_of_marks_messages_not_yet_committed(small_model: Path) -> None:
+    p = _pipeline(small_model).processor
+    call = msgspec.json.decode(_call("fcs-call", T, 2280)[1], type=INPUT_TYPES["signals.telecom"])
+    pay = msgspec.json.decode(json.dumps(PAY), type=INPUT_TYPES["signals.payment"])
+    p.person_event(PersonEvent(person="S_ALICE", subject_id="S_ALICE", source="signals.telecom", telecom=call))
+    p.person_event(PersonEvent(person="S_ALICE", subject_id="S_ALICE", source="signals.payment", payment=pay))
+    done = [Mark(c, T + 2 * 60 * MIN, idle=True) for c in TOPOLOGY.person_inputs()]
+    sent = [o for o in p.person_marks(0, Marks(marks=done), TOPOLOGY, offset=8, committed=5)
+            if o.topic == "yujing.decisions"]
+    assert sent and [e[0] for e in p.frontier("yujing.events", 0).outbox] == [8] * len(sent)
+    p.person_marks(0, Marks(marks=done), TOPOLOGY, offset=12, committed=8)  # 8 may still be read again
+    assert p.frontier("yujing.events", 0).outbox
+    p.person_marks(0, Marks(marks=done), TOPOLOGY, offset=13, committed=9)  # committed past 8: it never will
+    assert p.frontier("yujing.events", 0).outbox == []
