@@ -9,6 +9,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import redis
+
 from deploy.config import Settings
 from deploy.replay import Outputs, differences, replay_city
 from deploy.stack import restart
@@ -34,6 +36,27 @@ def _messages(base: str) -> dict[str, dict]:
         return json.loads(resp.read())
 
 
+def _sms_settled(settings: Settings, base: str, sms: set[str],
+                 timeout: float = 30.0) -> tuple[dict, set[str], set[str]]:
+    """What the gateway received once every SMS sent is settled, those parked, and those still unaccounted for
+    at the timeout.
+
+    Settled: received by the gateway, or with a receipt (the adapter's done mark in Redis: delivered,
+    expired, failed), or parked in Redis for its quiet hours (due at a time the event clock never reached).
+    """
+    r = redis.Redis.from_url(settings.redis_url)
+    prefix = f"{settings.topic_prefix}{settings.app_id}:sms:"
+    deadline = time.monotonic() + timeout
+    while True:
+        messages = _messages(base)
+        parked = {json.loads(raw)["message_id"] for raw in r.zrange(prefix + "parked", 0, -1)}
+        open_ = {m for m in sms - set(messages) - parked if not r.exists(prefix + "done:" + m)}
+        if not open_ or time.monotonic() > deadline:
+            r.close()
+            return messages, parked & sms, open_
+        time.sleep(1)
+
+
 def test_a_worker_killed_ten_times_mid_stream_loses_nothing_and_sends_no_sms_twice(
         stack: Settings, tmp_path: Path, small_model: Path, city_reference: Outputs) -> None:
     settings = isolated_settings(stack, tmp_path / "data", small_model, partitions=4)
@@ -55,12 +78,12 @@ def test_a_worker_killed_ten_times_mid_stream_loses_nothing_and_sends_no_sms_twi
         with cli_process(settings, tmp_path, "adapter", "sms-gateway", "--url", f"{base}/send", "--rate", "50",
                          "--clock", "event"):
             run = replay_city(settings, CITY, 1, tmp_path / "logs", during=kill_ten_times)
-            time.sleep(5)  # the adapter's last sends
-            messages = _messages(base)
+            messages, parked, unsettled = _sms_settled(settings, base, run["sms"])
     assert len(kills) == 10
     twice = sum(1 for v in messages.values() if v["deliveries"] > 1 or v["attempts"] > 1)
     record_figures("worker SIGKILLed 10 times", city_reference, run, sms_delivered=len(messages),
-                   sms_sent_twice=twice)
+                   sms_parked=len(parked), sms_unsettled=len(unsettled), sms_sent_twice=twice)
+    assert not unsettled, unsettled  # every SMS delivered, reported, or waiting for its quiet hours to end
     assert _same_as_reference(city_reference, run) == {}, (kills, differences(city_reference, run))
     assert messages, "the adapter sent nothing: the test would prove nothing"
     assert {m: v["deliveries"] for m, v in messages.items() if v["deliveries"] != 1} == {}
@@ -102,11 +125,12 @@ def test_redis_then_the_broker_restarted_mid_stream_lose_nothing_and_dispatch_no
         with cli_process(settings, tmp_path, "adapter", "sms-gateway", "--url", f"{base}/send", "--rate", "50",
                          "--clock", "event") as adapter:
             run = replay_city(settings, CITY, 1, tmp_path / "logs", during=restart_servers)
-            time.sleep(5)
+            messages, parked, unsettled = _sms_settled(settings, base, run["sms"])
             assert adapter.poll() is None, (tmp_path / "adapter.log").read_text()[-3000:]
-            messages = _messages(base)
     assert restarted == ["redis", "kafka"]
     record_figures("Redis then the broker restarted", city_reference, run, sms_delivered=len(messages),
+                   sms_parked=len(parked), sms_unsettled=len(unsettled),
                    sms_delivered_twice=sum(1 for v in messages.values() if v["deliveries"] > 1))
+    assert not unsettled, unsettled
     assert _same_as_reference(city_reference, run) == {}, differences(city_reference, run)
     assert messages and {m: v["deliveries"] for m, v in messages.items() if v["deliveries"] != 1} == {}
