@@ -7,6 +7,8 @@ import random
 import signal
 import time
 import urllib.request
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -36,25 +38,41 @@ def _messages(base: str) -> dict[str, dict]:
         return json.loads(resp.read())
 
 
-def _sms_settled(settings: Settings, base: str, sms: set[str],
-                 timeout: float = 30.0) -> tuple[dict, set[str], set[str]]:
-    """What the gateway received once every SMS sent is settled, those parked, and those still unaccounted for
-    at the timeout.
+@dataclass
+class SmsSettled:
+    """Where every SMS the run sent ended up, once settled (or at the timeout)."""
 
-    Settled: received by the gateway, or with a receipt (the adapter's done mark in Redis: delivered,
-    expired, failed), or parked in Redis for its quiet hours (due at a time the event clock never reached).
-    """
+    received: dict[str, dict]  # by the gateway: message id → its deliveries and attempts
+    receipt_only: dict[str, str]  # not received, with a receipt: message id → outcome (expired, failed)
+    parked: set[str]  # waiting in Redis for the end of its quiet hours (a time the event clock never reached)
+    unsettled: set[str]  # none of these at the timeout
+
+    def figures(self) -> dict[str, object]:
+        """For `record_figures`."""
+        outcomes = Counter(self.receipt_only.values())
+        return {"sms_delivered": len(self.received),
+                "sms_receipt_only": ",".join(f"{k}:{n}" for k, n in sorted(outcomes.items())) or "0",
+                "sms_parked": len(self.parked), "sms_unsettled": len(self.unsettled)}
+
+
+def _sms_settled(settings: Settings, base: str, sms: set[str], timeout: float = 30.0) -> SmsSettled:
+    """Wait until every SMS sent is received by the gateway, has a receipt (the adapter's done mark in Redis
+    holds its outcome) or is parked for its quiet hours; then say which is which."""
     r = redis.Redis.from_url(settings.redis_url)
     prefix = f"{settings.topic_prefix}{settings.app_id}:sms:"
     deadline = time.monotonic() + timeout
-    while True:
-        messages = _messages(base)
-        parked = {json.loads(raw)["message_id"] for raw in r.zrange(prefix + "parked", 0, -1)}
-        open_ = {m for m in sms - set(messages) - parked if not r.exists(prefix + "done:" + m)}
-        if not open_ or time.monotonic() > deadline:
-            r.close()
-            return messages, parked & sms, open_
-        time.sleep(1)
+    try:
+        while True:
+            received = _messages(base)
+            parked = {json.loads(raw)["message_id"] for raw in r.zrange(prefix + "parked", 0, -1)} & sms
+            receipts = {m: r.get(prefix + "done:" + m) for m in sms - set(received) - parked}
+            receipt_only = {m: v.decode() for m, v in receipts.items() if v is not None}
+            unsettled = {m for m, v in receipts.items() if v is None}
+            if not unsettled or time.monotonic() > deadline:
+                return SmsSettled(received, receipt_only, parked, unsettled)
+            time.sleep(1)
+    finally:
+        r.close()
 
 
 def test_a_worker_killed_ten_times_mid_stream_loses_nothing_and_sends_no_sms_twice(
@@ -78,12 +96,12 @@ def test_a_worker_killed_ten_times_mid_stream_loses_nothing_and_sends_no_sms_twi
         with cli_process(settings, tmp_path, "adapter", "sms-gateway", "--url", f"{base}/send", "--rate", "50",
                          "--clock", "event"):
             run = replay_city(settings, CITY, 1, tmp_path / "logs", during=kill_ten_times)
-            messages, parked, unsettled = _sms_settled(settings, base, run["sms"])
+            settled = _sms_settled(settings, base, run["sms"])
+    messages = settled.received
     assert len(kills) == 10
     twice = sum(1 for v in messages.values() if v["deliveries"] > 1 or v["attempts"] > 1)
-    record_figures("worker SIGKILLed 10 times", city_reference, run, sms_delivered=len(messages),
-                   sms_parked=len(parked), sms_unsettled=len(unsettled), sms_sent_twice=twice)
-    assert not unsettled, unsettled  # every SMS delivered, reported, or waiting for its quiet hours to end
+    record_figures("worker SIGKILLed 10 times", city_reference, run, **settled.figures(), sms_sent_twice=twice)
+    assert not settled.unsettled, settled  # every SMS delivered, reported, or waiting for its quiet hours to end
     assert _same_as_reference(city_reference, run) == {}, (kills, differences(city_reference, run))
     assert messages, "the adapter sent nothing: the test would prove nothing"
     assert {m: v["deliveries"] for m, v in messages.items() if v["deliveries"] != 1} == {}
@@ -125,12 +143,12 @@ def test_redis_then_the_broker_restarted_mid_stream_lose_nothing_and_dispatch_no
         with cli_process(settings, tmp_path, "adapter", "sms-gateway", "--url", f"{base}/send", "--rate", "50",
                          "--clock", "event") as adapter:
             run = replay_city(settings, CITY, 1, tmp_path / "logs", during=restart_servers)
-            messages, parked, unsettled = _sms_settled(settings, base, run["sms"])
+            settled = _sms_settled(settings, base, run["sms"])
             assert adapter.poll() is None, (tmp_path / "adapter.log").read_text()[-3000:]
+    messages = settled.received
     assert restarted == ["redis", "kafka"]
-    record_figures("Redis then the broker restarted", city_reference, run, sms_delivered=len(messages),
-                   sms_parked=len(parked), sms_unsettled=len(unsettled),
+    record_figures("Redis then the broker restarted", city_reference, run, **settled.figures(),
                    sms_delivered_twice=sum(1 for v in messages.values() if v["deliveries"] > 1))
-    assert not unsettled, unsettled
+    assert not settled.unsettled, settled
     assert _same_as_reference(city_reference, run) == {}, differences(city_reference, run)
     assert messages and {m: v["deliveries"] for m, v in messages.items() if v["deliveries"] != 1} == {}
