@@ -1,12 +1,12 @@
 """Backpressure: one worker's memory and lag while Redis is away, side by side with a run where it is not.
 
-Both runs stream the same city flat out into fresh topics on the running local stack (`yujing stack up`). In
-the second, Redis is stopped `--outage` seconds after the feed starts and kept down for `--outage` seconds.
-The worker's resident memory and its group's lag are sampled every half second. Backpressure holds when the
-lag grows during the outage (records wait in Kafka) while memory does not grow with it, and when every output
-of the quiet run is there after Redis returns.
+Both runs stream the same city at a rate the worker keeps up with into fresh topics on the running local stack
+(`yujing stack up`). In the second, Redis is stopped `--outage` seconds after the feed starts and kept down for
+`--outage` seconds. The worker's resident memory and its group's lag are sampled every half second.
+Backpressure holds when the lag grows during the outage (records wait in Kafka) while memory does not grow
+with it, and when every output of the quiet run is there after Redis returns.
 
-    .venv/bin/python -m bench.backpressure --residents 1000 --days 1 --outage 30
+    .venv/bin/python -m bench.backpressure --outage 20
 """
 from __future__ import annotations
 
@@ -19,14 +19,16 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.throughput import fresh
+import urllib.request
+
+from bench.throughput import fresh, paced_city
 from deploy.config import Settings, load_settings
-from deploy.feed import stream_city
 from deploy.kafka_io import group_lag
 from deploy.replay import collect_outputs, differences, wait_drained
 from deploy.stack import restart
 from deploy.workers import WorkerProcess
 from scorers.city import City, CityConfig
+from ops.metrics import scrape_samples
 from scorers.training import model_dir
 
 
@@ -38,14 +40,16 @@ def resident_mb(pid: int) -> float:
     return 0.0
 
 
-def run(base: Settings, model: Path, city: CityConfig, outage_s: float, work: Path) -> dict[str, object]:
-    """Stream the city through one worker (Redis away for `outage_s` after as long, if > 0); what was seen."""
+def run(base: Settings, model: Path, city: CityConfig, rate: float, outage_s: float,
+        work: Path) -> dict[str, object]:
+    """Stream the city through one worker at `rate` signals/s (Redis away for `outage_s` after as long, if
+    > 0); what was seen."""
     tag = f"{uuid.uuid4().hex[:6]}bp{int(outage_s)}"
     s = fresh(base, work / tag, tag)
     shutil.copytree(model, s.model_path)
     worker = WorkerProcess(s, work / f"{tag}.log").start(ready_timeout=300)
     assert worker.proc is not None
-    samples: list[tuple[float, float, int]] = []  # (seconds since the feed started, RSS MiB, lag)
+    samples: list[tuple[float, float, int | None]] = []  # (seconds since the feed started, RSS MiB, lag)
     done = threading.Event()
     t0 = time.monotonic()
 
@@ -60,7 +64,7 @@ def run(base: Settings, model: Path, city: CityConfig, outage_s: float, work: Pa
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        feeder = threading.Thread(target=stream_city, args=(s, City(city)), kwargs={"registry_first": True})
+        feeder = threading.Thread(target=paced_city, args=(s, City(city), rate))
         feeder.start()
         outage: tuple[float, float] | None = None
         if outage_s > 0:
@@ -70,36 +74,41 @@ def run(base: Settings, model: Path, city: CityConfig, outage_s: float, work: Pa
             outage = (start, time.monotonic() - t0)
         feeder.join()
         wait_drained(s, [worker])
+        with urllib.request.urlopen(f"http://127.0.0.1:{s.web_port}/metrics", timeout=5) as resp:
+            retries = scrape_samples(resp.read().decode()).get(("yujing_redis_retries_total", ()), 0.0)
     finally:
         done.set()
         sampler.join()
         worker.stop()
-    during = [(rss, lag) for t, rss, lag in samples if outage and outage[0] <= t <= outage[1]]
+    during = [(rss, lag or 0) for t, rss, lag in samples if outage and outage[0] <= t <= outage[1]]
     return {
         "outage_s": outage_s,
         "outage_window_s": outage,
         "rss_mb_peak": max(rss for _, rss, _ in samples),
         "rss_mb_peak_during_outage": max((rss for rss, _ in during), default=None),
-        "lag_peak": max(lag for _, _, lag in samples),
+        "lag_peak": max(lag or 0 for _, _, lag in samples),  # None: the group has not committed yet
         "lag_peak_during_outage": max((lag for _, lag in during), default=None),
         "samples": len(samples),
+        "redis_retries": retries,
         "outputs": collect_outputs(s),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--residents", type=int, default=1000)
-    parser.add_argument("--days", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--outage", type=float, default=30.0, help="seconds Redis is away (and when it goes)")
+    parser.add_argument("--residents", type=int, default=300)
+    parser.add_argument("--days", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--attempts", type=int, default=400, help="fraud attempts per 10k residents per day")
+    parser.add_argument("--rate", type=float, default=150.0, help="signals per second fed")
+    parser.add_argument("--outage", type=float, default=20.0, help="seconds Redis is away (and when it goes)")
     parser.add_argument("--model", default=str(model_dir(load_settings().data_dir)), help="a trained model folder")
     args = parser.parse_args()
     base = load_settings()
-    city = CityConfig(residents=args.residents, days=args.days, seed=args.seed, attempts_per_10k_per_day=60)
+    city = CityConfig(residents=args.residents, days=args.days, seed=args.seed, attempts_per_10k_per_day=args.attempts)
     work = Path(tempfile.mkdtemp(prefix="yujing-backpressure-"))
-    quiet = run(base, Path(args.model), city, 0, work)
-    away = run(base, Path(args.model), city, args.outage, work)
+    quiet = run(base, Path(args.model), city, args.rate, 0, work)
+    away = run(base, Path(args.model), city, args.rate, args.outage, work)
     quiet_out, away_out = quiet.pop("outputs"), away.pop("outputs")
     print(json.dumps({"quiet": quiet, "redis_away": away, "work": str(work),
                       "outputs": {k: len(v) for k, v in quiet_out.items()},  # type: ignore[union-attr]
