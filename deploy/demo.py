@@ -113,7 +113,7 @@ def _progress_line(samples: dict, signals_total: int, behind: int) -> str:
             f"SMS {int(_metric(samples, 'yujing_dispatches_total', channel='sms')):>4}  "
             f"calls {int(_metric(samples, 'yujing_dispatches_total', channel='phone')):>3}  "
             f"visits {int(_metric(samples, 'yujing_dispatches_total', channel='visit')):>3}  "
-            f"stops {int(_metric(samples, 'yujing_interceptions_total', kind='payment')):>3}")
+            f"stop requests {int(_metric(samples, 'yujing_interceptions_total', kind='payment')):>3}")
 
 
 def _wait_drained(settings: Settings, services: Services, starts: dict[str, dict[int, int]], signals_total: int,
@@ -213,9 +213,9 @@ def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: boo
         tiers = Counter(w["tier"] for w in {w["warning_id"]: w for w in warnings}.values())
         receipts = Counter(msgspec.json.decode(v, type=Outcome).outcome
                            for v in _read(settings, "outcomes", starts["outcomes"]))
-        stops = {p.transfer_id: p for p in (msgspec.json.decode(v, type=PaymentInterception)
-                                            for v in _read(settings, "interception.payment",
-                                                           starts["interception.payment"]))}
+        requests = [msgspec.json.decode(v, type=PaymentInterception)
+                    for v in _read(settings, "interception.payment", starts["interception.payment"])]
+        stops = {p.transfer_id: p for p in requests}  # each T1 event of a transfer asks again, same transfer_id
         counts = _produced(settings, starts)
         reached, lost = _reached_before_loss(decisions, city)
         waiting, queues, busiest = asyncio.run(_queued_tasks(settings))
@@ -230,8 +230,8 @@ def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: boo
             ("calls queued for stations", counts["dispatch.phone"]),
             ("visits queued for grids", counts["dispatch.visit"]),
             ("tasks waiting in the grid and station feeds (Redis)", f"{waiting} in {queues} queues"),
-            ("stop-payment requests to banks (amount)",
-             f"{len(stops)} (¥{sum(p.amount_fen for p in stops.values()) / 100:,.2f})"),
+            ("transfers stopped: requests to banks (amount)",
+             f"{len(stops)}: {len(requests)} (¥{sum(p.amount_fen for p in stops.values()) / 100:,.2f})"),
             ("accounts under control (one card in a case)", counts["interception.account"]),
             ("domains / numbers to block", f"{counts['interception.domain']} / {counts['interception.number']}"),
             ("signal → warning latency p50 / p99 (worker metrics)",

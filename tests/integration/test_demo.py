@@ -15,8 +15,9 @@ def test_demo_runs_a_small_city_end_to_end(isolated: Settings) -> None:
                            "--seed", "5", "--attempts", "500"], env=env, capture_output=True, text=True, timeout=600)
     out = done.stdout.replace("\r", "\n")
     assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
-    for line in ("== what came out of the running system ==", "warnings (T1 / T2 / T3)", "stop-payment requests",
-                 "signal → warning latency p50 / p99", "victims warned before their first loss"):
+    for line in ("== what came out of the running system ==", "warnings (T1 / T2 / T3)",
+                 "transfers stopped: requests to banks", "signal → warning latency p50 / p99",
+                 "victims warned before their first loss"):
         assert line in out, out[-3000:]
     summary = json.loads((isolated.data_dir / "reports" / "demo-seed-5" / "summary.json").read_text())
     signals = int(summary["signals processed (telecom, payment, domain; worker metrics)"].replace(",", ""))
