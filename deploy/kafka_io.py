@@ -114,9 +114,8 @@ def read_table(settings: Settings, table: str) -> dict[bytes, bytes]:
     return {k: v for k, v in latest.items() if v is not None}
 
 
-def group_lag(settings: Settings, group: str) -> int | None:
-    """Messages a consumer group has not committed, over every topic of ours it has committed on (None before
-    it has committed anything)."""
+def group_lags(settings: Settings, group: str) -> dict[TopicPartition, int]:
+    """Messages a consumer group has not committed, per partition of every topic of ours it has committed on."""
     from kafka import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
@@ -124,10 +123,15 @@ def group_lag(settings: Settings, group: str) -> int | None:
     try:
         committed = admin.list_group_offsets({group: None}).get(group, {})
         ours = {tp: om.offset for tp, om in committed.items() if tp.topic.startswith(settings.topic_prefix)}
-        if not ours:
-            return None
-        ends = consumer.end_offsets(list(ours))
-        return sum(max(0, ends[tp] - max(off, 0)) for tp, off in ours.items())
+        ends = consumer.end_offsets(list(ours)) if ours else {}
+        return {tp: max(0, ends[tp] - max(off, 0)) for tp, off in ours.items()}
     finally:
         consumer.close()
         admin.close()
+
+
+def group_lag(settings: Settings, group: str) -> int | None:
+    """Messages a consumer group has not committed, over every topic of ours it has committed on (None before
+    it has committed anything)."""
+    lags = group_lags(settings, group)
+    return sum(lags.values()) if lags else None

@@ -11,11 +11,24 @@ from kafka.errors import KafkaError
 
 from deploy.config import Settings
 from deploy.feed import stream_city
-from deploy.kafka_io import group_lag, read_table, read_to_end
+from deploy.kafka_io import group_lag, group_lags, read_table, read_to_end
 from deploy.workers import WorkerProcess, start_workers
 from scorers.city import City, CityConfig
+from streams.watermarks import Frontier
 
 Outputs = dict[str, set]
+
+
+def why_not_drained(settings: Settings) -> str:
+    """What holds a pipeline that does not drain: lag per partition, decisions waiting, and busy channels."""
+    lags = {f"{tp.topic}/{tp.partition}": n for tp, n in group_lags(settings, settings.app_id).items() if n}
+    pending = sorted(read_table(settings, "pending"))
+    busy = {}
+    for key, raw in read_table(settings, "marks").items():
+        frontier = msgspec.msgpack.decode(raw, type=Frontier)
+        busy[key.decode()] = {c: ts for c, (ts, idle) in frontier.seen.items() if not idle}
+    return (f"uncommitted {lags}; {len(pending)} decisions waiting (first {pending[:3]}); "
+            f"busy channels per partition {busy}")
 
 
 def wait_drained(settings: Settings, workers: list[WorkerProcess], timeout: float = 600.0) -> None:
@@ -23,7 +36,7 @@ def wait_drained(settings: Settings, workers: list[WorkerProcess], timeout: floa
     deadline, calm = time.monotonic() + timeout, 0
     while calm < 3:
         if time.monotonic() > deadline:
-            raise RuntimeError("the pipeline did not drain")
+            raise RuntimeError(f"the pipeline did not drain in {timeout:.0f} s: {why_not_drained(settings)}")
         if not all(w.running for w in workers):
             raise RuntimeError(next(w for w in workers if not w.running).log_tail())
         try:
@@ -49,10 +62,11 @@ def collect_outputs(settings: Settings) -> Outputs:
 
 
 def replay_city(settings: Settings, city: CityConfig, workers: int, logs: Path, speed: float = 0.0,
-                during: Callable[[list[WorkerProcess]], None] | None = None) -> Outputs:
+                during: Callable[[list[WorkerProcess]], None] | None = None, drain_timeout: float = 600.0) -> Outputs:
     """Start the workers, stream the city (the registry first), wait until drained; what came out.
 
     `during(workers)`, when given, runs while the city streams (fault injection: it may kill and restart them).
+    A pipeline not drained `drain_timeout` seconds after that raises, saying what holds it.
     """
     procs = start_workers(settings, workers, logs)
     try:
@@ -71,7 +85,7 @@ def replay_city(settings: Settings, city: CityConfig, workers: int, logs: Path, 
         feeder.join()
         if failed:
             raise failed[0]
-        wait_drained(settings, [p for p in procs if p.running])
+        wait_drained(settings, [p for p in procs if p.running], drain_timeout)
     finally:
         for p in procs:
             p.stop()

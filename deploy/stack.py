@@ -83,7 +83,10 @@ def _spawn(settings: Settings, name: str, argv: list[str], ports: tuple[int, ...
 
 
 def _stop_pid(pid: int, timeout: float = 30.0) -> None:
-    """SIGTERM, then SIGKILL if the process has not exited within the timeout."""
+    """SIGTERM, then SIGKILL if the process has not exited within the timeout; returns once it is gone.
+
+    Gone, not just signalled: a server started again on the same port right after must not find it bound.
+    """
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -93,7 +96,13 @@ def _stop_pid(pid: int, timeout: float = 30.0) -> None:
         if not _alive(pid):
             return
         time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 30.0
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _alive(pid: int) -> bool:

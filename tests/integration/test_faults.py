@@ -11,14 +11,22 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+import pytest
 import redis
 
 from deploy.config import Settings
+from deploy.kafka_io import read_to_end
 from deploy.replay import Outputs, differences, replay_city
 from deploy.stack import restart
 from deploy.workers import WorkerProcess
 from tests.integration.conftest import CITY, record_figures
 from tests.integration.harness import cli_process, free_port, isolated_settings, wait_http
+
+# A drain takes 30-60 s after the faults here; one that has not ended in DRAIN_S raises with what holds it
+# (lag per partition, decisions waiting, busy channels), well before the test's own timeout ends it mute.
+DRAIN_S = 240.0
+pytestmark = pytest.mark.timeout(540)  # the shared reference run (setup, 40-70 s) counts too
 
 
 def _same_as_reference(reference: Outputs, run: Outputs) -> dict[str, tuple[int, int]]:
@@ -43,13 +51,14 @@ class SmsSettled:
     """Where every SMS the run sent ended up, once settled (or at the timeout)."""
 
     received: dict[str, dict]  # by the gateway: message id → its deliveries and attempts
-    receipt_only: dict[str, str]  # not received, with a receipt: message id → outcome (expired, failed)
+    receipt_only: dict[str, str]  # not received, with a receipt: message id → the receipt's note
     parked: set[str]  # waiting in Redis for the end of its quiet hours (a time the event clock never reached)
     unsettled: set[str]  # none of these at the timeout
 
     def figures(self) -> dict[str, object]:
         """For `record_figures`."""
-        outcomes = Counter(self.receipt_only.values())
+        outcomes = Counter("expired" if note.startswith("expired") else "failed"
+                           for note in self.receipt_only.values())
         return {"sms_delivered": len(self.received),
                 "sms_receipt_only": ",".join(f"{k}:{n}" for k, n in sorted(outcomes.items())) or "0",
                 "sms_parked": len(self.parked), "sms_unsettled": len(self.unsettled)}
@@ -66,10 +75,13 @@ def _sms_settled(settings: Settings, base: str, sms: set[str], timeout: float = 
             received = _messages(base)
             parked = {json.loads(raw)["message_id"] for raw in r.zrange(prefix + "parked", 0, -1)} & sms
             receipts = {m: r.get(prefix + "done:" + m) for m in sms - set(received) - parked}
-            receipt_only = {m: v.decode() for m, v in receipts.items() if v is not None}
+            receipt_only = {m for m, v in receipts.items() if v is not None}
             unsettled = {m for m, v in receipts.items() if v is None}
             if not unsettled or time.monotonic() > deadline:
-                return SmsSettled(received, receipt_only, parked, unsettled)
+                notes = {o["message_id"]: o.get("note") or "" for o in (msgspec.json.decode(m.value) for m in
+                                                             read_to_end(settings, settings.topic("outcomes")))
+                         if o.get("message_id") in receipt_only}
+                return SmsSettled(received, notes, parked, unsettled)
             time.sleep(1)
     finally:
         r.close()
@@ -95,13 +107,16 @@ def test_a_worker_killed_ten_times_mid_stream_loses_nothing_and_sends_no_sms_twi
         wait_http(f"{base}/admin/messages")
         with cli_process(settings, tmp_path, "adapter", "sms-gateway", "--url", f"{base}/send", "--rate", "50",
                          "--clock", "event"):
-            run = replay_city(settings, CITY, 1, tmp_path / "logs", during=kill_ten_times)
+            run = replay_city(settings, CITY, 1, tmp_path / "logs", during=kill_ten_times, drain_timeout=DRAIN_S)
             settled = _sms_settled(settings, base, run["sms"])
     messages = settled.received
     assert len(kills) == 10
     twice = sum(1 for v in messages.values() if v["deliveries"] > 1 or v["attempts"] > 1)
     record_figures("worker SIGKILLed 10 times", city_reference, run, **settled.figures(), sms_sent_twice=twice)
     assert not settled.unsettled, settled  # every SMS delivered, reported, or waiting for its quiet hours to end
+    # The replay runs 2 days in about a minute: a partition held back by a restart is hours behind on the
+    # adapter's event clock, so an SMS may expire there. It must be reported as expired, never fail otherwise.
+    assert all(note.startswith("expired") for note in settled.receipt_only.values()), settled
     assert _same_as_reference(city_reference, run) == {}, (kills, differences(city_reference, run))
     assert messages, "the adapter sent nothing: the test would prove nothing"
     assert {m: v["deliveries"] for m, v in messages.items() if v["deliveries"] != 1} == {}
@@ -117,7 +132,7 @@ def test_two_workers_one_killed_the_other_takes_over_its_partitions_and_tables(
         time.sleep(random.Random(5).uniform(2.0, 6.0))
         workers[1].stop(sig=signal.SIGKILL)  # and not started again: worker 0 must take over after the timeout
 
-    run = replay_city(settings, CITY, 2, tmp_path / "logs", during=kill_one)
+    run = replay_city(settings, CITY, 2, tmp_path / "logs", during=kill_one, drain_timeout=DRAIN_S)
     record_figures("two workers, one SIGKILLed", city_reference, run)
     assert differences(city_reference, run) == {}
 
@@ -142,7 +157,7 @@ def test_redis_then_the_broker_restarted_mid_stream_lose_nothing_and_dispatch_no
         wait_http(f"{base}/admin/messages")
         with cli_process(settings, tmp_path, "adapter", "sms-gateway", "--url", f"{base}/send", "--rate", "50",
                          "--clock", "event") as adapter:
-            run = replay_city(settings, CITY, 1, tmp_path / "logs", during=restart_servers)
+            run = replay_city(settings, CITY, 1, tmp_path / "logs", during=restart_servers, drain_timeout=DRAIN_S)
             settled = _sms_settled(settings, base, run["sms"])
             assert adapter.poll() is None, (tmp_path / "adapter.log").read_text()[-3000:]
     messages = settled.received
@@ -150,5 +165,6 @@ def test_redis_then_the_broker_restarted_mid_stream_lose_nothing_and_dispatch_no
     record_figures("Redis then the broker restarted", city_reference, run, **settled.figures(),
                    sms_delivered_twice=sum(1 for v in messages.values() if v["deliveries"] > 1))
     assert not settled.unsettled, settled
+    assert all(note.startswith("expired") for note in settled.receipt_only.values()), settled
     assert _same_as_reference(city_reference, run) == {}, differences(city_reference, run)
     assert messages and {m: v["deliveries"] for m, v in messages.items() if v["deliveries"] != 1} == {}
