@@ -261,7 +261,8 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
         return lambda msg, outputs: progress.saw(f"{logical}/{msg.partition}", progress_ts(outputs), msg.offset)
 
     def derived_read(logical: str) -> Callable[[Any, list[Output]], None]:
-        return lambda msg, _: processor.read_past(logical, msg.partition, msg.offset, highwater(msg.tp))
+        # the end offset is looked up only while the partition catches up, not on every record
+        return lambda msg, _: processor.read_past(logical, msg.partition, msg.offset, lambda: highwater(msg.tp))
 
     for logical in SIGNAL_TOPICS:
         app.agent(topic(logical), name=f"ingest-{logical}")(guarded(logical, ingest_handler(logical),

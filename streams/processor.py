@@ -147,7 +147,7 @@ class Processor:
             frontier = self.frontiers[name] = msgspec.msgpack.decode(raw, type=Frontier) if raw else Frontier()
         return frontier
 
-    def read_past(self, topic: str, partition: int, offset: int, highwater: int | None) -> None:
+    def read_past(self, topic: str, partition: int, offset: int, highwater: Callable[[], int | None]) -> None:
         """A record of a person or value partition was read and its outputs sent: maybe it has caught up.
 
         A partition just taken up (a restart, a move) may have sent less than its view says: the outputs of
@@ -155,12 +155,13 @@ class Processor:
         too), and are sent again as those records are read again. So its view is passed on only once it has
         read again up to where its partition ended when it took it up. Any record counts, data or marks: the
         record there may be data, and marks go only when they change, so none may come after it for long.
+        `highwater` (the partition's end offset now) is asked once, at the first record after it was taken up.
         """
         name = f"{topic}/{partition}"
         if name in self.live:
             return
         if name not in self.catch_up:
-            self.catch_up[name] = max(self.frontier(topic, partition).mark_offset, (highwater or 0) - 1)
+            self.catch_up[name] = max(self.frontier(topic, partition).mark_offset, (highwater() or 0) - 1)
         if offset >= self.catch_up[name]:
             self.live.add(name)
 

@@ -90,10 +90,10 @@ def test_a_partition_taken_up_passes_its_view_on_once_it_has_read_again_to_where
     p.frontiers.clear()  # a restart: the frontier is read from the `marks` table again
     busy = Mark("yujing.events/0", 0, False)
     assert p.out_mark("yujing.events", 0, TOPOLOGY) == busy
-    p.read_past("yujing.events", 0, offset=4, highwater=10)  # the partition ended at offset 9 when taken up
+    p.read_past("yujing.events", 0, offset=4, highwater=lambda: 10)  # the partition ended at offset 9 when taken up
     assert p.out_mark("yujing.events", 0, TOPOLOGY) == busy  # outputs of offsets 5..9 may not be sent yet
     # offset 9 is a data record and no marks come after it (marks go only on change): it is enough
-    p.read_past("yujing.events", 0, offset=9, highwater=12)
+    p.read_past("yujing.events", 0, offset=9, highwater=lambda: 12)
     assert p.out_mark("yujing.events", 0, TOPOLOGY) == Mark("yujing.events/0", 0, True)
 
 
