@@ -87,22 +87,16 @@ def _stop_pid(pid: int, timeout: float = 30.0) -> None:
 
     Gone, not just signalled: a server started again on the same port right after must not find it bound.
     """
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
+    for sig, wait_s in ((signal.SIGTERM, timeout), (signal.SIGKILL, 30.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
             return
-        time.sleep(0.1)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 30.0
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                return
+            time.sleep(0.1)
 
 
 def _alive(pid: int) -> bool:
