@@ -12,23 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 
-import urllib.request
-
-from bench.throughput import fresh, paced_city
+from bench.throughput import one_worker, paced_city, worker_samples
 from deploy.config import Settings, load_settings
 from deploy.kafka_io import group_lag
 from deploy.replay import collect_outputs, differences, wait_drained
 from deploy.stack import restart
-from deploy.workers import WorkerProcess
 from scorers.city import City, CityConfig
-from ops.metrics import scrape_samples
 from scorers.training import model_dir
 
 
@@ -45,9 +40,7 @@ def run(base: Settings, model: Path, city: CityConfig, rate: float, outage_s: fl
     """Stream the city through one worker at `rate` signals/s (Redis away for `outage_s` after as long, if
     > 0); what was seen."""
     tag = f"{uuid.uuid4().hex[:6]}bp{int(outage_s)}"
-    s = fresh(base, work / tag, tag)
-    shutil.copytree(model, s.model_path)
-    worker = WorkerProcess(s, work / f"{tag}.log").start(ready_timeout=300)
+    s, worker = one_worker(base, model, work / tag, tag, work / f"{tag}.log")
     assert worker.proc is not None
     samples: list[tuple[float, float, int | None]] = []  # (seconds since the feed started, RSS MiB, lag)
     done = threading.Event()
@@ -74,8 +67,7 @@ def run(base: Settings, model: Path, city: CityConfig, rate: float, outage_s: fl
             outage = (start, time.monotonic() - t0)
         feeder.join()
         wait_drained(s, [worker])
-        with urllib.request.urlopen(f"http://127.0.0.1:{s.web_port}/metrics", timeout=5) as resp:
-            retries = scrape_samples(resp.read().decode()).get(("yujing_redis_retries_total", ()), 0.0)
+        retries = worker_samples(s).get(("yujing_redis_retries_total", ()), 0.0)
     finally:
         done.set()
         sampler.join()
@@ -117,6 +109,7 @@ def main() -> None:
     print(f"\npeak RSS: quiet {quiet['rss_mb_peak']:.0f} MiB, Redis away {away['rss_mb_peak']:.0f} MiB "
           f"(× {away['rss_mb_peak'] / quiet['rss_mb_peak']:.2f}); peak lag: quiet {quiet['lag_peak']}, "  # type: ignore[operator]
           f"during the outage {away['lag_peak_during_outage']}")
+
 
 if __name__ == "__main__":
     main()

@@ -134,16 +134,27 @@ def paced_city(settings: Settings, city: City, rate: float) -> int:
     return signals
 
 
+def one_worker(base: Settings, model: str | Path, data: Path, tag: str, log: Path) -> tuple[Settings, WorkerProcess]:
+    """One worker with topics, group and data of its own (a copy of `model`), started."""
+    s = fresh(base, data, tag)
+    shutil.copytree(model, s.model_path)
+    return s, WorkerProcess(s, log).start(ready_timeout=300)
+
+
+def worker_samples(s: Settings) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the worker's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{s.web_port}/metrics", timeout=5) as resp:
+        return scrape_samples(resp.read().decode())
+
+
 def latency_at(base: Settings, model: str, city: City, rate: float, work: Path) -> dict[str, float | None]:
     """p50/p99 signal → warning and transfer → stop-payment of one worker fed at `rate` signals per second."""
-    s = fresh(base, work / f"lat-{int(rate)}", f"{uuid.uuid4().hex[:6]}l{int(rate)}")
-    shutil.copytree(model, s.model_path)
-    worker = WorkerProcess(s, work / f"latency-{int(rate)}.log").start(ready_timeout=300)
+    s, worker = one_worker(base, model, work / f"lat-{int(rate)}", f"{uuid.uuid4().hex[:6]}l{int(rate)}",
+                           work / f"latency-{int(rate)}.log")
     try:
         paced_city(s, city, rate)
         time_drain(s, s.app_id, lambda: worker.running)
-        with urllib.request.urlopen(f"http://127.0.0.1:{s.web_port}/metrics", timeout=5) as resp:
-            samples = scrape_samples(resp.read().decode())
+        samples = worker_samples(s)
     finally:
         worker.stop()
     out: dict[str, float | None] = {}
