@@ -20,11 +20,11 @@ from pathlib import Path
 
 from bench.throughput import one_worker, paced_city, worker_samples
 from deploy.config import Settings, load_settings
-from deploy.kafka_io import group_lag
 from deploy.replay import collect_outputs, differences, wait_drained
 from deploy.stack import restart
-from scorers.city import City, CityConfig
-from scorers.training import model_dir
+from scorers.lab.city import City, CityConfig
+from scorers.lab.training import model_dir
+from streams.kafka_io import group_lag
 
 
 def resident_mb(pid: int) -> float:

@@ -9,8 +9,9 @@ import sys
 import faust
 import msgspec
 
-from deploy.config import SIGNAL_TOPICS, load_settings
-from streams.app import faust_overrides
+from deploy.app.options import faust_overrides
+from deploy.config import load_settings
+from schemas.topics import SIGNAL_TOPICS
 
 settings = load_settings()
 settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -16,14 +16,13 @@ import json
 from pathlib import Path
 
 from schemas.records import Outcome
-from scorers.city import CityConfig
-from scorers.evaluate import figures, replay
+from schemas.units import DAY_MS
+from scorers.lab.city import CityConfig
+from scorers.lab.evaluate import figures, replay
+from scorers.lab.outcome_labels import outcome_rows
+from scorers.lab.training import TRAIN_CITY, train_model
 from scorers.model import load
-from scorers.outcomes import outcome_rows
 from scorers.tiers import TierPolicy
-from scorers.training import TRAIN_CITY, train_model
-
-DAY = 86_400_000
 
 
 def field_outcomes(r) -> list[Outcome]:  # type: ignore[no-untyped-def]
@@ -36,7 +35,7 @@ def field_outcomes(r) -> list[Outcome]:  # type: ignore[no-untyped-def]
     for d in r.decisions:
         if not d.rose:
             continue
-        eps = [ep for ep in episodes.get(d.person, []) if ep.start_ts - DAY <= d.ts <= ep.start_ts + 7 * DAY]
+        eps = [ep for ep in episodes.get(d.person, []) if ep.start_ts - DAY_MS <= d.ts <= ep.start_ts + 7 * DAY_MS]
         engaged = [ep for ep in eps if ep.engaged]
         if engaged:
             lost = engaged[0].first_loss_ts is not None and engaged[0].first_loss_ts <= d.ts

@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.throughput import fresh
 from deploy.config import load_settings
 from deploy.replay import replay_city
-from scorers.city import CityConfig
+from scorers.lab.city import CityConfig
 
 CITY = CityConfig(residents=300, days=2, seed=5, attempts_per_10k_per_day=400)
 

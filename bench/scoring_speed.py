@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scorers.city import CityConfig
-from scorers.dataset import build_dataset
+from scorers.lab.city import CityConfig
+from scorers.lab.dataset import build_dataset
 from scorers.model import load
 
 

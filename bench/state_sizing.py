@@ -21,10 +21,10 @@ import msgspec
 
 from schemas.internal import PersonEvent
 from schemas.records import DomainSignal, PaymentSignal, TelecomSignal
+from schemas.units import DAY_MS
 from streams.person_state import StatePolicy, apply_event, encode_state, new_state
 from streams.value_index import Entry, IndexPolicy, ValueHead, add_contact, encode_entry, encode_head, entry_key
 
-DAY = 86_400_000
 T0 = 1_764_547_200_000
 
 # Daily volumes per person, roughly what an operator and a bank see for an average resident.
@@ -55,14 +55,14 @@ def traffic(people: int, days: int, seed: int) -> Iterator[PersonEvent]:
              "pay": PAYMENTS_PER_DAY}
     for p in range(people):
         for kind, rate in rates.items():
-            heapq.heappush(heap, (T0 + int(rng.expovariate(rate / DAY)), p, len(heap), kind))
-    end = T0 + days * DAY
+            heapq.heappush(heap, (T0 + int(rng.expovariate(rate / DAY_MS)), p, len(heap), kind))
+    end = T0 + days * DAY_MS
     n = 0
     while heap:
         ts, p, _, kind = heapq.heappop(heap)
         if ts >= end:
             continue
-        heapq.heappush(heap, (ts + int(rng.expovariate(rates[kind] / DAY)) + 1, p, n, kind))
+        heapq.heappush(heap, (ts + int(rng.expovariate(rates[kind] / DAY_MS)) + 1, p, n, kind))
         n += 1
         line = f"+86138{p:08d}"
         eid = f"e{n}"

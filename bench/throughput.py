@@ -21,23 +21,23 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Callable
 
-import urllib.request
-
 import msgspec
 from aiokafka import AIOKafkaConsumer
 
-from deploy.config import SIGNAL_TOPICS, Settings, load_settings
+from deploy.config import Settings, load_settings
 from deploy.feed import stream_city
-from deploy.kafka_io import group_lag
 from deploy.topics import create_topics
 from deploy.workers import WorkerProcess
 from ops.metrics import sample_quantile, scrape_samples
-from scorers.city import City, CityConfig
-from scorers.training import model_dir
+from schemas.topics import SIGNAL_TOPICS
+from scorers.lab.city import City, CityConfig
+from scorers.lab.training import model_dir
+from streams.kafka_io import group_lag
 
 
 def time_drain(settings: Settings, group: str, alive: Callable[[], bool], timeout: float = 1800.0) -> float:

@@ -15,12 +15,12 @@ import msgspec
 import redis.asyncio as aioredis
 
 from deploy.config import Settings
-from deploy.kafka_io import produce, read_to_end
-from dispatch.campaign import REMINDER_RANK_TIER, Campaign, Exposure, audience, plan_reminder, rising_types
-from dispatch.cooldown import Cooldown
+from dispatch.campaign import Campaign, Exposure, audience, plan_reminder, rising_types
+from dispatch.cooldown import REMINDER_TIER, Cooldown
 from dispatch.routing import load_routes
 from schemas.internal import Trigger
 from schemas.records import SmsTask, Subject, encode
+from streams.kafka_io import produce, read_to_end
 
 
 @dataclass
@@ -72,7 +72,7 @@ async def _pass_cooldown(settings: Settings, tasks: list[tuple[Subject, SmsTask]
     try:
         cooldown = Cooldown(client, f"{settings.topic_prefix}{settings.app_id}:", load_routes().cooldown_ms)
         return [task for subject, task in tasks
-                if await cooldown.acquire(subject.subject_id, REMINDER_RANK_TIER, task.ts, task.message_id)]
+                if await cooldown.acquire(subject.subject_id, REMINDER_TIER, task.ts, task.message_id)]
     finally:
         await client.aclose()
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from deploy.config import load_settings
+from schemas.units import HOUR_MS
 
 
 def _stack(args: argparse.Namespace) -> int:
@@ -40,7 +41,7 @@ def _topics(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from streams.app import run_worker
+    from deploy.app import run_worker
 
     run_worker(load_settings(), args.faust_args)
     return 0
@@ -61,7 +62,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _city_config(args: argparse.Namespace, **defaults: object):  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
-    from scorers.city import CityConfig
+    from scorers.lab.city import CityConfig
 
     cfg = replace(CityConfig(), **defaults)  # type: ignore[arg-type]
     for name in ("residents", "days", "seed"):
@@ -77,7 +78,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from deploy.feed import stream_city
     from deploy.topics import create_topics
-    from scorers.city import City
+    from scorers.lab.city import City
 
     settings = load_settings()
     city = City(_city_config(args))
@@ -95,7 +96,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from scorers.training import TRAIN_CITY, train_model
+    from scorers.lab.training import TRAIN_CITY, train_model
 
     settings = load_settings()
     labels = None
@@ -116,11 +117,11 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from scorers.evaluate import figures, pr_points, replay
+    from scorers.lab.evaluate import figures, pr_points, replay
+    from scorers.lab.report import write_report
+    from scorers.lab.training import EVALUATION_CITY
     from scorers.model import load
-    from scorers.report import write_report
     from scorers.tiers import TierPolicy
-    from scorers.training import EVALUATION_CITY
 
     settings = load_settings()
     model = load(Path(args.model) if args.model else settings.model_path)
@@ -162,7 +163,7 @@ def _sms_gateway(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from dispatch.sms_service import run
+    from deploy.sms_service import run
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s")
     asyncio.run(run(load_settings(), args.url, args.rate, args.clock, metrics_port=args.metrics_port))
@@ -173,7 +174,7 @@ def _task_feed(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from dispatch.feed_service import run
+    from deploy.task_feed_service import run
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s")
     settings = load_settings()
@@ -186,7 +187,7 @@ def _feed_token(args: argparse.Namespace) -> int:
 
     import redis.asyncio as aioredis
 
-    from dispatch.feed_service import feed_prefix
+    from deploy.task_feed_service import feed_prefix
     from dispatch.task_queue import TaskQueues
     from dispatch.tasks import Scope
 
@@ -215,7 +216,7 @@ def _campaign(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from deploy.campaigns import launch, pipeline_clock, trends
-    from dispatch.campaign import HOUR, Campaign
+    from dispatch.campaign import Campaign
 
     settings = load_settings()
     at = args.at if args.at is not None else asyncio.run(pipeline_clock(settings))
@@ -230,7 +231,7 @@ def _campaign(args: argparse.Namespace) -> int:
         return 2
     campaign = Campaign(fraud_type=args.fraud_type, ts=at, age_min=args.age_min, age_max=args.age_max,
                         grids=frozenset(args.grid or ()), stations=frozenset(args.station or ()),
-                        exposed_to=args.exposed_to, exposed_within_ms=int(args.within_hours * HOUR), name=args.name)
+                        exposed_to=args.exposed_to, exposed_within_ms=int(args.within_hours * HOUR_MS), name=args.name)
     report = launch(settings, campaign, dry_run=args.dry_run)
     print(f"campaign {report.campaign_id}: {report.audience} people in the group, {report.no_phone} without a line, "
           f"{report.suppressed} held back by the cooldown, {report.queued} reminders queued"
@@ -262,7 +263,7 @@ def _bulletin(args: argparse.Namespace) -> int:
 
 
 def _test_gateway(args: argparse.Namespace) -> int:
-    from dispatch.test_gateway import serve
+    from deploy.sms_gateway_stub_service import serve
 
     serve(args.port)
     return 0
@@ -273,9 +274,9 @@ def _rpz(args: argparse.Namespace) -> int:
 
     import msgspec
 
-    from deploy.kafka_io import read_to_end
     from dispatch.interceptions import active_domains, rpz_zone
     from schemas.records import DomainInterception
+    from streams.kafka_io import read_to_end
 
     settings = load_settings()
     records = []

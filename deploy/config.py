@@ -7,24 +7,6 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# The contract's topics, by their logical name (CONTRACT.md). Internal topics are added below them.
-SIGNAL_TOPICS = ("signals.telecom", "signals.payment", "signals.domain")
-COMPACTED_TOPICS = ("intel.indicators", "registry.subjects")
-OUTPUT_TOPICS = (
-    "warnings",
-    "dispatch.sms",
-    "dispatch.phone",
-    "dispatch.visit",
-    "interception.payment",
-    "interception.account",
-    "interception.domain",
-    "interception.number",
-    "outcomes",
-)
-DEADLETTER_TOPIC = "deadletter"
-CONTRACT_TOPICS = SIGNAL_TOPICS + COMPACTED_TOPICS + OUTPUT_TOPICS + (DEADLETTER_TOPIC,)
-# Project-internal topics: events keyed by person, contacts and indicators keyed by value, triggers to score.
-INTERNAL_TOPICS = ("yujing.events", "yujing.contacts", "yujing.triggers", "yujing.decisions")
 
 
 def _env_int(env: dict[str, str], name: str, default: int) -> int:

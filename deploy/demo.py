@@ -24,16 +24,16 @@ import redis.asyncio as aioredis
 from deploy import stack
 from deploy.config import Settings
 from deploy.feed import stream_city
-from deploy.kafka_io import end_offsets_of, group_lag, read_to_end
+from deploy.task_feed_service import feed_prefix
 from deploy.topics import create_topics
 from deploy.workers import WorkerProcess, start_workers
-from dispatch.feed_service import feed_prefix
 from dispatch.task_queue import TaskQueues
 from dispatch.tasks import Scope
 from ops.metrics import sample_quantile, scrape_samples
 from schemas.internal import Decision
 from schemas.records import Outcome, PaymentInterception
-from scorers.city import City, CityConfig
+from scorers.lab.city import City, CityConfig
+from streams.kafka_io import end_offsets_of, group_lag, read_to_end
 
 GATEWAY_PORT, SMS_METRICS_PORT = 9110, 9111
 COUNTED = ("deadletter", "yujing.decisions", "warnings", "dispatch.sms", "dispatch.phone", "dispatch.visit",

@@ -11,7 +11,7 @@ from kafka import KafkaProducer
 
 from deploy.config import Settings
 from schemas.records import DomainSignal, Indicator, PaymentSignal, Subject, TelecomSignal
-from scorers.city import City
+from scorers.lab.city import City
 
 
 def contract_key(record: msgspec.Struct) -> bytes:
@@ -29,7 +29,7 @@ def contract_key(record: msgspec.Struct) -> bytes:
 
 def wait_for_identity(settings: Settings, subject_ids: set[str], timeout: float = 120.0) -> None:
     """Wait until the identity table's changelog holds every one of these people (the registry is loaded)."""
-    from deploy.kafka_io import read_table
+    from streams.kafka_io import read_table
 
     wanted = {f"subject:{s}".encode() for s in subject_ids}
     deadline = time.monotonic() + timeout

@@ -4,10 +4,10 @@ from __future__ import annotations
 import msgspec
 
 from deploy.config import Settings
-from deploy.kafka_io import read_to_end
 from schemas.internal import Decision
 from schemas.records import Outcome
-from scorers.outcomes import outcome_rows
+from scorers.lab.outcome_labels import outcome_rows
+from streams.kafka_io import read_to_end
 
 
 def outcome_labels(settings: Settings) -> list[tuple[list[float], int]]:

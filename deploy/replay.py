@@ -11,9 +11,9 @@ from kafka.errors import KafkaError
 
 from deploy.config import Settings
 from deploy.feed import stream_city
-from deploy.kafka_io import group_lag, group_lags, read_table, read_to_end
 from deploy.workers import WorkerProcess, start_workers
-from scorers.city import City, CityConfig
+from scorers.lab.city import City, CityConfig
+from streams.kafka_io import group_lag, group_lags, read_table, read_to_end
 from streams.watermarks import Frontier
 
 Outputs = dict[str, set]

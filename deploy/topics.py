@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deploy.config import COMPACTED_TOPICS, CONTRACT_TOPICS, DEADLETTER_TOPIC, INTERNAL_TOPICS, SIGNAL_TOPICS, Settings
+from deploy.config import Settings
+from schemas.topics import COMPACTED_TOPICS, CONTRACT_TOPICS, DEADLETTER_TOPIC, INTERNAL_TOPICS, SIGNAL_TOPICS
 
 DEADLETTER_RETENTION_MS = 365 * 24 * 3600 * 1000  # a year: dead letters are evidence to be replayed or audited
 

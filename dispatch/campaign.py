@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable
 
-from dispatch.plan import HOUR, TZ_OFFSET_MS, not_before, templates
+from dispatch.plan import TZ_OFFSET_MS, not_before, templates
 from schemas.records import SmsTask, Subject
-
-DAY = 24 * HOUR
-REMINDER_RANK_TIER = "R"  # the cooldown rank of a reminder: below T3
+from schemas.units import DAY_MS, HOUR_MS
 
 
 @dataclass(frozen=True)
@@ -40,14 +38,14 @@ class Campaign:
     grids: frozenset[str] = field(default_factory=frozenset)
     stations: frozenset[str] = field(default_factory=frozenset)
     exposed_to: str | None = None  # only people exposed to this fraud type (None: the whole group)
-    exposed_within_ms: int = 72 * HOUR
-    valid_ms: int = DAY  # how long a reminder may wait (quiet hours, rate limits) before it is dropped
+    exposed_within_ms: int = 72 * HOUR_MS
+    valid_ms: int = DAY_MS  # how long a reminder may wait (quiet hours, rate limits) before it is dropped
     name: str = ""
 
     @property
     def campaign_id(self) -> str:
         """Stable for the same aim on the same local day: launching it twice sends nothing twice."""
-        day = (self.ts + TZ_OFFSET_MS) // DAY
+        day = (self.ts + TZ_OFFSET_MS) // DAY_MS
         parts = [self.name, self.fraud_type, str(day), str(self.age_min), str(self.age_max),
                  ",".join(sorted(self.grids)), ",".join(sorted(self.stations)), str(self.exposed_to),
                  str(self.exposed_within_ms)]
@@ -101,7 +99,7 @@ def plan_reminder(campaign: Campaign, subject: Subject) -> SmsTask | None:
                    expires_ts=start + campaign.valid_ms, kind="reminder", campaign_id=cid)
 
 
-def rising_types(exposures: Iterable[Exposure], now: int, window_ms: int = DAY) -> list[tuple[str, int, int]]:
+def rising_types(exposures: Iterable[Exposure], now: int, window_ms: int = DAY_MS) -> list[tuple[str, int, int]]:
     """Exposures per fraud type in the last window and the one before it, the steepest rise first."""
     recent: Counter[str] = Counter()
     before: Counter[str] = Counter()

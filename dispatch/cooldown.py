@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-RANK = {"R": 0, "T3": 1, "T2": 2, "T1": 3}  # R: a reminder campaign's message, below every warning
+from schemas.records import TIER_RANK
+
+REMINDER_TIER = "R"  # the cooldown rank of a reminder campaign's message: below every warning
+RANK = {REMINDER_TIER: 0, **{t: r for t, r in TIER_RANK.items() if t is not None}}
 
 COOLDOWN_LUA = """
 local cur = redis.call('GET', KEYS[1])

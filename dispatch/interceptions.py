@@ -1,29 +1,9 @@
-"""Blocking requests from case elements: domains (and a DNS RPZ zone of them) and numbers, as pure functions."""
+"""The blocked domains at a moment, and the DNS RPZ zone that blocks them, as pure functions."""
 from __future__ import annotations
 
 import time
 
-from schemas.records import DomainInterception, Indicator, NumberInterception
-
-BLOCK_CONFIDENCE = 0.8  # below this a number is flagged for the operators' review, not blocked
-
-
-def interceptions_for(indicator: Indicator) -> list[DomainInterception | NumberInterception]:
-    """What an indicator change asks of ISPs and operators; a retraction ends the block (expires now)."""
-    retract = indicator.action == "retract"
-    expires = indicator.ts if retract else indicator.expires_ts
-    why = (f"retracted: {indicator.source}" if retract
-           else f"named in {indicator.source} ({indicator.fraud_type}, confidence {indicator.confidence:.2f})")
-    if indicator.type in ("domain", "url"):
-        if not retract and indicator.confidence < BLOCK_CONFIDENCE:
-            return []
-        return [DomainInterception(domain=indicator.value, fraud_type=indicator.fraud_type, reason=why,
-                                   source=indicator.source, ts=indicator.ts, expires_ts=expires)]
-    if indicator.type == "phone":
-        action = "block" if indicator.confidence >= BLOCK_CONFIDENCE else "flag"
-        return [NumberInterception(number=indicator.value, action=action, fraud_type=indicator.fraud_type,  # type: ignore[arg-type]
-                                   reason=why, source=indicator.source, ts=indicator.ts, expires_ts=expires)]
-    return []
+from schemas.records import DomainInterception
 
 
 def active_domains(records: list[DomainInterception], now_ms: int) -> list[str]:

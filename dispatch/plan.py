@@ -13,11 +13,11 @@ from pathlib import Path
 
 from dispatch.routing import Route
 from schemas.internal import Decision
-from schemas.records import PaymentInterception, PhoneTask, Reason, SmsTask, Subject, VisitTask, Warning
+from schemas.records import FraudWarning, PaymentInterception, PhoneTask, Reason, SmsTask, Subject, VisitTask
+from schemas.units import HOUR_MS
 
 TEMPLATES_FILE = Path(__file__).parent / "config" / "templates.toml"
-HOUR = 3_600_000
-TZ_OFFSET_MS = 8 * HOUR  # the city's local time, UTC+8
+TZ_OFFSET_MS = 8 * HOUR_MS  # the city's local time, UTC+8
 QUIET_FROM, QUIET_UNTIL = 22, 8  # no reminder SMS between 22:00 and 08:00 local time
 
 
@@ -44,11 +44,11 @@ def not_before(ts: int, quiet: bool) -> int:
     if not quiet:
         return ts
     local = ts + TZ_OFFSET_MS
-    hour = (local // HOUR) % 24
+    hour = (local // HOUR_MS) % 24
     if QUIET_UNTIL <= hour < QUIET_FROM:
         return ts
-    day_start = local - local % (24 * HOUR)
-    morning = day_start + QUIET_UNTIL * HOUR + (24 * HOUR if hour >= QUIET_FROM else 0)
+    day_start = local - local % (24 * HOUR_MS)
+    morning = day_start + QUIET_UNTIL * HOUR_MS + (24 * HOUR_MS if hour >= QUIET_FROM else 0)
     return morning - TZ_OFFSET_MS
 
 
@@ -80,7 +80,7 @@ def recipient(decision: Decision, profile: Subject | None, default_station: str)
 class Plan:
     """Everything one warning sends now: the warning, the tasks of the steps due now, a stop-payment request."""
 
-    warning: Warning | None  # None for a later step of an escalation (the warning went out already)
+    warning: FraudWarning | None  # None for a later step of an escalation (the warning went out already)
     sms: list[SmsTask] = field(default_factory=list)
     phone: list[PhoneTask] = field(default_factory=list)
     visit: list[VisitTask] = field(default_factory=list)
@@ -97,7 +97,7 @@ def plan_step(decision: Decision, route: Route, who: Recipient, step_index: int,
         start = not_before(decision.ts, route.quiet_hours)
         plan.sms.append(SmsTask(**base, message_id=_id(decision.decision_id, "sms", str(step_index)), to=who.phone,
                                 text=sms_text(decision.fraud_type), not_before_ts=start,
-                                expires_ts=max(due, start + HOUR)))
+                                expires_ts=max(due, start + HOUR_MS)))
     elif step.channel == "phone" and who.phone:
         plan.phone.append(PhoneTask(**base, task_id=_id(decision.decision_id, "phone", str(step_index)),
                                     subject_id=who.subject_id, phone=who.phone, station_id=who.station_id,
@@ -111,7 +111,7 @@ def plan_step(decision: Decision, route: Route, who: Recipient, step_index: int,
 
 def plan_warning(decision: Decision, route: Route, who: Recipient) -> Plan:
     """The warning for a decision that raised a tier, with the tasks of the steps due now."""
-    warning = Warning(warning_id=decision.decision_id, subject_id=who.subject_id, tier=decision.tier,
+    warning = FraudWarning(warning_id=decision.decision_id, subject_id=who.subject_id, tier=decision.tier,
                       fraud_type=decision.fraud_type, score=decision.score,  # type: ignore[arg-type]
                       reasons=[Reason(code=r.code, detail=r.detail) for r in decision.reasons],
                       evidence=decision.evidence, channels=[s.channel for s in route.steps],  # type: ignore[misc]

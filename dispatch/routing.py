@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from schemas.records import FRAUD_TYPES
+from schemas.units import MINUTE_MS
 
 ROUTES_FILE = Path(__file__).parent / "config" / "routes.toml"
 CHANNELS = ("sms", "phone", "visit")
 LABELS = ("tier", "fraud_type", "grid", "station")
-MINUTE = 60_000
 
 
 class RouteConfigError(ValueError):
@@ -54,7 +54,7 @@ class RoutingConfig:
     routes: tuple[Route, ...]
     stations: frozenset[str]
     default_station: str
-    cooldown_ms: int = 24 * 60 * MINUTE
+    cooldown_ms: int = 24 * 60 * MINUTE_MS
 
 
 def _route(i: int, doc: dict[str, Any], stations: frozenset[str]) -> Route:
@@ -80,7 +80,7 @@ def _route(i: int, doc: dict[str, Any], stations: frozenset[str]) -> Route:
         within = step.get("within")
         if not isinstance(within, int) or within <= 0:
             raise RouteConfigError(f"{where}: step {channel!r} needs `within` minutes > 0")
-        steps.append(Step(channel, within * MINUTE))
+        steps.append(Step(channel, within * MINUTE_MS))
     if not steps:
         raise RouteConfigError(f"{where}: no steps")
     if any(b.within_ms < a.within_ms for a, b in zip(steps, steps[1:])):
@@ -109,7 +109,7 @@ def parse_routes(text: str) -> RoutingConfig:
     if not isinstance(cooldown, int) or cooldown < 0:
         raise RouteConfigError("cooldown_hours must be a whole number of hours >= 0")
     return RoutingConfig(str(doc.get("version", "unversioned")), routes, stations,
-                         str(doc.get("default_station", "CITY-DESK")), cooldown * 60 * MINUTE)
+                         str(doc.get("default_station", "CITY-DESK")), cooldown * 60 * MINUTE_MS)
 
 
 def load_routes(path: Path = ROUTES_FILE) -> RoutingConfig:
@@ -134,5 +134,5 @@ def describe(config: RoutingConfig, labels: Mapping[str, str]) -> str:
         queue = {"sms": "dispatch.sms to the person's line",
                  "phone": f"dispatch.phone for station {station}",
                  "visit": f"dispatch.visit for grid {labels.get('grid') or '(the person’s grid)'}, station {station}"}
-        lines.append(f"  {n}. {step.channel:<5} within {step.within_ms // MINUTE:>5} min   {queue[step.channel]}")
+        lines.append(f"  {n}. {step.channel:<5} within {step.within_ms // MINUTE_MS:>5} min   {queue[step.channel]}")
     return "\n".join(lines)

@@ -1,19 +1,16 @@
 """The dispatch stage: a decision to stop-payment request, route, cooldown, warning and tasks (outputs returned)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable
-
-from dataclasses import asdict
 
 from dispatch.cooldown import Cooldown
 from dispatch.escalation import Context, EscalationStore, outcome_effect
 from dispatch.plan import Plan, plan_step, plan_warning, recipient, stop_payment
 from dispatch.routing import Route, RoutingConfig, match_routes
-from schemas.internal import Decision
+from schemas.internal import Decision, Output
 from schemas.records import Outcome
 from streams.identity import decode_profile, subject_key
-from streams.processor import Output
 
 
 @dataclass
@@ -24,8 +21,10 @@ class Dispatcher:
     cooldown: Cooldown
     lookup: Callable[[str], str | None]
     escalation: EscalationStore | None = None
-    suppressed: int = 0  # warnings held back by the cooldown (for the metrics)
-    breaches: int = 0  # steps whose deadline passed unanswered (for the metrics)
+    suppressed: int = 0  # warnings held back by the cooldown
+    breaches: int = 0  # steps whose deadline passed unanswered
+    on_suppressed: Callable[[], None] = lambda: None  # the metrics hear of each
+    on_breach: Callable[[], None] = lambda: None
 
     async def handle(self, decision: Decision) -> list[Output]:
         """Everything one decision sends: a stop-payment request for a transfer, and for a rise its warning."""
@@ -41,6 +40,7 @@ class Dispatcher:
                                            "grid": who.grid_id, "station": who.station_id})
         if not await self.cooldown.acquire(who.subject_id, decision.tier, decision.ts, decision.decision_id):
             self.suppressed += 1
+            self.on_suppressed()
             return out
         plan = plan_warning(decision, route, who)
         assert plan.warning is not None
@@ -79,6 +79,7 @@ class Dispatcher:
             if not await self.escalation.resolve(warning_id, step):
                 continue  # another worker took it
             self.breaches += 1
+            self.on_breach()
             await self.escalation.breach()
             ctx = await self.escalation.context(warning_id)
             if ctx is not None:

@@ -6,10 +6,9 @@ from typing import Literal
 
 import msgspec
 
-from schemas.records import PhoneTask, VisitTask
+from schemas.records import TIER_RANK, PhoneTask, VisitTask
 
 Kind = Literal["visit", "phone"]
-TIER_RANK = {"T1": 0, "T2": 1, "T3": 2}
 # What a visit or a call can end in (the contract's outcome values that fit each channel).
 OUTCOMES: dict[str, frozenset[str]] = {
     "visit": frozenset({"visited", "dissuaded", "already_lost", "unreachable", "false_alarm"}),
@@ -49,7 +48,7 @@ def channel_of(queue: str) -> Kind:
 
 def priority(task: dict) -> tuple[int, int, str]:
     """Sort key of the open tasks: the highest tier first, then the earliest deadline."""
-    return TIER_RANK.get(task.get("tier", "T3"), 3), int(task.get("respond_by_ts", 0)), str(task.get("task_id"))
+    return -TIER_RANK.get(task.get("tier"), 0), int(task.get("respond_by_ts", 0)), str(task.get("task_id"))
 
 
 class Report(msgspec.Struct, forbid_unknown_fields=True):

@@ -9,8 +9,14 @@ from typing import Any
 
 import msgspec
 
-from schemas.records import (AccountInterception, DomainInterception, NumberInterception, PaymentInterception,
-                             Subject, Warning)
+from schemas.records import (
+    AccountInterception,
+    DomainInterception,
+    FraudWarning,
+    NumberInterception,
+    PaymentInterception,
+    Subject,
+)
 
 KEEP = 500
 
@@ -20,7 +26,7 @@ def mask(value: str, keep: int = 4) -> str:
     return "*" * max(0, len(value) - keep) + value[-keep:] if len(value) > keep else "*" * len(value)
 
 
-def warning_entry(w: Warning, profile: Subject | None) -> dict[str, Any]:
+def warning_entry(w: FraudWarning, profile: Subject | None) -> dict[str, Any]:
     """A warning as the console lists it."""
     return {"warning_id": w.warning_id, "tier": w.tier, "fraud_type": w.fraud_type, "score": round(w.score, 3),
             "reasons": [r.detail for r in w.reasons][:4], "channels": list(w.channels), "ts": w.ts,
@@ -62,7 +68,7 @@ class OpsBoard:
                 await self._r.hdel(f"{self._p}{kind}:doc", *old)
         return bool(added)
 
-    async def record_warning(self, warning: Warning, profile: Subject | None) -> None:
+    async def record_warning(self, warning: FraudWarning, profile: Subject | None) -> None:
         """Remember a warning (once per id) and count it by tier."""
         if await self._remember("warnings", warning.warning_id, warning.ts, warning_entry(warning, profile)):
             await self._r.hincrby(f"{self._p}tiers", warning.tier, 1)

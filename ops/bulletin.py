@@ -16,8 +16,7 @@ from typing import Any
 
 import msgspec
 
-from deploy.config import Settings
-from deploy.kafka_io import read_to_end
+from streams.kafka_io import Cluster, read_to_end
 
 LOCAL = timezone(timedelta(hours=8))
 TOPICS = ("warnings", "dispatch.sms", "dispatch.phone", "dispatch.visit", "interception.payment",
@@ -65,7 +64,7 @@ def figures(records: dict[str, list[dict[str, Any]]], start: date, days: int) ->
     }
 
 
-def read_records(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+def read_records(settings: Cluster) -> dict[str, list[dict[str, Any]]]:
     """Every record of the bulletin's topics."""
     out: dict[str, list[dict[str, Any]]] = {}
     for topic in TOPICS:

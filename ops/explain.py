@@ -11,11 +11,11 @@ from typing import Any
 
 import msgspec
 
-from deploy.config import SIGNAL_TOPICS, Settings
-from deploy.kafka_io import read_to_end
 from schemas.decode import InvalidRecord, decode_input
 from schemas.internal import Decision
+from schemas.topics import SIGNAL_TOPICS
 from scorers.features import FEATURES
+from streams.kafka_io import Cluster, read_to_end
 
 LOCAL = timezone(timedelta(hours=8))
 TRAIL_TOPICS = ("warnings", "dispatch.sms", "dispatch.phone", "dispatch.visit", "outcomes")
@@ -32,7 +32,7 @@ class Trail:
     stop_payments: list[dict[str, Any]] = field(default_factory=list)
 
 
-def gather(settings: Settings, warning_id: str) -> Trail:
+def gather(settings: Cluster, warning_id: str) -> Trail:
     """Read the trail of a warning from the topics (a full scan: an audit, not a hot path)."""
     trail = Trail(warning_id)
     for msg in read_to_end(settings, settings.topic("yujing.decisions")):

@@ -5,14 +5,13 @@ channel, fraud type, station, outcome, reason category), never a phone number, a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from schemas.records import DeadLetter, PaymentInterception, PhoneTask, SmsTask, VisitTask, Warning
+from schemas.records import DeadLetter, FraudWarning, PaymentInterception, PhoneTask, SmsTask, VisitTask
 
 # Processing latency: 1 ms to 15 min (a backlog). Event-time lag reaches hours on a replay, so it gets longer buckets.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -94,7 +93,7 @@ class PipelineMetrics:
         """Count what one input made the worker send; `origin_s` is the Kafka timestamp it descends from."""
         for out in outputs:
             topic, value = out.topic, out.value  # type: ignore[attr-defined]
-            if topic == "warnings" and isinstance(value, Warning):
+            if topic == "warnings" and isinstance(value, FraudWarning):
                 self.warnings.labels(value.tier, value.fraud_type).inc()
                 if origin_s is not None:
                     self.signal_to_warning.observe(max(0.0, now_s - origin_s))
@@ -136,45 +135,6 @@ class ConsumerLag(Collector):
             if done is not None:
                 family.add_metric([self._logical(tp.topic), str(tp.partition)], max(0, end - done))
         yield family
-
-
-@dataclass
-class FeedMetrics:
-    """The task feed's metrics: queue depths and oldest open task per queue, claims and reports."""
-
-    depth: Gauge
-    oldest: Gauge
-    claims: Counter
-    reports: Counter
-
-
-def feed_metrics(registry: CollectorRegistry) -> FeedMetrics:
-    """The task feed's metrics, on `registry`."""
-    labels = ["channel", "unit"]  # unit: the grid or station of the queue
-    return FeedMetrics(
-        depth=Gauge("yujing_task_queue_depth", "Open and claimed tasks waiting, per queue", labels, registry=registry),
-        oldest=Gauge("yujing_task_queue_oldest_seconds", "Event-time age of the oldest open task, per queue", labels,
-                     registry=registry),
-        claims=Counter("yujing_feed_claims_total", "Tasks claimed through the feed", ["channel"], registry=registry),
-        reports=Counter("yujing_feed_reports_total", "Task outcomes reported through the feed", ["channel", "outcome"],
-                        registry=registry))
-
-
-@dataclass
-class SmsMetrics:
-    """The SMS adapter's metrics: receipts by kind and outcome, messages parked."""
-
-    deliveries: Counter
-    waiting: Gauge
-
-
-def sms_metrics(registry: CollectorRegistry) -> SmsMetrics:
-    """The SMS adapter's metrics, on `registry`."""
-    return SmsMetrics(
-        deliveries=Counter("yujing_sms_deliveries_total", "SMS receipts, by kind (warning, reminder) and outcome",
-                           ["kind", "outcome"], registry=registry),
-        waiting=Gauge("yujing_sms_waiting", "Messages parked in Redis: warnings in quiet hours, reminders", ["kind"],
-                      registry=registry))
 
 
 def scrape_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

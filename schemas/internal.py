@@ -1,8 +1,9 @@
 """Project-internal records (not in the contract): what flows between yujing's own agents."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
+import msgspec
 from msgspec import Struct
 
 from schemas.records import DomainSignal, Indicator, PaymentSignal, TelecomSignal
@@ -117,3 +118,21 @@ class Decision(Struct, kw_only=True, omit_defaults=True):
     policy_version: str
     transfer: TransferRef | None = None
     features: list[float] = []  # the risk features scored: an outcome reported back makes them a training row
+
+
+class RiskState(Struct, array_like=True):
+    """What a person's state remembers of their tier: which, since when, and when evidence last came."""
+
+    tier: str
+    episode_ts: int  # names the episode: the earliest evidence in the window when the person first rose
+    last_evidence_ts: int
+    decided: list[list[str]] = []  # [event key, tier, rose|stop] of the latest decisions, re-sent on a replay
+
+
+class Output(NamedTuple):
+    """One message to send: logical topic, key, record (and, for a deferred decision, its origin's Kafka time)."""
+
+    topic: str
+    key: bytes
+    value: msgspec.Struct
+    origin: float | None = None

@@ -25,6 +25,7 @@ FraudType = Literal[
 ]
 FRAUD_TYPES: tuple[str, ...] = FraudType.__args__  # type: ignore[attr-defined]
 Tier = Literal["T1", "T2", "T3"]
+TIER_RANK: dict[str | None, int] = {None: 0, "T3": 1, "T2": 2, "T1": 3}  # urgency: no tier, then T3 up to T1
 Channel = Literal["sms", "phone", "visit"]
 OutcomeKind = Literal[
     "sms_delivered", "sms_failed", "call_answered", "call_refused", "unreachable", "visited", "dissuaded",
@@ -117,7 +118,7 @@ class Reason(_Record):
     detail: str
 
 
-class Warning(_Record):
+class FraudWarning(_Record):
     """`warnings`: one decision to warn a person, or to raise an earlier warning's tier."""
 
     warning_id: str

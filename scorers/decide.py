@@ -10,11 +10,18 @@ from scorers.model import Model
 from scorers.reasons import reasons
 from scorers.tiers import Evidence, TierDecision, TierPolicy, assign_tier
 from streams.person_state import (
-    PaymentFact, PersonState, Update, as_of, earliest_evidence, event_key, event_time, trigger_id,
+    PaymentFact,
+    PersonState,
+    Update,
+    as_of,
+    earliest_evidence,
+    event_key,
+    event_time,
+    trigger_id,
 )
 
 MAX_REMEMBERED = 8  # decisions a person's state remembers, to re-send them if their events are redelivered
-from streams.processor import Output
+from schemas.internal import Output
 
 
 def transfer_in_progress(state: PersonState, pe: PersonEvent, now: int, window_ms: int,

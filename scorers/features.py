@@ -4,11 +4,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from schemas.units import DAY_MS, HOUR_MS
 from streams.person_state import CallFact, PersonState
 
-MINUTE = 60_000
-HOUR = 60 * MINUTE
-DAY = 24 * HOUR
 SUSPECT_TAGS = {"spoof_suspect", "virtual_operator", "voip", "international"}
 # Remote-meeting and screen-sharing apps: legitimate at work, and the tool of refund and "police" scams.
 REMOTE_APPS = {"com.tencent.wemeet.app", "us.zoom.videomeetings", "com.teamviewer.teamviewer.market.mobile",
@@ -54,7 +52,7 @@ def _suspect_contact(c: CallFact) -> bool:
 def features(snap: Snapshot) -> list[float]:
     """The feature vector of FEATURES, in order (one pass over each kind of fact)."""
     s, now = snap.state, snap.now
-    day_ago, three_days_ago, hour_ago = now - DAY, now - 3 * DAY, now - HOUR
+    day_ago, three_days_ago, hour_ago = now - DAY_MS, now - 3 * DAY_MS, now - HOUR_MS
     # Case elements contacted, each counted once: how many hits one element gives depends on whether the
     # contacts reached the index before or after it (one reverse hit, or one per late contact).
     strong: set[str] = set()
@@ -82,7 +80,7 @@ def features(snap: Snapshot) -> list[float]:
         if suspect or (unknown_in_call and c.duration_s >= 600) or sms_link:
             suspect_times.append(c.ts)
         if suspect or (not c.first_contact and c.counterpart in by_number):
-            by_number.setdefault(c.counterpart, set()).add(c.ts // DAY)
+            by_number.setdefault(c.counterpart, set()).add(c.ts // DAY_MS)
         if c.ts >= day_ago:
             suspect_24h += suspect
             sms_url += sms_link
@@ -111,7 +109,7 @@ def features(snap: Snapshot) -> list[float]:
             if p.first_contact:
                 first_out += 1
                 first_amount += p.amount_fen
-                pay_after = pay_after or any(0 <= p.ts - t <= 6 * HOUR for t in suspect_times)
+                pay_after = pay_after or any(0 <= p.ts - t <= 6 * HOUR_MS for t in suspect_times)
     age = snap.age
     return [
         float(hit_strong), float(hit_weak), float(hit_fanout),

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from schemas.records import FRAUD_TYPES
-from scorers.features import FEATURES, HOUR
+from schemas.units import HOUR_MS
+from scorers.features import FEATURES
 from streams.person_state import PersonState
 
 TYPES = tuple(t for t in FRAUD_TYPES if t != "unknown")
@@ -14,7 +15,7 @@ def type_features(x: list[float], state: PersonState, now: int) -> list[float]:
     (each element once, at its highest confidence)."""
     best: dict[tuple[str, str], float] = {}
     for h in state.hits:
-        if now - 72 * HOUR <= h.ts <= now and h.fraud_type in TYPES:
+        if now - 72 * HOUR_MS <= h.ts <= now and h.fraud_type in TYPES:
             key = (h.fraud_type, h.value_key)
             best[key] = max(best.get(key, 0.0), h.confidence)
     counts = dict.fromkeys(TYPES, 0.0)

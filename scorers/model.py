@@ -24,8 +24,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from scorers.features import FEATURES
-from scorers.monotone import NonNegativeLogisticRegression
 from scorers.fraud_types import TYPE_FEATURES
+from scorers.monotone import NonNegativeLogisticRegression
 
 MODEL_FILE = "model.joblib"
 META_FILE = "model.json"
@@ -113,7 +113,7 @@ def train(X: np.ndarray, y: np.ndarray, w: np.ndarray, X_type: np.ndarray, types
 
 
 def risk_metrics(risk: Pipeline, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> dict[str, float]:
-    """Row-level ranking quality on held-out rows (the city-level evaluation is in scorers/evaluate.py)."""
+    """Row-level ranking quality on held-out rows (the city-level evaluation is in scorers/lab/evaluate.py)."""
     p = risk.predict_proba(X)[:, 1]
     return {"roc_auc": round(float(roc_auc_score(y, p, sample_weight=w)), 4),
             "average_precision": round(float(average_precision_score(y, p, sample_weight=w)), 4)}

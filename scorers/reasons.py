@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from schemas.internal import DecisionReason
-from scorers.features import DAY, FEATURES, HOUR, REMOTE_APPS, SUSPECT_TAGS, Snapshot, _suspect_contact
+from schemas.units import DAY_MS, HOUR_MS
+from scorers.features import FEATURES, REMOTE_APPS, SUSPECT_TAGS, Snapshot, _suspect_contact
 from streams.person_state import CallFact, PaymentFact
 
 TAG_WORDS = {"spoof_suspect": "suspected spoofed", "virtual_operator": "virtual-operator", "voip": "VoIP",
@@ -30,16 +31,16 @@ def _recent_calls(snap: Snapshot, span: int) -> list[CallFact]:
 
 
 def _first_transfer(snap: Snapshot) -> PaymentFact | None:
-    pays = [p for p in snap.state.payments if snap.now - DAY <= p.ts <= snap.now and p.direction == "out"
+    pays = [p for p in snap.state.payments if snap.now - DAY_MS <= p.ts <= snap.now and p.direction == "out"
             and p.status == "initiated" and p.first_contact]
     return max(pays, key=lambda p: p.ts) if pays else None
 
 
 def _explain(name: str, snap: Snapshot) -> DecisionReason | None:
     s, now = snap.state, snap.now
-    calls = _recent_calls(snap, DAY)
+    calls = _recent_calls(snap, DAY_MS)
     if name in ("hit_strong_72h", "hit_weak_72h", "fanout_hit_72h"):
-        hits = [h for h in s.hits if now - 3 * DAY <= h.ts <= now]
+        hits = [h for h in s.hits if now - 3 * DAY_MS <= h.ts <= now]
         if name == "fanout_hit_72h":
             h = next((h for h in hits if h.mode == "fanout"), None)
             return h and DecisionReason(code="HIGH_FANOUT_NUMBER",
@@ -57,8 +58,8 @@ def _explain(name: str, snap: Snapshot) -> DecisionReason | None:
                               detail=f"contact with {kind} {value} named in {h.source} ({h.fraud_type}), {when}")
     if name == "contact_then_pay_6h":
         pay = _first_transfer(snap)
-        calls3 = [c for c in _recent_calls(snap, DAY) if _suspect_contact(c) or c.duration_s >= 600]
-        before = [c for c in calls3 if pay and 0 <= pay.ts - c.ts <= 6 * HOUR]
+        calls3 = [c for c in _recent_calls(snap, DAY_MS) if _suspect_contact(c) or c.duration_s >= 600]
+        before = [c for c in calls3 if pay and 0 <= pay.ts - c.ts <= 6 * HOUR_MS]
         if pay and before:
             c = before[-1]
             what = f"{_minutes(c.duration_s * 1000)} call" if c.kind == "call" else "SMS"
@@ -81,7 +82,7 @@ def _explain(name: str, snap: Snapshot) -> DecisionReason | None:
         return c and DecisionReason(code="SMS_LINK_UNKNOWN_SENDER",
                                     detail=f"SMS with a link to {c.domains[0]} from an unknown sender {c.counterpart}")
     if name in ("app_install_24h", "remote_app_install_24h"):
-        apps = [w for w in s.web if now - DAY <= w.ts <= now and w.kind == "app_install"]
+        apps = [w for w in s.web if now - DAY_MS <= w.ts <= now and w.kind == "app_install"]
         remote = [w for w in apps if w.target in REMOTE_APPS]
         w = (remote or apps or [None])[-1]
         if w is None:
@@ -89,7 +90,7 @@ def _explain(name: str, snap: Snapshot) -> DecisionReason | None:
         return DecisionReason(code="REMOTE_APP_INSTALL" if w in remote else "APP_INSTALL",
                               detail=f"installed {w.target}" + (" (remote meeting or screen sharing)" if w in remote else ""))
     if name == "new_domain_visit_24h":
-        w = next((w for w in reversed(s.web) if now - DAY <= w.ts <= now and w.kind != "app_install"
+        w = next((w for w in reversed(s.web) if now - DAY_MS <= w.ts <= now and w.kind != "app_install"
                   and w.first_contact), None)
         return w and DecisionReason(code="NEW_SITE_VISIT", detail=f"visited {w.target} for the first time")
     if name in ("first_payee_out_24h", "log_first_payee_amount_24h", "log_out_amount_24h", "out_transfers_1h"):
@@ -98,7 +99,7 @@ def _explain(name: str, snap: Snapshot) -> DecisionReason | None:
                                       detail=f"transfer of {_yuan(pay.amount_fen)} initiated to a new payee "
                                              f"{pay.counterparty}")
     if name == "small_in_unknown_24h":
-        ins = [p for p in s.payments if now - DAY <= p.ts <= now and p.direction == "in" and p.first_contact
+        ins = [p for p in s.payments if now - DAY_MS <= p.ts <= now and p.direction == "in" and p.first_contact
                and p.amount_fen <= 10_000 and p.status == "completed"]
         return ins and DecisionReason(code="SMALL_REBATES_RECEIVED",
                                       detail=f"{len(ins)} small payments received from unknown accounts "

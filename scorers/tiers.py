@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from msgspec import Struct
+from schemas.internal import RiskState
+from schemas.records import TIER_RANK
+from schemas.units import MINUTE_MS
 
 POLICY_FILE = Path(__file__).parent / "policy" / "tiers.json"
-RANK = {None: 0, "T3": 1, "T2": 2, "T1": 3}
-MINUTE = 60_000
 
 
 class PolicyError(ValueError):
@@ -44,11 +44,11 @@ class TierPolicy:
         """Validate and build a policy from its JSON document."""
         try:
             policy = cls(version=str(doc["version"]), t1_score=float(doc["t1"]["score"]),
-                         t1_transfer_window_ms=int(doc["t1"]["transfer_window_minutes"]) * MINUTE,
+                         t1_transfer_window_ms=int(doc["t1"]["transfer_window_minutes"]) * MINUTE_MS,
                          t2_score=float(doc["t2"]["score"]), t3_score=float(doc["t3"]["score"]),
                          t3_hit_confidence=float(doc["t3"]["hit_confidence"]),
-                         quiet_ms=int(doc["hysteresis"]["quiet_hours"]) * 60 * MINUTE,
-                         respond_ms={t: int(m) * MINUTE for t, m in doc["respond_minutes"].items()})
+                         quiet_ms=int(doc["hysteresis"]["quiet_hours"]) * 60 * MINUTE_MS,
+                         respond_ms={t: int(m) * MINUTE_MS for t, m in doc["respond_minutes"].items()})
         except (KeyError, TypeError, ValueError) as exc:
             raise PolicyError(f"tier policy: missing or invalid {exc}") from None
         if not 0 < policy.t3_score <= policy.t2_score <= 1 or not 0 < policy.t1_score <= 1:
@@ -61,15 +61,6 @@ class TierPolicy:
     def load(cls, path: Path = POLICY_FILE) -> "TierPolicy":
         """The policy from its file (default: scorers/policy/tiers.json)."""
         return cls.from_dict(json.loads(path.read_text()))
-
-
-class RiskState(Struct, array_like=True):
-    """What a person's state remembers of their tier: which, since when, and when evidence last came."""
-
-    tier: str
-    episode_ts: int  # names the episode: the earliest evidence in the window when the person first rose
-    last_evidence_ts: int
-    decided: list[list[str]] = []  # [event key, tier, rose|stop] of the latest decisions, re-sent on a replay
 
 
 @dataclass(frozen=True)
@@ -95,7 +86,7 @@ class TierDecision:
 def computed_tier(score: float, ev: Evidence, held: str | None, policy: TierPolicy) -> str | None:
     """The tier this moment alone justifies (no hysteresis)."""
     if ev.transfer_now and (ev.payee_flagged or (ev.transfer_to_new_payee and
-                                                 (score >= policy.t1_score or RANK[held] >= RANK["T2"]))):
+                                                 (score >= policy.t1_score or TIER_RANK[held] >= TIER_RANK["T2"]))):
         return "T1"
     if score >= policy.t2_score:
         return "T2"
@@ -113,7 +104,7 @@ def assign_tier(score: float, ev: Evidence, prior: RiskState | None, now: int, p
     """
     held = prior.tier if prior is not None and now - prior.last_evidence_ts <= policy.quiet_ms else None
     now_tier = computed_tier(score, ev, held, policy)
-    tier = now_tier if RANK[now_tier] > RANK[held] else held
+    tier = now_tier if TIER_RANK[now_tier] > TIER_RANK[held] else held
     if tier is None:
         return TierDecision(None, False, False, None)
     if held is not None and prior is not None:
@@ -121,5 +112,5 @@ def assign_tier(score: float, ev: Evidence, prior: RiskState | None, now: int, p
         last = max(prior.last_evidence_ts, now) if now_tier is not None else prior.last_evidence_ts
     else:
         episode_ts, decided, last = min(now, episode_start if episode_start is not None else now), [], now
-    return TierDecision(tier, RANK[tier] > RANK[held], now_tier == "T1",
+    return TierDecision(tier, TIER_RANK[tier] > TIER_RANK[held], now_tier == "T1",
                         RiskState(tier=tier, episode_ts=episode_ts, last_evidence_ts=last, decided=list(decided)))

@@ -13,8 +13,6 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 
-from deploy.config import Settings
-
 log = logging.getLogger(__name__)
 
 
@@ -50,11 +48,11 @@ class IdentityReplica(Mapping[bytes, bytes]):
         else:
             self._data[key] = value
 
-    def load(self, settings: Settings, topic: str, timeout: float = 120.0) -> None:
+    def load(self, bootstrap: str, topic: str, timeout: float = 120.0) -> None:
         """Read the changelog to its current end (before the worker starts: it starts with the whole registry)."""
         from kafka import KafkaConsumer, TopicPartition
 
-        consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
         try:
             parts = consumer.partitions_for_topic(topic)
             if not parts:
@@ -75,7 +73,7 @@ class IdentityReplica(Mapping[bytes, bytes]):
             consumer.close()
         log.info("identity replica: %d keys loaded from %s", len(self._data), topic)
 
-    async def follow(self, settings: Settings, topic: str) -> None:
+    async def follow(self, bootstrap: str, topic: str) -> None:
         """Apply the changelog as it grows, for as long as the worker runs."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -83,10 +81,10 @@ class IdentityReplica(Mapping[bytes, bytes]):
         parts: set[int] = set()
         while not parts:  # faust creates the changelog topic as it starts
             # (aiokafka's consumer knows the partitions of assigned topics only: ask with kafka-python)
-            parts = await loop.run_in_executor(None, partitions_of, settings, topic)
+            parts = await loop.run_in_executor(None, partitions_of, bootstrap, topic)
             if not parts:
                 await asyncio.sleep(0.5)
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                     group_id=None)
         await consumer.start()
         try:
@@ -103,11 +101,11 @@ class IdentityReplica(Mapping[bytes, bytes]):
             await consumer.stop()
 
 
-def partitions_of(settings: Settings, topic: str) -> set[int]:
+def partitions_of(bootstrap: str, topic: str) -> set[int]:
     """The partitions a topic has now (empty when it does not exist yet)."""
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     try:
         return set(consumer.partitions_for_topic(topic) or ())
     finally:

@@ -10,11 +10,11 @@ from collections import defaultdict, deque
 import msgspec
 
 from schemas.decode import decode_input
-from schemas.internal import PersonEvent, ValueMessage
+from schemas.internal import Output, PersonEvent, ValueMessage
 from schemas.records import DomainSignal, Indicator, PaymentSignal, Subject, TelecomSignal, encode
 from streams.ingest import person_events
 from streams.person_state import StatePolicy
-from streams.processor import Output, PersonHook, Processor, person_output
+from streams.processor import PersonHook, Processor, person_output
 from streams.value_index import IndexPolicy
 
 

@@ -20,13 +20,10 @@ from typing import Any, Callable
 import msgspec
 from msgspec import Struct
 
-from schemas.internal import Contact, IndicatorHit, PersonEvent, Trigger
+from schemas.internal import Contact, IndicatorHit, PersonEvent, RiskState, Trigger
 from schemas.normalize import number_kind, url_domain
 from schemas.records import DomainSignal, PaymentSignal, TelecomSignal
-from scorers.tiers import RiskState
-
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
+from schemas.units import DAY_MS, HOUR_MS
 
 
 @dataclass(frozen=True)
@@ -107,7 +104,7 @@ class PersonState(Struct, kw_only=True, omit_defaults=True):
     hits: list[HitFact] = []
     known: dict[int, list[int]] = {}  # known_key("phone:…" | "domain:…" | …) → [first ts, last day]
     controlled_by: str | None = None  # the case or indicator that put the person's accounts under control
-    risk: RiskState | None = None  # the person's current tier, kept by the scorer (scorers/tiers.py)
+    risk: RiskState | None = None  # the person's current tier, kept by the scorer (scorers/tiers.py assigns it)
 
 
 @dataclass

@@ -1,47 +1,60 @@
 """What each agent does to one message, with tables as mappings and outputs returned, not sent.
 
-The Faust app (`streams/app.py`) sends the outputs to Kafka; the local runner (`streams/local.py`) queues
+The worker's Faust app (`deploy/app/`) sends the outputs to Kafka; the local runner (`streams/local.py`) queues
 them in memory to replay a simulated city through exactly the same logic (training, evaluation, benches).
 """
 from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import msgspec
 
-from schemas.internal import Decision, PersonEvent, ValueMessage
-from dispatch.interceptions import interceptions_for
+from schemas.internal import Decision, Output, PersonEvent, ValueMessage
 from schemas.records import DomainInterception, Indicator, Subject
-from streams.controls import account_controls, control_events, indicator_value_key
+from streams.controls import account_controls, control_events, indicator_value_key, interceptions_for
 from streams.identity import decode_profile, identity_changes, subject_key
 from streams.identity_replica import IdentityReplica
 from streams.ingest import resolve_late
 from streams.person_state import (
-    PersonState, StatePolicy, Update, apply_event, decode_state, encode_state, event_key, event_time, new_state,
+    PersonState,
+    StatePolicy,
+    Update,
+    apply_event,
+    decode_state,
+    encode_state,
+    event_key,
+    event_time,
+    new_state,
 )
 from streams.table_views import ValueEntries
 from streams.value_index import IndexPolicy, ValueHead, add_contact, apply_indicator, decode_head, encode_head
 from streams.watermarks import (
-    Frontier, Mark, Marks, PendingDecisions, PendingEntry, Topology, low_watermark, merge, pass_on,
+    Frontier,
+    Mark,
+    Marks,
+    PendingDecisions,
+    PendingEntry,
+    Topology,
+    low_watermark,
+    merge,
+    pass_on,
 )
 
 Table = MutableMapping[bytes, bytes]
 
 
-class Output(NamedTuple):
-    """One message to send: logical topic, key, record (and, for a deferred decision, its origin's Kafka time)."""
-
-    topic: str
-    key: bytes
-    value: msgspec.Struct
-    origin: float | None = None
-
-
 # Called after an event was folded into a person's state, with what it produced; returns more outputs
 # (decisions) and may change the state (setting update.changed).
 PersonHook = Callable[[PersonState, PersonEvent, Update], list[Output]]
+
+
+def progress_ts(outputs: list[Output]) -> int | None:
+    """The event time a source record reached, from what it produced (None: it was dead-lettered)."""
+    times = [event_time(o.value) for o in outputs if isinstance(o.value, PersonEvent)]
+    times += [o.value.indicator.ts for o in outputs if isinstance(o.value, ValueMessage) and o.value.indicator]
+    return max(times, default=None)
 
 
 def person_output(pe: PersonEvent) -> Output:
@@ -63,6 +76,7 @@ class Processor:
     pending: MutableMapping[bytes, bytes] = field(default_factory=dict)
     marks: MutableMapping[bytes, bytes] = field(default_factory=dict)
     late_decisions: int = 0  # decided on arrival: their partition's watermark had passed them already
+    on_late: Callable[[], None] = lambda: None  # hears of each late decision (the metrics count them)
     # Where lookups read: the identity table itself (in one process), or a worker's replica of all of it.
     directory: IdentityReplica | None = None
 
@@ -131,6 +145,7 @@ class Processor:
                     self.waiting.add(partition, ts, PendingEntry(pe, origin), event_key(pe))  # same key: no-op
             elif ts < decided:
                 self.late_decisions += 1
+                self.on_late()
                 out += self.on_person(state, pe, update)  # the scorer may change the state too (the tier)
             else:
                 self.waiting.add(partition, ts, PendingEntry(pe, origin), event_key(pe))

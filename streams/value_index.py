@@ -24,8 +24,7 @@ from msgspec import Struct
 
 from schemas.internal import Contact, IndicatorHit
 from schemas.records import Indicator
-
-HOUR_MS = 3_600_000
+from schemas.units import HOUR_MS
 
 
 @dataclass(frozen=True)

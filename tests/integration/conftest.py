@@ -10,7 +10,7 @@ from deploy.config import Settings, load_settings
 from deploy.replay import Outputs, replay_city
 from deploy.stack import kafka_answers, redis_answers
 from deploy.workers import WorkerProcess
-from scorers.city import CityConfig
+from scorers.lab.city import CityConfig
 from tests.integration.harness import isolated_settings
 
 

@@ -5,7 +5,7 @@ import json
 import time
 
 from deploy.config import Settings
-from deploy.kafka_io import produce, read_table
+from streams.kafka_io import produce, read_table
 from streams.person_state import PersonState, decode_state
 from streams.value_index import Entry, ValueHead, decode_entry, decode_head, entry_key
 

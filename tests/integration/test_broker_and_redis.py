@@ -7,9 +7,10 @@ import redis
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from deploy.config import CONTRACT_TOPICS, Settings
+from deploy.config import Settings
 from deploy.topics import DEADLETTER_RETENTION_MS
-from deploy.kafka_io import consume, produce
+from schemas.topics import CONTRACT_TOPICS
+from streams.kafka_io import consume, produce
 
 
 def test_produce_and_consume_on_the_real_broker(isolated: Settings) -> None:

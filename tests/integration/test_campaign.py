@@ -10,12 +10,13 @@ import redis.asyncio as aioredis
 
 from deploy.campaigns import launch
 from deploy.config import Settings
-from deploy.kafka_io import consume, produce
-from dispatch.campaign import HOUR, Campaign
+from dispatch.campaign import Campaign
 from dispatch.cooldown import Cooldown
 from dispatch.routing import load_routes
 from schemas.internal import Trigger
 from schemas.records import Outcome, SmsTask, Subject, encode
+from schemas.units import HOUR_MS
+from streams.kafka_io import consume, produce
 from tests.integration.harness import cli_process, free_port, wait_http
 from tests.integration.test_sms_gateway import _http
 
@@ -49,23 +50,23 @@ def test_campaign_group_cooldown_relaunch_and_warnings_first(isolated: Settings,
     produce(isolated, "registry.subjects", [
         _subject("P70", 1955, "+8613800000070"), _subject("P65", 1960, "+8613800000065"),
         _subject("P30", 1995, "+8613800000030"), _subject("P68", 1957, None), _subject("P80", 1945, "+8613800000080")])
-    produce(isolated, "yujing.triggers", [_exposure("P65", "fake_customer_service", NOON - 2 * HOUR),
-                                          _exposure("P30", "fake_customer_service", NOON - 3 * HOUR)])
-    assert _cooldown(isolated, "P80", "T3", NOON - HOUR, "warned-an-hour-ago")  # a warning went out already
+    produce(isolated, "yujing.triggers", [_exposure("P65", "fake_customer_service", NOON - 2 * HOUR_MS),
+                                          _exposure("P30", "fake_customer_service", NOON - 3 * HOUR_MS)])
+    assert _cooldown(isolated, "P80", "T3", NOON - HOUR_MS, "warned-an-hour-ago")  # a warning went out already
 
     elderly = Campaign(fraud_type="fake_customer_service", ts=NOON, age_min=60, grids=frozenset({"G1"}))
     report = launch(isolated, elderly)
     assert (report.audience, report.no_phone, report.suppressed, report.queued) == (4, 1, 1, 2)  # P80 held back
-    exposed = Campaign(fraud_type="fake_customer_service", ts=NOON + HOUR, exposed_to="fake_customer_service")
+    exposed = Campaign(fraud_type="fake_customer_service", ts=NOON + HOUR_MS, exposed_to="fake_customer_service")
     report = launch(isolated, exposed)
     assert (report.audience, report.suppressed, report.queued) == (2, 1, 1)  # P65 was just reminded
     assert launch(isolated, elderly).queued == 2  # relaunched: the same messages again, not sent twice below
     # a reminder never holds back a warning; a warning does hold back the next reminder
-    assert _cooldown(isolated, "P70", "T3", NOON + 2 * HOUR, "a-warning")
+    assert _cooldown(isolated, "P70", "T3", NOON + 2 * HOUR_MS, "a-warning")
 
-    warning = SmsTask(warning_id="w-1", tier="T3", fraud_type="romance", ts=NOON + 2 * HOUR, message_id="warn-1",
-                      to="+8613800000099", text="【反诈中心】测试 96110", not_before_ts=NOON + 2 * HOUR,
-                      expires_ts=NOON + 3 * HOUR)
+    warning = SmsTask(warning_id="w-1", tier="T3", fraud_type="romance", ts=NOON + 2 * HOUR_MS, message_id="warn-1",
+                      to="+8613800000099", text="【反诈中心】测试 96110", not_before_ts=NOON + 2 * HOUR_MS,
+                      expires_ts=NOON + 3 * HOUR_MS)
     produce(isolated, "dispatch.sms", [(warning.to.encode(), encode(warning))])
 
     port = free_port()

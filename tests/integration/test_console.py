@@ -13,9 +13,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from deploy.config import Settings
-from deploy.kafka_io import produce
 from deploy.workers import WorkerProcess
 from schemas.internal import TransferRef
+from streams.kafka_io import produce
 from tests.integration.scenario import HOUR, T, load_registry
 from tests.integration.test_dispatch import decision
 from tests.integration.test_task_feed import feed  # noqa: F401  (the task feed fixture: fills the queues)

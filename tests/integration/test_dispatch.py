@@ -10,11 +10,11 @@ import sys
 import msgspec
 
 from deploy.config import Settings
-from deploy.kafka_io import consume, produce
 from deploy.workers import WorkerProcess
 from dispatch.plan import sms_text
 from schemas.internal import Decision, DecisionReason, TransferRef
-from schemas.records import Outcome, PaymentInterception, PhoneTask, SmsTask, VisitTask, Warning
+from schemas.records import FraudWarning, Outcome, PaymentInterception, PhoneTask, SmsTask, VisitTask
+from streams.kafka_io import consume, produce
 from tests.integration.scenario import HOUR, T, load_registry
 
 REASON = [DecisionReason(code="CASE_ELEMENT_CONTACT", detail="contact with phone +8617000001111 named in case-1")]
@@ -42,7 +42,7 @@ def test_t3_sms_cooldown_then_t1_phone_visit_and_stop_payment(isolated: Settings
         decision("w-t3", "T3", T),                      # the first one redelivered after a crash
         decision("w-t1", "T1", T + 2 * HOUR, transfer),  # the rise: money is moving
     ])
-    warnings = _read(isolated, "warnings", Warning, expect=3)
+    warnings = _read(isolated, "warnings", FraudWarning, expect=3)
     sms = _read(isolated, "dispatch.sms", SmsTask, expect=2)
     phone = _read(isolated, "dispatch.phone", PhoneTask, expect=1)
     visit = _read(isolated, "dispatch.visit", VisitTask, expect=1)
@@ -78,7 +78,7 @@ def test_t3_sms_cooldown_then_t1_phone_visit_and_stop_payment(isolated: Settings
     # the day's bulletin, from Kafka alone (T + 2 h is 2025-12-05 14:00 local)
     bulletin = subprocess.run([sys.executable, "-m", "deploy.cli", "bulletin", "--date", "2025-12-05"], env=env,
                               check=True, capture_output=True, text=True, timeout=120).stdout
-    for row in ("| Warning instructions handled | 2 |", "| Calls | 1 |", "| Visits | 1 |",
+    for row in ("| FraudWarning instructions handled | 2 |", "| Calls | 1 |", "| Visits | 1 |",
                 "| Stop-payment requests | 1 (¥8,800.00) |", "| SMS sent (delivered) / queued | 0 / 1 |"):
         assert row in bulletin, bulletin
 

@@ -16,10 +16,10 @@ import pytest
 import redis
 
 from deploy.config import Settings
-from deploy.kafka_io import read_to_end
 from deploy.replay import Outputs, differences, replay_city
 from deploy.stack import restart
 from deploy.workers import WorkerProcess
+from streams.kafka_io import read_to_end
 from tests.integration.conftest import CITY, record_figures
 from tests.integration.harness import cli_process, free_port, isolated_settings, wait_http
 

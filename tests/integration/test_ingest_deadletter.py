@@ -6,10 +6,10 @@ import json
 import msgspec
 
 from deploy.config import Settings
+from deploy.workers import WorkerProcess
 from schemas.deadletter import original_value
 from schemas.records import DeadLetter
-from deploy.workers import WorkerProcess
-from deploy.kafka_io import consume, produce
+from streams.kafka_io import consume, produce
 from tests.unit.test_decode import CALL, DNS, PAY
 
 MALFORMED = [

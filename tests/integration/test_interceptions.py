@@ -9,9 +9,9 @@ from pathlib import Path
 import msgspec
 
 from deploy.config import Settings
-from deploy.kafka_io import consume, produce
 from deploy.workers import WorkerProcess
 from schemas.records import DomainInterception, NumberInterception
+from streams.kafka_io import consume, produce
 from tests.integration.scenario import HOUR, T, indicator
 
 

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-
 from deploy.config import Settings
-from deploy.kafka_io import produce
 from deploy.workers import WorkerProcess
 from ops.metrics import scrape_samples
 from schemas.internal import TransferRef
+from streams.kafka_io import produce
 from tests.integration.harness import free_port
 from tests.integration.scenario import HOUR, T, background, load_registry, wait_for
 from tests.integration.test_dispatch import decision

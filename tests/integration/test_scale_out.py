@@ -6,9 +6,10 @@ from pathlib import Path
 
 from deploy.config import Settings
 from deploy.replay import Outputs, differences, replay_city
-from scorers.city import City
-from scorers.dataset import Ages, feed_city
+from scorers.ages import Ages
 from scorers.decide import Decider
+from scorers.lab.city import City
+from scorers.lab.dataset import feed_city
 from scorers.model import load
 from scorers.tiers import TierPolicy
 from streams.local import LocalPipeline

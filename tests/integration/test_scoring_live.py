@@ -6,10 +6,11 @@ import json
 import msgspec
 
 from deploy.config import Settings
-from deploy.kafka_io import consume, produce
 from deploy.workers import WorkerProcess
 from schemas.internal import Decision
-from scorers.tiers import RANK, TierPolicy
+from schemas.records import TIER_RANK
+from scorers.tiers import TierPolicy
+from streams.kafka_io import consume, produce
 from tests.integration.scenario import HOUR, T, load_registry
 
 MIN = 60_000
@@ -48,7 +49,7 @@ def test_refund_scam_rises_to_t1_and_asks_for_a_stop_payment(isolated: Settings,
     assert last.ts == T + 55 * MIN and "fcs-pay" in last.evidence and "fcs-call" in last.evidence
     assert last.reasons and all(r.detail for r in last.reasons)
     assert last.model_version and last.policy_version == TierPolicy.load().version
-    ranks = [RANK[d.tier] for d in decisions if d.rose]
+    ranks = [TIER_RANK[d.tier] for d in decisions if d.rose]
     assert ranks == sorted(set(ranks))  # each warning raises the tier: T3/T2 … then T1, never twice, never down
     assert len({d.decision_id for d in decisions}) == len(decisions)
     assert T - HOUR < decisions[0].ts

@@ -9,8 +9,8 @@ from pathlib import Path
 import msgspec
 
 from deploy.config import Settings
-from deploy.kafka_io import consume, produce
 from schemas.records import Outcome, SmsTask, encode
+from streams.kafka_io import consume, produce
 from tests.integration.harness import cli_process, free_port, wait_http
 
 T = 1_764_547_200_000

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import redis
 
-from deploy.config import CONTRACT_TOPICS, INTERNAL_TOPICS, load_settings
-from deploy.kafka_io import consume, produce
+from deploy.config import load_settings
+from schemas.topics import CONTRACT_TOPICS, INTERNAL_TOPICS
+from streams.kafka_io import consume, produce
 from tests.integration.harness import free_port
 
 

@@ -3,16 +3,25 @@
 Workers killed and restarted: tests/integration/test_faults.py."""
 from __future__ import annotations
 
-
 import msgspec
 
 from deploy.config import Settings
-from deploy.kafka_io import consume, end_offsets, produce
 from deploy.workers import WorkerProcess
 from schemas.internal import Trigger
 from schemas.records import AccountInterception
+from streams.kafka_io import consume, end_offsets, produce
 from tests.integration.scenario import (
-    FRAUD, HOUR, T, background, call, dns, indicator, load_registry, person_state, value_state, wait_for,
+    FRAUD,
+    HOUR,
+    T,
+    background,
+    call,
+    dns,
+    indicator,
+    load_registry,
+    person_state,
+    value_state,
+    wait_for,
 )
 
 

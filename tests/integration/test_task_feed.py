@@ -17,8 +17,8 @@ import msgspec
 import pytest
 
 from deploy.config import Settings
-from deploy.kafka_io import consume, produce
 from schemas.records import Outcome, PhoneTask, VisitTask, encode
+from streams.kafka_io import consume, produce
 
 T = 1_764_547_200_000
 HOUR = 3_600_000

@@ -8,7 +8,7 @@ import msgspec
 
 from schemas.decode import INPUT_TYPES
 from schemas.internal import Decision, PersonEvent
-from scorers.dataset import Ages
+from scorers.ages import Ages
 from scorers.decide import Decider
 from scorers.model import load
 from scorers.tiers import TierPolicy

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import math
 
-from scorers.features import DAY, FEATURES, HOUR, Snapshot, features
+from schemas.units import DAY_MS, HOUR_MS
+from scorers.features import FEATURES, Snapshot, features
 from streams.person_state import CallFact, HitFact, PaymentFact, PersonState, WebFact
 
-NOW = 1_764_547_200_000 + 10 * DAY
+NOW = 1_764_547_200_000 + 10 * DAY_MS
 
 
 def call(ago: int, duration: int = 1800, tags: list[str] | None = None, first: bool = True, number: str = "+8617000001111",
@@ -27,7 +28,7 @@ def test_nothing_known_is_all_zero() -> None:
 
 
 def test_contact_then_pay_is_the_refund_script() -> None:
-    state = PersonState(person="x", calls=[call(2 * HOUR, 2700, ["virtual_operator"])], payments=[pay(HOUR, 500_000)])
+    state = PersonState(person="x", calls=[call(2 * HOUR_MS, 2700, ["virtual_operator"])], payments=[pay(HOUR_MS, 500_000)])
     x = f(state, age=67)
     assert x["suspect_call_24h"] == 1 and x["long_unknown_call_24h"] == 1 and x["very_long_call_24h"] == 1
     assert x["log_longest_unknown_call_s_24h"] == math.log1p(2700)
@@ -36,8 +37,8 @@ def test_contact_then_pay_is_the_refund_script() -> None:
 
 
 def test_windows_hold() -> None:
-    state = PersonState(person="x", calls=[call(25 * HOUR, 2700, ["voip"])], payments=[pay(HOUR, 500_000)],
-                        hits=[HitFact(NOW - 80 * HOUR, NOW - 90 * HOUR, "phone:1", "romance", 0.9, "reverse", 0, "s",
+    state = PersonState(person="x", calls=[call(25 * HOUR_MS, 2700, ["voip"])], payments=[pay(HOUR_MS, 500_000)],
+                        hits=[HitFact(NOW - 80 * HOUR_MS, NOW - 90 * HOUR_MS, "phone:1", "romance", 0.9, "reverse", 0, "s",
                                       0, "e")])
     x = f(state)
     assert x["suspect_call_24h"] == 0 and x["hit_strong_72h"] == 0
@@ -45,17 +46,17 @@ def test_windows_hold() -> None:
 
 
 def test_known_caller_and_known_payee_are_not_suspect() -> None:
-    state = PersonState(person="x", calls=[call(HOUR, 3000, first=False)], payments=[pay(HOUR, 500_000, first=False)])
+    state = PersonState(person="x", calls=[call(HOUR_MS, 3000, first=False)], payments=[pay(HOUR_MS, 500_000, first=False)])
     x = f(state)
     assert x["long_unknown_call_24h"] == 0 and x["first_payee_out_24h"] == 0 and x["log_out_amount_24h"] > 0
 
 
 def test_rebates_grooming_and_installs() -> None:
-    state = PersonState(person="x", calls=[call(50 * HOUR, 300, ["international"]), call(26 * HOUR, 300, first=False),
-                                           call(HOUR, 300, first=False)],
-                        payments=[pay(HOUR, 3_000, direction="in"), pay(2 * HOUR, 2_000, direction="in")],
-                        web=[WebFact(NOW - HOUR, "app_install", "us.zoom.videomeetings", True, "w1"),
-                             WebFact(NOW - HOUR, "http", "refund.top", True, "w2")])
+    state = PersonState(person="x", calls=[call(50 * HOUR_MS, 300, ["international"]), call(26 * HOUR_MS, 300, first=False),
+                                           call(HOUR_MS, 300, first=False)],
+                        payments=[pay(HOUR_MS, 3_000, direction="in"), pay(2 * HOUR_MS, 2_000, direction="in")],
+                        web=[WebFact(NOW - HOUR_MS, "app_install", "us.zoom.videomeetings", True, "w1"),
+                             WebFact(NOW - HOUR_MS, "http", "refund.top", True, "w2")])
     x = f(state, age=25)
     assert x["grooming_days_72h"] == 3 and x["small_in_unknown_24h"] == 2
     assert x["remote_app_install_24h"] == 1 and x["app_install_24h"] == 1 and x["new_domain_visit_24h"] == 1

@@ -1,7 +1,8 @@
 """Reason codes: the words an operator reads, built from the facts behind the features that pushed the score."""
 from __future__ import annotations
 
-from scorers.features import FEATURES, HOUR, Snapshot
+from schemas.units import HOUR_MS
+from scorers.features import FEATURES, Snapshot
 from scorers.reasons import reasons
 from streams.person_state import HitFact, PersonState, WebFact
 from tests.unit.test_features import NOW, call, pay
@@ -21,10 +22,10 @@ def test_call_then_first_transfer_is_told_as_one_story() -> None:
 
 
 def test_strongest_contributions_first_and_no_duplicates() -> None:
-    state = PersonState(person="x", calls=[call(HOUR, 3000, ["voip"])],
-                        web=[WebFact(NOW - HOUR, "app_install", "us.zoom.videomeetings", True, "w")],
-                        hits=[HitFact(NOW - 2 * HOUR, NOW - 30 * HOUR, "phone:+8617000001111", "impersonate_authority",
-                                      0.95, "reverse", NOW - 2 * HOUR, "case-7", 0, "c1")])
+    state = PersonState(person="x", calls=[call(HOUR_MS, 3000, ["voip"])],
+                        web=[WebFact(NOW - HOUR_MS, "app_install", "us.zoom.videomeetings", True, "w")],
+                        hits=[HitFact(NOW - 2 * HOUR_MS, NOW - 30 * HOUR_MS, "phone:+8617000001111", "impersonate_authority",
+                                      0.95, "reverse", NOW - 2 * HOUR_MS, "case-7", 0, "c1")])
     contrib = [0.0] * len(FEATURES)
     for name, c in (("hit_strong_72h", 3.0), ("remote_app_install_24h", 2.0), ("very_long_call_24h", 1.0),
                     ("long_unknown_call_24h", 0.5), ("new_domain_visit_24h", -1.0)):

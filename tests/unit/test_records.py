@@ -10,7 +10,7 @@ from schemas import records as r
 from schemas.decode import INPUT_TYPES, decode_raw
 from tests.strategies import records
 
-ALL_RECORDS = [r.TelecomSignal, r.PaymentSignal, r.DomainSignal, r.Indicator, r.Subject, r.Warning, r.SmsTask,
+ALL_RECORDS = [r.TelecomSignal, r.PaymentSignal, r.DomainSignal, r.Indicator, r.Subject, r.FraudWarning, r.SmsTask,
                r.PhoneTask, r.VisitTask, r.PaymentInterception, r.AccountInterception, r.DomainInterception,
                r.NumberInterception, r.Outcome, r.DeadLetter]
 

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from scorers.tiers import POLICY_FILE, Evidence, PolicyError, RiskState, TierPolicy, assign_tier
+from schemas.internal import RiskState
+from scorers.tiers import POLICY_FILE, Evidence, PolicyError, TierPolicy, assign_tier
 
 P = TierPolicy.load()
 H = 3_600_000

@@ -4,8 +4,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from dispatch.interceptions import active_domains, interceptions_for, rpz_zone
+from dispatch.interceptions import active_domains, rpz_zone
 from schemas.records import DomainInterception, Indicator
+from streams.controls import interceptions_for
 
 T = 1_764_547_200_000
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from dispatch.plan import HOUR, not_before, plan_warning, recipient, sms_text, stop_payment
+from dispatch.plan import not_before, plan_warning, recipient, sms_text, stop_payment
 from dispatch.routing import load_routes, match_routes
 from schemas.internal import Decision, DecisionReason, TransferRef
 from schemas.records import FRAUD_TYPES, Subject
+from schemas.units import HOUR_MS
 
 T = 1_764_547_200_000  # 08:00 in the city (UTC+8)
 ROUTES = load_routes()
@@ -31,8 +32,8 @@ def test_t1_sends_phone_and_visit_at_once_t3_only_the_sms() -> None:
     p1, p3 = plan(dec("T1")), plan(dec("T3"))
     assert (len(p1.phone), len(p1.visit), len(p1.sms)) == (1, 1, 0)
     assert (len(p3.phone), len(p3.visit), len(p3.sms)) == (0, 0, 1)
-    assert p1.phone[0].respond_by_ts == T + 5 * 60_000 and p1.visit[0].respond_by_ts == T + HOUR
-    assert p3.warning.channels == ["sms", "phone"] and p3.warning.respond_by_ts == T + 24 * HOUR
+    assert p1.phone[0].respond_by_ts == T + 5 * 60_000 and p1.visit[0].respond_by_ts == T + HOUR_MS
+    assert p3.warning.channels == ["sms", "phone"] and p3.warning.respond_by_ts == T + 24 * HOUR_MS
 
 
 def test_ids_are_stable_across_replanning() -> None:
@@ -42,8 +43,8 @@ def test_ids_are_stable_across_replanning() -> None:
 
 @pytest.mark.parametrize(("local_hour", "wait_hours"), [(8, 0), (12, 0), (21, 0), (22, 10), (23, 9), (3, 5), (7, 1)])
 def test_quiet_hours_hold_reminders_until_eight(local_hour: int, wait_hours: int) -> None:
-    ts = T + ((local_hour - 8) % 24) * HOUR
-    assert not_before(ts, quiet=True) - ts == wait_hours * HOUR
+    ts = T + ((local_hour - 8) % 24) * HOUR_MS
+    assert not_before(ts, quiet=True) - ts == wait_hours * HOUR_MS
     assert not_before(ts, quiet=False) == ts
 
 

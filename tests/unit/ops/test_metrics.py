@@ -5,8 +5,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from ops.metrics import PipelineMetrics, reason_category
-from schemas.records import DeadLetter, PaymentInterception, Reason, SmsTask, VisitTask, Warning
-from streams.processor import Output
+from schemas.internal import Output
+from schemas.records import DeadLetter, FraudWarning, PaymentInterception, Reason, SmsTask, VisitTask
 
 
 def dead(reason: str, field: str | None = None) -> DeadLetter:
@@ -33,7 +33,7 @@ def test_outputs_are_counted_by_kind_with_latencies() -> None:
     m = PipelineMetrics(registry)
     base = {"warning_id": "w", "tier": "T1", "fraud_type": "romance", "ts": 1_000_000}
     outputs = [
-        Output("warnings", b"k", Warning(**base, subject_id="S", score=0.9, reasons=[Reason(code="c", detail="d")],
+        Output("warnings", b"k", FraudWarning(**base, subject_id="S", score=0.9, reasons=[Reason(code="c", detail="d")],
                                          evidence=[], channels=["phone"], respond_by_ts=0, model_version="m",
                                          policy_version="p")),
         Output("dispatch.sms", b"k", SmsTask(**base, message_id="m", to="+86", text="t", not_before_ts=0, expires_ts=0)),

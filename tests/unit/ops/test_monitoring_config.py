@@ -13,7 +13,8 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from deploy.grafana.build_dashboard import OUT, render
-from ops.metrics import ConsumerLag, PipelineMetrics, feed_metrics, sms_metrics
+from dispatch.metrics import feed_metrics, sms_metrics
+from ops.metrics import ConsumerLag, PipelineMetrics
 
 PROM = Path(__file__).resolve().parents[3] / "deploy" / "prometheus"
 SUFFIXES = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "gauge": [""]}

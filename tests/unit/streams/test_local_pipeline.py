@@ -1,7 +1,6 @@
 """The whole core in one process: the same scenario as the broker test, in milliseconds."""
 from __future__ import annotations
 
-
 import msgspec
 
 from schemas.decode import INPUT_TYPES

@@ -5,7 +5,8 @@ import msgspec
 
 from schemas.internal import ControlNote, IndicatorHit, PersonEvent
 from schemas.records import DomainSignal, PaymentSignal, TelecomSignal
-from streams.person_state import HOUR_MS, StatePolicy, apply_event, known_key, new_state
+from schemas.units import HOUR_MS
+from streams.person_state import StatePolicy, apply_event, known_key, new_state
 
 T0 = 1_764_547_200_000
 POLICY = StatePolicy()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import given, settings
@@ -9,9 +10,8 @@ from hypothesis import strategies as st
 
 from schemas.internal import Contact
 from schemas.records import Indicator
-from dataclasses import dataclass, field
-
-from streams.value_index import HOUR_MS, Entry, IndexPolicy, ValueHead
+from schemas.units import HOUR_MS
+from streams.value_index import Entry, IndexPolicy, ValueHead
 from streams.value_index import add_contact as _add_contact
 from streams.value_index import apply_indicator as _apply_indicator
 

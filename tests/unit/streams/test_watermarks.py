@@ -8,8 +8,18 @@ import msgspec
 
 from schemas.decode import INPUT_TYPES
 from schemas.internal import PersonEvent
-from streams.watermarks import Frontier, Mark, Marks, PendingDecisions, PendingEntry, SourceProgress, Topology
-from streams.watermarks import low_watermark, merge, pass_on
+from streams.watermarks import (
+    Frontier,
+    Mark,
+    Marks,
+    PendingDecisions,
+    PendingEntry,
+    SourceProgress,
+    Topology,
+    low_watermark,
+    merge,
+    pass_on,
+)
 from tests.integration.test_scoring_live import MIN, T, _call
 from tests.unit.test_decide import PAY, _pipeline
 

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from deploy.config import Settings
 from dispatch.clock import pick_clock
-from dispatch.feed_api import build_app
+from dispatch.task_feed_api import build_app
 from dispatch.task_queue import TaskQueues
 from dispatch.tasks import queue_of
 from schemas.deadletter import dead_letter

@@ -6,11 +6,10 @@ from typing import Iterator
 import numpy as np
 
 from schemas.records import DomainSignal, PaymentSignal, TelecomSignal
-from scorers.city.population import Population, phone_of, second_phone_of
+from schemas.units import DAY_MS, MINUTE_MS
+from scorers.lab.city.population import Population, phone_of, second_phone_of
 
-MINUTE = 60_000
-SLICE_MS = 15 * MINUTE
-DAY_MS = 86_400_000
+SLICE_MS = 15 * MINUTE_MS
 
 # Daily rates per resident.
 RATES = {"call": 6.0, "sms": 4.0, "dns": 8.0, "install": 0.03, "pay": 1.2, "telemarketing": 0.6,

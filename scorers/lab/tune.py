@@ -1,6 +1,6 @@
 """Choosing the tier thresholds on a validation city: replay once, then re-run the tiers for a grid of policies.
 
-    .venv/bin/python -m scorers.tune --model DATA/model --budget 10
+    .venv/bin/python -m scorers.lab.tune --model DATA/model --budget 10
 
 Each noted moment's score and evidence is recorded in one replay; `assign_tier` (stateful: hysteresis) is then
 re-run per person for every candidate policy, which costs milliseconds instead of a replay each. The policy
@@ -18,18 +18,17 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from schemas.internal import PersonEvent
-from scorers.city import City, CityConfig
-from scorers.dataset import Ages, feed_city, keys_of_episodes
+from schemas.internal import Output, PersonEvent
+from scorers.ages import Ages
 from scorers.decide import moment_evidence
-from streams.person_state import as_of, event_time
-from scorers.evaluate import Replay, _system_figures
 from scorers.features import Snapshot, features
+from scorers.lab.city import City, CityConfig
+from scorers.lab.dataset import feed_city, keys_of_episodes
+from scorers.lab.evaluate import Replay, _system_figures
 from scorers.model import Model, load
 from scorers.tiers import POLICY_FILE, Evidence, TierPolicy, assign_tier
 from streams.local import LocalPipeline
-from streams.person_state import PersonState, Update
-from streams.processor import Output
+from streams.person_state import PersonState, Update, as_of, event_time
 
 Moment = tuple[int, float, Evidence]
 
@@ -102,7 +101,7 @@ def main() -> None:
     parser.add_argument("--min-precision", type=float, default=0.85, help="T1/T2 precision at least")
     parser.add_argument("--write", action="store_true", help="write the chosen thresholds into the policy file")
     args = parser.parse_args()
-    from scorers.training import TRAIN_CITY
+    from scorers.lab.training import TRAIN_CITY
 
     validation = dataclasses.replace(TRAIN_CITY, seed=TRAIN_CITY.seed + 1)
     policy, figs = tune(load(Path(args.model)), validation, args.budget, TierPolicy.load(), args.min_precision)

@@ -8,11 +8,9 @@ from typing import Callable
 import msgspec
 
 from schemas.records import FRAUD_TYPES, DomainSignal, Indicator, PaymentSignal, TelecomSignal
-from scorers.city.population import Population, phone_of, second_phone_of
+from schemas.units import DAY_MS, HOUR_MS, MINUTE_MS
+from scorers.lab.city.population import Population, phone_of, second_phone_of
 
-MINUTE = 60_000
-HOUR = 60 * MINUTE
-DAY = 24 * HOUR
 TYPES = [t for t in FRAUD_TYPES if t != "unknown"]
 
 # How a ring's numbers present themselves on the network, by fraud type.
@@ -125,7 +123,7 @@ class Script:
 
 
 def _minutes(rng: random.Random, lo: int, hi: int) -> int:
-    return rng.randrange(lo, hi) * MINUTE
+    return rng.randrange(lo, hi) * MINUTE_MS
 
 
 def play(s: Script) -> None:
@@ -160,10 +158,10 @@ def play(s: Script) -> None:
             t += _minutes(r, 30, 180); s.pay_out(t, amount + r.randrange(10_000), mule=len(s.truth.event_ids))
     elif kind in ("fake_investment", "romance"):  # days of grooming, then the "platform" and the money
         for day in range(r.randrange(2, 5)):
-            s.sms(t + day * DAY + _minutes(r, 0, 600), with_url=False)
+            s.sms(t + day * DAY_MS + _minutes(r, 0, 600), with_url=False)
             if r.random() < 0.6:
-                s.call(t + day * DAY + _minutes(r, 600, 900), r.randrange(300, 2400))
-        t += 4 * DAY + _minutes(r, 0, 300); s.sms(t); t += _minutes(r, 5, 60); s.visit(t)
+                s.call(t + day * DAY_MS + _minutes(r, 600, 900), r.randrange(300, 2400))
+        t += 4 * DAY_MS + _minutes(r, 0, 300); s.sms(t); t += _minutes(r, 5, 60); s.visit(t)
         t += _minutes(r, 5, 30); s.install(t)
         t += _minutes(r, 60, 600); t = s.pay_out(t, r.randrange(1_000_000, 5_000_000))
         t += _minutes(r, 600, 1400); s.pay_out(t, r.randrange(5_000_000, 30_000_000), mule=1)
@@ -243,20 +241,20 @@ class Rings:
         """A victim who lost money reports it (70 %); hours later the case's elements become indicators."""
         if truth.first_loss_ts is None or self.rng.random() > 0.7:
             return []
-        truth.reported_ts = truth.first_loss_ts + self.rng.randrange(2 * HOUR, 24 * HOUR)
-        known = truth.reported_ts + self.rng.randrange(HOUR, 6 * HOUR)  # the case handler files the elements
+        truth.reported_ts = truth.first_loss_ts + self.rng.randrange(2 * HOUR_MS, 24 * HOUR_MS)
+        known = truth.reported_ts + self.rng.randrange(HOUR_MS, 6 * HOUR_MS)  # the case handler files the elements
         values = ([("phone", n) for n in ring.numbers] + [("domain", ring.domain), ("app", ring.app)]
                   + [("account", m) for m in ring.mules])
         return [(known, "intel.indicators", Indicator(type=kind, value=v, action="add", fraud_type=ring.fraud_type,
                                                       confidence=0.9, source=f"case-{truth.episode_id}", ts=known,
-                                                      expires_ts=known + 30 * DAY)) for kind, v in values]
+                                                      expires_ts=known + 30 * DAY_MS)) for kind, v in values]
 
     def wrongly_flagged(self, day_start: int) -> list[tuple[int, str, object]]:
         """A legitimate business number flagged by mistake, retracted hours later."""
         number = f"400{self.rng.randrange(20):07d}"  # one of the city's busiest business lines
-        t = day_start + self.rng.randrange(8 * HOUR, 14 * HOUR)
+        t = day_start + self.rng.randrange(8 * HOUR_MS, 14 * HOUR_MS)
         common = {"type": "phone", "value": number, "fraud_type": "unknown", "confidence": 0.5,
                   "source": f"mistake-{t}"}
-        retracted = t + self.rng.randrange(3 * HOUR, 8 * HOUR)
+        retracted = t + self.rng.randrange(3 * HOUR_MS, 8 * HOUR_MS)
         return [(t, "intel.indicators", Indicator(action="add", ts=t, **common)),  # type: ignore[arg-type]
                 (retracted, "intel.indicators", Indicator(action="retract", ts=retracted, **common))]  # type: ignore[arg-type]

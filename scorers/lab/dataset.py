@@ -8,36 +8,16 @@ from typing import Callable
 
 import numpy as np
 
-from schemas.internal import PersonEvent
-from scorers.city import City, CityConfig, EpisodeTruth
-from streams.person_state import as_of, event_time
+from schemas.internal import Output, PersonEvent
+from schemas.units import DAY_MS, HOUR_MS
+from scorers.ages import Ages
 from scorers.features import FEATURES, Snapshot, features
 from scorers.fraud_types import type_features
-from streams.identity import decode_profile, subject_key
+from scorers.lab.city import City, CityConfig, EpisodeTruth
 from streams.local import LocalPipeline
-from streams.person_state import PersonState, Update
-from streams.processor import Output
+from streams.person_state import PersonState, Update, as_of, event_time
 
-DAY = 86_400_000
-HOUR = 3_600_000
 NEGATIVE_KEEP = 0.1  # share of negative snapshots kept; their weight stands for the rest
-
-
-class Ages:
-    """Ages from the identity table's profiles, cached (a birth year does not change)."""
-
-    def __init__(self, lookup: Callable[[str], str | None], year: int = 2025) -> None:
-        self._lookup = lookup
-        self._year = year
-        self._cache: dict[str, int | None] = {}
-
-    def __call__(self, subject_id: str | None) -> int | None:
-        if subject_id is None:
-            return None
-        if subject_id not in self._cache:
-            profile = decode_profile(self._lookup(subject_key(subject_id)))
-            self._cache[subject_id] = self._year - profile.birth_year if profile else None
-        return self._cache[subject_id]
 
 
 def episode_keys(ep: EpisodeTruth, lookup: Callable[[str], str | None]) -> list[str]:
@@ -57,7 +37,7 @@ def victim_windows(truth: list[EpisodeTruth], pipeline_keys: Callable[[EpisodeTr
     for ep in truth:
         if not ep.engaged:
             continue
-        end = (ep.first_loss_ts or ep.start_ts + 6 * DAY) + 2 * HOUR
+        end = (ep.first_loss_ts or ep.start_ts + 6 * DAY_MS) + 2 * HOUR_MS
         for key in pipeline_keys(ep):
             windows.setdefault(key, []).append((ep.start_ts, end, ep))
     return windows

@@ -19,8 +19,8 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from dispatch.metrics import feed_metrics
 from dispatch.task_queue import TaskQueues
-from ops.metrics import feed_metrics
 from dispatch.tasks import Report, Scope, channel_of, check_report, priority
 from schemas.records import Outcome, encode
 

@@ -11,9 +11,10 @@ from typing import Iterator
 import msgspec
 import numpy as np
 
-from scorers.city.episodes import DAY, EpisodeTruth, Ring, Rings
-from scorers.city.population import CityConfig, Population
-from scorers.city.traffic import SLICE_MS, Traffic
+from schemas.units import DAY_MS
+from scorers.lab.city.episodes import EpisodeTruth, Ring, Rings
+from scorers.lab.city.population import CityConfig, Population
+from scorers.lab.city.traffic import SLICE_MS, Traffic
 
 __all__ = ["City", "CityConfig", "EpisodeTruth"]
 
@@ -29,7 +30,7 @@ class City:
         n_rings = cfg.rings or max(9, cfg.residents // 1500)
         self.rings = Rings(self.pop, n_rings, cfg.seed)
         self.truth: list[EpisodeTruth] = []
-        self.end_ts = cfg.start_ts + cfg.days * DAY
+        self.end_ts = cfg.start_ts + cfg.days * DAY_MS
 
     def ring(self, ring_id: str) -> Ring:
         """A ring by id."""
@@ -43,7 +44,7 @@ class City:
             cfg.attempts_per_10k_per_day * cfg.residents / 10_000 * cfg.days)
         for _ in range(int(attempts)):
             ring = rng.choice(self.rings.rings)
-            truth, records = self.rings.episode(ring, cfg.start_ts + rng.randrange(cfg.days * DAY))
+            truth, records = self.rings.episode(ring, cfg.start_ts + rng.randrange(cfg.days * DAY_MS))
             records += self.rings.report(truth, ring)
             if truth.first_loss_ts is not None and truth.first_loss_ts >= self.end_ts:
                 truth.first_loss_ts, truth.loss_fen = None, 0  # beyond the simulated horizon: not (yet) lost
@@ -52,7 +53,7 @@ class City:
                 if ts < self.end_ts:
                     heapq.heappush(heap, (ts, len(heap), topic, rec))  # type: ignore[arg-type]
         for day in range(cfg.days):
-            for ts, topic, rec in self.rings.wrongly_flagged(cfg.start_ts + day * DAY):
+            for ts, topic, rec in self.rings.wrongly_flagged(cfg.start_ts + day * DAY_MS):
                 heapq.heappush(heap, (ts, len(heap), topic, rec))  # type: ignore[arg-type]
         return heap
 
@@ -60,7 +61,7 @@ class City:
         """(topic, record) in event-time order: the registry, then traffic and episodes slice by slice."""
         cfg = self.cfg
         for i in range(self.pop.n):
-            yield "registry.subjects", self.pop.subject(i, cfg.start_ts - DAY)
+            yield "registry.subjects", self.pop.subject(i, cfg.start_ts - DAY_MS)
         heap = self._plan()
         for start in range(cfg.start_ts, self.end_ts, SLICE_MS):
             batch: list[tuple[str, msgspec.Struct]] = list(self.traffic.slice(start))  # type: ignore[arg-type]

@@ -1,17 +1,27 @@
-"""Producing to and reading from the pipeline's topics with kafka-python (demo, simulator feeds, tests)."""
+"""Producing to and reading from the pipeline's topics with kafka-python (demo, simulator feeds, explain, tests)."""
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from typing import Iterable, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
-from deploy.config import Settings
 from streams.watermarks import MARKS_KEY
 
 
-def produce(settings: Settings, logical: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
+class Cluster(Protocol):
+    """Where the topics are: what these functions need of the settings (deploy.config.Settings has it)."""
+
+    kafka_bootstrap: str
+    topic_prefix: str
+    app_id: str
+
+    def topic(self, logical: str) -> str:
+        """The real topic name of a logical one."""
+
+
+def produce(settings: Cluster, logical: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
     """Send (key, value) messages to a logical topic and wait until the broker has them all."""
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     try:
@@ -22,12 +32,12 @@ def produce(settings: Settings, logical: str, messages: list[tuple[bytes | None,
         producer.close()
 
 
-def end_offsets(settings: Settings, logical: str) -> dict[int, int]:
+def end_offsets(settings: Cluster, logical: str) -> dict[int, int]:
     """The current end offset of every partition of a logical topic."""
     return end_offsets_of(settings, [logical])[logical]
 
 
-def end_offsets_of(settings: Settings, logicals: Iterable[str]) -> dict[str, dict[int, int]]:
+def end_offsets_of(settings: Cluster, logicals: Iterable[str]) -> dict[str, dict[int, int]]:
     """The current end offsets of several logical topics, through one client (a client costs ~85 ms of CPU)."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
     try:
@@ -41,7 +51,7 @@ def end_offsets_of(settings: Settings, logicals: Iterable[str]) -> dict[str, dic
         consumer.close()
 
 
-def partition_counts(settings: Settings, logicals: Iterable[str]) -> dict[str, int]:
+def partition_counts(settings: Cluster, logicals: Iterable[str]) -> dict[str, int]:
     """How many partitions each logical topic has on the broker (topics not there yet: left out)."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
     try:
@@ -51,7 +61,7 @@ def partition_counts(settings: Settings, logicals: Iterable[str]) -> dict[str, i
         consumer.close()
 
 
-def consume(settings: Settings, logical: str, expect: int, timeout: float = 60.0, linger: float = 2.0,
+def consume(settings: Cluster, logical: str, expect: int, timeout: float = 60.0, linger: float = 2.0,
             start: dict[int, int] | None = None) -> list[ConsumerRecord]:
     """Read a logical topic (from the beginning, or from `start` offsets) until `expect` messages or the timeout.
 
@@ -86,7 +96,7 @@ def consume(settings: Settings, logical: str, expect: int, timeout: float = 60.0
     return got
 
 
-def read_to_end(settings: Settings, topic: str, timeout: float = 30.0) -> list[ConsumerRecord]:
+def read_to_end(settings: Cluster, topic: str, timeout: float = 30.0) -> list[ConsumerRecord]:
     """Every message of a real (not logical) topic, from the beginning to the end offsets of this moment."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
     got: list[ConsumerRecord] = []
@@ -106,7 +116,7 @@ def read_to_end(settings: Settings, topic: str, timeout: float = 30.0) -> list[C
     return got
 
 
-def read_table(settings: Settings, table: str) -> dict[bytes, bytes]:
+def read_table(settings: Cluster, table: str) -> dict[bytes, bytes]:
     """The latest value of every key of a Faust table, read from its changelog topic (deleted keys left out)."""
     latest: dict[bytes, bytes | None] = {}
     for msg in read_to_end(settings, f"{settings.app_id}-{table}-changelog"):
@@ -114,7 +124,7 @@ def read_table(settings: Settings, table: str) -> dict[bytes, bytes]:
     return {k: v for k, v in latest.items() if v is not None}
 
 
-def group_lags(settings: Settings, group: str) -> dict[TopicPartition, int]:
+def group_lags(settings: Cluster, group: str) -> dict[TopicPartition, int]:
     """Messages a consumer group has not committed, per partition of every topic of ours it has committed on."""
     from kafka import KafkaAdminClient
 
@@ -130,7 +140,7 @@ def group_lags(settings: Settings, group: str) -> dict[TopicPartition, int]:
         admin.close()
 
 
-def group_lag(settings: Settings, group: str) -> int | None:
+def group_lag(settings: Cluster, group: str) -> int | None:
     """Messages a consumer group has not committed, over every topic of ours it has committed on (None before
     it has committed anything)."""
     lags = group_lags(settings, group)

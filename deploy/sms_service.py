@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from deploy.config import Settings
 from dispatch.clock import pick_clock
-from ops.metrics import sms_metrics
+from dispatch.metrics import sms_metrics
 from dispatch.sms import HttpGateway, RetryPolicy, TokenBucket, deliver
 from schemas.deadletter import dead_letter
 from schemas.records import SmsTask, encode

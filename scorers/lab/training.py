@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scorers.city import CityConfig
-from scorers.dataset import build_dataset
+from scorers.lab.city import CityConfig
+from scorers.lab.dataset import build_dataset
 from scorers.model import Model, load, risk_metrics, save, train
 
 # The default training, validation and evaluation cities: small enough to train in a minute or two here.

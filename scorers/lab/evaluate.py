@@ -14,19 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from schemas.internal import Decision, PersonEvent, Trigger
-from scorers.city import City, CityConfig, EpisodeTruth
-from scorers.dataset import Ages, episode_keys, feed_city, keys_of_episodes, victim_windows
+from schemas.internal import Decision, Output, PersonEvent, Trigger
+from schemas.units import DAY_MS
+from scorers.ages import Ages
 from scorers.decide import Decider
-from streams.person_state import as_of, event_time
 from scorers.features import Snapshot, features
+from scorers.lab.city import City, CityConfig, EpisodeTruth
+from scorers.lab.dataset import episode_keys, feed_city, keys_of_episodes, victim_windows
 from scorers.model import Model
 from scorers.tiers import TierPolicy
 from streams.local import LocalPipeline
-from streams.person_state import PersonState, Update
-from streams.processor import Output
-
-DAY = 86_400_000
+from streams.person_state import PersonState, Update, as_of, event_time
 
 
 @dataclass
@@ -95,11 +93,11 @@ def _system_figures(warnings: dict[str, list[tuple[int, str]]], stops: dict[str,
         before_t12 += _first(warnings, keys, ep.start_ts, ep.first_loss_ts, ("T1", "T2")) is not None
         stopped += any(ep.start_ts <= ts <= ep.first_loss_ts for k in keys for ts in stops.get(k, ()))
     reached_t12 = sum(1 for ep in engaged if _first(warnings, r.keys_of[ep.episode_id], ep.start_ts,
-                                                    (ep.first_loss_ts or ep.start_ts + 6 * DAY) + DAY,
+                                                    (ep.first_loss_ts or ep.start_ts + 6 * DAY_MS) + DAY_MS,
                                                     ("T1", "T2")) is not None)
     windows = victim_windows(engaged, lambda ep: r.keys_of[ep.episode_id])
     t12 = [(k, ts) for k, ws in warnings.items() for ts, tier in ws if tier in ("T1", "T2")]
-    t12_true = sum(1 for k, ts in t12 if any(s - DAY <= ts <= e + DAY for s, e, _ in windows.get(k, ())))
+    t12_true = sum(1 for k, ts in t12 if any(s - DAY_MS <= ts <= e + DAY_MS for s, e, _ in windows.get(k, ())))
     benign = {k for k, ws in warnings.items() if ws and k not in in_episode}
     return {
         "victims_with_loss": len(lost),

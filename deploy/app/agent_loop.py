@@ -1,0 +1,97 @@
+"""The loop every agent runs: each record through its handler, outputs sent, failures dead-lettered, Redis waited for.
+
+A failure on one record dead-letters that record and nothing else: the stream goes on. Redis being away is not
+a failure of the record: the agent waits for it (its partitions' lag grows, faust stops fetching once its buffer
+is full) and runs the step again, which is safe because every Redis step is idempotent (cooldown, escalation and
+board writes are keyed by warning id).
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+import redis.exceptions as redis_errors
+
+from schemas.deadletter import dead_letter
+from schemas.decode import InvalidRecord
+from schemas.internal import Output
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Any], "list[Output] | Awaitable[list[Output]]"]
+Sleep = Callable[[float], Awaitable[None]]
+REDIS_DOWN = (redis_errors.ConnectionError, redis_errors.TimeoutError)
+
+
+async def until_redis_answers(what: str, step: Callable[[], Any], on_retry: Callable[[], None] = lambda: None,
+                              sleep: Sleep = asyncio.sleep, first_delay: float = 0.1, max_delay: float = 5.0) -> Any:
+    """Run `step` (sync or async) until Redis answers, backing off from `first_delay` to `max_delay` seconds."""
+    delay = first_delay
+    while True:
+        try:
+            result = step()
+            return await result if inspect.isawaitable(result) else result
+        except REDIS_DOWN as exc:
+            on_retry()
+            log.warning("%s: Redis did not answer (%s); again in %.1f s", what, exc, delay)
+            await sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+
+def dead_output(logical: str, key: bytes | None, value: bytes | None, partition: int, offset: int,
+                timestamp_s: float | None, reason: str, field: str | None = None) -> Output:
+    """The dead letter that replaces one record, keyed as the record was."""
+    kafka_ts = int(timestamp_s * 1000) if timestamp_s else None
+    return Output("deadletter", key or b"",
+                  dead_letter(logical, partition, offset, key, value, reason, field, kafka_ts))
+
+
+async def handle_one(logical: str, event: Any, handler: Handler, on_redis_retry: Callable[[], None] = lambda: None,
+                     sleep: Sleep = asyncio.sleep) -> list[Output]:
+    """The outputs of one record: its handler's, or its dead letter when the handler refused or failed on it."""
+    msg = event.message
+    try:
+        return await until_redis_answers(logical, lambda: handler(event), on_redis_retry, sleep)
+    except InvalidRecord as exc:
+        return [dead_output(logical, event.key, event.value, msg.partition, msg.offset, msg.timestamp,
+                            exc.reason, exc.field)]
+    except Exception as exc:  # a bug on one record must not stop the stream
+        log.exception("%s failed on partition %s offset %s", logical, msg.partition, msg.offset)
+        return [dead_output(logical, event.key, event.value, msg.partition, msg.offset, msg.timestamp,
+                            f"internal error: {type(exc).__name__}: {exc}"[:500])]
+
+
+@dataclass
+class AgentLoop:
+    """One agent: records in, `handler` on each, outputs sent; hooks hear of each record and what it sent."""
+
+    logical: str
+    handler: Handler
+    send: Callable[[list[Output], float | None], Awaitable[None]]
+    counted: Callable[[Any], None] = lambda event: None  # a record read (the metrics count it)
+    sent: Callable[[Any, list[Output]], None] | None = None  # its outputs are sent (the channel's progress)
+    observed: Callable[[list[Output], float | None], None] = lambda outputs, origin: None  # the metrics
+    show: Callable[[list[Output]], Awaitable[None]] | None = None  # the console's board (Redis)
+    on_redis_retry: Callable[[], None] = lambda: None
+
+    async def __call__(self, stream: Any) -> None:
+        """Run over a faust stream of events (the agent's body)."""
+        async for event in stream.events():
+            await self.one(event)
+
+    async def one(self, event: Any) -> list[Output]:
+        """Process one event to the end; returns what it sent."""
+        self.counted(event)
+        outputs = await handle_one(self.logical, event, self.handler, self.on_redis_retry)
+        origin = event.message.timestamp or None
+        await self.send(outputs, origin)
+        if self.sent is not None:
+            self.sent(event.message, outputs)
+        self.observed(outputs, origin)
+        if self.show is not None:
+            show = self.show
+            await until_redis_answers("console board", lambda: show(outputs), self.on_redis_retry)
+        return outputs

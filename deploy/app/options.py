@@ -1,0 +1,68 @@
+"""What the worker's app is configured from: faust's options, the watermark's channels, the core's policies."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from deploy.config import Settings
+from schemas.topics import SIGNAL_TOPICS
+from schemas.units import HOUR_MS, MINUTE_MS
+from streams.kafka_io import partition_counts
+from streams.person_state import StatePolicy
+from streams.value_index import IndexPolicy
+from streams.watermarks import Topology
+
+
+def faust_overrides(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Faust settings from `YUJING_FAUST_OPTIONS` (a JSON object), for tuning a deployment without code."""
+    raw = (os.environ if env is None else env).get("YUJING_FAUST_OPTIONS", "")
+    if not raw:
+        return {}
+    try:
+        options = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"YUJING_FAUST_OPTIONS is not JSON: {exc}") from None
+    if not isinstance(options, dict):
+        raise SystemExit("YUJING_FAUST_OPTIONS must be a JSON object of faust settings")
+    return options
+
+
+def faust_options(settings: Settings) -> dict[str, Any]:
+    """The faust.App options of a worker: broker, RocksDB stores under the data folder, delivery and liveness."""
+    datadir = settings.data_dir / "faust" / settings.app_id  # faust names table files without the app id
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
+    options: dict[str, Any] = dict(
+        broker=settings.kafka_url,
+        store="rocksdb://",
+        datadir=str(datadir),
+        web_bind=settings.bind_host,
+        web_port=settings.web_port,
+        web_host="127.0.0.1",
+        topic_partitions=settings.partitions,
+        producer_acks=-1,  # acks=all: an effect is not sent until the broker has it
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=1000,
+        # A worker that dies (SIGKILL, lost machine) gives its partitions to the others after 10 s, not 60.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
+    )
+    if settings.worker_name:  # static membership: restarted under the same name, it rejoins without a wait
+        options["consumer_group_instance_id"] = f"{settings.app_id}-{settings.worker_name}"
+    return options | faust_overrides()
+
+
+def topology(settings: Settings) -> Topology:
+    """The channels of the watermark, from the partitions the topics have on the broker (else the settings)."""
+    counts = partition_counts(settings, [*SIGNAL_TOPICS, "intel.indicators", "yujing.events"])
+    return Topology(signal_partitions={t: counts.get(t, settings.signal_partitions) for t in SIGNAL_TOPICS},
+                    indicator_partitions=counts.get("intel.indicators", settings.partitions),
+                    partitions=counts.get("yujing.events", settings.partitions))
+
+
+def policies(settings: Settings) -> tuple[IndexPolicy, StatePolicy]:
+    """The index and state policies the settings ask for."""
+    index = IndexPolicy(lookback_ms=settings.lookback_hours * HOUR_MS,
+                        late_tolerance_ms=settings.late_tolerance_minutes * MINUTE_MS,
+                        max_people=settings.index_max_people, fanout_threshold=settings.fanout_threshold)
+    return index, StatePolicy(window_ms=settings.lookback_hours * HOUR_MS)

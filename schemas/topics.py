@@ -1,0 +1,20 @@
+"""Topic names by their logical name: the contract's (CONTRACT.md), then the project's own internal ones."""
+from __future__ import annotations
+
+SIGNAL_TOPICS = ("signals.telecom", "signals.payment", "signals.domain")
+COMPACTED_TOPICS = ("intel.indicators", "registry.subjects")
+OUTPUT_TOPICS = (
+    "warnings",
+    "dispatch.sms",
+    "dispatch.phone",
+    "dispatch.visit",
+    "interception.payment",
+    "interception.account",
+    "interception.domain",
+    "interception.number",
+    "outcomes",
+)
+DEADLETTER_TOPIC = "deadletter"
+CONTRACT_TOPICS = SIGNAL_TOPICS + COMPACTED_TOPICS + OUTPUT_TOPICS + (DEADLETTER_TOPIC,)
+# Project-internal topics: events keyed by person, contacts and indicators keyed by value, triggers to score.
+INTERNAL_TOPICS = ("yujing.events", "yujing.contacts", "yujing.triggers", "yujing.decisions")

@@ -1,0 +1,7 @@
+"""Time units in milliseconds, the unit of every event time (`ts`) in the contract."""
+from __future__ import annotations
+
+SECOND_MS = 1_000
+MINUTE_MS = 60 * SECOND_MS
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
