@@ -29,8 +29,8 @@ from typing import Callable
 import msgspec
 from aiokafka import AIOKafkaConsumer
 
+from deploy.city_stream import stream_city
 from deploy.config import Settings, load_settings
-from deploy.feed import stream_city
 from deploy.topics import create_topics
 from deploy.workers import WorkerProcess
 from ops.metrics import sample_quantile, scrape_samples
@@ -110,7 +110,7 @@ def paced_city(settings: Settings, city: City, rate: float) -> int:
     """Send the city's registry (loaded first), then its other records at `rate` per second; how many signals."""
     from kafka import KafkaProducer
 
-    from deploy.feed import contract_key, wait_for_identity
+    from deploy.city_stream import contract_key, wait_for_identity
 
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
     registry, signals, t0 = set(), 0, None

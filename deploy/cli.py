@@ -76,7 +76,7 @@ def _city_config(args: argparse.Namespace, **defaults: object):  # type: ignore[
 def _simulate(args: argparse.Namespace) -> int:
     import time
 
-    from deploy.feed import stream_city
+    from deploy.city_stream import stream_city
     from deploy.topics import create_topics
     from scorers.lab.city import City
 
@@ -101,7 +101,7 @@ def _train(args: argparse.Namespace) -> int:
     settings = load_settings()
     labels = None
     if args.with_outcomes:
-        from deploy.outcomes import outcome_labels
+        from deploy.field_labels import outcome_labels
 
         labels = outcome_labels(settings)
         print(f"outcome labels from the field: {len(labels)} decisions")
@@ -215,7 +215,7 @@ def _campaign(args: argparse.Namespace) -> int:
     import asyncio
     from datetime import datetime, timezone
 
-    from deploy.campaigns import launch, pipeline_clock, trends
+    from deploy.campaign_launch import launch, pipeline_clock, trends
     from dispatch.campaign import Campaign
 
     settings = load_settings()
@@ -262,7 +262,7 @@ def _bulletin(args: argparse.Namespace) -> int:
     return 0
 
 
-def _test_gateway(args: argparse.Namespace) -> int:
+def _sms_gateway_stub(args: argparse.Namespace) -> int:
     from deploy.sms_gateway_stub_service import serve
 
     serve(args.port)
@@ -377,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_bulletin)
     p = sub.add_parser("test-gateway", help="a local SMS gateway for tests and the demo (127.0.0.1)")
     p.add_argument("--port", type=int, default=9110)
-    p.set_defaults(func=_test_gateway)
+    p.set_defaults(func=_sms_gateway_stub)
     p = sub.add_parser("rpz", help="export the blocked fraud domains as a DNS RPZ zone file")
     p.add_argument("--out", help="zone file (default: standard output)")
     p.add_argument("--origin", default="rpz.yujing.local", help="the zone's name")

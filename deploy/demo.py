@@ -22,8 +22,8 @@ import msgspec
 import redis.asyncio as aioredis
 
 from deploy import stack
+from deploy.city_stream import stream_city
 from deploy.config import Settings
-from deploy.feed import stream_city
 from deploy.task_feed_service import feed_prefix
 from deploy.topics import create_topics
 from deploy.workers import WorkerProcess, start_workers

@@ -9,8 +9,8 @@ from typing import Callable
 import msgspec
 from kafka.errors import KafkaError
 
+from deploy.city_stream import stream_city
 from deploy.config import Settings
-from deploy.feed import stream_city
 from deploy.workers import WorkerProcess, start_workers
 from scorers.lab.city import City, CityConfig
 from streams.kafka_io import group_lag, group_lags, read_table, read_to_end

@@ -1,19 +1,37 @@
 """Cooldown across channels: one warning per person per cooldown, unless the tier rises (Redis, atomic).
 
-The rule runs inside Redis as one Lua script, so two workers can never both pass for the same person. Time is
-event time: the script compares the warnings' `ts`, so replaying a day at any speed suppresses exactly what the
-live run suppressed; the key's TTL (wall clock) only collects garbage. The same warning arriving again (a
+The rule is `cooldown_allows`; it runs inside Redis as one Lua script (the same rule, tested against it), so two
+workers can never both pass for the same person. Time is event time: the script compares the warnings' `ts`, so
+replaying a day at any speed suppresses exactly what the live run suppressed; the key's TTL (wall clock) only collects garbage. The same warning arriving again (a
 redelivery after a crash) passes: its sends carry the same ids, and the SMS gateway and task feeds deduplicate.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from schemas.records import TIER_RANK
 
 REMINDER_TIER = "R"  # the cooldown rank of a reminder campaign's message: below every warning
 RANK = {REMINDER_TIER: 0, **{t: r for t, r in TIER_RANK.items() if t is not None}}
 
+
+class Latest(NamedTuple):
+    """The person's latest warning that went out: its rank, event time and id."""
+
+    rank: int
+    ts: int
+    warning_id: str
+
+
+def cooldown_allows(latest: Latest | None, rank: int, ts: int, warning_id: str, cooldown_ms: int) -> bool:
+    """Whether a warning may go out after `latest`: the same warning again (a redelivery), a higher rank, or the
+    cooldown passed in event time. When it may, it becomes the person's latest (a redelivery leaves it as it is)."""
+    if latest is None or latest.warning_id == warning_id:
+        return True
+    return latest.rank < rank or ts - latest.ts >= cooldown_ms
+
+
+# cooldown_allows, atomically: KEYS[1] holds "rank:ts:warning_id" of the latest warning
 COOLDOWN_LUA = """
 local cur = redis.call('GET', KEYS[1])
 local rank, ts, wid = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]

@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import redis.asyncio as aioredis
 
-from deploy.campaigns import launch
+from deploy.campaign_launch import launch
 from deploy.config import Settings
 from dispatch.campaign import Campaign
 from dispatch.cooldown import Cooldown

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 
 import redis.asyncio as aioredis
 
 from deploy.config import Settings
-from dispatch.cooldown import Cooldown
+from dispatch.cooldown import RANK, Cooldown, Latest, cooldown_allows
 
 H = 3_600_000
 T = 1_764_547_200_000
@@ -45,3 +46,29 @@ def test_two_workers_racing_for_one_person_let_one_through(stack: Settings) -> N
                 await c.aclose()
 
     assert sum(asyncio.run(run())) == 1
+
+
+def test_the_lua_script_and_the_pure_rule_agree(stack: Settings) -> None:
+    """Random sequences of warnings for a few people, through the script and through `cooldown_allows`."""
+    rng = random.Random(7)
+    tiers = list(RANK)
+    cases = [(f"P{rng.randrange(4)}", rng.choice(tiers), T + rng.randrange(-2 * H, 60 * H), f"w{rng.randrange(40)}")
+             for _ in range(600)]
+
+    async def run() -> list[bool]:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        cd = Cooldown(client, f"test-{uuid.uuid4().hex}:", cooldown_ms=24 * H)
+        try:
+            return [await cd.acquire(person, tier, ts, wid) for person, tier, ts, wid in cases]
+        finally:
+            await client.aclose()
+
+    expected, latest = [], {}
+    for person, tier, ts, wid in cases:
+        allowed = cooldown_allows(latest.get(person), RANK[tier], ts, wid, 24 * H)
+        if allowed and (person not in latest or latest[person].warning_id != wid):
+            latest[person] = Latest(RANK[tier], ts, wid)
+        expected.append(allowed)
+    got = asyncio.run(run())
+    assert 50 < sum(got) < 550  # both outcomes are exercised
+    assert got == expected

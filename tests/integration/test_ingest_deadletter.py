@@ -10,7 +10,7 @@ from deploy.workers import WorkerProcess
 from schemas.deadletter import original_value
 from schemas.records import DeadLetter
 from streams.kafka_io import consume, produce
-from tests.unit.test_decode import CALL, DNS, PAY
+from tests.unit.schemas.test_decode import CALL, DNS, PAY
 
 MALFORMED = [
     b"not json at all",

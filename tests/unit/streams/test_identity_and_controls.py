@@ -1,8 +1,8 @@
-"""Identity resolution from the registry, and multi-card control of a registered owner."""
+"""Identity resolution from the registry, multi-card control of a registered owner, domain and number blocks."""
 from __future__ import annotations
 
 from schemas.records import Indicator, Subject
-from streams.controls import account_controls, control_events, indicator_value_key
+from streams.controls import account_controls, control_events, indicator_value_key, interceptions_for
 from streams.identity import decode_profile, identity_changes, resolve_account, resolve_line, subject_key
 from streams.ingest import person_events
 from tests.unit.streams.test_person_state import T0, call, pay
@@ -61,3 +61,19 @@ def test_one_card_in_a_case_controls_all_of_the_owners_accounts() -> None:
     assert all(c.subject_id == "S1" and c.source == "case-9" and "一人多卡" in c.reason for c in controls)
     ev, = control_events(ind, WANG)
     assert ev.person == "S1" and ev.control is not None and ev.control.account == "A2"
+
+
+def case_element(kind: str, value: str, confidence: float = 0.9, action: str = "add", ts: int = T0) -> Indicator:
+    return Indicator(type=kind, value=value, action=action, fraud_type="fake_customer_service",  # type: ignore[arg-type]
+                     confidence=confidence, source="case-1", ts=ts, expires_ts=ts + 10 if action == "add" else None)
+
+
+def test_what_each_indicator_asks_for() -> None:
+    (dom,) = interceptions_for(case_element("domain", "refund-1.top"))
+    assert (dom.domain, dom.expires_ts, dom.source) == ("refund-1.top", T0 + 10, "case-1")
+    assert interceptions_for(case_element("domain", "maybe.top", confidence=0.5)) == []
+    assert [n.action for n in interceptions_for(case_element("phone", "+8617000001111"))] == ["block"]
+    assert [n.action for n in interceptions_for(case_element("phone", "4000000001", confidence=0.5))] == ["flag"]
+    (gone,) = interceptions_for(case_element("phone", "+8617000001111", action="retract", ts=T0 + 5))
+    assert gone.expires_ts == T0 + 5 and gone.reason.startswith("retracted")
+    assert interceptions_for(case_element("account", "6217000000000001")) == []

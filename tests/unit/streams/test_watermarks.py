@@ -21,7 +21,7 @@ from streams.watermarks import (
     pass_on,
 )
 from tests.integration.test_scoring_live import MIN, T, _call
-from tests.unit.test_decide import PAY, _pipeline
+from tests.unit.scorers.test_decide import PAY, _pipeline
 
 TOPOLOGY = Topology(signal_partitions={"signals.telecom": 1, "signals.payment": 1, "signals.domain": 1},
                     indicator_partitions=1, partitions=1)

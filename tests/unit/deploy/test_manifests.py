@@ -13,7 +13,7 @@ import yaml
 
 from deploy.cli import build_parser
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
 CONFIG_SOURCE = (DEPLOY / "config.py").read_text()
 

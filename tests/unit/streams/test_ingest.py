@@ -5,7 +5,7 @@ import json
 
 from schemas.deadletter import original_value
 from streams.ingest import RawMessage, ingest
-from tests.unit.test_decode import CALL, PAY
+from tests.unit.schemas.test_decode import CALL, PAY
 
 
 def _msg(topic: str, value: bytes | None) -> RawMessage:

@@ -5,7 +5,7 @@ from schemas.units import HOUR_MS
 from scorers.features import FEATURES, Snapshot
 from scorers.reasons import reasons
 from streams.person_state import HitFact, PersonState, WebFact
-from tests.unit.test_features import NOW, call, pay
+from tests.unit.scorers.test_features import NOW, call, pay
 
 
 def _push(*names: str) -> list[float]:

@@ -1,0 +1,120 @@
+"""The worker app's parts without a broker: the agent loop (retry, dead letters, hooks) and the marks it sends."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import redis.exceptions as redis_errors
+
+from deploy.app.agent_loop import AgentLoop, until_redis_answers
+from deploy.app.marks import MarkDeduper, owned_marks
+from schemas.decode import InvalidRecord
+from schemas.internal import Output
+from schemas.records import DeadLetter
+from streams.watermarks import Mark, SourceProgress, Topology
+
+
+@dataclass
+class Msg:
+    partition: int = 3
+    offset: int = 41
+    timestamp: float | None = 1_764_547_200.0
+    topic: str = "signals.telecom"
+
+
+@dataclass
+class Event:
+    key: bytes | None = b"k"
+    value: bytes | None = b"{}"
+    message: Msg = field(default_factory=Msg)
+
+
+def run_loop(handler: Any) -> tuple[list[Output], list[str]]:
+    sent: list[Output] = []
+    heard: list[str] = []
+
+    async def send(outputs: list[Output], origin: float | None) -> None:
+        sent.extend(outputs)
+
+    loop = AgentLoop("signals.telecom", handler, send, counted=lambda e: heard.append("counted"),
+                     sent=lambda msg, outs: heard.append(f"sent {len(outs)}"),
+                     observed=lambda outs, origin: heard.append(f"observed {origin}"),
+                     on_redis_retry=lambda: heard.append("retry"))
+    asyncio.run(loop.one(Event()))
+    return sent, heard
+
+
+def test_a_refused_record_becomes_its_dead_letter_and_the_hooks_still_run() -> None:
+    def refuse(event: Any) -> list[Output]:
+        raise InvalidRecord("not a phone number", "subscriber")
+
+    sent, heard = run_loop(refuse)
+    (dead,) = sent
+    assert dead.topic == "deadletter" and isinstance(dead.value, DeadLetter)
+    assert (dead.value.partition, dead.value.offset, dead.value.field) == (3, 41, "subscriber")
+    assert dead.value.kafka_ts == 1_764_547_200_000
+    assert heard == ["counted", "sent 1", "observed 1764547200.0"]
+
+
+def test_a_bug_on_one_record_dead_letters_it_with_the_error() -> None:
+    sent, _ = run_loop(lambda event: 1 / 0)
+    assert sent[0].value.reason.startswith("internal error: ZeroDivisionError")
+
+
+def test_redis_away_is_waited_for_with_backoff_not_dead_lettered() -> None:
+    calls: list[int] = []
+    log: list[float] = []
+
+    async def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 4:
+            raise redis_errors.ConnectionError("away")
+        return "answered"
+
+    async def sleep(seconds: float) -> None:
+        log.append(seconds)
+
+    result = asyncio.run(until_redis_answers("test", flaky, lambda: log.append(-1), sleep, first_delay=0.1,
+                                             max_delay=0.3))
+    assert result == "answered" and len(calls) == 4
+    assert log == [-1, 0.1, -1, 0.2, -1, 0.3]  # each retry counted, the wait doubling up to its bound
+
+
+class Tp:
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic, self.partition = topic, partition
+
+
+class Derived:
+    def out_mark(self, topic: str, partition: int, topology: Topology) -> Mark:
+        return Mark(f"{topic}/{partition}", 500)
+
+
+def test_each_channel_held_sends_its_mark_where_its_records_go() -> None:
+    topology = Topology({"signals.telecom": 1, "signals.payment": 1, "signals.domain": 1}, 1, 2)
+    progress = SourceProgress(clock=lambda: 100.0)
+    progress.saw("signals.telecom/0", 700, 9)
+    logical_of = {f"x-{t}": t for t in ("signals.telecom", "intel.indicators", "yujing.events", "yujing.contacts")}
+    held = [Tp("x-signals.telecom", 0), Tp("x-intel.indicators", 0), Tp("x-yujing.events", 1),
+            Tp("x-yujing.contacts", 0), Tp("x-outcomes", 0)]
+    marks = owned_marks(held, logical_of, progress, Derived(), topology, highwater=lambda tp: 20,
+                        committed=lambda tp: None)
+    assert [m.channel for m in marks["yujing.events"]] == ["signals.telecom/0", "intel.indicators/0",
+                                                          "yujing.events/1", "yujing.contacts/0"]
+    assert [m.channel for m in marks["yujing.contacts"]] == ["intel.indicators/0", "yujing.events/1"]
+    assert marks["yujing.events"][0] == Mark("signals.telecom/0", 700, False)  # read to 10 of 20: busy
+
+
+def test_only_changed_marks_go_again_and_all_after_a_move() -> None:
+    dedupe = MarkDeduper()
+    a, b = Mark("s/0", 1), Mark("s/1", 1)
+    assert dedupe.fresh("yujing.events", [a, b]) == [a, b]
+    assert dedupe.fresh("yujing.events", [a, b]) == [a, b]  # not sent yet (a failed send): still fresh
+    dedupe.sent("yujing.events", [a, b])
+    assert dedupe.fresh("yujing.events", [a, Mark("s/1", 2)]) == [Mark("s/1", 2)]
+    assert dedupe.fresh("yujing.contacts", [a]) == [a]
+    dedupe.forget()
+    assert dedupe.fresh("yujing.events", [a]) == [a]
+    assert msgspec.json.encode(a)  # marks go over the wire as they are

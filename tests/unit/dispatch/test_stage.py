@@ -1,0 +1,143 @@
+"""The dispatch stage over in-memory stores: what a decision and an outcome send, cooldown and escalation included.
+
+The stores follow the rules of their Redis versions (the cooldown's `cooldown_allows`, escalation's sorted set of
+deadlines); the Redis versions are tested against Redis in tests/integration.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from dispatch.cooldown import RANK, Latest, cooldown_allows
+from dispatch.escalation import Context
+from dispatch.routing import load_routes
+from dispatch.stage import Dispatcher
+from schemas.internal import Decision, DecisionReason, Output, TransferRef
+from schemas.records import Outcome, Subject
+from schemas.units import HOUR_MS, MINUTE_MS
+from streams.identity import identity_changes
+
+T = 1_764_547_200_000  # 08:00 in the city (UTC+8)
+ROUTES = load_routes()
+WANG = Subject(subject_id="S1", phones=["+8613800000001"], accounts=["A1"], birth_year=1950, grid_id="G7",
+               station_id="ST001", name_masked="王*", ts=T)
+
+
+class MemoryCooldown:
+    """The cooldown's rule over a dict (Cooldown keeps the same in Redis)."""
+
+    def __init__(self, cooldown_ms: int) -> None:
+        self.latest: dict[str, Latest] = {}
+        self.cooldown_ms = cooldown_ms
+
+    async def acquire(self, person: str, tier: str, ts: int, warning_id: str) -> bool:
+        latest = self.latest.get(person)
+        allowed = cooldown_allows(latest, RANK[tier], ts, warning_id, self.cooldown_ms)
+        if allowed and (latest is None or latest.warning_id != warning_id):
+            self.latest[person] = Latest(RANK[tier], ts, warning_id)
+        return allowed
+
+
+class MemoryEscalation:
+    """Escalation's pending steps, contexts and clock in dicts (EscalationStore keeps them in Redis)."""
+
+    def __init__(self) -> None:
+        self.clock = 0
+        self.pending: dict[tuple[str, int], int] = {}
+        self.contexts: dict[str, Context] = {}
+        self.breaches = 0
+
+    async def advance(self, ts: int) -> int:
+        self.clock = max(self.clock, ts)
+        return self.clock
+
+    async def schedule(self, ctx: Context, step: int, deadline: int) -> None:
+        self.contexts[ctx.decision.decision_id] = ctx
+        self.pending[(ctx.decision.decision_id, step)] = deadline
+
+    async def resolve(self, warning_id: str, step: int) -> bool:
+        return self.pending.pop((warning_id, step), None) is not None
+
+    async def due(self, clock: int) -> list[tuple[str, int]]:
+        return sorted(k for k, deadline in self.pending.items() if deadline < clock)
+
+    async def pending_steps(self, warning_id: str) -> list[int]:
+        return [step for wid, step in self.pending if wid == warning_id]
+
+    async def context(self, warning_id: str) -> Context | None:
+        return self.contexts.get(warning_id)
+
+    async def breach(self) -> int:
+        self.breaches += 1
+        return self.breaches
+
+
+def decision(tier: str, ts: int = T, fraud_type: str = "romance", rose: bool = True, decision_id: str = "",
+             transfer: TransferRef | None = None) -> Decision:
+    return Decision(decision_id=decision_id or f"w-{tier}-{ts}", person="S1", subject_id="S1", tier=tier,  # type: ignore[arg-type]
+                    rose=rose, fraud_type=fraud_type, type_probability=0.5, score=0.3,  # type: ignore[arg-type]
+                    reasons=[DecisionReason(code="X", detail="y")], evidence=["e"], ts=ts, episode_ts=ts,
+                    model_version="m", policy_version="p", transfer=transfer)
+
+
+def dispatcher() -> tuple[Dispatcher, MemoryEscalation, list[str]]:
+    table, _ = identity_changes(None, WANG)
+    heard: list[str] = []
+    escalation = MemoryEscalation()
+    d = Dispatcher(ROUTES, MemoryCooldown(ROUTES.cooldown_ms), table.get, escalation,  # type: ignore[arg-type]
+                   on_suppressed=lambda: heard.append("suppressed"), on_breach=lambda: heard.append("breach"))
+    return d, escalation, heard
+
+
+def topics(outputs: list[Output]) -> list[str]:
+    return sorted(o.topic for o in outputs)
+
+
+def test_a_t2_warning_goes_out_with_its_call_and_visit_and_a_second_within_the_cooldown_does_not() -> None:
+    d, escalation, heard = dispatcher()
+    first = asyncio.run(d.handle(decision("T2")))
+    assert topics(first) == ["dispatch.phone", "dispatch.visit", "warnings"]
+    assert sorted(escalation.pending) == [("w-T2-" + str(T), 0), ("w-T2-" + str(T), 1)]
+    again = asyncio.run(d.handle(decision("T2", T + HOUR_MS)))
+    assert again == [] and heard == ["suppressed"] and d.suppressed == 1
+
+
+def test_the_same_decision_redelivered_sends_the_same_ids_again() -> None:
+    d, _, _ = dispatcher()
+    first = asyncio.run(d.handle(decision("T3")))
+    second = asyncio.run(d.handle(decision("T3")))
+    assert [o.value for o in first] == [o.value for o in second] and topics(first) == ["dispatch.sms", "warnings"]
+
+
+def test_every_transfer_at_t1_asks_for_a_stop_payment_whatever_the_cooldown() -> None:
+    d, _, heard = dispatcher()
+    ref = TransferRef(transfer_id="tr1", payer_account="A1", payee_account="M1", amount_fen=500_000, ts=T)
+    out = asyncio.run(d.handle(decision("T1", transfer=ref)))
+    assert topics(out) == ["dispatch.phone", "dispatch.visit", "interception.payment", "warnings"]
+    ref2 = TransferRef(transfer_id="tr2", payer_account="A1", payee_account="M1", amount_fen=700_000, ts=T + 60_000)
+    out2 = asyncio.run(d.handle(decision("T1", T + 60_000, rose=False, transfer=ref2)))
+    assert topics(out2) == ["interception.payment"] and out2[0].value.transfer_id == "tr2" and heard == []
+
+
+def test_a_failed_sms_escalates_to_the_call_at_once() -> None:
+    d, escalation, _ = dispatcher()
+    asyncio.run(d.handle(decision("T3", decision_id="w3")))
+    failed = Outcome(warning_id="w3", channel="sms", outcome="sms_failed", ts=T + MINUTE_MS)
+    out = asyncio.run(d.handle_outcome(failed))
+    assert topics(out) == ["dispatch.phone"] and list(escalation.pending) == [("w3", 1)]
+
+
+def test_a_delivered_sms_settles_the_step_and_nothing_escalates() -> None:
+    d, escalation, heard = dispatcher()
+    asyncio.run(d.handle(decision("T3", decision_id="w3")))
+    asyncio.run(d.handle_outcome(Outcome(warning_id="w3", channel="sms", outcome="sms_delivered", ts=T + MINUTE_MS)))
+    later = asyncio.run(d.handle(decision("T3", T + 30 * HOUR_MS, decision_id="other")))
+    assert list(escalation.pending) == [("other", 0)] and heard == [] and "dispatch.phone" not in topics(later)
+
+
+def test_a_deadline_passed_in_event_time_is_a_breach_and_the_next_step_goes() -> None:
+    d, escalation, heard = dispatcher()
+    asyncio.run(d.handle(decision("T2", fraud_type="impersonate_authority", decision_id="wa")))
+    assert list(escalation.pending) == [("wa", 0)]  # escalating route: the call first, the visit after
+    tick = Outcome(warning_id="unrelated", channel="phone", outcome="call_answered", ts=T + 61 * MINUTE_MS)
+    out = asyncio.run(d.handle_outcome(tick))
+    assert topics(out) == ["dispatch.visit"] and heard == ["breach"] and list(escalation.pending) == [("wa", 1)]
