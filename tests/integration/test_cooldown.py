@@ -70,5 +70,5 @@ def test_the_lua_script_and_the_pure_rule_agree(stack: Settings) -> None:
             latest[person] = Latest(RANK[tier], ts, wid)
         expected.append(allowed)
     got = asyncio.run(run())
-    assert 50 < sum(got) < 550  # both outcomes are exercised
+    assert min(sum(got), len(got) - sum(got)) > 25  # both outcomes are exercised
     assert got == expected
