@@ -23,6 +23,17 @@ class IndicatorHit(Struct, kw_only=True, omit_defaults=True):
     event_id: str
     mode: Literal["forward", "reverse", "fanout"]
     fanout: int = 0  # distinct people this counterpart reached in the fan-out window
+    end_ts: int | None = None  # the indicator's span ends here (expiry, or a retraction already applied)
+
+
+class RetractionNote(Struct, kw_only=True):
+    """An indicator's span of a value ended earlier than its hits say: they stop counting from `end_ts` on."""
+
+    value_key: str
+    add_ts: int  # the span's start: names the span (the hits' `indicator_ts`)
+    end_ts: int  # never before `ts`
+    ts: int  # when the end became known: the event time of the retraction (or of the re-add that shortened it)
+    source: str  # who ended it: the retraction's (or the shortening re-add's) source
 
 
 class ControlNote(Struct, kw_only=True):
@@ -34,14 +45,14 @@ class ControlNote(Struct, kw_only=True):
 
 
 class PersonEvent(Struct, kw_only=True, omit_defaults=True):
-    """`yujing.events` (key: person): a validated signal, an indicator hit or a control, for one person.
+    """`yujing.events` (key: person): a validated signal, an indicator hit or its retraction, or a control.
 
     `role` says how a signal concerns the person: `self` for their own line or account, `payee` for an
     incoming transfer (a victim receiving a "rebate" is a signal too).
     """
 
     person: str
-    source: Literal["signals.telecom", "signals.payment", "signals.domain", "hit", "control"]
+    source: Literal["signals.telecom", "signals.payment", "signals.domain", "hit", "retraction", "control"]
     role: Literal["self", "payee"] = "self"
     subject_id: str | None = None
     telecom: TelecomSignal | None = None
@@ -49,6 +60,7 @@ class PersonEvent(Struct, kw_only=True, omit_defaults=True):
     domain: DomainSignal | None = None
     hit: IndicatorHit | None = None
     control: ControlNote | None = None
+    retraction: RetractionNote | None = None
 
 
 class Contact(Struct, kw_only=True, array_like=True):

@@ -17,11 +17,18 @@ from streams.person_state import (
     earliest_evidence,
     event_key,
     event_time,
+    hit_live,
     trigger_id,
 )
 
 MAX_REMEMBERED = 8  # decisions a person's state remembers, to re-send them if their events are redelivered
 from schemas.internal import Output
+
+
+def case_account(state: PersonState, account: str, now: int, strong: float = 0.8) -> bool:
+    """Whether the account is a case element of high confidence at `now` (a live hit on it: not retracted)."""
+    return any(h.value_key == f"account:{account}" and h.confidence >= strong and h.mode != "fanout"
+               and hit_live(h, now) for h in state.hits)
 
 
 def transfer_in_progress(state: PersonState, pe: PersonEvent, now: int, window_ms: int,
@@ -35,11 +42,11 @@ def transfer_in_progress(state: PersonState, pe: PersonEvent, now: int, window_m
         fact = next((p for p in reversed(state.payments) if p.event_id == pe.payment.event_id), None)
         if fact is None:
             return None, False
-        flagged = any(h.value_key == f"account:{fact.counterparty}" and h.confidence >= strong and h.mode != "fanout"
-                      and h.ts <= now for h in state.hits)
-        return fact, flagged
+        return fact, case_account(state, fact.counterparty, now, strong)
     if pe.hit is not None and pe.hit.value_key.startswith("account:") and pe.hit.confidence >= strong:
         payee = pe.hit.value_key.split(":", 1)[1]
+        if not case_account(state, payee, now, strong):
+            return None, False  # retracted by this moment: the hit was still on its way when that was read
         # in event time: a transfer finished only after the hit's moment was still under way then, whichever of
         # the two this worker happened to read first (two workers read them in either order)
         done = {p.transfer_id for p in state.payments
@@ -57,7 +64,7 @@ def moment_evidence(state: PersonState, pe: PersonEvent, now: int, x: list[float
     is a case account (used live and by the threshold tuning, so both judge the same thing)."""
     transfer, flagged = transfer_in_progress(state, pe, now, window_ms)
     ev = Evidence(transfer_now=transfer is not None, transfer_to_new_payee=bool(transfer and transfer.first_contact),
-                  payee_flagged=flagged, strong_hit=x[0] > 0)
+                  payee_flagged=flagged, strong_hit=x[0] > 0, news=pe.retraction is None)
     return ev, transfer, flagged
 
 
@@ -106,7 +113,7 @@ class Decider:
             return []
         fraud_type, p_type = self.model.fraud_type(type_features(x, seen, now))
         why = reasons(snap, self.fast.contributions(x, self.means), payee_flagged=flagged)
-        evidence = sorted({h.event_id for h in seen.hits if now - 72 * 3_600_000 <= h.ts <= now}
+        evidence = sorted({h.event_id for h in seen.hits if now - 72 * 3_600_000 <= h.ts and hit_live(h, now)}
                           | {c.event_id for c in seen.calls if now - 86_400_000 <= c.ts <= now}
                           | ({transfer.event_id} if transfer else set()))[-20:]
         ref = None

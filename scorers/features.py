@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 
 from schemas.units import DAY_MS, HOUR_MS
-from streams.person_state import CallFact, PersonState
+from streams.person_state import CallFact, PersonState, hit_live
 
 SUSPECT_TAGS = {"spoof_suspect", "virtual_operator", "voip", "international"}
 # Remote-meeting and screen-sharing apps: legitimate at work, and the tool of refund and "police" scams.
@@ -54,12 +54,13 @@ def features(snap: Snapshot) -> list[float]:
     s, now = snap.state, snap.now
     day_ago, three_days_ago, hour_ago = now - DAY_MS, now - 3 * DAY_MS, now - HOUR_MS
     # Case elements contacted, each counted once: how many hits one element gives depends on whether the
-    # contacts reached the index before or after it (one reverse hit, or one per late contact).
+    # contacts reached the index before or after it (one reverse hit, or one per late contact). A hit whose
+    # indicator was retracted (or expired) by `now` counts no more.
     strong: set[str] = set()
     weak: set[str] = set()
     fanout: set[str] = set()
     for h in s.hits:
-        if three_days_ago <= h.ts <= now:
+        if three_days_ago <= h.ts and hit_live(h, now):
             if h.mode == "fanout":
                 fanout.add(h.value_key)
             elif h.confidence >= 0.8:

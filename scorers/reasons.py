@@ -4,7 +4,7 @@ from __future__ import annotations
 from schemas.internal import DecisionReason
 from schemas.units import DAY_MS, HOUR_MS
 from scorers.features import FEATURES, REMOTE_APPS, SUSPECT_TAGS, Snapshot, _suspect_contact
-from streams.person_state import CallFact, PaymentFact
+from streams.person_state import CallFact, PaymentFact, hit_live
 
 TAG_WORDS = {"spoof_suspect": "suspected spoofed", "virtual_operator": "virtual-operator", "voip": "VoIP",
              "international": "international"}
@@ -40,7 +40,7 @@ def _explain(name: str, snap: Snapshot) -> DecisionReason | None:
     s, now = snap.state, snap.now
     calls = _recent_calls(snap, DAY_MS)
     if name in ("hit_strong_72h", "hit_weak_72h", "fanout_hit_72h"):
-        hits = [h for h in s.hits if now - 3 * DAY_MS <= h.ts <= now]
+        hits = [h for h in s.hits if now - 3 * DAY_MS <= h.ts and hit_live(h, now)]
         if name == "fanout_hit_72h":
             h = next((h for h in hits if h.mode == "fanout"), None)
             return h and DecisionReason(code="HIGH_FANOUT_NUMBER",

@@ -71,6 +71,7 @@ class Evidence:
     transfer_to_new_payee: bool = False
     payee_flagged: bool = False  # the payee account is a case element
     strong_hit: bool = False  # contact with a case element of high confidence, within the window
+    news: bool = True  # False: the moment only took evidence away (a retraction): it may release, never raise
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ def assign_tier(score: float, ev: Evidence, prior: RiskState | None, now: int, p
     which does not depend on the order in which the evidence arrived. Evidence time only moves forward.
     """
     held = prior.tier if prior is not None and now - prior.last_evidence_ts <= policy.quiet_ms else None
-    now_tier = computed_tier(score, ev, held, policy)
+    # A moment without news is no evidence: whatever the score, it neither raises nor holds anyone longer.
+    now_tier = computed_tier(score, ev, held, policy) if ev.news else None
     tier = now_tier if TIER_RANK[now_tier] > TIER_RANK[held] else held
     if tier is None:
         return TierDecision(None, False, False, None)

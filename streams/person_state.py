@@ -8,7 +8,8 @@ state once every event is in.
 Only notable facts are kept (first contacts, tagged or foreign numbers, long calls, SMS with URLs, new domains,
 installs, every payment, every hit); the person's other contacts only refresh `known`, at hour resolution. An
 event that changes nothing (a repeat call to family within the hour) writes nothing: at city scale the
-changelog volume is the cost that matters (docs/sizing.md).
+changelog volume is the cost that matters (docs/sizing.md). A hit counts from when it became known until its
+indicator's span ends (`hit_live`); a retraction notice sets that end on the hits of its span.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Any, Callable
 import msgspec
 from msgspec import Struct
 
-from schemas.internal import Contact, IndicatorHit, PersonEvent, RiskState, Trigger
+from schemas.internal import Contact, IndicatorHit, PersonEvent, RetractionNote, RiskState, Trigger
 from schemas.normalize import number_kind, url_domain
 from schemas.records import DomainSignal, PaymentSignal, TelecomSignal
 from schemas.units import DAY_MS, HOUR_MS
@@ -90,6 +91,12 @@ class HitFact(Struct, array_like=True):
     source: str
     fanout: int
     event_id: str
+    end_ts: int | None = None  # the indicator's span ends here (expiry or retraction); last, so old states decode
+
+
+def hit_live(h: HitFact, now: int) -> bool:
+    """Whether a hit counts at event time `now`: known by then, and its indicator not retracted or expired yet."""
+    return h.ts <= now and (h.end_ts is None or now < h.end_ts)
 
 
 class PersonState(Struct, kw_only=True, omit_defaults=True):
@@ -262,11 +269,22 @@ def trigger_id(person: str, *parts: str) -> str:
 def _hit(state: PersonState, hit: IndicatorHit, policy: StatePolicy, up: Update) -> None:
     known_ts = max(hit.contact_ts, hit.indicator_ts)
     _append(state.hits, HitFact(known_ts, hit.contact_ts, hit.value_key, hit.fraud_type, hit.confidence, hit.mode,
-                                hit.indicator_ts, hit.source, hit.fanout, hit.event_id), policy, up)
+                                hit.indicator_ts, hit.source, hit.fanout, hit.event_id, hit.end_ts), policy, up)
     up.triggers.append(Trigger(trigger_id=trigger_id(state.person, hit.value_key, hit.event_id, hit.mode),
                                person=state.person, subject_id=state.subject_id,
                                ts=known_ts, cause="indicator_hit", mode=hit.mode,
                                value_key=hit.value_key, fraud_type=hit.fraud_type, event_id=hit.event_id))
+
+
+def _retraction(state: PersonState, note: RetractionNote, up: Update) -> None:
+    """End the hits of the note's span at the note's end (never later: applied twice, it changes nothing)."""
+    # A redelivered note finds its end applied: nothing changes, nothing is noted, so no decision and no output
+    # are made twice. No trigger: triggers announce exposures to case elements (campaigns count them).
+    for h in state.hits:
+        if (h.value_key == note.value_key and h.indicator_ts == note.add_ts and h.mode != "fanout"
+                and (h.end_ts is None or note.end_ts < h.end_ts)):
+            h.end_ts = note.end_ts
+            up.changed = up.noted = True  # the evidence changed: the scorer looks again (and may release)
 
 
 def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy, floor: int = 2**62) -> Update:
@@ -300,6 +318,8 @@ def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy, flo
         _payment(state, event.payment, event.role, policy, up)
     elif event.hit is not None:
         _hit(state, event.hit, policy, up)
+    elif event.retraction is not None:
+        _retraction(state, event.retraction, up)
     elif event.control is not None:
         state.controlled_by = event.control.source
         up.changed = up.noted = True
@@ -327,6 +347,9 @@ def event_key(event: PersonEvent) -> str:
             return f"{rec.event_id}|{event.role}"
     if event.hit is not None:
         return f"hit|{event.hit.value_key}|{event.hit.event_id}|{event.hit.mode}"
+    if event.retraction is not None:
+        note = event.retraction
+        return f"retraction|{note.value_key}|{note.add_ts}|{note.end_ts}"
     return f"control|{event.control.source}" if event.control is not None else ""
 
 
@@ -344,7 +367,8 @@ def as_of(state: PersonState, now: int, keep: int = StatePolicy.max_facts) -> Pe
 def earliest_evidence(state: PersonState, now: int, window_ms: int) -> int:
     """The event time of the earliest notable fact within the window before `now` (or `now`)."""
     lo = now - window_ms
-    times = [f.ts for facts in (state.calls, state.web, state.payments, state.hits) for f in facts if lo <= f.ts <= now]
+    times = [f.ts for facts in (state.calls, state.web, state.payments) for f in facts if lo <= f.ts <= now]
+    times += [h.ts for h in state.hits if lo <= h.ts and hit_live(h, now)]
     return min(times, default=now)
 
 
@@ -402,4 +426,6 @@ def event_time(event: PersonEvent) -> int:
     if event.hit is not None:
         # A reverse hit concerns an old contact but is news now: it counts at the indicator's time.
         return max(event.hit.contact_ts, event.hit.indicator_ts)
+    if event.retraction is not None:
+        return event.retraction.ts  # when the end became known (the end itself may lie ahead: an expiry)
     return event.control.ts if event.control is not None else 0

@@ -262,7 +262,7 @@ class Processor:
             self.waiting.forget(partitions)
 
     def value_message(self, vm: ValueMessage) -> list[Output]:
-        """A contact or indicator change for one value: index it, match it, mine backwards."""
+        """A contact or indicator change for one value: index it, match it, mine backwards, tell of an end."""
         key = vm.value_key.encode()
         raw = self.values.get(key)
         head = decode_head(raw) if raw else ValueHead()
@@ -276,4 +276,7 @@ class Processor:
             return []
         if update.head_changed:
             self.values[key] = encode_head(head)
-        return [person_output(PersonEvent(person=person, source="hit", hit=hit)) for person, hit in update.hits]
+        # The notices after the hits: on each person's partition they arrive after every hit sent before them.
+        return ([person_output(PersonEvent(person=person, source="hit", hit=hit)) for person, hit in update.hits]
+                + [person_output(PersonEvent(person=person, source="retraction", retraction=note))
+                   for person, note in update.notices])

@@ -9,6 +9,11 @@ so the set of hits does not depend on which of the two arrived first: a contact 
 indicator is matched on arrival (forward, or reverse when it happened before the add); an indicator that
 arrives after the contacts finds them in the index (reverse mining, 反向挖掘).
 
+A hit carries its span's end when it is known (expiry). An end learnt later, or moved earlier (a retraction,
+or a re-add that shortens the span), goes to everyone listed under the value as a retraction notice: the hits
+they hold from that span stop counting at the end, those still on their way to them included (why that holds:
+streams/watermarks.py). People a span hit in reverse stay listed while that hit may count.
+
 Storage: a small `ValueHead` (span, watermark, the people listed) and one small `Entry` per (value, person).
 Writes are what a city pays for (docs/sizing.md), so a contact writes only what it changes: the person's entry
 (refreshed at most hourly), and the head only when someone new is listed or the hour moves on. A value that
@@ -22,7 +27,7 @@ from dataclasses import dataclass, field
 import msgspec
 from msgspec import Struct
 
-from schemas.internal import Contact, IndicatorHit
+from schemas.internal import Contact, IndicatorHit, RetractionNote
 from schemas.records import Indicator
 from schemas.units import HOUR_MS
 
@@ -81,6 +86,7 @@ class IndexUpdate:
     """What one contact or indicator change produced."""
 
     hits: list[tuple[str, IndicatorHit]] = field(default_factory=list)
+    notices: list[tuple[str, RetractionNote]] = field(default_factory=list)  # sent after the hits
     head_changed: bool = False  # the head must be written back (entries write themselves through the mapping)
     overflow: bool = False  # a newcomer was not listed: the value is saturated
 
@@ -125,7 +131,16 @@ def _matches(span: Span | None, ts: int, policy: IndexPolicy) -> bool:
 def _hit(value_key: str, span: Span, contact_ts: int, event_id: str) -> IndicatorHit:
     return IndicatorHit(value_key=value_key, fraud_type=span.fraud_type, confidence=span.confidence,
                         source=span.source, indicator_ts=span.add_ts, contact_ts=contact_ts, event_id=event_id,
-                        mode="forward" if contact_ts >= span.add_ts else "reverse")
+                        mode="forward" if contact_ts >= span.add_ts else "reverse", end_ts=span.end_ts)
+
+
+def _holds_reverse_hit(span: Span | None, entry: Entry, horizon: int, policy: IndexPolicy) -> bool:
+    """Whether the person may hold a reverse hit of the span (at its add) that is still within retention."""
+    if span is None or span.add_ts < horizon:
+        return False
+    # the latest contact may be up to an hour after `last_ts` (refreshed hourly)
+    reached = entry.last_ts + HOUR_MS > span.add_ts - policy.lookback_ms
+    return reached and (span.end_ts is None or entry.first_ts < span.end_ts)
 
 
 def _prune(head: ValueHead, entries: Entries, policy: IndexPolicy) -> None:
@@ -135,7 +150,7 @@ def _prune(head: ValueHead, entries: Entries, policy: IndexPolicy) -> None:
     kept = []
     for person in head.people:
         entry = entries.get(person)
-        if entry is not None and entry.last_ts >= horizon:
+        if entry is not None and (entry.last_ts >= horizon or _holds_reverse_hit(head.span, entry, horizon, policy)):
             kept.append(person)
         elif entry is not None:
             del entries[person]
@@ -214,19 +229,28 @@ def _fanout_notes(head: ValueHead, entries: Entries, contact: Contact,
 
 def apply_indicator(head: ValueHead, entries: Entries, value_key: str, indicator: Indicator,
                     policy: IndexPolicy) -> IndexUpdate:
-    """Add, retract or re-add the value's indicator; an add mines the index in reverse and returns the hits."""
+    """Add, retract or re-add the value's indicator; an add mines the index in reverse and returns the hits, a
+    retraction (or a re-add that shortens the span) the notices to everyone listed."""
     up = IndexUpdate(head_changed=True)
+    span = head.span
     if indicator.action == "retract":
-        if head.span is not None and (head.span.end_ts is None or indicator.ts < head.span.end_ts):
-            head.span.end_ts = max(indicator.ts, head.span.add_ts)
+        if span is not None:
+            end = max(indicator.ts, span.add_ts)
+            if span.end_ts is None or end < span.end_ts:
+                span.end_ts = end
+            if span.end_ts == end:  # also when it was set already: a redelivery re-sends what may have been lost
+                up.notices = _notices(head, value_key, span.add_ts, end, indicator)
         return up
-    add_ts = indicator.ts
-    old = head.span
+    old, add_ts, end = span, indicator.ts, indicator.expires_ts
     if old is not None and old.add_ts <= add_ts and (old.end_ts is None or add_ts < old.end_ts):
         add_ts = old.add_ts  # a second case naming the same value: it was known since the first
+        if end is not None and (old.end_ts is None or end <= old.end_ts):
+            # It ends the span earlier (or again, redelivered). Never before the re-add's own time: a decision
+            # before that could not have known (streams/watermarks.py).
+            up.notices = _notices(head, value_key, old.add_ts, max(end, indicator.ts), indicator)
     head.span = Span(add_ts=add_ts, fraud_type=indicator.fraud_type, confidence=max(indicator.confidence,
                      old.confidence if old is not None and add_ts == old.add_ts else 0.0),
-                     source=indicator.source, end_ts=indicator.expires_ts)
+                     source=indicator.source, end_ts=end)
     for person in sorted(head.people):
         entry = entries.get(person)
         if entry is None:
@@ -238,3 +262,10 @@ def apply_indicator(head: ValueHead, entries: Entries, value_key: str, indicator
         if _matches(head.span, ts, policy):
             up.hits.append((person, _hit(value_key, head.span, ts, event_id)))
     return up
+
+
+def _notices(head: ValueHead, value_key: str, add_ts: int, end_ts: int,
+             change: Indicator) -> list[tuple[str, RetractionNote]]:
+    """The span from `add_ts` ends at `end_ts`: a notice to every person listed (those it never hit ignore it)."""
+    note = RetractionNote(value_key=value_key, add_ts=add_ts, end_ts=end_ts, ts=change.ts, source=change.source)
+    return [(person, note) for person in sorted(head.people)]

@@ -17,12 +17,20 @@ records it covers, so per partition the mark never overtakes them (Kafka keeps o
     watermark    = the least mark of the channels a partition waits for (idle ones aside);
                    when all are idle: the greatest, since everything they had is in
     derived mark = the least mark of its busy inputs (never going back); idle when all its inputs are
+    retraction   = a retraction notice reaches a person partition after every hit its value partition sent
+                   before it, and before that partition decides at or after the notice's end: the end is
+                   never before the indicator record that caused it; the value partition's mark passes that
+                   record's time only once its indicator channel's has (which sends the record first); and
+                   it sends the notices as it reads the record, before its next mark (one producer's order
+                   per partition). So a hit on its way when the retraction was read (a contact at or after
+                   the end, matched before) is folded, then voided, then decided: never counted. Unless the
+                   retraction itself is late (below: read after its partition was idle while others moved on).
 
 A source channel is a contract topic partition, assumed in event-time order (a record older than its
 partition's mark is late: decided on arrival and counted). Derived channels pass the least of their own
 inputs on: a person partition reports for the signals it folded (contacts, re-routes), a value partition for
-the contacts and indicators it indexed (hits). The person partition's own decisions wait for all of them;
-no channel waits for itself, so there is no cycle.
+the contacts and indicators it indexed (hits, retraction notices). The person partition's own decisions wait
+for all of them; no channel waits for itself, so there is no cycle.
 """
 from __future__ import annotations
 

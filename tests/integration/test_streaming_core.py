@@ -68,6 +68,9 @@ def test_reverse_mining_retraction_identity_and_multicard_control(isolated: Sett
     produce(isolated, "intel.indicators", [indicator("phone", FRAUD, "retract", T + 1 * HOUR)])
     wait_for(lambda: (v := value_state(isolated, f"phone:{FRAUD}")) and v[0].span and v[0].span.end_ts, 60,
              "the retraction")
+    # Alice, listed under the number, is told: her hit counts no more from the retraction on.
+    wait_for(lambda: [h.end_ts for h in person_state(isolated, "S_ALICE").hits] == [T + HOUR], 60,  # type: ignore[union-attr]
+             "Alice's hit to end at the retraction")
     before = end_offsets(isolated, "yujing.triggers")
     produce(isolated, "signals.telecom", [call("carol-call", "+8613800000003", FRAUD, T + 2 * HOUR)])
     wait_for(lambda: person_state(isolated, "S_CAROL"), 60, "Carol's call to be processed")

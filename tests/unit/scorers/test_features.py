@@ -5,6 +5,7 @@ import math
 
 from schemas.units import DAY_MS, HOUR_MS
 from scorers.features import FEATURES, Snapshot, features
+from scorers.fraud_types import TYPE_FEATURES, type_features
 from streams.person_state import CallFact, HitFact, PaymentFact, PersonState, WebFact
 
 NOW = 1_764_547_200_000 + 10 * DAY_MS
@@ -61,3 +62,19 @@ def test_rebates_grooming_and_installs() -> None:
     assert x["grooming_days_72h"] == 3 and x["small_in_unknown_24h"] == 2
     assert x["remote_app_install_24h"] == 1 and x["app_install_24h"] == 1 and x["new_domain_visit_24h"] == 1
     assert x["young"] == 1
+
+
+def _case_hit(ago: int, end_in: int | None, value_key: str = "phone:1") -> HitFact:
+    """A hit known `ago` ms before NOW whose indicator ends `end_in` ms after NOW (None: open)."""
+    return HitFact(NOW - ago, NOW - ago - HOUR_MS, value_key, "romance", 0.9, "reverse", NOW - ago, "s", 0, "e",
+                   None if end_in is None else NOW + end_in)
+
+
+def test_a_hit_counts_until_its_indicator_is_retracted() -> None:
+    def counted(end_in: int | None) -> tuple[float, float]:
+        state = PersonState(person="x", hits=[_case_hit(HOUR_MS, end_in)])
+        x = dict(zip(TYPE_FEATURES, type_features(features(Snapshot(state, NOW)), state, NOW)))
+        return x["hit_strong_72h"], x["hit_type_romance"]
+
+    assert counted(None) == (1, 0.9) and counted(1) == (1, 0.9)  # open, or retracted after this moment
+    assert counted(0) == (0, 0) and counted(-HOUR_MS // 2) == (0, 0)  # retracted at or before it

@@ -46,3 +46,13 @@ def test_transfer_to_a_case_account_always_comes_first() -> None:
 def test_a_decision_always_has_a_reason_when_facts_exist() -> None:
     state = PersonState(person="x", payments=[pay(60_000, 500_000)])
     assert [r.code for r in reasons(Snapshot(state, NOW), [0.0] * len(FEATURES))] == ["FIRST_TRANSFER_NEW_PAYEE"]
+
+
+def test_a_retracted_case_element_is_no_reason() -> None:
+    hit = HitFact(NOW - 2 * HOUR_MS, NOW - 30 * HOUR_MS, "phone:+8617000001111", "impersonate_authority", 0.95,
+                  "reverse", NOW - 2 * HOUR_MS, "case-7", 0, "c1", NOW - HOUR_MS)  # retracted an hour ago
+    state = PersonState(person="x", hits=[hit], calls=[call(HOUR_MS, 3000, ["voip"])])
+    codes = [r.code for r in reasons(Snapshot(state, NOW, 70), _push("hit_strong_72h", "very_long_call_24h"))]
+    assert codes == ["VERY_LONG_CALL_UNKNOWN"]
+    assert [r.code for r in reasons(Snapshot(state, NOW - HOUR_MS - 1, 70), _push("hit_strong_72h"))] == [
+        "CASE_ELEMENT_CONTACT"]  # just before the retraction it still was one

@@ -70,3 +70,12 @@ def test_policy_file_is_validated() -> None:
         TierPolicy.from_dict({**doc, "t2": {"score": 0.01}})
     with pytest.raises(PolicyError, match="missing or invalid"):
         TierPolicy.from_dict({k: v for k, v in doc.items() if k != "t1"})
+
+
+def test_a_moment_without_news_never_raises_nor_holds_longer() -> None:
+    retraction = Evidence(transfer_now=True, payee_flagged=True, news=False)  # whatever else it says
+    assert assign_tier(1.0, retraction, None, T, P) == assign_tier(0.0, NONE, None, T, P)
+    prior = RiskState("T3", T, T)
+    d = assign_tier(1.0, retraction, prior, T + H, P)
+    assert (d.tier, d.rose, d.stop_payment, d.risk) == ("T3", False, False, prior)
+    assert assign_tier(1.0, retraction, prior, T + P.quiet_ms + H, P).risk is None  # quiet since: released

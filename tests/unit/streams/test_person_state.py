@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import msgspec
 
-from schemas.internal import ControlNote, IndicatorHit, PersonEvent
+from schemas.internal import ControlNote, IndicatorHit, PersonEvent, RetractionNote
 from schemas.records import DomainSignal, PaymentSignal, TelecomSignal
 from schemas.units import HOUR_MS
-from streams.person_state import StatePolicy, apply_event, known_key, new_state
+from streams.person_state import StatePolicy, apply_event, decode_state, hit_live, known_key, new_state
 
 T0 = 1_764_547_200_000
 POLICY = StatePolicy()
@@ -26,11 +26,19 @@ def pay(ts_h: float, payee: str, n: int = 0, first: bool | None = None, role: st
     return PersonEvent(person="S1", source="signals.payment", role=role, payment=rec)
 
 
-def hit(contact_h: float, indicator_h: float, event_id: str = "c0", mode: str = "reverse") -> PersonEvent:
-    h = IndicatorHit(value_key="phone:+8617000001111", fraud_type="romance", confidence=0.8, source="case",
+def hit(contact_h: float, indicator_h: float, event_id: str = "c0", mode: str = "reverse",
+        value_key: str = "phone:+8617000001111", end_h: float | None = None) -> PersonEvent:
+    h = IndicatorHit(value_key=value_key, fraud_type="romance", confidence=0.8, source="case",
                      indicator_ts=T0 + int(indicator_h * HOUR_MS), contact_ts=T0 + int(contact_h * HOUR_MS),
-                     event_id=event_id, mode=mode)
+                     event_id=event_id, mode=mode, end_ts=None if end_h is None else T0 + int(end_h * HOUR_MS))
     return PersonEvent(person="S1", source="hit", hit=h)
+
+
+def retraction(add_h: float, end_h: float, value_key: str = "phone:+8617000001111",
+               ts_h: float | None = None) -> PersonEvent:
+    note = RetractionNote(value_key=value_key, add_ts=T0 + int(add_h * HOUR_MS), end_ts=T0 + int(end_h * HOUR_MS),
+                          ts=T0 + int((end_h if ts_h is None else ts_h) * HOUR_MS), source="case")
+    return PersonEvent(person="S1", source="retraction", retraction=note)
 
 
 def test_call_records_a_fact_and_indexes_the_counterpart_and_sms_domains() -> None:
@@ -162,3 +170,54 @@ def test_ordinary_call_with_a_known_number_is_no_fact() -> None:
         apply_event(state, ev, POLICY)
     assert [c.event_id for c in state.calls] == ["f0"]  # the first contact only
     assert state.known[known_key(f"phone:{friend}")] == [T0, T0 - T0 % (24 * HOUR_MS)]
+
+
+def test_a_hit_counts_from_when_it_is_known_until_its_end() -> None:
+    state = new_state("S1")
+    apply_event(state, hit(0, 30, end_h=40), POLICY)
+    h, = state.hits
+    assert h.end_ts == T0 + 40 * HOUR_MS
+    at = [hit_live(h, T0 + int(t * HOUR_MS)) for t in (29.9, 30, 39.9, 40, 50)]
+    assert at == [False, True, True, False, False]
+    # a state stored before hits had an end still decodes: its hits are open
+    old_hit = [T0, T0, "phone:+8617000001111", "romance", 0.8, "reverse", T0, "case", 0, "c0"]  # ten fields
+    old = decode_state(msgspec.msgpack.encode({"person": "S1", "hits": [old_hit]}))
+    assert old.hits[0].end_ts is None and hit_live(old.hits[0], T0 + 100 * HOUR_MS)
+
+
+def test_a_retraction_notice_ends_the_hits_of_its_span_and_nothing_else() -> None:
+    state = new_state("S1")
+    apply_event(state, hit(0, 30, "c0"), POLICY)
+    apply_event(state, hit(31, 30, "c1", mode="forward"), POLICY)
+    apply_event(state, hit(31, 31, "c1", mode="fanout"), POLICY)  # a fan-out note on the same number
+    apply_event(state, hit(2, 30, "c2", value_key="phone:+8617000002222"), POLICY)  # another value
+    apply_event(state, hit(1, 20, "c3", end_h=25), POLICY)  # an earlier span of the value, ended before
+    up = apply_event(state, retraction(30, 32), POLICY)
+    assert up.noted and up.changed and up.triggers == [] and up.contacts == []
+    ends = {(h.event_id, h.mode, h.indicator_ts): h.end_ts for h in state.hits}
+    assert ends == {("c0", "reverse", T0 + 30 * HOUR_MS): T0 + 32 * HOUR_MS,
+                    ("c1", "forward", T0 + 30 * HOUR_MS): T0 + 32 * HOUR_MS,
+                    ("c1", "fanout", T0 + 31 * HOUR_MS): None,
+                    ("c2", "reverse", T0 + 30 * HOUR_MS): None,
+                    ("c3", "reverse", T0 + 20 * HOUR_MS): T0 + 25 * HOUR_MS}
+
+
+def test_a_hit_on_its_way_when_the_retraction_was_read_is_voided() -> None:
+    """A contact at 33 h, matched before the retraction at 32 h was read: its hit arrives first, the notice
+    right after it (one producer's order), and it never counts."""
+    state = new_state("S1")
+    apply_event(state, hit(33, 30, "c9", mode="forward"), POLICY)
+    apply_event(state, retraction(30, 32), POLICY)
+    h, = state.hits
+    assert not any(hit_live(h, T0 + t * HOUR_MS) for t in range(30, 110))
+
+
+def test_a_redelivered_notice_changes_nothing_and_is_not_noted() -> None:
+    state = new_state("S1")
+    apply_event(state, hit(0, 30), POLICY)
+    assert apply_event(state, retraction(30, 32), POLICY).noted and state.hits[0].end_ts == T0 + 32 * HOUR_MS
+    snapshot = msgspec.msgpack.encode(state)
+    for again in (retraction(30, 32), retraction(30, 33, ts_h=32)):  # the same one; a later end than it has
+        up = apply_event(state, again, POLICY)
+        assert not (up.changed or up.noted) and up.triggers == [] and up.contacts == []
+        assert msgspec.msgpack.encode(state) == snapshot

@@ -159,3 +159,68 @@ def test_second_case_naming_the_value_keeps_the_first_add() -> None:
     assert state.head.span is not None and state.head.span.add_ts == T0 + 100 * HOUR_MS
     add_contact(state, contact("old", 40), POLICY)  # 60 h before the first add: still within reach
     assert hits == [] and people(apply_indicator(state, KEY, indicator(160), POLICY).hits) == ["old"]
+
+
+def notified(notices: list) -> list[tuple[str, float, float, float]]:
+    """(person, add, end, when it became known), in hours."""
+    return sorted((p, (n.add_ts - T0) / HOUR_MS, (n.end_ts - T0) / HOUR_MS, (n.ts - T0) / HOUR_MS) for p, n in notices)
+
+
+def test_retraction_tells_everyone_listed_when_the_span_ends() -> None:
+    state = ValueState()
+    add_contact(state, contact("alice", -5), POLICY)
+    assert people(apply_indicator(state, KEY, indicator(0), POLICY).hits) == ["alice"]
+    assert people(add_contact(state, contact("bob", 2), POLICY).hits) == ["bob"]
+    up = apply_indicator(state, KEY, indicator(5, action="retract"), POLICY)
+    assert up.hits == [] and notified(up.notices) == [("alice", 0, 5, 5), ("bob", 0, 5, 5)]
+    assert {n.source for _, n in up.notices} == {"case-7"} and {n.value_key for _, n in up.notices} == {KEY}
+
+
+def test_after_a_retraction_a_contact_gives_no_hit_and_a_late_earlier_one_knows_the_end() -> None:
+    state = ValueState()
+    apply_indicator(state, KEY, indicator(0), POLICY)
+    (_, forward), = add_contact(state, contact("bob", 2), POLICY).hits
+    assert forward.end_ts is None  # open: nobody knows yet when it ends
+    apply_indicator(state, KEY, indicator(5, action="retract"), POLICY)
+    assert add_contact(state, contact("carol", 6), POLICY).hits == []
+    (_, late), = add_contact(state, contact("dave", 4), POLICY).hits
+    assert late.end_ts == T0 + 5 * HOUR_MS
+
+
+def test_a_hit_carries_its_expiry() -> None:
+    state = ValueState()
+    apply_indicator(state, KEY, indicator(0, expires_h=10), POLICY)
+    (_, h), = add_contact(state, contact("erin", 9), POLICY).hits
+    assert h.end_ts == T0 + 10 * HOUR_MS
+
+
+def test_a_redelivered_retraction_sends_its_notices_again_and_only_an_earlier_end_moves_the_span() -> None:
+    state = ValueState()
+    add_contact(state, contact("alice", -5), POLICY)
+    apply_indicator(state, KEY, indicator(0), POLICY)
+    first = apply_indicator(state, KEY, indicator(5, action="retract"), POLICY).notices
+    # its head write may have landed while its sends did not: the same notices again
+    assert apply_indicator(state, KEY, indicator(5, action="retract"), POLICY).notices == first
+    assert apply_indicator(state, KEY, indicator(8, action="retract"), POLICY).notices == []  # ended already
+    assert notified(apply_indicator(state, KEY, indicator(3, action="retract"), POLICY).notices) == [("alice", 0, 3, 3)]
+    assert state.head.span is not None and state.head.span.end_ts == T0 + 3 * HOUR_MS
+
+
+def test_a_re_add_that_shortens_the_span_tells_everyone_and_never_before_its_own_time() -> None:
+    state = ValueState()
+    add_contact(state, contact("alice", -5), POLICY)
+    apply_indicator(state, KEY, indicator(0), POLICY)
+    assert notified(apply_indicator(state, KEY, indicator(2, expires_h=10), POLICY).notices) == [("alice", 0, 10, 2)]
+    assert apply_indicator(state, KEY, indicator(3, expires_h=20), POLICY).notices == []  # later: not an end
+    assert notified(apply_indicator(state, KEY, indicator(4, expires_h=1), POLICY).notices) == [("alice", 0, 4, 4)]
+
+
+def test_people_hit_in_reverse_stay_listed_while_the_hit_counts() -> None:
+    state = ValueState()
+    add_contact(state, contact("old", -71), POLICY)
+    apply_indicator(state, KEY, indicator(0), POLICY)
+    add_contact(state, contact("new", 26), POLICY)  # a day on: the index prunes what is beyond retention
+    assert sorted(state.head.people) == ["new", "old"]  # its reverse hit (at the add) still counts
+    assert people(apply_indicator(state, KEY, indicator(27, action="retract"), POLICY).notices) == ["new", "old"]
+    add_contact(state, contact("newer", 74), POLICY)  # the hit has left every window: forgotten
+    assert sorted(state.head.people) == ["new", "newer"]

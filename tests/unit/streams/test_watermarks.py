@@ -7,7 +7,12 @@ from pathlib import Path
 import msgspec
 
 from schemas.decode import INPUT_TYPES
-from schemas.internal import PersonEvent
+from schemas.internal import Output, PersonEvent, ValueMessage
+from schemas.records import Indicator, TelecomSignal
+from schemas.units import HOUR_MS
+from streams.person_state import PersonState, StatePolicy, Update, event_key, event_time, hit_live
+from streams.processor import Processor
+from streams.value_index import IndexPolicy
 from streams.watermarks import (
     Frontier,
     Mark,
@@ -121,3 +126,77 @@ def test_the_outbox_keeps_the_decisions_of_marks_messages_not_yet_committed(smal
     assert p.frontier("yujing.events", 0).outbox
     p.person_marks(0, Marks(marks=done), TOPOLOGY, offset=13, committed=9)  # committed past 8: it never will
     assert p.frontier("yujing.events", 0).outbox == []
+
+
+FRAUD = "+8617000001111"
+
+
+def _indicator(action: str, ts: int) -> Indicator:
+    return Indicator(type="phone", value=FRAUD, action=action, fraud_type="impersonate_authority", confidence=0.9,
+                     source="case-7", ts=ts)
+
+
+def _call_from(person: str, event_id: str, ts: int, duration_s: int = 60) -> PersonEvent:
+    rec = TelecomSignal(event_id=event_id, ts=ts, kind="call", direction="in", subscriber="+8613800000001",
+                        counterpart=FRAUD, duration_s=duration_s)
+    return PersonEvent(person=person, source="signals.telecom", telecom=rec)
+
+
+def test_a_hit_on_its_way_when_the_retraction_is_read_is_voided_before_it_is_decided() -> None:
+    """The retraction invariant (streams/watermarks.py), message by message on one partition of each kind.
+
+    Bob calls the number at 2 h; the value partition matches the call before it reads the retraction at 1 h.
+    His hit goes first, the notice after it; the person partition decides at 2 h only once the value
+    partition's mark has passed 2 h, which it cannot before it has read the retraction: the hit never counts.
+    """
+    t0, r = T, T + HOUR_MS
+    counted: dict[str, list[str]] = {}  # decision (event key) -> the case elements it counted
+
+    def hook(state: PersonState, pe: PersonEvent, update: Update) -> list[Output]:
+        now = event_time(pe)
+        counted[event_key(pe)] = [h.value_key for h in state.hits if hit_live(h, now)]
+        return []
+
+    p = Processor(identity={}, persons={}, values={}, index_policy=IndexPolicy(), state_policy=StatePolicy(),
+                  on_person=hook)
+
+    def deliver(outputs: list[Output]) -> list[PersonEvent]:
+        """Index the contacts at once; return the person events, for the test to hand over when it says."""
+        events = []
+        for o in outputs:
+            if isinstance(o.value, ValueMessage):
+                events += deliver(p.value_message(o.value))
+            elif isinstance(o.value, PersonEvent):
+                events.append(o.value)
+        return events
+
+    def to_persons(events: list[PersonEvent]) -> None:
+        for pe in events:
+            assert deliver(p.person_event(pe)) == []
+
+    to_persons(deliver(p.person_event(_call_from("alice", "a1", t0 - 5 * HOUR_MS))))
+    to_persons(deliver(p.indicator(_indicator("add", t0))))  # Alice's reverse hit, at 0 h
+    on_its_way = deliver(p.person_event(_call_from("bob", "b1", t0 + 2 * HOUR_MS)))  # matched: the span is open
+    assert [pe.hit.mode for pe in on_its_way if pe.hit] == ["forward"]
+    to_persons(on_its_way)
+
+    # The value partition has read the indicator partition only up to 0.5 h: its mark stays there.
+    p.read_past("yujing.contacts", 0, 0, lambda: 0)
+    p.value_marks(0, Marks(marks=[Mark("yujing.events/0", t0 + 3 * HOUR_MS),
+                                  Mark("intel.indicators/0", t0 + HOUR_MS // 2)]))
+    value_mark = p.out_mark("yujing.contacts", 0, TOPOLOGY)
+    assert value_mark.ts == t0 + HOUR_MS // 2
+    others = [Mark(c, t0 + 3 * HOUR_MS) for c in TOPOLOGY.person_inputs() if c != value_mark.channel]
+    p.person_marks(0, Marks(marks=[*others, value_mark]), TOPOLOGY, offset=1)
+    assert counted[f"hit|phone:{FRAUD}|a1|reverse"] == [f"phone:{FRAUD}"]  # before the retraction: it counts
+    assert f"hit|phone:{FRAUD}|b1|forward" not in counted  # Bob's hit waits for the value partition
+
+    # It reads the retraction (notices to everyone listed, after Bob's hit), then the marks that follow it.
+    notices = deliver(p.value_message(ValueMessage(value_key=f"phone:{FRAUD}", indicator=_indicator("retract", r))))
+    assert sorted(pe.person for pe in notices) == ["alice", "bob"]
+    p.value_marks(0, Marks(marks=[Mark("intel.indicators/0", t0 + 3 * HOUR_MS)]))
+    to_persons(notices)
+    to_persons(deliver(p.person_event(_call_from("alice", "a2", t0 + 2 * HOUR_MS, 900))))  # a later, long call
+    p.person_marks(0, Marks(marks=[p.out_mark("yujing.contacts", 0, TOPOLOGY)]), TOPOLOGY, offset=2)
+    assert counted[f"hit|phone:{FRAUD}|b1|forward"] == []  # voided before it was decided
+    assert counted["a2|self"] == [] and counted[f"retraction|phone:{FRAUD}|{t0}|{r}"] == []
