@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scorers.lab.city import CityConfig
-from scorers.lab.dataset import build_dataset
+from scorers.lab.protocol import Size, city_of
+from scorers.lab.recording import record
 from scorers.model import load
 
 
@@ -25,8 +25,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     args = parser.parse_args()
     model = load(Path(args.model))
-    data, _ = build_dataset(CityConfig(residents=500, days=4, seed=99, attempts_per_10k_per_day=150))
-    rows = [data.X[i % len(data.X)] for i in range(args.rows)]
+    x = record(city_of("textbook", Size(500, 4, incidence=150.0))).x
+    rows = [x[i % len(x)] for i in range(args.rows)]
     fast = model.fast()
 
     t0 = time.perf_counter()

@@ -86,5 +86,9 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
         with open(out / "truth.jsonl", "wb") as f:
             for ep in city.truth:
                 f.write(msgspec.json.encode(ep) + b"\n")
-        (out / "city.json").write_text(json.dumps({"config": city.cfg.__dict__, "counts": counts}, indent=2))
+        (out / "city.json").write_text(json.dumps(
+            {"config": city.cfg.describe(), "counts": counts, "large_legit": city.large_legit,
+             "retractions": [msgspec.to_builtins(r) for r in city.retractions],
+             "keys_of": {ep.episode_id: city.person_keys(ep) for ep in city.truth},
+             "resident_keys": sorted(city.resident_keys())}, indent=2, ensure_ascii=False))
     return counts

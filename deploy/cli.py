@@ -59,21 +59,17 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
 
 
-def _city_config(args: argparse.Namespace, **defaults: object):  # type: ignore[no-untyped-def]
-    from dataclasses import replace
-
+def _city_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from scorers.lab.city import CityConfig
+    from scorers.lab.city.family import family
 
-    cfg = replace(CityConfig(), **defaults)  # type: ignore[arg-type]
-    for name in ("residents", "days", "seed"):
-        if getattr(args, name, None) is not None:
-            cfg = replace(cfg, **{name: getattr(args, name)})
-    if getattr(args, "attempts", None) is not None:
-        cfg = replace(cfg, attempts_per_10k_per_day=args.attempts)
-    return cfg
+    name = f"draw-{args.draw}" if getattr(args, "draw", None) is not None else args.family
+    return CityConfig(residents=args.residents, days=args.days, seed=args.seed, family=family(name),
+                      attempts_per_10k_per_day=args.attempts)
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    import json
     import time
 
     from deploy.city_stream import stream_city
@@ -81,22 +77,54 @@ def _simulate(args: argparse.Namespace) -> int:
     from scorers.lab.city import City
 
     settings = load_settings()
-    city = City(_city_config(args))
+    try:
+        city = City(_city_config(args))
+    except KeyError as exc:
+        print(f"yujing simulate: {exc.args[0]}", file=sys.stderr)
+        return 2
     if args.kafka:
         create_topics(settings)
-    out = Path(args.out) if args.out else settings.data_dir / "simulations" / f"seed-{city.cfg.seed}"
+    name = city.cfg.family.name
+    out = Path(args.out) if args.out else settings.data_dir / "simulations" / f"{name}-seed-{city.cfg.seed}"
     t0 = time.monotonic()
     counts = stream_city(settings if args.kafka else None, city, args.speed, out,
                          progress=lambda n, _: print(f"\r{n:,} records", end="", flush=True))
     elapsed = time.monotonic() - t0
     total = sum(counts.values())
     print(f"\r{total:,} records in {elapsed:.1f}s ({total / elapsed:,.0f}/s): {counts}")
-    print(f"fraud attempts: {len(city.truth)}, engaged: {sum(e.engaged for e in city.truth)}; truth in {out}")
+    print(f"family {name}: {city.cfg.family.about}")
+    print(json.dumps(city.cfg.describe()["family"], indent=1))
+    print(f"fraud attempts: {len(city.truth)}, engaged: {sum(e.engaged for e in city.truth)}, with a loss: "
+          f"{sum(e.first_loss_ts is not None for e in city.truth)}; large legitimate transfers: "
+          f"{len(city.large_legit)}; indicators retracted: {len(city.retractions)}; truth in {out}")
     return 0
 
 
+def _plan(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from scorers.lab.protocol import Size
+    from scorers.lab.training import DEFAULT_PLAN
+    from scorers.lab.tune import Budget
+
+    plan = DEFAULT_PLAN
+    if args.training:
+        plan = dataclasses.replace(plan, training=tuple(args.training.split(",")))
+    if args.tuning:
+        plan = dataclasses.replace(plan, tuning=tuple(args.tuning.split(",")))
+    if args.residents or args.days:
+        plan = dataclasses.replace(
+            plan, train_size=Size(args.residents or plan.train_size.residents, args.days or plan.train_size.days,
+                                  plan.train_size.incidence),
+            tune_size=Size(args.residents or plan.tune_size.residents, args.days or plan.tune_size.days,
+                           plan.tune_size.incidence))
+    if args.budget is not None:
+        plan = dataclasses.replace(plan, budget=Budget(ordinary_per_10k_per_day=args.budget))
+    return plan
+
+
 def _train(args: argparse.Namespace) -> int:
-    from scorers.lab.training import TRAIN_CITY, train_model
+    from scorers.lab.training import train_model
 
     settings = load_settings()
     labels = None
@@ -106,35 +134,48 @@ def _train(args: argparse.Namespace) -> int:
         labels = outcome_labels(settings)
         print(f"outcome labels from the field: {len(labels)} decisions")
     folder = Path(args.out) if args.out else settings.model_path
-    model = train_model(folder, _city_config(args, **TRAIN_CITY.__dict__), outcome_rows=labels)
-    ev = model.meta["evaluation"]
-    print(f"model {model.version} in {folder}: validation ROC AUC {ev['roc_auc']}, average precision "
-          f"{ev['average_precision']}, fraud-type accuracy {ev['fraud_type_accuracy']} "
+    plan = _plan(args)
+    model = train_model(folder, plan, outcome_rows=labels, cache=settings.data_dir / "lab-cache")
+    worst = model.meta["tuning"]["worst_case"]
+    policy = model.tier_policy()
+    print(f"model {model.version} in {folder}, fitted on {', '.join(plan.training)} "
           f"({model.meta['train_seconds']}s)")
+    print(f"thresholds t3 {policy.t3_score}, t2 {policy.t2_score}, t1 {policy.t1_score}, chosen on "
+          f"{', '.join(plan.tuning)}: worst case {worst}")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from scorers.lab.evaluate import figures, pr_points, replay
+    from scorers.lab.evaluate import worst_case
+    from scorers.lab.protocol import HELD_OUT, HELD_OUT_SIZE, Size, judge
     from scorers.lab.report import write_report
-    from scorers.lab.training import EVALUATION_CITY
     from scorers.model import load
-    from scorers.tiers import TierPolicy
 
     settings = load_settings()
+    if args.live:
+        from deploy.live_figures import live_figures
+
+        print(json.dumps(live_figures(settings, Path(args.live)), indent=2))
+        return 0
     model = load(Path(args.model) if args.model else settings.model_path)
-    policy = TierPolicy.load()
-    cfg = _city_config(args, **EVALUATION_CITY.__dict__)
-    r = replay(model, policy, cfg)
-    figs = {**figures(r), "policy_version": policy.version, "model_version": model.version}
-    folder = Path(args.report) if args.report else settings.data_dir / "reports" / f"evaluation-seed-{cfg.seed}"
-    page = write_report(folder, figs, pr_points(r.scores, r.labels), model.meta)
-    brief = {k: {m: figs[k][m] for m in ("recall_before_loss", "benign_warned_per_10k_per_day",
-                                        "t1_t2_precision", "median_lead_minutes")}
-             for k in ("model", "baseline_any_indicator_contact")}
-    print(json.dumps(brief, indent=2))
+    names = tuple(args.families.split(",")) if args.families else HELD_OUT
+    size = Size(args.residents or HELD_OUT_SIZE.residents, args.days or HELD_OUT_SIZE.days)
+    try:
+        per_family = judge(model, names, size, cache=settings.data_dir / "lab-cache")
+    except (ValueError, KeyError) as exc:
+        print(f"yujing evaluate: {exc.args[0]}", file=sys.stderr)
+        return 2
+    worst = worst_case(per_family)
+    folder = Path(args.report) if args.report else settings.data_dir / "reports" / "evaluation"
+    page = write_report(folder, per_family, worst, model.meta, model.tier_policy().version)
+    keys = ("recall_before_loss", "recall_10min_before_loss", "t1_t2_precision", "ordinary_warned_per_10k_per_day",
+            "stop_payments_on_ordinary_share", "median_lead_minutes")
+    for name, figs in per_family.items():
+        print(f"{name:15s} " + "  ".join(f"{k} {figs['model'][k]} (naive {figs['baseline_any_indicator_contact'][k]})"
+                                          for k in keys[:4]))
+    print("worst held-out case:", json.dumps({k: v for k, v in worst.get("model", {}).items()}))
     print(f"report: {page}")
     return 0
 
@@ -306,26 +347,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run a Faust worker (extra arguments go to faust's worker)")
     p.add_argument("faust_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_worker)
-    for name, text in (("simulate", "generate a simulated city; write its ground truth; stream it into Kafka"),
-                       ("train", "train the risk model and fraud-type classifier on a simulated city"),
-                       ("evaluate", "evaluate the model and tiers on a held-out simulated city, beside a baseline")):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("--residents", type=int)
-        p.add_argument("--days", type=int)
-        p.add_argument("--seed", type=int)
-        p.add_argument("--attempts", type=float, help="fraud attempts per 10k residents per day")
-        p.set_defaults(func={"simulate": _simulate, "train": _train, "evaluate": _evaluate}[name])
-        if name == "simulate":
-            p.add_argument("--kafka", action="store_true", help="stream the records into the contract's topics")
-            p.add_argument("--speed", type=float, default=0.0, help="× event time (0: as fast as possible)")
-            p.add_argument("--out", help="folder for the ground truth (default: DATA/simulations/seed-N)")
-        if name == "train":
-            p.add_argument("--with-outcomes", action="store_true",
-                           help="add the field's outcomes (dissuaded, already lost, false alarm) as labels")
-            p.add_argument("--out", help="model folder (default: DATA/model)")
-        if name == "evaluate":
-            p.add_argument("--model", help="model folder (default: DATA/model)")
-            p.add_argument("--report", help="report folder (default: DATA/reports/evaluation-seed-N)")
+    p = sub.add_parser("simulate", help="generate a simulated city of a family; write its ground truth and the "
+                                        "family's parameters; stream it into Kafka")
+    p.add_argument("--family", default="textbook", help="a named family (scorers/lab/city/family.py)")
+    p.add_argument("--draw", type=int, help="the K-th random family from the parameter space instead")
+    p.add_argument("--residents", type=int, default=20_000)
+    p.add_argument("--days", type=int, default=3)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--attempts", type=float, help="fraud attempts per 10k residents per day (default: the family's)")
+    p.add_argument("--kafka", action="store_true", help="stream the records into the contract's topics")
+    p.add_argument("--speed", type=float, default=0.0, help="× event time (0: as fast as possible)")
+    p.add_argument("--out", help="folder for the ground truth (default: DATA/simulations/FAMILY-seed-N)")
+    p.set_defaults(func=_simulate)
+    p = sub.add_parser("train", help="fit the model on the training families, choose its thresholds on the tuning "
+                                     "families")
+    p.add_argument("--training", help="comma-separated families to fit on (default: scorers/lab/protocol.py)")
+    p.add_argument("--tuning", help="comma-separated families to choose the thresholds on")
+    p.add_argument("--residents", type=int, help="residents of each training and tuning city")
+    p.add_argument("--days", type=int, help="days of each training and tuning city")
+    p.add_argument("--budget", type=float, help="ordinary residents warned per 10k per day allowed (default 5)")
+    p.add_argument("--with-outcomes", action="store_true",
+                   help="add the field's outcomes (dissuaded, already lost, false alarm) as labels")
+    p.add_argument("--out", help="model folder (default: DATA/model)")
+    p.set_defaults(func=_train)
+    p = sub.add_parser("evaluate", help="the model and tiers on held-out families, each beside the naive baseline, "
+                                        "worst first")
+    p.add_argument("--families", help="comma-separated families (default: every held-out one)")
+    p.add_argument("--residents", type=int, help="residents of each city (default 3000)")
+    p.add_argument("--days", type=int, help="days of each city (default 4)")
+    p.add_argument("--model", help="model folder (default: DATA/model)")
+    p.add_argument("--report", help="report folder (default: DATA/reports/evaluation)")
+    p.add_argument("--live", metavar="SIMULATION", help="instead: score what a live pipeline sent for a city "
+                                                        "streamed by `yujing simulate --kafka` (its truth folder)")
+    p.set_defaults(func=_evaluate)
     p = sub.add_parser("route-test", help="print the route a warning with these labels takes (tier=T2 grid=G0012 …)")
     p.add_argument("labels", nargs="+", help="label=value: tier, fraud_type, grid, station")
     p.add_argument("--config", help="routing config (default: dispatch/config/routes.toml)")

@@ -1,13 +1,16 @@
 """The scorer in the stream: after each event that adds evidence, score, tier, classify, explain, decide."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
-from schemas.internal import Decision, PersonEvent, TransferRef
-from scorers.features import Snapshot, features
+from schemas.internal import Decision, Output, PersonEvent, TransferRef
+from schemas.units import DAY_MS, HOUR_MS
+from scorers.features import Snapshot, features, script_stages
 from scorers.fraud_types import type_features
 from scorers.model import Model
 from scorers.reasons import reasons
+from scorers.script import script_before
 from scorers.tiers import Evidence, TierDecision, TierPolicy, assign_tier
 from streams.person_state import (
     PaymentFact,
@@ -22,7 +25,6 @@ from streams.person_state import (
 )
 
 MAX_REMEMBERED = 8  # decisions a person's state remembers, to re-send them if their events are redelivered
-from schemas.internal import Output
 
 
 def case_account(state: PersonState, account: str, now: int, strong: float = 0.8) -> bool:
@@ -63,9 +65,36 @@ def moment_evidence(state: PersonState, pe: PersonEvent, now: int, x: list[float
     """The tier evidence of this moment besides the score, with the transfer it concerns and whether its payee
     is a case account (used live and by the threshold tuning, so both judge the same thing)."""
     transfer, flagged = transfer_in_progress(state, pe, now, window_ms)
+    after = len(script_before(state, transfer.ts)) if transfer is not None else 0
     ev = Evidence(transfer_now=transfer is not None, transfer_to_new_payee=bool(transfer and transfer.first_contact),
-                  payee_flagged=flagged, strong_hit=x[0] > 0, news=pe.retraction is None)
+                  payee_flagged=flagged, strong_hit=x[0] > 0, stages=script_stages(x), transfer_after_stages=after,
+                  news=pe.retraction is None)
     return ev, transfer, flagged
+
+
+@dataclass(frozen=True)
+class Moment:
+    """What a decision at event time `now` sees: the state as of then, its features and tier evidence, the
+    transfer it concerns (with whether the payee is a case account), and where a new episode would start."""
+
+    now: int
+    seen: PersonState
+    snapshot: Snapshot
+    x: list[float]
+    evidence: Evidence
+    transfer: PaymentFact | None
+    payee_flagged: bool
+    episode_start: int
+
+
+def observe(state: PersonState, pe: PersonEvent, age: int | None, policy: TierPolicy) -> Moment:
+    """The moment a decision on `pe` judges: the same live and in the lab (scorers/lab/recording.py)."""
+    now = event_time(pe)
+    seen = as_of(state, now)  # facts folded ahead of this decision (by event time) are not its evidence
+    snap = Snapshot(seen, now, age)
+    x = features(snap)
+    ev, transfer, flagged = moment_evidence(seen, pe, now, x, policy.t1_transfer_window_ms)
+    return Moment(now, seen, snap, x, ev, transfer, flagged, earliest_evidence(seen, now, policy.quiet_ms))
 
 
 class Decider:
@@ -91,18 +120,13 @@ class Decider:
 
     def _decide(self, state: PersonState, pe: PersonEvent, update: Update | None = None, key: str = "",
                 replayed: tuple[str, bool] | None = None) -> list[Output]:
-        now = event_time(pe)
-        seen = as_of(state, now)  # facts folded ahead of this decision (by event time) are not its evidence
-        snap = Snapshot(seen, now, self.age_of(state.subject_id))
-        x = features(snap)
-        score = self.fast.score(x)
-        ev, transfer, flagged = moment_evidence(seen, pe, now, x, self.policy.t1_transfer_window_ms)
+        m = observe(state, pe, self.age_of(state.subject_id), self.policy)
+        score = self.fast.score(m.x)
         if replayed is not None and state.risk is not None:
             tier, rose = replayed
-            d = TierDecision(tier, rose, tier == "T1" and transfer is not None, state.risk)
+            d = TierDecision(tier, rose, tier == "T1" and m.transfer is not None, state.risk)
         else:
-            d = assign_tier(score, ev, state.risk, now, self.policy,
-                            earliest_evidence(seen, now, self.policy.quiet_ms))
+            d = assign_tier(score, m.evidence, state.risk, m.now, self.policy, m.episode_start)
             if (d.rose or d.stop_payment) and d.risk is not None:
                 entry = [key, d.tier or "", "rose" if d.rose else "stop"]
                 d.risk.decided = (d.risk.decided + [entry])[-MAX_REMEMBERED:]
@@ -111,10 +135,16 @@ class Decider:
                 update.changed = True
         if not (d.rose or d.stop_payment) or d.tier is None or d.risk is None:
             return []
-        fraud_type, p_type = self.model.fraud_type(type_features(x, seen, now))
-        why = reasons(snap, self.fast.contributions(x, self.means), payee_flagged=flagged)
-        evidence = sorted({h.event_id for h in seen.hits if now - 72 * 3_600_000 <= h.ts and hit_live(h, now)}
-                          | {c.event_id for c in seen.calls if now - 86_400_000 <= c.ts <= now}
+        return [self._decision(state, m, d, score)]
+
+    def _decision(self, state: PersonState, m: Moment, d: TierDecision, score: float) -> Output:
+        """The decision record of a rise or a stop-payment, with its type, reasons, evidence and ids."""
+        assert d.tier is not None and d.risk is not None
+        now, seen, transfer = m.now, m.seen, m.transfer
+        fraud_type, p_type = self.model.fraud_type(type_features(m.x, seen, now))
+        why = reasons(m.snapshot, self.fast.contributions(m.x, self.means), payee_flagged=m.payee_flagged)
+        evidence = sorted({h.event_id for h in seen.hits if now - 72 * HOUR_MS <= h.ts and hit_live(h, now)}
+                          | {c.event_id for c in seen.calls if now - DAY_MS <= c.ts <= now}
                           | ({transfer.event_id} if transfer else set()))[-20:]
         ref = None
         if d.stop_payment and transfer is not None:
@@ -122,10 +152,9 @@ class Decider:
                               payee_account=transfer.counterparty, amount_fen=transfer.amount_fen, ts=now)
         decision_id = (trigger_id(state.person, "episode", str(d.risk.episode_ts), d.tier) if d.rose
                        else trigger_id(state.person, "stop", transfer.transfer_id if transfer else str(now)))
-        decision = Decision(decision_id=decision_id, person=state.person, subject_id=state.subject_id, tier=d.tier,  # type: ignore[arg-type]
-                            rose=d.rose, fraud_type=fraud_type, type_probability=round(p_type, 4),
-                            score=round(score, 6), reasons=why, evidence=evidence, ts=now,
-                            episode_ts=d.risk.episode_ts, model_version=self.model.version,
-                            policy_version=self.policy.version, transfer=ref,
-                            features=[round(v, 6) for v in x])
-        return [Output("yujing.decisions", state.person.encode(), decision)]
+        decision = Decision(decision_id=decision_id, person=state.person, subject_id=state.subject_id,
+                            tier=d.tier, rose=d.rose, fraud_type=fraud_type,  # type: ignore[arg-type]
+                            type_probability=round(p_type, 4), score=round(score, 6), reasons=why, evidence=evidence,
+                            ts=now, episode_ts=d.risk.episode_ts, model_version=self.model.version,
+                            policy_version=self.policy.version, transfer=ref, features=[round(v, 6) for v in m.x])
+        return Output("yujing.decisions", state.person.encode(), decision)

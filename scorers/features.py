@@ -1,38 +1,50 @@
-"""Victim features: pure functions of a person's state at an event time, named and ordered for the model."""
+"""Victim features: pure functions of a person's state at an event time, named and ordered for the model.
+
+Single facts (a tagged caller, a long call, a first payee) are kept as features but weigh little: each is daily
+life somewhere. What weighs is a script in progress (scorers/script.py): several stages of steering within
+hours, and money moving to a new payee after them. Case elements contacted count only while their
+indicator stands (a retracted one stops counting from its retraction).
+"""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
 from schemas.units import DAY_MS, HOUR_MS
+from scorers.script import SERVICE_KINDS, STAGES, distinct, script_before, session, session_pairs, stages
 from streams.person_state import CallFact, PersonState, hit_live
 
 SUSPECT_TAGS = {"spoof_suspect", "virtual_operator", "voip", "international"}
 # Remote-meeting and screen-sharing apps: legitimate at work, and the tool of refund and "police" scams.
 REMOTE_APPS = {"com.tencent.wemeet.app", "us.zoom.videomeetings", "com.teamviewer.teamviewer.market.mobile",
-               "com.anydesk.anydeskandroid"}
+               "com.anydesk.anydeskandroid", "com.oray.sunlogin"}
+STRONG_CONFIDENCE = 0.8
+PAIRS = (("install", "long_talk"), ("link", "long_talk"), ("install", "link"))
 
 FEATURES: tuple[str, ...] = (
-    "hit_strong_72h",          # case elements of confidence >= 0.8 contacted
-    "hit_weak_72h",            # low-confidence elements contacted (may be mistakes)
-    "fanout_hit_72h",          # numbers that called many people within an hour, contacted
-    "suspect_call_24h",        # calls from first-contact numbers carrying suspect tags
-    "long_unknown_call_24h",   # inbound calls >= 10 min from first-contact numbers
-    "log_longest_unknown_call_s_24h",
-    "very_long_call_24h",      # >= 40 min with a first-contact number: the "police" script
-    "sms_url_unknown_24h",     # SMS with a URL from a first-contact sender
-    "new_domain_visit_24h",    # a site this person never visited before
-    "app_install_24h",
-    "remote_app_install_24h",
-    "first_payee_out_24h",     # transfers initiated to payees never paid before
+    "hit_strong_72h",            # case elements of confidence >= 0.8 contacted (each once, while they stand)
+    "hit_weak_72h",              # low-confidence elements contacted (may be mistakes)
+    "fanout_hit_72h",            # numbers that called many people within an hour, contacted
+    "new_tagged_contact_24h",    # first contacts from numbers the operator tagged, or foreign ones
+    "log_longest_in_call_s_24h",  # the longest incoming call from a personal, virtual or foreign number
+    "very_long_in_call_24h",     # 40 minutes or more: the "police" script
+    "long_talk_12h",             # script stages within 12 h (scorers/script.py), each 0 or 1
+    "link_followed_12h",
+    "steered_install_12h",
+    "rebate_12h",
+    "script_stages_12h",         # the most of the four stages within one session (two hours)
+    "session_talk_install",      # two stages together within one session, pair by pair
+    "session_talk_link",
+    "session_link_install",
+    "script_stages_3plus",       # three stages or more within one session
+    "remote_app_install_24h",    # a remote-meeting or screen-sharing app installed
+    "first_payee_out_24h",       # transfers initiated to payees the bank says were never paid before
     "log_first_payee_amount_24h",
-    "log_out_amount_24h",
-    "out_transfers_1h",        # velocity
-    "small_in_unknown_24h",    # small incoming transfers from unknown accounts ("rebates")
-    "grooming_days_72h",       # days with contact from one first-seen suspect number
-    "contact_then_pay_6h",     # a suspect contact followed by a first-payee transfer within 6 h
-    "elderly",                 # 60 and over
-    "young",                   # under 30
+    "out_transfers_1h",          # velocity
+    "pay_after_script_12h",      # a first-payee transfer within 12 h after two stages or more
+    "small_in_unknown_24h",      # small incoming transfers from accounts not seen before
+    "elderly",                   # 60 and over
+    "young",                     # under 30
 )
 
 
@@ -45,14 +57,12 @@ class Snapshot:
     age: int | None = None
 
 
-def _suspect_contact(c: CallFact) -> bool:
+def suspect_contact(c: CallFact) -> bool:
+    """A first contact from a number the operator tagged, or a foreign or unrecognisable one."""
     return c.first_contact and (bool(SUSPECT_TAGS.intersection(c.tags)) or c.number_kind in ("international", "other"))
 
 
-def features(snap: Snapshot) -> list[float]:
-    """The feature vector of FEATURES, in order (one pass over each kind of fact)."""
-    s, now = snap.state, snap.now
-    day_ago, three_days_ago, hour_ago = now - DAY_MS, now - 3 * DAY_MS, now - HOUR_MS
+def _hits(s: PersonState, now: int) -> tuple[int, int, int]:
     # Case elements contacted, each counted once: how many hits one element gives depends on whether the
     # contacts reached the index before or after it (one reverse hit, or one per late contact). A hit whose
     # indicator was retracted (or expired) by `now` counts no more.
@@ -60,44 +70,33 @@ def features(snap: Snapshot) -> list[float]:
     weak: set[str] = set()
     fanout: set[str] = set()
     for h in s.hits:
-        if three_days_ago <= h.ts and hit_live(h, now):
+        if now - 3 * DAY_MS <= h.ts and hit_live(h, now):
             if h.mode == "fanout":
                 fanout.add(h.value_key)
-            elif h.confidence >= 0.8:
+            elif h.confidence >= STRONG_CONFIDENCE:
                 strong.add(h.value_key)
             else:
                 weak.add(h.value_key)
-    hit_strong, hit_weak, hit_fanout = len(strong), len(weak - strong), len(fanout)
-    suspect_24h = long_unknown = very_long = sms_url = 0
-    longest = 0
-    suspect_times: list[int] = []
-    by_number: dict[str, set[int]] = {}
+    return len(strong), len(weak - strong), len(fanout)
+
+
+def features(snap: Snapshot) -> list[float]:
+    """The feature vector of FEATURES, in order."""
+    s, now = snap.state, snap.now
+    day_ago, hour_ago = now - DAY_MS, now - HOUR_MS
+    hit_strong, hit_weak, hit_fanout = _hits(s, now)
+    found = stages(s, now)
+    script = session(found)
+    pairs = session_pairs(found)
+    tagged = longest = very_long = 0
     for c in s.calls:
-        if not three_days_ago <= c.ts <= now:
-            continue
-        suspect = _suspect_contact(c)
-        unknown_in_call = c.first_contact and c.kind == "call" and c.direction == "in"
-        sms_link = c.kind == "sms" and c.first_contact and bool(c.domains)
-        if suspect or (unknown_in_call and c.duration_s >= 600) or sms_link:
-            suspect_times.append(c.ts)
-        if suspect or (not c.first_contact and c.counterpart in by_number):
-            by_number.setdefault(c.counterpart, set()).add(c.ts // DAY_MS)
-        if c.ts >= day_ago:
-            suspect_24h += suspect
-            sms_url += sms_link
-            if unknown_in_call:
+        if day_ago <= c.ts <= now:
+            tagged += suspect_contact(c)
+            if c.kind == "call" and c.direction == "in" and c.number_kind not in SERVICE_KINDS:
                 longest = max(longest, c.duration_s)
-                long_unknown += c.duration_s >= 600
-                very_long += c.duration_s >= 2400
-    new_domains = installs = remote = 0
-    for w in s.web:
-        if day_ago <= w.ts <= now:
-            if w.kind == "app_install":
-                installs += 1
-                remote += w.target in REMOTE_APPS
-            else:
-                new_domains += w.first_contact
-    first_out = first_amount = out_amount = out_1h = small_in = 0
+                very_long += c.duration_s >= 40 * 60
+    remote = sum(1 for w in s.web if day_ago <= w.ts <= now and w.kind == "app_install" and w.target in REMOTE_APPS)
+    first_out = first_amount = out_1h = small_in = 0
     pay_after = False
     for p in s.payments:
         if not day_ago <= p.ts <= now:
@@ -105,21 +104,25 @@ def features(snap: Snapshot) -> list[float]:
         if p.direction == "in":
             small_in += p.first_contact and p.amount_fen <= 10_000
         elif p.status == "initiated":
-            out_amount += p.amount_fen
             out_1h += p.ts >= hour_ago
             if p.first_contact:
                 first_out += 1
                 first_amount += p.amount_fen
-                pay_after = pay_after or any(0 <= p.ts - t <= 6 * HOUR_MS for t in suspect_times)
+                pay_after = pay_after or len(script_before(s, p.ts)) >= 2
+    n = len(script)
     age = snap.age
     return [
         float(hit_strong), float(hit_weak), float(hit_fanout),
-        float(suspect_24h), float(long_unknown), math.log1p(longest), float(very_long), float(sms_url),
-        float(new_domains), float(installs), float(remote),
-        float(first_out), math.log1p(first_amount / 100), math.log1p(out_amount / 100), float(out_1h),
+        float(tagged), math.log1p(longest), float(very_long),
+        *(float(stage in seen) for seen in [distinct(found)] for stage in STAGES),
+        float(n), *(float(pair in pairs) for pair in PAIRS), float(n >= 3),
+        float(remote), float(first_out), math.log1p(first_amount / 100), float(out_1h), float(pay_after),
         float(small_in),
-        float(max((len(days) for days in by_number.values()), default=0)),
-        float(pay_after),
-        float(age is not None and age >= 60),
-        float(age is not None and age < 30),
+        float(age is not None and age >= 60), float(age is not None and age < 30),
     ]
+
+
+def script_stages(x: list[float]) -> int:
+    """The script stages a feature vector says the most advanced thread reached."""
+    return int(x[FEATURES.index("script_stages_12h")])
+

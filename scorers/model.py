@@ -26,9 +26,11 @@ from sklearn.preprocessing import StandardScaler
 from scorers.features import FEATURES
 from scorers.fraud_types import TYPE_FEATURES
 from scorers.monotone import NonNegativeLogisticRegression
+from scorers.tiers import TierPolicy
 
 MODEL_FILE = "model.joblib"
 META_FILE = "model.json"
+POLICY_FILE_NAME = "tiers.json"  # the thresholds tuned for this model (scorers/lab/tune.py), beside it
 
 
 class ModelMismatch(RuntimeError):
@@ -80,11 +82,16 @@ class Model:
     risk: Pipeline
     types: Pipeline
     meta: dict[str, Any]
+    policy: TierPolicy | None = None  # the tier policy tuned with it, when one was
 
     @property
     def version(self) -> str:
         """The model version written into every decision."""
         return str(self.meta["model_version"])
+
+    def tier_policy(self) -> TierPolicy:
+        """The policy tuned with this model, else the default policy file."""
+        return self.policy or TierPolicy.load()
 
     def fast(self) -> FastRisk:
         """The exported risk scorer."""
@@ -140,7 +147,9 @@ def load(folder: Path) -> Model:
         raise ModelMismatch(f"model {meta.get('model_version')} was trained on other features than this code "
                             f"computes: retrain (`yujing train`)")
     estimators = joblib.load(folder / MODEL_FILE)
-    model = Model(estimators["risk"], estimators["types"], meta)
+    policy_file = folder / POLICY_FILE_NAME
+    policy = TierPolicy.load(policy_file) if policy_file.exists() else None
+    model = Model(estimators["risk"], estimators["types"], meta, policy)
     probe = np.random.default_rng(0).random((16, len(FEATURES))) * 3
     fast, exact = model.fast(), model.risk.predict_proba(probe)[:, 1]
     if max(abs(fast.score(list(row)) - e) for row, e in zip(probe, exact)) > 1e-9:

@@ -1,9 +1,15 @@
 """Tiers: from a score and the evidence to T1/T2/T3, with hysteresis, under a versioned policy file.
 
-    T1  loss imminent or under way: a transfer just initiated to a flagged payee, or to a new payee by a person
-        the model already suspects (score ≥ t1) or who is already at T2 → phone now, visit, stop-payment request
-    T2  strong signs, no money moved: score ≥ t2 → phone within the hour, visit within 24 h
+    T1  loss imminent or under way: a transfer just initiated to a payee named in a case, or to a new payee
+        right after a scam script (scorers/script.py): of `t1.script_stages` stages in one session, or of two
+        by a person the model suspects (score ≥ t1) or who is at T2 already → phone now, visit, stop-payment
+    T2  strong signs, no money moved: score ≥ t2 and a script of at least `t2.min_stages` stages (or a case
+        element contacted and one stage) → phone within the hour, visit within 24 h
     T3  contact with a case element of confidence ≥ t3.hit_confidence, or weak signs (score ≥ t3) → SMS reminder
+
+Acting costs (a stop-payment stops someone's rent; a visit takes a grid worker's afternoon), so no single weak
+signal lifts anyone to T1 or T2 by itself, whatever the score: T1 needs the transfer tied to fraud, T2 a
+conjunction.
 
 A person's tier only rises while evidence keeps coming; it is released after `quiet_hours` without any
 (event time). So a score that wobbles around a threshold never warns the same person twice.
@@ -33,7 +39,9 @@ class TierPolicy:
     version: str
     t1_score: float
     t1_transfer_window_ms: int
+    t1_script_stages: int
     t2_score: float
+    t2_min_stages: int
     t3_score: float
     t3_hit_confidence: float
     quiet_ms: int
@@ -45,7 +53,9 @@ class TierPolicy:
         try:
             policy = cls(version=str(doc["version"]), t1_score=float(doc["t1"]["score"]),
                          t1_transfer_window_ms=int(doc["t1"]["transfer_window_minutes"]) * MINUTE_MS,
-                         t2_score=float(doc["t2"]["score"]), t3_score=float(doc["t3"]["score"]),
+                         t1_script_stages=int(doc["t1"].get("script_stages", 3)),
+                         t2_score=float(doc["t2"]["score"]), t2_min_stages=int(doc["t2"].get("min_stages", 2)),
+                         t3_score=float(doc["t3"]["score"]),
                          t3_hit_confidence=float(doc["t3"]["hit_confidence"]),
                          quiet_ms=int(doc["hysteresis"]["quiet_hours"]) * 60 * MINUTE_MS,
                          respond_ms={t: int(m) * MINUTE_MS for t, m in doc["respond_minutes"].items()})
@@ -56,6 +66,16 @@ class TierPolicy:
         if set(policy.respond_ms) != {"T1", "T2", "T3"}:
             raise PolicyError("tier policy: respond_minutes needs T1, T2 and T3")
         return policy
+
+    def to_dict(self) -> dict[str, Any]:
+        """The policy as its JSON document (what `from_dict` reads)."""
+        return {"version": self.version,
+                "t1": {"score": self.t1_score, "transfer_window_minutes": self.t1_transfer_window_ms // MINUTE_MS,
+                       "script_stages": self.t1_script_stages},
+                "t2": {"score": self.t2_score, "min_stages": self.t2_min_stages},
+                "t3": {"score": self.t3_score, "hit_confidence": self.t3_hit_confidence},
+                "hysteresis": {"quiet_hours": self.quiet_ms // (60 * MINUTE_MS)},
+                "respond_minutes": {t: ms // MINUTE_MS for t, ms in self.respond_ms.items()}}
 
     @classmethod
     def load(cls, path: Path = POLICY_FILE) -> "TierPolicy":
@@ -71,6 +91,8 @@ class Evidence:
     transfer_to_new_payee: bool = False
     payee_flagged: bool = False  # the payee account is a case element
     strong_hit: bool = False  # contact with a case element of high confidence, within the window
+    stages: int = 0  # the distinct stages of a scam script within hours (scorers/script.py)
+    transfer_after_stages: int = 0  # the most stages of one session within the hours before the transfer
     news: bool = True  # False: the moment only took evidence away (a retraction): it may release, never raise
 
 
@@ -86,10 +108,11 @@ class TierDecision:
 
 def computed_tier(score: float, ev: Evidence, held: str | None, policy: TierPolicy) -> str | None:
     """The tier this moment alone justifies (no hysteresis)."""
-    if ev.transfer_now and (ev.payee_flagged or (ev.transfer_to_new_payee and
-                                                 (score >= policy.t1_score or TIER_RANK[held] >= TIER_RANK["T2"]))):
+    if ev.transfer_now and (ev.payee_flagged or (ev.transfer_to_new_payee and (
+            ev.transfer_after_stages >= policy.t1_script_stages
+            or (ev.transfer_after_stages >= 2 and (score >= policy.t1_score or TIER_RANK[held] >= TIER_RANK["T2"]))))):
         return "T1"
-    if score >= policy.t2_score:
+    if score >= policy.t2_score and (ev.stages >= policy.t2_min_stages or (ev.strong_hit and ev.stages >= 1)):
         return "T2"
     if ev.strong_hit or score >= policy.t3_score:
         return "T3"

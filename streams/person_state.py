@@ -6,7 +6,9 @@ own event-time watermark (the latest hour seen), so replaying the same input at 
 state once every event is in.
 
 Only notable facts are kept (first contacts, tagged or foreign numbers, long calls, SMS with URLs, new domains,
-installs, every payment, every hit); the person's other contacts only refresh `known`, at hour resolution. An
+installs, every payment, every hit) and, so that a scam script can be followed from its first contact, every
+later contact with a counterpart first seen within the window and the first visit to a site first seen within
+it (a link a new sender sent); the person's other contacts only refresh `known`, at day resolution. An
 event that changes nothing (a repeat call to family within the hour) writes nothing: at city scale the
 changelog volume is the cost that matters (docs/sizing.md). A hit counts from when it became known until its
 indicator's span ends (`hit_live`); a retraction notice sets that end on the hits of its span.
@@ -166,8 +168,10 @@ def known_key(value_key: str) -> int:
     return int.from_bytes(hashlib.blake2b(value_key.encode(), digest_size=8).digest(), "big")
 
 
-def _first_contact(state: PersonState, value_key: str, ts: int, policy: StatePolicy, up: Update) -> bool:
-    """True when nothing earlier in event time (within memory) touched the value; remembers this contact.
+def _first_contact(state: PersonState, value_key: str, ts: int, policy: StatePolicy,
+                   up: Update) -> tuple[bool, int]:
+    """Whether nothing earlier in event time (within memory) touched the value, and when it was first touched;
+    remembers this contact.
 
     The last contact is kept at day resolution (the memory is 30 days), so repeats within a day change nothing.
     """
@@ -179,7 +183,7 @@ def _first_contact(state: PersonState, value_key: str, ts: int, policy: StatePol
         if len(state.known) > policy.max_known:
             _trim_known(state, policy, policy.max_known * 3 // 4)  # amortised: not on every new contact
         up.changed = True
-        return True
+        return True, ts
     first_contact = ts <= entry[0]
     if ts < entry[0]:
         entry[0] = ts
@@ -187,7 +191,7 @@ def _first_contact(state: PersonState, value_key: str, ts: int, policy: StatePol
     if day > entry[1]:
         entry[1] = day
         up.changed = True
-    return first_contact
+    return first_contact, entry[0]
 
 
 def _trim_known(state: PersonState, policy: StatePolicy, keep: int) -> None:
@@ -215,19 +219,19 @@ NOTABLE_NUMBER_KINDS = {"international", "other"}
 
 def _telecom(state: PersonState, rec: TelecomSignal, policy: StatePolicy, up: Update) -> None:
     key = f"phone:{rec.counterpart}"
-    first = _first_contact(state, key, rec.ts, policy, up)
+    first, since = _first_contact(state, key, rec.ts, policy, up)
     _demote_later(state.calls, lambda f: f.counterpart == rec.counterpart, rec.ts, up)
     domains = sorted({d for d in (url_domain(u) for u in rec.urls) if d})
     kind = number_kind(rec.counterpart).value
     if rec.counterpart:
         up.contacts.append(Contact(value_key=key, person=state.person, ts=rec.ts, event_id=rec.event_id))
     for d in domains:
-        _first_contact(state, f"domain:{d}", rec.ts, policy, up)
+        _first_contact(state, f"domain:{d}", rec.ts, policy, up)  # the link's site: known from now on
         # a link to the domain came before a visit that arrived first: the visit was not a first contact
         _demote_later(state.web, lambda f, d=d: f.target == d and f.kind != "app_install", rec.ts, up)
         up.contacts.append(Contact(value_key=f"domain:{d}", person=state.person, ts=rec.ts, event_id=rec.event_id))
     notable = (first or rec.counterpart_tags or domains or rec.urls or kind in NOTABLE_NUMBER_KINDS
-               or rec.duration_s >= policy.long_call_s)
+               or rec.duration_s >= policy.long_call_s or rec.ts - since <= policy.window_ms)
     if notable:
         _append(state.calls, CallFact(rec.ts, rec.kind, rec.direction, rec.counterpart, kind, rec.duration_s,
                                       list(rec.counterpart_tags), first, domains, rec.event_id), policy, up)
@@ -238,11 +242,14 @@ def _domain(state: PersonState, rec: DomainSignal, policy: StatePolicy, up: Upda
         key, target = f"app:{rec.app}", rec.app or ""
     else:
         key, target = f"domain:{rec.domain}", rec.domain or ""
-    first = _first_contact(state, key, rec.ts, policy, up)
+    first, since = _first_contact(state, key, rec.ts, policy, up)
     _demote_later(state.web, lambda f: f.target == target and (f.kind == "app_install") == (rec.kind == "app_install"),
                   rec.ts, up)
     up.contacts.append(Contact(value_key=key, person=state.person, ts=rec.ts, event_id=rec.event_id))
-    if first or rec.kind == "app_install":
+    # a site first seen within the window (a link in an SMS): its first visit is kept too, once
+    followed = (not first and rec.ts - since <= policy.window_ms
+                and not any(f.target == target and f.kind != "app_install" for f in state.web))
+    if first or rec.kind == "app_install" or followed:
         _append(state.web, WebFact(rec.ts, rec.kind, target, first, rec.event_id), policy, up)
 
 
@@ -252,7 +259,7 @@ def _payment(state: PersonState, rec: PaymentSignal, role: str, policy: StatePol
     else:
         direction, counterparty, own = "out", rec.payee_account, rec.payer_account
     key = f"account:{counterparty}"
-    first_seen = _first_contact(state, key, rec.ts, policy, up)
+    first_seen, _ = _first_contact(state, key, rec.ts, policy, up)
     _demote_later(state.payments, lambda f: f.counterparty == counterparty and f.direction == direction, rec.ts, up)
     # The bank knows its own history better than our 30-day memory does: its flag wins when present.
     first = first_seen if rec.payee_first_seen is None or direction == "in" else rec.payee_first_seen

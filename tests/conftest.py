@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from scorers.lab.city import CityConfig
+from scorers.lab.protocol import Size
+from scorers.lab.training import Plan
 
-# Small cities: a model in ~30 s, an evaluation in ~20 s. Deterministic (seeded), so their figures are too.
-SMALL_TRAIN = CityConfig(residents=800, days=6, seed=11, attempts_per_10k_per_day=150)
-SMALL_VALIDATION = CityConfig(residents=800, days=6, seed=12, attempts_per_10k_per_day=150)
-SMALL_EVALUATION = CityConfig(residents=1500, days=6, seed=13, attempts_per_10k_per_day=120)
+# Small cities: a model in about a minute. Deterministic (seeded), so its figures are too.
+SMALL_PLAN = Plan(training=("draw-101", "draw-102", "draw-103"), tuning=("draw-201", "draw-202"),
+                  train_size=Size(700, 4, incidence=120.0), tune_size=Size(700, 4, incidence=80.0))
 
 
 @pytest.fixture(scope="session")
@@ -19,5 +19,5 @@ def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from scorers.lab.training import train_model
 
     folder = tmp_path_factory.mktemp("model") / "model"
-    train_model(folder, SMALL_TRAIN, SMALL_VALIDATION, note="test fixture")
+    train_model(folder, SMALL_PLAN, note="test fixture")
     return folder

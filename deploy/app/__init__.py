@@ -45,7 +45,6 @@ from schemas.topics import SIGNAL_TOPICS
 from scorers.ages import Ages
 from scorers.decide import Decider
 from scorers.model import Model, ModelMismatch
-from scorers.tiers import TierPolicy
 from streams.identity_replica import IdentityReplica
 from streams.processor import Processor
 from streams.watermarks import MARKS_KEY, Marks, SourceProgress
@@ -75,7 +74,7 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     metrics = PipelineMetrics(registry)
     processor, replica = _processor(app, settings, metrics)
     if model is not None:
-        processor.on_person = Decider(model, TierPolicy.load(), Ages(processor.lookup))
+        processor.on_person = Decider(model, model.tier_policy(), Ages(processor.lookup))
     redis_client = aioredis.Redis.from_url(settings.redis_url)
     redis_prefix = f"{settings.topic_prefix}{settings.app_id}:"
     routes = load_routes()

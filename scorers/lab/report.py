@@ -1,4 +1,8 @@
-"""The evaluation report: figures as JSON, plots as PNG, both side by side in one HTML page."""
+"""The evaluation report: per held-out family, model + tiers beside the naive baseline, worst family first.
+
+Writes `figures.json` (every figure of every family, the worst case of each, the model's provenance), PNG plots
+(recall before loss, ordinary residents warned and lead times per family) and `index.html` with the tables.
+"""
 from __future__ import annotations
 
 import html
@@ -6,75 +10,101 @@ import json
 from pathlib import Path
 from typing import Any
 
+from scorers.lab.city.family import family
+
 ROWS = [
-    ("recall_before_loss", "victims warned before their first loss"),
-    ("recall_before_loss_t1_t2", "… at T1 or T2"),
-    ("stop_payment_before_loss", "stop-payment requested before the loss completed"),
-    ("recall_t1_t2_engaged", "engaged victims reaching T1/T2"),
-    ("t1_t2_precision", "T1/T2 precision"),
-    ("benign_warned_per_10k_per_day", "benign residents warned per 10k per day"),
-    ("median_lead_minutes", "median lead time before loss (minutes)"),
+    ("victims_with_loss", "victims with a loss", None),
+    ("recall_before_loss", "victims warned before their first loss", ">= 0.95"),
+    ("recall_10min_before_loss", "... at least 10 min before", ">= 0.7"),
+    ("recall_before_loss_t1_t2", "... at T1 or T2", None),
+    ("t1_t2_precision", "T1/T2 precision (people at T1/T2 who were being defrauded)", ">= 0.5"),
+    ("ordinary_warned_per_10k_per_day", "ordinary residents warned per 10k per day", "<= 5"),
+    ("stop_payment_requests", "stop-payment requests", None),
+    ("stop_payments_on_ordinary_share", "... share on ordinary transfers", "<= 0.05"),
+    ("stop_payments_on_large_legit", "... on large legitimate transfers", "0"),
+    ("stop_payment_before_loss", "victims whose transfer was stopped before the loss", None),
+    ("median_lead_minutes", "median lead before the loss (min)", ">= 30"),
+    ("p10_lead_minutes", "10th percentile lead (min)", None),
+    ("fraud_type_right", "fraud type right for warned victims", None),
+    ("warned_through_retracted", "ordinary people warned through a retracted indicator", "0"),
 ]
+SYSTEMS = (("model", "model + tiers"), ("baseline_any_indicator_contact", "naive: any contact with an indicator"))
 
 
-def _plots(folder: Path, figs: dict[str, Any], curves: dict[str, list[float]]) -> list[str]:
+def _cell(value: Any) -> str:
+    return "–" if value is None else html.escape(str(value))
+
+
+def _plots(folder: Path, per_family: dict[str, dict[str, Any]]) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    names = list(per_family)
     made = []
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    ax.plot(curves["recall"], curves["precision"])
-    ax.set(xlabel="recall", ylabel="precision", title="per-moment risk score: precision-recall")
-    fig.tight_layout(); fig.savefig(folder / "precision_recall.png", dpi=110); plt.close(fig)
-    made.append("precision_recall.png")
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    ax.plot([0, 1], [0, 1], ls=":", c="grey")
-    ax.plot(curves["calibration_predicted"], curves["calibration_observed"], marker="o")
-    ax.set(xlabel="predicted", ylabel="observed", title="calibration (deciles)", xscale="symlog", yscale="symlog")
-    fig.tight_layout(); fig.savefig(folder / "calibration.png", dpi=110); plt.close(fig)
-    made.append("calibration.png")
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    series = [(figs[n]["lead_minutes"], label) for n, label in (("model", "model"),
-                                                               ("baseline_any_indicator_contact", "baseline"))]
-    top = max((max(leads) for leads, _ in series if leads), default=60) / 60
-    bins = [top * k / 24 for k in range(25)]  # one set of bins for both, so the bars compare
-    for leads, label in series:
-        if leads:
-            ax.hist([x / 60 for x in leads], bins=bins, alpha=0.6, label=label)
-    ax.set(xlabel="hours of warning before the first loss", ylabel="victims", title="lead times")
-    ax.legend(); fig.tight_layout(); fig.savefig(folder / "lead_times.png", dpi=110); plt.close(fig)
+    for key, label, name in (("recall_before_loss", "victims warned before their first loss", "recall.png"),
+                             ("ordinary_warned_per_10k_per_day", "ordinary residents warned per 10k per day",
+                              "ordinary.png")):
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        for k, (system, legend) in enumerate(SYSTEMS):
+            values = [per_family[n][system][key] or 0 for n in names]
+            ax.bar([i + 0.4 * k for i in range(len(names))], values, width=0.4, label=legend)
+        ax.set_xticks([i + 0.2 for i in range(len(names))], names, rotation=30, ha="right", fontsize=8)
+        ax.set(title=label, yscale="symlog" if key.startswith("ordinary") else "linear")
+        ax.legend(fontsize=7)
+        fig.tight_layout(); fig.savefig(folder / name, dpi=110); plt.close(fig)
+        made.append(name)
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    leads = [[x / 60 for x in per_family[n]["model"]["lead_minutes"]] or [0.0] for n in names]
+    ax.boxplot(leads)
+    ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right", fontsize=8)
+    ax.set(ylabel="hours before the first loss", title="lead times of the model's first warning, per family",
+           yscale="symlog")
+    fig.tight_layout(); fig.savefig(folder / "lead_times.png", dpi=110); plt.close(fig)
     made.append("lead_times.png")
     return made
 
 
-def write_report(folder: Path, figs: dict[str, Any], curves: dict[str, list[float]],
-                 meta: dict[str, Any]) -> Path:
-    """Write figures.json, the PNG plots and index.html into `folder`; returns the HTML's path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "figures.json").write_text(json.dumps({**figs, "model_meta": meta}, indent=2, ensure_ascii=False))
-    pngs = _plots(folder, figs, curves)
-    m, b = figs["model"], figs["baseline_any_indicator_contact"]
-    rows = "".join(f"<tr><td>{html.escape(label)}</td><td>{m[key]}</td><td>{b[key]}</td></tr>" for key, label in ROWS)
-    types = sorted(set(m["per_fraud_type_recall_before_loss"]) | set(b["per_fraud_type_recall_before_loss"]))
-    type_rows = "".join(f"<tr><td>{t}</td><td>{m['per_fraud_type_recall_before_loss'].get(t, '–')}</td>"
-                        f"<td>{b['per_fraud_type_recall_before_loss'].get(t, '–')}</td></tr>" for t in types)
+def _family_table(name: str, figs: dict[str, Any]) -> str:
+    rows = "".join(f"<tr><td>{html.escape(label)}</td><td>{_cell(figs['model'].get(key))}</td>"
+                   f"<td>{_cell(figs['baseline_any_indicator_contact'].get(key))}</td><td>{goal or ''}</td></tr>"
+                   for key, label, goal in ROWS)
     city = figs["city"]
+    about = html.escape(family(name).about) if not name.startswith("draw-") else "drawn at random from the space"
+    return (f"<h3>{html.escape(name)}</h3><p>{about}. {city['residents']:,} residents, {city['days']} days, seed "
+            f"{city['seed']}, {city['attempts']} fraud attempts ({city['engaged']} engaged).</p>"
+            f"<table><tr><th></th><th>model + tiers</th><th>naive baseline</th><th>goal</th></tr>{rows}</table>")
+
+
+def write_report(folder: Path, per_family: dict[str, dict[str, Any]], worst: dict[str, Any],
+                 meta: dict[str, Any], policy_version: str) -> Path:
+    """Write figures.json, the plots and index.html into `folder`; returns the HTML's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "figures.json").write_text(json.dumps(
+        {"per_family": per_family, "worst_case": worst, "policy_version": policy_version, "model_meta": meta},
+        indent=2, ensure_ascii=False, default=str))
+    pngs = _plots(folder, per_family)
+    worst_rows = "".join(
+        f"<tr><td>{html.escape(key)}</td><td>{_cell(worst.get('model', {}).get(key, {}).get('value'))} "
+        f"({_cell(worst.get('model', {}).get(key, {}).get('family'))})</td>"
+        f"<td>{_cell(worst.get('baseline_any_indicator_contact', {}).get(key, {}).get('value'))} "
+        f"({_cell(worst.get('baseline_any_indicator_contact', {}).get(key, {}).get('family'))})</td></tr>"
+        for key in worst.get("model", {}))
+    training = meta.get("training_data", {}).get("families", [])
+    tuning = meta.get("tuning", {}).get("families", [])
     page = f"""<!doctype html><html lang="en"><meta charset="utf-8"><title>yujing evaluation</title>
-<style>body{{font-family:sans-serif;max-width:980px;margin:2em auto}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}
+<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}td,th{{padding:3px 9px;border-bottom:1px solid #ddd}}
 img{{margin:6px}}</style>
-<h1>Evaluation on a held-out simulated city</h1>
-<p>City seed {city['seed']}: {city['residents']:,} residents, {city['days']} days, {city['attempts']} fraud attempts
-({city['engaged']} engaged), {city['attempts_per_10k_per_day']} attempts per 10k residents per day (far above real
-incidence, so that every type is represented). Model {html.escape(str(meta.get('model_version')))},
-policy {html.escape(str(figs.get('policy_version')))}.</p>
-<table><tr><th></th><th>model + tiers</th><th>naive baseline: warn on any contact with a known indicator</th></tr>
-{rows}<tr><td>victims with a loss</td><td>{m['victims_with_loss']}</td><td>{b['victims_with_loss']}</td></tr></table>
-<h2>Recall before loss by fraud type</h2><table><tr><th>type</th><th>model</th><th>baseline</th></tr>{type_rows}</table>
-<p>Warnings by tier: {figs['decisions']['by_tier']}; stop-payment requests: {figs['decisions']['stop_payments']};
-fraud type right for warned victims: {figs['type_accuracy_on_victims']}.</p>
+<h1>Evaluation on held-out city families</h1>
+<p>Model {html.escape(str(meta.get('model_version')))} (fitted on {html.escape(', '.join(training))}), policy
+{html.escape(policy_version)} (thresholds chosen on {html.escape(', '.join(tuning))}). Every family below is one
+neither was fitted to. Families are sorted worst first.</p>
+<h2>Worst held-out case of each figure</h2>
+<table><tr><th>figure</th><th>model + tiers (family)</th><th>naive baseline (family)</th></tr>{worst_rows}</table>
 {''.join(f'<img src="{p}" alt="{p}">' for p in pngs)}
+<h2>Per family</h2>
+{''.join(_family_table(name, figs) for name, figs in per_family.items())}
 </html>"""
     out = folder / "index.html"
     out.write_text(page)

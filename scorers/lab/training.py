@@ -1,20 +1,40 @@
-"""`yujing train`: build the training data from a simulated city, fit, evaluate on held-out rows, save."""
+"""`yujing train`: fit the model on the training families, choose the thresholds on the tuning families, save both.
+
+The artifact (scorers/model.py) names the families each step used, so `yujing evaluate` can refuse to report on
+one of them; the tuned policy is written beside the model (`tiers.json`), with what it cost in its worst tuning
+family.
+"""
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
-from scorers.lab.city import CityConfig
-from scorers.lab.dataset import build_dataset
-from scorers.model import Model, load, risk_metrics, save, train
+from scorers.lab.dataset import dataset
+from scorers.lab.evaluate import scores
+from scorers.lab.protocol import TRAIN_SIZE, TRAINING, TUNE_SIZE, TUNING, Size, recordings
+from scorers.lab.tune import Budget, tune
+from scorers.model import POLICY_FILE_NAME, Model, load, risk_metrics, save, train
+from scorers.tiers import TierPolicy
 
-# The default training, validation and evaluation cities: small enough to train in a minute or two here.
-TRAIN_CITY = CityConfig(residents=3000, days=6, seed=11, attempts_per_10k_per_day=80)
-EVALUATION_CITY = CityConfig(residents=3000, days=6, seed=13, attempts_per_10k_per_day=80)
 OUTCOME_WEIGHT = 10.0  # a label from the field counts like the ordinary moments one sampled row stands for
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Which families train and tune a model, at which city sizes, under which budget."""
+
+    training: tuple[str, ...] = TRAINING
+    tuning: tuple[str, ...] = TUNING
+    train_size: Size = TRAIN_SIZE
+    tune_size: Size = TUNE_SIZE
+    budget: Budget = Budget()
+
+
+DEFAULT_PLAN = Plan()
 
 
 def model_dir(data_dir: Path) -> Path:
@@ -22,29 +42,40 @@ def model_dir(data_dir: Path) -> Path:
     return data_dir / "model"
 
 
-def train_model(folder: Path, city: CityConfig = TRAIN_CITY, validation: CityConfig | None = None,
-                outcome_rows: list[tuple[list[float], int]] | None = None, note: str = "") -> Model:
-    """Train on `city` (plus rows labelled by field outcomes), measure on `validation`, save, load back."""
+def train_model(folder: Path, plan: Plan = DEFAULT_PLAN, outcome_rows: list[tuple[list[float], int]] | None = None,
+                note: str = "", cache: Path | None = None) -> Model:
+    """Record the families, fit on the training ones (plus rows labelled by field outcomes), tune the thresholds
+    on the tuning ones, save the artifact with its policy, and load it back."""
     t0 = time.monotonic()
-    validation = validation or replace(city, seed=city.seed + 1)
-    data, _ = build_dataset(city)
+    train_recs = recordings(plan.training, plan.train_size, cache)
+    data = dataset(list(train_recs.values()))
     X, y, w = data.arrays()
     if outcome_rows:
         X = np.vstack([X, np.asarray([r for r, _ in outcome_rows])])
         y = np.concatenate([y, np.asarray([label for _, label in outcome_rows])])
         w = np.concatenate([w, np.full(len(outcome_rows), OUTCOME_WEIGHT)])
-    risk, types = train(X, y, w, np.asarray(data.X_type), np.asarray(data.fraud_type))
-    held, _ = build_dataset(validation)
-    Xv, yv, wv = held.arrays()
-    pos = yv == 1
-    type_acc = float((types.predict(np.asarray(held.X_type)[pos]) == np.asarray(held.fraud_type)[pos]).mean())
+    risk, types = train(X, y, w, data.X_type, data.fraud_type)
+    tune_recs = recordings(plan.tuning, plan.tune_size, cache)
+    fitted = Model(risk, types, {"model_version": "candidate"})
+    held = dataset(list(tune_recs.values()), seed=1)
+    policy, worst = tune(tune_recs, {n: scores(r, fitted) for n, r in tune_recs.items()}, TierPolicy.load(),
+                         plan.budget)
+    pos = held.y == 1
+    type_acc = float((types.predict(held.X_type[pos]) == held.fraud_type[pos]).mean()) if pos.any() else None
     meta = {
-        "training_data": {"simulated_city": asdict(city), "rows": len(y), "positives": int(y.sum()),
-                          "fingerprint": data.fingerprint(), "outcome_rows": len(outcome_rows or []),
+        "training_data": {"families": list(plan.training), "city_size": dataclasses.asdict(plan.train_size),
+                          "rows": int(len(y)), "positives": int(y.sum()), "fingerprint": data.fingerprint(),
+                          "outcome_rows": len(outcome_rows or []),
                           "outcome_positives": sum(label for _, label in outcome_rows or []), "note": note},
-        "evaluation": {"validation_city": asdict(validation), **risk_metrics(risk, Xv, yv, wv),
-                       "fraud_type_accuracy": round(type_acc, 4)},
+        "tuning": {"families": list(plan.tuning), "city_size": dataclasses.asdict(plan.tune_size),
+                   "budget": dataclasses.asdict(plan.budget), "worst_case": worst},
+        "evaluation": {"rows_of_tuning_families": {**risk_metrics(risk, held.X, held.y, held.weight),
+                                                   "fraud_type_accuracy": round(type_acc, 4) if type_acc else None}},
         "train_seconds": round(time.monotonic() - t0, 1),
     }
     save(folder, risk, types, meta)
+    doc = dataclasses.replace(policy, version=f"{policy.version}/tuned-{data.fingerprint()[:8]}").to_dict()
+    doc["tuned"] = {"by": "scorers/lab/tune.py", "families": list(plan.tuning),
+                    "budget": dataclasses.asdict(plan.budget), "worst_case": worst}
+    (folder / POLICY_FILE_NAME).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     return load(folder)

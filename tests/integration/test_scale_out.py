@@ -9,9 +9,8 @@ from deploy.replay import Outputs, differences, replay_city
 from scorers.ages import Ages
 from scorers.decide import Decider
 from scorers.lab.city import City
-from scorers.lab.dataset import feed_city
+from scorers.lab.recording import feed_city
 from scorers.model import load
-from scorers.tiers import TierPolicy
 from streams.local import LocalPipeline
 from tests.integration.conftest import CITY, record_figures
 from tests.integration.harness import isolated_settings
@@ -19,8 +18,8 @@ from tests.integration.harness import isolated_settings
 
 def _in_process(model: Path) -> set[tuple[str, str, bool]]:
     pipeline = LocalPipeline()
-    pipeline.processor.on_person = Decider(load(model), TierPolicy.load(), Ages(pipeline.processor.lookup))
-    feed_city(City(CITY), pipeline, lambda truth: None)
+    pipeline.processor.on_person = Decider(load(model), load(model).tier_policy(), Ages(pipeline.processor.lookup))
+    feed_city(City(CITY), pipeline)
     return {(d.decision_id, d.tier, d.rose) for d in (o.value for o in pipeline.sent["yujing.decisions"])}  # type: ignore[attr-defined]
 
 

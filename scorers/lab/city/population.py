@@ -1,11 +1,12 @@
 """The simulated city's residents: lines, cards across banks, ages, grids, stations, and who they talk to."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from schemas.records import Subject
+from scorers.lab.city.family import FAMILIES, Attack, Family, Life
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 BANKS = ("ICBC", "ABC", "BOC", "CCB", "CMB", "PSBC")
@@ -15,18 +16,32 @@ GRIDS_PER_STATION = 8
 
 @dataclass(frozen=True)
 class CityConfig:
-    """The knobs of a simulated city (defaults: a small city that runs in a minute here)."""
+    """The knobs of a simulated city: its size, seed, and the family its life and fraud are drawn from."""
 
     residents: int = 20_000
     days: int = 3
     seed: int = 1
     start_ts: int = 1_764_518_400_000  # 2025-12-01 00:00 +08:00
-    attempts_per_10k_per_day: float = 12.0  # fraud contacts (engaged or not); real incidence is far lower
-    second_line_share: float = 0.2
-    unregistered_share: float = 0.25  # of second lines: bought without real-name registration (or not yet)
-    family_abroad_share: float = 0.01
-    work_meeting_share: float = 0.03
+    family: Family = field(default_factory=lambda: FAMILIES["textbook"])
+    attempts_per_10k_per_day: float | None = None  # overrides the family's incidence when set
     rings: int = 0  # fraud rings; 0 = one per 1,500 residents, at least 9 (one per fraud type)
+
+    @property
+    def life(self) -> Life:
+        """How ordinary residents behave here."""
+        return self.family.life
+
+    @property
+    def attack(self) -> Attack:
+        """How fraud shows up here (with the incidence overridden when the config says so)."""
+        if self.attempts_per_10k_per_day is None:
+            return self.family.attack
+        return replace(self.family.attack, attempts_per_10k_per_day=self.attempts_per_10k_per_day)
+
+    def describe(self) -> dict:
+        """Size, seed and the family's parameters: what a reader needs to know of what was assumed."""
+        return {"residents": self.residents, "days": self.days, "seed": self.seed, "start_ts": self.start_ts,
+                "rings": self.rings, "family": {**self.family.describe(), "attack": asdict(self.attack)}}
 
 
 def phone_of(i: int) -> str:
@@ -45,13 +60,14 @@ class Population:
     def __init__(self, cfg: CityConfig, rng: np.random.Generator) -> None:
         n = cfg.residents
         self.n = n
-        self.birth_year = rng.integers(1935, 2006, n)
+        life = cfg.life
+        self.birth_year = rng.integers(life.birth_years[0], life.birth_years[1], n)
         self.cards = rng.integers(1, 4, n)  # 1–3 cards, across banks
-        self.second_line = rng.random(n) < cfg.second_line_share
-        self.second_unregistered = self.second_line & (rng.random(n) < cfg.unregistered_share)
+        self.second_line = rng.random(n) < life.second_line_share
+        self.second_unregistered = self.second_line & (rng.random(n) < life.unregistered_share)
         self.contacts = rng.integers(0, n, (n, 12))  # the residents each one talks to
-        self.family_abroad = rng.random(n) < cfg.family_abroad_share
-        self.work_meetings = rng.random(n) < cfg.work_meeting_share
+        self.family_abroad = rng.random(n) < life.family_abroad_share
+        self.work_meetings = rng.random(n) < life.work_meeting_share
         self.surname = rng.integers(0, len(SURNAMES), n)
 
     @staticmethod

@@ -11,15 +11,21 @@ import sklearn
 
 from scorers.features import FEATURES
 from scorers.model import META_FILE, ModelMismatch, load
+from scorers.tiers import TierPolicy
+from tests.conftest import SMALL_PLAN
 
 
 def test_artifact_carries_its_provenance(small_model: Path) -> None:
     meta = json.loads((small_model / META_FILE).read_text())
     assert meta["sklearn_version"] == sklearn.__version__
     assert meta["features"] == list(FEATURES)
-    assert meta["training_data"]["simulated_city"]["seed"] == 11 and meta["training_data"]["positives"] > 50
+    assert meta["training_data"]["families"] == list(SMALL_PLAN.training) and meta["training_data"]["positives"] > 50
+    assert meta["tuning"]["families"] == list(SMALL_PLAN.tuning) and "within_budget" in meta["tuning"]["worst_case"]
     assert len(meta["training_data"]["fingerprint"]) == 16
-    assert 0.5 < meta["evaluation"]["roc_auc"] <= 1 and "fraud_type_accuracy" in meta["evaluation"]
+    rows = meta["evaluation"]["rows_of_tuning_families"]
+    assert 0.5 < rows["roc_auc"] <= 1 and "fraud_type_accuracy" in rows
+    policy = load(small_model).policy  # the thresholds tuned with it travel with it
+    assert policy is not None and policy.version.startswith(TierPolicy.load().version + "/tuned-")
 
 
 def _tampered(small_model: Path, tmp_path: Path, **changes: object) -> Path:

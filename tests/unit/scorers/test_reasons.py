@@ -12,29 +12,31 @@ def _push(*names: str) -> list[float]:
     return [1.0 if n in names else 0.0 for n in FEATURES]
 
 
-def test_call_then_first_transfer_is_told_as_one_story() -> None:
-    state = PersonState(person="x", calls=[call(40 * 60_000, 2280, ["virtual_operator"], number="+8617000001111")],
+def test_a_script_then_a_first_transfer_is_told_as_one_story() -> None:
+    state = PersonState(person="x", calls=[call(40 * 60_000, 1380, ["virtual_operator"], number="+8617000001111")],
+                        web=[WebFact(NOW - 30 * 60_000, "app_install", "com.tencent.wemeet.app", True, "w1")],
                         payments=[pay(5 * 60_000, 1_250_000)])
-    (r, *_) = reasons(Snapshot(state, NOW, 71), _push("contact_then_pay_6h"))
-    assert r.code == "CONTACT_THEN_FIRST_TRANSFER"
-    assert r.detail == ("38 min call from a virtual-operator number +8617000001111 35 min before a first transfer "
-                        "of ¥12,500 to a new payee")
+    (r, *_) = reasons(Snapshot(state, NOW, 71), _push("pay_after_script_12h"))
+    assert r.code == "SCRIPT_THEN_FIRST_TRANSFER"
+    assert r.detail == ("a first transfer of ¥12,500 to a new payee 35 min after a long call (+8617000001111), "
+                        "then an app installed on the call or after the link (+8617000001111)")
 
 
 def test_strongest_contributions_first_and_no_duplicates() -> None:
     state = PersonState(person="x", calls=[call(HOUR_MS, 3000, ["voip"])],
-                        web=[WebFact(NOW - HOUR_MS, "app_install", "us.zoom.videomeetings", True, "w")],
+                        web=[WebFact(NOW - HOUR_MS + 60_000, "app_install", "us.zoom.videomeetings", True, "w")],
                         hits=[HitFact(NOW - 2 * HOUR_MS, NOW - 30 * HOUR_MS, "phone:+8617000001111", "impersonate_authority",
                                       0.95, "reverse", NOW - 2 * HOUR_MS, "case-7", 0, "c1")])
     contrib = [0.0] * len(FEATURES)
-    for name, c in (("hit_strong_72h", 3.0), ("remote_app_install_24h", 2.0), ("very_long_call_24h", 1.0),
-                    ("long_unknown_call_24h", 0.5), ("new_domain_visit_24h", -1.0)):
+    for name, c in (("hit_strong_72h", 3.0), ("remote_app_install_24h", 2.0), ("very_long_in_call_24h", 1.0),
+                    ("log_longest_in_call_s_24h", 0.5), ("link_followed_12h", -1.0)):
         contrib[FEATURES.index(name)] = c
     got = reasons(Snapshot(state, NOW, 70), contrib)
-    assert [r.code for r in got] == ["CASE_ELEMENT_CONTACT", "REMOTE_APP_INSTALL", "VERY_LONG_CALL_UNKNOWN"]
+    assert [r.code for r in got] == ["CASE_ELEMENT_CONTACT", "REMOTE_APP_INSTALL", "VERY_LONG_CALL"]
     assert got[0].detail == ("contact with phone +8617000001111 named in case-7 (impersonate_authority), "
                              "28 h before it was known")
     assert got[1].detail == "installed us.zoom.videomeetings (remote meeting or screen sharing)"
+    assert got[2].detail == "50 min call from a VoIP number +8617000001111 never in contact before"
 
 
 def test_transfer_to_a_case_account_always_comes_first() -> None:
@@ -52,7 +54,7 @@ def test_a_retracted_case_element_is_no_reason() -> None:
     hit = HitFact(NOW - 2 * HOUR_MS, NOW - 30 * HOUR_MS, "phone:+8617000001111", "impersonate_authority", 0.95,
                   "reverse", NOW - 2 * HOUR_MS, "case-7", 0, "c1", NOW - HOUR_MS)  # retracted an hour ago
     state = PersonState(person="x", hits=[hit], calls=[call(HOUR_MS, 3000, ["voip"])])
-    codes = [r.code for r in reasons(Snapshot(state, NOW, 70), _push("hit_strong_72h", "very_long_call_24h"))]
-    assert codes == ["VERY_LONG_CALL_UNKNOWN"]
+    codes = [r.code for r in reasons(Snapshot(state, NOW, 70), _push("hit_strong_72h", "very_long_in_call_24h"))]
+    assert codes == ["VERY_LONG_CALL"]
     assert [r.code for r in reasons(Snapshot(state, NOW - HOUR_MS - 1, 70), _push("hit_strong_72h"))] == [
         "CASE_ELEMENT_CONTACT"]  # just before the retraction it still was one

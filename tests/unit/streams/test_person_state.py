@@ -5,7 +5,7 @@ import msgspec
 
 from schemas.internal import ControlNote, IndicatorHit, PersonEvent, RetractionNote
 from schemas.records import DomainSignal, PaymentSignal, TelecomSignal
-from schemas.units import HOUR_MS
+from schemas.units import DAY_MS, HOUR_MS
 from streams.person_state import StatePolicy, apply_event, decode_state, hit_live, known_key, new_state
 
 T0 = 1_764_547_200_000
@@ -148,28 +148,35 @@ def test_first_contact_follows_event_time_not_arrival() -> None:
     assert [c.first_contact for c in in_order.calls] == [True, False]
 
 
-def test_repeat_contact_within_the_hour_changes_nothing() -> None:
+def test_every_contact_with_a_number_new_in_the_window_is_kept_and_an_old_one_repeated_changes_nothing() -> None:
     state = new_state("S1")
     assert apply_event(state, call(0, "+8617000001111", 1), POLICY).changed
-    again = apply_event(state, call(0.5, "+8617000001111", 2), POLICY)  # 600 s: still a long call, notable
-    assert again.changed
     quick = PersonEvent(person="S1", source="signals.telecom", telecom=TelecomSignal(
         event_id="c3", ts=T0 + int(0.6 * HOUR_MS), kind="call", direction="out", subscriber="+8613800138000",
         counterpart="+8617000001111", duration_s=40))
-    up = apply_event(state, quick, POLICY)
-    assert not up.changed and [c.value_key for c in up.contacts] == ["phone:+8617000001111"]
+    up = apply_event(state, quick, POLICY)  # first seen 36 minutes ago: the script may go on, so it is kept
+    assert up.changed and [c.event_id for c in state.calls] == ["c1", "c3"]
+    later = PersonEvent(person="S1", source="signals.telecom", telecom=TelecomSignal(
+        event_id="c4", ts=T0 + 80 * HOUR_MS, kind="call", direction="out", subscriber="+8613800138000",
+        counterpart="+8617000001111", duration_s=40))
+    apply_event(state, later, POLICY)  # first seen 80 h ago, beyond the window: no fact
+    again = apply_event(state, msgspec.structs.replace(later, telecom=msgspec.structs.replace(
+        later.telecom, event_id="c5", ts=later.telecom.ts + 60_000)), POLICY)
+    assert not again.changed and [c.value_key for c in again.contacts] == ["phone:+8617000001111"]
+    assert "c4" not in [c.event_id for c in state.calls]
 
 
 def test_ordinary_call_with_a_known_number_is_no_fact() -> None:
     state = new_state("S1")
     friend = "+8613700000001"
     plain = [PersonEvent(person="S1", source="signals.telecom", telecom=TelecomSignal(
-        event_id=f"f{i}", ts=T0 + i * HOUR_MS, kind="call", direction="out", subscriber="+8613800138000",
-        counterpart=friend, duration_s=60)) for i in range(3)]
+        event_id=f"f{i}", ts=T0 + (i * HOUR_MS if i else -100 * HOUR_MS), kind="call", direction="out",
+        subscriber="+8613800138000", counterpart=friend, duration_s=60)) for i in range(4)]
     for ev in plain:
         apply_event(state, ev, POLICY)
-    assert [c.event_id for c in state.calls] == ["f0"]  # the first contact only
-    assert state.known[known_key(f"phone:{friend}")] == [T0, T0 - T0 % (24 * HOUR_MS)]
+    assert state.calls == []  # its first contact is beyond the window, and the calls since are ordinary
+    first = T0 - 100 * HOUR_MS
+    assert state.known[known_key(f"phone:{friend}")] == [first, (T0 + 3 * HOUR_MS) // DAY_MS * DAY_MS]
 
 
 def test_a_hit_counts_from_when_it_is_known_until_its_end() -> None:

@@ -1,12 +1,8 @@
 """The watermark: channel marks, the low watermark, decisions waiting in order, and a marks message read again."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import msgspec
-
-from schemas.decode import INPUT_TYPES
 from schemas.internal import Output, PersonEvent, ValueMessage
 from schemas.records import Indicator, TelecomSignal
 from schemas.units import HOUR_MS
@@ -25,8 +21,8 @@ from streams.watermarks import (
     merge,
     pass_on,
 )
-from tests.integration.test_scoring_live import MIN, T, _call
-from tests.unit.scorers.test_decide import PAY, _pipeline
+from tests.integration.test_scoring_live import MIN, T
+from tests.unit.scorers.test_decide import _pipeline, script_events
 
 TOPOLOGY = Topology(signal_partitions={"signals.telecom": 1, "signals.payment": 1, "signals.domain": 1},
                     indicator_partitions=1, partitions=1)
@@ -80,13 +76,10 @@ def test_pending_decisions_come_due_in_event_time_order_and_survive_a_new_index(
 def test_decisions_wait_for_the_marks_and_a_marks_message_read_again_sends_its_decisions_again(
         small_model: Path) -> None:
     p = _pipeline(small_model).processor
-    call = msgspec.json.decode(_call("fcs-call", T, 2280)[1], type=INPUT_TYPES["signals.telecom"])
-    pay = msgspec.json.decode(json.dumps(PAY), type=INPUT_TYPES["signals.payment"])
-    outs = p.person_event(PersonEvent(person="S_ALICE", subject_id="S_ALICE", source="signals.telecom", telecom=call))
-    outs += p.person_event(PersonEvent(person="S_ALICE", subject_id="S_ALICE", source="signals.payment", payment=pay))
-    assert not [o for o in outs if o.topic == "yujing.decisions"] and p.waiting.waiting(0) == 2
-    everyone = [Mark(c, T + 30 * MIN) for c in TOPOLOGY.person_inputs()]
-    first = p.person_marks(0, Marks(marks=everyone), TOPOLOGY, offset=7)  # past the call, not the payment
+    outs = [o for pe in script_events() for o in p.person_event(pe)]
+    assert not [o for o in outs if o.topic == "yujing.decisions"] and p.waiting.waiting(0) == 3
+    everyone = [Mark(c, T + 40 * MIN) for c in TOPOLOGY.person_inputs()]
+    first = p.person_marks(0, Marks(marks=everyone), TOPOLOGY, offset=7)  # past the call and app, not the payment
     assert p.waiting.waiting(0) == 1
     done = [Mark(c, T + 2 * 60 * MIN, idle=True) for c in TOPOLOGY.person_inputs()]
     second = p.person_marks(0, Marks(marks=done), TOPOLOGY, offset=8)
@@ -114,10 +107,8 @@ def test_a_partition_taken_up_passes_its_view_on_once_it_has_read_again_to_where
 
 def test_the_outbox_keeps_the_decisions_of_marks_messages_not_yet_committed(small_model: Path) -> None:
     p = _pipeline(small_model).processor
-    call = msgspec.json.decode(_call("fcs-call", T, 2280)[1], type=INPUT_TYPES["signals.telecom"])
-    pay = msgspec.json.decode(json.dumps(PAY), type=INPUT_TYPES["signals.payment"])
-    p.person_event(PersonEvent(person="S_ALICE", subject_id="S_ALICE", source="signals.telecom", telecom=call))
-    p.person_event(PersonEvent(person="S_ALICE", subject_id="S_ALICE", source="signals.payment", payment=pay))
+    for pe in script_events():
+        p.person_event(pe)
     done = [Mark(c, T + 2 * 60 * MIN, idle=True) for c in TOPOLOGY.person_inputs()]
     sent = [o for o in p.person_marks(0, Marks(marks=done), TOPOLOGY, offset=8, committed=5)
             if o.topic == "yujing.decisions"]
