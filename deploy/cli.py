@@ -87,8 +87,10 @@ def _simulate(args: argparse.Namespace) -> int:
     name = city.cfg.family.name
     out = Path(args.out) if args.out else settings.data_dir / "simulations" / f"{name}-seed-{city.cfg.seed}"
     t0 = time.monotonic()
+    # into a running pipeline the registry goes first, as in a deployment where it is there long before
     counts = stream_city(settings if args.kafka else None, city, args.speed, out,
-                         progress=lambda n, _: print(f"\r{n:,} records", end="", flush=True))
+                         progress=lambda n, _: print(f"\r{n:,} records", end="", flush=True),
+                         registry_first=args.kafka)
     elapsed = time.monotonic() - t0
     total = sum(counts.values())
     print(f"\r{total:,} records in {elapsed:.1f}s ({total / elapsed:,.0f}/s): {counts}")

@@ -9,7 +9,7 @@ from deploy.config import Settings
 from deploy.workers import WorkerProcess
 from schemas.internal import Decision
 from schemas.records import TIER_RANK
-from scorers.tiers import TierPolicy
+from scorers.model import load
 from streams.kafka_io import consume, produce
 from tests.integration.scenario import HOUR, T, load_registry
 
@@ -48,7 +48,8 @@ def test_refund_scam_rises_to_t1_and_asks_for_a_stop_payment(isolated: Settings,
     assert last.transfer.payer_account == "6222000000000001" and last.transfer.amount_fen == 1_250_000
     assert last.ts == T + 55 * MIN and "fcs-pay" in last.evidence and "fcs-call" in last.evidence
     assert last.reasons and all(r.detail for r in last.reasons)
-    assert last.model_version and last.policy_version == TierPolicy.load().version
+    model = load(isolated.model_path)  # the worker's model, and the thresholds tuned with it
+    assert last.model_version == model.version and last.policy_version == model.tier_policy().version
     ranks = [TIER_RANK[d.tier] for d in decisions if d.rose]
     assert ranks == sorted(set(ranks))  # each warning raises the tier: T3/T2 … then T1, never twice, never down
     assert len({d.decision_id for d in decisions}) == len(decisions)
