@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TextIO
 
 import msgspec
 from kafka.errors import KafkaError
@@ -14,9 +15,87 @@ from deploy.config import Settings
 from deploy.workers import WorkerProcess, start_workers
 from scorers.lab.city import City, CityConfig
 from streams.kafka_io import group_lag, group_lags, read_table, read_to_end
+from streams.person_state import decode_state
 from streams.watermarks import Frontier
 
 Outputs = dict[str, set]
+
+
+@dataclass
+class Progress:
+    """A replay's log: the group's uncommitted records per partition each second, the faults, what was fed.
+
+    It shows what a drain waits for: after each fault, how long every partition took to catch up.
+    """
+
+    settings: Settings
+    log_path: Path
+    every_s: float = 1.0
+    fed: dict[str, int] = field(default_factory=dict)
+    samples: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+    marks: list[tuple[float, str]] = field(default_factory=list)
+    _t0: float = field(default_factory=time.monotonic)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _log: TextIO | None = None
+
+    def now(self) -> float:
+        """Seconds since the replay began."""
+        return time.monotonic() - self._t0
+
+    def mark(self, what: str) -> None:
+        """Note a moment (a fault, a restart) in the log."""
+        self.marks.append((self.now(), what))
+        self._write(f"{self.now():8.1f} mark {what}")
+
+    def start(self) -> None:
+        """Sample on a thread until `stop`."""
+        self._log = open(self.log_path, "a", encoding="utf-8")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End sampling and close the log."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        if self._log is not None:
+            self._log.close()
+
+    def _write(self, line: str) -> None:
+        if self._log is not None:
+            self._log.write(line + "\n")
+            self._log.flush()
+
+    def _run(self) -> None:
+        prefix = len(self.settings.topic_prefix)
+        while not self._stop.wait(self.every_s):
+            try:
+                lags = {f"{tp.topic[prefix:]}/{tp.partition}": n
+                        for tp, n in group_lags(self.settings, self.settings.app_id).items()}
+            except KafkaError:  # the broker restarting: a gap in the log
+                continue
+            at = self.now()
+            self.samples.append((at, lags))
+            busy = " ".join(f"{k}={n}" for k, n in sorted(lags.items()) if n)
+            self._write(f"{at:8.1f} lag {sum(lags.values())} {busy}")
+
+    def catch_up_s(self) -> list[tuple[str, float, dict[str, float | None]]]:
+        """For each mark: its time, and for every partition behind after it, the seconds until it had no lag
+        (None: still behind at the next mark or at the end)."""
+        out = []
+        for i, (at, what) in enumerate(self.marks):
+            until = self.marks[i + 1][0] if i + 1 < len(self.marks) else float("inf")
+            window = [(t, lags) for t, lags in self.samples if at <= t < until]
+            behind: dict[str, float | None] = {}
+            for t, lags in window:
+                for part, n in lags.items():
+                    if n and part not in behind:
+                        behind[part] = None
+                    elif not n and part in behind and behind[part] is None:
+                        behind[part] = round(t - at, 1)
+            out.append((what, round(at, 1), behind))
+        return out
 
 
 def why_not_drained(settings: Settings) -> str:
@@ -47,7 +126,8 @@ def wait_drained(settings: Settings, workers: list[WorkerProcess], timeout: floa
 
 
 def collect_outputs(settings: Settings) -> Outputs:
-    """The ids of every decision, warning, SMS, call and visit task, stop-payment and account control sent."""
+    """The ids of every decision, warning, SMS, call and visit task, stop-payment, account control and trigger
+    sent, and the person table."""
     def docs(topic: str) -> list[dict]:
         return [msgspec.json.decode(m.value) for m in read_to_end(settings, settings.topic(topic))]
 
@@ -58,23 +138,56 @@ def collect_outputs(settings: Settings) -> Outputs:
         "tasks": {t["task_id"] for t in docs("dispatch.phone") + docs("dispatch.visit")},
         "stop_payments": {p["transfer_id"] for p in docs("interception.payment")},
         "controls": {c["account"] for c in docs("interception.account")},
+        # what a trigger is about (its id names the contact, which depends on arrival order: `person_table`)
+        "triggers": {(t["person"], t["cause"], t["mode"], t["value_key"], t["ts"]) for t in docs("yujing.triggers")},
+        "persons": person_table(settings),
     }
 
 
+def person_table(settings: Settings) -> set[tuple[bytes, bytes]]:
+    """Every person's state in the `persons` table, in the form that does not depend on arrival order.
+
+    Facts of the same time may come in either order from different partitions. How many hits one case element
+    gives depends on whether the contacts reached the index before the element (one reverse hit, from the
+    contact the index kept) or after it (one per contact): the scorer counts each element once
+    (`scorers/features.py`), so a hit is compared without the contact that made it. The note of which event
+    made each decision (it serves re-sending after a crash) may name either of two pieces of evidence that
+    decide under the same id. All else must be equal run to run."""
+    table = set()
+    for key, raw in read_table(settings, "persons").items():
+        state = decode_state(raw)
+        if state.risk is not None:
+            state.risk.decided = []
+        hits = (msgspec.structs.replace(h, contact_ts=0, event_id="") for h in state.hits)
+        state.hits = list({msgspec.msgpack.encode(h): h for h in hits}.values())
+        for facts in (state.calls, state.web, state.payments, state.hits):
+            facts.sort(key=msgspec.msgpack.encode)
+        state.known = dict(sorted(state.known.items()))
+        table.add((key, msgspec.msgpack.encode(state)))
+    return table
+
+
 def replay_city(settings: Settings, city: CityConfig, workers: int, logs: Path, speed: float = 0.0,
-                during: Callable[[list[WorkerProcess]], None] | None = None, drain_timeout: float = 600.0) -> Outputs:
+                during: Callable[[list[WorkerProcess]], None] | None = None, drain_timeout: float = 600.0,
+                progress: Progress | None = None) -> Outputs:
     """Start the workers, stream the city (the registry first), wait until drained; what came out.
 
     `during(workers)`, when given, runs while the city streams (fault injection: it may kill and restart them).
-    A pipeline not drained `drain_timeout` seconds after that raises, saying what holds it.
+    A pipeline not drained `drain_timeout` seconds after that raises, saying what holds it. `progress`, when
+    given, samples the lag per partition from the start of the stream to the end of the drain.
     """
     procs = start_workers(settings, workers, logs)
+    if progress is not None:
+        progress.start()
     try:
         failed: list[BaseException] = []
 
         def feed() -> None:
             try:
-                stream_city(settings, City(city), speed=speed, registry_first=True)
+                fed = stream_city(settings, City(city), speed=speed, registry_first=True)
+                if progress is not None:
+                    progress.fed.update(fed)
+                    progress.mark(f"fed {sum(fed.values())} records")
             except BaseException as exc:  # reported by the caller's thread below
                 failed.append(exc)
 
@@ -86,7 +199,11 @@ def replay_city(settings: Settings, city: CityConfig, workers: int, logs: Path, 
         if failed:
             raise failed[0]
         wait_drained(settings, [p for p in procs if p.running], drain_timeout)
+        if progress is not None:
+            progress.mark("drained")
     finally:
+        if progress is not None:
+            progress.stop()
         for p in procs:
             p.stop()
     return collect_outputs(settings)

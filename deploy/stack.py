@@ -99,6 +99,17 @@ def _stop_pid(pid: int, timeout: float = 30.0) -> None:
             time.sleep(0.1)
 
 
+def _kill_pid(pid: int) -> None:
+    """SIGKILL, and return once the process is gone (its port free for the next one)."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 30.0
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _alive(pid: int) -> bool:
     try:
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
@@ -325,15 +336,26 @@ def down(settings: Settings) -> list[str]:
     return stopped
 
 
-def restart(settings: Settings, name: str, down_s: float = 0.0) -> None:
-    """Stop one server this stack started (SIGTERM: Redis writes its AOF, Kafka shuts down cleanly), leave it
-    down for `down_s` seconds, and start it again on the same data (fault-injection tests)."""
+def restart(settings: Settings, name: str, down_s: float = 0.0, sig: int = signal.SIGTERM,
+            until: Callable[[], bool] | None = None, max_down_s: float = 60.0) -> None:
+    """Stop one server this stack started and start it again on the same data (fault-injection tests).
+
+    SIGTERM is a clean stop (Redis writes its AOF, Kafka closes its logs); SIGKILL is a crash (Redis replays its
+    AOF, Kafka recovers its logs). The server stays down `down_s` seconds, or, with `until`, until that says so
+    (at most `max_down_s`).
+    """
     pid = _read_pid(settings, name)
     if pid is None:
         raise StackError(f"{name} was not started by this stack (external, or not running)")
-    _stop_pid(pid)
+    if sig == signal.SIGKILL:
+        _kill_pid(pid)
+    else:
+        _stop_pid(pid)
     _pid_file(settings, name).unlink(missing_ok=True)
     time.sleep(down_s)
+    deadline = time.monotonic() + max_down_s
+    while until is not None and not until() and time.monotonic() < deadline:
+        time.sleep(0.2)
     {"kafka": start_kafka, "redis": start_redis}[name](settings)
 
 

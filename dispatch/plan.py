@@ -56,6 +56,11 @@ def _id(*parts: str) -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:24]
 
 
+def step_id(warning_id: str, channel: str, step: int) -> str:
+    """The `message_id` or `task_id` of step `step` of a warning's route on `channel`."""
+    return _id(warning_id, channel, str(step))
+
+
 @dataclass(frozen=True)
 class Recipient:
     """Who is warned, and where: the person's line, grid, station and masked name."""
@@ -95,16 +100,16 @@ def plan_step(decision: Decision, route: Route, who: Recipient, step_index: int,
             "ts": decision.ts}
     if step.channel == "sms" and who.phone:
         start = not_before(decision.ts, route.quiet_hours)
-        plan.sms.append(SmsTask(**base, message_id=_id(decision.decision_id, "sms", str(step_index)), to=who.phone,
+        plan.sms.append(SmsTask(**base, message_id=step_id(decision.decision_id, "sms", step_index), to=who.phone,
                                 text=sms_text(decision.fraud_type), not_before_ts=start,
                                 expires_ts=max(due, start + HOUR_MS)))
     elif step.channel == "phone" and who.phone:
-        plan.phone.append(PhoneTask(**base, task_id=_id(decision.decision_id, "phone", str(step_index)),
+        plan.phone.append(PhoneTask(**base, task_id=step_id(decision.decision_id, "phone", step_index),
                                     subject_id=who.subject_id, phone=who.phone, station_id=who.station_id,
                                     script=phone_script(decision.fraud_type), respond_by_ts=due))
     elif step.channel == "visit" or not who.phone:
         # nobody to text or call (an unregistered account): the station looks for the person instead
-        plan.visit.append(VisitTask(**base, task_id=_id(decision.decision_id, "visit", str(step_index)),
+        plan.visit.append(VisitTask(**base, task_id=step_id(decision.decision_id, "visit", step_index),
                                     subject_id=who.subject_id, grid_id=who.grid_id, station_id=who.station_id,
                                     name_masked=who.name_masked, respond_by_ts=due))
 

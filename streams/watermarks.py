@@ -109,10 +109,19 @@ class Topology:
 
 
 def merge(frontier: Frontier, marks: Iterable[Mark]) -> None:
-    """Take in marks: a channel's time only moves forward; its idleness is its latest word."""
+    """Take in marks: a channel's time only moves forward; its idleness is its latest word.
+
+    An idle mark still says that everything the channel had is in, also when its time is below the busy time
+    seen before: a worker restarted (or taking the channel over) knows nothing of what was read before it, so
+    it reports idle at the least time. Then the records at that busy time are in too: the time is one past it
+    (else a decision at exactly that time waits for a mark that never comes; the ten-kill test found one)."""
     for m in marks:
         old = frontier.seen.get(m.channel)
-        frontier.seen[m.channel] = [max(m.ts, old[0]) if old else m.ts, m.idle]
+        if old is None:
+            frontier.seen[m.channel] = [m.ts, m.idle]
+        else:
+            floor = old[0] + 1 if m.idle and not old[1] else old[0]
+            frontier.seen[m.channel] = [max(m.ts, floor), m.idle]
 
 
 def pass_on(seen: dict[str, list], expected: Iterable[str], previous: int) -> tuple[int, bool]:

@@ -25,6 +25,8 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Gauge
 
 from deploy.app.agent_loop import AgentLoop
+from deploy.app.faust_commit import flush_before_commit
+from deploy.app.faust_offsets import hand_on_in_order
 from deploy.app.handlers import Handlers, show_on_board
 from deploy.app.marks import MarkDeduper, owned_marks
 from deploy.app.model import worker_model
@@ -62,6 +64,8 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     With a model, the persons agent scores and decides (`yujing.decisions`); without, it only keeps state.
     Metrics go to `registry` (a new one by default) and are served at `/metrics` on the web port.
     """
+    hand_on_in_order()  # else a restart can commit records it never processed (deploy/app/faust_offsets.py)
+    flush_before_commit()  # else a commit can come before the table writes of what it commits (faust_commit.py)
     app = faust.App(settings.app_id, **faust_options(settings))
     topics: dict[str, faust.TopicT] = {}
 

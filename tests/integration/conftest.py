@@ -61,13 +61,16 @@ def city_reference(stack: Settings, small_model: Path, tmp_path_factory: pytest.
 FIGURES: list[str] = []  # what the fault and scale-out tests compared, printed at the end of the run
 
 
-def record_figures(test: str, reference: Outputs, run: Outputs, **extra: object) -> None:
-    """Note what a test compared: the reference's counts, and how many outputs were missing or extra."""
-    missing = sum(len(reference[k] - run[k]) for k in reference)
+def record_figures(test: str, reference: Outputs, run: Outputs, settled: frozenset[str] | set[str] = frozenset(),
+                   **extra: object) -> None:
+    """Note what a test compared: the reference's counts, how many outputs were missing (but for the tasks the
+    run's SMS receipts settle) or extra, and what else the test says."""
+    missing = sum(len(reference[k] - run[k] - (set(settled) if k == "tasks" else set())) for k in reference)
     extra_ = sum(len(run[k] - reference[k]) for k in reference)
     counts = ", ".join(f"{k} {len(v)}" for k, v in reference.items())
-    more = "".join(f", {k} {v}" for k, v in extra.items())
-    FIGURES.append(f"{test}: reference {counts}; missing {missing}, extra {extra_}{more}")
+    more = "".join(f"; {k} {v}" for k, v in extra.items())
+    FIGURES.append(f"{test}: reference {counts}; lost {missing}, extra {extra_}, tasks settled by SMS receipts "
+                   f"{len(reference['tasks'] - run['tasks'] & set(settled))}{more}")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

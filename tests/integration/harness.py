@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,9 +29,6 @@ def free_port() -> int:
 
 def wait_http(url: str, timeout: float = 20) -> None:
     """Wait until an HTTP server answers `url` (any 2xx); fail after the timeout."""
-    import time
-    import urllib.request
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -63,3 +64,32 @@ def cli_process(settings: Settings, logs: Path, name: str, *args: str) -> Iterat
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+class Feed:
+    """A client of the feed API, as a grid worker's app would be."""
+
+    def __init__(self, base: str, token: str | None) -> None:
+        self.base, self.token = base, token
+
+    def call(self, method: str, path: str, body: bytes | dict | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, dict]:
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        h = {"Content-Type": "application/json", **(headers or {})}
+        if self.token is not None:
+            h["Authorization"] = f"Bearer {self.token}"
+        if method == "POST" and headers is None:
+            h |= {"X-Request-Id": uuid.uuid4().hex, "X-Request-Time": str(int(time.time() * 1000))}
+        req = urllib.request.Request(self.base + path, data=data if method == "POST" else None, headers=h,
+                                     method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            raw = err.read()
+            return err.code, json.loads(raw) if raw.startswith(b"{") else {"raw": raw.decode(errors="replace")}
+
+    def tasks(self) -> list[dict]:
+        status, body = self.call("GET", "/v1/tasks")
+        assert status == 200, body
+        return body["tasks"]

@@ -9,7 +9,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -17,12 +16,35 @@ import msgspec
 import pytest
 
 from deploy.config import Settings
+from deploy.task_feed_service import feed_prefix
+from dispatch.task_queue import GROUP, OPEN
 from schemas.records import Outcome, PhoneTask, VisitTask, encode
 from streams.kafka_io import consume, produce
+from tests.integration.harness import Feed
 
 T = 1_764_547_200_000
 HOUR = 3_600_000
-CLAIM_TIMEOUT_S = 2.0
+# Long enough that no claim can lapse while the test runs, however loaded the machine; a grid worker going
+# quiet is a claim aged in Redis (its idle time is the claim's clock), not a race against a short timeout.
+CLAIM_TIMEOUT_S = 600.0
+
+
+def _age_claims(settings: Settings, seconds: float) -> int:
+    """Make every held claim of the feed look idle for `seconds`, as if its holder had gone quiet; how many."""
+    import redis
+
+    r = redis.Redis.from_url(settings.redis_url)
+    aged = 0
+    try:
+        for stream in r.scan_iter(match=f"{feed_prefix(settings)}q:*"):
+            for p in r.xpending_range(stream, GROUP, min="-", max="+", count=1000):
+                if p["consumer"].decode() != OPEN:
+                    r.xclaim(stream, GROUP, p["consumer"], 0, [p["message_id"]], idle=int(seconds * 1000),
+                             justid=True)
+                    aged += 1
+    finally:
+        r.close()
+    return aged
 
 
 def _visit(task_id: str, grid: str, tier: str, due: int, station: str = "ST001") -> tuple[bytes, bytes]:
@@ -37,35 +59,6 @@ def _phone(task_id: str, station: str) -> tuple[bytes, bytes]:
                   subject_id=f"P-{task_id}", phone="+8613800000009", station_id=station, script="…",
                   respond_by_ts=T + 2 * HOUR)
     return station.encode(), encode(t)
-
-
-class Feed:
-    """A client of the feed API, as a grid worker's app would be."""
-
-    def __init__(self, base: str, token: str | None) -> None:
-        self.base, self.token = base, token
-
-    def call(self, method: str, path: str, body: bytes | dict | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, dict]:
-        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-        h = {"Content-Type": "application/json", **(headers or {})}
-        if self.token is not None:
-            h["Authorization"] = f"Bearer {self.token}"
-        if method == "POST" and headers is None:
-            h |= {"X-Request-Id": uuid.uuid4().hex, "X-Request-Time": str(int(time.time() * 1000))}
-        req = urllib.request.Request(self.base + path, data=data if method == "POST" else None, headers=h,
-                                     method=method)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            raw = err.read()
-            return err.code, json.loads(raw) if raw.startswith(b"{") else {"raw": raw.decode(errors="replace")}
-
-    def tasks(self) -> list[dict]:
-        status, body = self.call("GET", "/v1/tasks")
-        assert status == 200, body
-        return body["tasks"]
 
 
 def _token(env: dict[str, str], *args: str) -> str:
@@ -142,7 +135,9 @@ def test_own_grid_priority_claims_reports_and_refusals(isolated: Settings, feed:
     assert alice.call("POST", "/v1/tasks/v-t1/outcome", {"outcome": "call_answered"})[0] == 400
 
     # alice goes quiet: after the claim timeout the task is back in the queue, and bob takes it
-    time.sleep(CLAIM_TIMEOUT_S + 0.5)
+    assert _age_claims(isolated, CLAIM_TIMEOUT_S - 5) == 1
+    assert bob.call("POST", "/v1/tasks/v-t1/claim")[0] == 409  # not yet
+    assert _age_claims(isolated, CLAIM_TIMEOUT_S + 1) == 1
     assert [t["task_id"] for t in bob.tasks()][0] == "v-t1"
     assert bob.call("POST", "/v1/tasks/v-t1/claim")[0] == 200
     assert alice.call("POST", "/v1/tasks/v-t1/outcome", {"outcome": "visited"})[0] == 409

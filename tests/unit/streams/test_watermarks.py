@@ -41,6 +41,18 @@ def test_low_watermark_waits_for_the_slowest_busy_channel_and_for_channels_never
     assert low_watermark(f.seen, ["a/0", "b/0"]) == (101, True)  # all idle: everything they had is in
 
 
+def test_an_idle_mark_from_a_restarted_worker_still_lets_the_records_at_the_busy_time_through() -> None:
+    f = Frontier()
+    merge(f, [Mark("a/0", 500), Mark("b/0", 300, idle=True)])  # a's record at 500 is in; a is not quiet yet
+    assert low_watermark(f.seen, ["a/0", "b/0"]) == (500, False)  # a decision at 500 waits
+    merge(f, [Mark("a/0", 1, idle=True)])  # a's worker restarted: it read nothing more, knows no time
+    assert low_watermark(f.seen, ["a/0", "b/0"]) == (501, True)  # so the decision at 500 may go
+    merge(f, [Mark("a/0", 1, idle=True)])  # said again: nothing more is in
+    assert f.seen["a/0"] == [501, True]
+    merge(f, [Mark("a/0", 700), Mark("a/0", 701, idle=True)])  # a normal busy then idle: its own time
+    assert f.seen["a/0"] == [701, True]
+
+
 def test_a_derived_channel_passes_on_its_busy_inputs_and_never_an_idle_ones_time() -> None:
     seen = {"p/0": [500, True], "i/0": [9_000, True]}  # all idle: one input far ahead (the last indicator)
     assert pass_on(seen, ["p/0", "i/0"], previous=400) == (400, True)  # idle, and no claim beyond 400

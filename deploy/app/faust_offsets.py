@@ -1,0 +1,133 @@
+"""faust's consumer, with records of a stream partition handed on in offset order and no record skipped.
+
+faust-streaming 0.15 takes a jump in the offsets it fetches for a gap in the topic, as compaction or transaction
+markers leave, and acks the offsets in between (`Consumer._drain_messages`, `_add_gap`). But its fetcher also
+jumps when it drops records itself: records fetched for a partition paused for recovery are discarded while the
+fetch position moves past them, and a worker restarted mid-stream seeks to its committed offsets while a fetch
+is under way. Those records were then committed without ever reaching an agent: the ten-kill fault test lost a
+reverse-mining hit, two calls and one person, and commits stalled behind the hole for a minute before the jump
+(faust-streaming issues 216 and 606 describe the same mechanism).
+
+Here a jump in a stream partition is fetched again once from the first missing offset; only when the broker
+skips the same offsets again is it a real gap, acked as faust would. Changelog topics (compacted) keep faust's
+own handling. Everything else is faust's `_drain_messages` unchanged.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator, Mapping, cast
+
+from faust.transport.consumer import CONSUMER_FETCHING, Consumer
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from mode import Service
+
+
+def _next(consumer: Any) -> dict[Any, int]:
+    """The next offset each partition must hand on, once known (after a seek or a record)."""
+    return cast(dict, consumer.__dict__.setdefault("_yujing_next", {}))
+
+
+def _refetched(consumer: Any) -> dict[Any, tuple[int, int]]:
+    """Partitions fetched again from an offset not yet reached, with the fetch that found the hole."""
+    return cast(dict, consumer.__dict__.setdefault("_yujing_refetch", {}))
+
+
+def _batch(consumer: Any) -> int:
+    """Which fetch the records now handed on come from (one per round of faust's loop)."""
+    return int(consumer.__dict__.get("_yujing_batch", 0))
+
+
+async def in_order(consumer: Any, tp: Any, offset: int) -> bool:
+    """Whether to hand this record on: the next one of its partition, or past a gap the broker confirmed."""
+    if tp.topic.endswith("-changelog"):
+        return True
+    expected = _next(consumer).get(tp)
+    if expected is None or offset == expected:
+        _refetched(consumer).pop(tp, None)
+        return True
+    if offset < expected:
+        return False  # read again after a seek back: handed on already
+    again = _refetched(consumer).get(tp)
+    if again is not None and again[0] == expected:
+        if again[1] == _batch(consumer):
+            return False  # the rest of the fetch that had the hole
+        # fetched again from there, and the broker skips it again: compaction or transaction markers
+        _refetched(consumer).pop(tp, None)
+        consumer.log.info("Gap in %r from %r to %r (compaction or transaction markers)", tp, expected, offset - 1)
+        await consumer._add_gap(tp, expected, offset - 1)
+        return True
+    if tp not in consumer.assignment():
+        return False  # revoked meanwhile: whoever holds it now reads from the committed offset
+    consumer.log.warning("Fetched %r at %r, expected %r: fetching again from %r", tp, offset, expected, expected)
+    _refetched(consumer)[tp] = (expected, _batch(consumer))
+    await consumer.seek(tp, expected)
+    return False
+
+
+async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover (faust's loop, run by its fetcher)
+    callback = self.callback
+    consumer_should_stop = cast(Service, self)._stopped.is_set
+    fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+    since_yield = 0
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            self.diag.set_flag(CONSUMER_FETCHING)
+            ait = cast(AsyncIterator, self.getmany(timeout=1.0))
+            self.__dict__["_yujing_batch"] = _batch(self) + 1
+            await self.sleep(0)  # getmany may be called in a loop that never yields otherwise
+            if not self.should_stop:
+                async for tp, message in ait:
+                    since_yield += 1
+                    if since_yield > 100:
+                        await asyncio.sleep(0)
+                        since_yield = 0
+                    if not await in_order(self, tp, message.offset):
+                        continue
+                    if self._commit_every is not None and self._n_acked >= self._commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    await self.wait_first(callback(message), self.suspend_flow.wait())
+                    self._read_offset[tp] = message.offset
+                    _next(self)[tp] = message.offset + 1
+            self.diag.unset_flag(CONSUMER_FETCHING)
+    except self.consumer_stopped_errors:
+        if self.transport.app.should_stop:
+            self.log.info("Broker stopped consumer, shutting down...")
+            return
+        raise
+    except asyncio.CancelledError:
+        if self.transport.app.should_stop:
+            self.log.info("Consumer shutting down for user cancel.")
+            return
+        raise
+    except Exception as exc:
+        self.log.exception("Drain messages raised: %r", exc)
+        raise
+    finally:
+        self.diag.unset_flag(CONSUMER_FETCHING)
+
+
+_faust_seek = Consumer.seek
+_faust_seek_to_committed = AIOKafkaConsumer.seek_to_committed
+
+
+async def _seek(self: Any, partition: Any, offset: int) -> None:
+    await _faust_seek(self, partition, offset)
+    _next(self)[partition] = offset
+
+
+async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
+    committed = await _faust_seek_to_committed(self)
+    for tp, offset in committed.items():
+        if offset is not None and offset >= 0:
+            _next(self)[tp] = offset
+        else:
+            _next(self).pop(tp, None)
+    return committed
+
+
+def hand_on_in_order() -> None:
+    """Install the order in faust's consumer (idempotent)."""
+    Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+    Consumer.seek = _seek  # type: ignore[method-assign]
+    AIOKafkaConsumer.seek_to_committed = _seek_to_committed  # type: ignore[method-assign]

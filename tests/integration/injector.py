@@ -1,0 +1,129 @@
+"""Faults that fire only while the pipeline is provably busy, and the record of what each one hit."""
+from __future__ import annotations
+
+import signal
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kafka.errors import KafkaError
+from prometheus_client.parser import text_string_to_metric_families
+
+from deploy.config import Settings
+from deploy.replay import Progress
+from deploy.stack import restart
+from deploy.workers import WorkerProcess
+from streams.kafka_io import group_lag
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """The work under way at one moment."""
+
+    lag: int  # records the group has read or not, but not committed
+    waiting: int  # decisions the live workers hold for the watermark
+    redis_retries: int  # Redis steps the live workers have retried so far
+
+    @property
+    def busy(self) -> bool:
+        """Records not yet committed and decisions not yet taken: a fault now interrupts work."""
+        return self.lag > 0 and self.waiting > 0
+
+    def __str__(self) -> str:
+        return f"lag {self.lag}, waiting {self.waiting}, redis retries {self.redis_retries}"
+
+
+def _scrape(port: int) -> dict[str, float]:
+    """The sum of every sample per metric name on a worker's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return {f.name: sum(s.value for s in f.samples if not s.name.endswith("_created"))
+            for f in text_string_to_metric_families(text)}
+
+
+def in_flight(settings: Settings, workers: list[WorkerProcess]) -> InFlight | None:
+    """The group's lag and what the live workers hold; None while the broker or a worker does not answer."""
+    try:
+        lag = group_lag(settings, settings.app_id)
+        metrics = [_scrape(w.settings.web_port) for w in workers if w.running]
+    except (KafkaError, OSError):
+        return None
+    if lag is None or not metrics:
+        return None
+    return InFlight(lag, int(sum(m.get("yujing_decisions_waiting", 0) for m in metrics)),
+                    int(sum(m.get("yujing_redis_retries", 0) for m in metrics)))
+
+
+def when_busy(settings: Settings, workers: list[WorkerProcess], timeout: float = 120.0) -> InFlight:
+    """Wait until the pipeline is busy (records uncommitted, decisions waiting); what was in flight then."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = in_flight(settings, workers) or last
+        if last is not None and last.busy:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"the pipeline was never busy in {timeout:.0f} s (last seen: {last}): a fault now "
+                         "would hit a quiet moment and prove little")
+
+
+@dataclass
+class Faults:
+    """Crashes of workers and servers, each fired when the pipeline is busy, noted in the replay's log."""
+
+    settings: Settings
+    progress: Progress
+    hit: list[tuple[str, InFlight]] = field(default_factory=list)
+
+    def crash_worker(self, workers: list[WorkerProcess], index: int, start_again: bool = True) -> None:
+        """SIGKILL worker `index` while the pipeline is busy; start it again under its name."""
+        now = when_busy(self.settings, workers)
+        workers[index].stop(sig=signal.SIGKILL)
+        self._note(f"worker {index} SIGKILLed", now)
+        if start_again:
+            workers[index].start()
+            self.progress.mark(f"worker {index} ready again")
+
+    def crash_redis(self, stack: Settings, workers: list[WorkerProcess], adapter_log: Path,
+                    max_down_s: float = 60.0) -> None:
+        """SIGKILL Redis while the pipeline is busy, and keep it down until a worker has had to retry a step
+        (so the fault provably cut work off), then start it again on its AOF."""
+        now = when_busy(self.settings, workers)
+        adapter_before = _count(adapter_log, b"Redis did not answer")
+        restart(stack, "redis", sig=signal.SIGKILL, until=lambda: self._worker_retried(workers, now),
+                max_down_s=max_down_s)
+        later = in_flight(self.settings, workers)
+        retried = (later.redis_retries if later else now.redis_retries) - now.redis_retries
+        adapter = _count(adapter_log, b"Redis did not answer") - adapter_before
+        self._note(f"Redis SIGKILLed ({retried} worker retries, {adapter} adapter waits while down)", now)
+        if retried <= 0:
+            raise AssertionError(f"no worker step retried while Redis was down {max_down_s:.0f} s")
+
+    def crash_broker(self, stack: Settings, workers: list[WorkerProcess], down_s: float = 3.0) -> None:
+        """SIGKILL the broker while the pipeline is busy; start it again on its log after `down_s`."""
+        now = when_busy(self.settings, workers)
+        restart(stack, "kafka", down_s=down_s, sig=signal.SIGKILL)
+        self._note("broker SIGKILLed", now)
+
+    def _worker_retried(self, workers: list[WorkerProcess], before: InFlight) -> bool:
+        metrics = []
+        for w in workers:
+            try:
+                metrics.append(_scrape(w.settings.web_port))
+            except OSError:
+                continue
+        return sum(m.get("yujing_redis_retries", 0) for m in metrics) > before.redis_retries
+
+    def _note(self, what: str, now: InFlight) -> None:
+        self.hit.append((what, now))
+        self.progress.mark(f"{what}; in flight then: {now}")
+
+    def summary(self) -> str:
+        """Faults injected and what was in flight at each."""
+        return f"{len(self.hit)} faults, in flight at each: " + "; ".join(
+            f"[{what}: {now}]" for what, now in self.hit)
+
+
+def _count(path: Path, needle: bytes) -> int:
+    return path.read_bytes().count(needle) if path.exists() else 0

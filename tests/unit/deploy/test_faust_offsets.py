@@ -1,0 +1,87 @@
+"""The order in which the worker's consumer hands records on: a hole is fetched again, a real gap accepted once."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import NamedTuple
+
+from deploy.app.faust_offsets import _next, in_order
+
+
+class TP(NamedTuple):
+    topic: str
+    partition: int
+
+
+class FakeConsumer:
+    """What `in_order` uses of faust's consumer: its assignment, seek and gap bookkeeping."""
+
+    def __init__(self, assigned: set[TP]) -> None:
+        self.log = logging.getLogger("test")
+        self.assigned = assigned
+        self.seeks: list[tuple[TP, int]] = []
+        self.gaps: list[tuple[TP, int, int]] = []
+
+    def assignment(self) -> set[TP]:
+        return self.assigned
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+        _next(self)[tp] = offset
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        self.gaps.append((tp, offset_from, offset_to))
+
+
+def _hand_on(consumer: FakeConsumer, tp: TP, offsets: list[int]) -> list[int]:
+    """Offsets of one fetch handed on, as faust's loop does (it records each one handed on)."""
+    consumer.__dict__["_yujing_batch"] = consumer.__dict__.get("_yujing_batch", 0) + 1
+
+    async def run() -> list[int]:
+        out = []
+        for offset in offsets:
+            if await in_order(consumer, tp, offset):
+                out.append(offset)
+                _next(consumer)[tp] = offset + 1
+        return out
+    return asyncio.run(run())
+
+
+EVENTS = TP("t.yujing.events", 2)
+
+
+def test_records_in_order_pass_and_the_first_record_of_a_partition_is_taken_as_it_comes() -> None:
+    c = FakeConsumer({EVENTS})
+    assert _hand_on(c, EVENTS, [7, 8, 9]) == [7, 8, 9] and c.seeks == [] and c.gaps == []
+
+
+def test_a_hole_left_by_the_fetcher_is_fetched_again_and_nothing_is_acked_over_it() -> None:
+    c = FakeConsumer({EVENTS})
+    _next(c)[EVENTS] = 853  # sought to the committed offset
+    # the fetcher hands on 867 first (it dropped 853-866): refused with the rest of its fetch, fetched again
+    assert _hand_on(c, EVENTS, [867, 868]) == []
+    assert c.seeks == [(EVENTS, 853)] and c.gaps == []
+    assert _hand_on(c, EVENTS, [853, 854, 855]) == [853, 854, 855]  # then in order
+
+
+def test_a_gap_the_broker_skips_again_is_real_and_acked_once() -> None:
+    c = FakeConsumer({EVENTS})
+    _next(c)[EVENTS] = 10
+    assert _hand_on(c, EVENTS, [12]) == [] and c.seeks == [(EVENTS, 10)]
+    assert _hand_on(c, EVENTS, [12, 13]) == [12, 13]  # a transaction marker at 10-11: no record there
+    assert c.gaps == [(EVENTS, 10, 11)]
+
+
+def test_records_read_again_after_a_seek_back_are_not_handed_on_twice() -> None:
+    c = FakeConsumer({EVENTS})
+    assert _hand_on(c, EVENTS, [5, 6, 5, 6, 7]) == [5, 6, 7]
+
+
+def test_changelogs_keep_fausts_own_handling_and_a_revoked_partition_is_not_sought() -> None:
+    c = FakeConsumer({EVENTS})
+    changelog = TP("yujing-t-persons-changelog", 0)
+    _next(c)[changelog] = 3
+    assert _hand_on(c, changelog, [9]) == [9]  # compaction leaves gaps there
+    revoked = TP("t.yujing.events", 3)
+    _next(c)[revoked] = 40
+    assert _hand_on(c, revoked, [50]) == [] and c.seeks == []
