@@ -80,15 +80,17 @@ class Progress:
             busy = " ".join(f"{k}={n}" for k, n in sorted(lags.items()) if n)
             self._write(f"{at:8.1f} lag {sum(lags.values())} {busy}")
 
-    def catch_up_s(self) -> list[tuple[str, float, dict[str, float | None]]]:
-        """For each mark: its time, and for every partition behind after it, the seconds until it had no lag
-        (None: still behind at the next mark or at the end)."""
+    def catch_up_s(self, is_fault: Callable[[str], bool]) -> list[tuple[str, float, dict[str, float | None]]]:
+        """For each fault (a mark `is_fault` names): its time, and for every partition behind after it, the
+        seconds until it had no lag (None: still behind at the next fault, or at the end)."""
+        faults = [(at, what) for at, what in self.marks if is_fault(what)]
         out = []
-        for i, (at, what) in enumerate(self.marks):
-            until = self.marks[i + 1][0] if i + 1 < len(self.marks) else float("inf")
-            window = [(t, lags) for t, lags in self.samples if at <= t < until]
+        for i, (at, what) in enumerate(faults):
+            until = faults[i + 1][0] if i + 1 < len(faults) else float("inf")
             behind: dict[str, float | None] = {}
-            for t, lags in window:
+            for t, lags in self.samples:
+                if not at <= t < until:
+                    continue
                 for part, n in lags.items():
                     if n and part not in behind:
                         behind[part] = None

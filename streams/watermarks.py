@@ -13,7 +13,8 @@ them. Every channel reports its progress in band: a `Mark` sent to every partiti
 records it covers, so per partition the mark never overtakes them (Kafka keeps one producer's order).
 
     channel mark = every record of the channel with an earlier event time has been sent (its max ts so far);
-                   `idle`: caught up with its input and quiet, so it holds nobody back
+                   `idle`: caught up with its input and quiet, so it holds nobody back; an idle mark below
+                   a busy time seen before (a restarted worker knows no time) means past that time
     watermark    = the least mark of the channels a partition waits for (idle ones aside);
                    when all are idle: the greatest, since everything they had is in
     derived mark = the least mark of its busy inputs (never going back); idle when all its inputs are

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -28,6 +29,7 @@ from deploy.app.agent_loop import AgentLoop
 from deploy.app.faust_commit import flush_before_commit
 from deploy.app.faust_offsets import hand_on_in_order
 from deploy.app.handlers import Handlers, show_on_board
+from deploy.app.local_state import keep_if_clean, mark_clean
 from deploy.app.marks import MarkDeduper, owned_marks
 from deploy.app.model import worker_model
 from deploy.app.options import faust_options, policies, topology
@@ -223,4 +225,12 @@ def run_worker(settings: Settings, faust_args: list[str]) -> None:
     if not any(a.startswith(("-l", "--loglevel")) for a in args):
         args = ["--loglevel", "info", *args]
     sys.argv = ["yujing", "worker", "--web-port", str(settings.web_port), "--web-bind", settings.bind_host, *args]
-    app.main()
+    appdir, tabledir = Path(app.conf.appdir), Path(app.conf.tabledir)
+    keep_if_clean(appdir, tabledir)
+    try:
+        app.main()
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            mark_clean(appdir)
+        raise
+    mark_clean(appdir)

@@ -25,9 +25,10 @@ from tests.integration.conftest import CITY, record_figures
 from tests.integration.harness import cli_process, free_port, isolated_settings, wait_http
 from tests.integration.injector import Faults
 
-# A drain that has not ended DRAIN_S after the faults raises with what holds it (lag per partition, decisions
-# waiting, busy channels), well before the test's own timeout would end it mute.
-DRAIN_S = 240.0
+# After the last fault, the pipeline drained in 29-53 s in the runs of docs/delivery.md (the catch-up of each
+# partition is in each run's progress.log). A drain that has not ended in three times that raises with what
+# holds it (lag per partition, decisions waiting, busy channels): a slow drain is a finding, not a wait.
+DRAIN_S = 150.0
 pytestmark = pytest.mark.timeout(540)  # the shared reference run (setup, 40-70 s) counts too
 LONGEST_ROUTE = 8  # steps; more than any route in dispatch/config/routes.toml has
 
@@ -122,8 +123,8 @@ def exact_differences(reference: Outputs, run: Outputs, settled: set[str]) -> di
 def _catch_up(progress: Progress) -> str:
     """The slowest partition's catch-up after each fault (seconds; `-` still behind at the next mark)."""
     parts = []
-    for what, at, behind in progress.catch_up_s():
-        if "SIGKILLed" in what and behind:
+    for what, at, behind in progress.catch_up_s(lambda mark: "SIGKILLed" in mark):
+        if behind:
             worst = max(behind.values(), key=lambda s: float("inf") if s is None else s)
             parts.append(f"{at:.0f}s:{'-' if worst is None else worst}")
     drained = next((at for at, what in progress.marks if what == "drained"), None)
