@@ -9,8 +9,9 @@ reverse-mining hit, two calls and one person, and commits stalled behind the hol
 (faust-streaming issues 216 and 606 describe the same mechanism).
 
 Here a jump in a stream partition is fetched again once from the first missing offset; only when the broker
-skips the same offsets again is it a real gap, acked as faust would. Changelog topics (compacted) keep faust's
-own handling. Everything else is faust's `_drain_messages` unchanged.
+skips the same offsets again is it a real gap, acked as faust would. A record whose hand-over a rebalance cut
+off (faust then cancels it and moves on as if it had been handed) counts as not handed, so it is fetched again
+too. Changelog topics (compacted) keep faust's own handling. Everything else is faust's `_drain_messages`.
 """
 from __future__ import annotations
 
@@ -86,7 +87,12 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                     if self._commit_every is not None and self._n_acked >= self._commit_every:
                         self._n_acked = 0
                         await self.commit()
-                    await self.wait_first(callback(message), self.suspend_flow.wait())
+                    handed = callback(message)
+                    waited = await self.wait_first(handed, self.suspend_flow.wait())
+                    if handed not in waited.done:
+                        # a rebalance began first and the hand-over was cancelled: this record is fetched again
+                        self.log.info("Hand-over of %r at %r cut off by a rebalance", tp, message.offset)
+                        continue
                     self._read_offset[tp] = message.offset
                     _next(self)[tp] = message.offset + 1
             self.diag.unset_flag(CONSUMER_FETCHING)
