@@ -65,11 +65,15 @@ def record_figures(test: str, reference: Outputs, run: Outputs, settled: frozens
                    **extra: object) -> None:
     """Note what a test compared: the reference's counts, how many outputs were missing (but for the tasks the
     run's SMS receipts settle) or extra, and what else the test says."""
-    missing = sum(len(reference[k] - run[k] - (set(settled) if k == "tasks" else set())) for k in reference)
-    extra_ = sum(len(run[k] - reference[k]) for k in reference)
+    outputs = [k for k in reference if k not in ("persons", "triggers")]
+    missing = sum(len(reference[k] - run[k] - (set(settled) if k == "tasks" else set())) for k in outputs)
+    extra_ = sum(len(run[k] - reference[k]) for k in outputs)
+    states = ", ".join(f"{k} {len(reference[k] - run[k])}/{len(run[k] - reference[k])}"
+                       for k in ("persons", "triggers") if k in reference)
     counts = ", ".join(f"{k} {len(v)}" for k, v in reference.items())
     more = "".join(f"; {k} {v}" for k, v in extra.items())
-    FIGURES.append(f"{test}: reference {counts}; lost {missing}, extra {extra_}, tasks settled by SMS receipts "
+    FIGURES.append(f"{test}: reference {counts}; outputs lost {missing}, extra {extra_}; differing (reference "
+                   f"only/run only) {states}; tasks settled by SMS receipts "
                    f"{len(reference['tasks'] - run['tasks'] & set(settled))}{more}")
 
 
