@@ -45,8 +45,9 @@ class Progress:
 
     def mark(self, what: str) -> None:
         """Note a moment (a fault, a restart) in the log."""
-        self.marks.append((self.now(), what))
-        self._write(f"{self.now():8.1f} mark {what}")
+        at = self.now()
+        self.marks.append((at, what))
+        self._write(f"{at:8.1f} mark {what}")
 
     def start(self) -> None:
         """Sample on a thread until `stop`."""

@@ -82,12 +82,14 @@ def _spawn(settings: Settings, name: str, argv: list[str], ports: tuple[int, ...
     return proc.pid
 
 
-def _stop_pid(pid: int, timeout: float = 30.0) -> None:
-    """SIGTERM, then SIGKILL if the process has not exited within the timeout; returns once it is gone.
+def _stop_pid(pid: int, timeout: float = 30.0, crash: bool = False) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within the timeout (`crash`: SIGKILL at once);
+    returns once it is gone.
 
     Gone, not just signalled: a server started again on the same port right after must not find it bound.
     """
-    for sig, wait_s in ((signal.SIGTERM, timeout), (signal.SIGKILL, 30.0)):
+    steps = ((signal.SIGTERM, timeout), (signal.SIGKILL, 30.0))
+    for sig, wait_s in steps[1:] if crash else steps:
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
@@ -97,17 +99,6 @@ def _stop_pid(pid: int, timeout: float = 30.0) -> None:
             if not _alive(pid):
                 return
             time.sleep(0.1)
-
-
-def _kill_pid(pid: int) -> None:
-    """SIGKILL, and return once the process is gone (its port free for the next one)."""
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 30.0
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def _alive(pid: int) -> bool:
@@ -347,10 +338,7 @@ def restart(settings: Settings, name: str, down_s: float = 0.0, sig: int = signa
     pid = _read_pid(settings, name)
     if pid is None:
         raise StackError(f"{name} was not started by this stack (external, or not running)")
-    if sig == signal.SIGKILL:
-        _kill_pid(pid)
-    else:
-        _stop_pid(pid)
+    _stop_pid(pid, crash=sig == signal.SIGKILL)
     _pid_file(settings, name).unlink(missing_ok=True)
     time.sleep(down_s)
     deadline = time.monotonic() + max_down_s

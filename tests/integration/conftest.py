@@ -58,6 +58,7 @@ def city_reference(stack: Settings, small_model: Path, tmp_path_factory: pytest.
     return replay_city(settings, CITY, 1, work / "logs")
 
 
+STATE = ("persons", "triggers")  # what the pipeline keeps, beside what it sends (`collect_outputs`)
 FIGURES: list[str] = []  # what the fault and scale-out tests compared, printed at the end of the run
 
 
@@ -65,11 +66,11 @@ def record_figures(test: str, reference: Outputs, run: Outputs, settled: frozens
                    **extra: object) -> None:
     """Note what a test compared: the reference's counts, how many outputs were missing (but for the tasks the
     run's SMS receipts settle) or extra, and what else the test says."""
-    outputs = [k for k in reference if k not in ("persons", "triggers")]
+    outputs = [k for k in reference if k not in STATE]
     missing = sum(len(reference[k] - run[k] - (set(settled) if k == "tasks" else set())) for k in outputs)
     extra_ = sum(len(run[k] - reference[k]) for k in outputs)
     states = ", ".join(f"{k} {len(reference[k] - run[k])}/{len(run[k] - reference[k])}"
-                       for k in ("persons", "triggers") if k in reference)
+                       for k in STATE if k in reference)
     counts = ", ".join(f"{k} {len(v)}" for k, v in reference.items())
     more = "".join(f"; {k} {v}" for k, v in extra.items())
     FIGURES.append(f"{test}: reference {counts}; outputs lost {missing}, extra {extra_}; differing (reference "

@@ -93,3 +93,10 @@ class Feed:
         status, body = self.call("GET", "/v1/tasks")
         assert status == 200, body
         return body["tasks"]
+
+
+def feed_token(env: dict[str, str], *args: str) -> str:
+    """A task-feed token issued by `yujing feed-token ARGS…` in `env`."""
+    out = subprocess.run([sys.executable, "-m", "deploy.cli", "feed-token", *args], env=env, check=True,
+                         capture_output=True, text=True)
+    return out.stdout.strip()

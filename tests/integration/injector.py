@@ -107,13 +107,8 @@ class Faults:
         self._note("broker SIGKILLed", now)
 
     def _worker_retried(self, workers: list[WorkerProcess], before: InFlight) -> bool:
-        metrics = []
-        for w in workers:
-            try:
-                metrics.append(_scrape(w.settings.web_port))
-            except OSError:
-                continue
-        return sum(m.get("yujing_redis_retries", 0) for m in metrics) > before.redis_retries
+        now = in_flight(self.settings, workers)
+        return now is not None and now.redis_retries > before.redis_retries
 
     def _note(self, what: str, now: InFlight) -> None:
         self.hit.append((what, now))

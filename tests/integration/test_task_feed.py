@@ -20,7 +20,7 @@ from deploy.task_feed_service import feed_prefix
 from dispatch.task_queue import GROUP, OPEN
 from schemas.records import Outcome, PhoneTask, VisitTask, encode
 from streams.kafka_io import consume, produce
-from tests.integration.harness import Feed
+from tests.integration.harness import Feed, feed_token
 
 T = 1_764_547_200_000
 HOUR = 3_600_000
@@ -61,12 +61,6 @@ def _phone(task_id: str, station: str) -> tuple[bytes, bytes]:
     return station.encode(), encode(t)
 
 
-def _token(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "deploy.cli", "feed-token", *args], env=env, check=True,
-                         capture_output=True, text=True)
-    return out.stdout.strip()
-
-
 @pytest.fixture
 def feed(isolated: Settings, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     env = {**os.environ, **isolated.to_env(), "PYTHONUNBUFFERED": "1"}
@@ -97,10 +91,10 @@ def _wait_tasks(client: Feed, count: int) -> list[dict]:
 
 def test_own_grid_priority_claims_reports_and_refusals(isolated: Settings, feed: tuple[str, dict[str, str]]) -> None:
     base, env = feed
-    alice = Feed(base, _token(env, "--grid", "G0001", "--worker", "alice"))
-    bob = Feed(base, _token(env, "--grid", "G0001", "--worker", "bob"))
-    carol = Feed(base, _token(env, "--grid", "G0002", "--worker", "carol"))
-    desk = Feed(base, _token(env, "--station", "ST001", "--worker", "desk-1"))
+    alice = Feed(base, feed_token(env, "--grid", "G0001", "--worker", "alice"))
+    bob = Feed(base, feed_token(env, "--grid", "G0001", "--worker", "bob"))
+    carol = Feed(base, feed_token(env, "--grid", "G0002", "--worker", "carol"))
+    desk = Feed(base, feed_token(env, "--station", "ST001", "--worker", "desk-1"))
     produce(isolated, "dispatch.visit", [
         _visit("v-t3", "G0001", "T3", T + 48 * HOUR),
         _visit("v-t1-late", "G0001", "T1", T + 2 * HOUR),
@@ -160,7 +154,7 @@ def test_own_grid_priority_claims_reports_and_refusals(isolated: Settings, feed:
                          b'{"outcome": "visited", "note": "' + b"x" * 20_000 + b'"}')
     assert status == 413
     # a revoked token no longer works
-    _token(env, "--worker", "bob", "--revoke")
+    feed_token(env, "--worker", "bob", "--revoke")
     assert bob.call("GET", "/v1/tasks")[0] == 401
 
     with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:  # no token needed: nothing personal

@@ -3,8 +3,7 @@ ago through a worker, an SMS delivered by the adapter and its receipt ending the
 reported through the feed, every receipt and report stamped with the time it happened."""
 from __future__ import annotations
 
-import subprocess
-import sys
+import os
 import time
 
 import msgspec
@@ -17,7 +16,7 @@ from schemas.internal import Decision, DecisionReason, TransferRef
 from schemas.records import Outcome
 from schemas.units import HOUR_MS, MINUTE_MS
 from streams.kafka_io import produce, read_to_end
-from tests.integration.harness import Feed, cli_process, free_port, wait_http
+from tests.integration.harness import Feed, cli_process, feed_token, free_port, wait_http
 from tests.integration.scenario import load_registry, wait_for
 
 REASON = [DecisionReason(code="CASE_ELEMENT_CONTACT", detail="contact with a number named in case-1")]
@@ -79,9 +78,7 @@ def test_sms_adapter_and_task_feed_on_the_wall_clock(isolated: Settings, worker:
         wait_for(lambda: r.zscore(pending, "w-bob|0") is None, 30, "the delivered SMS to end its step")
 
         # Alice's call task: on the caller's feed, claimed and reported, the report stamped now
-        token = subprocess.run([sys.executable, "-m", "deploy.cli", "feed-token", "--station", "ST0", "--worker",
-                                "desk-1"], env=_env(isolated), check=True, capture_output=True, text=True).stdout.strip()
-        caller = Feed(feed, token)
+        caller = Feed(feed, feed_token({**os.environ, **isolated.to_env()}, "--station", "ST0", "--worker", "desk-1"))
         task_id = step_id("w-alice", "phone", 0)
         wait_for(lambda: task_id in [t["task_id"] for t in caller.tasks()], 60, "the call task on the feed")
         assert caller.call("POST", f"/v1/tasks/{task_id}/claim")[0] == 200
@@ -91,8 +88,3 @@ def test_sms_adapter_and_task_feed_on_the_wall_clock(isolated: Settings, worker:
         wait_for(lambda: r.zscore(pending, "w-alice|0") is None, 30, "the answered call to end its step")
         r.close()
 
-
-def _env(settings: Settings) -> dict[str, str]:
-    import os
-
-    return {**os.environ, **settings.to_env()}
