@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,8 @@ import msgspec
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Gauge
 
-from deploy.app.agent_loop import AgentLoop
-from deploy.app.faust_commit import flush_before_commit
+from deploy.app.agent_loop import AgentLoop, until_broker_takes
+from deploy.app.faust_commit import commit_only_processed, flush_before_commit
 from deploy.app.faust_offsets import hand_on_in_order
 from deploy.app.handlers import Handlers, show_on_board
 from deploy.app.local_state import keep_if_clean, mark_clean
@@ -67,6 +68,7 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     Metrics go to `registry` (a new one by default) and are served at `/metrics` on the web port.
     """
     hand_on_in_order()  # else a restart can commit records it never processed (deploy/app/faust_offsets.py)
+    commit_only_processed()  # else a commit can pass one record at its head never acknowledged (faust_commit.py)
     flush_before_commit()  # else a commit can come before the table writes of what it commits (faust_commit.py)
     app = faust.App(settings.app_id, **faust_options(settings))
     topics: dict[str, faust.TopicT] = {}
@@ -98,7 +100,8 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
         # decision taken when a mark let it through carries its own event's.
         for out in outputs:
             origin = out.origin if out.origin is not None else timestamp
-            await topic(out.topic).send(key=out.key, value=encode(out.value), timestamp=origin)
+            await until_broker_takes(out.topic, partial(topic(out.topic).send, key=out.key, value=encode(out.value),
+                                                        timestamp=origin))
 
     def agent(logical: str, name: str, handler: Any, sent: Any = None) -> None:
         loop = AgentLoop(logical, handler, send, counted=lambda event: _count(metrics, logical, event), sent=sent,

@@ -3,7 +3,9 @@
 A failure on one record dead-letters that record and nothing else: the stream goes on. Redis being away is not
 a failure of the record: the agent waits for it (its partitions' lag grows, faust stops fetching once its buffer
 is full) and runs the step again, which is safe because every Redis step is idempotent (cooldown, escalation and
-board writes are keyed by warning id).
+board writes are keyed by warning id). A send the producer refuses (no metadata, a full buffer) is tried again
+the same way. A record is acknowledged only once its outputs are sent: faust acknowledges it when the agent
+moves on, also when the agent failed or was cancelled on it, and the commit then passes a record never handled.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 import redis.exceptions as redis_errors
+from faust.exceptions import ProducerSendError
 
 from schemas.deadletter import dead_letter
 from schemas.decode import InvalidRecord
@@ -26,19 +29,31 @@ Sleep = Callable[[float], Awaitable[None]]
 REDIS_DOWN = (redis_errors.ConnectionError, redis_errors.TimeoutError)
 
 
-async def until_redis_answers(what: str, step: Callable[[], Any], on_retry: Callable[[], None] = lambda: None,
-                              sleep: Sleep = asyncio.sleep, first_delay: float = 0.1, max_delay: float = 5.0) -> Any:
-    """Run `step` (sync or async) until Redis answers, backing off from `first_delay` to `max_delay` seconds."""
+async def until_answered(what: str, step: Callable[[], Any], down: tuple[type[BaseException], ...],
+                         on_retry: Callable[[], None] = lambda: None, sleep: Sleep = asyncio.sleep,
+                         first_delay: float = 0.1, max_delay: float = 5.0) -> Any:
+    """Run `step` (sync or async) until it raises none of `down`, backing off from `first_delay` to `max_delay` s."""
     delay = first_delay
     while True:
         try:
             result = step()
             return await result if inspect.isawaitable(result) else result
-        except REDIS_DOWN as exc:
+        except down as exc:
             on_retry()
-            log.warning("%s: Redis did not answer (%s); again in %.1f s", what, exc, delay)
+            log.warning("%s: no answer (%r); again in %.1f s", what, exc, delay)
             await sleep(delay)
             delay = min(delay * 2, max_delay)
+
+
+async def until_redis_answers(what: str, step: Callable[[], Any], on_retry: Callable[[], None] = lambda: None,
+                              sleep: Sleep = asyncio.sleep, first_delay: float = 0.1, max_delay: float = 5.0) -> Any:
+    """Run `step` until Redis answers (see `until_answered`)."""
+    return await until_answered(what, step, REDIS_DOWN, on_retry, sleep, first_delay, max_delay)
+
+
+async def until_broker_takes(what: str, send: Callable[[], Awaitable[Any]], sleep: Sleep = asyncio.sleep) -> Any:
+    """Run `send` until the producer takes the record (delivery itself is awaited by the flush before a commit)."""
+    return await until_answered(what, send, (ProducerSendError,), sleep=sleep)
 
 
 def dead_output(logical: str, key: bytes | None, value: bytes | None, partition: int, offset: int,
@@ -78,9 +93,10 @@ class AgentLoop:
     on_redis_retry: Callable[[], None] = lambda: None
 
     async def __call__(self, stream: Any) -> None:
-        """Run over a faust stream of events (the agent's body)."""
-        async for event in stream.events():
+        """Run over a faust stream of events (the agent's body), acknowledging each once its outputs are sent."""
+        async for event in stream.noack().events():
             await self.one(event)
+            event.ack()
 
     async def one(self, event: Any) -> list[Output]:
         """Process one event to the end; returns what it sent."""

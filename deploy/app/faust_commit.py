@@ -1,4 +1,4 @@
-"""faust's offset commit, only once the table writes of the records it commits are sent.
+"""faust's offset commit: only over records processed, and only once their table writes are sent.
 
 Table writes (every person, value, pending and marks update) go to their changelogs through faust's
 `ProducerBuffer`. Before committing offsets faust flushes that buffer (`Consumer._commit_offsets` →
@@ -8,15 +8,29 @@ off the buffer but not yet handed to the Kafka producer. The offsets were then c
 waited, and a worker killed then lost the state of records it would never read again: the ten-kill fault test
 lost one person's incoming payments so. Here the flush waits until the buffer is empty and nothing is between
 the buffer and the producer, as Kafka Streams flushes its producer before it commits.
+
+Which offset to commit faust takes from the run of acknowledged offsets (`Consumer._new_offset`), and it checks
+that the run starts at the committed offset with `min(acked) - committed > 1`: one record at the head that was
+never acknowledged is committed past (the committed offset is the next record to read, not the last one read).
+Here the run must start at the committed offset. Agents acknowledge in offset order, so a hole at the head is a
+record that left the stream unprocessed: the commit is held, logged, and the partition fetched again from the
+committed offset (`faust_offsets.fetch_again_from_committed`), as a restarted worker would read it.
 """
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
+from faust.transport.consumer import Consumer
 from faust.transport.producer import ProducerBuffer
+from faust.utils.functional import consecutive_numbers
+
+from deploy.app.faust_offsets import fetch_again_from_committed
 
 _faust_send_pending = ProducerBuffer._send_pending
+_faust_new_offset = Consumer._new_offset
+FETCH_AGAIN_AFTER_S = 30.0  # a partition fetched again and still held at the same record is fetched again after
 
 
 def _sending(buffer: Any) -> int:
@@ -39,6 +53,42 @@ async def _flush(self: Any) -> None:
             await self.flush_atmost(None)
         else:
             await asyncio.sleep(0.001)
+
+
+def _new_offset(self: Any, tp: Any) -> int | None:
+    """The offset to commit for `tp`: past the acknowledged run that starts at the committed offset, if any."""
+    acked = self._acked[tp]
+    if not acked:
+        return None
+    gaps = self._gap[tp]  # offsets the broker skips (compaction, transaction markers) count as acknowledged
+    if gaps:
+        highest = max(acked)
+        filled = [o for span in sorted(gaps.overlap(0, highest), key=lambda s: s.begin)
+                  for o in range(span.begin, span.end)]
+        if filled:
+            acked.extend(filled)
+            gaps.chop(0, max(filled[-1], highest + 1))
+    acked[:] = sorted(set(acked))
+    committed = self._committed_offset[tp]
+    if committed is not None and acked[0] > committed:
+        held = self.__dict__.setdefault("_yujing_held", {})
+        since = held.get(tp)
+        now = time.monotonic()
+        if since is None or since[0] != committed or now - since[1] >= FETCH_AGAIN_AFTER_S:
+            held[tp] = (committed, now)
+            fate = fetch_again_from_committed(self, tp)
+            self.log.warning("Commit of %r held at %r: that record is not acknowledged (acknowledged from %r); "
+                             "it was %s; fetching again from there", tp, committed, acked[0], fate)
+        return None
+    run = next(consecutive_numbers(acked))
+    acked[: len(run)] = []
+    self._acked_index[tp].difference_update(run)
+    return int(run[-1]) + 1
+
+
+def commit_only_processed() -> None:
+    """Install the commit that never passes an unacknowledged record (idempotent)."""
+    Consumer._new_offset = _new_offset  # type: ignore[method-assign]
 
 
 def flush_before_commit() -> None:

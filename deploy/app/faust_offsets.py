@@ -12,6 +12,8 @@ Here a jump in a stream partition is fetched again once from the first missing o
 skips the same offsets again is it a real gap, acked as faust would. A record whose hand-over a rebalance cut
 off (faust then cancels it and moves on as if it had been handed) counts as not handed, so it is fetched again
 too. Changelog topics (compacted) keep faust's own handling. Everything else is faust's `_drain_messages`.
+A partition whose commit is held by a record handed on but never acknowledged (`faust_commit.py`) is fetched
+again from its committed offset, as a restarted worker would.
 """
 from __future__ import annotations
 
@@ -31,6 +33,36 @@ def _next(consumer: Any) -> dict[Any, int]:
 def _refetched(consumer: Any) -> dict[Any, tuple[int, int]]:
     """Partitions fetched again from an offset not yet reached, with the fetch that found the hole."""
     return cast(dict, consumer.__dict__.setdefault("_yujing_refetch", {}))
+
+
+def _fetch_again(consumer: Any) -> set[Any]:
+    """Partitions to fetch again from their committed offset at the next round of the loop."""
+    return cast(set, consumer.__dict__.setdefault("_yujing_fetch_again", set()))
+
+
+def _at_committed(consumer: Any) -> dict[Any, Any]:
+    """The record last handed on at each partition's committed offset (to say what became of it)."""
+    return cast(dict, consumer.__dict__.setdefault("_yujing_at_committed", {}))
+
+
+def fetch_again_from_committed(consumer: Any, tp: Any) -> str:
+    """Have `tp` fetched again from its committed offset; returns what became of the record there, for the log."""
+    _fetch_again(consumer).add(tp)
+    committed = consumer._committed_offset.get(tp)
+    message = _at_committed(consumer).get(tp)
+    if message is None or message.offset != committed:
+        return "never handed on"
+    return f"handed on (references left {message.refcount}, acknowledged {message.acked})"
+
+
+async def _seek_back(consumer: Any) -> None:
+    """Seek the partitions marked to be fetched again (that are still ours) to their committed offsets."""
+    again = _fetch_again(consumer)
+    while again:
+        tp = again.pop()
+        committed = consumer._committed_offset.get(tp)
+        if committed is not None and tp in consumer.assignment():
+            await consumer.seek(tp, committed)
 
 
 def _batch(consumer: Any) -> int:
@@ -73,6 +105,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
             self.diag.set_flag(CONSUMER_FETCHING)
+            await _seek_back(self)
             ait = cast(AsyncIterator, self.getmany(timeout=1.0))
             self.__dict__["_yujing_batch"] = _batch(self) + 1
             await self.sleep(0)  # getmany may be called in a loop that never yields otherwise
@@ -95,6 +128,8 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                         continue
                     self._read_offset[tp] = message.offset
                     _next(self)[tp] = message.offset + 1
+                    if message.offset == self._committed_offset.get(tp):
+                        _at_committed(self)[tp] = message
             self.diag.unset_flag(CONSUMER_FETCHING)
     except self.consumer_stopped_errors:
         if self.transport.app.should_stop:

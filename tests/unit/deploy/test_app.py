@@ -7,8 +7,9 @@ from typing import Any
 
 import msgspec
 import redis.exceptions as redis_errors
+from faust.exceptions import ProducerSendError
 
-from deploy.app.agent_loop import AgentLoop, until_redis_answers
+from deploy.app.agent_loop import AgentLoop, until_broker_takes, until_redis_answers
 from deploy.app.marks import MarkDeduper, owned_marks
 from schemas.decode import InvalidRecord
 from schemas.internal import Output
@@ -80,6 +81,61 @@ def test_redis_away_is_waited_for_with_backoff_not_dead_lettered() -> None:
                                              max_delay=0.3))
     assert result == "answered" and len(calls) == 4
     assert log == [-1, 0.1, -1, 0.2, -1, 0.3]  # each retry counted, the wait doubling up to its bound
+
+
+class FakeStream:
+    """A faust stream as the agent loop uses it: manual acknowledgement, then events."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self._events = events
+        self.acks_enabled = True
+        self.acked: list[int] = []
+
+    def noack(self) -> "FakeStream":
+        self.acks_enabled = False
+        return self
+
+    async def events(self) -> Any:
+        for event in self._events:
+            event.ack = lambda offset=event.message.offset: self.acked.append(offset)
+            try:
+                yield event
+            finally:
+                if self.acks_enabled:  # faust acknowledges when the body moves on, whatever made it
+                    event.ack()
+
+
+def test_a_record_is_acknowledged_once_its_outputs_are_sent_never_when_its_send_failed() -> None:
+    async def send(outputs: list[Output], origin: float | None) -> None:
+        if outputs[0].key == b"fails":
+            raise RuntimeError("the producer is gone")
+
+    events = [Event(key=b"a", message=Msg(offset=1)), Event(key=b"fails", message=Msg(offset=2)),
+              Event(key=b"b", message=Msg(offset=3))]
+    stream = FakeStream(events)
+    loop = AgentLoop("signals.telecom", lambda event: [Output("yujing.events", event.key, b"")], send)
+    try:
+        asyncio.run(loop(stream))
+    except RuntimeError:
+        pass
+    assert stream.acked == [1]  # not 2: faust would have acknowledged it, and the commit passed it
+
+
+def test_a_send_the_producer_refuses_is_tried_again() -> None:
+    tries: list[int] = []
+    waits: list[float] = []
+
+    async def send() -> str:
+        tries.append(1)
+        if len(tries) < 3:
+            raise ProducerSendError("KafkaTimeoutError")
+        return "taken"
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    assert asyncio.run(until_broker_takes("yujing.events", send, sleep)) == "taken"
+    assert waits == [0.1, 0.2]
 
 
 class Tp:

@@ -1,9 +1,12 @@
-"""The flush before a commit waits for every table write, also one on its way from the buffer to the producer."""
+"""The commit: its flush waits for every table write; it never passes a record not acknowledged."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
-from deploy.app.faust_commit import _flush, _send_pending
+from intervaltree import Interval, IntervalTree
+
+from deploy.app.faust_commit import _faust_new_offset, _flush, _new_offset, _send_pending
 
 
 class FakeBuffer:
@@ -46,3 +49,42 @@ def test_the_flush_returns_only_when_every_message_reached_the_producer(monkeypa
         return produced
 
     assert asyncio.run(run()) == [0, 1, 2]
+
+
+class FakeConsumer:
+    """faust's consumer as `_new_offset` sees it: acknowledged offsets, gaps and committed offsets per partition."""
+
+    def __init__(self, committed: int | None, acked: list[int], gaps: list[tuple[int, int]] = ()) -> None:
+        self._acked = {TP: list(acked)}
+        self._acked_index = {TP: set(acked)}
+        self._gap = {TP: IntervalTree(Interval(a, b) for a, b in gaps)}
+        self._committed_offset = {TP: committed}
+        self.log = logging.getLogger("fake-consumer")
+
+
+TP = ("signals.domain", 2)
+
+
+def test_faust_commits_past_one_unacknowledged_record_at_the_head() -> None:
+    # the record at 40 (the committed offset: the next to read) never reached the end of an agent
+    assert _faust_new_offset(FakeConsumer(40, [41, 42, 43]), TP) == 44
+
+
+def test_the_commit_waits_for_the_record_at_the_committed_offset(caplog) -> None:
+    consumer = FakeConsumer(40, [41, 42, 43])
+    with caplog.at_level(logging.WARNING):
+        assert _new_offset(consumer, TP) is None
+        assert _new_offset(consumer, TP) is None
+    assert [r.getMessage() for r in caplog.records] == [  # once, and the partition is to be fetched again
+        "Commit of ('signals.domain', 2) held at 40: that record is not acknowledged (acknowledged from 41); "
+        "it was never handed on; fetching again from there"]
+    assert consumer.__dict__["_yujing_fetch_again"] == {TP}
+    consumer._acked[TP].append(40)
+    assert _new_offset(consumer, TP) == 44 and consumer._acked[TP] == []
+
+
+def test_the_commit_stops_before_a_hole_and_counts_gaps_the_broker_skips_as_done() -> None:
+    assert _new_offset(FakeConsumer(40, [40, 41, 43]), TP) == 42
+    assert _new_offset(FakeConsumer(40, [40, 41, 45], gaps=[(42, 45)]), TP) == 46
+    assert _new_offset(FakeConsumer(40, [43, 44], gaps=[(40, 43)]), TP) == 45
+    assert _new_offset(FakeConsumer(None, [7, 8]), TP) == 9  # never committed: from the first acknowledged

@@ -5,7 +5,7 @@ import asyncio
 import logging
 from typing import NamedTuple
 
-from deploy.app.faust_offsets import _next, in_order
+from deploy.app.faust_offsets import _next, _seek_back, fetch_again_from_committed, in_order
 
 
 class TP(NamedTuple):
@@ -85,3 +85,15 @@ def test_changelogs_keep_fausts_own_handling_and_a_revoked_partition_is_not_soug
     revoked = TP("t.yujing.events", 3)
     _next(c)[revoked] = 40
     assert _hand_on(c, revoked, [50]) == [] and c.seeks == []
+
+
+def test_a_partition_held_at_a_record_never_acknowledged_is_fetched_again_from_its_committed_offset() -> None:
+    c = FakeConsumer({EVENTS})
+    c._committed_offset = {EVENTS: 2710}
+    _hand_on(c, EVENTS, [2710, 2711, 2712])  # 2710 went missing on its way to the agent: the commit is held
+    assert fetch_again_from_committed(c, EVENTS) == "never handed on"  # `_hand_on` does not record it as handed
+    asyncio.run(_seek_back(c))
+    assert c.seeks == [(EVENTS, 2710)]
+    assert _hand_on(c, EVENTS, [2710, 2711, 2712]) == [2710, 2711, 2712]  # all again, in order
+    asyncio.run(_seek_back(c))
+    assert c.seeks == [(EVENTS, 2710)]  # once per request
