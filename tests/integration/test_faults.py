@@ -21,7 +21,7 @@ from deploy.workers import WorkerProcess
 from dispatch.plan import step_id
 from schemas.records import Outcome, SmsTask
 from streams.kafka_io import read_to_end
-from tests.integration.conftest import CITY, STATE, record_figures
+from tests.integration.conftest import CITY, record_figures
 from tests.integration.harness import cli_process, free_port, isolated_settings, wait_http
 from tests.integration.injector import Faults
 
@@ -148,21 +148,14 @@ def _with_adapter(settings: Settings, tmp_path: Path, replay: Callable[[Path], O
     return run, settled, _sms_tasks(settings)
 
 
-# Known gap (docs/delivery.md): in 4 of 9 ten-kill runs, one to three person states differed (where traced, DNS
-# signals never ingested; cause not found). No output has differed; the run's line says how many states did.
-
-
 def _judge(test: str, reference: Outputs, run: Outputs, settled: SmsSettled, sms: dict[str, SmsTask],
-           faults: Faults, wall_s: float, state_known_gap: bool = False) -> None:
-    """Record the run's summary line, then assert every output equal and every SMS settled once (and the person
-    table and triggers, unless `state_known_gap`: then their differences are reported, not asserted)."""
+           faults: Faults, wall_s: float) -> None:
+    """Record the run's summary line, then assert every output, the person table and the triggers equal to the
+    reference, and every SMS settled once."""
     tasks = settled_by_receipts(sms, settled.receipts)
     diff = exact_differences(reference, run, tasks)
-    known = {k: diff.pop(k) for k in STATE if k in diff} if state_known_gap else {}
     record_figures(test, reference, run, tasks, fed=sum(faults.progress.fed.values()), faults=faults.summary(),
-                   catch_up=_catch_up(faults.progress), **settled.figures(),
-                   **({"person table and triggers": f"not asserted, a known gap ({known or 'equal here'})"}
-                      if state_known_gap else {}))
+                   catch_up=_catch_up(faults.progress), **settled.figures())
     assert diff == {}, diff
     assert not settled.unsettled, settled  # every SMS delivered, reported, or waiting for its quiet hours to end
     # The replay runs 2 days in about a minute: a partition held back by a crash is hours behind on the adapter's
@@ -191,8 +184,7 @@ def test_a_worker_killed_ten_times_mid_stream_loses_nothing_and_sends_no_sms_twi
     run, settled, sms = _with_adapter(settings, tmp_path, lambda _: replay_city(
         settings, CITY, 1, tmp_path / "logs", during=kill_ten_times, drain_timeout=DRAIN_S, progress=faults.progress))
     assert len(faults.hit) == 10 and all(now.busy for _, now in faults.hit), faults.summary()
-    _judge("worker SIGKILLed 10 times", city_reference, run, settled, sms, faults, time.monotonic() - t0,
-           state_known_gap=True)
+    _judge("worker SIGKILLed 10 times", city_reference, run, settled, sms, faults, time.monotonic() - t0)
 
 
 def test_two_workers_one_killed_the_other_takes_over_its_partitions_and_tables(
