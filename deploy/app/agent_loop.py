@@ -29,10 +29,11 @@ Sleep = Callable[[float], Awaitable[None]]
 REDIS_DOWN = (redis_errors.ConnectionError, redis_errors.TimeoutError)
 
 
-async def until_answered(what: str, step: Callable[[], Any], down: tuple[type[BaseException], ...],
+async def until_answered(what: str, step: Callable[[], Any], who: str, down: tuple[type[BaseException], ...],
                          on_retry: Callable[[], None] = lambda: None, sleep: Sleep = asyncio.sleep,
                          first_delay: float = 0.1, max_delay: float = 5.0) -> Any:
-    """Run `step` (sync or async) until it raises none of `down`, backing off from `first_delay` to `max_delay` s."""
+    """Run `step` (sync or async) until `who` answers (no error of `down`), backing off from `first_delay` to
+    `max_delay` seconds."""
     delay = first_delay
     while True:
         try:
@@ -40,7 +41,7 @@ async def until_answered(what: str, step: Callable[[], Any], down: tuple[type[Ba
             return await result if inspect.isawaitable(result) else result
         except down as exc:
             on_retry()
-            log.warning("%s: no answer (%r); again in %.1f s", what, exc, delay)
+            log.warning("%s: %s did not answer (%s); again in %.1f s", what, who, exc, delay)
             await sleep(delay)
             delay = min(delay * 2, max_delay)
 
@@ -48,12 +49,12 @@ async def until_answered(what: str, step: Callable[[], Any], down: tuple[type[Ba
 async def until_redis_answers(what: str, step: Callable[[], Any], on_retry: Callable[[], None] = lambda: None,
                               sleep: Sleep = asyncio.sleep, first_delay: float = 0.1, max_delay: float = 5.0) -> Any:
     """Run `step` until Redis answers (see `until_answered`)."""
-    return await until_answered(what, step, REDIS_DOWN, on_retry, sleep, first_delay, max_delay)
+    return await until_answered(what, step, "Redis", REDIS_DOWN, on_retry, sleep, first_delay, max_delay)
 
 
 async def until_broker_takes(what: str, send: Callable[[], Awaitable[Any]], sleep: Sleep = asyncio.sleep) -> Any:
     """Run `send` until the producer takes the record (delivery itself is awaited by the flush before a commit)."""
-    return await until_answered(what, send, (ProducerSendError,), sleep=sleep)
+    return await until_answered(what, send, "the broker", (ProducerSendError,), sleep=sleep)
 
 
 def dead_output(logical: str, key: bytes | None, value: bytes | None, partition: int, offset: int,

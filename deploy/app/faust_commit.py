@@ -68,7 +68,7 @@ def _new_offset(self: Any, tp: Any) -> int | None:
         if filled:
             acked.extend(filled)
             gaps.chop(0, max(filled[-1], highest + 1))
-    acked[:] = sorted(set(acked))
+    acked[:] = sorted(set(acked))  # a filled gap can repeat an acknowledged offset, which would end the run early
     committed = self._committed_offset[tp]
     if committed is not None and acked[0] > committed:
         held = self.__dict__.setdefault("_yujing_held", {})
