@@ -18,6 +18,7 @@ from typing import Iterator
 
 from deploy.config import Settings
 from deploy.topics import create_topics
+from streams.person_state import decode_state
 
 
 def free_port() -> int:
@@ -100,3 +101,20 @@ def feed_token(env: dict[str, str], *args: str) -> str:
     out = subprocess.run([sys.executable, "-m", "deploy.cli", "feed-token", *args], env=env, check=True,
                          capture_output=True, text=True)
     return out.stdout.strip()
+
+
+def state_differences(reference: set[tuple[bytes, bytes]], run: set[tuple[bytes, bytes]]) -> str:
+    """For the persons whose state differs (`deploy.replay.person_table`), which fields differ and how."""
+    ref, got = dict(reference), dict(run)
+    lines = []
+    for key in sorted(set(ref) | set(got)):
+        if ref.get(key) == got.get(key):
+            continue
+        if key not in ref or key not in got:
+            lines.append(f"{key!r}: only in the {'run' if key in got else 'reference'}")
+            continue
+        one, other = decode_state(ref[key]), decode_state(got[key])
+        fields = [f"{f}: reference {getattr(one, f)!r} run {getattr(other, f)!r}"
+                  for f in one.__struct_fields__ if getattr(one, f) != getattr(other, f)]
+        lines.append(f"{key!r}: " + "; ".join(fields))
+    return "\n".join(lines)
