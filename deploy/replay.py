@@ -15,7 +15,7 @@ from deploy.config import Settings
 from deploy.workers import WorkerProcess, start_workers
 from scorers.lab.city import City, CityConfig
 from streams.kafka_io import group_lag, group_lags, read_table, read_to_end
-from streams.person_state import decode_state
+from streams.person_state import FACT_KINDS, StatePolicy, decode_state
 from streams.watermarks import Frontier
 
 Outputs = dict[str, set]
@@ -155,10 +155,17 @@ def person_table(settings: Settings) -> set[tuple[bytes, bytes]]:
     contact the index kept) or after it (one per contact): the scorer counts each element once
     (`scorers/features.py`), so a hit is compared without the contact that made it. The note of which event
     made each decision (it serves re-sending after a crash) may name either of two pieces of evidence that
-    decide under the same id. All else must be equal run to run."""
+    decide under the same id. Of each kind of fact, only the latest `max_facts` are compared: the ones any
+    decision still to take can see (`as_of`); how many older ones a state still holds depends on how far the
+    decisions were behind when it was last trimmed (`_trim`), and so does the cap's mark (`capped`). All else
+    must be equal run to run."""
+    keep = StatePolicy.max_facts
     table = set()
     for key, raw in read_table(settings, "persons").items():
         state = decode_state(raw)
+        for kind in FACT_KINDS:
+            setattr(state, kind, sorted(getattr(state, kind), key=lambda f: (f.ts, f.event_id))[-keep:])
+        state.capped = {}
         if state.risk is not None:
             state.risk.decided = []
         hits = (msgspec.structs.replace(h, contact_ts=0, event_id="") for h in state.hits)

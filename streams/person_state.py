@@ -114,6 +114,12 @@ class PersonState(Struct, kw_only=True, omit_defaults=True):
     known: dict[int, list[int]] = {}  # known_key("phone:…" | "domain:…" | …) → [first ts, last day]
     controlled_by: str | None = None  # the case or indicator that put the person's accounts under control
     risk: RiskState | None = None  # the person's current tier, kept by the scorer (scorers/tiers.py assigns it)
+    # per kind of fact, (time, event id) of the newest fact the cap dropped: what sorts at or before it is not
+    # folded again (`_already_applied` cannot find a dropped fact)
+    capped: dict[str, tuple[int, str]] = {}
+
+
+FACT_KINDS = ("calls", "web", "payments", "hits")
 
 
 @dataclass
@@ -138,29 +144,49 @@ def _hour(ts: int) -> int:
     return ts - ts % HOUR_MS
 
 
-def _trim(facts: list, horizon: int, keep: int, floor: int) -> list:
-    """Facts from `horizon` on, in event-time order: the latest `keep` before `floor`, and all from it on.
+def _trim(facts: list, horizon: int, keep: int, floor: int) -> tuple[list, Any]:
+    """Facts from `horizon` on, in event-time order: the latest `keep` before `floor`, and all from it on; and
+    the newest fact the cap dropped (None when it dropped none).
 
     `floor` is the partition's decided watermark: every decision still to take is at or after it and sees the
     latest `keep` facts up to its own time (`as_of`), so these are all it can need, however far ahead of the
     decisions the state has been folded. A hard cap bounds a flood beyond that.
     """
     kept = [f for f in facts if f.ts >= horizon]
-    kept.sort(key=lambda f: (f.ts, f.event_id))  # event time, then id: the same order whatever the arrival
+    kept.sort(key=_order)  # event time, then id: the same order whatever the arrival
     first_after = bisect.bisect_left(kept, floor, key=lambda f: f.ts)
-    kept = kept[max(0, first_after - keep):]
-    return kept[-HARD_CAP * keep:]
+    start = max(0, first_after - keep, len(kept) - HARD_CAP * keep)
+    return kept[start:], (kept[start - 1] if start else None)
+
+
+def _order(fact: Any) -> tuple[int, str]:
+    return fact.ts, fact.event_id
 
 
 HARD_CAP = 4  # × max_facts per kind: beyond, the oldest go even if a decision still to take would count them
 
 
-def _append(facts: list, fact: Any, policy: StatePolicy, up: Update) -> None:
+def _append(state: PersonState, kind: str, fact: Any, policy: StatePolicy, up: Update) -> None:
+    facts = getattr(state, kind)
+    cut = state.capped.get(kind)
+    if cut is not None and _order(fact) <= cut and fact.ts < up.floor:
+        # The cap dropped facts up to `cut`, and the decisions have passed this one: it was folded and dropped
+        # before (a redelivery after a crash, which `_already_applied` cannot find), or, arriving this late, the
+        # cap would drop it at once. A fact that a decision still to take may count is kept whatever its order.
+        return
     facts.append(fact)
     up.noted = True
     if len(facts) > policy.max_facts or (len(facts) > 1 and fact.ts < facts[-2].ts):
-        facts[:] = _trim(facts, 0, policy.max_facts, up.floor)
+        _cap(state, kind, 0, policy.max_facts, up.floor)
     up.changed = True
+
+
+def _cap(state: PersonState, kind: str, horizon: int, keep: int, floor: int) -> None:
+    """Trim one kind of fact (`_trim`), remembering the newest fact the cap dropped."""
+    kept, dropped = _trim(getattr(state, kind), horizon, keep, floor)
+    setattr(state, kind, kept)
+    if dropped is not None and (kind not in state.capped or _order(dropped) > state.capped[kind]):
+        state.capped[kind] = _order(dropped)
 
 
 def known_key(value_key: str) -> int:
@@ -233,7 +259,7 @@ def _telecom(state: PersonState, rec: TelecomSignal, policy: StatePolicy, up: Up
     notable = (first or rec.counterpart_tags or domains or rec.urls or kind in NOTABLE_NUMBER_KINDS
                or rec.duration_s >= policy.long_call_s or rec.ts - since <= policy.window_ms)
     if notable:
-        _append(state.calls, CallFact(rec.ts, rec.kind, rec.direction, rec.counterpart, kind, rec.duration_s,
+        _append(state, "calls", CallFact(rec.ts, rec.kind, rec.direction, rec.counterpart, kind, rec.duration_s,
                                       list(rec.counterpart_tags), first, domains, rec.event_id), policy, up)
 
 
@@ -250,7 +276,7 @@ def _domain(state: PersonState, rec: DomainSignal, policy: StatePolicy, up: Upda
     followed = (not first and rec.ts - since <= policy.window_ms
                 and not any(f.target == target and f.kind != "app_install" for f in state.web))
     if first or rec.kind == "app_install" or followed:
-        _append(state.web, WebFact(rec.ts, rec.kind, target, first, rec.event_id), policy, up)
+        _append(state, "web", WebFact(rec.ts, rec.kind, target, first, rec.event_id), policy, up)
 
 
 def _payment(state: PersonState, rec: PaymentSignal, role: str, policy: StatePolicy, up: Update) -> None:
@@ -263,7 +289,7 @@ def _payment(state: PersonState, rec: PaymentSignal, role: str, policy: StatePol
     _demote_later(state.payments, lambda f: f.counterparty == counterparty and f.direction == direction, rec.ts, up)
     # The bank knows its own history better than our 30-day memory does: its flag wins when present.
     first = first_seen if rec.payee_first_seen is None or direction == "in" else rec.payee_first_seen
-    _append(state.payments, PaymentFact(rec.ts, rec.transfer_id, rec.status, direction, counterparty,
+    _append(state, "payments", PaymentFact(rec.ts, rec.transfer_id, rec.status, direction, counterparty,
                                         rec.amount_fen, first, rec.channel, rec.event_id, own), policy, up)
     up.contacts.append(Contact(value_key=key, person=state.person, ts=rec.ts, event_id=rec.event_id))
 
@@ -275,7 +301,7 @@ def trigger_id(person: str, *parts: str) -> str:
 
 def _hit(state: PersonState, hit: IndicatorHit, policy: StatePolicy, up: Update) -> None:
     known_ts = max(hit.contact_ts, hit.indicator_ts)
-    _append(state.hits, HitFact(known_ts, hit.contact_ts, hit.value_key, hit.fraud_type, hit.confidence, hit.mode,
+    _append(state, "hits", HitFact(known_ts, hit.contact_ts, hit.value_key, hit.fraud_type, hit.confidence, hit.mode,
                                 hit.indicator_ts, hit.source, hit.fanout, hit.event_id, hit.end_ts), policy, up)
     up.triggers.append(Trigger(trigger_id=trigger_id(state.person, hit.value_key, hit.event_id, hit.mode),
                                person=state.person, subject_id=state.subject_id,
@@ -303,7 +329,7 @@ def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy, flo
         # A replay after a crash: the state has it, but the outputs may not have been sent. Recompute them on a
         # scratch copy and send them again under the same ids (consumers deduplicate by id).
         scratch = _state_copy(state)
-        scratch.calls, scratch.web, scratch.payments, scratch.hits = [], [], [], []
+        scratch.calls, scratch.web, scratch.payments, scratch.hits, scratch.capped = [], [], [], [], {}
         scratch.controlled_by = None  # the replay re-derives its outputs; scoring sees the real state
         update = apply_event(scratch, event, policy, floor)
         update.replay, update.changed = True, False
@@ -338,10 +364,8 @@ def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy, flo
         # The window moves at most once an hour per person: trimming is amortised, and repeats write nothing.
         state.watermark = _hour(ts)
         horizon = min(state.watermark, floor) - policy.window_ms
-        state.calls = _trim(state.calls, horizon, policy.max_facts, floor)
-        state.web = _trim(state.web, horizon, policy.max_facts, floor)
-        state.payments = _trim(state.payments, horizon, policy.max_facts, floor)
-        state.hits = _trim(state.hits, horizon, policy.max_facts, floor)
+        for kind in FACT_KINDS:
+            _cap(state, kind, horizon, policy.max_facts, floor)
         _trim_known(state, policy, policy.max_known)
         up.changed = True
     return up

@@ -6,7 +6,7 @@ import msgspec
 from schemas.internal import ControlNote, IndicatorHit, PersonEvent, RetractionNote
 from schemas.records import DomainSignal, PaymentSignal, TelecomSignal
 from schemas.units import DAY_MS, HOUR_MS
-from streams.person_state import StatePolicy, apply_event, decode_state, hit_live, known_key, new_state
+from streams.person_state import PersonState, StatePolicy, apply_event, decode_state, hit_live, known_key, new_state
 
 T0 = 1_764_547_200_000
 POLICY = StatePolicy()
@@ -124,6 +124,35 @@ def test_replayed_signal_changes_nothing_but_resends_its_contacts() -> None:
     again = apply_event(state, ev, POLICY)
     assert msgspec.json.encode(state) == snapshot
     assert again.contacts == first.contacts
+
+
+def test_a_redelivered_event_whose_fact_the_cap_dropped_changes_nothing() -> None:
+    """A crash can redeliver an event whose fact the cap (`max_facts`) has since dropped: it cannot be found
+    among the facts, yet it must not come back, with the decisions behind it (a low floor) or ahead."""
+    events = [pay(i * 0.1, f"B{i}", i) for i in range(70)]
+    for floor in (T0 + HOUR_MS, 2**62):
+        state = new_state("S1")
+        for ev in events:
+            apply_event(state, ev, POLICY)
+        snapshot = msgspec.json.encode(state)
+        again = apply_event(state, events[2], POLICY, floor=floor)
+        assert msgspec.json.encode(state) == snapshot and not again.changed and not again.noted
+        assert again.contacts == apply_event(new_state("S1"), events[2], POLICY).contacts  # the index gets it again
+
+
+def test_a_late_fact_behind_what_the_cap_kept_is_dropped_once_decided_past_else_kept() -> None:
+    def capped() -> PersonState:
+        state = new_state("S1")
+        for i in range(70):
+            apply_event(state, pay(1 + i * 0.1, f"B{i}", i), POLICY)
+        return state
+
+    decided_past, still_to_decide = capped(), capped()
+    kept = list(decided_past.payments)
+    apply_event(decided_past, pay(0.5, "LATE", 100), POLICY, floor=T0 + HOUR_MS)
+    assert decided_past.payments == kept
+    apply_event(still_to_decide, pay(0.5, "LATE", 100), POLICY, floor=T0)  # a decision at 0.5 h may count it
+    assert still_to_decide.payments[0].counterparty == "LATE"
 
 
 def test_visit_and_install_are_web_facts() -> None:
