@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 import msgspec
+import numpy
 from aiokafka import AIOKafkaConsumer
 
 from deploy.city_stream import stream_city
@@ -185,11 +186,8 @@ class OutputClock:
 
 
 def quantile(values: list[float], q: float) -> float | None:
-    """The q-quantile by nearest rank (None for no values)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
+    """The q-quantile by nearest rank: the smallest value with at least q of them at or below it (None for none)."""
+    return float(numpy.quantile(values, q, method="inverted_cdf")) if values else None
 
 
 def latency_at(base: Settings, model: str, city: City, rate: float, work: Path) -> dict[str, float | None]:
