@@ -15,7 +15,7 @@ from deploy.config import Settings
 from deploy.workers import WorkerProcess, start_workers
 from scorers.lab.city import City, CityConfig
 from streams.kafka_io import group_lag, group_lags, read_table, read_to_end
-from streams.person_state import FACT_KINDS, StatePolicy, decode_state
+from streams.person_state import FACT_KINDS, StatePolicy, decode_state, fact_order
 from streams.watermarks import Frontier
 
 Outputs = dict[str, set]
@@ -164,7 +164,7 @@ def person_table(settings: Settings) -> set[tuple[bytes, bytes]]:
     for key, raw in read_table(settings, "persons").items():
         state = decode_state(raw)
         for kind in FACT_KINDS:
-            setattr(state, kind, sorted(getattr(state, kind), key=lambda f: (f.ts, f.event_id))[-keep:])
+            setattr(state, kind, sorted(getattr(state, kind), key=fact_order)[-keep:])
         state.capped = {}
         if state.risk is not None:
             state.risk.decided = []

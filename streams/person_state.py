@@ -153,13 +153,14 @@ def _trim(facts: list, horizon: int, keep: int, floor: int) -> tuple[list, Any]:
     decisions the state has been folded. A hard cap bounds a flood beyond that.
     """
     kept = [f for f in facts if f.ts >= horizon]
-    kept.sort(key=_order)  # event time, then id: the same order whatever the arrival
+    kept.sort(key=fact_order)
     first_after = bisect.bisect_left(kept, floor, key=lambda f: f.ts)
     start = max(0, first_after - keep, len(kept) - HARD_CAP * keep)
     return kept[start:], (kept[start - 1] if start else None)
 
 
-def _order(fact: Any) -> tuple[int, str]:
+def fact_order(fact: Any) -> tuple[int, str]:
+    """The order facts are kept in: event time, then id (the same whatever the arrival)."""
     return fact.ts, fact.event_id
 
 
@@ -169,7 +170,7 @@ HARD_CAP = 4  # × max_facts per kind: beyond, the oldest go even if a decision 
 def _append(state: PersonState, kind: str, fact: Any, policy: StatePolicy, up: Update) -> None:
     facts = getattr(state, kind)
     cut = state.capped.get(kind)
-    if cut is not None and _order(fact) <= cut and fact.ts < up.floor:
+    if cut is not None and fact_order(fact) <= cut and fact.ts < up.floor:
         # The cap dropped facts up to `cut`, and the decisions have passed this one: it was folded and dropped
         # before (a redelivery after a crash, which `_already_applied` cannot find), or, arriving this late, the
         # cap would drop it at once. A fact that a decision still to take may count is kept whatever its order.
@@ -185,8 +186,8 @@ def _cap(state: PersonState, kind: str, horizon: int, keep: int, floor: int) -> 
     """Trim one kind of fact (`_trim`), remembering the newest fact the cap dropped."""
     kept, dropped = _trim(getattr(state, kind), horizon, keep, floor)
     setattr(state, kind, kept)
-    if dropped is not None and (kind not in state.capped or _order(dropped) > state.capped[kind]):
-        state.capped[kind] = _order(dropped)
+    if dropped is not None and (kind not in state.capped or fact_order(dropped) > state.capped[kind]):
+        state.capped[kind] = fact_order(dropped)
 
 
 def known_key(value_key: str) -> int:
