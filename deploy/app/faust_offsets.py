@@ -13,7 +13,8 @@ skips the same offsets again is it a real gap, acked as faust would. A record wh
 off (faust then cancels it and moves on as if it had been handed) counts as not handed, so it is fetched again
 too. Changelog topics (compacted) keep faust's own handling. Everything else is faust's `_drain_messages`.
 A partition whose commit is held by a record handed on but never acknowledged (`faust_commit.py`) is fetched
-again from its committed offset, as a restarted worker would.
+again from its committed offset, as a restarted worker would. What is known of a partition is forgotten when it is
+revoked: a partition that comes back (a takeover) was read meanwhile by another worker, from where it stood then.
 """
 from __future__ import annotations
 
@@ -150,6 +151,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
 
 _faust_seek = Consumer.seek
 _faust_seek_to_committed = AIOKafkaConsumer.seek_to_committed
+_faust_on_partitions_revoked = Consumer.on_partitions_revoked
 
 
 async def _seek(self: Any, partition: Any, offset: int) -> None:
@@ -167,8 +169,23 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
     return committed
 
 
+def forget(consumer: Any, revoked: Any) -> None:
+    """Partitions left this consumer: what it knew of them is stale if they come back (from whoever held them
+    meanwhile, at their committed offset)."""
+    for tp in revoked:
+        for known in (_next(consumer), _refetched(consumer), _at_committed(consumer)):
+            known.pop(tp, None)
+        _fetch_again(consumer).discard(tp)
+
+
+async def _on_partitions_revoked(self: Any, revoked: Any) -> None:
+    forget(self, revoked)
+    await _faust_on_partitions_revoked(self, revoked)
+
+
 def hand_on_in_order() -> None:
     """Install the order in faust's consumer (idempotent)."""
     Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+    Consumer.on_partitions_revoked = _on_partitions_revoked  # type: ignore[method-assign]
     Consumer.seek = _seek  # type: ignore[method-assign]
     AIOKafkaConsumer.seek_to_committed = _seek_to_committed  # type: ignore[method-assign]

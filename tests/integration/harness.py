@@ -16,9 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import msgspec
+
 from deploy.config import Settings
 from deploy.topics import create_topics
-from streams.person_state import decode_state
+from schemas.internal import PersonEvent, ValueMessage
+from streams.kafka_io import read_to_end
+from streams.person_state import FACT_KINDS, decode_state
+from streams.watermarks import MARKS_KEY
 
 
 def free_port() -> int:
@@ -104,7 +109,8 @@ def feed_token(env: dict[str, str], *args: str) -> str:
 
 
 def state_differences(reference: set[tuple[bytes, bytes]], run: set[tuple[bytes, bytes]]) -> str:
-    """For the persons whose state differs (`deploy.replay.person_table`), which fields differ and how."""
+    """For the persons whose state differs (`deploy.replay.person_table`), which fields differ and how (a list
+    field by the items only one side holds)."""
     ref, got = dict(reference), dict(run)
     lines = []
     for key in sorted(set(ref) | set(got)):
@@ -114,7 +120,74 @@ def state_differences(reference: set[tuple[bytes, bytes]], run: set[tuple[bytes,
             lines.append(f"{key!r}: only in the {'run' if key in got else 'reference'}")
             continue
         one, other = decode_state(ref[key]), decode_state(got[key])
-        fields = [f"{f}: reference {getattr(one, f)!r} run {getattr(other, f)!r}"
+        fields = [_field_difference(f, getattr(one, f), getattr(other, f))
                   for f in one.__struct_fields__ if getattr(one, f) != getattr(other, f)]
         lines.append(f"{key!r}: " + "; ".join(fields))
+    return "\n".join(lines)
+
+
+def _field_difference(name: str, reference: object, run: object) -> str:
+    if isinstance(reference, list) and isinstance(run, list):
+        only_ref = [x for x in reference if x not in run]
+        only_run = [x for x in run if x not in reference]
+        return f"{name}: only in the reference {only_ref!r}, only in the run {only_run!r}"
+    return f"{name}: reference {reference!r} run {run!r}"
+
+
+def failure_report(reference: dict[str, set], run: dict[str, set], diff: dict[str, tuple[int, int]],
+                   limit: int = 5) -> str:
+    """What a fault test found different: the counts, a few of the outputs only one side has, the persons."""
+    lines = [f"differences (only in the reference, only in the run): {diff}"]
+    for kind in diff:
+        if kind == "persons":
+            continue
+        for side, items in (("reference", reference[kind] - run[kind]), ("run", run[kind] - reference[kind])):
+            for item in sorted(items, key=repr)[:limit]:
+                lines.append(f"{kind} only in the {side}: {item!r}"[:400])
+    lines.append(state_differences(reference["persons"], run["persons"])[:8000])
+    return "\n".join(lines)
+
+
+def trace_lost_facts(settings: Settings, reference: set[tuple[bytes, bytes]], run: set[tuple[bytes, bytes]],
+                     logs: Path | None = None, limit: int = 12) -> str:
+    """For facts a person's state holds in the reference and not in the run: how far down the chain they got in
+    the run (the person event in `yujing.events`; for a hit, its contact and the indicator in `yujing.contacts`),
+    and the worker logs' warnings. What a failing fault test prints, so that a rare loss names where it was lost."""
+    ref, got = dict(reference), dict(run)
+    lost: list[tuple[str, str, object]] = []
+    for key in sorted(set(ref) & set(got)):
+        one, other = decode_state(ref[key]), decode_state(got[key])
+        for kind in FACT_KINDS:
+            theirs = getattr(other, kind)
+            lost += [(key.decode(), kind, f) for f in getattr(one, kind) if f not in theirs]
+    if not lost:
+        return "no fact of the reference is missing from the run's persons"
+    events = [(m.partition, m.offset, m.timestamp, msgspec.json.decode(m.value, type=PersonEvent))
+              for m in read_to_end(settings, settings.topic("yujing.events")) if m.key != MARKS_KEY]
+    values = [(m.partition, m.offset, m.timestamp, msgspec.json.decode(m.value, type=ValueMessage))
+              for m in read_to_end(settings, settings.topic("yujing.contacts")) if m.key != MARKS_KEY]
+    lines = []
+    for person, kind, fact in lost[:limit]:
+        event_id = getattr(fact, "event_id", "")
+        lines.append(f"lost {person} {kind}: {fact!r}"[:500])
+        if kind == "hits":
+            vk = getattr(fact, "value_key")
+            hits = [(p, o, ts) for p, o, ts, pe in events if pe.person == person and pe.hit is not None
+                    and pe.hit.value_key == vk and pe.hit.event_id == event_id]
+            contacts = [(p, o, ts) for p, o, ts, vm in values if vm.contact is not None and vm.contact.value_key == vk
+                        and vm.contact.event_id == event_id and vm.contact.person == person]
+            indicators = [(p, o, ts, vm.indicator.action, vm.indicator.ts) for p, o, ts, vm in values
+                          if vm.indicator is not None and vm.value_key == vk]
+            lines.append(f"  in yujing.events as a hit (partition, offset, kafka ts): {hits}")
+            lines.append(f"  its contact in yujing.contacts: {contacts}; the indicator there: {indicators}")
+        else:
+            signals = [(p, o, ts) for p, o, ts, pe in events if pe.person == person and any(
+                rec is not None and rec.event_id == event_id for rec in (pe.telecom, pe.domain, pe.payment))]
+            lines.append(f"  in yujing.events (partition, offset, kafka ts): {signals}")
+    if logs is not None:
+        for log_file in sorted(logs.glob("*.log")):
+            warnings = [ln for ln in log_file.read_text(errors="replace").splitlines()
+                        if ("WARNING" in ln or "ERROR" in ln) and "producer buffer full" not in ln]
+            lines.append(f"{log_file.name}: {len(warnings)} warnings or errors")
+            lines += [f"  {ln[:300]}" for ln in warnings[-15:]]
     return "\n".join(lines)

@@ -22,7 +22,14 @@ from dispatch.plan import step_id
 from schemas.records import Outcome, SmsTask
 from streams.kafka_io import read_to_end
 from tests.integration.conftest import CITY, record_figures
-from tests.integration.harness import cli_process, free_port, isolated_settings, state_differences, wait_http
+from tests.integration.harness import (
+    cli_process,
+    failure_report,
+    free_port,
+    isolated_settings,
+    trace_lost_facts,
+    wait_http,
+)
 from tests.integration.injector import Faults
 
 # After the last fault, the pipeline drained in 29-53 s in the runs of docs/delivery.md (the catch-up of each
@@ -148,15 +155,23 @@ def _with_adapter(settings: Settings, tmp_path: Path, replay: Callable[[Path], O
     return run, settled, _sms_tasks(settings)
 
 
-def _judge(test: str, reference: Outputs, run: Outputs, settled: SmsSettled, sms: dict[str, SmsTask],
-           faults: Faults, wall_s: float) -> None:
+def assert_same(settings: Settings, reference: Outputs, run: Outputs, diff: dict[str, tuple[int, int]],
+                logs: Path) -> None:
+    """Fail with what differs and, for each fact a person lost, how far down the chain it got in the run."""
+    if diff:
+        pytest.fail(failure_report(reference, run, diff) + "\n"
+                    + trace_lost_facts(settings, reference["persons"], run["persons"], logs), pytrace=False)
+
+
+def _judge(settings: Settings, test: str, reference: Outputs, run: Outputs, settled: SmsSettled,
+           sms: dict[str, SmsTask], faults: Faults, wall_s: float, logs: Path) -> None:
     """Record the run's summary line, then assert every output, the person table and the triggers equal to the
     reference, and every SMS settled once."""
     tasks = settled_by_receipts(sms, settled.receipts)
     diff = exact_differences(reference, run, tasks)
     record_figures(test, reference, run, tasks, fed=sum(faults.progress.fed.values()), faults=faults.summary(),
                    catch_up=_catch_up(faults.progress), **settled.figures())
-    assert diff == {}, (diff, state_differences(reference["persons"], run["persons"])[:6000])
+    assert_same(settings, reference, run, diff, logs)
     assert not settled.unsettled, settled  # every SMS delivered, reported, or waiting for its quiet hours to end
     # The replay runs 2 days in about a minute: a partition held back by a crash is hours behind on the adapter's
     # event clock, so an SMS may expire there; only where the clock proves it, and never fail otherwise.
@@ -184,7 +199,8 @@ def test_a_worker_killed_ten_times_mid_stream_loses_nothing_and_sends_no_sms_twi
     run, settled, sms = _with_adapter(settings, tmp_path, lambda _: replay_city(
         settings, CITY, 1, tmp_path / "logs", during=kill_ten_times, drain_timeout=DRAIN_S, progress=faults.progress))
     assert len(faults.hit) == 10 and all(now.busy for _, now in faults.hit), faults.summary()
-    _judge("worker SIGKILLed 10 times", city_reference, run, settled, sms, faults, time.monotonic() - t0)
+    _judge(settings, "worker SIGKILLed 10 times", city_reference, run, settled, sms, faults, time.monotonic() - t0,
+           tmp_path / "logs")
 
 
 def test_two_workers_one_killed_the_other_takes_over_its_partitions_and_tables(
@@ -205,7 +221,7 @@ def test_two_workers_one_killed_the_other_takes_over_its_partitions_and_tables(
     assert len(faults.hit) == 1 and faults.hit[0][1].busy, faults.summary()
     assert run["persons"] and run["triggers"], "nothing to compare: the test would prove nothing"
     diff = differences(city_reference, run)
-    assert diff == {}, (diff, state_differences(city_reference["persons"], run["persons"])[:6000])
+    assert_same(settings, city_reference, run, diff, tmp_path / "logs")
 
 
 def test_redis_then_the_broker_crashed_mid_stream_lose_nothing_and_dispatch_nothing_twice(
@@ -229,4 +245,5 @@ def test_redis_then_the_broker_crashed_mid_stream_lose_nothing_and_dispatch_noth
     run, settled, sms = _with_adapter(settings, tmp_path, replay)
     assert [what.split()[0] for what, _ in faults.hit] == ["Redis", "broker"], faults.summary()
     assert all(now.busy for _, now in faults.hit), faults.summary()
-    _judge("Redis then the broker SIGKILLed", city_reference, run, settled, sms, faults, time.monotonic() - t0)
+    _judge(settings, "Redis then the broker SIGKILLed", city_reference, run, settled, sms, faults,
+           time.monotonic() - t0, tmp_path / "logs")

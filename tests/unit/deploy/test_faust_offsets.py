@@ -5,7 +5,7 @@ import asyncio
 import logging
 from typing import NamedTuple
 
-from deploy.app.faust_offsets import _next, _seek_back, fetch_again_from_committed, in_order
+from deploy.app.faust_offsets import _next, _seek_back, fetch_again_from_committed, forget, in_order
 
 
 class TP(NamedTuple):
@@ -97,3 +97,12 @@ def test_a_partition_held_at_a_record_never_acknowledged_is_fetched_again_from_i
     assert _hand_on(c, EVENTS, [2710, 2711, 2712]) == [2710, 2711, 2712]  # all again, in order
     asyncio.run(_seek_back(c))
     assert c.seeks == [(EVENTS, 2710)]  # once per request
+
+
+def test_a_partition_that_comes_back_is_read_from_where_the_other_worker_left_it() -> None:
+    """Held up to 500, revoked; the worker that took it committed only 320 before it died. Back here, the records
+    from 320 are handed on in order, not taken for records handed on already (nor is 320 sought from 500)."""
+    c = FakeConsumer({EVENTS})
+    assert _hand_on(c, EVENTS, [498, 499]) == [498, 499]
+    forget(c, {EVENTS})
+    assert _hand_on(c, EVENTS, [320, 321, 322]) == [320, 321, 322] and c.seeks == []
