@@ -8,8 +8,9 @@ is under way. Those records were then committed without ever reaching an agent: 
 reverse-mining hit, two calls and one person, and commits stalled behind the hole for a minute before the jump
 (faust-streaming issues 216 and 606 describe the same mechanism).
 
-Here a jump in a stream partition is fetched again once from the first missing offset; only when the broker
-skips the same offsets again is it a real gap, acked as faust would. A record whose hand-over a rebalance cut
+Here a jump in a stream partition is fetched again from the first missing offset; only when the broker, asked
+from there, skips to the same record again is it a real gap, acked as faust would (records further along can
+still come from a fetch under way at the seek, and are fetched again). A record whose hand-over a rebalance cut
 off (faust then cancels it and moves on as if it had been handed) counts as not handed, so it is fetched again
 too. Changelog topics (compacted) keep faust's own handling. Everything else is faust's `_drain_messages`.
 A partition whose commit is held by a record handed on but never acknowledged (`faust_commit.py`) is fetched
@@ -31,8 +32,9 @@ def _next(consumer: Any) -> dict[Any, int]:
     return cast(dict, consumer.__dict__.setdefault("_yujing_next", {}))
 
 
-def _refetched(consumer: Any) -> dict[Any, tuple[int, int]]:
-    """Partitions fetched again from an offset not yet reached, with the fetch that found the hole."""
+def _refetched(consumer: Any) -> dict[Any, tuple[int, int, int]]:
+    """Partitions fetched again from an offset not yet reached: that offset, the fetch that found the hole and
+    the first offset after it."""
     return cast(dict, consumer.__dict__.setdefault("_yujing_refetch", {}))
 
 
@@ -72,7 +74,10 @@ def _batch(consumer: Any) -> int:
 
 
 async def in_order(consumer: Any, tp: Any, offset: int) -> bool:
-    """Whether to hand this record on: the next one of its partition, or past a gap the broker confirmed."""
+    """Whether to hand this record on: the next one of its partition, or past a gap the broker confirmed.
+
+    A gap is confirmed only when two fetches in a row, each after a seek to its start, skip to the same record:
+    records further along come from a fetch that was under way at the seek, and prove nothing about the gap."""
     if tp.topic.endswith("-changelog"):
         return True
     expected = _next(consumer).get(tp)
@@ -85,15 +90,16 @@ async def in_order(consumer: Any, tp: Any, offset: int) -> bool:
     if again is not None and again[0] == expected:
         if again[1] == _batch(consumer):
             return False  # the rest of the fetch that had the hole
-        # fetched again from there, and the broker skips it again: compaction or transaction markers
-        _refetched(consumer).pop(tp, None)
-        consumer.log.info("Gap in %r from %r to %r (compaction or transaction markers)", tp, expected, offset - 1)
-        await consumer._add_gap(tp, expected, offset - 1)
-        return True
+        if offset == again[2]:
+            # fetched again from there, and the broker skips it again: compaction or transaction markers
+            _refetched(consumer).pop(tp, None)
+            consumer.log.info("Gap in %r from %r to %r (compaction or transaction markers)", tp, expected, offset - 1)
+            await consumer._add_gap(tp, expected, offset - 1)
+            return True
     if tp not in consumer.assignment():
         return False  # revoked meanwhile: whoever holds it now reads from the committed offset
     consumer.log.warning("Fetched %r at %r, expected %r: fetching again from %r", tp, offset, expected, expected)
-    _refetched(consumer)[tp] = (expected, _batch(consumer))
+    _refetched(consumer)[tp] = (expected, _batch(consumer), offset)
     await consumer.seek(tp, expected)
     return False
 
