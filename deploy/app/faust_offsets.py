@@ -93,7 +93,8 @@ async def in_order(consumer: Any, tp: Any, offset: int) -> bool:
         if offset == again[2]:
             # fetched again from there, and the broker skips it again: compaction or transaction markers
             _refetched(consumer).pop(tp, None)
-            consumer.log.warning("Gap in %r from %r to %r (compaction or transaction markers)", tp, expected, offset - 1)
+            consumer.log.warning("Gap in %r from %r to %r (compaction or transaction markers)",
+                                 tp, expected, offset - 1)
             await consumer._add_gap(tp, expected, offset - 1)
             return True
     if tp not in consumer.assignment():
