@@ -38,6 +38,12 @@ def _refetched(consumer: Any) -> dict[Any, tuple[int, int, int]]:
     return cast(dict, consumer.__dict__.setdefault("_yujing_refetch", {}))
 
 
+def _dropped(consumer: Any) -> dict[Any, int]:
+    """Per partition, the first offset of records fetched and then dropped by faust's own `getmany` (a partition
+    paused while its fetch was handed on, a rebalance or a stop of the flow in the middle of a fetch)."""
+    return cast(dict, consumer.__dict__.setdefault("_yujing_dropped", {}))
+
+
 def _fetch_again(consumer: Any) -> set[Any]:
     """Partitions to fetch again from their committed offset at the next round of the loop."""
     return cast(set, consumer.__dict__.setdefault("_yujing_fetch_again", set()))
@@ -76,21 +82,25 @@ def _batch(consumer: Any) -> int:
 async def in_order(consumer: Any, tp: Any, offset: int) -> bool:
     """Whether to hand this record on: the next one of its partition, or past a gap the broker confirmed.
 
-    A gap is confirmed only when two fetches in a row, each after a seek to its start, skip to the same record:
-    records further along come from a fetch that was under way at the seek, and prove nothing about the gap."""
+    A hole over records faust itself dropped is never a gap. Otherwise a gap is confirmed only when two fetches
+    in a row, each after a seek to its start, skip to the same record: records further along come from a fetch
+    that was under way at the seek, and prove nothing about the gap."""
     if tp.topic.endswith("-changelog"):
         return True
     expected = _next(consumer).get(tp)
     if expected is None or offset == expected:
         _refetched(consumer).pop(tp, None)
+        if _dropped(consumer).get(tp, offset + 1) <= offset:
+            del _dropped(consumer)[tp]  # read again since: what was dropped is handed on now
         return True
     if offset < expected:
         return False  # read again after a seek back: handed on already
     again = _refetched(consumer).get(tp)
+    if again is not None and again[0] == expected and again[1] == _batch(consumer):
+        return False  # the rest of the fetch that had the hole
+    ours = _dropped(consumer).pop(tp, None) is not None
     if again is not None and again[0] == expected:
-        if again[1] == _batch(consumer):
-            return False  # the rest of the fetch that had the hole
-        if offset == again[2]:
+        if offset == again[2] and not ours:
             # fetched again from there, and the broker skips it again: compaction or transaction markers
             _refetched(consumer).pop(tp, None)
             consumer.log.warning("Gap in %r from %r to %r (compaction or transaction markers)",
@@ -100,9 +110,44 @@ async def in_order(consumer: Any, tp: Any, offset: int) -> bool:
     if tp not in consumer.assignment():
         return False  # revoked meanwhile: whoever holds it now reads from the committed offset
     consumer.log.warning("Fetched %r at %r, expected %r: fetching again from %r", tp, offset, expected, expected)
-    _refetched(consumer)[tp] = (expected, _batch(consumer), offset)
+    _refetched(consumer)[tp] = (expected, _batch(consumer), -1 if ours else offset)
     await consumer.seek(tp, expected)
     return False
+
+
+async def _getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:  # pragma: no cover (faust's)
+    """faust's `Consumer.getmany`, noting the records it drops (`_dropped`)."""
+    records, active_partitions = await self._wait_next_records(timeout)
+    generation_id = self.app.consumer_generation_id
+    if records is None or self.should_stop:
+        return
+    yielded: dict[Any, int] = {}
+    try:
+        if self.flow_active:
+            for tp, record in self.scheduler.iterate(records):
+                if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                    break
+                if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
+                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    yielded[tp] = record.offset
+                    yield tp, self._to_message(tp, record)
+        else:
+            try:
+                await self.perform_seek()
+            except Exception as ex:
+                self.log.warning(f"exception performing seek when flow not active {ex}")
+    finally:
+        note_dropped(self, {tp: [r.offset for r in recs] for tp, recs in records.items()}, yielded)
+
+
+def note_dropped(consumer: Any, fetched: Mapping[Any, list[int]], yielded: Mapping[Any, int]) -> None:
+    """After a fetch was handed on: remember, per partition, the first offset of the records not handed on."""
+    dropped = _dropped(consumer)
+    for tp, offsets in fetched.items():
+        last = yielded.get(tp)
+        left = [o for o in offsets if last is None or o > last]
+        if left:
+            dropped[tp] = min(dropped.get(tp, left[0]), left[0])
 
 
 async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover (faust's loop, run by its fetcher)
@@ -114,7 +159,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
         while not (consumer_should_stop() or fetcher_should_stop()):
             self.diag.set_flag(CONSUMER_FETCHING)
             await _seek_back(self)
-            ait = cast(AsyncIterator, self.getmany(timeout=1.0))
+            ait = cast(AsyncIterator, _getmany(self, timeout=1.0))
             self.__dict__["_yujing_batch"] = _batch(self) + 1
             await self.sleep(0)  # getmany may be called in a loop that never yields otherwise
             if not self.should_stop:
@@ -180,7 +225,7 @@ def forget(consumer: Any, revoked: Any) -> None:
     """Partitions left this consumer: what it knew of them is stale if they come back (from whoever held them
     meanwhile, at their committed offset)."""
     for tp in revoked:
-        for known in (_next(consumer), _refetched(consumer), _at_committed(consumer)):
+        for known in (_next(consumer), _refetched(consumer), _at_committed(consumer), _dropped(consumer)):
             known.pop(tp, None)
         _fetch_again(consumer).discard(tp)
 

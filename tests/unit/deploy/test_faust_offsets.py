@@ -5,7 +5,7 @@ import asyncio
 import logging
 from typing import NamedTuple
 
-from deploy.app.faust_offsets import _next, _seek_back, fetch_again_from_committed, forget, in_order
+from deploy.app.faust_offsets import _next, _seek_back, fetch_again_from_committed, forget, in_order, note_dropped
 
 
 class TP(NamedTuple):
@@ -117,3 +117,21 @@ def test_records_of_a_fetch_under_way_at_the_seek_do_not_confirm_a_gap() -> None
     assert _hand_on(c, EVENTS, [868, 869]) == []
     assert c.gaps == [] and c.seeks == [(EVENTS, 853), (EVENTS, 853)]
     assert _hand_on(c, EVENTS, [853, 854]) == [853, 854]
+
+
+def test_a_hole_over_records_faust_dropped_is_never_taken_for_a_gap() -> None:
+    """faust drops 853-866 of a paused partition twice in a row, each time handing on 867 first: the same record
+    after the same hole, yet no gap, because faust dropped them itself; fetched again until 853 comes."""
+    c = FakeConsumer({EVENTS})
+    _next(c)[EVENTS] = 853
+    for _ in range(2):
+        note_dropped(c, {EVENTS: list(range(853, 868))}, {})
+        assert _hand_on(c, EVENTS, [867]) == []
+    assert c.gaps == [] and c.seeks == [(EVENTS, 853), (EVENTS, 853)]
+    assert _hand_on(c, EVENTS, [853, 854]) == [853, 854]
+
+
+def test_the_records_faust_dropped_are_counted_from_the_first_not_handed_on() -> None:
+    c = FakeConsumer({EVENTS})
+    note_dropped(c, {EVENTS: [10, 11, 12], TP("t.signals.domain", 0): [4, 5]}, {EVENTS: 11})
+    assert c.__dict__["_yujing_dropped"] == {EVENTS: 12, TP("t.signals.domain", 0): 4}
