@@ -8,9 +8,10 @@ is under way. Those records were then committed without ever reaching an agent: 
 reverse-mining hit, two calls and one person, and commits stalled behind the hole for a minute before the jump
 (faust-streaming issues 216 and 606 describe the same mechanism).
 
-Here a jump in a stream partition is fetched again from the first missing offset; only when the broker, asked
-from there, skips to the same record again is it a real gap, acked as faust would (records further along can
-still come from a fetch under way at the seek, and are fetched again). A record whose hand-over a rebalance cut
+Here a jump in a stream partition is fetched again from the first missing offset. faust's `getmany` is ours with
+one change, it notes the records it drops (`note_dropped`): a hole over them is never a gap. Only when the
+broker, asked from the hole's start, skips to the same record twice in a row is it a real gap, acked as faust
+would. A record whose hand-over a rebalance cut
 off (faust then cancels it and moves on as if it had been handed) counts as not handed, so it is fetched again
 too. Changelog topics (compacted) keep faust's own handling. Everything else is faust's `_drain_messages`.
 A partition whose commit is held by a record handed on but never acknowledged (`faust_commit.py`) is fetched
@@ -83,8 +84,7 @@ async def in_order(consumer: Any, tp: Any, offset: int) -> bool:
     """Whether to hand this record on: the next one of its partition, or past a gap the broker confirmed.
 
     A hole over records faust itself dropped is never a gap. Otherwise a gap is confirmed only when two fetches
-    in a row, each after a seek to its start, skip to the same record: records further along come from a fetch
-    that was under way at the seek, and prove nothing about the gap."""
+    in a row, each after a seek to its start, skip to the same record."""
     if tp.topic.endswith("-changelog"):
         return True
     expected = _next(consumer).get(tp)

@@ -108,9 +108,9 @@ def test_a_partition_that_comes_back_is_read_from_where_the_other_worker_left_it
     assert _hand_on(c, EVENTS, [320, 321, 322]) == [320, 321, 322] and c.seeks == []
 
 
-def test_records_of_a_fetch_under_way_at_the_seek_do_not_confirm_a_gap() -> None:
-    """A hole at 853 (the fetcher dropped 853-866); the next fetch still brings 868-869 from before the seek: no
-    gap is acked over 853-867, the partition is fetched again, and 853 on is handed on in order."""
+def test_a_fetch_again_that_skips_to_another_record_does_not_confirm_a_gap() -> None:
+    """A hole at 853 (867 came first); the fetch again from 853 brings 868-869: not the same record after the
+    hole, so no gap is acked over 853-867; the partition is fetched again, and 853 on is handed on in order."""
     c = FakeConsumer({EVENTS})
     _next(c)[EVENTS] = 853
     assert _hand_on(c, EVENTS, [867]) == []
