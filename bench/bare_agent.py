@@ -1,9 +1,12 @@
 """The bare Faust reference for bench.throughput: one agent on the signal topics that decodes and forwards.
 
-Run by the benchmark as `python -m bench.bare_agent worker`, with the same settings (env) as the pipeline.
+Run by the benchmark as `python -m bench.bare_agent`, with the same settings (env) as the pipeline. With
+`BENCH_TAKE=N` the agent takes up to N records at a time (`stream.take`, within 50 ms) and forwards each batch as
+one message: what is left then is faust's per-message consume path alone, the ceiling of any Faust agent.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import faust
@@ -22,14 +25,25 @@ app = faust.App(f"{settings.app_id}-bare", **({
 source = app.topic(*(settings.topic(t) for t in SIGNAL_TOPICS), key_serializer="raw", value_serializer="raw")
 sink = app.topic(settings.topic("bench.forwarded"), key_serializer="raw", value_serializer="raw")
 decoder = msgspec.json.Decoder()
+TAKE = int(os.environ.get("BENCH_TAKE", "0"))
 
 
-@app.agent(source)
 async def forward(stream: faust.StreamT) -> None:
     """Decode each record (as any JSON) and send it on, keyed as it came."""
     async for event in stream.events():
         decoder.decode(event.value)
         await sink.send(key=event.key, value=event.value)
+
+
+async def forward_batches(stream: faust.StreamT) -> None:
+    """Decode each record and send each batch on as one message (a JSON array of the records)."""
+    async for values in stream.take(TAKE, within=0.05):
+        for value in values:
+            decoder.decode(value)
+        await sink.send(key=None, value=b"[" + b",".join(values) + b"]")
+
+
+app.agent(source, name="forward")(forward_batches if TAKE else forward)
 
 
 if __name__ == "__main__":

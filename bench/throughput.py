@@ -84,9 +84,10 @@ async def raw_consume(settings: Settings, expected: int) -> float:
         await consumer.stop()
 
 
-def run_bare(settings: Settings, log: Path) -> float:
-    """Seconds for the bare Faust agent to decode and forward every signal."""
-    env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
+def run_bare(settings: Settings, log: Path, take: int = 0) -> float:
+    """Seconds for the bare Faust agent to decode and forward every signal (`take` > 0: by batches of that many,
+    each forwarded as one message)."""
+    env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1", "BENCH_TAKE": str(take)}
     proc = subprocess.Popen([sys.executable, "-m", "bench.bare_agent"], env=env, stdout=open(log, "wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -226,8 +227,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--only", choices=["raw", "bare", "pipeline", "latency"], nargs="+",
+    parser.add_argument("--only", choices=["raw", "bare", "take", "pipeline", "latency"], nargs="+",
                         default=["raw", "bare", "pipeline"])
+    parser.add_argument("--take", type=int, default=1000, help="batch size of the bare agent's take() (--only take)")
     parser.add_argument("--rates", type=float, nargs="+", default=[300.0, 5000.0],
                         help="signals per second fed for the latency runs (--only latency)")
     parser.add_argument("--attempts", type=float, default=60.0,
@@ -246,6 +248,10 @@ def main() -> None:
         results["raw aiokafka getmany"] = signals / asyncio.run(raw_consume(settings, signals))
     if "bare" in args.only:
         results["bare Faust agent (decode + forward)"] = signals / run_bare(settings, work / "bare.log")
+    if "take" in args.only:
+        # a group of its own on the same topics: the bare agent's group has read them already
+        s = dataclasses.replace(settings, app_id=f"{settings.app_id}-take")
+        results[f"bare Faust agent, take({args.take})"] = signals / run_bare(s, work / "take.log", args.take)
     for n in args.workers if "pipeline" in args.only else []:
         # the same city again into topics of its own (the pipeline's internal topics must not be shared)
         s = fresh(base, work / f"data-w{n}", f"{tag}w{n}")
