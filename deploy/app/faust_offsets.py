@@ -131,6 +131,8 @@ async def _getmany(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
                     self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                     yielded[tp] = record.offset
                     yield tp, self._to_message(tp, record)
+                else:  # paused: dropped, though the next record of the fetch may be handed on
+                    note_dropped(self, {tp: [record.offset]}, {})
         else:
             try:
                 await self.perform_seek()
@@ -218,12 +220,16 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
             _next(self)[tp] = offset
         else:
             _next(self).pop(tp, None)
+        _refetched(self).pop(tp, None)
+        _dropped(self).pop(tp, None)
     return committed
 
 
 def forget(consumer: Any, revoked: Any) -> None:
     """Partitions left this consumer: what it knew of them is stale if they come back (from whoever held them
-    meanwhile, at their committed offset)."""
+    meanwhile, at their committed offset). A record fetched for one before faust seeks it to its committed offset
+    is handed on, and again after the seek: a redelivery, which every stage takes as one; records refused until
+    the seek could be lost where the seek does not move the position (no commit yet)."""
     for tp in revoked:
         for known in (_next(consumer), _refetched(consumer), _at_committed(consumer), _dropped(consumer)):
             known.pop(tp, None)
