@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -25,12 +26,29 @@ from streams.kafka_io import read_to_end
 from streams.person_state import FACT_KINDS, decode_state
 from streams.watermarks import MARKS_KEY
 
+# Below the kernel's ephemeral range (32768 on): a port the kernel picks for port 0 is one it also gives to
+# outgoing connections, which took a worker's web port between the pick and the worker's bind.
+PORTS = range(20000, 32000)
+STACK_PORTS = {16379, 19092, 19093, 26379, 29092, 29093}
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+
+def free_port(span: int = 4) -> int:
+    """A TCP port on 127.0.0.1, below the ephemeral range, that nothing listens on right now, nor on the `span - 1`
+    ports after it (worker `i` of a group serves on the web port + `i`)."""
+    rng = random.Random()
+    while True:
+        port = rng.randrange(PORTS.start, PORTS.stop - span)
+        if STACK_PORTS.isdisjoint(range(port, port + span)) and all(_bindable(p) for p in range(port, port + span)):
+            return port
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def wait_http(url: str, timeout: float = 20) -> None:
