@@ -33,9 +33,9 @@ def _next(consumer: Any) -> dict[Any, int]:
     return cast(dict, consumer.__dict__.setdefault("_yujing_next", {}))
 
 
-def _refetched(consumer: Any) -> dict[Any, tuple[int, int, int]]:
-    """Partitions fetched again from an offset not yet reached: that offset, the fetch that found the hole and
-    the first offset after it."""
+def _refetched(consumer: Any) -> dict[Any, tuple[int, int, int, int]]:
+    """Partitions fetched again from an offset not yet reached: that offset, the fetch that found the hole, the
+    first offset after it (-1: faust dropped the records in it) and how many times it was fetched again."""
     return cast(dict, consumer.__dict__.setdefault("_yujing_refetch", {}))
 
 
@@ -80,6 +80,9 @@ def _batch(consumer: Any) -> int:
     return int(consumer.__dict__.get("_yujing_batch", 0))
 
 
+STUCK_ROUNDS = 5  # a partition fetched again this often from one offset is stuck there: logged as an error
+
+
 async def in_order(consumer: Any, tp: Any, offset: int) -> bool:
     """Whether to hand this record on: the next one of its partition, or past a gap the broker confirmed.
 
@@ -109,8 +112,10 @@ async def in_order(consumer: Any, tp: Any, offset: int) -> bool:
             return True
     if tp not in consumer.assignment():
         return False  # revoked meanwhile: whoever holds it now reads from the committed offset
-    consumer.log.warning("Fetched %r at %r, expected %r: fetching again from %r", tp, offset, expected, expected)
-    _refetched(consumer)[tp] = (expected, _batch(consumer), -1 if ours else offset)
+    rounds = again[3] + 1 if again is not None and again[0] == expected else 1
+    log = consumer.log.warning if rounds < STUCK_ROUNDS else consumer.log.error
+    log("Fetched %r at %r, expected %r: fetching again from %r (round %d)", tp, offset, expected, expected, rounds)
+    _refetched(consumer)[tp] = (expected, _batch(consumer), -1 if ours else offset, rounds)
     await consumer.seek(tp, expected)
     return False
 

@@ -135,3 +135,15 @@ def test_the_records_faust_dropped_are_counted_from_the_first_not_handed_on() ->
     c = FakeConsumer({EVENTS})
     note_dropped(c, {EVENTS: [10, 11, 12], TP("t.signals.domain", 0): [4, 5]}, {EVENTS: 11})
     assert c.__dict__["_yujing_dropped"] == {EVENTS: 12, TP("t.signals.domain", 0): 4}
+
+
+def test_a_partition_fetched_again_and_again_from_one_offset_is_logged_as_stuck(caplog) -> None:
+    """The broker never gives the record after the hole twice in a row (it moves on each time): no gap is ever
+    acked, and from the fifth round on it is an error in the log, not a warning."""
+    c = FakeConsumer({EVENTS})
+    _next(c)[EVENTS] = 100
+    with caplog.at_level(logging.WARNING, logger="test"):
+        for first in range(110, 116):
+            assert _hand_on(c, EVENTS, [first]) == []
+    assert c.gaps == [] and len(c.seeks) == 6
+    assert [r.levelname for r in caplog.records] == ["WARNING"] * 4 + ["ERROR"] * 2
