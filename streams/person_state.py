@@ -78,6 +78,7 @@ class PaymentFact(Struct, array_like=True):
     channel: str
     event_id: str
     account: str = ""  # the person's own account in this transfer
+    by_bank: bool = False  # `first_contact` is the bank's flag (an outgoing transfer's `payee_first_seen`), not ours
 
 
 class HitFact(Struct, array_like=True):
@@ -287,11 +288,15 @@ def _payment(state: PersonState, rec: PaymentSignal, role: str, policy: StatePol
         direction, counterparty, own = "out", rec.payee_account, rec.payer_account
     key = f"account:{counterparty}"
     first_seen, _ = _first_contact(state, key, rec.ts, policy, up)
-    _demote_later(state.payments, lambda f: f.counterparty == counterparty and f.direction == direction, rec.ts, up)
+    # Either direction makes the account known, so a transfer arriving late demotes the later ones both ways;
+    # not where the first contact is the bank's word.
+    _demote_later(state.payments, lambda f: f.counterparty == counterparty and not f.by_bank, rec.ts, up)
     # The bank knows its own history better than our 30-day memory does: its flag wins when present.
-    first = first_seen if rec.payee_first_seen is None or direction == "in" else rec.payee_first_seen
+    by_bank = rec.payee_first_seen is not None and direction == "out"
+    first = rec.payee_first_seen if by_bank else first_seen
     _append(state, "payments", PaymentFact(rec.ts, rec.transfer_id, rec.status, direction, counterparty,
-                                        rec.amount_fen, first, rec.channel, rec.event_id, own), policy, up)
+                                        rec.amount_fen, bool(first), rec.channel, rec.event_id, own, by_bank),
+            policy, up)
     up.contacts.append(Contact(value_key=key, person=state.person, ts=rec.ts, event_id=rec.event_id))
 
 

@@ -257,3 +257,36 @@ def test_a_redelivered_notice_changes_nothing_and_is_not_noted() -> None:
         up = apply_event(state, again, POLICY)
         assert not (up.changed or up.noted) and up.triggers == [] and up.contacts == []
         assert msgspec.msgpack.encode(state) == snapshot
+
+
+def _transfer(ts_h: float, n: int, payer: str, payee: str, role: str, first: bool | None = None) -> PersonEvent:
+    rec = PaymentSignal(event_id=f"p{n}", ts=T0 + int(ts_h * HOUR_MS), transfer_id=f"t{n}", status="initiated",
+                        payer_account=payer, payee_account=payee, payee_bank="B", amount_fen=100_00,
+                        channel="mobile", payee_first_seen=first)
+    return PersonEvent(person="S1", source="signals.payment", role=role, payment=rec)
+
+
+def test_a_transfer_back_from_an_account_paid_before_is_no_first_contact_whatever_the_arrival() -> None:
+    """The person pays X, then X pays the person (a rebate): the incoming transfer is no first contact, also when
+    it arrives first (the outgoing one came through another source partition, or was read again after a crash)."""
+    out_, in_ = _transfer(1, 1, "A1", "X", "self"), _transfer(2, 2, "X", "A1", "payee")
+    in_order, reversed_order = new_state("S1"), new_state("S1")
+    for ev in (out_, in_):
+        apply_event(in_order, ev, POLICY)
+    for ev in (in_, out_):
+        apply_event(reversed_order, ev, POLICY)
+    assert [(f.direction, f.first_contact) for f in in_order.payments] == [("out", True), ("in", False)]
+    assert msgspec.json.encode(in_order) == msgspec.json.encode(reversed_order)
+
+
+def test_the_banks_first_seen_flag_is_never_demoted() -> None:
+    """The bank says X is a new payee for the person; an incoming transfer from X earlier in event time, arriving
+    late, leaves the bank's word standing, as it would have arriving first."""
+    in_, out_ = _transfer(1, 1, "X", "A1", "payee"), _transfer(2, 2, "A1", "X", "self", first=True)
+    in_order, reversed_order = new_state("S1"), new_state("S1")
+    for ev in (in_, out_):
+        apply_event(in_order, ev, POLICY)
+    for ev in (out_, in_):
+        apply_event(reversed_order, ev, POLICY)
+    assert [(f.direction, f.first_contact) for f in in_order.payments] == [("in", True), ("out", True)]
+    assert msgspec.json.encode(in_order) == msgspec.json.encode(reversed_order)
