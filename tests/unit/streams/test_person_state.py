@@ -266,15 +266,18 @@ def _transfer(ts_h: float, n: int, payer: str, payee: str, role: str, first: boo
     return PersonEvent(person="S1", source="signals.payment", role=role, payment=rec)
 
 
+def _folded(*events: PersonEvent) -> PersonState:
+    state = new_state("S1")
+    for ev in events:
+        apply_event(state, ev, POLICY)
+    return state
+
+
 def test_a_transfer_back_from_an_account_paid_before_is_no_first_contact_whatever_the_arrival() -> None:
     """The person pays X, then X pays the person (a rebate): the incoming transfer is no first contact, also when
     it arrives first (the outgoing one came through another source partition, or was read again after a crash)."""
     out_, in_ = _transfer(1, 1, "A1", "X", "self"), _transfer(2, 2, "X", "A1", "payee")
-    in_order, reversed_order = new_state("S1"), new_state("S1")
-    for ev in (out_, in_):
-        apply_event(in_order, ev, POLICY)
-    for ev in (in_, out_):
-        apply_event(reversed_order, ev, POLICY)
+    in_order, reversed_order = _folded(out_, in_), _folded(in_, out_)
     assert [(f.direction, f.first_contact) for f in in_order.payments] == [("out", True), ("in", False)]
     assert msgspec.json.encode(in_order) == msgspec.json.encode(reversed_order)
 
@@ -283,10 +286,6 @@ def test_the_banks_first_seen_flag_is_never_demoted() -> None:
     """The bank says X is a new payee for the person; an incoming transfer from X earlier in event time, arriving
     late, leaves the bank's word standing, as it would have arriving first."""
     in_, out_ = _transfer(1, 1, "X", "A1", "payee"), _transfer(2, 2, "A1", "X", "self", first=True)
-    in_order, reversed_order = new_state("S1"), new_state("S1")
-    for ev in (in_, out_):
-        apply_event(in_order, ev, POLICY)
-    for ev in (out_, in_):
-        apply_event(reversed_order, ev, POLICY)
+    in_order, reversed_order = _folded(in_, out_), _folded(out_, in_)
     assert [(f.direction, f.first_contact) for f in in_order.payments] == [("in", True), ("out", True)]
     assert msgspec.json.encode(in_order) == msgspec.json.encode(reversed_order)
