@@ -41,7 +41,7 @@ from ops.metrics import scrape_samples
 from schemas.topics import SIGNAL_TOPICS
 from scorers.lab.city import City, CityConfig
 from scorers.lab.training import model_dir
-from streams.kafka_io import group_lag
+from streams.kafka_io import group_lag, read_to_end
 
 
 def time_drain(settings: Settings, group: str, alive: Callable[[], bool], timeout: float = 1800.0) -> float:
@@ -97,18 +97,39 @@ def run_bare(settings: Settings, log: Path, take: int = 0) -> float:
         proc.wait(30)
 
 
-def run_pipeline(settings: Settings, workers: int, logs: Path) -> float:
-    """Seconds for `workers` pipeline workers to take every record through every stage."""
+def run_pipeline(settings: Settings, workers: int, logs: Path) -> tuple[float, list[float]]:
+    """Seconds for `workers` pipeline workers to take every record through every stage, and each worker's
+    resident memory (MiB) once drained."""
     procs = []
     try:
         for i in range(workers):
             s = dataclasses.replace(settings, web_port=settings.web_port + 1 + i, data_dir=settings.data_dir / f"w{i}")
             shutil.copytree(model_dir(settings.data_dir), model_dir(s.data_dir), dirs_exist_ok=True)
             procs.append(WorkerProcess(s, logs / f"worker-{workers}-{i}.log").start(ready_timeout=300))
-        return time_drain(settings, settings.app_id, lambda: all(p.running for p in procs))
+        seconds = time_drain(settings, settings.app_id, lambda: all(p.running for p in procs))
+        return seconds, [resident_mib(p.proc.pid) for p in procs]
     finally:
         for p in procs:
             p.stop()
+
+
+def resident_mib(pid: int) -> float:
+    """A process's resident memory now (VmRSS), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def changelog_cost(settings: Settings, signals: int) -> dict[str, dict[str, float]]:
+    """Per table: changelog records and bytes (key + value) per input signal, read back from its changelog."""
+    cost = {}
+    for table in ("persons", "values", "pending", "marks", "identity"):
+        records = read_to_end(settings, f"{settings.app_id}-{table}-changelog", timeout=120)
+        size = sum(len(m.key or b"") + len(m.value or b"") for m in records)
+        cost[table] = {"records_per_signal": round(len(records) / signals, 3),
+                       "bytes_per_signal": round(size / signals, 1)}
+    return cost
 
 
 def paced_city(settings: Settings, city: City, rate: float) -> int:
@@ -244,6 +265,7 @@ def main() -> None:
     counts = stream_city(settings, city)
     signals = sum(v for k, v in counts.items() if k.startswith("signals."))
     results: dict[str, float] = {}
+    costs: dict[str, object] = {}  # memory and changelog records and bytes per signal, per pipeline run
     if "raw" in args.only:
         results["raw aiokafka getmany"] = signals / asyncio.run(raw_consume(settings, signals))
     if "bare" in args.only:
@@ -257,7 +279,10 @@ def main() -> None:
         s = fresh(base, work / f"data-w{n}", f"{tag}w{n}")
         shutil.copytree(args.model, model_dir(s.data_dir))
         assert stream_city(s, City(city.cfg)) == counts
-        results[f"pipeline, {n} worker(s)"] = signals / run_pipeline(s, n, work)
+        seconds, rss = run_pipeline(s, n, work)
+        results[f"pipeline, {n} worker(s)"] = signals / seconds
+        costs[f"pipeline, {n} worker(s)"] = {"worker_rss_mib": [round(r) for r in rss],
+                                              "changelogs": changelog_cost(s, signals)}
     if "latency" in args.only:
         for rate in args.rates:
             lat = latency_at(base, args.model, City(city.cfg), rate, work)
@@ -268,7 +293,7 @@ def main() -> None:
     bare = results.get("bare Faust agent (decode + forward)", float("nan"))
     raw = results.get("raw aiokafka getmany", float("nan"))
     print(json.dumps({"signals": signals, "records": sum(counts.values()), "signals_per_second": results,
-                      "work": str(work)}, indent=2))
+                      "costs": costs, "work": str(work)}, indent=2))
     print(f"\n{'reader':<40}{'signals/s':>12}{'× bare Faust':>14}{'× raw getmany':>15}")
     for name, rate in results.items():
         print(f"{name:<40}{rate:>12,.0f}{rate / bare:>14.2f}{rate / raw:>15.4f}")
