@@ -189,11 +189,13 @@ def trace_lost_facts(settings: Settings, reference: set[tuple[bytes, bytes]], ru
         event_id = getattr(fact, "event_id", "")
         lines.append(f"lost {person} {kind}: {fact!r}"[:500])
         if kind == "hits":
+            # compared without the contact that made it (`person_table`): every hit and contact of the person
+            # with the value counts
             vk = getattr(fact, "value_key")
             hits = [(p, o, ts) for p, o, ts, pe in events if pe.person == person and pe.hit is not None
-                    and pe.hit.value_key == vk and pe.hit.event_id == event_id]
+                    and pe.hit.value_key == vk]
             contacts = [(p, o, ts) for p, o, ts, vm in values if vm.contact is not None and vm.contact.value_key == vk
-                        and vm.contact.event_id == event_id and vm.contact.person == person]
+                        and vm.contact.person == person]
             indicators = [(p, o, ts, vm.indicator.action, vm.indicator.ts) for p, o, ts, vm in values
                           if vm.indicator is not None and vm.value_key == vk]
             lines.append(f"  in yujing.events as a hit (partition, offset, kafka ts): {hits}")
