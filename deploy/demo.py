@@ -33,7 +33,7 @@ from ops.metrics import sample_quantile, scrape_samples
 from schemas.internal import Decision
 from schemas.records import Outcome, PaymentInterception
 from scorers.lab.city import City, CityConfig
-from streams.kafka_io import end_offsets_of, group_lag, read_to_end
+from streams.kafka_io import end_offsets_of, group_lag, pipeline_groups, read_to_end
 
 GATEWAY_PORT, SMS_METRICS_PORT = 9110, 9111
 COUNTED = ("deadletter", "yujing.decisions", "warnings", "dispatch.sms", "dispatch.phone", "dispatch.visit",
@@ -98,7 +98,7 @@ def _metric(samples: dict, name: str, **labels: str) -> float:
 
 def lag(settings: Settings) -> int:
     """Messages the workers' consumer group has not committed yet, over every topic it reads."""
-    return group_lag(settings, settings.app_id) or 0
+    return group_lag(settings, pipeline_groups(settings)) or 0
 
 
 def _progress_line(samples: dict, signals_total: int, behind: int) -> str:

@@ -14,7 +14,7 @@ from deploy.city_stream import stream_city
 from deploy.config import Settings
 from deploy.workers import WorkerProcess, start_workers
 from scorers.lab.city import City, CityConfig
-from streams.kafka_io import group_lag, group_lags, read_table, read_to_end
+from streams.kafka_io import group_lag, group_lags, pipeline_groups, read_table, read_to_end
 from streams.person_state import FACT_KINDS, StatePolicy, decode_state, fact_order
 from streams.watermarks import Frontier
 
@@ -73,7 +73,7 @@ class Progress:
         while not self._stop.wait(self.every_s):
             try:
                 lags = {f"{tp.topic[prefix:]}/{tp.partition}": n
-                        for tp, n in group_lags(self.settings, self.settings.app_id).items()}
+                        for tp, n in group_lags(self.settings, pipeline_groups(self.settings)).items()}
             except KafkaError:  # the broker restarting: a gap in the log
                 continue
             at = self.now()
@@ -103,7 +103,7 @@ class Progress:
 
 def why_not_drained(settings: Settings) -> str:
     """What holds a pipeline that does not drain: lag per partition, decisions waiting, and busy channels."""
-    lags = {f"{tp.topic}/{tp.partition}": n for tp, n in group_lags(settings, settings.app_id).items() if n}
+    lags = {f"{tp.topic}/{tp.partition}": n for tp, n in group_lags(settings, pipeline_groups(settings)).items() if n}
     pending = sorted(read_table(settings, "pending"))
     busy = {}
     for key, raw in read_table(settings, "marks").items():
@@ -122,7 +122,8 @@ def wait_drained(settings: Settings, workers: list[WorkerProcess], timeout: floa
         if not all(w.running for w in workers):
             raise RuntimeError(next(w for w in workers if not w.running).log_tail())
         try:
-            calm = calm + 1 if group_lag(settings, settings.app_id) == 0 and not read_table(settings, "pending") else 0
+            drained = group_lag(settings, pipeline_groups(settings)) == 0
+            calm = calm + 1 if drained and not read_table(settings, "pending") else 0
         except KafkaError:  # the broker restarting (a fault test): not calm yet
             calm = 0
         time.sleep(1)

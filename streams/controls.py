@@ -3,7 +3,13 @@ the blocks of domains and numbers for ISPs and operators, as pure functions."""
 from __future__ import annotations
 
 from schemas.internal import ControlNote, PersonEvent
-from schemas.records import AccountInterception, DomainInterception, Indicator, NumberInterception, Subject
+from schemas.records import (
+    AccountInterception,
+    DomainInterception,
+    Indicator,
+    NumberInterception,
+    Subject,
+)
 
 
 def indicator_value_key(indicator: Indicator) -> str:

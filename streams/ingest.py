@@ -8,7 +8,13 @@ import msgspec
 from schemas.deadletter import dead_letter
 from schemas.decode import InvalidRecord, decode_input
 from schemas.internal import PersonEvent
-from schemas.records import MIN_TS_MS, DeadLetter, DomainSignal, PaymentSignal, TelecomSignal
+from schemas.records import (
+    MIN_TS_MS,
+    DeadLetter,
+    DomainSignal,
+    PaymentSignal,
+    TelecomSignal,
+)
 from streams.identity import Lookup, resolve_account, resolve_line
 
 MAX_AHEAD_MS = 24 * 3_600_000  # how far event time may run ahead of the Kafka timestamp (providers' clock skew)

@@ -7,7 +7,7 @@ from typing import Iterable, Protocol
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
-from streams.watermarks import MARKS_KEY
+from streams.envelope import unpack
 
 
 class Cluster(Protocol):
@@ -65,11 +65,16 @@ def consume(settings: Cluster, logical: str, expect: int, timeout: float = 60.0,
             start: dict[int, int] | None = None) -> list[ConsumerRecord]:
     """Read a logical topic (from the beginning, or from `start` offsets) until `expect` messages or the timeout.
 
-    It then lingers a little: more messages than expected is a result the caller must see. The watermark's
-    marks on `yujing.events` and `yujing.contacts` are bookkeeping between workers, not records: left out.
+    It then lingers a little: more messages than expected is a result the caller must see. The envelopes of
+    `yujing.events` and `yujing.contacts` are unpacked: their records count, their marks do not.
     """
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
-    got: list[ConsumerRecord] = []
+    got: list = []
+    enveloped = logical in ("yujing.events", "yujing.contacts")
+
+    def take(batch: list[ConsumerRecord]) -> None:
+        got.extend(unpack(logical, batch) if enveloped else batch)
+
     try:
         topic = settings.topic(logical)
         deadline = time.monotonic() + timeout
@@ -86,11 +91,11 @@ def consume(settings: Cluster, logical: str, expect: int, timeout: float = 60.0,
                 consumer.seek_to_beginning(tp)
         while time.monotonic() < deadline and len(got) < expect:
             for batch in consumer.poll(timeout_ms=300).values():
-                got.extend(m for m in batch if m.key != MARKS_KEY)
+                take(batch)
         end = time.monotonic() + linger
         while time.monotonic() < end:
             for batch in consumer.poll(timeout_ms=300).values():
-                got.extend(m for m in batch if m.key != MARKS_KEY)
+                take(batch)
     finally:
         consumer.close()
     return got
@@ -124,14 +129,21 @@ def read_table(settings: Cluster, table: str) -> dict[bytes, bytes]:
     return {k: v for k, v in latest.items() if v is not None}
 
 
-def group_lags(settings: Cluster, group: str) -> dict[TopicPartition, int]:
-    """Messages a consumer group has not committed, per partition of every topic of ours it has committed on."""
+def pipeline_groups(settings: Cluster) -> tuple[str, str]:
+    """The workers' consumer groups: the Faust app's, and the hot path's (deploy/app/stream_reader.py)."""
+    return settings.app_id, f"{settings.app_id}-stream"
+
+
+def group_lags(settings: Cluster, groups: str | Iterable[str]) -> dict[TopicPartition, int]:
+    """Messages consumer groups have not committed, per partition of every topic of ours they have committed on."""
     from kafka import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
     try:
-        committed = admin.list_group_offsets({group: None}).get(group, {})
+        committed = {}
+        for group in [groups] if isinstance(groups, str) else groups:
+            committed.update(admin.list_group_offsets({group: None}).get(group, {}))
         ours = {tp: om.offset for tp, om in committed.items() if tp.topic.startswith(settings.topic_prefix)}
         ends = consumer.end_offsets(list(ours)) if ours else {}
         return {tp: max(0, ends[tp] - max(off, 0)) for tp, off in ours.items()}
@@ -140,8 +152,8 @@ def group_lags(settings: Cluster, group: str) -> dict[TopicPartition, int]:
         admin.close()
 
 
-def group_lag(settings: Cluster, group: str) -> int | None:
-    """Messages a consumer group has not committed, over every topic of ours it has committed on (None before
-    it has committed anything)."""
-    lags = group_lags(settings, group)
+def group_lag(settings: Cluster, groups: str | Iterable[str]) -> int | None:
+    """Messages consumer groups have not committed, over every topic of ours they have committed on (None before
+    they have committed anything)."""
+    lags = group_lags(settings, groups)
     return sum(lags.values()) if lags else None

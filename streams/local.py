@@ -11,7 +11,14 @@ import msgspec
 
 from schemas.decode import decode_input
 from schemas.internal import Output, PersonEvent, ValueMessage
-from schemas.records import DomainSignal, Indicator, PaymentSignal, Subject, TelecomSignal, encode
+from schemas.records import (
+    DomainSignal,
+    Indicator,
+    PaymentSignal,
+    Subject,
+    TelecomSignal,
+    encode,
+)
 from streams.ingest import person_events
 from streams.person_state import StatePolicy
 from streams.processor import PersonHook, Processor, person_output

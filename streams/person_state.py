@@ -23,7 +23,14 @@ from typing import Any, Callable
 import msgspec
 from msgspec import Struct
 
-from schemas.internal import Contact, IndicatorHit, PersonEvent, RetractionNote, RiskState, Trigger
+from schemas.internal import (
+    Contact,
+    IndicatorHit,
+    PersonEvent,
+    RetractionNote,
+    RiskState,
+    Trigger,
+)
 from schemas.normalize import number_kind, url_domain
 from schemas.records import DomainSignal, PaymentSignal, TelecomSignal
 from schemas.units import DAY_MS, HOUR_MS

@@ -13,7 +13,12 @@ import msgspec
 
 from schemas.internal import Decision, Output, PersonEvent, ValueMessage
 from schemas.records import DomainInterception, Indicator, Subject
-from streams.controls import account_controls, control_events, indicator_value_key, interceptions_for
+from streams.controls import (
+    account_controls,
+    control_events,
+    indicator_value_key,
+    interceptions_for,
+)
 from streams.identity import decode_profile, identity_changes, subject_key
 from streams.identity_replica import IdentityReplica
 from streams.ingest import resolve_late
@@ -29,7 +34,14 @@ from streams.person_state import (
     new_state,
 )
 from streams.table_views import ValueEntries
-from streams.value_index import IndexPolicy, ValueHead, add_contact, apply_indicator, decode_head, encode_head
+from streams.value_index import (
+    IndexPolicy,
+    ValueHead,
+    add_contact,
+    apply_indicator,
+    decode_head,
+    encode_head,
+)
 from streams.watermarks import (
     Frontier,
     Mark,

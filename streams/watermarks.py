@@ -46,8 +46,6 @@ from msgspec import Struct
 
 from schemas.internal import PersonEvent
 
-MARKS_KEY = b"\x00marks"  # the message key of a marks message on `yujing.events` and `yujing.contacts`
-
 
 class Mark(Struct, array_like=True):
     """How far one channel has got: every record with an earlier event time has been sent."""

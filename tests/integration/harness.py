@@ -22,9 +22,9 @@ import msgspec
 from deploy.config import Settings
 from deploy.topics import create_topics
 from schemas.internal import PersonEvent, ValueMessage
+from streams.envelope import unpack
 from streams.kafka_io import read_to_end
 from streams.person_state import FACT_KINDS, decode_state
-from streams.watermarks import MARKS_KEY
 
 # Below the kernel's ephemeral range (32768 on): a port the kernel picks for port 0 is one it also gives to
 # outgoing connections, which took a worker's web port between the pick and the worker's bind.
@@ -181,9 +181,9 @@ def trace_lost_facts(settings: Settings, reference: set[tuple[bytes, bytes]], ru
     if not lost:
         return "no fact of the reference is missing from the run's persons"
     events = [(m.partition, m.offset, m.timestamp, msgspec.json.decode(m.value, type=PersonEvent))
-              for m in read_to_end(settings, settings.topic("yujing.events")) if m.key != MARKS_KEY]
+              for m in unpack("yujing.events", read_to_end(settings, settings.topic("yujing.events")))]
     values = [(m.partition, m.offset, m.timestamp, msgspec.json.decode(m.value, type=ValueMessage))
-              for m in read_to_end(settings, settings.topic("yujing.contacts")) if m.key != MARKS_KEY]
+              for m in unpack("yujing.contacts", read_to_end(settings, settings.topic("yujing.contacts")))]
     lines = []
     for person, kind, fact in lost[:limit]:
         event_id = getattr(fact, "event_id", "")

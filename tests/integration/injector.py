@@ -14,7 +14,7 @@ from deploy.config import Settings
 from deploy.replay import Progress
 from deploy.stack import restart
 from deploy.workers import WorkerProcess
-from streams.kafka_io import group_lag
+from streams.kafka_io import group_lag, pipeline_groups
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def _scrape(port: int) -> dict[str, float]:
 def in_flight(settings: Settings, workers: list[WorkerProcess]) -> InFlight | None:
     """The group's lag and what the live workers hold; None while the broker or a worker does not answer."""
     try:
-        lag = group_lag(settings, settings.app_id)
+        lag = group_lag(settings, pipeline_groups(settings))
         metrics = [_scrape(w.settings.web_port) for w in workers if w.running]
     except (KafkaError, OSError):
         return None

@@ -1,0 +1,90 @@
+"""A table in memory, partitioned as the input it is written from, whose changes go to its changelog per checkpoint.
+
+As a Faust table: reads see every key the worker holds; a write belongs to the partition of the record being
+processed (`active`), so it lives in that partition's changelog and moves with it. Unlike a Faust table, a
+write is not sent at once: the keys changed since the last checkpoint are collected, and each goes to the
+changelog once, with its latest value (Kafka Streams' record cache, quix-streams' checkpoint).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, MutableMapping
+
+
+class PartitionedTable(MutableMapping[bytes, bytes]):
+    """Keys to bytes over the partitions this worker holds; `changes` gives what a checkpoint writes."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.active = -1  # the partition of the record being processed; writes belong to it
+        self._data: dict[bytes, bytes] = {}
+        self._owner: dict[bytes, int] = {}
+        self._dirty: dict[int, set[bytes]] = {}
+
+    def __getitem__(self, key: bytes) -> bytes:
+        return self._data[key]
+
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+        return self._data.get(key, default)
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._data[key] = value
+        self._own(key)
+
+    def __delitem__(self, key: bytes) -> None:
+        del self._data[key]
+        self._own(key)
+
+    def pop(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+        if key not in self._data:
+            return default
+        value = self._data.pop(key)
+        self._own(key)
+        return value
+
+    def _own(self, key: bytes) -> None:
+        if self.active < 0:
+            raise RuntimeError(f"table {self.name}: a write outside any partition")
+        self._owner[key] = self.active
+        self._dirty.setdefault(self.active, set()).add(key)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def changes(self) -> dict[int, list[tuple[bytes, bytes | None]]]:
+        """The changed keys per partition since the last call, with their values now (None: deleted)."""
+        out = {p: [(k, self._data.get(k)) for k in sorted(keys)] for p, keys in self._dirty.items() if keys}
+        self._dirty = {}
+        for changed in out.values():
+            for key, value in changed:
+                if value is None:  # its tombstone is on its way: nothing is left of it here
+                    self._owner.pop(key, None)
+        return out
+
+    def load(self, partition: int, items: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """Take a partition's keys in from its changelog, in the changelog's order (None: a deletion)."""
+        for key, value in items:
+            if value is None:
+                if self._owner.get(key) == partition:
+                    self._data.pop(key, None)
+                    del self._owner[key]
+            else:
+                self._data[key] = value
+                self._owner[key] = partition
+
+    def drop(self, partitions: Iterable[int], keep: bytes = b"") -> None:
+        """Forget these partitions' keys that start with `keep` (they moved away; their changelog keeps them).
+
+        Call it after a checkpoint: what was changed and not yet written is lost with them."""
+        gone = set(partitions)
+        for key in [k for k, p in self._owner.items() if p in gone and k.startswith(keep)]:
+            del self._owner[key]
+            self._data.pop(key, None)
+            for p in gone:
+                self._dirty.get(p, set()).discard(key)
+
+    def partitions(self) -> set[int]:
+        """The partitions that own a key here."""
+        return set(self._owner.values())

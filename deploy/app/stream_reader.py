@@ -1,0 +1,404 @@
+"""The hot path: signals, indicators, person events and contacts read by the batch, state written per checkpoint.
+
+It runs inside the worker's Faust app (a task of it) with a consumer group of its own (`<app id>-stream`), because
+faust's per-message path costs about 78 µs a record (docs/scaling.md): the batch is read with aiokafka's
+`getmany`, every record goes through the same pure stages as before (`streams/processor.py`), and what a batch
+makes for `yujing.events` and `yujing.contacts` leaves as one envelope per partition with the marks at its end
+(`streams/envelope.py`).
+
+    batch      getmany → each record through its stage (a failure dead-letters that record) → outputs sent
+               (envelopes, marks at their end) → the next batch
+    checkpoint every `checkpoint_s`, and before partitions leave: every output delivered (acks=all) → each table
+               key changed since the last one written to its changelog once, delivered → offsets committed
+    arrival    a person or value partition's tables are read back from their changelogs, then its records from
+               the committed offset (the tables may be ahead of it: the stages apply a record read again once)
+    failure    a send or commit that fails: the held partitions are read back as on arrival, and read again
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    TopicPartition,
+)
+from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaTimeoutError
+from aiokafka.partitioner import murmur2
+
+from deploy.app.agent_loop import REDIS_DOWN, dead_output, handle_one, until_answered
+from deploy.app.changelog import ensure_changelogs, restore
+from deploy.app.handlers import Handlers
+from deploy.app.marks import MarkDeduper, owned_marks
+from deploy.app.partitioned import PartitionedTable
+from deploy.config import Settings
+from ops.metrics import PipelineMetrics
+from schemas.internal import Output
+from schemas.records import encode
+from schemas.topics import SIGNAL_TOPICS
+from streams.envelope import (
+    EventBatch,
+    decode_envelope,
+    encode_envelope,
+    envelopes,
+    items,
+)
+from streams.kafka_io import pipeline_groups
+from streams.processor import Processor, progress_ts
+from streams.watermarks import Marks
+
+log = logging.getLogger(__name__)
+
+SOURCES = (*SIGNAL_TOPICS, "intel.indicators")
+ENVELOPED = ("yujing.events", "yujing.contacts")
+HOT_TOPICS = (*SOURCES, *ENVELOPED)
+# Which tables a person or value partition owns, and the keys of the shared `marks` table that are its own.
+OWNED_TABLES = {"yujing.events": (("persons", b""), ("pending", b""), ("marks", b"yujing.events/")),
+                "yujing.contacts": (("values", b""), ("marks", b"yujing.contacts/"))}
+SEND_RETRY = (KafkaTimeoutError, KafkaConnectionError)
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition a key goes to, as Kafka's default partitioner (and faust's producer) places it."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class _Record:
+    """A consumer record as the handlers read a faust event: `key`, `value`, and `message` with Kafka's times in s."""
+
+    __slots__ = ("key", "value", "topic", "partition", "offset", "timestamp", "tp")
+
+    def __init__(self, record: Any, tp: TopicPartition) -> None:
+        self.key, self.value, self.tp = record.key, record.value, tp
+        self.topic, self.partition, self.offset = record.topic, record.partition, record.offset
+        self.timestamp = record.timestamp / 1000 if record.timestamp and record.timestamp > 0 else None
+
+    @property
+    def message(self) -> _Record:
+        return self
+
+
+@dataclass
+class Outbox:
+    """What one batch sends: records for the enveloped topics gathered per partition, the rest as they came."""
+
+    partitions: int
+    routed: dict[tuple[str, int], tuple[list, list]] = field(default_factory=dict)
+    direct: list[tuple[Output, float | None]] = field(default_factory=list)
+
+    def add(self, outputs: Iterable[Output], origin: float | None) -> None:
+        """Outputs of one input (`origin`: the Kafka time it descends from, unless an output names its own)."""
+        for out in outputs:
+            when = out.origin if out.origin is not None else origin
+            if out.topic in ENVELOPED:
+                records, origins = self.routed.setdefault((out.topic, partition_of(out.key, self.partitions)),
+                                                          ([], []))
+                records.append(out.value)
+                origins.append(when)
+            else:
+                self.direct.append((out, when))
+
+
+@dataclass
+class StreamReader:
+    """The hot topics' consumer, its stages and its checkpoints (see the module's docstring)."""
+
+    settings: Settings
+    processor: Processor
+    tables: dict[str, PartitionedTable]
+    handlers: Handlers
+    metrics: PipelineMetrics
+    show: Callable[[list[Output]], Any] | None = None  # interceptions on the console's board (Redis)
+    checkpoint_s: float = 1.0
+    max_records: int = 5000
+    poll_ms: int = 20  # an idle source is reported this often
+    consumer: AIOKafkaConsumer | None = None
+    producer: AIOKafkaProducer | None = None
+
+    def __post_init__(self) -> None:
+        self.logical_of = {self.settings.topic(t): t for t in HOT_TOPICS}
+        self.partitions = self.handlers.channels.partitions
+        self.lock = asyncio.Lock()
+        self.position: dict[TopicPartition, int] = {}  # next offset to commit, per partition held
+        self.committed: dict[TopicPartition, int | None] = {}
+        self.held: set[TopicPartition] = set()
+        self.dedupe = MarkDeduper()
+        self._pending: list[asyncio.Future] = []  # deliveries since the last checkpoint
+        self._last_checkpoint = time.monotonic()
+        self._marks: dict[str, list] = {}  # fresh marks of this batch, by destination
+
+    # -- running -------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Read, process and checkpoint until cancelled; a failed send or commit reads the partitions back."""
+        await asyncio.to_thread(ensure_changelogs, self.settings, self.tables, self.partitions)
+        await self._start()
+        assert self.consumer is not None
+        try:
+            while True:
+                batches = await self.consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_records)
+                async with self.lock:
+                    try:
+                        await self._batch(batches)
+                        if time.monotonic() - self._last_checkpoint >= self.checkpoint_s:
+                            await self.checkpoint()
+                    except CommitFailedError as exc:  # a rebalance: the revoke commits, or the next checkpoint
+                        log.warning("offsets not committed (%s): again at the next checkpoint or revoke", exc)
+                    except Exception:
+                        log.exception("the hot path failed a send or commit: reading its partitions back")
+                        await self._rewind()
+        finally:
+            await self._stop()
+
+    async def _start(self) -> None:
+        s = self.settings
+        name = f"{s.app_id}-{s.worker_name}-stream" if s.worker_name else None
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.kafka_bootstrap, group_id=pipeline_groups(s)[1], group_instance_id=name,
+            enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=10_000,
+            heartbeat_interval_ms=3_000, max_partition_fetch_bytes=4 * 1024 * 1024)
+        self.producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True,
+                                         max_request_size=4 * 1024 * 1024)
+        await self.producer.start()
+        await self.consumer.start()
+        self.consumer.subscribe(list(self.logical_of), listener=_Moves(self))
+
+    async def _stop(self) -> None:
+        try:
+            if self.held:
+                async with self.lock:
+                    await self.checkpoint()
+        finally:
+            if self.consumer is not None:
+                await self.consumer.stop()
+            if self.producer is not None:
+                await self.producer.stop()
+
+    # -- one batch -----------------------------------------------------------------------------------------
+
+    async def _batch(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        outbox = Outbox(self.partitions)
+        for tp, records in batches.items():
+            if tp not in self.held or not records:
+                continue
+            logical = self.logical_of[tp.topic]
+            if logical in SOURCES:
+                await self._sources(logical, tp, records, outbox)
+            else:
+                self._derived(logical, tp, records, outbox)
+            self.position[tp] = records[-1].offset + 1
+        self._punctuate(outbox)
+        await self._send(outbox)
+
+    async def _sources(self, logical: str, tp: TopicPartition, records: list[Any], outbox: Outbox) -> None:
+        handler = self.handlers.indicator if logical == "intel.indicators" else self.handlers.ingest(logical)
+        channel = f"{logical}/{tp.partition}"
+        counted = self.metrics.events_in.labels(logical)
+        for raw in records:
+            record = _Record(raw, tp)
+            outputs = await handle_one(logical, record, handler, self.metrics.redis_retries.inc)
+            outbox.add(outputs, record.timestamp)
+            self.handlers.progress.saw(channel, progress_ts(outputs), record.offset)
+        counted.inc(len(records))
+
+    def _derived(self, logical: str, tp: TopicPartition, records: list[Any], outbox: Outbox) -> None:
+        p = tp.partition
+        for name, _ in OWNED_TABLES[logical]:
+            self.tables[name].active = p
+        processor, counted = self.processor, 0
+        for raw in records:
+            try:
+                envelope = decode_envelope(logical, raw.value)
+            except (msgspec.DecodeError, TypeError) as exc:
+                outbox.add([dead_output(logical, raw.key, raw.value, p, raw.offset, raw.timestamp / 1000,
+                                        f"not an envelope: {exc}"[:500])], None)
+                continue
+            events = isinstance(envelope, EventBatch)
+            for item, origin in zip(items(envelope), envelope.origins):
+                try:
+                    outbox.add(processor.person_event(item, p, origin) if events  # type: ignore[arg-type]
+                               else processor.value_message(item), origin)  # type: ignore[arg-type]
+                except Exception as exc:  # a bug on one record must not stop the stream
+                    log.exception("%s failed on an item of partition %s offset %s", logical, p, raw.offset)
+                    outbox.add([dead_output(logical, raw.key, msgspec.json.encode(item), p, raw.offset,
+                                            origin, f"internal error: {type(exc).__name__}: {exc}"[:500])], None)
+            counted += len(items(envelope))
+            if envelope.marks:
+                if events:
+                    outbox.add(processor.person_marks(p, Marks(envelope.marks), self.handlers.channels, raw.offset,
+                                                      self.committed.get(tp)), None)
+                else:
+                    processor.value_marks(p, Marks(envelope.marks), raw.offset)
+            processor.read_past(logical, p, raw.offset, lambda: self.consumer.highwater(tp) if self.consumer else None)
+        if logical == "yujing.events":
+            self.metrics.decisions_waiting.labels(str(p)).set(processor.waiting.waiting(p))
+        self.metrics.events_in.labels(logical).inc(counted)
+
+    def _punctuate(self, outbox: Outbox) -> None:
+        """The marks of the channels held, after the records of this batch: on every partition when any changed."""
+        owned = owned_marks(self.held, self.logical_of, self.handlers.progress, self.processor,
+                            self.handlers.channels, lambda tp: self.consumer.highwater(tp) if self.consumer else None,
+                            lambda tp: self.committed.get(tp))
+        for dest, marks in owned.items():
+            fresh = self.dedupe.fresh(dest, marks)
+            if fresh:
+                for p in range(self.partitions):
+                    outbox.routed.setdefault((dest, p), ([], []))
+                self._marks[dest] = fresh
+            else:
+                self._marks.pop(dest, None)
+
+    async def _send(self, outbox: Outbox) -> None:
+        assert self.producer is not None
+        sent: list[tuple[list[Output], float | None]] = []
+        for out, origin in outbox.direct:
+            await self._produce(self.settings.topic(out.topic), out.key, encode(out.value), None,
+                                int(origin * 1000) if origin else None)
+            sent.append(([out], origin))
+        for (dest, p), (records, origins) in outbox.routed.items():
+            marks = self._marks.get(dest, [])
+            for envelope in envelopes(dest, records, origins, marks):
+                await self._produce(self.settings.topic(dest), None, encode_envelope(envelope), p, None)
+        for dest, marks in self._marks.items():
+            self.dedupe.sent(dest, marks)
+        self._marks.clear()
+        now = time.time()
+        for outputs, origin in sent:
+            self.metrics.observe_outputs(outputs, origin, now)
+        if self.show is not None:
+            shown = [out for out, _ in outbox.direct if out.topic.startswith("interception.")]
+            if shown:
+                show = self.show
+                await until_answered("console board", lambda: show(shown), "Redis", REDIS_DOWN,
+                                     self.metrics.redis_retries.inc)
+
+    async def _produce(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
+                       timestamp_ms: int | None) -> None:
+        assert self.producer is not None
+        producer = self.producer
+        future = await until_answered(topic, lambda: producer.send(topic, value, key=key, partition=partition,
+                                                                   timestamp_ms=timestamp_ms),
+                                      "the broker", SEND_RETRY)
+        self._pending.append(future)
+
+    # -- checkpoints and moves -----------------------------------------------------------------------------
+
+    async def checkpoint(self) -> None:
+        """Outputs delivered, then each changed table key to its changelog, then the offsets committed."""
+        assert self.producer is not None and self.consumer is not None
+        await self._delivered()
+        for name, table in self.tables.items():
+            topic = f"{self.settings.app_id}-{name}-changelog"
+            for p, changed in table.changes().items():
+                for key, value in changed:
+                    await self._produce(topic, key, value, p, None)
+        await self._delivered()
+        offsets = {tp: pos for tp, pos in self.position.items()
+                   if tp in self.held and pos != self.committed.get(tp)}
+        if offsets:
+            await self.consumer.commit(offsets)
+            self.committed.update(offsets)
+        self._last_checkpoint = time.monotonic()
+
+    async def _delivered(self) -> None:
+        assert self.producer is not None
+        await self.producer.flush()
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()  # raises what the broker refused
+
+    async def take(self, assigned: set[TopicPartition]) -> None:
+        """Partitions arrived: read their tables back from the changelogs; marks and caches start anew."""
+        assert self.consumer is not None
+        async with self.lock:
+            mine = {tp for tp in assigned if tp.topic in self.logical_of}
+            self._forget(mine)
+            for tp in mine:
+                self.committed[tp] = await self.consumer.committed(tp)
+                self.position.pop(tp, None)
+            await self._restore(mine)
+            self.held |= mine
+
+    async def give_up(self, revoked: set[TopicPartition]) -> None:
+        """Partitions leave: checkpoint what was done with them, then forget them."""
+        async with self.lock:
+            mine = {tp for tp in revoked if tp in self.held}
+            if mine:
+                try:
+                    await self.checkpoint()
+                except Exception:
+                    log.exception("no checkpoint before partitions left: the next owner reads from the last one")
+            self.held -= mine
+            self._forget(mine)
+
+    async def _rewind(self) -> None:
+        """Read every held partition back from its changelog and committed offset (after a failed checkpoint)."""
+        assert self.consumer is not None
+        self._pending = []
+        for table in self.tables.values():
+            table.changes()  # what was not written is read again from the input
+        held = set(self.held)
+        self._forget(held)
+        for tp in held:
+            self.committed[tp] = await self.consumer.committed(tp)
+            self.position.pop(tp, None)
+            if self.committed[tp] is not None:
+                self.consumer.seek(tp, self.committed[tp])
+            else:
+                await self.consumer.seek_to_beginning(tp)
+        await self._restore(held)
+
+    def _forget(self, tps: set[TopicPartition]) -> None:
+        moved: dict[str, list[int]] = {}
+        for tp in tps:
+            moved.setdefault(self.logical_of[tp.topic], []).append(tp.partition)
+        self.handlers.progress.forget(f"{t}/{p}" for t, ps in moved.items() for p in ps)
+        for logical in ENVELOPED:
+            parts = moved.get(logical, [])
+            self.processor.forget_partitions(logical, parts)
+            for name, keep in OWNED_TABLES[logical]:
+                self.tables[name].drop(parts, keep)
+        self.dedupe.forget()
+
+    async def _restore(self, tps: set[TopicPartition]) -> None:
+        for logical in ENVELOPED:
+            parts = sorted(tp.partition for tp in tps if self.logical_of[tp.topic] == logical)
+            for name, keep in OWNED_TABLES[logical]:
+                started = time.monotonic()
+                read = await restore(self.settings, self.tables[name], parts, keep)
+                if read:
+                    log.info("%s: read back %d changelog records of partitions %s in %.1f s", name, read, parts,
+                             time.monotonic() - started)
+
+    def end_offsets(self) -> dict[TopicPartition, int]:
+        """The end offsets of the partitions held, as last fetched (for the lag gauge)."""
+        if self.consumer is None:
+            return {}
+        return {tp: end for tp in self.held if (end := self.consumer.highwater(tp)) is not None}
+
+    def committed_offsets(self) -> dict[TopicPartition, int]:
+        """The committed offsets of the partitions held (for the lag gauge)."""
+        return {tp: off for tp, off in self.committed.items() if tp in self.held and off is not None}
+
+
+
+class _Moves(ConsumerRebalanceListener):
+    """Rebalances: a checkpoint before partitions leave, the tables read back when they arrive."""
+
+    def __init__(self, reader: StreamReader) -> None:
+        self.reader = reader
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.reader.give_up(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.reader.take(set(assigned))
+
+
