@@ -40,12 +40,15 @@ def ensure_changelogs(settings: Settings, tables: Iterable[str], partitions: int
 async def restore(settings: Settings, table: PartitionedTable, partitions: list[int],
                   keep: bytes = b"") -> int:
     """Read these partitions of a table's changelog, from the start to its end now, into the table (only the keys
-    starting with `keep`); how many records were read."""
+    starting with `keep`, only committed checkpoints); how many records were read.
+
+    The end is the last stable offset: a checkpoint a killed worker left open holds it until the transaction
+    times out (then it is aborted, and skipped)."""
     if not partitions:
         return 0
     topic = changelog_topic(settings, table.name)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                group_id=None, auto_offset_reset="earliest")
+                                group_id=None, auto_offset_reset="earliest", isolation_level="read_committed")
     await consumer.start()
     read = 0
     try:

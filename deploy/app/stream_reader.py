@@ -8,11 +8,12 @@ makes for `yujing.events` and `yujing.contacts` leaves as one envelope per parti
 
     batch      getmany → each record through its stage (a failure dead-letters that record) → outputs sent
                (envelopes, marks at their end) → the next batch
-    checkpoint every `checkpoint_s`, and before partitions leave: every output delivered (acks=all) → each table
-               key changed since the last one written to its changelog once, delivered → offsets committed
-    arrival    a person or value partition's tables are read back from their changelogs, then its records from
-               the committed offset (the tables may be ahead of it: the stages apply a record read again once)
-    failure    a send or commit that fails: the held partitions are read back as on arrival, and read again
+    checkpoint every `checkpoint_s`, and before partitions leave: every output delivered (acks=all), then in one
+               Kafka transaction each table key changed since the last one (to its changelog, once) and the
+               offsets: a worker killed midway leaves tables and offsets both at the last checkpoint
+    arrival    a person or value partition's tables are read back from their changelogs (committed
+               transactions only), then its records from the committed offset
+    failure    a send or checkpoint that fails: the held partitions are read back as on arrival, and read again
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import uuid4
 
 import msgspec
 from aiokafka import (
@@ -30,11 +32,11 @@ from aiokafka import (
     ConsumerRebalanceListener,
     TopicPartition,
 )
-from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
 from deploy.app.agent_loop import REDIS_DOWN, dead_output, handle_one, until_answered
-from deploy.app.changelog import ensure_changelogs, restore
+from deploy.app.changelog import changelog_topic, ensure_changelogs, restore
 from deploy.app.handlers import Handlers
 from deploy.app.marks import MarkDeduper, owned_marks
 from deploy.app.partitioned import PartitionedTable
@@ -63,6 +65,7 @@ HOT_TOPICS = (*SOURCES, *ENVELOPED)
 OWNED_TABLES = {"yujing.events": (("persons", b""), ("pending", b""), ("marks", b"yujing.events/")),
                 "yujing.contacts": (("values", b""), ("marks", b"yujing.contacts/"))}
 SEND_RETRY = (KafkaTimeoutError, KafkaConnectionError)
+TRANSACTION_TIMEOUT_MS = 10_000  # a checkpoint left open by a killed worker holds its changelogs this long
 
 
 def partition_of(key: bytes, partitions: int) -> int:
@@ -120,7 +123,8 @@ class StreamReader:
     max_records: int = 5000
     poll_ms: int = 20  # an idle source is reported this often
     consumer: AIOKafkaConsumer | None = None
-    producer: AIOKafkaProducer | None = None
+    producer: AIOKafkaProducer | None = None  # outputs (at least once: the ids make them once downstream)
+    checkpointer: AIOKafkaProducer | None = None  # changelogs and offsets (a transaction per checkpoint)
 
     def __post_init__(self) -> None:
         self.logical_of = {self.settings.topic(t): t for t in HOT_TOPICS}
@@ -149,8 +153,6 @@ class StreamReader:
                         await self._batch(batches)
                         if time.monotonic() - self._last_checkpoint >= self.checkpoint_s:
                             await self.checkpoint()
-                    except CommitFailedError as exc:  # a rebalance: the revoke commits, or the next checkpoint
-                        log.warning("offsets not committed (%s): again at the next checkpoint or revoke", exc)
                     except Exception:
                         log.exception("the hot path failed a send or commit: reading its partitions back")
                         await self._rewind()
@@ -166,7 +168,13 @@ class StreamReader:
             heartbeat_interval_ms=3_000, max_partition_fetch_bytes=4 * 1024 * 1024)
         self.producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True,
                                          max_request_size=4 * 1024 * 1024)
+        # A stable transactional id lets a restarted worker abort its predecessor's open checkpoint at once;
+        # another worker taking the partitions over waits for the transaction's timeout at most.
+        self.checkpointer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka_bootstrap, transactional_id=f"{pipeline_groups(s)[1]}-{s.worker_name or uuid4()}",
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS, max_request_size=4 * 1024 * 1024)
         await self.producer.start()
+        await self.checkpointer.start()
         await self.consumer.start()
         self.consumer.subscribe(list(self.logical_of), listener=_Moves(self))
 
@@ -178,8 +186,9 @@ class StreamReader:
         finally:
             if self.consumer is not None:
                 await self.consumer.stop()
-            if self.producer is not None:
-                await self.producer.stop()
+            for producer in (self.producer, self.checkpointer):
+                if producer is not None:
+                    await producer.stop()
 
     # -- one batch -----------------------------------------------------------------------------------------
 
@@ -291,19 +300,23 @@ class StreamReader:
     # -- checkpoints and moves -----------------------------------------------------------------------------
 
     async def checkpoint(self) -> None:
-        """Outputs delivered, then each changed table key to its changelog, then the offsets committed."""
-        assert self.producer is not None and self.consumer is not None
-        await self._delivered()
-        for name, table in self.tables.items():
-            topic = f"{self.settings.app_id}-{name}-changelog"
-            for p, changed in table.changes().items():
-                for key, value in changed:
-                    await self._produce(topic, key, value, p, None)
+        """Outputs delivered; then each changed table key and the offsets, in one transaction."""
+        assert self.checkpointer is not None
         await self._delivered()
         offsets = {tp: pos for tp, pos in self.position.items()
                    if tp in self.held and pos != self.committed.get(tp)}
-        if offsets:
-            await self.consumer.commit(offsets)
+        changes = {name: table.changes() for name, table in self.tables.items()}
+        if offsets or any(changes.values()):
+            checkpointer = self.checkpointer
+            async with checkpointer.transaction():
+                for name, changed in changes.items():
+                    topic = changelog_topic(self.settings, name)
+                    for p, keys in changed.items():
+                        for key, value in keys:
+                            await until_answered(topic, lambda: checkpointer.send(topic, value, key=key, partition=p),
+                                                 "the broker", SEND_RETRY)
+                if offsets:
+                    await checkpointer.send_offsets_to_transaction(offsets, pipeline_groups(self.settings)[1])
             self.committed.update(offsets)
         self._last_checkpoint = time.monotonic()
 

@@ -36,6 +36,9 @@ from tests.integration.injector import Faults
 # partition is in each run's progress.log). A drain that has not ended in three times that raises with what
 # holds it (lag per partition, decisions waiting, busy channels): a slow drain is a finding, not a wait.
 DRAIN_S = 150.0
+# The city streams at this multiple of event time (two days in about 70 s): the hot path drains it flat out in
+# seconds, and a fault needs work in flight to prove anything.
+FEED_SPEED = 2500.0
 pytestmark = pytest.mark.timeout(540)  # the shared reference run (setup, 40-70 s) counts too
 LONGEST_ROUTE = 8  # steps; more than any route in dispatch/config/routes.toml has
 
@@ -197,7 +200,7 @@ def test_a_worker_killed_ten_times_mid_stream_loses_nothing_and_sends_no_sms_twi
 
     t0 = time.monotonic()
     run, settled, sms = _with_adapter(settings, tmp_path, lambda _: replay_city(
-        settings, CITY, 1, tmp_path / "logs", during=kill_ten_times, drain_timeout=DRAIN_S, progress=faults.progress))
+        settings, CITY, 1, tmp_path / "logs", during=kill_ten_times, speed=FEED_SPEED, drain_timeout=DRAIN_S, progress=faults.progress))
     assert len(faults.hit) == 10 and all(now.busy for _, now in faults.hit), faults.summary()
     _judge(settings, "worker SIGKILLed 10 times", city_reference, run, settled, sms, faults, time.monotonic() - t0,
            tmp_path / "logs")
@@ -214,7 +217,7 @@ def test_two_workers_one_killed_the_other_takes_over_its_partitions_and_tables(
         time.sleep(random.Random(5).uniform(2.0, 6.0))
         faults.crash_worker(workers, 1, start_again=False)
 
-    run = replay_city(settings, CITY, 2, tmp_path / "logs", during=kill_one, drain_timeout=DRAIN_S,
+    run = replay_city(settings, CITY, 2, tmp_path / "logs", during=kill_one, speed=FEED_SPEED, drain_timeout=DRAIN_S,
                       progress=faults.progress)
     record_figures("two workers, one SIGKILLed", city_reference, run, fed=sum(faults.progress.fed.values()),
                    faults=faults.summary(), catch_up=_catch_up(faults.progress))
@@ -238,7 +241,7 @@ def test_redis_then_the_broker_crashed_mid_stream_lose_nothing_and_dispatch_noth
             faults.crash_redis(stack, workers, adapter_log)
             faults.crash_broker(stack, workers)
 
-        return replay_city(settings, CITY, 1, tmp_path / "logs", during=crash_servers, drain_timeout=DRAIN_S,
+        return replay_city(settings, CITY, 1, tmp_path / "logs", during=crash_servers, speed=FEED_SPEED, drain_timeout=DRAIN_S,
                            progress=faults.progress)
 
     t0 = time.monotonic()
