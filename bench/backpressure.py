@@ -24,7 +24,7 @@ from deploy.replay import collect_outputs, differences, wait_drained
 from deploy.stack import restart
 from scorers.lab.city import City, CityConfig
 from scorers.lab.training import model_dir
-from streams.kafka_io import group_lag
+from streams.kafka_io import group_lag, pipeline_groups
 
 
 def resident_mb(pid: int) -> float:
@@ -49,7 +49,7 @@ def run(base: Settings, model: Path, city: CityConfig, rate: float, outage_s: fl
     def sample() -> None:
         while not done.is_set():
             try:
-                samples.append((time.monotonic() - t0, resident_mb(worker.proc.pid), group_lag(s, s.app_id)))
+                samples.append((time.monotonic() - t0, resident_mb(worker.proc.pid), group_lag(s, pipeline_groups(s))))
             except Exception:  # noqa: BLE001  (a sample missed while the worker or broker is busy)
                 pass
             done.wait(0.5)

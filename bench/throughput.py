@@ -4,9 +4,13 @@
 
 The same simulated city is produced once into fresh topics; then, one after the other, each reader consumes
 all of its signals from the beginning: the raw consume ceiling (aiokafka `getmany`, no processing), a bare
-Faust agent that decodes and forwards, and the pipeline at 1 and 2 workers. The Faust readers are timed by
-their consumer group's lag (all the topics the group reads, internal ones too, must reach zero), from the first
-progress to the end, so start-up is not counted. Results go to stdout as JSON and a table of ratios.
+Faust agent that decodes and forwards, and the pipeline at 1 and 2 workers. The bare Faust readers are
+timed by their consumer group's lag, from its first progress (a commit) to the end, over the signals not yet
+committed at that first progress, so start-up is not counted. The pipeline's workers start on empty topics and
+settle in their group; the city is then produced flat out (the registry first), and timed from its first signal
+sent until every group has committed everything (all the topics they read, internal ones too): producer and
+pipeline run together, and the producer's own time is reported beside. Results go to stdout as JSON and a
+table of ratios.
 With `--only latency`, one worker is fed at each `--rates` and every warning and stop-payment request is timed
 as a consumer reads it (read time minus the originating signal's Kafka timestamp): p50, p99 and max.
 Needs a running stack (`yujing stack up`, or KAFKA_BOOTSTRAP / REDIS_URL).
@@ -41,27 +45,42 @@ from ops.metrics import scrape_samples
 from schemas.topics import SIGNAL_TOPICS
 from scorers.lab.city import City, CityConfig
 from scorers.lab.training import model_dir
-from streams.kafka_io import group_lag, read_to_end
+from streams.kafka_io import end_offsets_of, group_lag, group_lags, pipeline_groups, read_to_end
 
 
-def time_drain(settings: Settings, group: str, alive: Callable[[], bool], timeout: float = 1800.0) -> float:
-    """Seconds from the group's first progress until nothing is left behind (lag 0 twice in a row)."""
-    first_lag, t_first, zeros, deadline = None, None, 0, time.monotonic() + timeout
+def time_drain(settings: Settings, groups: str | tuple[str, ...], alive: Callable[[], bool],
+               timeout: float = 1800.0) -> tuple[float, int]:
+    """Seconds from the groups' first progress (a commit) until nothing is left behind (lag 0 twice in a row),
+    and how many signals were still to read at that first progress: the signals the seconds are for."""
+    first_lag, t_first, left, zeros, deadline = None, None, 0, 0, time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive():
-            raise RuntimeError(f"a reader of {group} exited")
-        lag = group_lag(settings, group)
+            raise RuntimeError(f"a reader of {groups} exited")
+        lag = group_lag(settings, groups)
         now = time.monotonic()
         if lag is not None and t_first is None:
             first_lag, t_first = lag, now  # the group has committed once: it is reading
+            left = signals_left(settings, groups)
         if lag == 0 and t_first is not None:
             zeros += 1
             if zeros == 2:
-                return now - t_first
+                return now - t_first, left
         else:
             zeros = 0
         time.sleep(0.5)
-    raise RuntimeError(f"{group} did not drain in {timeout}s (first lag {first_lag})")
+    raise RuntimeError(f"{groups} did not drain in {timeout}s (first lag {first_lag})")
+
+
+def signals_left(settings: Settings, groups: str | tuple[str, ...]) -> int:
+    """Signals the groups have not committed (a partition never committed counts whole)."""
+    lags = group_lags(settings, groups)
+    ends = end_offsets_of(settings, SIGNAL_TOPICS)
+    left = 0
+    for logical, partitions in ends.items():
+        for p, end in partitions.items():
+            done = [n for tp, n in lags.items() if tp.topic == settings.topic(logical) and tp.partition == p]
+            left += done[0] if done else end
+    return left
 
 
 async def raw_consume(settings: Settings, expected: int) -> float:
@@ -84,9 +103,9 @@ async def raw_consume(settings: Settings, expected: int) -> float:
         await consumer.stop()
 
 
-def run_bare(settings: Settings, log: Path, take: int = 0) -> float:
-    """Seconds for the bare Faust agent to decode and forward every signal (`take` > 0: by batches of that many,
-    each forwarded as one message)."""
+def run_bare(settings: Settings, log: Path, take: int = 0) -> tuple[float, int]:
+    """Seconds for the bare Faust agent to decode and forward the signals, and how many (`time_drain`; `take` > 0:
+    by batches of that many, each forwarded as one message)."""
     env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1", "BENCH_TAKE": str(take)}
     proc = subprocess.Popen([sys.executable, "-m", "bench.bare_agent"], env=env, stdout=open(log, "wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -97,20 +116,51 @@ def run_bare(settings: Settings, log: Path, take: int = 0) -> float:
         proc.wait(30)
 
 
-def run_pipeline(settings: Settings, workers: int, logs: Path) -> tuple[float, list[float]]:
-    """Seconds for `workers` pipeline workers to take every record through every stage, and each worker's
-    resident memory (MiB) once drained."""
+def run_pipeline(settings: Settings, workers: int, logs: Path, city: CityConfig) -> dict[str, float | list[float]]:
+    """`workers` pipeline workers started on empty topics and settled in their group; then the city is produced
+    flat out (the registry first, loaded) and timed from its first signal sent until every group has committed
+    everything: the seconds, the producer's own seconds, and each worker's resident memory (MiB) once drained."""
     procs = []
     try:
         for i in range(workers):
             s = dataclasses.replace(settings, web_port=settings.web_port + 1 + i, data_dir=settings.data_dir / f"w{i}")
             shutil.copytree(model_dir(settings.data_dir), model_dir(s.data_dir), dirs_exist_ok=True)
             procs.append(WorkerProcess(s, logs / f"worker-{workers}-{i}.log").start(ready_timeout=300))
-        seconds = time_drain(settings, settings.app_id, lambda: all(p.running for p in procs))
-        return seconds, [resident_mib(p.proc.pid) for p in procs]
+        wait_settled(settings, pipeline_groups(settings)[1], workers)
+        times: dict[str, float] = {}
+        counts = stream_city(settings, City(city), registry_first=True,
+                             at_first_signal=lambda: times.setdefault("start", time.monotonic()))
+        times["fed"] = time.monotonic()
+        zeros = 0
+        while zeros < 2:
+            if not all(p.running for p in procs):
+                raise RuntimeError("a worker exited")
+            zeros = zeros + 1 if group_lag(settings, pipeline_groups(settings)) == 0 else 0
+            time.sleep(0.25)
+        drained = time.monotonic()
+        return {"signals": sum(v for k, v in counts.items() if k.startswith("signals.")),
+                "seconds": drained - times["start"], "producer_seconds": times["fed"] - times["start"],
+                "rss_mib": [resident_mib(p.proc.pid) for p in procs]}
     finally:
         for p in procs:
             p.stop()
+
+
+def wait_settled(settings: Settings, group: str, members: int, timeout: float = 120.0) -> None:
+    """Until the consumer group is stable with `members` members (every worker holds its partitions)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            (info,) = admin.describe_consumer_groups([group])
+            if info.state == "Stable" and len(info.members) == members:
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"{group} not stable with {members} members in {timeout:.0f} s")
+    finally:
+        admin.close()
 
 
 def resident_mib(pid: int) -> float:
@@ -220,7 +270,7 @@ def latency_at(base: Settings, model: str, city: City, rate: float, work: Path) 
     try:
         with OutputClock(s, ("warnings", "interception.payment")) as clock:
             paced_city(s, city, rate)
-            time_drain(s, s.app_id, lambda: worker.running)
+            time_drain(s, pipeline_groups(s), lambda: worker.running)
             time.sleep(1)  # the last outputs reach the clock's consumer
     finally:
         worker.stop()
@@ -259,7 +309,8 @@ def main() -> None:
     args = parser.parse_args()
     base = load_settings()
     work = Path(tempfile.mkdtemp(prefix="yujing-bench-"))
-    city = City(CityConfig(residents=args.residents, days=args.days, seed=args.seed, attempts_per_10k_per_day=args.attempts))
+    city = City(CityConfig(residents=args.residents, days=args.days, seed=args.seed,
+                           attempts_per_10k_per_day=args.attempts))
     tag = uuid.uuid4().hex[:8]
     settings = fresh(base, work / "data", tag)
     counts = stream_city(settings, city)
@@ -269,19 +320,23 @@ def main() -> None:
     if "raw" in args.only:
         results["raw aiokafka getmany"] = signals / asyncio.run(raw_consume(settings, signals))
     if "bare" in args.only:
-        results["bare Faust agent (decode + forward)"] = signals / run_bare(settings, work / "bare.log")
+        seconds, left = run_bare(settings, work / "bare.log")
+        results["bare Faust agent (decode + forward)"] = left / seconds
     if "take" in args.only:
         # a group of its own on the same topics: the bare agent's group has read them already
         s = dataclasses.replace(settings, app_id=f"{settings.app_id}-take")
-        results[f"bare Faust agent, take({args.take})"] = signals / run_bare(s, work / "take.log", args.take)
+        seconds, left = run_bare(s, work / "take.log", args.take)
+        results[f"bare Faust agent, take({args.take})"] = left / seconds
     for n in args.workers if "pipeline" in args.only else []:
-        # the same city again into topics of its own (the pipeline's internal topics must not be shared)
+        # the same city again, into topics of its own, produced once the workers are up
         s = fresh(base, work / f"data-w{n}", f"{tag}w{n}")
         shutil.copytree(args.model, model_dir(s.data_dir))
-        assert stream_city(s, City(city.cfg)) == counts
-        seconds, rss = run_pipeline(s, n, work)
-        results[f"pipeline, {n} worker(s)"] = signals / seconds
-        costs[f"pipeline, {n} worker(s)"] = {"worker_rss_mib": [round(r) for r in rss],
+        run = run_pipeline(s, n, work, city.cfg)
+        assert run["signals"] == signals
+        results[f"pipeline, {n} worker(s)"] = signals / run["seconds"]  # type: ignore[operator]
+        costs[f"pipeline, {n} worker(s)"] = {"seconds": round(run["seconds"], 1),  # type: ignore[arg-type]
+                                              "producer_seconds": round(run["producer_seconds"], 1),  # type: ignore[arg-type]
+                                              "worker_rss_mib": [round(r) for r in run["rss_mib"]],  # type: ignore[union-attr]
                                               "changelogs": changelog_cost(s, signals)}
     if "latency" in args.only:
         for rate in args.rates:

@@ -41,12 +41,14 @@ def wait_for_identity(settings: Settings, subject_ids: set[str], timeout: float 
 
 
 def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: Path | None = None,
-                progress: Callable[[int, int], None] | None = None, registry_first: bool = False) -> dict[str, int]:
+                progress: Callable[[int, int], None] | None = None, registry_first: bool = False,
+                at_first_signal: Callable[[], None] | None = None) -> dict[str, int]:
     """Send every record of the city (to Kafka when `settings` is given); `speed` × event time, 0 = flat out.
 
     With `registry_first`, the registry is loaded into the running pipeline before any signal is sent, as in a
     deployment where the registry is there long before the signals. Writes the ground truth (`truth.jsonl`) and
-    the run's config into `out` when given.
+    the run's config into `out` when given. `at_first_signal` is called before the first record after the
+    registry is sent (a bench's start).
     """
     producer = None
     if settings is not None:
@@ -64,6 +66,9 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
                 wait_for_identity(settings, registry)  # type: ignore[arg-type]
                 registry = set()
                 t0 = time.monotonic()
+            if at_first_signal is not None and topic != "registry.subjects":
+                at_first_signal()
+                at_first_signal = None
             n += 1
             counts[topic] = counts.get(topic, 0) + 1
             if speed > 0 and topic != "registry.subjects":

@@ -68,16 +68,30 @@ def dead_output(logical: str, key: bytes | None, value: bytes | None, partition:
 async def handle_one(logical: str, event: Any, handler: Handler, on_redis_retry: Callable[[], None] = lambda: None,
                      sleep: Sleep = asyncio.sleep) -> list[Output]:
     """The outputs of one record: its handler's, or its dead letter when the handler refused or failed on it."""
-    msg = event.message
     try:
         return await until_redis_answers(logical, lambda: handler(event), on_redis_retry, sleep)
-    except InvalidRecord as exc:
+    except Exception as exc:
+        return refused(logical, event, exc)
+
+
+def handle_now(logical: str, event: Any, handler: Callable[[Any], list[Output]]) -> list[Output]:
+    """As `handle_one`, for a handler that needs no Redis (the hot path's stages)."""
+    try:
+        return handler(event)
+    except Exception as exc:
+        return refused(logical, event, exc)
+
+
+def refused(logical: str, event: Any, exc: Exception) -> list[Output]:
+    """The dead letter of a record its handler refused (`InvalidRecord`) or failed on (a bug: logged too)."""
+    msg = event.message
+    if isinstance(exc, InvalidRecord):
         return [dead_output(logical, event.key, event.value, msg.partition, msg.offset, msg.timestamp,
                             exc.reason, exc.field)]
-    except Exception as exc:  # a bug on one record must not stop the stream
-        log.exception("%s failed on partition %s offset %s", logical, msg.partition, msg.offset)
-        return [dead_output(logical, event.key, event.value, msg.partition, msg.offset, msg.timestamp,
-                            f"internal error: {type(exc).__name__}: {exc}"[:500])]
+    # a bug on one record must not stop the stream
+    log.error("%s failed on partition %s offset %s", logical, msg.partition, msg.offset, exc_info=exc)
+    return [dead_output(logical, event.key, event.value, msg.partition, msg.offset, msg.timestamp,
+                        f"internal error: {type(exc).__name__}: {exc}"[:500])]
 
 
 @dataclass

@@ -19,6 +19,7 @@ class PartitionedTable(MutableMapping[bytes, bytes]):
         self._data: dict[bytes, bytes] = {}
         self._owner: dict[bytes, int] = {}
         self._dirty: dict[int, set[bytes]] = {}
+        self._written: set[bytes] = set()  # keys whose changelog holds a value: only they need a tombstone
 
     def __getitem__(self, key: bytes) -> bytes:
         return self._data[key]
@@ -54,13 +55,27 @@ class PartitionedTable(MutableMapping[bytes, bytes]):
         return len(self._data)
 
     def changes(self) -> dict[int, list[tuple[bytes, bytes | None]]]:
-        """The changed keys per partition since the last call, with their values now (None: deleted)."""
-        out = {p: [(k, self._data.get(k)) for k in sorted(keys)] for p, keys in self._dirty.items() if keys}
+        """The changed keys per partition since the last call, with their values now (None: deleted).
+
+        A key set and deleted again between two calls (a decision that waited less than a checkpoint) is left
+        out: its changelog never had it."""
+        out: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        data, written = self._data, self._written
+        for p, keys in self._dirty.items():
+            changed = []
+            for key in sorted(keys):
+                value = data.get(key)
+                if value is not None:
+                    written.add(key)
+                    changed.append((key, value))
+                elif key in written:
+                    written.discard(key)
+                    changed.append((key, None))
+                if value is None:
+                    self._owner.pop(key, None)  # nothing is left of it here once its tombstone is on its way
+            if changed:
+                out[p] = changed
         self._dirty = {}
-        for changed in out.values():
-            for key, value in changed:
-                if value is None:  # its tombstone is on its way: nothing is left of it here
-                    self._owner.pop(key, None)
         return out
 
     def load(self, partition: int, items: Iterable[tuple[bytes, bytes | None]]) -> None:
@@ -70,9 +85,11 @@ class PartitionedTable(MutableMapping[bytes, bytes]):
                 if self._owner.get(key) == partition:
                     self._data.pop(key, None)
                     del self._owner[key]
+                    self._written.discard(key)
             else:
                 self._data[key] = value
                 self._owner[key] = partition
+                self._written.add(key)
 
     def drop(self, partitions: Iterable[int], keep: bytes = b"") -> None:
         """Forget these partitions' keys that start with `keep` (they moved away; their changelog keeps them).
@@ -82,6 +99,7 @@ class PartitionedTable(MutableMapping[bytes, bytes]):
         for key in [k for k, p in self._owner.items() if p in gone and k.startswith(keep)]:
             del self._owner[key]
             self._data.pop(key, None)
+            self._written.discard(key)
             for p in gone:
                 self._dirty.get(p, set()).discard(key)
 

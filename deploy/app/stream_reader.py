@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from uuid import uuid4
 
@@ -35,7 +36,7 @@ from aiokafka import (
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
-from deploy.app.agent_loop import REDIS_DOWN, dead_output, handle_one, until_answered
+from deploy.app.agent_loop import REDIS_DOWN, dead_output, handle_now, until_answered
 from deploy.app.changelog import changelog_topic, ensure_changelogs, restore
 from deploy.app.handlers import Handlers
 from deploy.app.marks import MarkDeduper, owned_marks
@@ -68,6 +69,7 @@ SEND_RETRY = (KafkaTimeoutError, KafkaConnectionError)
 TRANSACTION_TIMEOUT_MS = 10_000  # a checkpoint left open by a killed worker holds its changelogs this long
 
 
+@lru_cache(maxsize=1 << 17)  # murmur2 is pure Python; persons and values come back again and again
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition a key goes to, as Kafka's default partitioner (and faust's producer) places it."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
@@ -199,20 +201,20 @@ class StreamReader:
                 continue
             logical = self.logical_of[tp.topic]
             if logical in SOURCES:
-                await self._sources(logical, tp, records, outbox)
+                self._sources(logical, tp, records, outbox)
             else:
                 self._derived(logical, tp, records, outbox)
             self.position[tp] = records[-1].offset + 1
         self._punctuate(outbox)
         await self._send(outbox)
 
-    async def _sources(self, logical: str, tp: TopicPartition, records: list[Any], outbox: Outbox) -> None:
+    def _sources(self, logical: str, tp: TopicPartition, records: list[Any], outbox: Outbox) -> None:
         handler = self.handlers.indicator if logical == "intel.indicators" else self.handlers.ingest(logical)
         channel = f"{logical}/{tp.partition}"
         counted = self.metrics.events_in.labels(logical)
         for raw in records:
             record = _Record(raw, tp)
-            outputs = await handle_one(logical, record, handler, self.metrics.redis_retries.inc)
+            outputs = handle_now(logical, record, handler)
             outbox.add(outputs, record.timestamp)
             self.handlers.progress.saw(channel, progress_ts(outputs), record.offset)
         counted.inc(len(records))
@@ -313,8 +315,7 @@ class StreamReader:
                     topic = changelog_topic(self.settings, name)
                     for p, keys in changed.items():
                         for key, value in keys:
-                            await until_answered(topic, lambda: checkpointer.send(topic, value, key=key, partition=p),
-                                                 "the broker", SEND_RETRY)
+                            await checkpointer.send(topic, value, key=key, partition=p)
                 if offsets:
                     await checkpointer.send_offsets_to_transaction(offsets, pipeline_groups(self.settings)[1])
             self.committed.update(offsets)

@@ -1,0 +1,30 @@
+"""The hot path's outbox: records for enveloped topics per destination partition, in order, the rest as they came."""
+from __future__ import annotations
+
+from aiokafka.partitioner import DefaultPartitioner
+
+from deploy.app.stream_reader import Outbox, partition_of
+from schemas.internal import Output, PersonEvent, Trigger
+
+
+def test_keys_go_to_the_partition_kafkas_default_partitioner_gives_them() -> None:
+    partitioner = DefaultPartitioner()
+    for key in (b"S00001", b"phone:+8617000000001", b"account:6222", "身份".encode()):
+        assert partition_of(key, 8) == partitioner(key, list(range(8)), list(range(8)))
+
+
+def test_outputs_are_gathered_per_partition_in_order_with_their_origins() -> None:
+    outbox = Outbox(partitions=4)
+    a, b = PersonEvent(person="A", source="hit"), PersonEvent(person="B", source="hit")
+    trigger = Trigger(trigger_id="t", person="A", subject_id=None, ts=1, cause="indicator_hit", mode="forward",
+                      value_key="phone:+861", fraud_type="romance", event_id="e")
+    outbox.add([Output("yujing.events", b"A", a), Output("yujing.triggers", b"A", trigger)], origin=1.0)
+    outbox.add([Output("yujing.events", b"B", b, origin=0.5), Output("yujing.events", b"A", a)], origin=2.0)
+    pa, pb = partition_of(b"A", 4), partition_of(b"B", 4)
+    routed = outbox.routed
+    if pa == pb:
+        assert routed[("yujing.events", pa)] == ([a, b, a], [1.0, 0.5, 2.0])
+    else:
+        assert routed[("yujing.events", pa)] == ([a, a], [1.0, 2.0])
+        assert routed[("yujing.events", pb)] == ([b], [0.5])  # a decision keeps its own origin
+    assert outbox.direct == [(Output("yujing.triggers", b"A", trigger), 1.0)]
