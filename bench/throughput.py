@@ -154,8 +154,8 @@ def wait_settled(settings: Settings, group: str, members: int, timeout: float = 
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            (info,) = admin.describe_consumer_groups([group])
-            if info.state == "Stable" and len(info.members) == members:
+            info = admin.describe_groups([group])[group]
+            if info["group_state"] == "Stable" and len(info["members"]) == members:
                 return
             time.sleep(0.5)
         raise RuntimeError(f"{group} not stable with {members} members in {timeout:.0f} s")
