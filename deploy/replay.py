@@ -106,7 +106,7 @@ def why_not_drained(settings: Settings) -> str:
     lags = {f"{tp.topic}/{tp.partition}": n for tp, n in group_lags(settings, pipeline_groups(settings)).items() if n}
     pending = sorted(read_table(settings, "pending"))
     busy = {}
-    for key, raw in read_table(settings, "marks").items():
+    for key, raw in (read_table(settings, "marks") | read_table(settings, "value-marks")).items():
         frontier = msgspec.msgpack.decode(raw, type=Frontier)
         busy[key.decode()] = {c: ts for c, (ts, idle) in frontier.seen.items() if not idle}
     return (f"uncommitted {lags}; {len(pending)} decisions waiting (first {pending[:3]}); "

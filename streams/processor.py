@@ -86,7 +86,10 @@ class Processor:
     on_person: PersonHook | None = None
     # Decisions wait for the watermark (streams/watermarks.py) in these tables; the frontiers are cached here.
     pending: MutableMapping[bytes, bytes] = field(default_factory=dict)
-    marks: MutableMapping[bytes, bytes] = field(default_factory=dict)
+    marks: MutableMapping[bytes, bytes] = field(default_factory=dict)  # person partitions' frontiers
+    # Value partitions' frontiers: a table of their own, so that each changelog partition has one writer (the
+    # owner of that input partition); None keeps them in `marks` (one process).
+    value_frontiers: MutableMapping[bytes, bytes] | None = None
     late_decisions: int = 0  # decided on arrival: their partition's watermark had passed them already
     on_late: Callable[[], None] = lambda: None  # hears of each late decision (the metrics count them)
     # Where lookups read: the identity table itself (in one process), or a worker's replica of all of it.
@@ -170,7 +173,7 @@ class Processor:
         name = f"{topic}/{partition}"
         frontier = self.frontiers.get(name)
         if frontier is None:
-            raw = self.marks.get(name.encode())
+            raw = self._marks_of(topic).get(name.encode())
             frontier = self.frontiers[name] = msgspec.msgpack.decode(raw, type=Frontier) if raw else Frontier()
         return frontier
 
@@ -192,8 +195,13 @@ class Processor:
         if offset >= self.catch_up[name]:
             self.live.add(name)
 
+    def _marks_of(self, topic: str) -> MutableMapping[bytes, bytes]:
+        if topic == "yujing.contacts" and self.value_frontiers is not None:
+            return self.value_frontiers
+        return self.marks
+
     def _save_frontier(self, topic: str, partition: int, frontier: Frontier) -> None:
-        self.marks[f"{topic}/{partition}".encode()] = msgspec.msgpack.encode(frontier)
+        self._marks_of(topic)[f"{topic}/{partition}".encode()] = msgspec.msgpack.encode(frontier)
 
     def person_marks(self, partition: int, marks: Marks, topology: Topology, offset: int = -1,
                      committed: int | None = None) -> list[Output]:

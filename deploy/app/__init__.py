@@ -140,10 +140,11 @@ def _processor(app: faust.App, settings: Settings,
     async def follow_identity() -> None:
         await replica.follow(settings.kafka_bootstrap, changelog)
 
-    tables = {name: PartitionedTable(name) for name in ("persons", "values", "pending", "marks")}
+    tables = {name: PartitionedTable(name) for name in ("persons", "values", "pending", "marks", "value-marks")}
     processor = Processor(identity=identity, directory=replica, persons=tables["persons"], values=tables["values"],
                           index_policy=index_policy, state_policy=state_policy, pending=tables["pending"],
-                          marks=tables["marks"], on_late=metrics.late_decisions.inc)
+                          marks=tables["marks"], value_frontiers=tables["value-marks"],
+                          on_late=metrics.late_decisions.inc)
     return processor, replica, tables
 
 

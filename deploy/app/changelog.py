@@ -1,6 +1,7 @@
 """The changelogs of the hot path's tables: created when missing, read back into a table when a partition arrives."""
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 
@@ -37,13 +38,15 @@ def ensure_changelogs(settings: Settings, tables: Iterable[str], partitions: int
         admin.close()
 
 
-async def restore(settings: Settings, table: PartitionedTable, partitions: list[int],
-                  keep: bytes = b"") -> int:
+async def restore(settings: Settings, table: PartitionedTable, partitions: list[int]) -> int:
     """Read these partitions of a table's changelog, from the start to its end now, into the table (only the keys
-    starting with `keep`, only committed checkpoints); how many records were read.
+    committed checkpoints only); how many records were read.
 
-    The end is the last stable offset: a checkpoint a killed worker left open holds it until the transaction
-    times out (then it is aborted, and skipped)."""
+    First it waits until no checkpoint is open on these partitions (the last stable offset is the end): the
+    previous owner's last one is being committed, its markers on their way, or a killed worker's is open until
+    its transaction times out and is aborted. Only then are the committed offsets to read from the ones that go
+    with what is read here: offsets a commit has moved on while its changelog records were still open would
+    skip records whose state is not in the table."""
     if not partitions:
         return 0
     topic = changelog_topic(settings, table.name)
@@ -54,15 +57,14 @@ async def restore(settings: Settings, table: PartitionedTable, partitions: list[
     try:
         tps = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
+        ends = await _stable_ends(settings, consumer, tps)
         left = {tp for tp in tps if ends[tp] > 0}
         await consumer.seek_to_beginning(*tps)
         started = time.monotonic()
         while left:
             batches = await consumer.getmany(*left, timeout_ms=500)
             for tp, records in batches.items():
-                table.load(tp.partition, ((r.key, r.value) for r in records
-                                          if r.key is not None and r.key.startswith(keep)))
+                table.load(tp.partition, ((r.key, r.value) for r in records if r.key is not None))
                 read += len(records)
             for tp in list(left):
                 if await consumer.position(tp) >= ends[tp]:
@@ -73,3 +75,23 @@ async def restore(settings: Settings, table: PartitionedTable, partitions: list[
     finally:
         await consumer.stop()
     return read
+
+
+async def _stable_ends(settings: Settings, committed: AIOKafkaConsumer, tps: list[TopicPartition],
+                       timeout_s: float = 60.0) -> dict[TopicPartition, int]:
+    """The end offsets once no transaction is open on these partitions (last stable offset = high watermark)."""
+    plain = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
+    await plain.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            stable, high = await committed.end_offsets(tps), await plain.end_offsets(tps)
+            if stable == high:
+                return stable
+            if time.monotonic() > deadline:
+                open_ = sorted(tp.partition for tp in tps if stable[tp] != high[tp])
+                raise TimeoutError(f"{tps[0].topic}: a checkpoint still open on partitions {open_} after "
+                                   f"{timeout_s:.0f} s")
+            await asyncio.sleep(0.1)
+    finally:
+        await plain.stop()

@@ -35,9 +35,13 @@ class PartitionedTable(MutableMapping[bytes, bytes]):
         del self._data[key]
         self._own(key)
 
-    def pop(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+    _missing = object()
+
+    def pop(self, key: bytes, default: object = _missing) -> bytes | None:  # type: ignore[override]
         if key not in self._data:
-            return default
+            if default is PartitionedTable._missing:
+                raise KeyError(key)
+            return default  # type: ignore[return-value]
         value = self._data.pop(key)
         self._own(key)
         return value
@@ -91,18 +95,14 @@ class PartitionedTable(MutableMapping[bytes, bytes]):
                 self._owner[key] = partition
                 self._written.add(key)
 
-    def drop(self, partitions: Iterable[int], keep: bytes = b"") -> None:
-        """Forget these partitions' keys that start with `keep` (they moved away; their changelog keeps them).
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Forget these partitions' keys (they moved away; their changelog keeps them).
 
         Call it after a checkpoint: what was changed and not yet written is lost with them."""
         gone = set(partitions)
-        for key in [k for k, p in self._owner.items() if p in gone and k.startswith(keep)]:
+        for key in [k for k, p in self._owner.items() if p in gone]:
             del self._owner[key]
             self._data.pop(key, None)
             self._written.discard(key)
             for p in gone:
                 self._dirty.get(p, set()).discard(key)
-
-    def partitions(self) -> set[int]:
-        """The partitions that own a key here."""
-        return set(self._owner.values())

@@ -62,9 +62,8 @@ log = logging.getLogger(__name__)
 SOURCES = (*SIGNAL_TOPICS, "intel.indicators")
 ENVELOPED = ("yujing.events", "yujing.contacts")
 HOT_TOPICS = (*SOURCES, *ENVELOPED)
-# Which tables a person or value partition owns, and the keys of the shared `marks` table that are its own.
-OWNED_TABLES = {"yujing.events": (("persons", b""), ("pending", b""), ("marks", b"yujing.events/")),
-                "yujing.contacts": (("values", b""), ("marks", b"yujing.contacts/"))}
+# The tables a person or value partition owns (each changelog partition has that partition's owner as writer).
+OWNED_TABLES = {"yujing.events": ("persons", "pending", "marks"), "yujing.contacts": ("values", "value-marks")}
 SEND_RETRY = (KafkaTimeoutError, KafkaConnectionError)
 TRANSACTION_TIMEOUT_MS = 10_000  # a checkpoint left open by a killed worker holds its changelogs this long
 
@@ -139,27 +138,47 @@ class StreamReader:
         self._pending: list[asyncio.Future] = []  # deliveries since the last checkpoint
         self._last_checkpoint = time.monotonic()
         self._marks: dict[str, list] = {}  # fresh marks of this batch, by destination
+        # False from the start of a batch, checkpoint or read-back until it ends: a stop in between (a cancel)
+        # must not checkpoint, or offsets could pass records whose effects were not all sent or written.
+        self._consistent = True
+        self._board: asyncio.Queue[list[Output]] = asyncio.Queue()
 
     # -- running -------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Read, process and checkpoint until cancelled; a failed send or commit reads the partitions back."""
+        """Read, process and checkpoint until cancelled; a failed send or checkpoint reads the partitions back."""
         await asyncio.to_thread(ensure_changelogs, self.settings, self.tables, self.partitions)
         await self._start()
         assert self.consumer is not None
+        board = asyncio.create_task(self._show_on_board())
         try:
             while True:
                 batches = await self.consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_records)
                 async with self.lock:
                     try:
+                        self._consistent = False
                         await self._batch(batches)
                         if time.monotonic() - self._last_checkpoint >= self.checkpoint_s:
                             await self.checkpoint()
+                        self._consistent = True
                     except Exception:
-                        log.exception("the hot path failed a send or commit: reading its partitions back")
-                        await self._rewind()
+                        log.exception("the hot path failed a send or checkpoint: reading its partitions back")
+                        await self._until_done("reading the partitions back", self._rewind)
         finally:
+            board.cancel()
             await self._stop()
+
+    async def _until_done(self, what: str, step: Callable[[], Any], first_delay: float = 0.5) -> None:
+        """Run `step` until it succeeds (the broker may be restarting), backing off to 10 s."""
+        delay = first_delay
+        while True:
+            try:
+                await step()
+                return
+            except Exception:
+                log.exception("%s failed; again in %.1f s", what, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def _start(self) -> None:
         s = self.settings
@@ -182,7 +201,7 @@ class StreamReader:
 
     async def _stop(self) -> None:
         try:
-            if self.held:
+            if self.held and self._consistent:
                 async with self.lock:
                     await self.checkpoint()
         finally:
@@ -221,7 +240,7 @@ class StreamReader:
 
     def _derived(self, logical: str, tp: TopicPartition, records: list[Any], outbox: Outbox) -> None:
         p = tp.partition
-        for name, _ in OWNED_TABLES[logical]:
+        for name in OWNED_TABLES[logical]:
             self.tables[name].active = p
         processor, counted = self.processor, 0
         for raw in records:
@@ -242,12 +261,19 @@ class StreamReader:
                                             origin, f"internal error: {type(exc).__name__}: {exc}"[:500])], None)
             counted += len(items(envelope))
             if envelope.marks:
-                if events:
-                    outbox.add(processor.person_marks(p, Marks(envelope.marks), self.handlers.channels, raw.offset,
-                                                      self.committed.get(tp)), None)
-                else:
-                    processor.value_marks(p, Marks(envelope.marks), raw.offset)
+                try:
+                    if events:
+                        outbox.add(processor.person_marks(p, Marks(envelope.marks), self.handlers.channels,
+                                                          raw.offset, self.committed.get(tp)), None)
+                    else:
+                        processor.value_marks(p, Marks(envelope.marks), raw.offset)
+                except Exception as exc:  # a bug on one envelope's marks must not stop the stream
+                    log.exception("%s failed on the marks of partition %s offset %s", logical, p, raw.offset)
+                    outbox.add([dead_output(logical, raw.key, raw.value, p, raw.offset, raw.timestamp / 1000,
+                                            f"internal error on marks: {type(exc).__name__}: {exc}"[:500])], None)
             processor.read_past(logical, p, raw.offset, lambda: self.consumer.highwater(tp) if self.consumer else None)
+        for name in OWNED_TABLES[logical]:
+            self.tables[name].active = -1  # a write outside a partition's records is refused, not misplaced
         if logical == "yujing.events":
             self.metrics.decisions_waiting.labels(str(p)).set(processor.waiting.waiting(p))
         self.metrics.events_in.labels(logical).inc(counted)
@@ -286,8 +312,16 @@ class StreamReader:
         if self.show is not None:
             shown = [out for out, _ in outbox.direct if out.topic.startswith("interception.")]
             if shown:
+                self._board.put_nowait(shown)
+
+    async def _show_on_board(self) -> None:
+        """The console's board, beside the hot path: Redis away holds the board back, not the stream (what
+        waits here is lost in a crash; `interception.*` in Kafka stays the record)."""
+        while True:
+            outputs = await self._board.get()
+            if self.show is not None:
                 show = self.show
-                await until_answered("console board", lambda: show(shown), "Redis", REDIS_DOWN,
+                await until_answered("console board", lambda: show(outputs), "Redis", REDIS_DOWN,
                                      self.metrics.redis_retries.inc)
 
     async def _produce(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
@@ -329,16 +363,27 @@ class StreamReader:
             future.result()  # raises what the broker refused
 
     async def take(self, assigned: set[TopicPartition]) -> None:
-        """Partitions arrived: read their tables back from the changelogs; marks and caches start anew."""
-        assert self.consumer is not None
+        """Partitions arrived: read their tables back from the changelogs, then read them from the committed
+        offsets (asked after the read-back: the offsets that go with it); marks and caches start anew."""
         async with self.lock:
             mine = {tp for tp in assigned if tp.topic in self.logical_of}
-            self._forget(mine)
-            for tp in mine:
-                self.committed[tp] = await self.consumer.committed(tp)
-                self.position.pop(tp, None)
-            await self._restore(mine)
+            self._consistent = False
+            await self._until_done("taking partitions up", lambda: self._read_back(mine))
             self.held |= mine
+            self._consistent = True
+
+    async def _read_back(self, tps: set[TopicPartition]) -> None:
+        """Tables of these partitions from their changelogs, then each read from its committed offset."""
+        assert self.consumer is not None
+        self._forget(tps)
+        await self._restore(tps)
+        for tp in tps:
+            self.committed[tp] = committed = await self.consumer.committed(tp)
+            self.position.pop(tp, None)
+            if committed is not None:
+                self.consumer.seek(tp, committed)
+            else:
+                await self.consumer.seek_to_beginning(tp)
 
     async def give_up(self, revoked: set[TopicPartition]) -> None:
         """Partitions leave: checkpoint what was done with them, then forget them."""
@@ -353,21 +398,13 @@ class StreamReader:
             self._forget(mine)
 
     async def _rewind(self) -> None:
-        """Read every held partition back from its changelog and committed offset (after a failed checkpoint)."""
-        assert self.consumer is not None
-        self._pending = []
+        """Read every held partition back from its changelog and committed offset (after a failure)."""
+        pending, self._pending = self._pending, []
+        for future in pending:  # what failed is why we are here: its error is read, not left to asyncio's log
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
         for table in self.tables.values():
             table.changes()  # what was not written is read again from the input
-        held = set(self.held)
-        self._forget(held)
-        for tp in held:
-            self.committed[tp] = await self.consumer.committed(tp)
-            self.position.pop(tp, None)
-            if self.committed[tp] is not None:
-                self.consumer.seek(tp, self.committed[tp])
-            else:
-                await self.consumer.seek_to_beginning(tp)
-        await self._restore(held)
+        await self._read_back(set(self.held))
 
     def _forget(self, tps: set[TopicPartition]) -> None:
         moved: dict[str, list[int]] = {}
@@ -377,16 +414,16 @@ class StreamReader:
         for logical in ENVELOPED:
             parts = moved.get(logical, [])
             self.processor.forget_partitions(logical, parts)
-            for name, keep in OWNED_TABLES[logical]:
-                self.tables[name].drop(parts, keep)
+            for name in OWNED_TABLES[logical]:
+                self.tables[name].drop(parts)
         self.dedupe.forget()
 
     async def _restore(self, tps: set[TopicPartition]) -> None:
         for logical in ENVELOPED:
             parts = sorted(tp.partition for tp in tps if self.logical_of[tp.topic] == logical)
-            for name, keep in OWNED_TABLES[logical]:
+            for name in OWNED_TABLES[logical]:
                 started = time.monotonic()
-                read = await restore(self.settings, self.tables[name], parts, keep)
+                read = await restore(self.settings, self.tables[name], parts)
                 if read:
                     log.info("%s: read back %d changelog records of partitions %s in %.1f s", name, read, parts,
                              time.monotonic() - started)

@@ -27,7 +27,7 @@ def test_a_deleted_key_gets_a_tombstone_only_when_its_changelog_had_it() -> None
     table[b"passing"] = b"2"  # set and deleted between two checkpoints: the changelog never sees it
     del table[b"passing"]
     assert table.pop(b"kept") == b"1"
-    assert table.pop(b"never") is None
+    assert table.pop(b"never", None) is None
     assert table.changes() == {0: [(b"kept", None)]}
     table[b"kept"] = b"3"  # back again: a value, and a tombstone after it once more
     assert table.changes() == {0: [(b"kept", b"3")]}
@@ -38,18 +38,18 @@ def test_a_write_outside_any_partition_is_refused() -> None:
         PartitionedTable("persons")[b"a"] = b"1"
 
 
-def test_partitions_are_loaded_from_their_changelog_and_dropped_by_prefix() -> None:
+def test_partitions_are_loaded_from_their_changelog_and_dropped() -> None:
     table = PartitionedTable("marks")
-    table.load(3, [(b"yujing.events/3", b"e"), (b"yujing.contacts/3", b"c"), (b"gone", b"x"), (b"gone", None)])
+    table.load(3, [(b"yujing.events/3", b"e"), (b"gone", b"x"), (b"gone", None)])
     table.load(4, [(b"yujing.events/4", b"f")])
-    assert dict(table) == {b"yujing.events/3": b"e", b"yujing.contacts/3": b"c", b"yujing.events/4": b"f"}
+    assert dict(table) == {b"yujing.events/3": b"e", b"yujing.events/4": b"f"}
     assert table.changes() == {}  # what was read back is what the changelog has
-    table.drop([3], keep=b"yujing.events/")
-    assert dict(table) == {b"yujing.contacts/3": b"c", b"yujing.events/4": b"f"}
     table.active = 4
     table[b"yujing.events/4"] = b"g"
     table.drop([4])  # moved away before a checkpoint: its changes go with it
-    assert table.changes() == {} and dict(table) == {b"yujing.contacts/3": b"c"}
+    assert table.changes() == {} and dict(table) == {b"yujing.events/3": b"e"}
     table.active = 3
-    del table[b"yujing.contacts/3"]  # loaded from the changelog: its deletion is written
-    assert table.changes() == {3: [(b"yujing.contacts/3", None)]}
+    del table[b"yujing.events/3"]  # loaded from the changelog: its deletion is written
+    assert table.changes() == {3: [(b"yujing.events/3", None)]}
+    with pytest.raises(KeyError):
+        table.pop(b"yujing.events/3")  # as a dict: no default, no key
