@@ -27,8 +27,6 @@ from streams.person_state import (
     StatePolicy,
     Update,
     apply_event,
-    decode_state,
-    encode_state,
     event_key,
     event_time,
     new_state,
@@ -79,13 +77,16 @@ class Processor:
     """The per-message logic of every agent, over the tables it is handed."""
 
     identity: Table  # written by the registry agent (its changelog is the record)
-    persons: Table
+    # Person states as objects: a worker's table encodes the changed ones at a checkpoint, not per event. An
+    # event or decision that changes nothing leaves its state as it was (`Update.changed`), so only the
+    # states written back here differ from what the changelog has.
+    persons: MutableMapping[bytes, PersonState]
     values: Table
     index_policy: IndexPolicy
     state_policy: StatePolicy
     on_person: PersonHook | None = None
     # Decisions wait for the watermark (streams/watermarks.py) in these tables; the frontiers are cached here.
-    pending: MutableMapping[bytes, bytes] = field(default_factory=dict)
+    pending: MutableMapping[bytes, PendingEntry] = field(default_factory=dict)
     marks: MutableMapping[bytes, bytes] = field(default_factory=dict)  # person partitions' frontiers
     # Value partitions' frontiers: a table of their own, so that each changelog partition has one writer (the
     # owner of that input partition); None keeps them in `marks` (one process).
@@ -145,8 +146,9 @@ class Processor:
         if late is not None:  # registered since ingest looked: to the person's own partition instead
             return [person_output(late)]
         key = pe.person.encode()
-        raw = self.persons.get(key)
-        state = decode_state(raw) if raw else new_state(pe.person, pe.subject_id)
+        state = self.persons.get(key)
+        if state is None:
+            state = new_state(pe.person, pe.subject_id)
         decided = self.frontier("yujing.events", partition).decided
         update = apply_event(state, pe, self.state_policy, floor=decided if self.on_person is not None else 2**62)
         out = [Output("yujing.contacts", c.value_key.encode(), ValueMessage(value_key=c.value_key, contact=c))
@@ -165,7 +167,7 @@ class Processor:
             else:
                 self.waiting.add(partition, ts, PendingEntry(pe, origin), event_key(pe))
         if update.changed:  # an event that changes nothing writes nothing (docs/sizing.md)
-            self.persons[key] = encode_state(state)
+            self.persons[key] = state
         return out
 
     def frontier(self, topic: str, partition: int) -> Frontier:
@@ -260,13 +262,12 @@ class Processor:
         try:
             for _, entry in self.waiting.due(partition, watermark):
                 pe = entry.event
-                raw = self.persons.get(pe.person.encode())
-                if raw is not None and self.on_person is not None:
-                    state = decode_state(raw)
+                state = self.persons.get(pe.person.encode())
+                if state is not None and self.on_person is not None:
                     update = Update(noted=True)
                     out += [o._replace(origin=entry.origin) for o in self.on_person(state, pe, update)]
                     if update.changed:
-                        self.persons[pe.person.encode()] = encode_state(state)
+                        self.persons[pe.person.encode()] = state
                 taken += 1
         finally:  # those taken leave, also when one fails (it stays, and those after it)
             self.waiting.remove_first(partition, taken)

@@ -162,14 +162,25 @@ class PendingEntry(Struct, array_like=True):
 _pending_decoder = msgspec.msgpack.Decoder(PendingEntry)
 
 
+def encode_pending(entry: PendingEntry) -> bytes:
+    """A waiting decision as its changelog holds it."""
+    return msgspec.msgpack.encode(entry)
+
+
+def decode_pending(raw: bytes) -> PendingEntry:
+    """A waiting decision from its changelog."""
+    return _pending_decoder.decode(raw)
+
+
 class PendingDecisions:
     """The decisions waiting per partition, one small table key each, in (event time, person, event) order.
 
-    The table is the truth (it has a changelog and moves with its partition); the sorted index per partition
-    is a cache, read from the table the first time a partition is touched after it was (re)assigned.
+    The table is the truth (it has a changelog and moves with its partition) and holds the entries as objects
+    (a worker's table encodes them at a checkpoint: `encode_pending`); the sorted index per partition is a
+    cache, read from the table the first time a partition is touched after it was (re)assigned.
     """
 
-    def __init__(self, table: MutableMapping[bytes, bytes]) -> None:
+    def __init__(self, table: MutableMapping[bytes, PendingEntry]) -> None:
         self._table = table
         self._index: dict[int, list[bytes]] = {}
 
@@ -187,7 +198,7 @@ class PendingDecisions:
         i = bisect.bisect_left(keys, key)
         if i == len(keys) or keys[i] != key:
             keys.insert(i, key)
-        self._table[key] = msgspec.msgpack.encode(entry)
+        self._table[key] = entry
 
     def due(self, partition: int, below: int) -> list[tuple[bytes, PendingEntry]]:
         """The entries with an event time before `below`, in order (still stored: `remove_first` when done)."""
@@ -195,9 +206,9 @@ class PendingDecisions:
         end = bisect.bisect_left(keys, b"%d|%016d" % (partition, below))
         out = []
         for key in keys[:end]:
-            raw = self._table.get(key)
-            if raw is not None:
-                out.append((key, _pending_decoder.decode(raw)))
+            entry = self._table.get(key)
+            if entry is not None:
+                out.append((key, entry))
         return out
 
     def remove_first(self, partition: int, count: int) -> None:

@@ -51,8 +51,9 @@ from scorers.ages import Ages
 from scorers.decide import Decider
 from scorers.model import Model, ModelMismatch
 from streams.identity_replica import IdentityReplica
+from streams.person_state import decode_state, encode_state
 from streams.processor import Processor
-from streams.watermarks import SourceProgress
+from streams.watermarks import SourceProgress, decode_pending, encode_pending
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,9 @@ def _processor(app: faust.App, settings: Settings,
     async def follow_identity() -> None:
         await replica.follow(settings.kafka_bootstrap, changelog)
 
-    tables = {name: PartitionedTable(name) for name in ("persons", "values", "pending", "marks", "value-marks")}
+    tables = {"persons": PartitionedTable("persons", encode_state, decode_state),
+              "pending": PartitionedTable("pending", encode_pending, decode_pending),
+              **{name: PartitionedTable(name) for name in ("values", "marks", "value-marks")}}
     processor = Processor(identity=identity, directory=replica, persons=tables["persons"], values=tables["values"],
                           index_policy=index_policy, state_policy=state_policy, pending=tables["pending"],
                           marks=tables["marks"], value_frontiers=tables["value-marks"],

@@ -7,27 +7,35 @@ changelog once, with its latest value (Kafka Streams' record cache, quix-streams
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from typing import Any
 
 
-class PartitionedTable(MutableMapping[bytes, bytes]):
-    """Keys to bytes over the partitions this worker holds; `changes` gives what a checkpoint writes."""
+def _same(value: Any) -> Any:
+    return value
 
-    def __init__(self, name: str) -> None:
+
+class PartitionedTable(MutableMapping[bytes, Any]):
+    """Keys to values over the partitions this worker holds; `changes` gives what a checkpoint writes.
+
+    Values are kept as the stages use them (bytes, or objects with `encode` and `decode` for the changelog)."""
+
+    def __init__(self, name: str, encode: Callable[[Any], bytes] = _same, decode: Callable[[bytes], Any] = _same) -> None:
         self.name = name
+        self.encode, self.decode = encode, decode
         self.active = -1  # the partition of the record being processed; writes belong to it
-        self._data: dict[bytes, bytes] = {}
+        self._data: dict[bytes, Any] = {}
         self._owner: dict[bytes, int] = {}
         self._dirty: dict[int, set[bytes]] = {}
         self._written: set[bytes] = set()  # keys whose changelog holds a value: only they need a tombstone
 
-    def __getitem__(self, key: bytes) -> bytes:
+    def __getitem__(self, key: bytes) -> Any:
         return self._data[key]
 
-    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+    def get(self, key: bytes, default: Any = None) -> Any:
         return self._data.get(key, default)
 
-    def __setitem__(self, key: bytes, value: bytes) -> None:
+    def __setitem__(self, key: bytes, value: Any) -> None:
         self._data[key] = value
         self._own(key)
 
@@ -37,11 +45,11 @@ class PartitionedTable(MutableMapping[bytes, bytes]):
 
     _missing = object()
 
-    def pop(self, key: bytes, default: object = _missing) -> bytes | None:  # type: ignore[override]
+    def pop(self, key: bytes, default: Any = _missing) -> Any:
         if key not in self._data:
             if default is PartitionedTable._missing:
                 raise KeyError(key)
-            return default  # type: ignore[return-value]
+            return default
         value = self._data.pop(key)
         self._own(key)
         return value
@@ -59,7 +67,7 @@ class PartitionedTable(MutableMapping[bytes, bytes]):
         return len(self._data)
 
     def changes(self) -> dict[int, list[tuple[bytes, bytes | None]]]:
-        """The changed keys per partition since the last call, with their values now (None: deleted).
+        """The changed keys per partition since the last call, with their values now, encoded (None: deleted).
 
         A key set and deleted again between two calls (a decision that waited less than a checkpoint) is left
         out: its changelog never had it."""
@@ -71,7 +79,7 @@ class PartitionedTable(MutableMapping[bytes, bytes]):
                 value = data.get(key)
                 if value is not None:
                     written.add(key)
-                    changed.append((key, value))
+                    changed.append((key, self.encode(value)))
                 elif key in written:
                     written.discard(key)
                     changed.append((key, None))
@@ -91,7 +99,7 @@ class PartitionedTable(MutableMapping[bytes, bytes]):
                     del self._owner[key]
                     self._written.discard(key)
             else:
-                self._data[key] = value
+                self._data[key] = self.decode(value)
                 self._owner[key] = partition
                 self._written.add(key)
 

@@ -6,7 +6,12 @@ import logging
 
 from intervaltree import Interval, IntervalTree
 
-from deploy.app.faust_commit import _faust_new_offset, _flush, _new_offset, _send_pending
+from deploy.app.faust_commit import (
+    _faust_new_offset,
+    _flush,
+    _new_offset,
+    _send_pending,
+)
 
 
 class FakeBuffer:

@@ -5,7 +5,14 @@ import asyncio
 import logging
 from typing import NamedTuple
 
-from deploy.app.faust_offsets import _next, _seek_back, fetch_again_from_committed, forget, in_order, note_dropped
+from deploy.app.faust_offsets import (
+    _next,
+    _seek_back,
+    fetch_again_from_committed,
+    forget,
+    in_order,
+    note_dropped,
+)
 
 
 class TP(NamedTuple):

@@ -5,7 +5,14 @@ from dataclasses import replace
 
 import pytest
 
-from dispatch.campaign import Campaign, Exposure, age_at, audience, plan_reminder, rising_types
+from dispatch.campaign import (
+    Campaign,
+    Exposure,
+    age_at,
+    audience,
+    plan_reminder,
+    rising_types,
+)
 from schemas.units import DAY_MS, HOUR_MS
 
 NOON = 1_764_561_600_000  # 2025-12-01 12:00 local time (04:00 UTC)

@@ -6,7 +6,14 @@ from prometheus_client import CollectorRegistry
 
 from ops.metrics import PipelineMetrics, reason_category
 from schemas.internal import Output
-from schemas.records import DeadLetter, FraudWarning, PaymentInterception, Reason, SmsTask, VisitTask
+from schemas.records import (
+    DeadLetter,
+    FraudWarning,
+    PaymentInterception,
+    Reason,
+    SmsTask,
+    VisitTask,
+)
 
 
 def dead(reason: str, field: str | None = None) -> DeadLetter:

@@ -5,7 +5,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.normalize import NumberKind, normalise_domain, normalise_phone, number_kind, url_domain
+from schemas.normalize import (
+    NumberKind,
+    normalise_domain,
+    normalise_phone,
+    number_kind,
+    url_domain,
+)
 
 MOBILE = st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True)
 

@@ -5,7 +5,15 @@ import msgspec
 import pytest
 
 from schemas.internal import Contact, PersonEvent, ValueMessage
-from streams.envelope import MAX_ITEMS, EventBatch, decode_envelope, encode_envelope, envelopes, items, unpack
+from streams.envelope import (
+    MAX_ITEMS,
+    EventBatch,
+    decode_envelope,
+    encode_envelope,
+    envelopes,
+    items,
+    unpack,
+)
 from streams.watermarks import Mark
 
 

@@ -2,8 +2,19 @@
 from __future__ import annotations
 
 from schemas.records import Indicator, Subject
-from streams.controls import account_controls, control_events, indicator_value_key, interceptions_for
-from streams.identity import decode_profile, identity_changes, resolve_account, resolve_line, subject_key
+from streams.controls import (
+    account_controls,
+    control_events,
+    indicator_value_key,
+    interceptions_for,
+)
+from streams.identity import (
+    decode_profile,
+    identity_changes,
+    resolve_account,
+    resolve_line,
+    subject_key,
+)
 from streams.ingest import person_events
 from tests.unit.streams.test_person_state import T0, call, pay
 

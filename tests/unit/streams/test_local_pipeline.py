@@ -5,8 +5,16 @@ import msgspec
 
 from schemas.decode import INPUT_TYPES
 from streams.local import LocalPipeline
-from streams.person_state import decode_state
-from tests.integration.scenario import FRAUD, HOUR, SUBJECTS, T, call, dns, indicator, subject_doc
+from tests.integration.scenario import (
+    FRAUD,
+    HOUR,
+    SUBJECTS,
+    T,
+    call,
+    dns,
+    indicator,
+    subject_doc,
+)
 
 
 def feed(p: LocalPipeline, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
@@ -25,5 +33,5 @@ def test_reverse_mining_and_control_in_process() -> None:
     triggers = [(o.value.person, o.value.mode) for o in p.sent["yujing.triggers"]]
     assert sorted(triggers) == [("S_ALICE", "reverse"), ("S_DAN", "control")]
     assert len(p.sent["interception.account"]) == 3
-    alice = decode_state(p.processor.persons[b"S_ALICE"])
+    alice = p.processor.persons[b"S_ALICE"]
     assert {c.event_id for c in alice.calls} == {"alice-call"} and {w.event_id for w in alice.web} == {"alice-dns"}

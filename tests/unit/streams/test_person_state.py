@@ -6,7 +6,15 @@ import msgspec
 from schemas.internal import ControlNote, IndicatorHit, PersonEvent, RetractionNote
 from schemas.records import DomainSignal, PaymentSignal, TelecomSignal
 from schemas.units import DAY_MS, HOUR_MS
-from streams.person_state import PersonState, StatePolicy, apply_event, decode_state, hit_live, known_key, new_state
+from streams.person_state import (
+    PersonState,
+    StatePolicy,
+    apply_event,
+    decode_state,
+    hit_live,
+    known_key,
+    new_state,
+)
 
 T0 = 1_764_547_200_000
 POLICY = StatePolicy()

@@ -6,7 +6,14 @@ from pathlib import Path
 from schemas.internal import Output, PersonEvent, ValueMessage
 from schemas.records import Indicator, TelecomSignal
 from schemas.units import HOUR_MS
-from streams.person_state import PersonState, StatePolicy, Update, event_key, event_time, hit_live
+from streams.person_state import (
+    PersonState,
+    StatePolicy,
+    Update,
+    event_key,
+    event_time,
+    hit_live,
+)
 from streams.processor import Processor
 from streams.value_index import IndexPolicy
 from streams.watermarks import (
