@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from deploy.app.partitioned import PartitionedTable
 from deploy.config import Settings
@@ -38,43 +39,64 @@ def ensure_changelogs(settings: Settings, tables: Iterable[str], partitions: int
         admin.close()
 
 
-async def restore(settings: Settings, table: PartitionedTable, partitions: list[int]) -> int:
-    """Read these partitions of a table's changelog, from the start to its end now, into the table (only the keys
-    committed checkpoints only); how many records were read.
+async def restore(settings: Settings, tables: list[tuple[PartitionedTable, list[int]]]) -> dict[str, int]:
+    """Read these partitions of each table's changelog, from the start to its end now, into the table
+    (committed checkpoints only); how many records were read per table.
 
     First it waits until no checkpoint is open on these partitions (the last stable offset is the end): the
     previous owner's last one is being committed, its markers on their way, or a killed worker's is open until
     its transaction times out and is aborted. Only then are the committed offsets to read from the ones that go
     with what is read here: offsets a commit has moved on while its changelog records were still open would
     skip records whose state is not in the table."""
-    if not partitions:
-        return 0
-    topic = changelog_topic(settings, table.name)
+    by_topic = {changelog_topic(settings, t.name): t for t, _ in tables}
+    tps = [TopicPartition(changelog_topic(settings, t.name), p) for t, parts in tables for p in parts]
+    read = {t.name: 0 for t, _ in tables}
+    if not tps:
+        return read
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                group_id=None, auto_offset_reset="earliest", isolation_level="read_committed")
+                                group_id=None, auto_offset_reset="earliest", isolation_level="read_committed",
+                                max_partition_fetch_bytes=4 * 1024 * 1024)
     await consumer.start()
-    read = 0
     try:
-        tps = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(tps)
         ends = await _stable_ends(settings, consumer, tps)
         left = {tp for tp in tps if ends[tp] > 0}
-        await consumer.seek_to_beginning(*tps)
-        started = time.monotonic()
+        if left:
+            await consumer.seek_to_beginning(*left)
+        deadline = time.monotonic() + 600
         while left:
             batches = await consumer.getmany(*left, timeout_ms=500)
             for tp, records in batches.items():
+                table = by_topic[tp.topic]
                 table.load(tp.partition, ((r.key, r.value) for r in records if r.key is not None))
-                read += len(records)
+                read[table.name] += len(records)
             for tp in list(left):
                 if await consumer.position(tp) >= ends[tp]:
                     left.discard(tp)
-            if left and time.monotonic() - started > 600:
-                raise TimeoutError(f"{topic}: partitions {sorted(tp.partition for tp in left)} not read to the "
-                                   f"end in 10 minutes")
+            if left and time.monotonic() > deadline:
+                raise TimeoutError(f"changelogs not read to the end in 10 minutes: {sorted(left)}")
     finally:
         await consumer.stop()
     return read
+
+
+async def wait_for_leaders(settings: Settings, tables: list[str], partitions: int, timeout_s: float = 60.0) -> None:
+    """Until every changelog partition has a leader that answers (a topic just created may not yet)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(changelog_topic(settings, t), p) for t in tables for p in range(partitions)]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                await consumer.end_offsets(tps)
+                return
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+    finally:
+        await consumer.stop()
 
 
 async def _stable_ends(settings: Settings, committed: AIOKafkaConsumer, tps: list[TopicPartition],

@@ -20,7 +20,8 @@ class PartitionedTable(MutableMapping[bytes, Any]):
 
     Values are kept as the stages use them (bytes, or objects with `encode` and `decode` for the changelog)."""
 
-    def __init__(self, name: str, encode: Callable[[Any], bytes] = _same, decode: Callable[[bytes], Any] = _same) -> None:
+    def __init__(self, name: str, encode: Callable[[Any], bytes] = _same,
+                 decode: Callable[[bytes], Any] = _same) -> None:
         self.name = name
         self.encode, self.decode = encode, decode
         self.active = -1  # the partition of the record being processed; writes belong to it

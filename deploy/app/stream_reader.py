@@ -37,7 +37,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
 from deploy.app.agent_loop import REDIS_DOWN, dead_output, handle_now, until_answered
-from deploy.app.changelog import changelog_topic, ensure_changelogs, restore
+from deploy.app.changelog import changelog_topic, ensure_changelogs, restore, wait_for_leaders
 from deploy.app.handlers import Handlers
 from deploy.app.marks import MarkDeduper, owned_marks
 from deploy.app.partitioned import PartitionedTable
@@ -148,6 +148,7 @@ class StreamReader:
     async def run(self) -> None:
         """Read, process and checkpoint until cancelled; a failed send or checkpoint reads the partitions back."""
         await asyncio.to_thread(ensure_changelogs, self.settings, self.tables, self.partitions)
+        await wait_for_leaders(self.settings, list(self.tables), self.partitions)
         await self._start()
         assert self.consumer is not None
         board = asyncio.create_task(self._show_on_board())
@@ -168,7 +169,7 @@ class StreamReader:
             board.cancel()
             await self._stop()
 
-    async def _until_done(self, what: str, step: Callable[[], Any], first_delay: float = 0.5) -> None:
+    async def _until_done(self, what: str, step: Callable[[], Any], first_delay: float = 0.1) -> None:
         """Run `step` until it succeeds (the broker may be restarting), backing off to 10 s."""
         delay = first_delay
         while True:
@@ -419,14 +420,14 @@ class StreamReader:
         self.dedupe.forget()
 
     async def _restore(self, tps: set[TopicPartition]) -> None:
+        wanted: list[tuple[PartitionedTable, list[int]]] = []
         for logical in ENVELOPED:
             parts = sorted(tp.partition for tp in tps if self.logical_of[tp.topic] == logical)
-            for name in OWNED_TABLES[logical]:
-                started = time.monotonic()
-                read = await restore(self.settings, self.tables[name], parts)
-                if read:
-                    log.info("%s: read back %d changelog records of partitions %s in %.1f s", name, read, parts,
-                             time.monotonic() - started)
+            wanted += [(self.tables[name], parts) for name in OWNED_TABLES[logical] if parts]
+        started = time.monotonic()
+        read = await restore(self.settings, wanted)
+        if any(read.values()):
+            log.info("read back %s changelog records in %.1f s", read, time.monotonic() - started)
 
     def end_offsets(self) -> dict[TopicPartition, int]:
         """The end offsets of the partitions held, as last fetched (for the lag gauge)."""
