@@ -61,7 +61,7 @@ class MarkDeduper:
         return [m for m in marks if self._last.get(f"{destination}|{m.channel}") != m]
 
     def sent(self, destination: str, marks: list[Mark]) -> None:
-        """These marks reached every partition of `destination` (a failed send is tried again next tick)."""
+        """These marks went to every partition of `destination` (until then they stay fresh)."""
         for m in marks:
             self._last[f"{destination}|{m.channel}"] = m
 
