@@ -102,8 +102,12 @@ def consume(settings: Cluster, logical: str, expect: int, timeout: float = 60.0,
 
 
 def read_to_end(settings: Cluster, topic: str, timeout: float = 30.0) -> list[ConsumerRecord]:
-    """Every message of a real (not logical) topic, from the beginning to the end offsets of this moment."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
+    """Every message of a real (not logical) topic, from the beginning to the end offsets of this moment.
+
+    Only committed transactions are read (the hot path's changelogs are written in transactions; a killed
+    worker's open one is aborted), so the end is the last stable offset."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None,
+                             isolation_level="read_committed")
     got: list[ConsumerRecord] = []
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]

@@ -68,10 +68,10 @@ class PartitionedTable(MutableMapping[bytes, Any]):
         return len(self._data)
 
     def changes(self) -> dict[int, list[tuple[bytes, bytes | None]]]:
-        """The changed keys per partition since the last call, with their values now, encoded (None: deleted).
+        """The keys changed since the last `settle`, per partition, with their values now, encoded (None: deleted).
 
-        A key set and deleted again between two calls (a decision that waited less than a checkpoint) is left
-        out: its changelog never had it."""
+        A key set and deleted again in between (a decision that waited less than a checkpoint) is left out: its
+        changelog never had it. Nothing changes here until `settle`: a checkpoint that fails writes them later."""
         out: dict[int, list[tuple[bytes, bytes | None]]] = {}
         data, written = self._data, self._written
         for p, keys in self._dirty.items():
@@ -79,17 +79,23 @@ class PartitionedTable(MutableMapping[bytes, Any]):
             for key in sorted(keys):
                 value = data.get(key)
                 if value is not None:
-                    written.add(key)
                     changed.append((key, self.encode(value)))
                 elif key in written:
-                    written.discard(key)
                     changed.append((key, None))
-                if value is None:
-                    self._owner.pop(key, None)  # nothing is left of it here once its tombstone is on its way
             if changed:
                 out[p] = changed
-        self._dirty = {}
         return out
+
+    def settle(self) -> None:
+        """What `changes` gave is in the changelog: the keys are clean again."""
+        for keys in self._dirty.values():
+            for key in keys:
+                if key in self._data:
+                    self._written.add(key)
+                else:  # its tombstone is written (or it never was): nothing is left of it here
+                    self._written.discard(key)
+                    self._owner.pop(key, None)
+        self._dirty = {}
 
     def load(self, partition: int, items: Iterable[tuple[bytes, bytes | None]]) -> None:
         """Take a partition's keys in from its changelog, in the changelog's order (None: a deletion)."""

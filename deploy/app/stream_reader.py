@@ -33,7 +33,7 @@ from aiokafka import (
     ConsumerRebalanceListener,
     TopicPartition,
 )
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
 from deploy.app.agent_loop import REDIS_DOWN, dead_output, handle_now, until_answered
@@ -66,6 +66,10 @@ HOT_TOPICS = (*SOURCES, *ENVELOPED)
 OWNED_TABLES = {"yujing.events": ("persons", "pending", "marks"), "yujing.contacts": ("values", "value-marks")}
 SEND_RETRY = (KafkaTimeoutError, KafkaConnectionError)
 TRANSACTION_TIMEOUT_MS = 10_000  # a checkpoint left open by a killed worker holds its changelogs this long
+
+
+class CheckpointFailed(Exception):
+    """A checkpoint's transaction was aborted: tables and offsets stay at the one before, nothing is lost."""
 
 
 @lru_cache(maxsize=1 << 17)  # murmur2 is pure Python; persons and values come back again and again
@@ -162,8 +166,11 @@ class StreamReader:
                         if time.monotonic() - self._last_checkpoint >= self.checkpoint_s:
                             await self.checkpoint()
                         self._consistent = True
+                    except CheckpointFailed as exc:  # nothing of it was written: the next one writes it all
+                        log.warning("checkpoint not taken (%s): again after the next batch", exc)
+                        self._consistent = True
                     except Exception:
-                        log.exception("the hot path failed a send or checkpoint: reading its partitions back")
+                        log.exception("the hot path failed a send: reading its partitions back")
                         await self._until_done("reading the partitions back", self._rewind)
         finally:
             board.cancel()
@@ -337,7 +344,8 @@ class StreamReader:
     # -- checkpoints and moves -----------------------------------------------------------------------------
 
     async def checkpoint(self) -> None:
-        """Outputs delivered; then each changed table key and the offsets, in one transaction."""
+        """Outputs delivered; then each changed table key and the offsets, in one transaction (`CheckpointFailed`:
+        it was aborted, and everything stays to be written)."""
         assert self.checkpointer is not None
         await self._delivered()
         offsets = {tp: pos for tp, pos in self.position.items()
@@ -345,15 +353,20 @@ class StreamReader:
         changes = {name: table.changes() for name, table in self.tables.items()}
         if offsets or any(changes.values()):
             checkpointer = self.checkpointer
-            async with checkpointer.transaction():
-                for name, changed in changes.items():
-                    topic = changelog_topic(self.settings, name)
-                    for p, keys in changed.items():
-                        for key, value in keys:
-                            await checkpointer.send(topic, value, key=key, partition=p)
-                if offsets:
-                    await checkpointer.send_offsets_to_transaction(offsets, pipeline_groups(self.settings)[1])
+            try:
+                async with checkpointer.transaction():
+                    for name, changed in changes.items():
+                        topic = changelog_topic(self.settings, name)
+                        for p, keys in changed.items():
+                            for key, value in keys:
+                                await checkpointer.send(topic, value, key=key, partition=p)
+                    if offsets:
+                        await checkpointer.send_offsets_to_transaction(offsets, pipeline_groups(self.settings)[1])
+            except KafkaError as exc:
+                raise CheckpointFailed(f"{type(exc).__name__}: {exc}") from exc
             self.committed.update(offsets)
+        for table in self.tables.values():
+            table.settle()
         self._last_checkpoint = time.monotonic()
 
     async def _delivered(self) -> None:
@@ -403,9 +416,7 @@ class StreamReader:
         pending, self._pending = self._pending, []
         for future in pending:  # what failed is why we are here: its error is read, not left to asyncio's log
             future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        for table in self.tables.values():
-            table.changes()  # what was not written is read again from the input
-        await self._read_back(set(self.held))
+        await self._read_back(set(self.held))  # what was not written is read again from the input
 
     def _forget(self, tps: set[TopicPartition]) -> None:
         moved: dict[str, list[int]] = {}
