@@ -226,6 +226,13 @@ class StreamReader:
         for tp, records in batches.items():
             if tp not in self.held or not records:
                 continue
+            start = self.position.get(tp)
+            if start is not None and records[0].offset < start:
+                # fetched before a read-back sought the partition (a batch that waited for the lock): these
+                # offsets are processed already, or will be when they come again
+                records = [r for r in records if r.offset >= start]
+                if not records:
+                    continue
             logical = self.logical_of[tp.topic]
             if logical in SOURCES:
                 self._sources(logical, tp, records, outbox)
@@ -395,6 +402,7 @@ class StreamReader:
             self.committed[tp] = committed = await self.consumer.committed(tp)
             self.position.pop(tp, None)
             if committed is not None:
+                self.position[tp] = committed
                 self.consumer.seek(tp, committed)
             else:
                 await self.consumer.seek_to_beginning(tp)
