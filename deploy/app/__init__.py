@@ -58,7 +58,10 @@ from streams.watermarks import SourceProgress, decode_pending, encode_pending
 log = logging.getLogger(__name__)
 
 RAW = {"key_serializer": "raw", "value_serializer": "raw"}
-IDLE_AFTER_S = 0.05  # a source partition read to its end and quiet this long is idle (holds no decision back)
+# A source partition read to its end and quiet this long is idle and holds no decision back. Shorter would
+# decide sooner, but a partition the producer leaves alone for a moment while it writes the others would pass
+# for idle, and its next records would be late (decided on arrival, not in event-time order).
+IDLE_AFTER_S = 0.5
 
 
 def create_app(settings: Settings, model: Model | None = None, registry: CollectorRegistry | None = None) -> faust.App:

@@ -145,6 +145,7 @@ class StreamReader:
         # False from the start of a batch, checkpoint or read-back until it ends: a stop in between (a cancel)
         # must not checkpoint, or offsets could pass records whose effects were not all sent or written.
         self._consistent = True
+        self._epoch = 0  # read-backs so far: a batch fetched before one is stale
         self._board: asyncio.Queue[list[Output]] = asyncio.Queue()
 
     # -- running -------------------------------------------------------------------------------------------
@@ -159,7 +160,12 @@ class StreamReader:
         try:
             while True:
                 batches = await self.consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_records)
+                fetched_in = self._epoch
                 async with self.lock:
+                    if fetched_in != self._epoch:
+                        # partitions were read back and sought while this batch waited for the lock: it is
+                        # stale (processing it would move past records the tables no longer have)
+                        batches = {}
                     try:
                         self._consistent = False
                         await self._batch(batches)
@@ -396,6 +402,7 @@ class StreamReader:
     async def _read_back(self, tps: set[TopicPartition]) -> None:
         """Tables of these partitions from their changelogs, then each read from its committed offset."""
         assert self.consumer is not None
+        self._epoch += 1
         self._forget(tps)
         await self._restore(tps)
         for tp in tps:
