@@ -364,6 +364,8 @@ class StreamReader:
         offsets = {tp: pos for tp, pos in self.position.items()
                    if tp in self.held and pos != self.committed.get(tp)}
         changes = {name: table.changes() for name, table in self.tables.items()}
+        if (offsets or any(changes.values())) and not self._in_group():
+            raise CheckpointFailed("not a member of the group now (it rejoins, and its partitions are revoked)")
         if offsets or any(changes.values()):
             checkpointer = self.checkpointer
             try:
@@ -414,11 +416,22 @@ class StreamReader:
             else:
                 await self.consumer.seek_to_beginning(tp)
 
+    def _in_group(self) -> bool:
+        """Whether this worker is still a member of its group's current generation. A member the group dropped
+        (its heartbeat said the member id is unknown) may have had its partitions given to another already: it
+        must not checkpoint them, since aiokafka's transactional offset commit carries no generation to refuse."""
+        coordinator = getattr(self.consumer, "_coordinator", None)  # aiokafka keeps no public one
+        return coordinator is None or bool(coordinator.member_id)
+
     async def give_up(self, revoked: set[TopicPartition]) -> None:
-        """Partitions leave: checkpoint what was done with them, then forget them."""
+        """Partitions leave: checkpoint what was done with them (unless the group dropped this worker), then
+        forget them."""
         async with self.lock:
             mine = {tp for tp in revoked if tp in self.held}
-            if mine:
+            if mine and not self._in_group():
+                log.warning("dropped by the group: partitions %s left without a checkpoint; their next owner reads "
+                            "them from the last one", sorted(f"{tp.topic}/{tp.partition}" for tp in mine))
+            elif mine:
                 try:
                     await self.checkpoint()
                 except Exception:
