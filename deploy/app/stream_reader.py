@@ -55,7 +55,7 @@ from streams.envelope import (
 )
 from streams.kafka_io import pipeline_groups
 from streams.processor import Processor, progress_ts
-from streams.watermarks import Marks
+from streams.watermarks import Mark, Marks
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,6 @@ class StreamReader:
         self.dedupe = MarkDeduper()
         self._pending: list[asyncio.Future] = []  # deliveries since the last checkpoint
         self._last_checkpoint = time.monotonic()
-        self._marks: dict[str, list] = {}  # fresh marks of this batch, by destination
         # False from the start of a batch, checkpoint or read-back until it ends: a stop in between (a cancel)
         # must not checkpoint, or offsets could pass records whose effects were not all sent or written.
         self._consistent = True
@@ -151,7 +150,8 @@ class StreamReader:
     # -- running -------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Read, process and checkpoint until cancelled; a failed send or checkpoint reads the partitions back."""
+        """Read, process and checkpoint until cancelled; a failed send reads the partitions back, a failed
+        checkpoint is taken again after the next batch."""
         await asyncio.to_thread(ensure_changelogs, self.settings, self.tables, self.partitions)
         await wait_for_leaders(self.settings, list(self.tables), self.partitions)
         await self._start()
@@ -245,8 +245,7 @@ class StreamReader:
             else:
                 self._derived(logical, tp, records, outbox)
             self.position[tp] = records[-1].offset + 1
-        self._punctuate(outbox)
-        await self._send(outbox)
+        await self._send(outbox, self._punctuate(outbox))
 
     def _sources(self, logical: str, tp: TopicPartition, records: list[Any], outbox: Outbox) -> None:
         handler = self.handlers.indicator if logical == "intel.indicators" else self.handlers.ingest(logical)
@@ -292,44 +291,40 @@ class StreamReader:
                     log.exception("%s failed on the marks of partition %s offset %s", logical, p, raw.offset)
                     outbox.add([dead_output(logical, raw.key, raw.value, p, raw.offset, raw.timestamp / 1000,
                                             f"internal error on marks: {type(exc).__name__}: {exc}"[:500])], None)
-            processor.read_past(logical, p, raw.offset, lambda: self.consumer.highwater(tp) if self.consumer else None)
+            processor.read_past(logical, p, raw.offset, lambda: self._highwater(tp))
         for name in OWNED_TABLES[logical]:
             self.tables[name].active = -1  # a write outside a partition's records is refused, not misplaced
         if logical == "yujing.events":
             self.metrics.decisions_waiting.labels(str(p)).set(processor.waiting.waiting(p))
         self.metrics.events_in.labels(logical).inc(counted)
 
-    def _punctuate(self, outbox: Outbox) -> None:
-        """The marks of the channels held, after the records of this batch: on every partition when any changed."""
-        owned = owned_marks(self.held, self.logical_of, self.handlers.progress, self.processor,
-                            self.handlers.channels, lambda tp: self.consumer.highwater(tp) if self.consumer else None,
-                            lambda tp: self.committed.get(tp))
-        for dest, marks in owned.items():
-            fresh = self.dedupe.fresh(dest, marks)
-            if fresh:
-                for p in range(self.partitions):
-                    outbox.routed.setdefault((dest, p), ([], []))
-                self._marks[dest] = fresh
-            else:
-                self._marks.pop(dest, None)
+    def _highwater(self, tp: TopicPartition) -> int | None:
+        return self.consumer.highwater(tp) if self.consumer is not None else None
 
-    async def _send(self, outbox: Outbox) -> None:
-        assert self.producer is not None
-        sent: list[tuple[list[Output], float | None]] = []
+    def _punctuate(self, outbox: Outbox) -> dict[str, list[Mark]]:
+        """The marks of the channels held that changed, by destination, after the records of this batch: an
+        envelope goes to every partition of a destination whose marks changed."""
+        owned = owned_marks(self.held, self.logical_of, self.handlers.progress, self.processor,
+                            self.handlers.channels, self._highwater, self.committed.get)
+        fresh = {dest: new for dest, marks in owned.items() if (new := self.dedupe.fresh(dest, marks))}
+        for dest in fresh:
+            for p in range(self.partitions):
+                outbox.routed.setdefault((dest, p), ([], []))
+        return fresh
+
+    async def _send(self, outbox: Outbox, marks: dict[str, list[Mark]]) -> None:
+        """The batch's outputs: the direct ones, then the envelopes with `marks` at their end."""
         for out, origin in outbox.direct:
             await self._produce(self.settings.topic(out.topic), out.key, encode(out.value), None,
                                 int(origin * 1000) if origin else None)
-            sent.append(([out], origin))
         for (dest, p), (records, origins) in outbox.routed.items():
-            marks = self._marks.get(dest, [])
-            for envelope in envelopes(dest, records, origins, marks):
+            for envelope in envelopes(dest, records, origins, marks.get(dest, [])):
                 await self._produce(self.settings.topic(dest), None, encode_envelope(envelope), p, None)
-        for dest, marks in self._marks.items():
-            self.dedupe.sent(dest, marks)
-        self._marks.clear()
+        for dest, sent in marks.items():
+            self.dedupe.sent(dest, sent)
         now = time.time()
-        for outputs, origin in sent:
-            self.metrics.observe_outputs(outputs, origin, now)
+        for out, origin in outbox.direct:
+            self.metrics.observe_outputs([out], origin, now)
         if self.show is not None:
             shown = [out for out, _ in outbox.direct if out.topic.startswith("interception.")]
             if shown:
@@ -338,12 +333,11 @@ class StreamReader:
     async def _show_on_board(self) -> None:
         """The console's board, beside the hot path: Redis away holds the board back, not the stream (what
         waits here is lost in a crash; `interception.*` in Kafka stays the record)."""
-        while True:
+        show = self.show
+        while show is not None:
             outputs = await self._board.get()
-            if self.show is not None:
-                show = self.show
-                await until_answered("console board", lambda: show(outputs), "Redis", REDIS_DOWN,
-                                     self.metrics.redis_retries.inc)
+            await until_answered("console board", lambda: show(outputs), "Redis", REDIS_DOWN,
+                                 self.metrics.redis_retries.inc)
 
     async def _produce(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
                        timestamp_ms: int | None) -> None:
