@@ -123,7 +123,6 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     agent("outcomes", "escalation", handlers.outcome)
     add_pages(app, registry, board, TaskQueues(redis_client, f"{redis_prefix}feed:", 0), redis_client, redis_prefix,
               lambda warning_id: gather(settings, warning_id))
-    app.yujing_reader = reader  # type: ignore[attr-defined]  # for tests in this process
     app.yujing_metrics = metrics  # type: ignore[attr-defined]  # for the console and tests in this process
     return app
 
