@@ -38,6 +38,7 @@ from aiokafka.partitioner import murmur2
 
 from deploy.app.agent_loop import REDIS_DOWN, dead_output, handle_now, until_answered
 from deploy.app.changelog import changelog_topic, ensure_changelogs, restore, wait_for_leaders
+from deploy.app.fencing import Member, fence
 from deploy.app.handlers import Handlers
 from deploy.app.marks import MarkDeduper, owned_marks
 from deploy.app.partitioned import PartitionedTable
@@ -138,6 +139,7 @@ class StreamReader:
         self.position: dict[TopicPartition, int] = {}  # next offset to commit, per partition held
         self.committed: dict[TopicPartition, int | None] = {}
         self.held: set[TopicPartition] = set()
+        self._arriving: set[TopicPartition] = set()  # assigned, not yet read back
         self.dedupe = MarkDeduper()
         self._pending: list[asyncio.Future] = []  # deliveries since the last checkpoint
         self._last_checkpoint = time.monotonic()
@@ -159,6 +161,9 @@ class StreamReader:
         board = asyncio.create_task(self._show_on_board())
         try:
             while True:
+                if self._arriving:
+                    async with self.lock:
+                        await self._take_up()
                 batches = await self.consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_records)
                 fetched_in = self._epoch
                 async with self.lock:
@@ -210,6 +215,7 @@ class StreamReader:
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS, max_request_size=4 * 1024 * 1024)
         await self.producer.start()
         await self.checkpointer.start()
+        fence(self.checkpointer, self._member)
         await self.consumer.start()
         self.consumer.subscribe(list(self.logical_of), listener=_Moves(self))
 
@@ -385,15 +391,25 @@ class StreamReader:
         for future in pending:
             future.result()  # raises what the broker refused
 
-    async def take(self, assigned: set[TopicPartition]) -> None:
-        """Partitions arrived: read their tables back from the changelogs, then read them from the committed
+    def arrive(self, assigned: set[TopicPartition]) -> None:
+        """Partitions arrived: paused until the run loop takes them up (`_take_up`). The read-back is not done in
+        aiokafka's assignment callback, which sends no heartbeat while it runs: a long read-back there lets the
+        session expire, and the group gives the partitions to another while this worker still reads them."""
+        mine = {tp for tp in assigned if tp.topic in self.logical_of}
+        self._arriving |= mine
+        if mine and self.consumer is not None:
+            self.consumer.pause(*mine)
+
+    async def _take_up(self) -> None:
+        """Read the arrived partitions' tables back from the changelogs, then read them from the committed
         offsets (asked after the read-back: the offsets that go with it); marks and caches start anew."""
-        async with self.lock:
-            mine = {tp for tp in assigned if tp.topic in self.logical_of}
-            self._consistent = False
-            await self._until_done("taking partitions up", lambda: self._read_back(mine))
-            self.held |= mine
-            self._consistent = True
+        assert self.consumer is not None
+        mine, self._arriving = self._arriving, set()
+        self._consistent = False
+        await self._until_done("taking partitions up", lambda: self._read_back(mine))
+        self.held |= mine
+        self.consumer.resume(*mine)
+        self._consistent = True
 
     async def _read_back(self, tps: set[TopicPartition]) -> None:
         """Tables of these partitions from their changelogs, then each read from its committed offset."""
@@ -410,6 +426,11 @@ class StreamReader:
             else:
                 await self.consumer.seek_to_beginning(tp)
 
+    def _member(self) -> Member:
+        """This worker's identity in its group's current generation (what fences a checkpoint's offsets)."""
+        coordinator = self.consumer._coordinator  # type: ignore[union-attr]  # aiokafka keeps no public one
+        return coordinator.generation, coordinator.member_id, coordinator._group_instance_id
+
     def _in_group(self) -> bool:
         """Whether this worker is still a member of its group's current generation. A member the group dropped
         (its heartbeat said the member id is unknown) may have had its partitions given to another already: it
@@ -421,6 +442,7 @@ class StreamReader:
         """Partitions leave: checkpoint what was done with them (unless the group dropped this worker), then
         forget them."""
         async with self.lock:
+            self._arriving -= revoked
             mine = {tp for tp in revoked if tp in self.held}
             if mine and not self._in_group():
                 log.warning("dropped by the group: partitions %s left without a checkpoint; their next owner reads "
@@ -484,6 +506,6 @@ class _Moves(ConsumerRebalanceListener):
         await self.reader.give_up(set(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        await self.reader.take(set(assigned))
+        self.reader.arrive(set(assigned))
 
 
