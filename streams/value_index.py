@@ -14,13 +14,15 @@ or a re-add that shortens the span), goes to everyone listed under the value as 
 they hold from that span stop counting at the end, those still on their way to them included (why that holds:
 streams/watermarks.py). People a span hit in reverse stay listed while that hit may count.
 
-Storage: a small `ValueHead` (span, watermark, the people listed) and one small `Entry` per (value, person).
-Writes are what a city pays for (docs/sizing.md), so a contact writes only what it changes: the person's entry
-(refreshed at most hourly), and the head only when someone new is listed or the hour moves on. A value that
-reached `max_people` (a mass campaign, or a popular site) lists no newcomers: the overflow goes to metrics.
+Storage: a small `ValueHead` (span, watermark, the people listed) and one small `Entry` per (value, person) with
+the person's contacts (the first and the latest, `MAX_CONTACTS` in all). A contact changes only the person's
+entry, and the head only when someone new is listed or the hour moves on; the changelog gets each changed key
+once per checkpoint. A value that reached `max_people` (a mass campaign, or a popular site) lists no newcomers:
+the overflow goes to metrics.
 """
 from __future__ import annotations
 
+import bisect
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
@@ -30,6 +32,10 @@ from msgspec import Struct
 from schemas.internal import Contact, IndicatorHit, RetractionNote
 from schemas.records import Indicator
 from schemas.units import HOUR_MS
+
+# Contacts kept per person and value. Up to this many, reverse mining hits what forward matching would have (each
+# contact within the span), so the hits do not depend on whether the contacts or the indicator came first.
+MAX_CONTACTS = 16
 
 
 @dataclass(frozen=True)
@@ -49,12 +55,21 @@ class IndexPolicy:
 
 
 class Entry(Struct, array_like=True):
-    """One person's contacts with the value: the first and the latest (refreshed hourly), by event time."""
+    """One person's contacts with the value, by event time: the first, then the latest (`MAX_CONTACTS` in all)."""
 
-    first_ts: int
-    first_event_id: str
-    last_ts: int
-    last_event_id: str
+    contacts: list[tuple[int, str]]  # (ts, event id)
+
+    @property
+    def first_ts(self) -> int:
+        return self.contacts[0][0]
+
+    @property
+    def last_ts(self) -> int:
+        return self.contacts[-1][0]
+
+    @property
+    def last_event_id(self) -> str:
+        return self.contacts[-1][1]
 
 
 class Span(Struct, array_like=True, omit_defaults=True):
@@ -138,8 +153,7 @@ def _holds_reverse_hit(span: Span | None, entry: Entry, horizon: int, policy: In
     """Whether the person may hold a reverse hit of the span (at its add) that is still within retention."""
     if span is None or span.add_ts < horizon:
         return False
-    # the latest contact may be up to an hour after `last_ts` (refreshed hourly)
-    reached = entry.last_ts + HOUR_MS > span.add_ts - policy.lookback_ms
+    reached = entry.last_ts >= span.add_ts - policy.lookback_ms
     return reached and (span.end_ts is None or entry.first_ts < span.end_ts)
 
 
@@ -185,17 +199,14 @@ def add_contact(head: ValueHead, entries: Entries, contact: Contact, policy: Ind
         if len(head.people) >= policy.max_people:
             up.overflow = True
         else:
-            entries[contact.person] = Entry(contact.ts, contact.event_id, contact.ts, contact.event_id)
+            entries[contact.person] = Entry([(contact.ts, contact.event_id)])
             head.people.append(contact.person)
             up.head_changed = True
-    else:
-        changed = False
-        if contact.ts < entry.first_ts:
-            entry.first_ts, entry.first_event_id, changed = contact.ts, contact.event_id, True
-        if contact.ts >= entry.last_ts + HOUR_MS:  # hourly: repeats within the hour write nothing
-            entry.last_ts, entry.last_event_id, changed = contact.ts, contact.event_id, True
-        if changed:
-            entries[contact.person] = entry
+    elif all(e != contact.event_id for _, e in entry.contacts):  # a redelivered contact is kept once
+        bisect.insort(entry.contacts, (contact.ts, contact.event_id))
+        if len(entry.contacts) > MAX_CONTACTS:
+            del entry.contacts[1]  # the first stays (reverse hits from the start of the lookback), then the latest
+        entries[contact.person] = entry
     if _matches(head.span, contact.ts, policy):
         assert head.span is not None
         up.hits.append((contact.person, _hit(contact.value_key, head.span, contact.ts, contact.event_id)))
@@ -255,12 +266,9 @@ def apply_indicator(head: ValueHead, entries: Entries, value_key: str, indicator
         entry = entries.get(person)
         if entry is None:
             continue
-        # The latest contact decides, unless it falls after the span's end while the first was inside.
-        ts, event_id = entry.last_ts, entry.last_event_id
-        if not _matches(head.span, ts, policy) and _matches(head.span, entry.first_ts, policy):
-            ts, event_id = entry.first_ts, entry.first_event_id
-        if _matches(head.span, ts, policy):
-            up.hits.append((person, _hit(value_key, head.span, ts, event_id)))
+        # every contact kept that the span reaches: what forward matching gives had they come after the add
+        up.hits += [(person, _hit(value_key, head.span, ts, event_id))
+                    for ts, event_id in entry.contacts if _matches(head.span, ts, policy)]
     return up
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from schemas.internal import Contact
 from schemas.records import Indicator
 from schemas.units import HOUR_MS
-from streams.value_index import Entry, IndexPolicy, ValueHead
+from streams.value_index import MAX_CONTACTS, Entry, IndexPolicy, ValueHead
 from streams.value_index import add_contact as _add_contact
 from streams.value_index import apply_indicator as _apply_indicator
 
@@ -101,33 +101,50 @@ def test_index_forgets_by_event_time_and_is_bounded() -> None:
     assert sorted(state.entries) == ["z"]
 
 
-def test_repeat_within_the_hour_writes_nothing_but_still_matches() -> None:
+def test_a_repeat_contact_changes_the_entry_not_the_head_and_still_matches() -> None:
     state = ValueState()
     apply_indicator(state, KEY, indicator(0), POLICY)
     assert add_contact(state, contact("bob", 1.0, 1), POLICY).head_changed
     again = add_contact(state, contact("bob", 1.5, 2), POLICY)
-    assert not again.head_changed and state.entries["bob"].last_event_id == "bob-1" and people(again.hits) == ["bob"]
-    add_contact(state, contact("bob", 2.1, 3), POLICY)
-    assert state.entries["bob"].last_event_id == "bob-3"
+    assert not again.head_changed and state.entries["bob"].last_event_id == "bob-2" and people(again.hits) == ["bob"]
+    add_contact(state, contact("bob", 1.5, 2), POLICY)  # redelivered: kept once
+    assert [e for _, e in state.entries["bob"].contacts] == ["bob-1", "bob-2"]
+
+
+def test_an_entry_keeps_the_first_contact_and_the_latest() -> None:
+    state = ValueState()
+    for i in range(MAX_CONTACTS + 5):
+        add_contact(state, contact("bob", i * 0.5, i), POLICY)
+    kept = [e for _, e in state.entries["bob"].contacts]
+    assert len(kept) == MAX_CONTACTS and kept[0] == "bob-0" and kept[-1] == f"bob-{MAX_CONTACTS + 4}"
+
+
+def test_reverse_mining_hits_every_contact_kept_within_the_span() -> None:
+    state = ValueState()
+    for i, h in enumerate([1.0, 1.5, 3.0]):
+        add_contact(state, contact("bob", h, i), POLICY)
+    mined = apply_indicator(state, KEY, indicator(2.0), POLICY).hits
+    assert sorted(h.event_id for _, h in mined) == ["bob-0", "bob-1", "bob-2"]
 
 
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from("pqrstu"), st.floats(0, 150)), min_size=1, max_size=12),
        st.floats(60, 150), st.randoms())
 def test_hits_do_not_depend_on_arrival_order(contacts: list, add_h: float, rnd) -> None:
-    """The same contacts and indicator in any arrival order give the same people hit (event time decides).
+    """The same contacts and indicator in any arrival order give the same hits: each person's contacts within the
+    span, whether matched on arrival or mined when the indicator came (event time decides, not arrival).
 
     Holds while disorder stays within the late tolerance; the inputs here span 150 h, so the tolerance does too.
     """
     policy = IndexPolicy(late_tolerance_ms=150 * HOUR_MS)
     msgs = [("c", contact(p, h, i)) for i, (p, h) in enumerate(contacts)] + [("i", indicator(add_h))]
 
-    def run(order: list) -> set[tuple[str, str]]:
+    def run(order: list) -> set[tuple[str, int, str]]:
         state, found = ValueState(), set()
         for kind, m in order:
             hits = (add_contact(state, m, policy) if kind == "c" else apply_indicator(state, KEY, m, policy)).hits
-            found |= {(p, h.mode) for p, h in hits}
-        return {p for p, _ in found}
+            found |= {(p, h.contact_ts, h.event_id) for p, h in hits}
+        return found
 
     shuffled = msgs[:]
     rnd.shuffle(shuffled)
