@@ -10,8 +10,9 @@ makes for `yujing.events` and `yujing.contacts` leaves as one envelope per parti
                (envelopes, marks at their end) → the next batch
     checkpoint every `checkpoint_s`, and before partitions leave: every output delivered (acks=all), then in one
                Kafka transaction each table key changed since the last one (to its changelog, once) and the
-               offsets: a worker killed midway leaves tables and offsets both at the last checkpoint
-    arrival    a person or value partition's tables are read back from their changelogs (committed
+               offsets (with the group generation: a worker the group dropped cannot commit, `fencing.py`): a
+               worker killed midway leaves tables and offsets both at the last checkpoint
+    arrival    a partition is paused; the run loop reads its tables back from their changelogs (committed
                transactions only), then its records from the committed offset
     failure    a send or checkpoint that fails: the held partitions are read back as on arrival, and read again
 """
