@@ -108,6 +108,8 @@ class IndexUpdate:
 
 _head_decoder = msgspec.msgpack.Decoder(ValueHead)
 _entry_decoder = msgspec.msgpack.Decoder(Entry)
+# Before entries kept their contacts: [first_ts, first_event_id, last_ts, last_event_id] (read back, not written).
+_first_and_last = msgspec.msgpack.Decoder(tuple[int, str, int, str])
 
 
 def encode_head(head: ValueHead) -> bytes:
@@ -126,8 +128,12 @@ def encode_entry(entry: Entry) -> bytes:
 
 
 def decode_entry(raw: bytes) -> Entry:
-    """An entry read back from the `values` table."""
-    return _entry_decoder.decode(raw)
+    """An entry read back from the `values` table (also one stored before entries kept every contact)."""
+    try:
+        return _entry_decoder.decode(raw)
+    except msgspec.ValidationError:
+        first_ts, first_id, last_ts, last_id = _first_and_last.decode(raw)
+        return Entry(sorted({(first_ts, first_id), (last_ts, last_id)}))
 
 
 def entry_key(value_key: str, person: str) -> str:
@@ -204,6 +210,9 @@ def add_contact(head: ValueHead, entries: Entries, contact: Contact, policy: Ind
             up.head_changed = True
     elif all(e != contact.event_id for _, e in entry.contacts):  # a redelivered contact is kept once
         bisect.insort(entry.contacts, (contact.ts, contact.event_id))
+        if len(entry.contacts) > MAX_CONTACTS:
+            horizon = head.watermark - policy.retention_ms  # no indicator reaches back before it
+            entry.contacts = [c for c in entry.contacts if c[0] >= horizon] or entry.contacts[-1:]
         if len(entry.contacts) > MAX_CONTACTS:
             del entry.contacts[1]  # the first stays (reverse hits from the start of the lookback), then the latest
         entries[contact.person] = entry

@@ -105,8 +105,14 @@ class FencedCommitHandler(TxnOffsetCommitHandler):
 
 
 def _abort(txn: Any, why: str) -> None:
-    """Fail the transaction (its `send_offsets_to_transaction` raises `CommitFailedError`; it can only abort)."""
+    """Fail the transaction: its `send_offsets_to_transaction` raises `CommitFailedError`, and it can only be
+    aborted. aiokafka's `error_transaction` forgets the partitions and group the transaction holds, and an abort of
+    an empty-looking transaction sends nothing: they are put back so the abort reaches the broker (else the
+    transaction stays open, and the next checkpoint would join it and commit its records)."""
+    partitions, group = set(txn._txn_partitions), txn._txn_consumer_group
     txn.error_transaction(Errors.CommitFailedError(why))
+    txn._txn_partitions |= partitions
+    txn._txn_consumer_group = group
     txn._transaction_waiter.exception()  # read here: the caller hears it from send_offsets_to_transaction
 
 
@@ -117,12 +123,16 @@ def fence(producer: AIOKafkaProducer, member: Callable[[], Member]) -> None:
     async def commit(offsets: Any, group_id: str) -> None:
         if not offsets:
             return
-        identity = member()
-        if identity[0] < 0 or not identity[1]:  # the broker would take generation -1 as an unfenced commit
-            _abort(sender._txn_manager, f"not a member of group {group_id}")
-            return
-        node_id = await sender._find_coordinator(CoordinationType.GROUP, group_id)
-        await FencedCommitHandler(sender, offsets, group_id, identity).do(node_id)
+        # an exception out of here would stop aiokafka's sender for good: every failure aborts the transaction
+        try:
+            identity = member()
+            if identity[0] < 0 or not identity[1]:  # the broker would take generation -1 as an unfenced commit
+                _abort(sender._txn_manager, f"not a member of group {group_id}")
+                return
+            node_id = await sender._find_coordinator(CoordinationType.GROUP, group_id)
+            await FencedCommitHandler(sender, offsets, group_id, identity).do(node_id)
+        except Exception as exc:  # noqa: BLE001
+            _abort(sender._txn_manager, f"offsets not committed for group {group_id}: {type(exc).__name__}: {exc}")
 
     sender._do_txn_offset_commit = commit
 

@@ -406,6 +406,8 @@ class StreamReader:
         offsets (asked after the read-back: the offsets that go with it); marks and caches start anew."""
         assert self.consumer is not None
         mine, self._arriving = self._arriving, set()
+        if not mine:  # revoked while waiting for the lock
+            return
         self._consistent = False
         await self._until_done("taking partitions up", lambda: self._read_back(mine))
         self.held |= mine
@@ -433,9 +435,9 @@ class StreamReader:
         return coordinator.generation, coordinator.member_id, coordinator._group_instance_id
 
     def _in_group(self) -> bool:
-        """Whether this worker is still a member of its group's current generation. A member the group dropped
-        (its heartbeat said the member id is unknown) may have had its partitions given to another already: it
-        must not checkpoint them, since aiokafka's transactional offset commit carries no generation to refuse."""
+        """Whether this worker still believes it is a member of its group (its heartbeat has not yet said the
+        member id is unknown). A member that knows it was dropped takes no checkpoint; one that does not know yet
+        is refused by the broker (`fencing.py`)."""
         coordinator = getattr(self.consumer, "_coordinator", None)  # aiokafka keeps no public one
         return coordinator is None or bool(coordinator.member_id)
 

@@ -17,15 +17,39 @@ from streams.kafka_io import produce
 
 async def _checkpoint(settings: Settings, member: Member, consumer: AIOKafkaConsumer, group: str,
                       log_topic: str, tp: TopicPartition) -> None:
+    """One checkpoint: a changelog record and an offset in a transaction, fenced with `member`. A refused one
+    raises once its transaction is seen aborted, or fails the test if it stays open (the producer still up)."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, transactional_id=uuid.uuid4().hex)
     await producer.start()
     try:
         fence(producer, lambda: member)
-        async with producer.transaction():
-            await producer.send_and_wait(log_topic, b"state", key=b"k")
-            await producer.send_offsets_to_transaction({tp: OffsetAndMetadata(3, "")}, group)
+        try:
+            async with producer.transaction():
+                await producer.send_and_wait(log_topic, b"state", key=b"k")
+                await producer.send_offsets_to_transaction({tp: OffsetAndMetadata(3, "")}, group)
+        except CommitFailedError:
+            assert not await _open_transactions(settings, log_topic), "the refused checkpoint's transaction is open"
+            raise
     finally:
         await producer.stop()
+
+
+async def _open_transactions(settings: Settings, topic: str) -> bool:
+    """Whether a transaction stays open on the topic for 5 s (its last stable offset behind its end)."""
+    committed = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, isolation_level="read_committed")
+    plain = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await committed.start()
+    await plain.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in range(settings.partitions)]  # a contract topic's count
+        for _ in range(50):
+            if await committed.end_offsets(parts) == await plain.end_offsets(parts):
+                return False
+            await asyncio.sleep(0.1)
+        return True
+    finally:
+        await committed.stop()
+        await plain.stop()
 
 
 async def _committed(consumer: AIOKafkaConsumer, tp: TopicPartition, expect: int) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from schemas.internal import Contact
 from schemas.records import Indicator
 from schemas.units import HOUR_MS
-from streams.value_index import MAX_CONTACTS, Entry, IndexPolicy, ValueHead
+from streams.value_index import MAX_CONTACTS, Entry, IndexPolicy, ValueHead, decode_entry, encode_entry
 from streams.value_index import add_contact as _add_contact
 from streams.value_index import apply_indicator as _apply_indicator
 
@@ -241,3 +242,17 @@ def test_people_hit_in_reverse_stay_listed_while_the_hit_counts() -> None:
     assert people(apply_indicator(state, KEY, indicator(27, action="retract"), POLICY).notices) == ["new", "old"]
     add_contact(state, contact("newer", 74), POLICY)  # the hit has left every window: forgotten
     assert sorted(state.head.people) == ["new", "newer"]
+
+
+def test_an_entry_stored_before_entries_kept_every_contact_is_read() -> None:
+    raw = msgspec.msgpack.encode([T0, "bob-1", T0 + HOUR_MS, "bob-2"])
+    assert decode_entry(raw).contacts == [(T0, "bob-1"), (T0 + HOUR_MS, "bob-2")]
+    assert decode_entry(encode_entry(Entry([(T0, "bob-1")]))).contacts == [(T0, "bob-1")]
+
+
+def test_a_full_entry_drops_contacts_no_indicator_reaches_first() -> None:
+    state = ValueState()
+    for i in range(MAX_CONTACTS):
+        add_contact(state, contact("bob", i, i), POLICY)  # hours 0 … 15
+    add_contact(state, contact("bob", 80, 80), POLICY)  # retention reaches back to hour 7 now
+    assert [e for _, e in state.entries["bob"].contacts] == [f"bob-{i}" for i in (*range(7, MAX_CONTACTS), 80)]
