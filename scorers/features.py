@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from schemas.units import DAY_MS, HOUR_MS
 from scorers.script import SERVICE_KINDS, STAGES, distinct, script_before, session, session_pairs, stages
-from streams.person_state import CallFact, PersonState, hit_live
+from streams.person_state import CallFact, PersonState, hit_live, since
 
 SUSPECT_TAGS = {"spoof_suspect", "virtual_operator", "voip", "international"}
 # Remote-meeting and screen-sharing apps: legitimate at work, and the tool of refund and "police" scams.
@@ -69,8 +69,8 @@ def _hits(s: PersonState, now: int) -> tuple[int, int, int]:
     strong: set[str] = set()
     weak: set[str] = set()
     fanout: set[str] = set()
-    for h in s.hits:
-        if now - 3 * DAY_MS <= h.ts and hit_live(h, now):
+    for h in since(s.hits, now - 3 * DAY_MS):
+        if hit_live(h, now):
             if h.mode == "fanout":
                 fanout.add(h.value_key)
             elif h.confidence >= STRONG_CONFIDENCE:
@@ -89,17 +89,18 @@ def features(snap: Snapshot) -> list[float]:
     script = session(found)
     pairs = session_pairs(found)
     tagged = longest = very_long = 0
-    for c in s.calls:
-        if day_ago <= c.ts <= now:
+    for c in since(s.calls, day_ago):
+        if c.ts <= now:
             tagged += suspect_contact(c)
             if c.kind == "call" and c.direction == "in" and c.number_kind not in SERVICE_KINDS:
                 longest = max(longest, c.duration_s)
                 very_long += c.duration_s >= 40 * 60
-    remote = sum(1 for w in s.web if day_ago <= w.ts <= now and w.kind == "app_install" and w.target in REMOTE_APPS)
+    remote = sum(1 for w in since(s.web, day_ago)
+                 if w.ts <= now and w.kind == "app_install" and w.target in REMOTE_APPS)
     first_out = first_amount = out_1h = small_in = 0
     pay_after = False
-    for p in s.payments:
-        if not day_ago <= p.ts <= now:
+    for p in since(s.payments, day_ago):
+        if p.ts > now:
             continue
         if p.direction == "in":
             small_in += p.first_contact and p.amount_fen <= 10_000

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from schemas.normalize import NumberKind
 from schemas.units import HOUR_MS
-from streams.person_state import CallFact, PersonState
+from streams.person_state import CallFact, PersonState, since
 
 STAGES = ("long_talk", "link", "install", "rebate")
 SCRIPT_WINDOW_MS = 12 * HOUR_MS
@@ -62,8 +62,8 @@ def stages(state: PersonState, now: int, window_ms: int = SCRIPT_WINDOW_MS) -> l
     """Every stage found in the facts within `window_ms` before `now` (links and on-call installs may reach
     back a little further to the contact that set them up), in event-time order."""
     lo = now - window_ms
-    calls = [c for c in state.calls if lo - LINK_MS <= c.ts <= now and _steering(c)]
-    web = [w for w in state.web if lo <= w.ts <= now]
+    calls = [c for c in since(state.calls, lo - LINK_MS) if c.ts <= now and _steering(c)]
+    web = [w for w in since(state.web, lo) if w.ts <= now]
     out: list[Stage] = []
     for c in calls:
         if c.kind == "call" and c.duration_s >= LONG_TALK_S and c.ts >= lo:
@@ -88,7 +88,7 @@ def stages(state: PersonState, now: int, window_ms: int = SCRIPT_WINDOW_MS) -> l
             out.append(Stage("install", w.ts, w.event_id, via[1].counterpart))
     steered = min((s.ts for s in out if s.name in ("link", "install")), default=None)
     if steered is not None:
-        small_in = sorted((p for p in state.payments if steered <= p.ts <= now and p.direction == "in"
+        small_in = sorted((p for p in since(state.payments, steered) if p.ts <= now and p.direction == "in"
                            and p.first_contact and p.amount_fen <= REBATE_FEN and p.status == "initiated"),
                           key=lambda p: p.ts)
         if len({p.transfer_id for p in small_in}) >= 2:

@@ -378,7 +378,11 @@ def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy, flo
         state.watermark = _hour(ts)
         horizon = min(state.watermark, floor) - policy.window_ms
         for kind in FACT_KINDS:
-            _cap(state, kind, horizon, policy.max_facts, floor)
+            facts = getattr(state, kind)
+            # Kept in order, so the first is the oldest: nothing has left the window while it is inside. The
+            # cap itself is kept on append (`_append`).
+            if facts and facts[0].ts < horizon:
+                _cap(state, kind, horizon, policy.max_facts, floor)
         _trim_known(state, policy, policy.max_known)
         up.changed = True
     return up
@@ -408,11 +412,20 @@ def as_of(state: PersonState, now: int, keep: int = StatePolicy.max_facts) -> Pe
                                    payments=upto(state.payments), hits=upto(state.hits))
 
 
+def since(facts: list, ts: int) -> list:
+    """The facts at or after event time `ts` (a kind of fact is kept in event-time order: bisect)."""
+    return facts[bisect.bisect_left(facts, ts, key=_fact_ts):]
+
+
+def _fact_ts(fact: Any) -> int:
+    return fact.ts
+
+
 def earliest_evidence(state: PersonState, now: int, window_ms: int) -> int:
     """The event time of the earliest notable fact within the window before `now` (or `now`)."""
     lo = now - window_ms
-    times = [f.ts for facts in (state.calls, state.web, state.payments) for f in facts if lo <= f.ts <= now]
-    times += [h.ts for h in state.hits if lo <= h.ts and hit_live(h, now)]
+    times = [f.ts for facts in (state.calls, state.web, state.payments) for f in since(facts, lo) if f.ts <= now]
+    times += [h.ts for h in since(state.hits, lo) if hit_live(h, now)]
     return min(times, default=now)
 
 
