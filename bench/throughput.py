@@ -271,7 +271,13 @@ def latency_at(base: Settings, model: str, city: City, rate: float, work: Path) 
         with OutputClock(s, ("warnings", "interception.payment")) as clock:
             paced_city(s, city, rate)
             time_drain(s, pipeline_groups(s), lambda: worker.running)
-            time.sleep(1)  # the last outputs reach the clock's consumer
+            # decisions still waiting for the watermark, and the dispatch they lead to, come after the groups'
+            # lag is nil: until no output has come for 5 s
+            seen, calm = -1, 0
+            while calm < 5:
+                time.sleep(1)
+                now_seen = sum(len(v) for v in clock.seconds.values())
+                calm, seen = (calm + 1, seen) if now_seen == seen else (0, now_seen)
     finally:
         worker.stop()
     out: dict[str, float | None] = {}

@@ -271,13 +271,16 @@ def apply_indicator(head: ValueHead, entries: Entries, value_key: str, indicator
     head.span = Span(add_ts=add_ts, fraud_type=indicator.fraud_type, confidence=max(indicator.confidence,
                      old.confidence if old is not None and add_ts == old.add_ts else 0.0),
                      source=indicator.source, end_ts=end)
+    # A span that goes on (another case naming the value) hit its contacts already, at its add or as they came:
+    # only the contacts it reaches now and did not before (an end moved later) are new hits.
+    before = old if old is not None and old.add_ts == add_ts else None
     for person in sorted(head.people):
         entry = entries.get(person)
         if entry is None:
             continue
         # every contact kept that the span reaches: what forward matching gives had they come after the add
-        up.hits += [(person, _hit(value_key, head.span, ts, event_id))
-                    for ts, event_id in entry.contacts if _matches(head.span, ts, policy)]
+        up.hits += [(person, _hit(value_key, head.span, ts, event_id)) for ts, event_id in entry.contacts
+                    if _matches(head.span, ts, policy) and not _matches(before, ts, policy)]
     return up
 
 

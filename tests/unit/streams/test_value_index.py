@@ -175,8 +175,18 @@ def test_second_case_naming_the_value_keeps_the_first_add() -> None:
     apply_indicator(state, KEY, indicator(100), POLICY)
     hits = apply_indicator(state, KEY, indicator(150), POLICY).hits
     assert state.head.span is not None and state.head.span.add_ts == T0 + 100 * HOUR_MS
-    add_contact(state, contact("old", 40), POLICY)  # 60 h before the first add: still within reach
-    assert hits == [] and people(apply_indicator(state, KEY, indicator(160), POLICY).hits) == ["old"]
+    late = add_contact(state, contact("old", 40), POLICY)  # 60 h before the first add: still within reach
+    assert hits == [] and people(late.hits) == ["old"]
+    assert apply_indicator(state, KEY, indicator(160), POLICY).hits == []  # hit once, not again by each case
+
+
+def test_a_re_add_that_moves_the_end_later_hits_only_the_contacts_it_now_reaches() -> None:
+    state = ValueState()
+    apply_indicator(state, KEY, indicator(0, expires_h=10), POLICY)
+    add_contact(state, contact("inside", 5), POLICY)
+    add_contact(state, contact("after", 12), POLICY)  # after the expiry: no hit yet
+    hits = apply_indicator(state, KEY, indicator(8, expires_h=20), POLICY).hits
+    assert people(hits) == ["after"]
 
 
 def notified(notices: list) -> list[tuple[str, float, float, float]]:
