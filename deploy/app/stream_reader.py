@@ -126,9 +126,7 @@ class StreamReader:
     handlers: Handlers
     metrics: PipelineMetrics
     show: Callable[[list[Output]], Any] | None = None  # interceptions on the console's board (Redis)
-    # Outputs leave at each batch's end, not at a checkpoint: a longer interval costs only the work a crash
-    # makes redo, and writes less (a decision waiting is often set and taken within it, so never written).
-    checkpoint_s: float = 5.0
+    checkpoint_s: float = 1.0
     max_records: int = 5000
     poll_ms: int = 20  # an idle source is reported this often
     consumer: AIOKafkaConsumer | None = None

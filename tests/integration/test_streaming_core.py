@@ -51,9 +51,8 @@ def test_reverse_mining_retraction_identity_and_multicard_control(isolated: Sett
     alice_hit = next(t for t in got if t.person == "S_ALICE")
     assert alice_hit.value_key == f"phone:{FRAUD}" and alice_hit.ts == T
 
-    # Both of Alice's lines landed in one state, with the hit.
-    alice = person_state(isolated, "S_ALICE")
-    assert alice is not None
+    # Both of Alice's lines landed in one state, with the hit (the table has it from the next checkpoint on).
+    alice = wait_for(lambda: (a := person_state(isolated, "S_ALICE")) and a.hits and a, 60, "Alice's hit in her state")
     assert [c.event_id for c in alice.calls] == ["alice-call"] and [w.event_id for w in alice.web] == ["alice-dns"]
     assert [(h.mode, h.contact_ts) for h in alice.hits] == [("reverse", T - 30 * HOUR)]
 
@@ -62,7 +61,8 @@ def test_reverse_mining_retraction_identity_and_multicard_control(isolated: Sett
                 for m in consume(isolated, "interception.account", expect=3)]
     assert sorted(c.account for c in controls) == ["6217000000000042", "6222000000000041", "6228000000000043"]
     assert {c.subject_id for c in controls} == {"S_DAN"}
-    assert person_state(isolated, "S_DAN").controlled_by == "case-2025-002"  # type: ignore[union-attr]
+    wait_for(lambda: (d := person_state(isolated, "S_DAN")) and d.controlled_by == "case-2025-002", 60,
+             "Dan's state under control")
 
     # Retraction: once applied, a later contact with the number triggers nobody.
     produce(isolated, "intel.indicators", [indicator("phone", FRAUD, "retract", T + 1 * HOUR)])
