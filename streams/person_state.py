@@ -379,9 +379,10 @@ def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy, flo
         horizon = min(state.watermark, floor) - policy.window_ms
         for kind in FACT_KINDS:
             facts = getattr(state, kind)
-            # Kept in order, so the first is the oldest: nothing has left the window while it is inside. The
-            # cap itself is kept on append (`_append`).
-            if facts and facts[0].ts < horizon:
+            # Kept in order, so the first is the oldest: nothing has left the window while it is inside, and at
+            # most `max_facts` nothing is over the cap either (more are kept while the decisions lag: the floor
+            # has moved since).
+            if facts and (facts[0].ts < horizon or len(facts) > policy.max_facts):
                 _cap(state, kind, horizon, policy.max_facts, floor)
         _trim_known(state, policy, policy.max_known)
         up.changed = True
