@@ -45,7 +45,7 @@ from ops.metrics import scrape_samples
 from schemas.topics import SIGNAL_TOPICS
 from scorers.lab.city import City, CityConfig
 from scorers.lab.training import model_dir
-from streams.kafka_io import end_offsets_of, group_lag, group_lags, pipeline_groups, read_to_end
+from streams.kafka_io import end_offsets_of, group_lag, group_lags, pipeline_groups, read_table, read_to_end
 
 
 def time_drain(settings: Settings, groups: str | tuple[str, ...], alive: Callable[[], bool],
@@ -272,7 +272,10 @@ def latency_at(base: Settings, model: str, city: City, rate: float, work: Path) 
             paced_city(s, city, rate)
             time_drain(s, pipeline_groups(s), lambda: worker.running)
             # decisions still waiting for the watermark, and the dispatch they lead to, come after the groups'
-            # lag is nil: until no output has come for 5 s
+            # lag is nil: until none waits (as the table's last checkpoint says), then no output for 5 s
+            deadline = time.monotonic() + 120
+            while read_table(s, "pending") and time.monotonic() < deadline:
+                time.sleep(1)
             seen, calm = -1, 0
             while calm < 5:
                 time.sleep(1)
