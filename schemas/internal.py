@@ -139,6 +139,7 @@ class RiskState(Struct, array_like=True):
     episode_ts: int  # names the episode: the earliest evidence in the window when the person first rose
     last_evidence_ts: int
     decided: list[list[str]] = []  # [event key, tier, rose|stop] of the latest decisions, re-sent on a replay
+    stopped: list[str] = []  # the latest transfers a stop-payment was asked for: one request per transfer
 
 
 class Output(NamedTuple):

@@ -126,7 +126,8 @@ class Decider:
             tier, rose = replayed
             d = TierDecision(tier, rose, tier == "T1" and m.transfer is not None, state.risk)
         else:
-            d = assign_tier(score, m.evidence, state.risk, m.now, self.policy, m.episode_start)
+            d = assign_tier(score, m.evidence, state.risk, m.now, self.policy, m.episode_start,
+                            m.transfer.transfer_id if m.transfer is not None else None)
             if (d.rose or d.stop_payment) and d.risk is not None:
                 entry = [key, d.tier or "", "rose" if d.rose else "stop"]
                 d.risk.decided = (d.risk.decided + [entry])[-MAX_REMEMBERED:]

@@ -26,6 +26,7 @@ from schemas.records import TIER_RANK
 from schemas.units import MINUTE_MS
 
 POLICY_FILE = Path(__file__).parent / "policy" / "tiers.json"
+MAX_STOPPED = 8  # transfers a person's state remembers having asked to stop (a few are in their window at once)
 
 
 class PolicyError(ValueError):
@@ -120,11 +121,13 @@ def computed_tier(score: float, ev: Evidence, held: str | None, policy: TierPoli
 
 
 def assign_tier(score: float, ev: Evidence, prior: RiskState | None, now: int, policy: TierPolicy,
-                episode_start: int | None = None) -> TierDecision:
+                episode_start: int | None = None, transfer_id: str | None = None) -> TierDecision:
     """The person's tier after this moment: it rises with evidence and is held until a quiet period passes.
 
     `episode_start` names a new episode (default: now); the caller passes the earliest evidence in the window,
     which does not depend on the order in which the evidence arrived. Evidence time only moves forward.
+    `transfer_id` names the transfer in progress: a stop-payment is asked once per transfer, though every
+    moment within its window (the transfer itself, then a hit on its payee) may justify T1 again.
     """
     held = prior.tier if prior is not None and now - prior.last_evidence_ts <= policy.quiet_ms else None
     # A moment without news is no evidence: whatever the score, it neither raises nor holds anyone longer.
@@ -137,5 +140,10 @@ def assign_tier(score: float, ev: Evidence, prior: RiskState | None, now: int, p
         last = max(prior.last_evidence_ts, now) if now_tier is not None else prior.last_evidence_ts
     else:
         episode_ts, decided, last = min(now, episode_start if episode_start is not None else now), [], now
-    return TierDecision(tier, TIER_RANK[tier] > TIER_RANK[held], now_tier == "T1",
-                        RiskState(tier=tier, episode_ts=episode_ts, last_evidence_ts=last, decided=list(decided)))
+    stopped = prior.stopped if prior is not None else []
+    stop = now_tier == "T1" and (transfer_id is None or transfer_id not in stopped)
+    if stop and transfer_id is not None:
+        stopped = (stopped + [transfer_id])[-MAX_STOPPED:]
+    return TierDecision(tier, TIER_RANK[tier] > TIER_RANK[held], stop,
+                        RiskState(tier=tier, episode_ts=episode_ts, last_evidence_ts=last, decided=list(decided),
+                                  stopped=list(stopped)))

@@ -62,13 +62,14 @@ def run_policy(rec: Recording, score: np.ndarray, policy: TierPolicy) -> Verdict
     for p, rows in rec.rows_by_person().items():
         person, risk = rec.persons[p], None
         for row in rows[relevant[rows]].tolist():
+            transfer = rec.transfer[row]
             d = assign_tier(float(score[row]), rec.evidence_of(row), risk, rec.now[row], policy,
-                            rec.episode_start[row])
+                            rec.episode_start[row], transfer[0] if transfer is not None else None)
             risk = d.risk
             if d.rose and d.tier:
                 out.warnings[person].append((rec.now[row], d.tier, row))
-            if d.stop_payment and rec.transfer[row] is not None:
-                tid, amount = rec.transfer[row]  # type: ignore[misc]
+            if d.stop_payment and transfer is not None:
+                tid, amount = transfer
                 out.stops.append((person, rec.now[row], tid, amount))
     return out
 

@@ -166,3 +166,16 @@ def test_nobody_is_warned_through_an_indicator_after_its_retraction(small_model:
     triggers: list[Trigger] = [o.value for o in p.sent["yujing.triggers"]]  # type: ignore[misc]
     assert "S_CAROL" not in {t.person for t in triggers}  # a contact after the retraction is no hit
     assert "S_BOB" in {t.person for t in triggers}  # his hit was on its way: sent, folded, then voided
+
+
+def test_each_transfer_to_a_case_account_is_asked_to_stop_once(small_model: Path) -> None:
+    """Dan pays a case account twice. The second transfer justifies T1 twice: when it arrives (the account is
+    already a hit of his) and when the index matches it (a hit of its own); the bank is asked once per transfer."""
+    p = _pipeline(small_model, HITS_ONLY)
+    _feed(p, "intel.indicators", _case("account", MULE, "add", T))
+    _feed(p, "signals.payment", _dan_pays_the_mule("dan-1", T + HOUR_MS))
+    _feed(p, "signals.payment", _dan_pays_the_mule("dan-2", T + 2 * HOUR_MS))
+    p.finish()
+    decisions: list[Decision] = [o.value for o in p.sent["yujing.decisions"]]  # type: ignore[misc]
+    assert sorted(d.transfer.transfer_id for d in decisions if d.transfer is not None) == ["dan-1", "dan-2"]
+    assert len({d.decision_id for d in decisions}) == len(decisions)

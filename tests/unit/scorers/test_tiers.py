@@ -64,6 +64,14 @@ def test_every_new_transfer_at_t1_asks_for_a_stop_payment_but_warns_once() -> No
     assert (d1.rose, d1.stop_payment, d2.rose, d2.stop_payment) == (True, True, False, True)
 
 
+def test_a_transfer_is_asked_to_stop_once_however_many_moments_justify_t1() -> None:
+    d1 = assign_tier(0.9, PAY_AFTER, None, T, P, transfer_id="tr-1")
+    again = assign_tier(0.9, PAY_AFTER, d1.risk, T + 1, P, transfer_id="tr-1")  # a hit on its payee, say
+    other = assign_tier(0.9, PAY_AFTER, again.risk, T + 2, P, transfer_id="tr-2")
+    assert [d.stop_payment for d in (d1, again, other)] == [True, False, True]
+    assert other.risk is not None and other.risk.stopped == ["tr-1", "tr-2"]
+
+
 def test_tier_is_released_after_a_quiet_period() -> None:
     d1 = assign_tier(P.t2_score, SCRIPT, None, T, P)
     held = assign_tier(0.0, NONE, d1.risk, T + P.quiet_ms, P)
