@@ -65,11 +65,12 @@ async def restore(settings: Settings, tables: list[tuple[PartitionedTable, list[
             await consumer.seek_to_beginning(*left)
         deadline = time.monotonic() + 600
         while left:
-            batches = await consumer.getmany(*left, timeout_ms=500)
+            batches = await consumer.getmany(*left, timeout_ms=500, max_records=5000)
             for tp, records in batches.items():
                 table = by_topic[tp.topic]
                 table.load(tp.partition, ((r.key, r.value) for r in records if r.key is not None))
                 read[table.name] += len(records)
+            await asyncio.sleep(0)  # records already fetched are returned without suspending: heartbeats wait
             for tp in list(left):
                 if await consumer.position(tp) >= ends[tp]:
                     left.discard(tp)

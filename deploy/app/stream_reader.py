@@ -6,8 +6,9 @@ faust's per-message path costs about 78 µs a record (docs/scaling.md): the batc
 makes for `yujing.events` and `yujing.contacts` leaves as one envelope per partition with the marks at its end
 (`streams/envelope.py`).
 
-    batch      getmany → each record through its stage (a failure dead-letters that record) → outputs sent
-               (envelopes, marks at their end) → the next batch
+    batch      getmany → in slices of at most `slice_bytes`: each record through its stage (a failure
+               dead-letters that record) → outputs sent (envelopes, marks at their end) → the event loop runs
+               (heartbeats: one getmany of envelopes holds hundreds of thousands of events) → the next batch
     checkpoint every `checkpoint_s`, and before partitions leave: every output delivered (acks=all), then in one
                Kafka transaction each table key changed since the last one (to its changelog, once) and the
                offsets (with the group generation: a worker the group dropped cannot commit, `fencing.py`): a
@@ -80,6 +81,27 @@ def partition_of(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+def slices(batches: dict[TopicPartition, list[Any]],
+           budget: int) -> Iterable[list[tuple[TopicPartition, list[Any]]]]:
+    """A fetched batch in parts of at most `budget` value bytes (at least one record each), in order per partition."""
+    part: list[tuple[TopicPartition, list[Any]]] = []
+    size = 0
+    for tp, records in batches.items():
+        start = 0
+        for i, record in enumerate(records):
+            n = len(record.value) if record.value is not None else 0
+            if size + n > budget and (part or i > start):
+                if i > start:
+                    part.append((tp, records[start:i]))
+                yield part
+                part, size, start = [], 0, i
+            size += n
+        if start < len(records):
+            part.append((tp, records[start:]))
+    if part:
+        yield part
+
+
 class _Record:
     """A consumer record as the handlers read a faust event: `key`, `value`, and `message` with Kafka's times in s."""
 
@@ -128,6 +150,9 @@ class StreamReader:
     show: Callable[[list[Output]], Any] | None = None  # interceptions on the console's board (Redis)
     checkpoint_s: float = 1.0
     max_records: int = 5000
+    # Input bytes processed between two turns of the event loop: about half a second of work, so that the group's
+    # heartbeats keep going (a getmany of envelopes can hold a minute of it; the session lasts 10 s).
+    slice_bytes: int = 1 << 20
     poll_ms: int = 20  # an idle source is reported this often
     consumer: AIOKafkaConsumer | None = None
     producer: AIOKafkaProducer | None = None  # outputs (at least once: the ids make them once downstream)
@@ -235,24 +260,28 @@ class StreamReader:
     # -- one batch -----------------------------------------------------------------------------------------
 
     async def _batch(self, batches: dict[TopicPartition, list[Any]]) -> None:
-        outbox = Outbox(self.partitions)
-        for tp, records in batches.items():
-            if tp not in self.held or not records:
-                continue
-            start = self.position.get(tp)
-            if start is not None and records[0].offset < start:
-                # fetched before a read-back sought the partition (a batch that waited for the lock): these
-                # offsets are processed already, or will be when they come again
-                records = [r for r in records if r.offset >= start]
-                if not records:
+        for part in slices(batches, self.slice_bytes):
+            outbox = Outbox(self.partitions)
+            for tp, records in part:
+                if tp not in self.held or not records:
                     continue
-            logical = self.logical_of[tp.topic]
-            if logical in SOURCES:
-                self._sources(logical, tp, records, outbox)
-            else:
-                self._derived(logical, tp, records, outbox)
-            self.position[tp] = records[-1].offset + 1
-        await self._send(outbox, self._punctuate(outbox))
+                start = self.position.get(tp)
+                if start is not None and records[0].offset < start:
+                    # fetched before a read-back sought the partition (a batch that waited for the lock): these
+                    # offsets are processed already, or will be when they come again
+                    records = [r for r in records if r.offset >= start]
+                    if not records:
+                        continue
+                logical = self.logical_of[tp.topic]
+                if logical in SOURCES:
+                    self._sources(logical, tp, records, outbox)
+                else:
+                    self._derived(logical, tp, records, outbox)
+                self.position[tp] = records[-1].offset + 1
+                # a few bytes of marks can let ten thousand decisions through: the loop turns between partitions too
+                await asyncio.sleep(0)
+            await self._send(outbox, self._punctuate(outbox))
+            await asyncio.sleep(0)  # an await that does not suspend lets nothing else run: heartbeats wait
 
     def _sources(self, logical: str, tp: TopicPartition, records: list[Any], outbox: Outbox) -> None:
         handler = self.handlers.indicator if logical == "intel.indicators" else self.handlers.ingest(logical)

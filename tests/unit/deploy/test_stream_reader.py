@@ -1,9 +1,13 @@
-"""The hot path's outbox: records for enveloped topics per destination partition, in order, the rest as they came."""
+"""The hot path's outbox (records for enveloped topics per destination partition, in order, the rest as they came)
+and the slices a fetched batch is processed in."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from aiokafka import TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from deploy.app.stream_reader import Outbox, partition_of
+from deploy.app.stream_reader import Outbox, partition_of, slices
 from schemas.internal import Output, PersonEvent, Trigger
 
 
@@ -28,3 +32,14 @@ def test_outputs_are_gathered_per_partition_in_order_with_their_origins() -> Non
         assert routed[("yujing.events", pa)] == ([a, a], [1.0, 2.0])
         assert routed[("yujing.events", pb)] == ([b], [0.5])  # a decision keeps its own origin
     assert outbox.direct == [(Output("yujing.triggers", b"A", trigger), 1.0)]
+
+
+def test_a_batch_is_sliced_by_bytes_keeping_every_record_once_and_in_order() -> None:
+    a, b = TopicPartition("t", 0), TopicPartition("t", 1)
+    rec = [SimpleNamespace(value=b"x" * n, offset=i) for i, n in enumerate((40, 40, 40, 250, 10))]
+    batches = {a: rec[:3], b: rec[3:]}
+    parts = list(slices(batches, 100))
+    assert [[(tp.partition, [r.offset for r in rs]) for tp, rs in part] for part in parts] == [
+        [(0, [0, 1])], [(0, [2])], [(1, [3])], [(1, [4])]]  # a record over the budget makes a slice alone
+    assert list(slices(batches, 10_000)) == [[(a, rec[:3]), (b, rec[3:])]]
+    assert list(slices({}, 100)) == []
