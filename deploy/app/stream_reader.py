@@ -405,6 +405,7 @@ class StreamReader:
                         for p, keys in changed.items():
                             for key, value in keys:
                                 await checkpointer.send(topic, value, key=key, partition=p)
+                            await asyncio.sleep(0)  # a flat-out checkpoint writes 100,000 keys: heartbeats go on
                     if offsets:
                         await checkpointer.send_offsets_to_transaction(offsets, pipeline_groups(self.settings)[1])
             except KafkaError as exc:
