@@ -260,7 +260,8 @@ class StreamReader:
     # -- one batch -----------------------------------------------------------------------------------------
 
     async def _batch(self, batches: dict[TopicPartition, list[Any]]) -> None:
-        for part in slices(batches, self.slice_bytes):
+        # An empty fetch is a slice too: its marks are how a channel that has gone quiet is declared idle.
+        for part in list(slices(batches, self.slice_bytes)) or [[]]:
             outbox = Outbox(self.partitions)
             for tp, records in part:
                 if tp not in self.held or not records:
