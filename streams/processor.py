@@ -273,6 +273,11 @@ class Processor:
             self.waiting.remove_first(partition, taken)
         return out
 
+    def drop_taken(self, partition: int) -> int:
+        """A person partition was read back: drop the waiting decisions it brought back that were taken before
+        (below its decided watermark; a table may keep them until the rest written with them is taken too)."""
+        return self.waiting.drop_below(partition, self.frontier("yujing.events", partition).decided)
+
     def forget_partitions(self, topic: str, partitions: list[int]) -> None:
         """Partitions left this worker: drop what is cached of them (their tables stay the truth)."""
         for p in partitions:

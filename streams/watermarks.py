@@ -218,6 +218,13 @@ class PendingDecisions:
             self._table.pop(key, None)
         del keys[:count]
 
+    def drop_below(self, partition: int, ts: int) -> int:
+        """Drop the entries with an event time before `ts`; how many."""
+        keys = self._keys(partition)
+        end = bisect.bisect_left(keys, b"%d|%016d" % (partition, ts))
+        self.remove_first(partition, end)
+        return end
+
     def waiting(self, partition: int) -> int:
         """How many decisions wait in the partition."""
         return len(self._keys(partition))

@@ -34,7 +34,7 @@ from deploy.app.local_state import keep_if_clean, mark_clean
 from deploy.app.model import worker_model
 from deploy.app.options import faust_options, policies, topology
 from deploy.app.pages import add_pages
-from deploy.app.partitioned import PartitionedTable
+from deploy.app.partitioned import ChunkedTable, PartitionedTable
 from deploy.app.stream_reader import StreamReader
 from deploy.config import Settings
 from dispatch.cooldown import Cooldown
@@ -144,7 +144,7 @@ def _processor(app: faust.App, settings: Settings,
         await replica.follow(settings.kafka_bootstrap, changelog)
 
     tables = {"persons": PartitionedTable("persons", encode_state, decode_state),
-              "pending": PartitionedTable("pending", encode_pending, decode_pending),
+              "pending": ChunkedTable("pending", encode_pending, decode_pending),
               **{name: PartitionedTable(name) for name in ("values", "marks", "value-marks")}}
     processor = Processor(identity=identity, directory=replica, persons=tables["persons"], values=tables["values"],
                           index_policy=index_policy, state_policy=state_policy, pending=tables["pending"],

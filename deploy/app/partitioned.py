@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
+from uuid import uuid4
+
+import msgspec
 
 
 def _same(value: Any) -> Any:
@@ -121,3 +124,121 @@ class PartitionedTable(MutableMapping[bytes, Any]):
             self._written.discard(key)
             for p in gone:
                 self._dirty.get(p, set()).discard(key)
+
+
+def _is_chunk(key: bytes) -> bool:
+    return key.split(b"|", 1)[-1].startswith(b"#")  # b"<partition>|#<id>"; a key of its own starts otherwise
+
+
+class ChunkedTable(PartitionedTable):
+    """A table of short-lived keys (decisions waiting for the watermark) whose changelog gets one record per
+    partition per checkpoint: the keys added since the last one, together (a chunk). A chunk gets its tombstone once
+    every key in it is gone; until then, keys gone from it stay in its record, and whoever reads the table back
+    drops them (`Processor.drop_taken`: what is below the partition's decided watermark was taken).
+
+    Per key, a waiting decision would cost two changelog records (its value, then its tombstone) whenever it
+    waits longer than a checkpoint, which is most of them when the pipeline runs flat out."""
+
+    def __init__(self, name: str, encode: Callable[[Any], bytes] = _same,
+                 decode: Callable[[bytes], Any] = _same) -> None:
+        super().__init__(name, encode, decode)
+        self._chunk_of: dict[bytes, bytes] = {}  # key → the chunk its value was written in
+        self._members: dict[bytes, set[bytes]] = {}  # chunk → its keys still here
+        self._fresh: dict[int, dict[bytes, None]] = {}  # per partition, keys set since the last checkpoint
+        self._dead: dict[int, set[bytes]] = {}  # per partition, written chunks with no key left: tombstones due
+        self._next: dict[int, bytes] = {}  # the chunk `changes` named per partition (for `settle`)
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        if self.active < 0:
+            raise RuntimeError(f"table {self.name}: a write outside any partition")
+        self._leave_chunk(key)
+        self._data[key] = value
+        self._owner[key] = self.active
+        self._fresh.setdefault(self.active, {})[key] = None
+
+    def __delitem__(self, key: bytes) -> None:
+        if key not in self._data:
+            raise KeyError(key)
+        self.pop(key)
+
+    def pop(self, key: bytes, default: Any = PartitionedTable._missing) -> Any:
+        if key not in self._data:
+            if default is PartitionedTable._missing:
+                raise KeyError(key)
+            return default
+        if self.active < 0:
+            raise RuntimeError(f"table {self.name}: a write outside any partition")
+        partition = self._owner.pop(key)
+        self._fresh.get(partition, {}).pop(key, None)
+        self._leave_chunk(key)
+        return self._data.pop(key)
+
+    def _leave_chunk(self, key: bytes) -> None:
+        chunk = self._chunk_of.pop(key, None)
+        if chunk is not None:
+            members = self._members[chunk]
+            members.discard(key)
+            if not members:
+                del self._members[chunk]
+                self._dead.setdefault(int(chunk.split(b"|", 1)[0]), set()).add(chunk)
+
+    def changes(self) -> dict[int, list[tuple[bytes, bytes | None]]]:
+        """Per partition: a new chunk with the keys set since the last `settle` (encoded), and the tombstones of
+        the chunks emptied since."""
+        out: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        self._next = {}
+        for p in sorted(set(self._fresh) | set(self._dead)):
+            records: list[tuple[bytes, bytes | None]] = [(chunk, None) for chunk in sorted(self._dead.get(p, ()))]
+            fresh = [key for key in self._fresh.get(p, {}) if key in self._data]
+            if fresh:
+                chunk = self._next[p] = b"%d|#%s" % (p, uuid4().hex.encode())
+                records.append((chunk, msgspec.msgpack.encode([[key, self.encode(self._data[key])] for key in fresh])))
+            if records:
+                out[p] = records
+        return out
+
+    def settle(self) -> None:
+        """What `changes` gave is in the changelog: the fresh keys belong to their chunk now."""
+        for p, chunk in self._next.items():
+            members = {key for key in self._fresh.get(p, {}) if key in self._data}
+            self._members[chunk] = members
+            for key in members:
+                self._chunk_of[key] = chunk
+        self._fresh, self._dead, self._next = {}, {}, {}
+
+    def load(self, partition: int, items: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """Take a partition's chunks in from its changelog (None: a chunk emptied; a key of its own: a record
+        written per key, before chunks)."""
+        for chunk, raw in items:
+            members = self._members.pop(chunk, set())
+            for key in members:  # a tombstone, or a chunk written again: its keys leave with the old record
+                self._data.pop(key, None)
+                self._owner.pop(key, None)
+                self._chunk_of.pop(key, None)
+            if raw is None:
+                continue
+            if _is_chunk(chunk):
+                entries = msgspec.msgpack.decode(raw)
+            else:
+                entries = [[chunk, raw]]
+            for key, value in entries:
+                self._leave_chunk(key)
+                self._data[key] = self.decode(value)
+                self._owner[key] = partition
+                self._chunk_of[key] = chunk
+                members.add(key)
+            self._members[chunk] = members
+        self._dead.pop(partition, None)  # chunks emptied while loading are gone from the changelog already
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Forget these partitions' keys and chunks (they moved away; their changelog keeps them)."""
+        gone = set(partitions)
+        for key in [k for k, p in self._owner.items() if p in gone]:
+            del self._owner[key]
+            self._data.pop(key, None)
+            self._chunk_of.pop(key, None)
+        for chunk in [c for c in self._members if int(c.split(b"|", 1)[0]) in gone]:
+            del self._members[chunk]
+        for p in gone:
+            self._fresh.pop(p, None)
+            self._dead.pop(p, None)

@@ -451,6 +451,12 @@ class StreamReader:
         self._epoch += 1
         self._forget(tps)
         await self._restore(tps)
+        pending = self.tables["pending"]
+        for tp in tps:
+            if self.logical_of[tp.topic] == "yujing.events":
+                pending.active = tp.partition
+                self.processor.drop_taken(tp.partition)
+        pending.active = -1
         for tp in tps:
             self.committed[tp] = committed = await self.consumer.committed(tp)
             self.position.pop(tp, None)

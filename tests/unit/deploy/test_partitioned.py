@@ -1,9 +1,10 @@
 """The hot path's table: writes belong to the active partition, a checkpoint writes each changed key once."""
 from __future__ import annotations
 
+import msgspec
 import pytest
 
-from deploy.app.partitioned import PartitionedTable
+from deploy.app.partitioned import ChunkedTable, PartitionedTable
 
 
 def checkpoint(table: PartitionedTable) -> dict[int, list[tuple[bytes, bytes | None]]]:
@@ -77,3 +78,60 @@ def test_partitions_are_loaded_from_their_changelog_and_dropped() -> None:
     assert checkpoint(table) == {3: [(b"yujing.events/3", None)]}
     with pytest.raises(KeyError):
         table.pop(b"yujing.events/3")  # as a dict: no default, no key
+
+
+def test_waiting_keys_go_to_the_changelog_as_one_chunk_per_partition_per_checkpoint() -> None:
+    table = ChunkedTable("pending")
+    table.active = 1
+    table[b"1|a"] = b"A"
+    table[b"1|b"] = b"B"
+    table[b"1|passing"] = b"P"  # set and taken between two checkpoints: in no chunk
+    del table[b"1|passing"]
+    table.active = 2
+    table[b"2|c"] = b"C"
+    first = checkpoint(table)
+    assert sorted(first) == [1, 2] and all(len(records) == 1 for records in first.values())
+    (chunk1, raw1), = first[1]
+    assert chunk1.startswith(b"1|#") and msgspec.msgpack.decode(raw1) == [[b"1|a", b"A"], [b"1|b", b"B"]]
+    table.active = 1
+    table.pop(b"1|a")  # its chunk still holds b: no record
+    table[b"1|d"] = b"D"
+    (chunk2, raw2), = checkpoint(table)[1]
+    assert msgspec.msgpack.decode(raw2) == [[b"1|d", b"D"]]
+    table.pop(b"1|b")  # the first chunk is empty now: its tombstone
+    assert checkpoint(table) == {1: [(chunk1, None)]}
+    assert dict(table) == {b"1|d": b"D", b"2|c": b"C"}
+
+
+def test_a_chunk_emptied_before_a_checkpoint_that_failed_is_written_with_the_next() -> None:
+    table = ChunkedTable("pending")
+    table.active = 0
+    table[b"0|a"] = b"A"
+    (chunk, _), = checkpoint(table)[0]
+    table.pop(b"0|a")
+    table[b"0|b"] = b"B"
+    failed = table.changes()  # not settled: the transaction was aborted
+    records = table.changes()
+    assert records[0][0] == (chunk, None) and failed[0][0] == (chunk, None)
+    assert msgspec.msgpack.decode(records[0][1][1]) == [[b"0|b", b"B"]] and records[0][1][0] != failed[0][1][0]
+    table.settle()
+    assert checkpoint(table) == {}
+
+
+def test_waiting_keys_are_read_back_from_chunks_tombstones_and_records_of_their_own() -> None:
+    table = ChunkedTable("pending", encode=lambda v: v.upper(), decode=lambda b: b.lower())
+    first = msgspec.msgpack.encode([[b"3|a", b"A"], [b"3|b", b"B"]])
+    second = msgspec.msgpack.encode([[b"3|c", b"C"]])
+    table.load(3, [(b"3|#1", first), (b"3|old", b"O"), (b"3|#2", second), (b"3|#2", None), (b"3|gone", b"G"),
+                   (b"3|gone", None)])
+    assert dict(table) == {b"3|a": b"a", b"3|b": b"b", b"3|old": b"o"}
+    assert checkpoint(table) == {}  # what was read back is what the changelog has
+    table.active = 3
+    table.pop(b"3|a")
+    table.pop(b"3|old")  # a record of its own (written before chunks): its own tombstone
+    assert checkpoint(table) == {3: [(b"3|old", None)]}
+    table.pop(b"3|b")
+    assert checkpoint(table) == {3: [(b"3|#1", None)]}
+    table.load(4, [(b"4|#9", msgspec.msgpack.encode([[b"4|x", b"X"]]))])
+    table.drop([4])
+    assert dict(table) == {} and checkpoint(table) == {}

@@ -90,6 +90,9 @@ def test_pending_decisions_come_due_in_event_time_order_and_survive_a_new_index(
     pending.remove_first(0, len(pending.due(0, 150)))
     again = PendingDecisions(table)  # a restart: the index is read from the table
     assert [e.event.person for _, e in again.due(0, 10**6)] == ["c", "b"] and again.waiting(1) == 1
+    # read back with entries taken after their chunk was written (deploy/app/partitioned.py): dropped
+    assert again.drop_below(0, 250) == 1 and [e.event.person for _, e in again.due(0, 10**6)] == ["b"]
+    assert list(table) == [b"0|%016d|b|e300" % 300, b"1|%016d|z|e50" % 50]
 
 
 def test_decisions_wait_for_the_marks_and_a_marks_message_read_again_sends_its_decisions_again(
