@@ -104,7 +104,10 @@ class Progress:
 def why_not_drained(settings: Settings) -> str:
     """What holds a pipeline that does not drain: lag per partition, decisions waiting, and busy channels."""
     lags = {f"{tp.topic}/{tp.partition}": n for tp, n in group_lags(settings, pipeline_groups(settings)).items() if n}
-    pending = sorted(read_table(settings, "pending"))
+    pending: list[bytes] = []
+    for key, raw in read_table(settings, "pending").items():  # chunks of waiting decisions (or one, before chunks)
+        pending += [k for k, _ in msgspec.msgpack.decode(raw)] if b"|#" in key else [key]
+    pending.sort()
     busy = {}
     for key, raw in (read_table(settings, "marks") | read_table(settings, "value-marks")).items():
         frontier = msgspec.msgpack.decode(raw, type=Frontier)
@@ -169,6 +172,7 @@ def person_table(settings: Settings) -> set[tuple[bytes, bytes]]:
         state.capped = {}
         if state.risk is not None:
             state.risk.decided = []
+            state.risk.stopped = sorted(state.risk.stopped)
         hits = (msgspec.structs.replace(h, contact_ts=0, event_id="") for h in state.hits)
         state.hits = list({msgspec.msgpack.encode(h): h for h in hits}.values())
         for facts in (state.calls, state.web, state.payments, state.hits):

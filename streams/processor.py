@@ -262,14 +262,20 @@ class Processor:
         try:
             for _, entry in self.waiting.due(partition, watermark):
                 pe = entry.event
-                state = self.persons.get(pe.person.encode())
-                if state is not None and self.on_person is not None:
-                    update = Update(noted=True)
-                    out += [o._replace(origin=entry.origin) for o in self.on_person(state, pe, update)]
-                    if update.changed:
-                        self.persons[pe.person.encode()] = state
+                try:
+                    state = self.persons.get(pe.person.encode())
+                    if state is not None and self.on_person is not None:
+                        update = Update(noted=True)
+                        out += [o._replace(origin=entry.origin) for o in self.on_person(state, pe, update)]
+                        if update.changed:
+                            self.persons[pe.person.encode()] = state
+                except Exception:
+                    # It stays, and those after it: the partition has decided only up to it (a read-back drops
+                    # what is below the decided watermark as taken, `drop_taken`).
+                    frontier.decided = min(frontier.decided, event_time(pe))
+                    raise
                 taken += 1
-        finally:  # those taken leave, also when one fails (it stays, and those after it)
+        finally:  # those taken leave, also when one fails
             self.waiting.remove_first(partition, taken)
         return out
 

@@ -126,6 +126,9 @@ class PartitionedTable(MutableMapping[bytes, Any]):
                 self._dirty.get(p, set()).discard(key)
 
 
+CHUNK_BYTES = 256 * 1024  # per changelog record: far below the broker's 1 MB default, as envelopes are
+
+
 def _is_chunk(key: bytes) -> bool:
     return key.split(b"|", 1)[-1].startswith(b"#")  # b"<partition>|#<id>"; a key of its own starts otherwise
 
@@ -146,7 +149,7 @@ class ChunkedTable(PartitionedTable):
         self._members: dict[bytes, set[bytes]] = {}  # chunk → its keys still here
         self._fresh: dict[int, dict[bytes, None]] = {}  # per partition, keys set since the last checkpoint
         self._dead: dict[int, set[bytes]] = {}  # per partition, written chunks with no key left: tombstones due
-        self._next: dict[int, bytes] = {}  # the chunk `changes` named per partition (for `settle`)
+        self._next: dict[int, list[tuple[bytes, list[bytes]]]] = {}  # the chunks `changes` made (for `settle`)
 
     def __setitem__(self, key: bytes, value: Any) -> None:
         if self.active < 0:
@@ -189,21 +192,35 @@ class ChunkedTable(PartitionedTable):
         self._next = {}
         for p in sorted(set(self._fresh) | set(self._dead)):
             records: list[tuple[bytes, bytes | None]] = [(chunk, None) for chunk in sorted(self._dead.get(p, ()))]
-            fresh = [key for key in self._fresh.get(p, {}) if key in self._data]
-            if fresh:
-                chunk = self._next[p] = b"%d|#%s" % (p, uuid4().hex.encode())
-                records.append((chunk, msgspec.msgpack.encode([[key, self.encode(self._data[key])] for key in fresh])))
+            part: list[list[bytes]] = []
+            size = 0
+            for key in self._fresh.get(p, {}):
+                if key not in self._data:
+                    continue
+                item = [key, self.encode(self._data[key])]
+                if part and size + len(item[1]) + len(key) > CHUNK_BYTES:
+                    records.append(self._chunk(p, part))
+                    part, size = [], 0
+                part.append(item)
+                size += len(item[1]) + len(key)
+            if part:
+                records.append(self._chunk(p, part))
             if records:
                 out[p] = records
         return out
 
+    def _chunk(self, partition: int, items: list[list[bytes]]) -> tuple[bytes, bytes]:
+        chunk = b"%d|#%s" % (partition, uuid4().hex.encode())
+        self._next.setdefault(partition, []).append((chunk, [key for key, _ in items]))
+        return chunk, msgspec.msgpack.encode(items)
+
     def settle(self) -> None:
         """What `changes` gave is in the changelog: the fresh keys belong to their chunk now."""
-        for p, chunk in self._next.items():
-            members = {key for key in self._fresh.get(p, {}) if key in self._data}
-            self._members[chunk] = members
-            for key in members:
-                self._chunk_of[key] = chunk
+        for chunks in self._next.values():
+            for chunk, keys in chunks:
+                self._members[chunk] = set(keys)
+                for key in keys:
+                    self._chunk_of[key] = chunk
         self._fresh, self._dead, self._next = {}, {}, {}
 
     def load(self, partition: int, items: Iterable[tuple[bytes, bytes | None]]) -> None:
@@ -228,7 +245,6 @@ class ChunkedTable(PartitionedTable):
                 self._chunk_of[key] = chunk
                 members.add(key)
             self._members[chunk] = members
-        self._dead.pop(partition, None)  # chunks emptied while loading are gone from the changelog already
 
     def drop(self, partitions: Iterable[int]) -> None:
         """Forget these partitions' keys and chunks (they moved away; their changelog keeps them)."""

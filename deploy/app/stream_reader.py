@@ -401,12 +401,16 @@ class StreamReader:
             checkpointer = self.checkpointer
             try:
                 async with checkpointer.transaction():
+                    sent = []
                     for name, changed in changes.items():
                         topic = changelog_topic(self.settings, name)
                         for p, keys in changed.items():
                             for key, value in keys:
-                                await checkpointer.send(topic, value, key=key, partition=p)
+                                sent.append(await checkpointer.send(topic, value, key=key, partition=p))
                             await asyncio.sleep(0)  # a flat-out checkpoint writes 100,000 keys: heartbeats go on
+                    # A record the broker refuses (too large, say) fails only its own future, not the transaction:
+                    # the commit would carry the offsets without it.
+                    await asyncio.gather(*sent)
                     if offsets:
                         await checkpointer.send_offsets_to_transaction(offsets, pipeline_groups(self.settings)[1])
             except KafkaError as exc:

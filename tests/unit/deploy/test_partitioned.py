@@ -4,7 +4,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from deploy.app.partitioned import ChunkedTable, PartitionedTable
+from deploy.app.partitioned import CHUNK_BYTES, ChunkedTable, PartitionedTable
 
 
 def checkpoint(table: PartitionedTable) -> dict[int, list[tuple[bytes, bytes | None]]]:
@@ -135,3 +135,27 @@ def test_waiting_keys_are_read_back_from_chunks_tombstones_and_records_of_their_
     table.load(4, [(b"4|#9", msgspec.msgpack.encode([[b"4|x", b"X"]]))])
     table.drop([4])
     assert dict(table) == {} and checkpoint(table) == {}
+
+
+def test_a_chunk_stays_under_its_size_and_a_key_set_again_moves_to_the_new_chunk() -> None:
+    table = ChunkedTable("pending")
+    table.active = 0
+    big = b"v" * (CHUNK_BYTES // 3)
+    for k in (b"0|a", b"0|b", b"0|c", b"0|d"):
+        table[k] = big
+    records = checkpoint(table)[0]
+    assert len(records) == 2 and all(len(raw) < CHUNK_BYTES + 1000 for _, raw in records)
+    first, second = records
+    table[b"0|a"] = b"again"  # set again: the new value goes in a new chunk
+    table.pop(b"0|b")
+    table.pop(b"0|c")  # the first chunk (a, b) is empty now
+    (tomb, none), (third, raw) = checkpoint(table)[0]
+    assert (tomb, none) == (first[0], None) and msgspec.msgpack.decode(raw) == [[b"0|a", b"again"]]
+    again = ChunkedTable("pending")
+    again.load(0, [first, second, (third, raw), (tomb, None)])  # the changelog, read back in its order
+    # c was taken, but its chunk is still there for d: it comes back, for the reader to drop (`drop_taken`)
+    assert dict(again) == {b"0|a": b"again", b"0|c": big, b"0|d": big}
+    again.active = 0
+    for key in (b"0|a", b"0|c", b"0|d"):
+        again.pop(key)
+    assert sorted(checkpoint(again)[0]) == sorted([(second[0], None), (third, None)])

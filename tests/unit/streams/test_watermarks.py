@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from schemas.internal import Output, PersonEvent, ValueMessage
+import pytest
+
+from schemas.internal import Output, PersonEvent, RetractionNote, ValueMessage
 from schemas.records import Indicator, TelecomSignal
 from schemas.units import HOUR_MS
 from streams.person_state import (
@@ -213,3 +215,24 @@ def test_a_hit_on_its_way_when_the_retraction_is_read_is_voided_before_it_is_dec
     p.person_marks(0, Marks(marks=[p.out_mark("yujing.contacts", 0, TOPOLOGY)]), TOPOLOGY, offset=2)
     assert counted[f"hit|phone:{FRAUD}|b1|forward"] == []  # voided before it was decided
     assert counted["a2|self"] == [] and counted[f"retraction|phone:{FRAUD}|{t0}|{r}"] == []
+
+
+def test_a_decision_that_fails_stays_and_its_partition_has_decided_only_up_to_it() -> None:
+    """A read-back drops what is below the decided watermark as taken (`drop_taken`): a decision that failed, and
+    those after it, must not be below it."""
+    def hook(state: PersonState, pe: PersonEvent, update: Update) -> list[Output]:
+        if pe.person == "b":
+            raise RuntimeError("a bug in the scorer")
+        return []
+
+    p = Processor(identity={}, persons={}, values={}, index_policy=IndexPolicy(), state_policy=StatePolicy(),
+                  on_person=hook)
+    for ts, person in [(100, "a"), (200, "b"), (300, "c")]:
+        p.persons[person.encode()] = PersonState(person=person)
+        note = RetractionNote(value_key="phone:+861", add_ts=0, end_ts=ts, ts=ts, source="case")
+        p.waiting.add(0, ts, PendingEntry(PersonEvent(person=person, source="retraction", retraction=note)),
+                      f"e{ts}")
+    with pytest.raises(RuntimeError):
+        p.decide_until(0, 1_000)
+    assert p.frontier("yujing.events", 0).decided == 200 and p.waiting.waiting(0) == 2
+    assert p.drop_taken(0) == 0 and p.waiting.waiting(0) == 2  # a read-back keeps b and c
