@@ -104,10 +104,9 @@ class Progress:
 def why_not_drained(settings: Settings) -> str:
     """What holds a pipeline that does not drain: lag per partition, decisions waiting, and busy channels."""
     lags = {f"{tp.topic}/{tp.partition}": n for tp, n in group_lags(settings, pipeline_groups(settings)).items() if n}
-    pending: list[bytes] = []
-    for key, raw in read_table(settings, "pending").items():  # chunks of waiting decisions (or one, before chunks)
-        pending += [k for k, _ in msgspec.msgpack.decode(raw)] if b"|#" in key else [key]
-    pending.sort()
+    from deploy.app.partitioned import chunk_items  # deploy.app imports faust: only when a drain has failed
+
+    pending = sorted(k for key, raw in read_table(settings, "pending").items() for k, _ in chunk_items(key, raw))
     busy = {}
     for key, raw in (read_table(settings, "marks") | read_table(settings, "value-marks")).items():
         frontier = msgspec.msgpack.decode(raw, type=Frontier)

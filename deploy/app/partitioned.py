@@ -129,8 +129,16 @@ class PartitionedTable(MutableMapping[bytes, Any]):
 CHUNK_BYTES = 256 * 1024  # per changelog record: far below the broker's 1 MB default, as envelopes are
 
 
-def _is_chunk(key: bytes) -> bool:
-    return key.split(b"|", 1)[-1].startswith(b"#")  # b"<partition>|#<id>"; a key of its own starts otherwise
+def chunk_items(key: bytes, raw: bytes) -> list[tuple[bytes, bytes]]:
+    """The keys and encoded values one record of a chunked changelog holds: a chunk's (key b"<partition>|#<id>"),
+    or the record's own (written per key, before chunks)."""
+    if key.split(b"|", 1)[-1].startswith(b"#"):
+        return [(k, v) for k, v in msgspec.msgpack.decode(raw)]
+    return [(key, raw)]
+
+
+def _chunk_partition(chunk: bytes) -> int:
+    return int(chunk.split(b"|", 1)[0])
 
 
 class ChunkedTable(PartitionedTable):
@@ -183,7 +191,7 @@ class ChunkedTable(PartitionedTable):
             members.discard(key)
             if not members:
                 del self._members[chunk]
-                self._dead.setdefault(int(chunk.split(b"|", 1)[0]), set()).add(chunk)
+                self._dead.setdefault(_chunk_partition(chunk), set()).add(chunk)
 
     def changes(self) -> dict[int, list[tuple[bytes, bytes | None]]]:
         """Per partition: a new chunk with the keys set since the last `settle` (encoded), and the tombstones of
@@ -197,12 +205,12 @@ class ChunkedTable(PartitionedTable):
             for key in self._fresh.get(p, {}):
                 if key not in self._data:
                     continue
-                item = [key, self.encode(self._data[key])]
-                if part and size + len(item[1]) + len(key) > CHUNK_BYTES:
+                value = self.encode(self._data[key])
+                if part and size + len(key) + len(value) > CHUNK_BYTES:
                     records.append(self._chunk(p, part))
                     part, size = [], 0
-                part.append(item)
-                size += len(item[1]) + len(key)
+                part.append([key, value])
+                size += len(key) + len(value)
             if part:
                 records.append(self._chunk(p, part))
             if records:
@@ -234,11 +242,7 @@ class ChunkedTable(PartitionedTable):
                 self._chunk_of.pop(key, None)
             if raw is None:
                 continue
-            if _is_chunk(chunk):
-                entries = msgspec.msgpack.decode(raw)
-            else:
-                entries = [[chunk, raw]]
-            for key, value in entries:
+            for key, value in chunk_items(chunk, raw):
                 self._leave_chunk(key)
                 self._data[key] = self.decode(value)
                 self._owner[key] = partition
@@ -253,7 +257,7 @@ class ChunkedTable(PartitionedTable):
             del self._owner[key]
             self._data.pop(key, None)
             self._chunk_of.pop(key, None)
-        for chunk in [c for c in self._members if int(c.split(b"|", 1)[0]) in gone]:
+        for chunk in [c for c in self._members if _chunk_partition(c) in gone]:
             del self._members[chunk]
         for p in gone:
             self._fresh.pop(p, None)
