@@ -268,7 +268,7 @@ def latency_at(base: Settings, model: str, city: City, rate: float, work: Path) 
     s, worker = one_worker(base, model, work / f"lat-{int(rate)}", f"{uuid.uuid4().hex[:6]}l{int(rate)}",
                            work / f"latency-{int(rate)}.log")
     try:
-        with OutputClock(s, ("warnings", "interception.payment")) as clock:
+        with OutputClock(s, ("yujing.decisions", "warnings", "interception.payment")) as clock:
             paced_city(s, city, rate)
             time_drain(s, pipeline_groups(s), lambda: worker.running)
             # decisions still waiting for the watermark, and the dispatch they lead to, come after the groups'
@@ -284,7 +284,7 @@ def latency_at(base: Settings, model: str, city: City, rate: float, work: Path) 
     finally:
         worker.stop()
     out: dict[str, float | None] = {}
-    for topic, name in (("warnings", "signal_to_warning_seconds"),
+    for topic, name in (("yujing.decisions", "signal_to_decision_seconds"), ("warnings", "signal_to_warning_seconds"),
                         ("interception.payment", "transfer_to_stop_payment_seconds")):
         values = clock.seconds[topic]
         out[f"{name} count"] = float(len(values))

@@ -76,6 +76,12 @@ class PipelineMetrics:
         self.decisions_waiting = Gauge("yujing_decisions_waiting",
                                        "Decisions waiting for the watermark, per person partition", ["partition"],
                                        registry=registry)
+        self.hot_path_seconds = Counter(
+            "yujing_hot_path_seconds_total",
+            "Wall time of the hot path's loop by phase: waiting for records (fetch), working on them (process, "
+            "which includes send), handing outputs to the producer (send), writing its state and offsets "
+            "(checkpoint); fetch near nil means it is saturated",
+            ["phase"], registry=registry)
         self.signal_to_warning = Histogram(
             "yujing_signal_to_warning_seconds",
             "Kafka timestamp of the signal (or case element) behind a warning to the warning sent",

@@ -62,6 +62,7 @@ RAW = {"key_serializer": "raw", "value_serializer": "raw"}
 # decide sooner, but a partition the producer leaves alone for a moment while it writes the others would pass
 # for idle, and its next records would be late (decided on arrival, not in event-time order).
 IDLE_AFTER_S = 0.5
+DISPATCH_PARALLEL = 64  # decisions dispatched at once (one at a time per person): each waits on Redis several times
 
 
 def create_app(settings: Settings, model: Model | None = None, registry: CollectorRegistry | None = None) -> faust.App:
@@ -111,15 +112,15 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
             await until_broker_takes(out.topic, partial(topic(out.topic).send, key=out.key, value=encode(out.value),
                                                         timestamp=origin))
 
-    def agent(logical: str, name: str, handler: Any) -> None:
+    def agent(logical: str, name: str, handler: Any, parallel: int = 1) -> None:
         loop = AgentLoop(logical, handler, send, counted=lambda event: metrics.events_in.labels(logical).inc(),
                          observed=lambda outputs, origin: metrics.observe_outputs(outputs, origin, time.time()),
                          show=lambda outputs: show_on_board(board, processor.lookup, outputs),
-                         on_redis_retry=metrics.redis_retries.inc)
+                         on_redis_retry=metrics.redis_retries.inc, parallel=parallel)
         app.agent(topic(logical), name=name)(_named(loop, logical))
 
     agent("registry.subjects", "registry", handlers.registry)
-    agent("yujing.decisions", "dispatch", handlers.decision)
+    agent("yujing.decisions", "dispatch", handlers.decision, parallel=DISPATCH_PARALLEL)
     agent("outcomes", "escalation", handlers.outcome)
     add_pages(app, registry, board, TaskQueues(redis_client, f"{redis_prefix}feed:", 0), redis_client, redis_prefix,
               lambda warning_id: gather(settings, warning_id))

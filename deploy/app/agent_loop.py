@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from functools import partial
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import redis.exceptions as redis_errors
 from faust.exceptions import ProducerSendError
@@ -106,12 +108,62 @@ class AgentLoop:
     observed: Callable[[list[Output], float | None], None] = lambda outputs, origin: None  # the metrics
     show: Callable[[list[Output]], Awaitable[None]] | None = None  # the console's board (Redis)
     on_redis_retry: Callable[[], None] = lambda: None
+    # Records in progress at once, one at a time per key (a person's decisions in order): a record waits at each
+    # Redis round trip, and those of different keys need not wait for each other.
+    parallel: int = 1
 
     async def __call__(self, stream: Any) -> None:
         """Run over a faust stream of events (the agent's body), acknowledging each once its outputs are sent."""
-        async for event in stream.noack().events():
-            await self.one(event)
-            event.ack()
+        if self.parallel <= 1:
+            async for event in stream.noack().events():
+                await self.one(event)
+                event.ack()
+            return
+        await self.by_key(stream.noack().events())
+
+    async def by_key(self, events: AsyncIterator[Any]) -> None:
+        """Up to `parallel` events at once, in order per key; acknowledged in the order they came once their
+        outputs are sent (faust_commit.py holds a commit at an event not acknowledged while later ones are)."""
+        window = asyncio.Semaphore(self.parallel)  # events not yet acknowledged
+        arrived: deque[list[Any]] = deque()  # [event, handled], in the order they came
+        last: dict[Any, asyncio.Task] = {}  # per key, its latest event's task
+        running: set[asyncio.Task] = set()
+        failed: list[BaseException] = []
+
+        async def after(before: asyncio.Task | None, entry: list[Any]) -> None:
+            if before is not None:
+                await asyncio.wait([before])
+            await self.one(entry[0])
+            entry[1] = True
+            while arrived and arrived[0][1]:
+                arrived.popleft()[0].ack()
+                window.release()
+
+        def done(key: Any, task: asyncio.Task) -> None:
+            running.discard(task)
+            if last.get(key) is task:
+                del last[key]
+            if not task.cancelled() and task.exception() is not None:
+                failed.append(task.exception())  # type: ignore[arg-type]
+
+        try:
+            async for event in events:
+                if failed:  # a bug, as in a sequential agent: the agent fails with it
+                    raise failed[0]
+                await window.acquire()
+                entry = [event, False]
+                arrived.append(entry)
+                task = asyncio.create_task(after(last.get(event.key), entry))
+                last[event.key] = task
+                running.add(task)
+                task.add_done_callback(partial(done, event.key))
+            if running:
+                await asyncio.wait(running)
+            if failed:
+                raise failed[0]
+        finally:  # stopped: what is not done is not acknowledged, and is read again
+            for task in running:
+                task.cancel()
 
     async def one(self, event: Any) -> list[Output]:
         """Process one event to the end; returns what it sent."""

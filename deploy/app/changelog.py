@@ -5,7 +5,7 @@ import asyncio
 import time
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from deploy.app.partitioned import PartitionedTable
@@ -15,6 +15,22 @@ from deploy.config import Settings
 def changelog_topic(settings: Settings, table: str) -> str:
     """A table's changelog topic (named as Faust names them, so `read_table` reads either)."""
     return f"{settings.app_id}-{table}-changelog"
+
+
+async def send_records(producer: AIOKafkaProducer, topic: str, partition: int,
+                       records: Iterable[tuple[bytes, bytes | None]]) -> list[asyncio.Future]:
+    """Send a partition's records in batches the producer's size allows (one delivery future per batch: a record
+    by `send` costs several times as much, and a checkpoint sends thousands)."""
+    futures: list[asyncio.Future] = []
+    batch = producer.create_batch()
+    for key, value in records:
+        if batch.append(key=key, value=value, timestamp=None) is None:  # full: the first record always fits
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None)
+    if batch.record_count():
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures
 
 
 def ensure_changelogs(settings: Settings, tables: Iterable[str], partitions: int) -> None:

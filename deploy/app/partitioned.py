@@ -4,6 +4,9 @@ As a Faust table: reads see every key the worker holds; a write belongs to the p
 processed (`active`), so it lives in that partition's changelog and moves with it. Unlike a Faust table, a
 write is not sent at once: the keys changed since the last checkpoint are collected, and each goes to the
 changelog once, with its latest value (Kafka Streams' record cache, quix-streams' checkpoint).
+
+A checkpoint takes the changes (`changes`) and writes them while the stages go on changing the table; then it
+`settle`s them (written) or `abort`s them (given back to the next one). One checkpoint at a time.
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from typing import Any
 from uuid import uuid4
 
 import msgspec
+
+Changes = dict[int, list[tuple[bytes, bytes | None]]]  # per partition, the changelog records of a checkpoint
 
 
 def _same(value: Any) -> Any:
@@ -31,6 +36,8 @@ class PartitionedTable(MutableMapping[bytes, Any]):
         self._data: dict[bytes, Any] = {}
         self._owner: dict[bytes, int] = {}
         self._dirty: dict[int, set[bytes]] = {}
+        # the keys of the checkpoint being written, each with whether a value of it is (else a tombstone or nothing)
+        self._taken: dict[int, dict[bytes, bool]] = {}
         self._written: set[bytes] = set()  # keys whose changelog holds a value: only they need a tombstone
 
     def __getitem__(self, key: bytes) -> Any:
@@ -70,35 +77,48 @@ class PartitionedTable(MutableMapping[bytes, Any]):
     def __len__(self) -> int:
         return len(self._data)
 
-    def changes(self) -> dict[int, list[tuple[bytes, bytes | None]]]:
-        """The keys changed since the last `settle`, per partition, with their values now, encoded (None: deleted).
+    def changes(self) -> Changes:
+        """Take the keys changed since the last checkpoint, per partition, with their values now, encoded (None:
+        deleted); changes made from now on go to the next checkpoint.
 
         A key set and deleted again in between (a decision that waited less than a checkpoint) is left out: its
-        changelog never had it. Nothing changes here until `settle`: a checkpoint that fails writes them later."""
-        out: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        changelog never had it."""
+        if self._taken:
+            raise RuntimeError(f"table {self.name}: a checkpoint is still being written")
+        out: Changes = {}
         data, written = self._data, self._written
         for p, keys in self._dirty.items():
-            changed = []
+            changed: list[tuple[bytes, bytes | None]] = []
+            taken = self._taken[p] = {}
             for key in sorted(keys):
                 value = data.get(key)
+                taken[key] = value is not None
                 if value is not None:
                     changed.append((key, self.encode(value)))
                 elif key in written:
                     changed.append((key, None))
             if changed:
                 out[p] = changed
+        self._dirty = {}
         return out
 
     def settle(self) -> None:
-        """What `changes` gave is in the changelog: the keys are clean again."""
-        for keys in self._dirty.values():
-            for key in keys:
-                if key in self._data:
+        """What `changes` took is in the changelog."""
+        for keys in self._taken.values():
+            for key, valued in keys.items():
+                if valued:
                     self._written.add(key)
-                else:  # its tombstone is written (or it never was): nothing is left of it here
+                else:  # its tombstone is written (or it never was)
                     self._written.discard(key)
-                    self._owner.pop(key, None)
-        self._dirty = {}
+                    if key not in self._data:  # unless set again since: nothing is left of it here
+                        self._owner.pop(key, None)
+        self._taken = {}
+
+    def abort(self) -> None:
+        """What `changes` took was not written: the next checkpoint takes it again, with its values then."""
+        for p, keys in self._taken.items():
+            self._dirty.setdefault(p, set()).update(keys)
+        self._taken = {}
 
     def load(self, partition: int, items: Iterable[tuple[bytes, bytes | None]]) -> None:
         """Take a partition's keys in from its changelog, in the changelog's order (None: a deletion)."""
@@ -122,8 +142,9 @@ class PartitionedTable(MutableMapping[bytes, Any]):
             del self._owner[key]
             self._data.pop(key, None)
             self._written.discard(key)
-            for p in gone:
-                self._dirty.get(p, set()).discard(key)
+        for p in gone:
+            self._dirty.pop(p, None)
+            self._taken.pop(p, None)
 
 
 CHUNK_BYTES = 256 * 1024  # per changelog record: far below the broker's 1 MB default, as envelopes are
@@ -158,6 +179,8 @@ class ChunkedTable(PartitionedTable):
         self._fresh: dict[int, dict[bytes, None]] = {}  # per partition, keys set since the last checkpoint
         self._dead: dict[int, set[bytes]] = {}  # per partition, written chunks with no key left: tombstones due
         self._next: dict[int, list[tuple[bytes, list[bytes]]]] = {}  # the chunks `changes` made (for `settle`)
+        self._taken_fresh: dict[int, dict[bytes, None]] = {}  # what `changes` took (for `abort`)
+        self._taken_dead: dict[int, set[bytes]] = {}
 
     def __setitem__(self, key: bytes, value: Any) -> None:
         if self.active < 0:
@@ -193,11 +216,12 @@ class ChunkedTable(PartitionedTable):
                 del self._members[chunk]
                 self._dead.setdefault(_chunk_partition(chunk), set()).add(chunk)
 
-    def changes(self) -> dict[int, list[tuple[bytes, bytes | None]]]:
-        """Per partition: a new chunk with the keys set since the last `settle` (encoded), and the tombstones of
-        the chunks emptied since."""
-        out: dict[int, list[tuple[bytes, bytes | None]]] = {}
-        self._next = {}
+    def changes(self) -> Changes:
+        """Take, per partition, a new chunk with the keys set since the last checkpoint (encoded), and the
+        tombstones of the chunks emptied since."""
+        if self._next or self._taken_fresh or self._taken_dead:
+            raise RuntimeError(f"table {self.name}: a checkpoint is still being written")
+        out: Changes = {}
         for p in sorted(set(self._fresh) | set(self._dead)):
             records: list[tuple[bytes, bytes | None]] = [(chunk, None) for chunk in sorted(self._dead.get(p, ()))]
             part: list[list[bytes]] = []
@@ -215,6 +239,8 @@ class ChunkedTable(PartitionedTable):
                 records.append(self._chunk(p, part))
             if records:
                 out[p] = records
+        self._taken_fresh, self._taken_dead = self._fresh, self._dead
+        self._fresh, self._dead = {}, {}
         return out
 
     def _chunk(self, partition: int, items: list[list[bytes]]) -> tuple[bytes, bytes]:
@@ -223,13 +249,27 @@ class ChunkedTable(PartitionedTable):
         return chunk, msgspec.msgpack.encode(items)
 
     def settle(self) -> None:
-        """What `changes` gave is in the changelog: the fresh keys belong to their chunk now."""
-        for chunks in self._next.values():
+        """What `changes` took is in the changelog: its keys belong to their chunk now, unless they left since
+        (taken, or set again: then in the next chunk); a chunk left with none is tombstoned next time."""
+        for p, chunks in self._next.items():
+            again = self._fresh.get(p, {})
             for chunk, keys in chunks:
-                self._members[chunk] = set(keys)
-                for key in keys:
+                members = {key for key in keys if key in self._data and key not in again}
+                if not members:
+                    self._dead.setdefault(p, set()).add(chunk)
+                    continue
+                self._members[chunk] = members
+                for key in members:
                     self._chunk_of[key] = chunk
-        self._fresh, self._dead, self._next = {}, {}, {}
+        self._next, self._taken_fresh, self._taken_dead = {}, {}, {}
+
+    def abort(self) -> None:
+        """What `changes` took was not written: its keys and tombstones go with the next checkpoint."""
+        for p, keys in self._taken_fresh.items():
+            self._fresh[p] = keys | self._fresh.get(p, {})
+        for p, chunks in self._taken_dead.items():
+            self._dead.setdefault(p, set()).update(chunks)
+        self._next, self._taken_fresh, self._taken_dead = {}, {}, {}
 
     def load(self, partition: int, items: Iterable[tuple[bytes, bytes | None]]) -> None:
         """Take a partition's chunks in from its changelog (None: a chunk emptied; a key of its own: a record
@@ -260,5 +300,5 @@ class ChunkedTable(PartitionedTable):
         for chunk in [c for c in self._members if _chunk_partition(c) in gone]:
             del self._members[chunk]
         for p in gone:
-            self._fresh.pop(p, None)
-            self._dead.pop(p, None)
+            for held in (self._fresh, self._dead, self._next, self._taken_fresh, self._taken_dead):
+                held.pop(p, None)

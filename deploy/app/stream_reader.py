@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -39,11 +39,11 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
 from deploy.app.agent_loop import REDIS_DOWN, dead_output, handle_now, until_answered
-from deploy.app.changelog import changelog_topic, ensure_changelogs, restore, wait_for_leaders
+from deploy.app.changelog import changelog_topic, ensure_changelogs, restore, send_records, wait_for_leaders
 from deploy.app.fencing import Member, fence
 from deploy.app.handlers import Handlers
 from deploy.app.marks import MarkDeduper, owned_marks
-from deploy.app.partitioned import PartitionedTable
+from deploy.app.partitioned import Changes, PartitionedTable
 from deploy.config import Settings
 from ops.metrics import PipelineMetrics
 from schemas.internal import Output
@@ -68,6 +68,7 @@ HOT_TOPICS = (*SOURCES, *ENVELOPED)
 # The tables a person or value partition owns (each changelog partition has that partition's owner as writer).
 OWNED_TABLES = {"yujing.events": ("persons", "pending", "marks"), "yujing.contacts": ("values", "value-marks")}
 SEND_RETRY = (KafkaTimeoutError, KafkaConnectionError)
+CHANGELOG_BATCH_BYTES = 512 * 1024  # a checkpoint's records per partition and request; below the broker's 1 MB
 TRANSACTION_TIMEOUT_MS = 10_000  # a checkpoint left open by a killed worker holds its changelogs this long
 
 
@@ -154,6 +155,8 @@ class StreamReader:
     # heartbeats keep going (a getmany of envelopes can hold a minute of it; the session lasts 10 s).
     slice_bytes: int = 1 << 20
     poll_ms: int = 20  # an idle source is reported this often
+    # The longest the hot path holds the event loop: the agents (dispatch) wait for it at each of their awaits.
+    turn_s: float = 0.005
     consumer: AIOKafkaConsumer | None = None
     producer: AIOKafkaProducer | None = None  # outputs (at least once: the ids make them once downstream)
     checkpointer: AIOKafkaProducer | None = None  # changelogs and offsets (a transaction per checkpoint)
@@ -168,6 +171,9 @@ class StreamReader:
         self._arriving: set[TopicPartition] = set()  # assigned, not yet read back
         self.dedupe = MarkDeduper()
         self._pending: list[asyncio.Future] = []  # deliveries since the last checkpoint
+        self._writing: asyncio.Task[dict[TopicPartition, int]] | None = None  # the checkpoint being written
+        self._rewind_due = False  # a send failed where it could not be handled at once
+        self._turn_at = 0.0  # when the hot path next lets the loop run other tasks
         self._last_checkpoint = time.monotonic()
         # False from the start of a batch, checkpoint or read-back until it ends: a stop in between (a cancel)
         # must not checkpoint, or offsets could pass records whose effects were not all sent or written.
@@ -179,7 +185,7 @@ class StreamReader:
 
     async def run(self) -> None:
         """Read, process and checkpoint until cancelled; a failed send reads the partitions back, a failed
-        checkpoint is taken again after the next batch."""
+        checkpoint is taken again with the next."""
         await asyncio.to_thread(ensure_changelogs, self.settings, self.tables, self.partitions)
         await wait_for_leaders(self.settings, list(self.tables), self.partitions)
         await self._start()
@@ -189,29 +195,46 @@ class StreamReader:
             while True:
                 if self._arriving:
                     async with self.lock:
-                        await self._take_up()
+                        await self._step(self._take_up)
+                began = time.monotonic()
                 batches = await self.consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_records)
                 fetched_in = self._epoch
+                self.metrics.hot_path_seconds.labels("fetch").inc(time.monotonic() - began)
                 async with self.lock:
                     if fetched_in != self._epoch:
                         # partitions were read back and sought while this batch waited for the lock: it is
                         # stale (processing it would move past records the tables no longer have)
                         batches = {}
-                    try:
-                        self._consistent = False
-                        await self._batch(batches)
-                        if time.monotonic() - self._last_checkpoint >= self.checkpoint_s:
-                            await self.checkpoint()
-                        self._consistent = True
-                    except CheckpointFailed as exc:  # nothing of it was written: the next one writes it all
-                        log.warning("checkpoint not taken (%s): again after the next batch", exc)
-                        self._consistent = True
-                    except Exception:
-                        log.exception("the hot path failed a send: reading its partitions back")
-                        await self._until_done("reading the partitions back", self._rewind)
+                    await self._step(lambda: self._process(batches))
         finally:
             board.cancel()
             await self._stop()
+
+    async def _step(self, step: Callable[[], Awaitable[None]]) -> None:
+        """One step of the run loop: a checkpoint that failed is taken again with the next; any other failure
+        (a send) reads the held partitions back."""
+        try:
+            self._consistent = False
+            await step()
+        except CheckpointFailed as exc:  # nothing of it was written: the next one writes it all
+            log.warning("checkpoint not taken (%s): its changes go with the next one", exc)
+        except Exception:
+            log.exception("the hot path failed a send: reading its partitions back")
+            await self._until_done("reading the partitions back", self._rewind)
+        self._consistent = True
+
+    async def _process(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        if self._rewind_due:
+            raise RuntimeError("outputs were not delivered while partitions left")
+        began = time.monotonic()
+        await self._batch(batches)
+        processed = time.monotonic()
+        self.metrics.hot_path_seconds.labels("process").inc(processed - began)
+        if processed - self._last_checkpoint >= self.checkpoint_s:
+            await self.begin_checkpoint()
+            self.metrics.hot_path_seconds.labels("checkpoint").inc(time.monotonic() - processed)
+        elif self._writing is not None and self._writing.done():
+            await self._written()  # at once: a failed send is read back sooner
 
     async def _until_done(self, what: str, step: Callable[[], Any], first_delay: float = 0.1) -> None:
         """Run `step` until it succeeds (the broker may be restarting), backing off to 10 s."""
@@ -238,7 +261,8 @@ class StreamReader:
         # another worker taking the partitions over waits for the transaction's timeout at most.
         self.checkpointer = AIOKafkaProducer(
             bootstrap_servers=s.kafka_bootstrap, transactional_id=f"{pipeline_groups(s)[1]}-{s.worker_name or uuid4()}",
-            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS, max_request_size=4 * 1024 * 1024)
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS, max_request_size=4 * 1024 * 1024,
+            max_batch_size=CHANGELOG_BATCH_BYTES)
         await self.producer.start()
         await self.checkpointer.start()
         fence(self.checkpointer, self._member)
@@ -247,9 +271,15 @@ class StreamReader:
 
     async def _stop(self) -> None:
         try:
-            if self.held and self._consistent:
+            if self.held:
                 async with self.lock:
-                    await self.checkpoint()
+                    try:
+                        await self._written()  # taken where the loop was consistent: it is written, whatever came after
+                    except Exception:
+                        log.exception("the last checkpoint's outputs were not all delivered: no checkpoint at the stop")
+                    else:
+                        if self._consistent:
+                            await self.checkpoint()
         finally:
             if self.consumer is not None:
                 await self.consumer.stop()
@@ -275,16 +305,24 @@ class StreamReader:
                         continue
                 logical = self.logical_of[tp.topic]
                 if logical in SOURCES:
-                    self._sources(logical, tp, records, outbox)
+                    await self._sources(logical, tp, records, outbox)
                 else:
-                    self._derived(logical, tp, records, outbox)
+                    await self._derived(logical, tp, records, outbox)
                 self.position[tp] = records[-1].offset + 1
                 # a few bytes of marks can let ten thousand decisions through: the loop turns between partitions too
-                await asyncio.sleep(0)
-            await self._send(outbox, self._punctuate(outbox))
-            await asyncio.sleep(0)  # an await that does not suspend lets nothing else run: heartbeats wait
+                await self._turn()
+            marks = self._punctuate(outbox)
+            sending = time.monotonic()
+            await self._send(outbox, marks)
+            self.metrics.hot_path_seconds.labels("send").inc(time.monotonic() - sending)
+            await self._turn()  # an await that does not suspend lets nothing else run: heartbeats wait
 
-    def _sources(self, logical: str, tp: TopicPartition, records: list[Any], outbox: Outbox) -> None:
+    async def _turn(self) -> None:
+        """Let the event loop run the worker's other tasks (the agents, heartbeats, the checkpoint's writes)."""
+        await asyncio.sleep(0)
+        self._turn_at = time.perf_counter() + self.turn_s
+
+    async def _sources(self, logical: str, tp: TopicPartition, records: list[Any], outbox: Outbox) -> None:
         handler = self.handlers.indicator if logical == "intel.indicators" else self.handlers.ingest(logical)
         channel = f"{logical}/{tp.partition}"
         counted = self.metrics.events_in.labels(logical)
@@ -293,9 +331,11 @@ class StreamReader:
             outputs = handle_now(logical, record, handler)
             outbox.add(outputs, record.timestamp)
             self.handlers.progress.saw(channel, progress_ts(outputs), record.offset)
+            if time.perf_counter() >= self._turn_at:
+                await self._turn()
         counted.inc(len(records))
 
-    def _derived(self, logical: str, tp: TopicPartition, records: list[Any], outbox: Outbox) -> None:
+    async def _derived(self, logical: str, tp: TopicPartition, records: list[Any], outbox: Outbox) -> None:
         p = tp.partition
         for name in OWNED_TABLES[logical]:
             self.tables[name].active = p
@@ -316,6 +356,8 @@ class StreamReader:
                     log.exception("%s failed on an item of partition %s offset %s", logical, p, raw.offset)
                     outbox.add([dead_output(logical, raw.key, msgspec.json.encode(item), p, raw.offset,
                                             origin, f"internal error: {type(exc).__name__}: {exc}"[:500])], None)
+                if time.perf_counter() >= self._turn_at:
+                    await self._turn()
             counted += len(items(envelope))
             if envelope.marks:
                 try:
@@ -388,44 +430,76 @@ class StreamReader:
     # -- checkpoints and moves -----------------------------------------------------------------------------
 
     async def checkpoint(self) -> None:
-        """Outputs delivered; then each changed table key and the offsets, in one transaction (`CheckpointFailed`:
-        it was aborted, and everything stays to be written)."""
-        assert self.checkpointer is not None
-        await self._delivered()
+        """A checkpoint, written to its end (before partitions leave, at a stop)."""
+        await self.begin_checkpoint()
+        await self._written()
+
+    async def begin_checkpoint(self) -> None:
+        """Take a checkpoint where the loop is now, once the one before is written: the outputs sent since, each
+        table key changed since (to its changelog, once) and the offsets. It is written while the loop goes on
+        (`_write`); `_written` settles it. `CheckpointFailed`: this worker is no member of the group now."""
+        await self._written()
         offsets = {tp: pos for tp, pos in self.position.items()
                    if tp in self.held and pos != self.committed.get(tp)}
         changes = {name: table.changes() for name, table in self.tables.items()}
         if (offsets or any(changes.values())) and not self._in_group():
+            for table in self.tables.values():
+                table.abort()
             raise CheckpointFailed("not a member of the group now (it rejoins, and its partitions are revoked)")
-        if offsets or any(changes.values()):
-            checkpointer = self.checkpointer
-            try:
-                async with checkpointer.transaction():
-                    sent = []
-                    for name, changed in changes.items():
-                        topic = changelog_topic(self.settings, name)
-                        for p, keys in changed.items():
-                            for key, value in keys:
-                                sent.append(await checkpointer.send(topic, value, key=key, partition=p))
-                            await asyncio.sleep(0)  # a flat-out checkpoint writes 100,000 keys: heartbeats go on
-                    # A record the broker refuses (too large, say) fails only its own future, not the transaction:
-                    # the commit would carry the offsets without it.
-                    await asyncio.gather(*sent)
-                    if offsets:
-                        await checkpointer.send_offsets_to_transaction(offsets, pipeline_groups(self.settings)[1])
-            except KafkaError as exc:
-                raise CheckpointFailed(f"{type(exc).__name__}: {exc}") from exc
-            self.committed.update(offsets)
-        for table in self.tables.values():
-            table.settle()
+        outputs, self._pending = self._pending, []
+        self._writing = asyncio.create_task(self._write(outputs, changes, offsets))
         self._last_checkpoint = time.monotonic()
 
-    async def _delivered(self) -> None:
-        assert self.producer is not None
-        await self.producer.flush()
-        pending, self._pending = self._pending, []
-        for future in pending:
-            future.result()  # raises what the broker refused
+    async def _write(self, outputs: list[asyncio.Future], changes: dict[str, Changes],
+                     offsets: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Outputs delivered (acks=all); then the changes and the offsets in one transaction, so that a worker
+        killed midway leaves tables and offsets both at the last checkpoint (`CheckpointFailed`: aborted)."""
+        assert self.checkpointer is not None
+        if outputs:
+            await asyncio.wait(outputs)
+            refused = [f.exception() for f in outputs if not f.cancelled() and f.exception() is not None]
+            if refused:
+                raise refused[0]  # what the broker refused: the partitions are read back, the outputs made again
+        if not (offsets or any(changes.values())):
+            return offsets
+        checkpointer = self.checkpointer
+        try:
+            async with checkpointer.transaction():
+                sent = []
+                for name, changed in changes.items():
+                    topic = changelog_topic(self.settings, name)
+                    for p, records in changed.items():
+                        sent += await send_records(checkpointer, topic, p, records)
+                        await asyncio.sleep(0)  # a flat-out checkpoint writes 100,000 keys: the loop goes on
+                # A record the broker refuses (too large, say) fails only its own future, not the transaction:
+                # the commit would carry the offsets without it.
+                await asyncio.gather(*sent)
+                if offsets:
+                    await checkpointer.send_offsets_to_transaction(offsets, pipeline_groups(self.settings)[1])
+        except KafkaError as exc:
+            raise CheckpointFailed(f"{type(exc).__name__}: {exc}") from exc
+        return offsets
+
+    async def _written(self) -> None:
+        """Wait for the checkpoint being written: settle its changes and offsets, or (it failed) give its changes
+        back to the next one; raises what its outputs' delivery raised."""
+        task = self._writing
+        if task is None:
+            return
+        await asyncio.wait([task])  # a cancelled caller leaves the write going on: the stop waits for it again
+        self._writing = None
+        failure = asyncio.CancelledError() if task.cancelled() else task.exception()
+        if failure is None:
+            self.committed.update(task.result())
+            for table in self.tables.values():
+                table.settle()
+            return
+        for table in self.tables.values():
+            table.abort()
+        if isinstance(failure, CheckpointFailed):
+            log.warning("checkpoint not taken (%s): its changes go with the next one", failure)
+            return
+        raise failure
 
     def arrive(self, assigned: set[TopicPartition]) -> None:
         """Partitions arrived: paused until the run loop takes them up (`_take_up`). The read-back is not done in
@@ -440,6 +514,7 @@ class StreamReader:
         """Read the arrived partitions' tables back from the changelogs, then read them from the committed
         offsets (asked after the read-back: the offsets that go with it); marks and caches start anew."""
         assert self.consumer is not None
+        await self._written()  # the checkpoint being written is of the partitions held before: it ends first
         mine, self._arriving = self._arriving, set()
         if not mine:  # revoked while waiting for the lock
             return
@@ -488,6 +563,11 @@ class StreamReader:
         async with self.lock:
             self._arriving -= revoked
             mine = {tp for tp in revoked if tp in self.held}
+            try:
+                await self._written()
+            except Exception:  # outputs lost with partitions still held: the run loop reads those back
+                log.exception("the last checkpoint's outputs were not all delivered")
+                self._rewind_due = True
             if mine and not self._in_group():
                 log.warning("dropped by the group: partitions %s left without a checkpoint; their next owner reads "
                             "them from the last one", sorted(f"{tp.topic}/{tp.partition}" for tp in mine))
@@ -504,6 +584,11 @@ class StreamReader:
         pending, self._pending = self._pending, []
         for future in pending:  # what failed is why we are here: its error is read, not left to asyncio's log
             future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        try:
+            await self._written()
+        except Exception:  # its outputs' failure: the partitions are read back all the same
+            pass
+        self._rewind_due = False
         await self._read_back(set(self.held))  # what was not written is read again from the input
 
     def _forget(self, tps: set[TopicPartition]) -> None:

@@ -174,3 +174,89 @@ def test_only_changed_marks_go_again_and_all_after_a_move() -> None:
     dedupe.forget()
     assert dedupe.fresh("yujing.events", [a]) == [a]
     assert msgspec.json.encode(a)  # marks go over the wire as they are
+
+
+@dataclass
+class Acked:
+    key: bytes
+    n: int
+    value: bytes | None = b"{}"
+    message: Msg = field(default_factory=Msg)
+    acked: bool = False
+    log: list[str] | None = None
+
+    def ack(self) -> None:
+        self.acked = True
+        if self.log is not None:
+            self.log.append(f"ack {self.key.decode()}{self.n}")
+
+
+def run_by_key(events: list[Acked], parallel: int, stop_after: float | None = None) -> list[str]:
+    """Events through `AgentLoop.by_key` with a handler that waits (a Redis round trip); the order handled."""
+    log: list[str] = []
+    for event in events:
+        event.log = log
+
+    async def handler(event: Acked) -> list[Output]:
+        log.append(f"start {event.key.decode()}{event.n}")
+        await asyncio.sleep(0.01 * (3 - event.n % 3))  # later ones of a key finish sooner, unless kept in order
+        log.append(f"end {event.key.decode()}{event.n}")
+        return []
+
+    async def send(outputs: list[Output], origin: float | None) -> None:
+        pass
+
+    async def source() -> Any:
+        for event in events:
+            yield event
+
+    async def main() -> None:
+        loop = AgentLoop("yujing.decisions", handler, send, parallel=parallel)
+        run = asyncio.create_task(loop.by_key(source()))
+        if stop_after is None:
+            await run
+        else:
+            await asyncio.sleep(stop_after)
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+            await asyncio.sleep(0.05)  # long enough for the handlers to end, had they not been stopped
+
+    asyncio.run(main())
+    return log
+
+
+def test_events_of_one_key_are_handled_in_order_and_other_keys_meanwhile() -> None:
+    events = [Acked(k, n) for n in range(3) for k in (b"a", b"b")]
+    log = run_by_key(events, parallel=8)
+    for key in "ab":
+        mine = [line for line in log if line.endswith(tuple(f"{key}{n}" for n in range(3)))
+                and not line.startswith("ack")]
+        assert mine == [f"{step} {key}{n}" for n in range(3) for step in ("start", "end")]
+    assert log[:2] == ["start a0", "start b0"]  # b did not wait for a
+    # acknowledged in the order they came, each once handled (faust commits the acknowledged run)
+    assert [line for line in log if line.startswith("ack")] == [f"ack {k}{n}" for n in range(3) for k in "ab"]
+    assert all(log.index(f"end {k}{n}") < log.index(f"ack {k}{n}") for n in range(3) for k in "ab")
+
+
+def test_no_more_than_parallel_events_are_in_progress() -> None:
+    log = run_by_key([Acked(bytes([97 + i]), 0) for i in range(6)], parallel=2)
+    in_progress = peak = 0
+    for line in log:
+        if line.startswith("ack"):
+            continue
+        in_progress += 1 if line.startswith("start") else -1
+        peak = max(peak, in_progress)
+    assert peak == 2 and len(log) == 18
+
+
+def test_an_event_in_progress_when_the_agent_stops_is_not_acknowledged() -> None:
+    events = [Acked(b"a", 0), Acked(b"b", 0)]
+    log = run_by_key(events, parallel=8, stop_after=0.005)
+    assert log == ["start a0", "start b0"]
+    assert not any(event.acked for event in events)
+
+
+def test_an_event_handled_early_waits_for_those_before_it_to_be_acknowledged() -> None:
+    events = [Acked(b"a", 0), Acked(b"b", 2)]  # b's handler is the quicker one
+    log = run_by_key(events, parallel=8)
+    assert log == ["start a0", "start b2", "end b2", "end a0", "ack a0", "ack b2"]

@@ -26,13 +26,57 @@ def test_a_checkpoint_writes_each_changed_key_once_with_its_latest_value() -> No
     assert table[b"a"] == b"2" and len(table) == 3 and set(table) == {b"a", b"b", b"c"}
 
 
-def test_changes_not_settled_are_given_again_with_what_changed_since() -> None:
+def test_changes_of_a_checkpoint_that_failed_are_given_again_with_what_changed_since() -> None:
     table = PartitionedTable("persons")
     table.active = 1
     table[b"a"] = b"1"
-    assert table.changes() == {1: [(b"a", b"1")]}  # a checkpoint that failed: nothing settled
-    table[b"b"] = b"2"
+    assert table.changes() == {1: [(b"a", b"1")]}
+    table[b"b"] = b"2"  # while it is written
+    table.abort()
     assert checkpoint(table) == {1: [(b"a", b"1"), (b"b", b"2")]}
+
+
+def test_one_checkpoint_at_a_time() -> None:
+    for table in (PartitionedTable("persons"), ChunkedTable("pending")):
+        table.active = 0
+        table[b"0|a"] = b"1"
+        table.changes()
+        with pytest.raises(RuntimeError):
+            table.changes()
+        table.settle()
+        assert checkpoint(table) == {}
+
+
+def test_changes_made_while_a_checkpoint_is_written_go_with_the_next() -> None:
+    table = PartitionedTable("persons")
+    table.active = 0
+    table[b"kept"] = b"1"
+    table[b"gone"] = b"1"
+    checkpoint(table)
+    table[b"new"] = b"2"
+    del table[b"gone"]
+    assert table.changes() == {0: [(b"gone", None), (b"new", b"2")]}
+    table[b"gone"] = b"3"  # back while its tombstone is written
+    del table[b"new"]  # its value is being written: it needs a tombstone after it
+    table.settle()
+    assert checkpoint(table) == {0: [(b"gone", b"3"), (b"new", None)]}
+    assert dict(table) == {b"kept": b"1", b"gone": b"3"}
+    del table[b"gone"]
+    assert checkpoint(table) == {0: [(b"gone", None)]}
+    assert checkpoint(table) == {}
+
+
+def test_a_key_set_again_while_its_tombstone_is_written_stays_its_partitions() -> None:
+    table = PartitionedTable("persons")
+    table.active = 0
+    table[b"a"] = b"1"
+    checkpoint(table)
+    del table[b"a"]
+    table.changes()
+    table[b"a"] = b"2"
+    table.settle()
+    table.drop([0])  # the partition moved away: everything of it goes
+    assert dict(table) == {}
 
 
 def test_a_deleted_key_gets_a_tombstone_only_when_its_changelog_had_it() -> None:
@@ -110,7 +154,8 @@ def test_a_chunk_emptied_before_a_checkpoint_that_failed_is_written_with_the_nex
     (chunk, _), = checkpoint(table)[0]
     table.pop(b"0|a")
     table[b"0|b"] = b"B"
-    failed = table.changes()  # not settled: the transaction was aborted
+    failed = table.changes()
+    table.abort()  # the transaction was aborted
     records = table.changes()
     assert records[0][0] == (chunk, None) and failed[0][0] == (chunk, None)
     assert msgspec.msgpack.decode(records[0][1][1]) == [[b"0|b", b"B"]] and records[0][1][0] != failed[0][1][0]
@@ -159,3 +204,44 @@ def test_a_chunk_stays_under_its_size_and_a_key_set_again_moves_to_the_new_chunk
     for key in (b"0|a", b"0|c", b"0|d"):
         again.pop(key)
     assert sorted(checkpoint(again)[0]) == sorted([(second[0], None), (third, None)])
+
+
+def test_waiting_keys_that_leave_while_their_chunk_is_written_leave_it() -> None:
+    table = ChunkedTable("pending")
+    table.active = 0
+    for key in (b"0|a", b"0|b", b"0|c"):
+        table[key] = key.upper()
+    (chunk, _), = table.changes()[0]
+    table.pop(b"0|a")  # taken while the chunk is written
+    table[b"0|b"] = b"again"  # set again: in the next chunk
+    table.settle()
+    (second, raw), = checkpoint(table)[0]
+    assert msgspec.msgpack.decode(raw) == [[b"0|b", b"again"]]
+    table.pop(b"0|c")  # the last key of the first chunk
+    assert checkpoint(table) == {0: [(chunk, None)]}
+    table.pop(b"0|b")
+    assert checkpoint(table) == {0: [(second, None)]}
+
+
+def test_a_chunk_whose_keys_all_left_while_it_was_written_is_tombstoned_next() -> None:
+    table = ChunkedTable("pending")
+    table.active = 0
+    table[b"0|a"] = b"A"
+    (chunk, _), = table.changes()[0]
+    table.pop(b"0|a")
+    table.settle()
+    assert checkpoint(table) == {0: [(chunk, None)]}
+    assert checkpoint(table) == {} and dict(table) == {}
+
+
+def test_waiting_keys_of_a_checkpoint_that_failed_go_with_the_next_unless_taken() -> None:
+    table = ChunkedTable("pending")
+    table.active = 0
+    table[b"0|a"] = b"A"
+    table[b"0|b"] = b"B"
+    table.changes()
+    table.pop(b"0|a")
+    table[b"0|c"] = b"C"
+    table.abort()
+    (_, raw), = checkpoint(table)[0]
+    assert msgspec.msgpack.decode(raw) == [[b"0|b", b"B"], [b"0|c", b"C"]]
