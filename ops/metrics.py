@@ -78,9 +78,10 @@ class PipelineMetrics:
                                        registry=registry)
         self.hot_path_seconds = Counter(
             "yujing_hot_path_seconds_total",
-            "Wall time of the hot path's loop by phase: waiting for records (fetch), working on them (process, "
-            "which includes send), handing outputs to the producer (send), writing its state and offsets "
-            "(checkpoint); fetch near nil means it is saturated",
+            "Wall time of the hot path's loop by phase: waiting for records (fetch); working on them (process, "
+            "with the turns it gives the worker's other tasks and its sends); handing outputs to the producer "
+            "(send); taking a checkpoint, which is then written in the background (checkpoint). Fetch near nil: "
+            "the worker is saturated",
             ["phase"], registry=registry)
         self.signal_to_warning = Histogram(
             "yujing_signal_to_warning_seconds",

@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Gauge
 
 from deploy.app.agent_loop import AgentLoop, until_broker_takes
-from deploy.app.faust_commit import commit_only_processed, flush_before_commit
+from deploy.app.faust_commit import commit_only_processed, fetch_stalled, flush_before_commit
 from deploy.app.faust_offsets import hand_on_in_order
 from deploy.app.handlers import Handlers, show_on_board
 from deploy.app.local_state import keep_if_clean, mark_clean
@@ -102,6 +102,10 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     @app.task
     async def hot_path() -> None:
         await reader.run()
+
+    @app.timer(10.0)
+    async def unstall() -> None:
+        fetch_stalled(app.consumer)
 
     async def send(outputs: list[Output], timestamp: float | None) -> None:
         # Outputs carry the Kafka timestamp of the input they come from, so every hop down the chain knows when

@@ -26,11 +26,12 @@ from faust.transport.consumer import Consumer
 from faust.transport.producer import ProducerBuffer
 from faust.utils.functional import consecutive_numbers
 
-from deploy.app.faust_offsets import fetch_again_from_committed
+from deploy.app.faust_offsets import _at_committed, _dropped, _next, fetch_again_from_committed
 
 _faust_send_pending = ProducerBuffer._send_pending
 _faust_new_offset = Consumer._new_offset
 FETCH_AGAIN_AFTER_S = 30.0  # a partition fetched again and still held at the same record is fetched again after
+STALLED_AFTER_S = 30.0  # records past the committed offset, none acknowledged nor in an agent, this long: stalled
 
 
 def _sending(buffer: Any) -> int:
@@ -84,6 +85,41 @@ def _new_offset(self: Any, tp: Any) -> int | None:
     acked[: len(run)] = []
     self._acked_index[tp].difference_update(run)
     return int(run[-1]) + 1
+
+
+def fetch_stalled(consumer: Any, now: float | None = None) -> list[Any]:
+    """Partitions whose commit stands still with records past it and none of them acknowledged for
+    `STALLED_AFTER_S`: fetched again from the committed offset, unless an agent has the record there (logged
+    either way, with what the consumer knows of them). The hold above needs an acknowledgement after the hole;
+    records lost at the tail of a quiet partition get none. Returns the partitions fetched again."""
+    now = time.monotonic() if now is None else now
+    seen = consumer.__dict__.setdefault("_yujing_stalled", {})
+    again = []
+    for tp in list(consumer.assignment()):
+        committed = consumer._committed_offset.get(tp)
+        end = consumer.highwater(tp)
+        at = _at_committed(consumer).get(tp)
+        in_agent = at is not None and at.offset == committed and not at.acked
+        if (tp.topic.endswith("-changelog") or committed is None or end is None or end <= committed
+                or consumer._acked.get(tp)):
+            seen.pop(tp, None)
+            continue
+        since = seen.get(tp)
+        if since is None or since[0] != committed:
+            seen[tp] = (committed, now)
+        elif now - since[1] >= STALLED_AFTER_S:
+            seen[tp] = (committed, now)
+            if in_agent:  # an agent has it and has not finished it (Redis away, or a step that hangs)
+                consumer.log.warning("Commit of %r stalled at %r for %.0f s: an agent has had that record since",
+                                     tp, committed, now - since[1])
+                continue
+            fate = fetch_again_from_committed(consumer, tp)
+            consumer.log.warning("Commit of %r stalled at %r for %.0f s with records up to %r, none acknowledged "
+                                 "(next to hand on %r, dropped from %r; the record there %s): fetching again",
+                                 tp, committed, now - since[1], end, _next(consumer).get(tp),
+                                 _dropped(consumer).get(tp), fate)
+            again.append(tp)
+    return again
 
 
 def commit_only_processed() -> None:

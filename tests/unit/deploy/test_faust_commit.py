@@ -4,13 +4,16 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from aiokafka import TopicPartition
 from intervaltree import Interval, IntervalTree
 
 from deploy.app.faust_commit import (
+    STALLED_AFTER_S,
     _faust_new_offset,
     _flush,
     _new_offset,
     _send_pending,
+    fetch_stalled,
 )
 
 
@@ -67,7 +70,7 @@ class FakeConsumer:
         self.log = logging.getLogger("fake-consumer")
 
 
-TP = ("signals.domain", 2)
+TP = TopicPartition("signals.domain", 2)
 
 
 def test_faust_commits_past_one_unacknowledged_record_at_the_head() -> None:
@@ -81,7 +84,8 @@ def test_the_commit_waits_for_the_record_at_the_committed_offset(caplog) -> None
         assert _new_offset(consumer, TP) is None
         assert _new_offset(consumer, TP) is None
     assert [r.getMessage() for r in caplog.records] == [  # once, and the partition is to be fetched again
-        "Commit of ('signals.domain', 2) held at 40: that record is not acknowledged (acknowledged from 41); "
+        "Commit of TopicPartition(topic='signals.domain', partition=2) held at 40: that record is not acknowledged "
+        "(acknowledged from 41); "
         "it was never handed on; fetching again from there"]
     assert consumer.__dict__["_yujing_fetch_again"] == {TP}
     consumer._acked[TP].append(40)
@@ -93,3 +97,52 @@ def test_the_commit_stops_before_a_hole_and_counts_gaps_the_broker_skips_as_done
     assert _new_offset(FakeConsumer(40, [40, 41, 45], gaps=[(42, 45)]), TP) == 46
     assert _new_offset(FakeConsumer(40, [43, 44], gaps=[(40, 43)]), TP) == 45
     assert _new_offset(FakeConsumer(None, [7, 8]), TP) == 9  # never committed: from the first acknowledged
+
+
+class Handed:
+    """A message faust handed on (to an agent's stream)."""
+
+    def __init__(self, offset: int, acked: bool = False) -> None:
+        self.offset, self.acked, self.refcount = offset, acked, 1
+
+
+class QuietConsumer(FakeConsumer):
+    """A consumer whose partition has records past its committed offset (`end`) and none acknowledged."""
+
+    def __init__(self, committed: int, end: int, handed: Handed | None = None) -> None:
+        super().__init__(committed, [])
+        self.end = end
+        if handed is not None:
+            self.__dict__["_yujing_at_committed"] = {TP: handed}
+
+    def assignment(self) -> set:
+        return {TP}
+
+    def highwater(self, tp: object) -> int:
+        return self.end
+
+
+def test_records_left_at_the_tail_of_a_quiet_partition_are_fetched_again_once_it_stalls(caplog) -> None:
+    consumer = QuietConsumer(committed=5, end=7)
+    with caplog.at_level(logging.WARNING):
+        assert fetch_stalled(consumer, now=100.0) == []
+        assert fetch_stalled(consumer, now=100.0 + STALLED_AFTER_S - 1) == []
+        assert fetch_stalled(consumer, now=100.0 + STALLED_AFTER_S) == [TP]
+    assert consumer.__dict__["_yujing_fetch_again"] == {TP}
+    assert "stalled at 5" in caplog.records[0].getMessage() and "never handed on" in caplog.records[0].getMessage()
+    assert fetch_stalled(consumer, now=100.0 + STALLED_AFTER_S + 1) == []  # not again at once
+
+
+def test_a_partition_that_moves_or_has_an_agent_at_work_is_not_fetched_again(caplog) -> None:
+    moving = QuietConsumer(committed=5, end=9)
+    fetch_stalled(moving, now=0.0)
+    moving._committed_offset[TP] = 6
+    assert fetch_stalled(moving, now=STALLED_AFTER_S) == []
+    caught_up = QuietConsumer(committed=9, end=9)
+    assert fetch_stalled(caught_up, now=0.0) == [] and fetch_stalled(caught_up, now=STALLED_AFTER_S) == []
+    busy = QuietConsumer(committed=5, end=9, handed=Handed(5))
+    fetch_stalled(busy, now=0.0)
+    with caplog.at_level(logging.WARNING):
+        assert fetch_stalled(busy, now=STALLED_AFTER_S) == []
+    assert "an agent has had that record" in caplog.records[0].getMessage()
+    assert "_yujing_fetch_again" not in busy.__dict__
