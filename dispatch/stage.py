@@ -1,7 +1,8 @@
 """The dispatch stage: a decision to stop-payment request, route, cooldown, warning and tasks (outputs returned)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import asyncio
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from dispatch.cooldown import Cooldown
@@ -25,6 +26,9 @@ class Dispatcher:
     breaches: int = 0  # steps whose deadline passed unanswered
     on_suppressed: Callable[[], None] = lambda: None  # the metrics hear of each
     on_breach: Callable[[], None] = lambda: None
+    # One tick at a time in this worker: decisions dispatched together would each find the same steps due and
+    # race for every one of them (one Redis round trip each); in turn, the first takes them and the rest find none.
+    _ticking: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     async def handle(self, decision: Decision) -> list[Output]:
         """Everything one decision sends: a stop-payment request for a transfer, and for a rise its warning."""
@@ -73,15 +77,19 @@ class Dispatcher:
         """Move the pipeline clock; every step whose deadline it passed is a breach, and escalates."""
         if self.escalation is None:
             return []
-        clock = await self.escalation.advance(ts)
+        async with self._ticking:
+            return await self._tick_alone(self.escalation, ts)
+
+    async def _tick_alone(self, escalation: EscalationStore, ts: int) -> list[Output]:
+        clock = await escalation.advance(ts)
         out: list[Output] = []
-        for warning_id, step in await self.escalation.due(clock):
-            if not await self.escalation.resolve(warning_id, step):
+        for warning_id, step in await escalation.due(clock):
+            if not await escalation.resolve(warning_id, step):
                 continue  # another worker took it
             self.breaches += 1
             self.on_breach()
-            await self.escalation.breach()
-            ctx = await self.escalation.context(warning_id)
+            await escalation.breach()
+            ctx = await escalation.context(warning_id)
             if ctx is not None:
                 out += await self._escalate(ctx, self._route(ctx.route), step)
         return out

@@ -141,3 +141,24 @@ def test_a_deadline_passed_in_event_time_is_a_breach_and_the_next_step_goes() ->
     tick = Outcome(warning_id="unrelated", channel="phone", outcome="call_answered", ts=T + 61 * MINUTE_MS)
     out = asyncio.run(d.handle_outcome(tick))
     assert topics(out) == ["dispatch.visit"] and heard == ["breach"] and list(escalation.pending) == [("wa", 1)]
+
+
+def test_decisions_dispatched_at_once_tick_in_turn_and_race_for_no_due_step() -> None:
+    d, escalation, heard = dispatcher()
+    asyncio.run(d.handle(decision("T2", fraud_type="impersonate_authority", decision_id="wa")))
+    asked: list[tuple[str, int]] = []
+    take = escalation.resolve
+
+    async def resolve(warning_id: str, step: int) -> bool:
+        asked.append((warning_id, step))
+        await asyncio.sleep(0)  # a Redis round trip: the other decisions run meanwhile
+        return await take(warning_id, step)
+
+    escalation.resolve = resolve  # type: ignore[method-assign]
+    later = [decision("T3", ts=T + 61 * MINUTE_MS + i, rose=False, decision_id=f"late-{i}") for i in range(5)]
+
+    async def together() -> None:
+        await asyncio.gather(*(d.handle(x) for x in later))
+
+    asyncio.run(together())
+    assert asked == [("wa", 0)] and heard == ["breach"]  # one decision took the due step; the others found none
