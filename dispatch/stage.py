@@ -1,7 +1,6 @@
 """The dispatch stage: a decision to stop-payment request, route, cooldown, warning and tasks (outputs returned)."""
 from __future__ import annotations
 
-import asyncio
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -26,9 +25,9 @@ class Dispatcher:
     breaches: int = 0  # steps whose deadline passed unanswered
     on_suppressed: Callable[[], None] = lambda: None  # the metrics hear of each
     on_breach: Callable[[], None] = lambda: None
-    # One tick at a time in this worker: decisions dispatched together would each find the same steps due and
-    # race for every one of them (one Redis round trip each); in turn, the first takes them and the rest find none.
-    _ticking: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    # Steps this worker is taking now: decisions dispatched together find the same steps due, and each would race
+    # for every one of them (a Redis round trip each). Other workers still race for them in Redis.
+    _taking: set[tuple[str, int]] = field(default_factory=set, repr=False)
 
     async def handle(self, decision: Decision) -> list[Output]:
         """Everything one decision sends: a stop-payment request for a transfer, and for a rise its warning."""
@@ -75,16 +74,20 @@ class Dispatcher:
 
     async def _tick(self, ts: int) -> list[Output]:
         """Move the pipeline clock; every step whose deadline it passed is a breach, and escalates."""
-        if self.escalation is None:
+        escalation = self.escalation
+        if escalation is None:
             return []
-        async with self._ticking:
-            return await self._tick_alone(self.escalation, ts)
-
-    async def _tick_alone(self, escalation: EscalationStore, ts: int) -> list[Output]:
         clock = await escalation.advance(ts)
         out: list[Output] = []
         for warning_id, step in await escalation.due(clock):
-            if not await escalation.resolve(warning_id, step):
+            if (warning_id, step) in self._taking:
+                continue  # another decision of this worker is taking it
+            self._taking.add((warning_id, step))
+            try:
+                taken = await escalation.resolve(warning_id, step)
+            finally:
+                self._taking.discard((warning_id, step))
+            if not taken:
                 continue  # another worker took it
             self.breaches += 1
             self.on_breach()

@@ -122,21 +122,23 @@ class AgentLoop:
         await self.by_key(stream.noack().events())
 
     async def by_key(self, events: AsyncIterator[Any]) -> None:
-        """Up to `parallel` events at once, in order per key; acknowledged in the order they came once their
-        outputs are sent (faust_commit.py holds a commit at an event not acknowledged while later ones are)."""
+        """Up to `parallel` events at once, in order per key; acknowledged in the order they came in their partition
+        once their outputs are sent (faust_commit.py holds a commit at an event not acknowledged while later ones
+        are). A failure fails the agent, as in a sequential one."""
         window = asyncio.Semaphore(self.parallel)  # events not yet acknowledged
-        arrived: deque[list[Any]] = deque()  # [event, handled], in the order they came
+        arrived: dict[Any, deque[list[Any]]] = {}  # per partition, [event, handled] in the order they came
         last: dict[Any, asyncio.Task] = {}  # per key, its latest event's task
         running: set[asyncio.Task] = set()
         failed: list[BaseException] = []
+        parent = asyncio.current_task()
 
-        async def after(before: asyncio.Task | None, entry: list[Any]) -> None:
+        async def after(before: asyncio.Task | None, entry: list[Any], queue: deque[list[Any]]) -> None:
             if before is not None:
                 await asyncio.wait([before])
             await self.one(entry[0])
             entry[1] = True
-            while arrived and arrived[0][1]:
-                arrived.popleft()[0].ack()
+            while queue and queue[0][1]:
+                queue.popleft()[0].ack()
                 window.release()
 
         def done(key: Any, task: asyncio.Task) -> None:
@@ -145,25 +147,30 @@ class AgentLoop:
                 del last[key]
             if not task.cancelled() and task.exception() is not None:
                 failed.append(task.exception())  # type: ignore[arg-type]
+                if len(failed) == 1 and parent is not None:
+                    parent.cancel()  # it may be waiting for a slot or an event: neither comes after a failure
 
         try:
             async for event in events:
-                if failed:  # a bug, as in a sequential agent: the agent fails with it
-                    raise failed[0]
                 await window.acquire()
                 entry = [event, False]
-                arrived.append(entry)
-                task = asyncio.create_task(after(last.get(event.key), entry))
+                queue = arrived.setdefault(event.message.tp, deque())
+                queue.append(entry)
+                task = asyncio.create_task(after(last.get(event.key), entry, queue))
                 last[event.key] = task
                 running.add(task)
                 task.add_done_callback(partial(done, event.key))
             if running:
                 await asyncio.wait(running)
+        except asyncio.CancelledError:
             if failed:
-                raise failed[0]
+                raise failed[0] from None
+            raise
         finally:  # stopped: what is not done is not acknowledged, and is read again
             for task in running:
                 task.cancel()
+        if failed:
+            raise failed[0]
 
     async def one(self, event: Any) -> list[Output]:
         """Process one event to the end; returns what it sent."""

@@ -26,7 +26,7 @@ from faust.transport.consumer import Consumer
 from faust.transport.producer import ProducerBuffer
 from faust.utils.functional import consecutive_numbers
 
-from deploy.app.faust_offsets import _at_committed, _dropped, _next, fetch_again_from_committed
+from deploy.app.faust_offsets import _dropped, _next, fetch_again_from_committed
 
 _faust_send_pending = ProducerBuffer._send_pending
 _faust_new_offset = Consumer._new_offset
@@ -89,19 +89,24 @@ def _new_offset(self: Any, tp: Any) -> int | None:
 
 def fetch_stalled(consumer: Any, now: float | None = None) -> list[Any]:
     """Partitions whose commit stands still with records past it and none of them acknowledged for
-    `STALLED_AFTER_S`: fetched again from the committed offset, unless an agent has the record there (logged
-    either way, with what the consumer knows of them). The hold above needs an acknowledgement after the hole;
-    records lost at the tail of a quiet partition get none. Returns the partitions fetched again."""
+    `STALLED_AFTER_S`: fetched again from the committed offset, unless an agent has one of them or it is paused
+    (logged either way, with what the consumer knows of them). The hold above needs an acknowledgement after the
+    hole; records lost at the tail of a quiet partition get none. Returns the partitions fetched again."""
     now = time.monotonic() if now is None else now
     seen = consumer.__dict__.setdefault("_yujing_stalled", {})
+    assigned = set(consumer.assignment())
+    for tp in [tp for tp in seen if tp not in assigned]:
+        del seen[tp]
+    handed = {}  # per partition, the least offset handed on to an agent and not yet acknowledged
+    for message in list(consumer._unacked_messages):
+        if not message.acked:
+            handed[message.tp] = min(handed.get(message.tp, message.offset), message.offset)
     again = []
-    for tp in list(consumer.assignment()):
+    for tp in assigned:
         committed = consumer._committed_offset.get(tp)
         end = consumer.highwater(tp)
-        at = _at_committed(consumer).get(tp)
-        in_agent = at is not None and at.offset == committed and not at.acked
         if (tp.topic.endswith("-changelog") or committed is None or end is None or end <= committed
-                or consumer._acked.get(tp)):
+                or consumer._acked.get(tp) or tp in consumer._paused_partitions):
             seen.pop(tp, None)
             continue
         since = seen.get(tp)
@@ -109,14 +114,14 @@ def fetch_stalled(consumer: Any, now: float | None = None) -> list[Any]:
             seen[tp] = (committed, now)
         elif now - since[1] >= STALLED_AFTER_S:
             seen[tp] = (committed, now)
-            if in_agent:  # an agent has it and has not finished it (Redis away, or a step that hangs)
-                consumer.log.warning("Commit of %r stalled at %r for %.0f s: an agent has had that record since",
-                                     tp, committed, now - since[1])
+            if handed.get(tp, -1) >= committed:  # an agent has a record of it (Redis away, or a step that hangs)
+                consumer.log.warning("Commit of %r stalled at %r for %.0f s: an agent has had its record at %r "
+                                     "since", tp, committed, now - since[1], handed[tp])
                 continue
             fate = fetch_again_from_committed(consumer, tp)
             consumer.log.warning("Commit of %r stalled at %r for %.0f s with records up to %r, none acknowledged "
-                                 "(next to hand on %r, dropped from %r; the record there %s): fetching again",
-                                 tp, committed, now - since[1], end, _next(consumer).get(tp),
+                                 "nor in an agent (next to hand on %r, dropped from %r; the record there %s): "
+                                 "fetching again", tp, committed, now - since[1], end, _next(consumer).get(tp),
                                  _dropped(consumer).get(tp), fate)
             again.append(tp)
     return again

@@ -72,6 +72,10 @@ CHANGELOG_BATCH_BYTES = 512 * 1024  # a checkpoint's records per partition and r
 TRANSACTION_TIMEOUT_MS = 10_000  # a checkpoint left open by a killed worker holds its changelogs this long
 
 
+class OutputsLost(Exception):
+    """Outputs the broker did not take: no checkpoint may pass their inputs until they are read back."""
+
+
 class CheckpointFailed(Exception):
     """A checkpoint's transaction was aborted: tables and offsets stay at the one before, nothing is lost."""
 
@@ -225,7 +229,7 @@ class StreamReader:
 
     async def _process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         if self._rewind_due:
-            raise RuntimeError("outputs were not delivered while partitions left")
+            raise OutputsLost("outputs were not delivered while partitions left")
         began = time.monotonic()
         await self._batch(batches)
         processed = time.monotonic()
@@ -277,9 +281,8 @@ class StreamReader:
                         await self._written()  # taken where the loop was consistent: it is written, whatever came after
                     except Exception:
                         log.exception("the last checkpoint's outputs were not all delivered: no checkpoint at the stop")
-                    else:
-                        if self._consistent:
-                            await self.checkpoint()
+                    if self._consistent and not self._rewind_due:
+                        await self.checkpoint()
         finally:
             if self.consumer is not None:
                 await self.consumer.stop()
@@ -439,6 +442,8 @@ class StreamReader:
         table key changed since (to its changelog, once) and the offsets. It is written while the loop goes on
         (`_write`); `_written` settles it. `CheckpointFailed`: this worker is no member of the group now."""
         await self._written()
+        if self._rewind_due:
+            raise OutputsLost("outputs were not delivered: the partitions are to be read back first")
         offsets = {tp: pos for tp, pos in self.position.items()
                    if tp in self.held and pos != self.committed.get(tp)}
         changes = {name: table.changes() for name, table in self.tables.items()}
@@ -457,7 +462,8 @@ class StreamReader:
         assert self.checkpointer is not None
         if outputs:
             await asyncio.wait(outputs)
-            refused = [f.exception() for f in outputs if not f.cancelled() and f.exception() is not None]
+            refused = [OutputsLost("an output's send was cancelled") if f.cancelled() else f.exception()
+                       for f in outputs if f.cancelled() or f.exception() is not None]
             if refused:
                 raise refused[0]  # what the broker refused: the partitions are read back, the outputs made again
         if not (offsets or any(changes.values())):
@@ -499,6 +505,7 @@ class StreamReader:
         if isinstance(failure, CheckpointFailed):
             log.warning("checkpoint not taken (%s): its changes go with the next one", failure)
             return
+        self._rewind_due = True  # outputs lost: no checkpoint may pass them until the partitions are read back
         raise failure
 
     def arrive(self, assigned: set[TopicPartition]) -> None:
@@ -565,10 +572,15 @@ class StreamReader:
             mine = {tp for tp in revoked if tp in self.held}
             try:
                 await self._written()
-            except Exception:  # outputs lost with partitions still held: the run loop reads those back
+            except Exception:  # outputs lost (`_rewind_due`): the partitions leave at the last checkpoint
                 log.exception("the last checkpoint's outputs were not all delivered")
-                self._rewind_due = True
-            if mine and not self._in_group():
+            if mine and not self._consistent:  # a stop in the middle of a batch: its outputs may not all be sent
+                log.warning("partitions %s left in the middle of a batch: their next owner reads them from the last "
+                            "checkpoint", sorted(f"{tp.topic}/{tp.partition}" for tp in mine))
+            elif mine and self._rewind_due:
+                log.warning("partitions %s left with outputs not delivered: their next owner reads them from the "
+                            "last checkpoint", sorted(f"{tp.topic}/{tp.partition}" for tp in mine))
+            elif mine and not self._in_group():
                 log.warning("dropped by the group: partitions %s left without a checkpoint; their next owner reads "
                             "them from the last one", sorted(f"{tp.topic}/{tp.partition}" for tp in mine))
             elif mine:

@@ -24,6 +24,10 @@ class Msg:
     timestamp: float | None = 1_764_547_200.0
     topic: str = "signals.telecom"
 
+    @property
+    def tp(self) -> tuple[str, int]:
+        return self.topic, self.partition
+
 
 @dataclass
 class Event:
@@ -260,3 +264,37 @@ def test_an_event_handled_early_waits_for_those_before_it_to_be_acknowledged() -
     events = [Acked(b"a", 0), Acked(b"b", 2)]  # b's handler is the quicker one
     log = run_by_key(events, parallel=8)
     assert log == ["start a0", "start b2", "end b2", "end a0", "ack a0", "ack b2"]
+
+
+def test_an_event_handled_early_in_another_partition_is_acknowledged_at_once() -> None:
+    events = [Acked(b"a", 0), Acked(b"b", 2, message=Msg(partition=1))]  # b's is quicker, in its own partition
+    log = run_by_key(events, parallel=8)
+    assert log == ["start a0", "start b2", "end b2", "ack b2", "end a0", "ack a0"]
+
+
+def test_a_failure_to_send_fails_the_agent_also_when_it_waits_for_a_slot_or_an_event() -> None:
+    async def handler(event: Acked) -> list[Output]:
+        return [Output("warnings", event.key, b"")]
+
+    async def send(outputs: list[Output], origin: float | None) -> None:
+        raise RuntimeError("the producer is gone")
+
+    async def quiet() -> Any:
+        yield Acked(b"a", 0)
+        await asyncio.Event().wait()  # no event comes after it
+
+    async def full() -> Any:
+        for i in range(5):
+            yield Acked(bytes([97 + i]), 0)
+
+    async def run(source: Any, parallel: int) -> BaseException | None:
+        task = asyncio.create_task(AgentLoop("yujing.decisions", handler, send, parallel=parallel).by_key(source))
+        await asyncio.sleep(0.5)
+        if not task.done():  # hangs: what a stop would find
+            task.cancel()
+            return None
+        return task.exception()
+
+    for source, parallel in ((quiet(), 8), (full(), 1)):
+        failure = asyncio.run(run(source, parallel))
+        assert isinstance(failure, RuntimeError) and str(failure) == "the producer is gone"

@@ -103,17 +103,17 @@ class Handed:
     """A message faust handed on (to an agent's stream)."""
 
     def __init__(self, offset: int, acked: bool = False) -> None:
-        self.offset, self.acked, self.refcount = offset, acked, 1
+        self.tp, self.offset, self.acked, self.refcount = TP, offset, acked, 1
 
 
 class QuietConsumer(FakeConsumer):
     """A consumer whose partition has records past its committed offset (`end`) and none acknowledged."""
 
-    def __init__(self, committed: int, end: int, handed: Handed | None = None) -> None:
+    def __init__(self, committed: int, end: int, handed: Handed | None = None, paused: bool = False) -> None:
         super().__init__(committed, [])
         self.end = end
-        if handed is not None:
-            self.__dict__["_yujing_at_committed"] = {TP: handed}
+        self._unacked_messages = [handed] if handed is not None else []
+        self._paused_partitions = {TP} if paused else set()
 
     def assignment(self) -> set:
         return {TP}
@@ -140,9 +140,11 @@ def test_a_partition_that_moves_or_has_an_agent_at_work_is_not_fetched_again(cap
     assert fetch_stalled(moving, now=STALLED_AFTER_S) == []
     caught_up = QuietConsumer(committed=9, end=9)
     assert fetch_stalled(caught_up, now=0.0) == [] and fetch_stalled(caught_up, now=STALLED_AFTER_S) == []
-    busy = QuietConsumer(committed=5, end=9, handed=Handed(5))
+    busy = QuietConsumer(committed=5, end=9, handed=Handed(7))  # 5 and 6 done, not yet acknowledged (in order)
     fetch_stalled(busy, now=0.0)
     with caplog.at_level(logging.WARNING):
         assert fetch_stalled(busy, now=STALLED_AFTER_S) == []
-    assert "an agent has had that record" in caplog.records[0].getMessage()
+    assert "an agent has had its record at 7" in caplog.records[0].getMessage()
     assert "_yujing_fetch_again" not in busy.__dict__
+    paused = QuietConsumer(committed=5, end=9, paused=True)  # faust recovers a table, or holds the flow
+    assert fetch_stalled(paused, now=0.0) == [] and fetch_stalled(paused, now=STALLED_AFTER_S) == []
