@@ -11,8 +11,8 @@ settle in their group; the city is then produced flat out (the registry first), 
 sent until every group has committed everything (all the topics they read, internal ones too): producer and
 pipeline run together, and the producer's own time is reported beside. Results go to stdout as JSON and a
 table of ratios.
-With `--only latency`, one worker is fed at each `--rates` and every warning and stop-payment request is timed
-as a consumer reads it (read time minus the originating signal's Kafka timestamp): p50, p99 and max.
+With `--only latency`, one worker is fed at each `--rates` and every decision, warning and stop-payment request is
+timed as a consumer reads it (read time minus the originating signal's Kafka timestamp): p50, p99 and max.
 Needs a running stack (`yujing stack up`, or KAFKA_BOOTSTRAP / REDIS_URL).
 """
 from __future__ import annotations
@@ -263,8 +263,8 @@ def quantile(values: list[float], q: float) -> float | None:
 
 
 def latency_at(base: Settings, model: str, city: City, rate: float, work: Path) -> dict[str, float | None]:
-    """p50/p99/max signal → warning and transfer → stop-payment of one worker fed at `rate` signals per second,
-    from every warning and stop-payment request as its consumer reads it."""
+    """p50/p99/max signal → decision, signal → warning and transfer → stop-payment of one worker fed at `rate`
+    signals per second, from every decision, warning and stop-payment request as its consumer reads it."""
     s, worker = one_worker(base, model, work / f"lat-{int(rate)}", f"{uuid.uuid4().hex[:6]}l{int(rate)}",
                            work / f"latency-{int(rate)}.log")
     try:
