@@ -65,11 +65,15 @@ class PartitionedTable(MutableMapping[bytes, Any]):
         self._own(key)
         return value
 
-    def _own(self, key: bytes) -> None:
+    def _writer(self) -> int:
+        """The partition a write now belongs to (refused outside any)."""
         if self.active < 0:
             raise RuntimeError(f"table {self.name}: a write outside any partition")
-        self._owner[key] = self.active
-        self._dirty.setdefault(self.active, set()).add(key)
+        return self.active
+
+    def _own(self, key: bytes) -> None:
+        p = self._owner[key] = self._writer()
+        self._dirty.setdefault(p, set()).add(key)
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._data)
@@ -183,12 +187,11 @@ class ChunkedTable(PartitionedTable):
         self._taken_dead: dict[int, set[bytes]] = {}
 
     def __setitem__(self, key: bytes, value: Any) -> None:
-        if self.active < 0:
-            raise RuntimeError(f"table {self.name}: a write outside any partition")
+        p = self._writer()
         self._leave_chunk(key)
         self._data[key] = value
-        self._owner[key] = self.active
-        self._fresh.setdefault(self.active, {})[key] = None
+        self._owner[key] = p
+        self._fresh.setdefault(p, {})[key] = None
 
     def __delitem__(self, key: bytes) -> None:
         if key not in self._data:
@@ -200,8 +203,7 @@ class ChunkedTable(PartitionedTable):
             if default is PartitionedTable._missing:
                 raise KeyError(key)
             return default
-        if self.active < 0:
-            raise RuntimeError(f"table {self.name}: a write outside any partition")
+        self._writer()
         partition = self._owner.pop(key)
         self._fresh.get(partition, {}).pop(key, None)
         self._leave_chunk(key)

@@ -574,15 +574,14 @@ class StreamReader:
                 await self._written()
             except Exception:  # outputs lost (`_rewind_due`): the partitions leave at the last checkpoint
                 log.exception("the last checkpoint's outputs were not all delivered")
-            if mine and not self._consistent:  # a stop in the middle of a batch: its outputs may not all be sent
-                log.warning("partitions %s left in the middle of a batch: their next owner reads them from the last "
-                            "checkpoint", sorted(f"{tp.topic}/{tp.partition}" for tp in mine))
-            elif mine and self._rewind_due:
-                log.warning("partitions %s left with outputs not delivered: their next owner reads them from the "
-                            "last checkpoint", sorted(f"{tp.topic}/{tp.partition}" for tp in mine))
-            elif mine and not self._in_group():
-                log.warning("dropped by the group: partitions %s left without a checkpoint; their next owner reads "
-                            "them from the last one", sorted(f"{tp.topic}/{tp.partition}" for tp in mine))
+            # No checkpoint in the middle of a batch (a stop: its outputs may not all be sent), past outputs not
+            # delivered, or once the group has dropped this worker.
+            unsafe = ("in the middle of a batch" if not self._consistent else
+                      "with outputs not delivered" if self._rewind_due else
+                      "dropped by the group" if not self._in_group() else None)
+            if mine and unsafe:
+                log.warning("partitions %s left without a checkpoint (%s): their next owner reads them from the last "
+                            "one", sorted(f"{tp.topic}/{tp.partition}" for tp in mine), unsafe)
             elif mine:
                 try:
                     await self.checkpoint()
