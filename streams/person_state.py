@@ -375,6 +375,7 @@ def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy, flo
                                    fraud_type="unknown", event_id=event.control.source))
     if _hour(ts) > state.watermark:
         # The window moves at most once an hour per person: trimming is amortised, and repeats write nothing.
+        known_before = _known_days(state.watermark, policy)
         state.watermark = _hour(ts)
         horizon = min(state.watermark, floor) - policy.window_ms
         for kind in FACT_KINDS:
@@ -384,9 +385,16 @@ def apply_event(state: PersonState, event: PersonEvent, policy: StatePolicy, flo
             # has moved since).
             if facts and (facts[0].ts < horizon or len(facts) > policy.max_facts):
                 _cap(state, kind, horizon, policy.max_facts, floor)
-        _trim_known(state, policy, policy.max_known)
+        if _known_days(state.watermark, policy) != known_before or len(state.known) > policy.max_known:
+            _trim_known(state, policy, policy.max_known)
         up.changed = True
     return up
+
+
+def _known_days(watermark: int, policy: StatePolicy) -> int:
+    """How many day stamps lie before the memory's horizon: what `_trim_known` drops changes only with it
+    (a known value's last contact is kept as its day)."""
+    return -(-(watermark - policy.memory_ms) // DAY_MS)
 
 
 def event_key(event: PersonEvent) -> str:
@@ -404,7 +412,12 @@ def event_key(event: PersonEvent) -> str:
 
 def as_of(state: PersonState, now: int, keep: int = StatePolicy.max_facts) -> PersonState:
     """The state as a decision at event time `now` sees it: facts up to `now`, the latest `keep` of each kind
-    (what an in-order fold would hold then; later facts may already be in, folded ahead of the decisions)."""
+    (what an in-order fold would hold then; later facts may already be in, folded ahead of the decisions).
+    The state itself when it holds nothing else, as when the decisions keep up: read it, never change it."""
+    if all((not facts or facts[-1].ts <= now) and len(facts) <= keep
+           for facts in (state.calls, state.web, state.payments, state.hits)):
+        return state
+
     def upto(facts: list) -> list:
         end = bisect.bisect_right(facts, now, key=lambda f: f.ts)
         return facts[max(0, end - keep):end]
@@ -425,9 +438,18 @@ def _fact_ts(fact: Any) -> int:
 def earliest_evidence(state: PersonState, now: int, window_ms: int) -> int:
     """The event time of the earliest notable fact within the window before `now` (or `now`)."""
     lo = now - window_ms
-    times = [f.ts for facts in (state.calls, state.web, state.payments) for f in since(facts, lo) if f.ts <= now]
-    times += [h.ts for h in since(state.hits, lo) if hit_live(h, now)]
-    return min(times, default=now)
+    first = now
+    for facts in (state.calls, state.web, state.payments):  # in event-time order: the first in the window
+        i = bisect.bisect_left(facts, lo, key=_fact_ts)
+        if i < len(facts) and facts[i].ts < first:
+            first = facts[i].ts
+    for h in since(state.hits, lo):
+        if h.ts >= first:
+            break
+        if hit_live(h, now):
+            first = h.ts
+            break
+    return first
 
 
 def _has_fact(facts: list, ts: int, match: Callable[[Any], bool]) -> bool:

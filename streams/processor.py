@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import msgspec
 
@@ -34,11 +34,9 @@ from streams.person_state import (
 from streams.table_views import ValueEntries
 from streams.value_index import (
     IndexPolicy,
-    ValueHead,
     add_contact,
     apply_indicator,
-    decode_head,
-    encode_head,
+    stored_head,
 )
 from streams.watermarks import (
     Frontier,
@@ -81,7 +79,7 @@ class Processor:
     # event or decision that changes nothing leaves its state as it was (`Update.changed`), so only the
     # states written back here differ from what the changelog has.
     persons: MutableMapping[bytes, PersonState]
-    values: Table
+    values: MutableMapping[bytes, Any]  # value heads and entries as objects (streams/value_index.py)
     index_policy: IndexPolicy
     state_policy: StatePolicy
     on_person: PersonHook | None = None
@@ -296,18 +294,23 @@ class Processor:
     def value_message(self, vm: ValueMessage) -> list[Output]:
         """A contact or indicator change for one value: index it, match it, mine backwards, tell of an end."""
         key = vm.value_key.encode()
-        raw = self.values.get(key)
-        head = decode_head(raw) if raw else ValueHead()
+        stored = self.values.get(key)
+        head = stored_head(stored)
         entries = ValueEntries(self.values, vm.value_key)
-        if vm.indicator is not None:
-            update = apply_indicator(head, entries, vm.value_key, vm.indicator, self.index_policy)
-        elif vm.contact is not None:
-            update = add_contact(head, entries, vm.contact, self.index_policy,
-                                 track_fanout=vm.value_key.startswith("phone:"))
-        else:
-            return []
+        try:
+            if vm.indicator is not None:
+                update = apply_indicator(head, entries, vm.value_key, vm.indicator, self.index_policy)
+            elif vm.contact is not None:
+                update = add_contact(head, entries, vm.contact, self.index_policy,
+                                     track_fanout=vm.value_key.startswith("phone:"))
+            else:
+                return []
+        except Exception:
+            if head is stored:  # changed in place before it failed: the changelog gets what the worker holds
+                self.values[key] = head
+            raise
         if update.head_changed:
-            self.values[key] = encode_head(head)
+            self.values[key] = head
         # The notices after the hits: on each person's partition they arrive after every hit sent before them.
         return ([person_output(PersonEvent(person=person, source="hit", hit=hit)) for person, hit in update.hits]
                 + [person_output(PersonEvent(person=person, source="retraction", retraction=note))

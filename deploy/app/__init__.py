@@ -27,7 +27,11 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Gauge
 
 from deploy.app.agent_loop import AgentLoop, until_broker_takes
-from deploy.app.faust_commit import commit_only_processed, fetch_stalled, flush_before_commit
+from deploy.app.faust_commit import (
+    commit_only_processed,
+    fetch_stalled,
+    flush_before_commit,
+)
 from deploy.app.faust_offsets import hand_on_in_order
 from deploy.app.handlers import Handlers, show_on_board
 from deploy.app.local_state import keep_if_clean, mark_clean
@@ -53,6 +57,7 @@ from scorers.model import Model, ModelMismatch
 from streams.identity_replica import IdentityReplica
 from streams.person_state import decode_state, encode_state
 from streams.processor import Processor
+from streams.value_index import encode_stored
 from streams.watermarks import SourceProgress, decode_pending, encode_pending
 
 log = logging.getLogger(__name__)
@@ -150,7 +155,8 @@ def _processor(app: faust.App, settings: Settings,
 
     tables = {"persons": PartitionedTable("persons", encode_state, decode_state),
               "pending": ChunkedTable("pending", encode_pending, decode_pending),
-              **{name: PartitionedTable(name) for name in ("values", "marks", "value-marks")}}
+              "values": PartitionedTable("values", encode_stored),
+              **{name: PartitionedTable(name) for name in ("marks", "value-marks")}}
     processor = Processor(identity=identity, directory=replica, persons=tables["persons"], values=tables["values"],
                           index_policy=index_policy, state_policy=state_policy, pending=tables["pending"],
                           marks=tables["marks"], value_frontiers=tables["value-marks"],
