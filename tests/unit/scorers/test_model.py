@@ -10,7 +10,8 @@ import pytest
 import sklearn
 
 from scorers.features import FEATURES
-from scorers.model import META_FILE, ModelMismatch, load
+from scorers.fraud_types import TYPE_FEATURES
+from scorers.model import META_FILE, FastTypes, ModelMismatch, load, make_type_estimator
 from scorers.tiers import TierPolicy
 from tests.conftest import SMALL_PLAN
 
@@ -53,6 +54,23 @@ def test_exported_weights_give_sklearns_probabilities(small_model: Path) -> None
     X = np.random.default_rng(3).random((500, len(FEATURES))) * np.linspace(1, 12, len(FEATURES))
     exact = model.risk.predict_proba(X)[:, 1]
     assert max(abs(fast.score(list(x)) - p) for x, p in zip(X, exact)) < 1e-12
+
+
+def test_exported_type_weights_give_sklearns_probabilities_and_its_choice(small_model: Path) -> None:
+    model = load(small_model)
+    X = np.random.default_rng(4).random((500, len(TYPE_FEATURES))) * 4
+    for x, exact in zip(X, model.types.predict_proba(X)):
+        assert max(abs(p - e) for p, e in zip(model.fast_types.proba(list(x)), exact)) < 1e-12
+        fraud_type, p = model.fraud_type(list(x))
+        assert fraud_type == model.types.classes_[int(np.argmax(exact))] and abs(p - exact.max()) < 1e-12
+
+
+def test_two_fraud_types_are_one_sigmoid_as_in_sklearn() -> None:
+    X = np.random.default_rng(5).random((300, 4))
+    pipe = make_type_estimator().fit(X, np.where(X[:, 0] + X[:, 1] > 1, "romance", "fake_loan"))
+    fast = FastTypes.from_pipeline(pipe)
+    for x, exact in zip(X, pipe.predict_proba(X)):
+        assert max(abs(p - e) for p, e in zip(fast.proba(list(x)), exact)) < 1e-12
 
 
 def test_rows_from_field_outcomes_join_the_risk_model_only() -> None:

@@ -1,16 +1,24 @@
 """Per-person state: facts from each signal, windows in event time, hits deduplicated, controls marked."""
 from __future__ import annotations
 
+import random
+
 import msgspec
 
 from schemas.internal import ControlNote, IndicatorHit, PersonEvent, RetractionNote
 from schemas.records import DomainSignal, PaymentSignal, TelecomSignal
 from schemas.units import DAY_MS, HOUR_MS
 from streams.person_state import (
+    CallFact,
+    HitFact,
+    PaymentFact,
     PersonState,
     StatePolicy,
+    WebFact,
     apply_event,
+    as_of,
     decode_state,
+    earliest_evidence,
     hit_live,
     known_key,
     new_state,
@@ -114,6 +122,60 @@ def test_state_is_bounded() -> None:
     for i in range(500):
         apply_event(state, call(i / 100, f"+86170{i:08d}", i), POLICY)
     assert len(state.calls) == POLICY.max_facts and POLICY.max_known * 3 // 4 <= len(state.known) <= POLICY.max_known
+
+
+def test_a_known_value_is_forgotten_once_memory_has_passed_its_last_day_and_not_before() -> None:
+    """Known values are trimmed only when the memory's horizon passes a day (their last contact is kept as its
+    day), not every hour: the result must be what trimming every hour gives."""
+    policy = StatePolicy(memory_ms=2 * DAY_MS)
+    state, last_day = new_state("S1"), {}
+    for i in range(24 * 7):
+        number = f"+86170{(i * 7) % 40 + (i // 50) * 100:08d}"  # repeats, and new numbers as days go by
+        event = call(i + 0.25, number, i)
+        apply_event(state, event, policy)
+        assert event.telecom is not None
+        last_day[number] = max(last_day.get(number, 0), event.telecom.ts - event.telecom.ts % DAY_MS)
+        horizon = state.watermark - policy.memory_ms
+        assert set(state.known) == {known_key(f"phone:{n}") for n, day in last_day.items() if day >= horizon}, i
+
+
+def _fact_lists(rng: random.Random) -> PersonState:
+    """A state with facts and hits at random times over three days, each kind in event-time order."""
+    def times(n: int) -> list[int]:
+        return sorted(T0 + rng.randrange(72 * HOUR_MS) for _ in range(n))
+    calls = [CallFact(ts, "call", "in", "+86170", "mobile", 60, [], False, [], f"c{i}")
+             for i, ts in enumerate(times(rng.randrange(6)))]
+    web = [WebFact(ts, "visit", "x.cn", False, f"w{i}") for i, ts in enumerate(times(rng.randrange(4)))]
+    payments = [PaymentFact(ts, f"t{i}", "initiated", "out", "X", 100, False, "mobile", f"p{i}")
+                for i, ts in enumerate(times(rng.randrange(4)))]
+    hits = [HitFact(ts, ts, f"phone:{i}", "romance", 0.9, "forward", ts, "case", 0, f"h{i}",
+                    end_ts=ts + rng.choice([HOUR_MS, DAY_MS]) if rng.random() < 0.5 else None)
+            for i, ts in enumerate(times(rng.randrange(5)))]
+    return PersonState(person="S1", calls=calls, web=web, payments=payments, hits=hits)
+
+
+def test_the_earliest_evidence_is_the_first_fact_in_the_window_or_live_hit() -> None:
+    rng = random.Random(4)
+    for _ in range(500):
+        state = _fact_lists(rng)
+        now, window = T0 + rng.randrange(80 * HOUR_MS), rng.choice([HOUR_MS, 12 * HOUR_MS, 3 * DAY_MS])
+        lo = now - window
+        times = [f.ts for facts in (state.calls, state.web, state.payments) for f in facts if lo <= f.ts <= now]
+        times += [h.ts for h in state.hits if lo <= h.ts and hit_live(h, now)]
+        assert earliest_evidence(state, now, window) == min(times, default=now)
+
+
+def test_as_of_cuts_the_facts_ahead_of_its_time_and_leaves_the_state_alone() -> None:
+    rng = random.Random(5)
+    for _ in range(200):
+        state, now = _fact_lists(rng), T0 + rng.randrange(80 * HOUR_MS)
+        before = msgspec.msgpack.encode(state)
+        seen = as_of(state, now, keep=3)
+        for kind in ("calls", "web", "payments", "hits"):
+            assert getattr(seen, kind) == [f for f in getattr(state, kind) if f.ts <= now][-3:]
+        assert msgspec.msgpack.encode(state) == before
+        assert (seen is state) == all(len(getattr(state, k)) <= 3 and all(f.ts <= now for f in getattr(state, k))
+                                      for k in ("calls", "web", "payments", "hits"))
 
 
 def test_control_marks_the_person_once() -> None:
