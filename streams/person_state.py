@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -148,6 +149,9 @@ def new_state(person: str, subject_id: str | None = None) -> PersonState:
     return PersonState(person=person, subject_id=subject_id)
 
 
+_fact_ts = operator.attrgetter("ts")  # a fact's event time (in C: bisect calls it at every step)
+
+
 def _hour(ts: int) -> int:
     return ts - ts % HOUR_MS
 
@@ -162,7 +166,7 @@ def _trim(facts: list, horizon: int, keep: int, floor: int) -> tuple[list, Any]:
     """
     kept = [f for f in facts if f.ts >= horizon]
     kept.sort(key=fact_order)
-    first_after = bisect.bisect_left(kept, floor, key=lambda f: f.ts)
+    first_after = bisect.bisect_left(kept, floor, key=_fact_ts)
     start = max(0, first_after - keep, len(kept) - HARD_CAP * keep)
     return kept[start:], (kept[start - 1] if start else None)
 
@@ -419,7 +423,7 @@ def as_of(state: PersonState, now: int, keep: int = StatePolicy.max_facts) -> Pe
         return state
 
     def upto(facts: list) -> list:
-        end = bisect.bisect_right(facts, now, key=lambda f: f.ts)
+        end = bisect.bisect_right(facts, now, key=_fact_ts)
         return facts[max(0, end - keep):end]
 
     return msgspec.structs.replace(state, calls=upto(state.calls), web=upto(state.web),
@@ -429,10 +433,6 @@ def as_of(state: PersonState, now: int, keep: int = StatePolicy.max_facts) -> Pe
 def since(facts: list, ts: int) -> list:
     """The facts at or after event time `ts` (a kind of fact is kept in event-time order: bisect)."""
     return facts[bisect.bisect_left(facts, ts, key=_fact_ts):]
-
-
-def _fact_ts(fact: Any) -> int:
-    return fact.ts
 
 
 def earliest_evidence(state: PersonState, now: int, window_ms: int) -> int:
@@ -454,7 +454,7 @@ def earliest_evidence(state: PersonState, now: int, window_ms: int) -> int:
 
 def _has_fact(facts: list, ts: int, match: Callable[[Any], bool]) -> bool:
     """Whether a fact at event time `ts` satisfies `match` (facts are sorted by time: bisect, then scan the tie)."""
-    i = bisect.bisect_left(facts, ts, key=lambda f: f.ts)
+    i = bisect.bisect_left(facts, ts, key=_fact_ts)
     while i < len(facts) and facts[i].ts == ts:
         if match(facts[i]):
             return True
