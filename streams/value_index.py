@@ -15,8 +15,9 @@ they hold from that span stop counting at the end, those still on their way to t
 streams/watermarks.py). People a span hit in reverse stay listed while that hit may count.
 
 Storage: a small `ValueHead` (span, watermark, the people listed) and one small `Entry` per (value, person) with
-the person's contacts (the first and the latest, `MAX_CONTACTS` in all), kept as objects (a head may list
-hundreds of people: decoding it per contact cost more than the matching). A contact changes only the person's
+the person's contacts (the first and the latest, `MAX_CONTACTS` in all). Heads are kept as objects (one may list
+hundreds of people: decoding it per contact cost more than the matching), entries encoded (about a hundred per
+person, each 5× the memory as an object). A contact changes only the person's
 entry, and the head only when someone new is listed or the hour moves on; the changelog gets each changed key
 once per checkpoint. A value that reached `max_people` (a mass campaign, or a popular site) lists no newcomers:
 the overflow goes to metrics.
@@ -145,13 +146,9 @@ def stored_head(stored: ValueHead | bytes | None) -> ValueHead:
     return stored if isinstance(stored, ValueHead) else decode_head(stored)
 
 
-def stored_entry(stored: Entry | bytes) -> Entry:
-    """An entry as the `values` table holds it: the object the stages wrote, or bytes read back."""
-    return stored if isinstance(stored, Entry) else decode_entry(stored)
-
-
-def encode_stored(value: ValueHead | Entry | bytes) -> bytes:
-    """A head or an entry for the changelog (bytes read back and never written since go as they came)."""
+def encode_stored(value: ValueHead | bytes) -> bytes:
+    """A head (or an entry, kept encoded) for the changelog; bytes read back and never written since go as they
+    came."""
     return value if isinstance(value, bytes) else msgspec.msgpack.encode(value)
 
 
