@@ -192,7 +192,8 @@ def load(folder: Path) -> Model:
         raise ModelMismatch("the exported weights do not reproduce the model's probabilities")
     probe = np.random.default_rng(1).random((16, len(TYPE_FEATURES))) * 3
     types = model.fast_types
-    if any(abs(p - e) > 1e-9 for row, exact_row in zip(probe, model.types.predict_proba(probe))
-           for p, e in zip(types.proba(list(row)), exact_row)):
+    exact = model.types.predict_proba(probe)
+    if len(types.classes) != exact.shape[1] or any(abs(p - e) > 1e-9 for row, exact_row in zip(probe, exact)
+                                                   for p, e in zip(types.proba(list(row)), exact_row)):
         raise ModelMismatch("the exported fraud-type weights do not reproduce the classifier's probabilities")
     return model

@@ -47,6 +47,13 @@ class StatePolicy:
     max_known: int = 200  # known numbers, domains, apps and accounts together
     long_call_s: int = 300  # a call this long with anyone is notable
 
+    def __post_init__(self) -> None:
+        # A contact is folded up to `window_ms` late, and its day must still be inside the memory then: known
+        # values are trimmed only when the memory's horizon passes a day (`_known_days`).
+        if self.window_ms + DAY_MS > self.memory_ms:
+            raise ValueError(f"state policy: the window ({self.window_ms // HOUR_MS} h) plus a day must not exceed "
+                             f"the memory of known values ({self.memory_ms // HOUR_MS} h)")
+
 
 class CallFact(Struct, array_like=True):
     """A call or SMS with a counterpart."""

@@ -79,7 +79,7 @@ class Processor:
     # event or decision that changes nothing leaves its state as it was (`Update.changed`), so only the
     # states written back here differ from what the changelog has.
     persons: MutableMapping[bytes, PersonState]
-    values: MutableMapping[bytes, Any]  # value heads and entries as objects (streams/value_index.py)
+    values: MutableMapping[bytes, Any]  # value heads as objects, entries encoded (streams/value_index.py)
     index_policy: IndexPolicy
     state_policy: StatePolicy
     on_person: PersonHook | None = None

@@ -5,6 +5,12 @@ import msgspec
 import pytest
 
 from deploy.app.partitioned import CHUNK_BYTES, ChunkedTable, PartitionedTable
+from schemas.internal import Contact, ValueMessage
+from schemas.records import Indicator
+from schemas.units import HOUR_MS
+from streams.person_state import StatePolicy
+from streams.processor import Processor
+from streams.value_index import IndexPolicy, encode_stored
 
 
 def checkpoint(table: PartitionedTable) -> dict[int, list[tuple[bytes, bytes | None]]]:
@@ -245,3 +251,29 @@ def test_waiting_keys_of_a_checkpoint_that_failed_go_with_the_next_unless_taken(
     table.abort()
     (_, raw), = checkpoint(table)[0]
     assert msgspec.msgpack.decode(raw) == [[b"0|b", b"B"], [b"0|c", b"C"]]
+
+
+def test_a_value_index_kept_as_objects_reads_back_from_its_changelog_as_the_worker_holds_it() -> None:
+    """Value heads are changed in place and written back as the same objects: each change must still reach the
+    changelog, so that a worker restored from it holds the index the one before it ran on."""
+    key, t0 = "phone:+8617000001111", 1_764_547_200_000
+    table = PartitionedTable("values", encode_stored)
+    table.active = 0
+    processor = Processor(identity={}, persons={}, values=table, index_policy=IndexPolicy(),
+                          state_policy=StatePolicy())
+    messages = [ValueMessage(value_key=key, contact=Contact(value_key=key, person=f"p{i % 7}",
+                                                            ts=t0 + i * HOUR_MS // 2, event_id=f"e{i}"))
+                for i in range(60)]
+    messages.insert(30, ValueMessage(value_key=key, indicator=Indicator(
+        type="phone", value=key.split(":", 1)[1], action="add", fraud_type="romance", confidence=0.9,
+        source="case-1", ts=t0 + 15 * HOUR_MS)))
+    changelog: list[tuple[bytes, bytes | None]] = []
+    for i, message in enumerate(messages):
+        processor.value_message(message)
+        if i % 4 == 3:
+            changelog += checkpoint(table).get(0, [])
+    changelog += checkpoint(table).get(0, [])
+    restored = PartitionedTable("values", encode_stored)
+    restored.load(0, changelog)
+    assert ({k: encode_stored(v) for k, v in restored.items()}
+            == {k: encode_stored(v) for k, v in table.items()})

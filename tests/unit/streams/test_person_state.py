@@ -4,6 +4,7 @@ from __future__ import annotations
 import random
 
 import msgspec
+import pytest
 
 from schemas.internal import ControlNote, IndicatorHit, PersonEvent, RetractionNote
 from schemas.records import DomainSignal, PaymentSignal, TelecomSignal
@@ -126,17 +127,24 @@ def test_state_is_bounded() -> None:
 
 def test_a_known_value_is_forgotten_once_memory_has_passed_its_last_day_and_not_before() -> None:
     """Known values are trimmed only when the memory's horizon passes a day (their last contact is kept as its
-    day), not every hour: the result must be what trimming every hour gives."""
-    policy = StatePolicy(memory_ms=2 * DAY_MS)
+    day), not every hour: the result must be what trimming every hour gives, with contacts up to the window late."""
+    policy = StatePolicy(memory_ms=4 * DAY_MS)
     state, last_day = new_state("S1"), {}
-    for i in range(24 * 7):
+    for i in range(24 * 9):
         number = f"+86170{(i * 7) % 40 + (i // 50) * 100:08d}"  # repeats, and new numbers as days go by
-        event = call(i + 0.25, number, i)
+        hours = i + 0.25 if i % 5 or i < 70 else i - 70 + 0.5  # every fifth contact 70 h late
+        event = call(hours, number, i)
         apply_event(state, event, policy)
         assert event.telecom is not None
         last_day[number] = max(last_day.get(number, 0), event.telecom.ts - event.telecom.ts % DAY_MS)
         horizon = state.watermark - policy.memory_ms
         assert set(state.known) == {known_key(f"phone:{n}") for n, day in last_day.items() if day >= horizon}, i
+
+
+def test_a_window_that_reaches_past_the_memory_is_refused() -> None:
+    with pytest.raises(ValueError, match="plus a day"):
+        StatePolicy(window_ms=72 * HOUR_MS, memory_ms=3 * DAY_MS)
+    StatePolicy(window_ms=72 * HOUR_MS, memory_ms=4 * DAY_MS)
 
 
 def _fact_lists(rng: random.Random) -> PersonState:
