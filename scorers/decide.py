@@ -131,12 +131,13 @@ class Decider:
             if (d.rose or d.stop_payment) and d.risk is not None:
                 entry = [key, d.tier or "", "rose" if d.rose else "stop"]
                 d.risk.decided = (d.risk.decided + [entry])[-MAX_REMEMBERED:]
-            if d.risk != state.risk and update is not None:
-                state.risk = d.risk
-                update.changed = True
-        if not (d.rose or d.stop_payment) or d.tier is None or d.risk is None:
-            return []
-        return [self._decision(state, m, d, score)]
+        made = (d.rose or d.stop_payment) and d.tier is not None and d.risk is not None
+        out = [self._decision(state, m, d, score)] if made else []
+        # Only once the record is made: a failure leaves the tier as it was, and the decision is taken again.
+        if d.risk != state.risk and update is not None:
+            state.risk = d.risk
+            update.changed = True
+        return out
 
     def _decision(self, state: PersonState, m: Moment, d: TierDecision, score: float) -> Output:
         """The decision record of a rise or a stop-payment, with its type, reasons, evidence and ids."""

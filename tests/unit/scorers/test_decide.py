@@ -179,3 +179,35 @@ def test_each_transfer_to_a_case_account_is_asked_to_stop_once(small_model: Path
     decisions: list[Decision] = [o.value for o in p.sent["yujing.decisions"]]  # type: ignore[misc]
     assert sorted(d.transfer.transfer_id for d in decisions if d.transfer is not None) == ["dan-1", "dan-2"]
     assert len({d.decision_id for d in decisions}) == len(decisions)
+
+
+def test_a_decision_whose_record_failed_is_taken_again_not_lost(small_model: Path) -> None:
+    """A decision that fails while its record is made (here the fraud type, once) leaves the person's tier as it
+    was: taken again, it rises again and is sent, as a run without the failure sends it."""
+    docs = [("signals.telecom", json.loads(_call("fcs-call", T, 2280)[1])), ("signals.domain", APP),
+            ("signals.payment", PAY)]
+
+    def run(p: LocalPipeline) -> list[tuple[str, str, bool]]:
+        for topic, doc in docs:
+            record = msgspec.json.decode(json.dumps(doc), type=INPUT_TYPES[topic])
+            try:
+                p.feed(topic, record)
+            except RuntimeError:
+                p.feed(topic, record)  # read again, as a worker reads again a record whose processing failed
+        p.finish()
+        return [(d.decision_id, d.tier, d.rose) for d in (o.value for o in p.sent["yujing.decisions"])]  # type: ignore[attr-defined]
+
+    expected = run(_pipeline(small_model))
+    flaky = _pipeline(small_model)
+    decider = flaky.processor.on_person
+    assert isinstance(decider, Decider)
+    real, failed = decider.model.fraud_type, []
+
+    def fraud_type_failing_once(x: list[float]) -> tuple[str, float]:
+        if not failed:
+            failed.append(x)
+            raise RuntimeError("the record could not be made")
+        return real(x)
+
+    decider.model.fraud_type = fraud_type_failing_once  # type: ignore[method-assign]
+    assert expected and run(flaky) == expected and failed
