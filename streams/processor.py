@@ -144,9 +144,20 @@ class Processor:
         if late is not None:  # registered since ingest looked: to the person's own partition instead
             return [person_output(late)]
         key = pe.person.encode()
-        state = self.persons.get(key)
-        if state is None:
-            state = new_state(pe.person, pe.subject_id)
+        stored = self.persons.get(key)
+        state = stored if stored is not None else new_state(pe.person, pe.subject_id)
+        try:
+            out, changed = self._fold(state, pe, partition, origin)
+        except Exception:
+            if stored is not None:  # changed in place before it failed: the changelog gets what the worker holds
+                self.persons[key] = state
+            raise
+        if changed:  # an event that changes nothing writes nothing (docs/sizing.md)
+            self.persons[key] = state
+        return out
+
+    def _fold(self, state: PersonState, pe: PersonEvent, partition: int,
+              origin: float | None) -> tuple[list[Output], bool]:
         decided = self.frontier("yujing.events", partition).decided
         update = apply_event(state, pe, self.state_policy, floor=decided if self.on_person is not None else 2**62)
         out = [Output("yujing.contacts", c.value_key.encode(), ValueMessage(value_key=c.value_key, contact=c))
@@ -164,9 +175,7 @@ class Processor:
                 out += self.on_person(state, pe, update)  # the scorer may change the state too (the tier)
             else:
                 self.waiting.add(partition, ts, PendingEntry(pe, origin), event_key(pe))
-        if update.changed:  # an event that changes nothing writes nothing (docs/sizing.md)
-            self.persons[key] = state
-        return out
+        return out, update.changed
 
     def frontier(self, topic: str, partition: int) -> Frontier:
         """A partition's view of its channels (read from the `marks` table the first time)."""

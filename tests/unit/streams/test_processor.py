@@ -1,4 +1,4 @@
-"""The value stage over its table: heads kept as objects (entries encoded), the same when read back as bytes."""
+"""The stages over their tables: states and heads kept as objects, the same read back, written back on a failure."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,9 +9,10 @@ from schemas.internal import Contact, ValueMessage
 from schemas.records import Indicator
 from schemas.units import HOUR_MS
 from streams import processor as processor_module
-from streams.person_state import StatePolicy
+from streams.person_state import PersonState, StatePolicy, Update
 from streams.processor import Processor
 from streams.value_index import IndexPolicy, ValueHead, encode_stored
+from tests.unit.streams.test_person_state import call
 
 T0 = 1_764_547_200_000
 KEY = "phone:+8617000001111"
@@ -74,3 +75,25 @@ def test_a_head_changed_in_place_before_a_failure_is_written_back(monkeypatch: p
     with pytest.raises(RuntimeError):
         p.value_message(_contact("b", 1))
     assert table.written == [KEY.encode()]
+
+
+def test_a_state_changed_in_place_before_a_failure_is_written_back() -> None:
+    """A late event is folded, then decided at once; when the decision fails, the fold has already changed the
+    state the table holds, and the changelog must get it too."""
+    failing = []
+
+    def decide(state: PersonState, pe: object, update: Update) -> list:
+        if failing:
+            raise RuntimeError("a bug in the scorer")
+        return []
+
+    persons = _Recording()
+    p = Processor(identity={}, persons=persons, values={}, index_policy=IndexPolicy(), state_policy=StatePolicy(),
+                  on_person=decide)
+    p.person_event(call(1, "+8617000000001", 1))
+    p.frontier("yujing.events", 0).decided = 2**62  # every event from now on is late: decided on arrival
+    persons.written.clear()
+    failing.append(True)
+    with pytest.raises(RuntimeError):
+        p.person_event(call(2, "+8617000000002", 2))
+    assert persons.written == [b"S1"] and len(persons[b"S1"].calls) == 2
