@@ -31,7 +31,7 @@ stamp=.venv/.yujing-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   mkdir -p var
-  if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e '.[test]'; } >var/pip.log 2>&1; then
+  if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e '.[test,bench]'; } >var/pip.log 2>&1; then
     cat var/pip.log >&2
     echo "bootstrap: pip install failed (log above, also in var/pip.log)" >&2
     exit 1
