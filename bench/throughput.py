@@ -249,14 +249,15 @@ class OutputClock:
     (wall clock) minus its Kafka timestamp, which the pipeline sets to the originating signal's Kafka timestamp."""
 
     def __init__(self, settings: Settings, topics: tuple[str, ...]) -> None:
-        from kafka import KafkaConsumer, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                                      enable_auto_commit=False, fetch_max_wait_ms=5)
-        parts = [TopicPartition(settings.topic(t), p) for t in topics
-                 for p in sorted(self.consumer.partitions_for_topic(settings.topic(t)) or ())]
-        self.consumer.assign(parts)
-        self.consumer.seek_to_beginning()
+        # librdkafka waits for records in its own threads: a Python consumer polling every few ms took a quarter
+        # of a core here, from the two the worker and the broker share
+        self.consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"clock-{uuid.uuid4()}",
+                                  "enable.auto.commit": False, "fetch.wait.max.ms": 100})
+        meta = self.consumer.list_topics(timeout=30).topics
+        self.consumer.assign([TopicPartition(settings.topic(t), p, OFFSET_BEGINNING) for t in topics
+                              for p in sorted(meta[settings.topic(t)].partitions)])
         self.seconds: dict[str, list[float]] = {t: [] for t in topics}
         self._names = {settings.topic(t): t for t in topics}
         self._stop = threading.Event()
@@ -273,9 +274,18 @@ class OutputClock:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for tp, messages in self.consumer.poll(timeout_ms=50).items():
-                now_ms = time.time() * 1000
-                self.seconds[self._names[tp.topic]] += [(now_ms - m.timestamp) / 1000 for m in messages]
+            first = self.consumer.poll(0.05)  # as soon as one is there (consume() waits for a batch or its timeout)
+            messages = [first, *self.consumer.consume(1000, timeout=0)] if first is not None else []
+            now_ms = time.time() * 1000
+            for m in messages:
+                if m.error() is None:
+                    self.seconds[self._names[m.topic()]].append((now_ms - m.timestamp()[1]) / 1000)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) a process has used so far, all its threads (Linux: /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def quantile(values: list[float], q: float) -> float | None:
@@ -288,9 +298,11 @@ def latency_at(base: Settings, model: str, city: City, rate: float, work: Path) 
     signals per second, from every decision, warning and stop-payment request as its consumer reads it."""
     s, worker = one_worker(base, model, work / f"lat-{int(rate)}", f"{uuid.uuid4().hex[:6]}l{int(rate)}",
                            work / f"latency-{int(rate)}.log")
+    assert worker.proc is not None
     try:
         with OutputClock(s, ("yujing.decisions", "warnings", "interception.payment")) as clock:
-            paced_city(s, city, rate)
+            cpu_before = cpu_seconds(worker.proc.pid)
+            signals = paced_city(s, city, rate)
             time_drain(s, pipeline_groups(s), lambda: worker.running)
             # decisions still waiting for the watermark, and the dispatch they lead to, come after the groups'
             # lag is nil: until none waits (as the table's last checkpoint says), then no output for 5 s
@@ -302,9 +314,11 @@ def latency_at(base: Settings, model: str, city: City, rate: float, work: Path) 
                 time.sleep(1)
                 now_seen = sum(len(v) for v in clock.seconds.values())
                 calm, seen = (calm + 1, seen) if now_seen == seen else (0, now_seen)
+            cpu = cpu_seconds(worker.proc.pid) - cpu_before
     finally:
         worker.stop()
-    out: dict[str, float | None] = {}
+    # the worker's CPU per signal fed: steadier than a saturated worker's latency, and what sets its headroom
+    out: dict[str, float | None] = {"worker_cpu_us_per_signal": round(cpu / signals * 1e6, 1)}
     for topic, name in (("yujing.decisions", "signal_to_decision_seconds"), ("warnings", "signal_to_warning_seconds"),
                         ("interception.payment", "transfer_to_stop_payment_seconds")):
         values = clock.seconds[topic]
