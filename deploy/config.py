@@ -42,6 +42,10 @@ class Settings:
     late_tolerance_minutes: int = 60
     index_max_people: int = 500
     fanout_threshold: int = 30
+    # A source partition read to its end and quiet this long (as the broker saw it) is idle and holds no decision
+    # back. Shorter decides sooner; but a partition the producers leave alone for a moment while they write the
+    # others would pass for idle, and its next records would be late (decided on arrival, not in event-time order).
+    idle_after_ms: int = 500
     model_dir: Path | None = None  # None: DATA/model
     bind_host: str = "127.0.0.1"  # where the web, feed and metrics servers listen (0.0.0.0 inside a container)
     # A worker's stable name in its group (a StatefulSet pod's name): a worker restarted under the same name
@@ -74,6 +78,7 @@ class Settings:
             "YUJING_LATE_TOLERANCE_MINUTES": str(self.late_tolerance_minutes),
             "YUJING_INDEX_MAX_PEOPLE": str(self.index_max_people),
             "YUJING_FANOUT_THRESHOLD": str(self.fanout_threshold),
+            "YUJING_IDLE_AFTER_MS": str(self.idle_after_ms),
             "YUJING_MODEL_DIR": str(self.model_dir) if self.model_dir is not None else "",
             "YUJING_BIND_HOST": self.bind_host,
             "YUJING_WORKER_NAME": self.worker_name,
@@ -88,6 +93,8 @@ class Settings:
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Read settings from the environment (or a given mapping, for tests)."""
     env = dict(os.environ if env is None else env)
+    if _env_int(env, "YUJING_IDLE_AFTER_MS", 500) < 1:
+        raise SystemExit("YUJING_IDLE_AFTER_MS must be at least 1 (milliseconds a source must be quiet to be idle)")
     data_dir = Path(env.get("YUJING_DATA_DIR") or PROJECT_ROOT / "var" / "data").resolve()
     cache_dir = Path(env.get("YUJING_CACHE_DIR") or Path.home() / ".cache" / "yujing").resolve()
     kafka_port = _env_int(env, "YUJING_KAFKA_PORT", 19092)
@@ -114,6 +121,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         late_tolerance_minutes=_env_int(env, "YUJING_LATE_TOLERANCE_MINUTES", 60),
         index_max_people=_env_int(env, "YUJING_INDEX_MAX_PEOPLE", 500),
         fanout_threshold=_env_int(env, "YUJING_FANOUT_THRESHOLD", 30),
+        idle_after_ms=_env_int(env, "YUJING_IDLE_AFTER_MS", 500),
         model_dir=Path(env["YUJING_MODEL_DIR"]).resolve() if env.get("YUJING_MODEL_DIR") else None,
         bind_host=env.get("YUJING_BIND_HOST") or "127.0.0.1",
         worker_name=env.get("YUJING_WORKER_NAME", ""),

@@ -236,11 +236,17 @@ class PendingDecisions:
 
 
 class SourceProgress:
-    """How far this worker has read each source partition it owns: the marks of source channels."""
+    """How far this worker has read each source partition it owns: the marks of source channels.
 
-    def __init__(self, idle_after_s: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
+    Quiet is judged at the broker when the reader says when its end offset was last seen (`polled_at`): a fetch
+    answered `idle_after_s` or more after the channel's last record was read, with nothing after it. Judged on
+    this clock alone, a worker busy with a batch would find a partition quiet whose next records the broker
+    already had, and those records would come late.
+    """
+
+    def __init__(self, idle_after_s: float = 0.5, clock: Callable[[], float] = time.time) -> None:
         self.idle_after_s = idle_after_s
-        self.clock = clock
+        self.clock = clock  # the clock of `polled_at` too: wall time, as the Kafka client's
         self._ts: dict[str, int] = {}
         self._next_offset: dict[str, int] = {}
         self._last_read: dict[str, float] = {}
@@ -252,11 +258,14 @@ class SourceProgress:
         self._next_offset[channel] = offset + 1
         self._last_read[channel] = self.clock()
 
-    def mark(self, channel: str, highwater: int | None, committed: int | None = None) -> Mark:
-        """The channel's mark; idle when it has read up to `highwater` and nothing came for a while."""
+    def mark(self, channel: str, highwater: int | None, committed: int | None = None,
+             polled_at: float | None = None) -> Mark:
+        """The channel's mark; idle when it has read up to `highwater` and nothing came for `idle_after_s`: by the
+        fetch that gave `highwater` (answered at `polled_at`), or by this clock when that is not known."""
         ts = self._ts.get(channel, 0)
         position = self._next_offset.get(channel, committed if committed is not None else 0)
-        quiet = self.clock() - self._last_read.get(channel, float("-inf")) >= self.idle_after_s
+        seen_at = polled_at if polled_at is not None else self.clock()
+        quiet = seen_at - self._last_read.get(channel, float("-inf")) >= self.idle_after_s
         if highwater is not None and position >= highwater and quiet:
             return Mark(channel, ts + 1, True)  # everything it had, its latest time included, is in
         return Mark(channel, ts)

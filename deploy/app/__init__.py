@@ -63,10 +63,6 @@ from streams.watermarks import SourceProgress, decode_pending, encode_pending
 log = logging.getLogger(__name__)
 
 RAW = {"key_serializer": "raw", "value_serializer": "raw"}
-# A source partition read to its end and quiet this long is idle and holds no decision back. Shorter would
-# decide sooner, but a partition the producer leaves alone for a moment while it writes the others would pass
-# for idle, and its next records would be late (decided on arrival, not in event-time order).
-IDLE_AFTER_S = 0.5
 DISPATCH_PARALLEL = 64  # decisions dispatched at once (one at a time per person): each waits on Redis several times
 
 
@@ -98,7 +94,8 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     dispatcher = Dispatcher(routes, Cooldown(redis_client, redis_prefix, routes.cooldown_ms), processor.lookup,
                             EscalationStore(redis_client, redis_prefix), on_suppressed=metrics.suppressed.inc,
                             on_breach=metrics.breaches.inc)
-    handlers = Handlers(processor, topology(settings), SourceProgress(idle_after_s=IDLE_AFTER_S), metrics, dispatcher)
+    progress = SourceProgress(idle_after_s=settings.idle_after_ms / 1000)
+    handlers = Handlers(processor, topology(settings), progress, metrics, dispatcher)
     board = OpsBoard(redis_client, redis_prefix)
     reader = StreamReader(settings, processor, tables, handlers, metrics,
                           show=lambda outputs: show_on_board(board, processor.lookup, outputs))

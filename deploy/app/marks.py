@@ -31,14 +31,16 @@ class DerivedMarks(Protocol):
 
 def owned_marks(assignment: Iterable[Partition], logical_of: dict[str, str], progress: SourceProgress,
                 derived: DerivedMarks, topology: Topology, highwater: Callable[[Partition], int | None],
-                committed: Callable[[Partition], int | None]) -> dict[str, list[Mark]]:
-    """The marks of the channels held now (`assignment`, real topic names mapped by `logical_of`), by destination."""
+                committed: Callable[[Partition], int | None],
+                polled_at: Callable[[Partition], float | None] = lambda tp: None) -> dict[str, list[Mark]]:
+    """The marks of the channels held now (`assignment`, real topic names mapped by `logical_of`), by destination;
+    `polled_at`: when a partition's end offset was last fetched (wall time), if known."""
     out: dict[str, list[Mark]] = {"yujing.events": [], "yujing.contacts": []}
     for tp in assignment:
         logical = logical_of.get(tp.topic)
         if logical in SOURCES:
             # not fetched yet (highwater None): not caught up either
-            mark = progress.mark(f"{logical}/{tp.partition}", highwater(tp), committed(tp))
+            mark = progress.mark(f"{logical}/{tp.partition}", highwater(tp), committed(tp), polled_at(tp))
             out["yujing.events"].append(mark)
             if logical == "intel.indicators":
                 out["yujing.contacts"].append(mark)

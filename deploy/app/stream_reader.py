@@ -258,7 +258,9 @@ class StreamReader:
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap, group_id=pipeline_groups(s)[1], group_instance_id=name,
             enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=10_000,
-            heartbeat_interval_ms=3_000, max_partition_fetch_bytes=4 * 1024 * 1024)
+            heartbeat_interval_ms=3_000, max_partition_fetch_bytes=4 * 1024 * 1024,
+            # the broker answers an empty fetch after this at most: a quiet source is seen quiet this soon
+            fetch_max_wait_ms=min(500, max(10, s.idle_after_ms)))
         self.producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True,
                                          max_request_size=4 * 1024 * 1024)
         # A stable transactional id lets a restarted worker abort its predecessor's open checkpoint at once;
@@ -383,11 +385,16 @@ class StreamReader:
     def _highwater(self, tp: TopicPartition) -> int | None:
         return self.consumer.highwater(tp) if self.consumer is not None else None
 
+    def _polled_at(self, tp: TopicPartition) -> float | None:
+        """When the partition's end offset was last fetched (wall time), None before its first fetch."""
+        at = self.consumer.last_poll_timestamp(tp) if self.consumer is not None else None
+        return at / 1000 if at is not None else None
+
     def _punctuate(self, outbox: Outbox) -> dict[str, list[Mark]]:
         """The marks of the channels held that changed, by destination, after the records of this batch: an
         envelope goes to every partition of a destination whose marks changed."""
         owned = owned_marks(self.held, self.logical_of, self.handlers.progress, self.processor,
-                            self.handlers.channels, self._highwater, self.committed.get)
+                            self.handlers.channels, self._highwater, self.committed.get, self._polled_at)
         fresh = {dest: new for dest, marks in owned.items() if (new := self.dedupe.fresh(dest, marks))}
         for dest in fresh:
             for p in range(self.partitions):

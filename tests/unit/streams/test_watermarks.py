@@ -82,6 +82,17 @@ def test_source_progress_is_idle_only_when_caught_up_and_quiet() -> None:
     assert progress.mark("signals.domain/0", highwater=None).idle is False  # not fetched yet
 
 
+def test_source_quiet_is_judged_by_the_fetch_that_gave_the_end_offset() -> None:
+    now = [10.0]
+    progress = SourceProgress(idle_after_s=0.02, clock=lambda: now[0])
+    progress.saw("signals.telecom/0", 1_000, offset=9)
+    now[0] = 11.0  # a long batch since: quiet by this clock, but the last fetch was answered before it began
+    assert progress.mark("signals.telecom/0", highwater=10, polled_at=9.9).idle is False
+    assert progress.mark("signals.telecom/0", highwater=10, polled_at=10.01).idle is False  # answered too soon
+    assert progress.mark("signals.telecom/0", highwater=10, polled_at=10.03) == Mark("signals.telecom/0", 1_001, True)
+    assert progress.mark("signals.telecom/0", highwater=12, polled_at=10.5).idle is False  # the broker had more
+
+
 def test_pending_decisions_come_due_in_event_time_order_and_survive_a_new_index() -> None:
     table: dict[bytes, bytes] = {}
     pending = PendingDecisions(table)
