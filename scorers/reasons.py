@@ -55,7 +55,8 @@ def _hit_reason(snap: Snapshot, name: str) -> DecisionReason | None:
                                     detail=f"in contact with {h.value_key.split(':', 1)[1]}, which reached "
                                            f"{h.fanout} people within an hour")
     strong = name == "hit_strong_72h"
-    h = next((h for h in sorted(hits, key=lambda h: -h.confidence)
+    # the earliest of the most confident (as the state keeps them, then by value): whichever arrived first
+    h = next((h for h in sorted(hits, key=lambda h: (-h.confidence, h.ts, h.event_id, h.value_key))
               if h.mode != "fanout" and (h.confidence >= STRONG_CONFIDENCE) == strong), None)
     if h is None:
         return None

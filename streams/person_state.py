@@ -196,7 +196,7 @@ def _append(state: PersonState, kind: str, fact: Any, policy: StatePolicy, up: U
         return
     facts.append(fact)
     up.noted = True
-    if len(facts) > policy.max_facts or (len(facts) > 1 and fact.ts < facts[-2].ts):
+    if len(facts) > policy.max_facts or (len(facts) > 1 and fact_order(fact) < fact_order(facts[-2])):
         _cap(state, kind, 0, policy.max_facts, up.floor)
     up.changed = True
 

@@ -58,3 +58,14 @@ def test_a_retracted_case_element_is_no_reason() -> None:
     assert codes == ["VERY_LONG_CALL"]
     assert [r.code for r in reasons(Snapshot(state, NOW - HOUR_MS - 1, 70), _push("hit_strong_72h"))] == [
         "CASE_ELEMENT_CONTACT"]  # just before the retraction it still was one
+
+
+def test_the_case_element_told_is_the_same_whichever_hit_arrived_first() -> None:
+    # two elements of one case made known at once: the same moment, the same confidence
+    phone = HitFact(NOW - 2 * HOUR_MS, NOW - 4 * HOUR_MS, "phone:+8617000001111", "fake_loan", 0.9, "reverse",
+                    NOW - 2 * HOUR_MS, "case-7", 0, "c1")
+    app = HitFact(NOW - 2 * HOUR_MS, NOW - 3 * HOUR_MS, "app:com.fake.helper", "fake_loan", 0.9, "reverse",
+                  NOW - 2 * HOUR_MS, "case-7", 0, "w1")
+    told = {reasons(Snapshot(PersonState(person="x", hits=hits), NOW), _push("hit_strong_72h"))[0].detail
+            for hits in ([phone, app], [app, phone])}
+    assert told == {"contact with phone +8617000001111 named in case-7 (fake_loan), 2 h before it was known"}

@@ -367,3 +367,11 @@ def test_the_banks_first_seen_flag_is_never_demoted() -> None:
     in_order, reversed_order = _folded(in_, out_), _folded(out_, in_)
     assert [(f.direction, f.first_contact) for f in in_order.payments] == [("in", True), ("out", True)]
     assert msgspec.json.encode(in_order) == msgspec.json.encode(reversed_order)
+
+
+def test_facts_of_one_moment_are_kept_in_one_order_whatever_the_arrival() -> None:
+    """Two calls of the same millisecond: the state lists them by id, so what a decision cites does not depend on
+    which came first."""
+    a, b = call(1, "+8617000001111", n=1), call(1, "+8617000002222", n=2)
+    assert [f.event_id for f in _folded(b, a).calls] == ["c1", "c2"]
+    assert _folded(a, b).calls == _folded(b, a).calls
