@@ -12,7 +12,9 @@ sent until every group has committed everything (all the topics they read, inter
 pipeline run together, and the producer's own time is reported beside. Results go to stdout as JSON and a
 table of ratios.
 With `--only latency`, one worker is fed at each `--rates` and every decision, warning and stop-payment request is
-timed as a consumer reads it (read time minus the originating signal's Kafka timestamp): p50, p99 and max.
+timed as a consumer reads it (read time minus the originating signal's Kafka timestamp): p50, p99 and max, with
+the worker's CPU per signal fed. Those runs feed and read through librdkafka (the `bench` extra), so that the
+load generator takes little of the CPU the worker and the broker share.
 Needs a running stack (`yujing stack up`, or KAFKA_BOOTSTRAP / REDIS_URL).
 """
 from __future__ import annotations
