@@ -34,7 +34,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import msgspec
 import numpy
@@ -194,10 +194,12 @@ def paced_city(settings: Settings, city: City, rate: float, slice_s: float = 0.0
 
     from deploy.city_stream import contract_key, wait_for_identity
 
-    registry: list[tuple[str, bytes | None, bytes]] = []
-    feed: list[tuple[str, bytes | None, bytes]] = []
+    if rate <= 0:
+        raise ValueError(f"a rate of signals per second must be positive, not {rate}")
+    registry: list[tuple[str, bytes, bytes]] = []
+    feed: list[tuple[str, bytes, bytes]] = []
     signals: list[int] = []  # signals among the feed's records up to each one
-    subjects = set()
+    subjects: set[str] = set()
     for topic, rec in city.records():
         record = (settings.topic(topic), contract_key(rec), msgspec.json.encode(rec))
         if topic == "registry.subjects" and not feed:
@@ -206,21 +208,29 @@ def paced_city(settings: Settings, city: City, rate: float, slice_s: float = 0.0
         else:
             feed.append(record)
             signals.append((signals[-1] if signals else 0) + topic.startswith("signals."))
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all", "linger.ms": 5})
+    # murmur2 as the Java client, kafka-python and the pipeline: the same keys on the same partitions; idempotent,
+    # so a retry cannot reorder a partition (the watermarks take each to be in event-time order)
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all", "linger.ms": 5,
+                         "partitioner": "murmur2_random", "enable.idempotence": True})
+    failed: list[str] = []
 
-    def send(records: list[tuple[str, bytes | None, bytes]]) -> None:
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failed.append(str(err))
+
+    def send(records: list[tuple[str, bytes, bytes]]) -> None:
         for topic, key, value in records:
             while True:
                 try:
-                    producer.produce(topic, value, key)
+                    producer.produce(topic, value, key, on_delivery=delivered)
                     break
                 except BufferError:  # its queue is full: let it deliver
                     producer.poll(0.01)
         producer.poll(0)
 
     send(registry)
-    if producer.flush(60):
-        raise RuntimeError("the registry was not delivered in 60 s")
+    if producer.flush(60) or failed:
+        raise RuntimeError(f"the registry was not delivered: {failed[:1]}, or 60 s passed")
     wait_for_identity(settings, subjects)
     sent, t0 = 0, time.monotonic()
     while sent < len(feed):
@@ -228,8 +238,8 @@ def paced_city(settings: Settings, city: City, rate: float, slice_s: float = 0.0
         send(feed[sent:due])
         sent = due
         time.sleep(slice_s)
-    if producer.flush(120):
-        raise RuntimeError("the city was not all delivered in 120 s")
+    if producer.flush(120) or failed:
+        raise RuntimeError(f"the city was not all delivered: {len(failed)} failed ({failed[:1]}), or 120 s passed")
     return signals[-1] if signals else 0
 
 
@@ -320,7 +330,7 @@ def latency_at(base: Settings, model: str, city: City, rate: float, work: Path) 
     finally:
         worker.stop()
     # the worker's CPU per signal fed: steadier than a saturated worker's latency, and what sets its headroom
-    out: dict[str, float | None] = {"worker_cpu_us_per_signal": round(cpu / signals * 1e6, 1)}
+    out: dict[str, float | None] = {"worker_cpu_us_per_signal": round(cpu / signals * 1e6, 1) if signals else None}
     for topic, name in (("yujing.decisions", "signal_to_decision_seconds"), ("warnings", "signal_to_warning_seconds"),
                         ("interception.payment", "transfer_to_stop_payment_seconds")):
         values = clock.seconds[topic]

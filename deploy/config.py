@@ -93,7 +93,8 @@ class Settings:
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Read settings from the environment (or a given mapping, for tests)."""
     env = dict(os.environ if env is None else env)
-    if _env_int(env, "YUJING_IDLE_AFTER_MS", 500) < 1:
+    idle_after_ms = _env_int(env, "YUJING_IDLE_AFTER_MS", 500)
+    if idle_after_ms < 1:
         raise SystemExit("YUJING_IDLE_AFTER_MS must be at least 1 (milliseconds a source must be quiet to be idle)")
     data_dir = Path(env.get("YUJING_DATA_DIR") or PROJECT_ROOT / "var" / "data").resolve()
     cache_dir = Path(env.get("YUJING_CACHE_DIR") or Path.home() / ".cache" / "yujing").resolve()
@@ -121,7 +122,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         late_tolerance_minutes=_env_int(env, "YUJING_LATE_TOLERANCE_MINUTES", 60),
         index_max_people=_env_int(env, "YUJING_INDEX_MAX_PEOPLE", 500),
         fanout_threshold=_env_int(env, "YUJING_FANOUT_THRESHOLD", 30),
-        idle_after_ms=_env_int(env, "YUJING_IDLE_AFTER_MS", 500),
+        idle_after_ms=idle_after_ms,
         model_dir=Path(env["YUJING_MODEL_DIR"]).resolve() if env.get("YUJING_MODEL_DIR") else None,
         bind_host=env.get("YUJING_BIND_HOST") or "127.0.0.1",
         worker_name=env.get("YUJING_WORKER_NAME", ""),

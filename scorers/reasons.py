@@ -50,12 +50,12 @@ def _hit_reason(snap: Snapshot, name: str) -> DecisionReason | None:
     s, now = snap.state, snap.now
     hits = [h for h in s.hits if now - 3 * DAY_MS <= h.ts and hit_live(h, now)]
     if name == "fanout_hit_72h":
-        h = next((h for h in hits if h.mode == "fanout"), None)
+        h = next((h for h in sorted(hits, key=lambda h: (h.ts, h.event_id, h.value_key)) if h.mode == "fanout"), None)
         return h and DecisionReason(code="HIGH_FANOUT_NUMBER",
                                     detail=f"in contact with {h.value_key.split(':', 1)[1]}, which reached "
                                            f"{h.fanout} people within an hour")
     strong = name == "hit_strong_72h"
-    # the earliest of the most confident (as the state keeps them, then by value): whichever arrived first
+    # the earliest of the most confident (as the state keeps them, then by value): the same whichever arrived first
     h = next((h for h in sorted(hits, key=lambda h: (-h.confidence, h.ts, h.event_id, h.value_key))
               if h.mode != "fanout" and (h.confidence >= STRONG_CONFIDENCE) == strong), None)
     if h is None:

@@ -238,18 +238,22 @@ class PendingDecisions:
 class SourceProgress:
     """How far this worker has read each source partition it owns: the marks of source channels.
 
-    Quiet is judged at the broker when the reader says when its end offset was last seen (`polled_at`): a fetch
-    answered `idle_after_s` or more after the channel's last record was read, with nothing after it. Judged on
-    this clock alone, a worker busy with a batch would find a partition quiet whose next records the broker
-    already had, and those records would come late.
+    A partition read to its end is quiet once a fetch sent `idle_after_s` after its last record was read found
+    nothing new. The Kafka client says when it handled each fetch's answer (`polled_at`, wall time) and sends the
+    next fetch only after that, so the answer before the latest tells when the latest fetch was sent at the
+    earliest. Judged on this worker's clock alone, a worker busy with a batch would find a partition quiet whose
+    next records the broker already had, and they would come late.
     """
 
-    def __init__(self, idle_after_s: float = 0.5, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, idle_after_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
         self.idle_after_s = idle_after_s
-        self.clock = clock  # the clock of `polled_at` too: wall time, as the Kafka client's
+        self.clock = clock
+        self.wall = wall  # the clock of `polled_at`, read only to take its age: a step of it moves nothing else
         self._ts: dict[str, int] = {}
         self._next_offset: dict[str, int] = {}
         self._last_read: dict[str, float] = {}
+        self._answers: dict[str, tuple[float, float, float]] = {}  # latest polled_at; it and the one before, on clock
 
     def saw(self, channel: str, ts: int | None, offset: int) -> None:
         """A record of the channel was processed and its outputs sent (`ts` None: it was dead-lettered)."""
@@ -260,15 +264,23 @@ class SourceProgress:
 
     def mark(self, channel: str, highwater: int | None, committed: int | None = None,
              polled_at: float | None = None) -> Mark:
-        """The channel's mark; idle when it has read up to `highwater` and nothing came for `idle_after_s`: by the
-        fetch that gave `highwater` (answered at `polled_at`), or by this clock when that is not known."""
+        """The channel's mark: idle once read up to `highwater` (fetched at `polled_at`, if known) and quiet."""
         ts = self._ts.get(channel, 0)
         position = self._next_offset.get(channel, committed if committed is not None else 0)
-        seen_at = polled_at if polled_at is not None else self.clock()
-        quiet = seen_at - self._last_read.get(channel, float("-inf")) >= self.idle_after_s
+        sent_at = self._fetch_sent_at(channel, polled_at) if polled_at is not None else self.clock()
+        quiet = sent_at - self._last_read.get(channel, float("-inf")) >= self.idle_after_s
         if highwater is not None and position >= highwater and quiet:
             return Mark(channel, ts + 1, True)  # everything it had, its latest time included, is in
         return Mark(channel, ts)
+
+    def _fetch_sent_at(self, channel: str, polled_at: float) -> float:
+        """The earliest the fetch answered at `polled_at` can have been sent, on this clock: when the answer
+        before it was handled (-inf until two were seen; answers missed between marks only make it earlier)."""
+        latest, latest_at, before_at = self._answers.get(channel, (float("nan"), float("-inf"), float("-inf")))
+        if polled_at != latest:
+            before_at, latest_at = latest_at, self.clock() - (self.wall() - polled_at)
+            self._answers[channel] = (polled_at, latest_at, before_at)
+        return before_at
 
     def forget(self, channels: Iterable[str]) -> None:
         """These partitions went to another worker: its marks are now its own."""
@@ -276,3 +288,4 @@ class SourceProgress:
             self._ts.pop(c, None)
             self._next_offset.pop(c, None)
             self._last_read.pop(c, None)
+            self._answers.pop(c, None)

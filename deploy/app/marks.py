@@ -33,8 +33,7 @@ def owned_marks(assignment: Iterable[Partition], logical_of: dict[str, str], pro
                 derived: DerivedMarks, topology: Topology, highwater: Callable[[Partition], int | None],
                 committed: Callable[[Partition], int | None],
                 polled_at: Callable[[Partition], float | None] = lambda tp: None) -> dict[str, list[Mark]]:
-    """The marks of the channels held now (`assignment`, real topic names mapped by `logical_of`), by destination;
-    `polled_at`: when a partition's end offset was last fetched (wall time), if known."""
+    """The marks of the channels held now (`assignment`, real topic names mapped by `logical_of`), by destination."""
     out: dict[str, list[Mark]] = {"yujing.events": [], "yujing.contacts": []}
     for tp in assignment:
         logical = logical_of.get(tp.topic)

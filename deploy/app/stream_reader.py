@@ -259,8 +259,10 @@ class StreamReader:
             bootstrap_servers=s.kafka_bootstrap, group_id=pipeline_groups(s)[1], group_instance_id=name,
             enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=10_000,
             heartbeat_interval_ms=3_000, max_partition_fetch_bytes=4 * 1024 * 1024,
-            # the broker answers an empty fetch after this at most: a quiet source is seen quiet this soon
-            fetch_max_wait_ms=min(500, max(10, s.idle_after_ms)))
+            # A quiet source is idle once a fetch sent the idle time after its last record comes back empty; an
+            # empty fetch is answered after this at most, so that is within half the idle time more. The price:
+            # four empty fetches per idle time while everything is quiet (no less than 10 ms apart).
+            fetch_max_wait_ms=max(10, min(500, s.idle_after_ms // 4)))
         self.producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True,
                                          max_request_size=4 * 1024 * 1024)
         # A stable transactional id lets a restarted worker abort its predecessor's open checkpoint at once;

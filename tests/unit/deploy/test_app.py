@@ -167,6 +167,21 @@ def test_each_channel_held_sends_its_mark_where_its_records_go() -> None:
     assert marks["yujing.events"][0] == Mark("signals.telecom/0", 700, False)  # read to 10 of 20: busy
 
 
+def test_a_source_is_idle_by_the_fetch_times_the_reader_gives() -> None:
+    clock = [100.0]
+    progress = SourceProgress(idle_after_s=0.25, clock=lambda: clock[0], wall=lambda: clock[0])
+    progress.saw("signals.telecom/0", 700, 9)  # read at 100
+    clock[0] = 101.0
+
+    def mark(polled: float) -> Mark:
+        return owned_marks([Tp("x-signals.telecom", 0)], {"x-signals.telecom": "signals.telecom"}, progress,
+                           Derived(), Topology({"signals.telecom": 1}, 1, 1), highwater=lambda tp: 10,
+                           committed=lambda tp: None, polled_at=lambda tp: polled)["yujing.events"][0]
+
+    assert mark(100.5).idle is False  # the first answer seen: when its fetch went out is not known
+    assert mark(100.75) == Mark("signals.telecom/0", 701, True)  # sent after 100.5: a quarter second after the read
+
+
 def test_only_changed_marks_go_again_and_all_after_a_move() -> None:
     dedupe = MarkDeduper()
     a, b = Mark("s/0", 1), Mark("s/1", 1)

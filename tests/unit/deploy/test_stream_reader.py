@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from aiokafka import TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from deploy.app.stream_reader import Outbox, partition_of, slices
+from deploy.app.stream_reader import Outbox, StreamReader, partition_of, slices
 from schemas.internal import Output, PersonEvent, Trigger
 
 
@@ -43,3 +43,10 @@ def test_a_batch_is_sliced_by_bytes_keeping_every_record_once_and_in_order() -> 
         [(0, [0, 1])], [(0, [2])], [(1, [3])], [(1, [4])]]  # a record over the budget makes a slice alone
     assert list(slices(batches, 10_000)) == [[(a, rec[:3]), (b, rec[3:])]]
     assert list(slices({}, 100)) == []
+
+
+def test_a_partitions_fetch_time_is_the_clients_in_seconds() -> None:
+    consumer = SimpleNamespace(last_poll_timestamp=lambda tp: 1_764_547_200_250 if tp.partition == 0 else None)
+    reader = SimpleNamespace(consumer=consumer)
+    assert StreamReader._polled_at(reader, TopicPartition("t", 0)) == 1_764_547_200.25  # type: ignore[arg-type]
+    assert StreamReader._polled_at(reader, TopicPartition("t", 1)) is None  # type: ignore[arg-type]

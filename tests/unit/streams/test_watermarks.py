@@ -82,15 +82,36 @@ def test_source_progress_is_idle_only_when_caught_up_and_quiet() -> None:
     assert progress.mark("signals.domain/0", highwater=None).idle is False  # not fetched yet
 
 
-def test_source_quiet_is_judged_by_the_fetch_that_gave_the_end_offset() -> None:
-    now = [10.0]
-    progress = SourceProgress(idle_after_s=0.02, clock=lambda: now[0])
+def test_source_quiet_is_judged_by_a_fetch_sent_the_idle_time_after_the_last_read() -> None:
+    mono, wall = [10.0], [1_000.0]  # the wall clock is 990 s ahead here
+    progress = SourceProgress(idle_after_s=0.25, clock=lambda: mono[0], wall=lambda: wall[0])
+    progress.saw("signals.telecom/0", 1_000, offset=9)  # read at 10.0
+
+    def answered(at: float, highwater: int = 10) -> Mark:  # an answer handled at `at` (this clock), marked at 11
+        mono[0], wall[0] = 11.0, 1_001.0
+        return progress.mark("signals.telecom/0", highwater=highwater, polled_at=at + 990.0)
+
+    assert answered(9.875).idle is False  # handled before the read
+    # a long batch since, but this fetch went out after the answer at 9.875: maybe before the read
+    assert answered(10.5).idle is False
+    assert answered(10.75, highwater=12).idle is False  # sent after 10.5, but the broker had more
+    assert answered(11.0) == Mark("signals.telecom/0", 1_001, True)  # sent after 10.75, nothing new: quiet
+    progress.saw("signals.telecom/0", 2_000, offset=10)  # read at 11.0
+    assert answered(11.125, highwater=11).idle is False
+    assert answered(11.25, highwater=11).idle is False  # sent after 11.125: too soon
+    wall[0] = 0.0  # the wall clock steps back: only the answers' ages count
+    mono[0] = 11.5
+    assert progress.mark("signals.telecom/0", highwater=11, polled_at=-0.25) == Mark("signals.telecom/0", 2_001, True)
+
+
+def test_source_quiet_without_a_fetch_time_is_judged_on_the_clock() -> None:
+    now = [0.0]
+    progress = SourceProgress(idle_after_s=0.5, clock=lambda: now[0])
     progress.saw("signals.telecom/0", 1_000, offset=9)
-    now[0] = 11.0  # a long batch since: quiet by this clock, but the last fetch was answered before it began
-    assert progress.mark("signals.telecom/0", highwater=10, polled_at=9.9).idle is False
-    assert progress.mark("signals.telecom/0", highwater=10, polled_at=10.01).idle is False  # answered too soon
-    assert progress.mark("signals.telecom/0", highwater=10, polled_at=10.03) == Mark("signals.telecom/0", 1_001, True)
-    assert progress.mark("signals.telecom/0", highwater=12, polled_at=10.5).idle is False  # the broker had more
+    now[0] = 0.25
+    assert progress.mark("signals.telecom/0", highwater=10).idle is False
+    now[0] = 0.5
+    assert progress.mark("signals.telecom/0", highwater=10).idle is True
 
 
 def test_pending_decisions_come_due_in_event_time_order_and_survive_a_new_index() -> None:
