@@ -27,11 +27,7 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Gauge
 
 from deploy.app.agent_loop import AgentLoop, until_broker_takes
-from deploy.app.faust_commit import (
-    commit_only_processed,
-    fetch_stalled,
-    flush_before_commit,
-)
+from deploy.app.faust_commit import commit_only_processed, fetch_stalled, flush_before_commit
 from deploy.app.faust_offsets import hand_on_in_order
 from deploy.app.handlers import Handlers, show_on_board
 from deploy.app.local_state import keep_if_clean, mark_clean
