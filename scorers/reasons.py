@@ -5,7 +5,7 @@ from schemas.internal import DecisionReason
 from schemas.units import DAY_MS
 from scorers.features import FEATURES, REMOTE_APPS, STRONG_CONFIDENCE, Snapshot, suspect_contact
 from scorers.script import SERVICE_KINDS, Stage, stages
-from streams.person_state import CallFact, PaymentFact, hit_live
+from streams.person_state import CallFact, HitFact, PaymentFact, fact_order, hit_live
 
 TAG_WORDS = {"spoof_suspect": "suspected spoofed", "virtual_operator": "virtual-operator", "voip": "VoIP",
              "international": "international"}
@@ -46,17 +46,22 @@ def _script_words(found: list[Stage]) -> str:
     return ", then ".join(parts)
 
 
+def _hit_order(h: HitFact) -> tuple[tuple[int, str], str]:
+    # as the state keeps facts (time, then id), then by value: a contact can hit several values at once
+    return fact_order(h), h.value_key
+
+
 def _hit_reason(snap: Snapshot, name: str) -> DecisionReason | None:
     s, now = snap.state, snap.now
     hits = [h for h in s.hits if now - 3 * DAY_MS <= h.ts and hit_live(h, now)]
     if name == "fanout_hit_72h":
-        h = next((h for h in sorted(hits, key=lambda h: (h.ts, h.event_id, h.value_key)) if h.mode == "fanout"), None)
+        h = next((h for h in sorted(hits, key=_hit_order) if h.mode == "fanout"), None)
         return h and DecisionReason(code="HIGH_FANOUT_NUMBER",
                                     detail=f"in contact with {h.value_key.split(':', 1)[1]}, which reached "
                                            f"{h.fanout} people within an hour")
     strong = name == "hit_strong_72h"
-    # the earliest of the most confident (as the state keeps them, then by value): the same whichever arrived first
-    h = next((h for h in sorted(hits, key=lambda h: (-h.confidence, h.ts, h.event_id, h.value_key))
+    # the earliest of the most confident: the same whichever arrived first
+    h = next((h for h in sorted(hits, key=lambda h: (-h.confidence, _hit_order(h)))
               if h.mode != "fanout" and (h.confidence >= STRONG_CONFIDENCE) == strong), None)
     if h is None:
         return None
