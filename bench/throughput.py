@@ -256,6 +256,20 @@ def worker_samples(s: Settings) -> dict[tuple[str, tuple[tuple[str, str], ...]],
         return scrape_samples(resp.read().decode())
 
 
+def loop_stalls(after: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+                before: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[str, float | None]:
+    """How often the worker's event loop woke 0.1 s and 0.25 s late or more between two scrapes, and the bucket its
+    longest stall is in (`yujing_event_loop_lag_seconds`, observed every 10 ms)."""
+    name = "yujing_event_loop_lag_seconds_bucket"
+    buckets = sorted((float(dict(labels)["le"]), value - before.get((sample, labels), 0.0))
+                     for (sample, labels), value in after.items() if sample == name)
+    total = buckets[-1][1] if buckets else 0.0
+    at = dict(buckets)
+    return {"loop_lag_samples": total, "loop_lags_over_0.1s": total - at.get(0.1, total),
+            "loop_lags_over_0.25s": total - at.get(0.25, total),
+            "loop_lag_max_at_most_s": next((le for le, n in buckets if n == total), None)}
+
+
 class OutputClock:
     """Per-message latency of the pipeline's outputs as their consumer sees them: the time each message is read
     (wall clock) minus its Kafka timestamp, which the pipeline sets to the originating signal's Kafka timestamp."""
@@ -314,6 +328,7 @@ def latency_at(base: Settings, model: str, city: City, rate: float, work: Path) 
     try:
         with OutputClock(s, ("yujing.decisions", "warnings", "interception.payment")) as clock:
             cpu_before = cpu_seconds(worker.proc.pid)
+            samples_before = worker_samples(s)
             signals = paced_city(s, city, rate)
             time_drain(s, pipeline_groups(s), lambda: worker.running)
             # decisions still waiting for the watermark, and the dispatch they lead to, come after the groups'
@@ -327,10 +342,12 @@ def latency_at(base: Settings, model: str, city: City, rate: float, work: Path) 
                 now_seen = sum(len(v) for v in clock.seconds.values())
                 calm, seen = (calm + 1, seen) if now_seen == seen else (0, now_seen)
             cpu = cpu_seconds(worker.proc.pid) - cpu_before
+            samples = worker_samples(s)
     finally:
         worker.stop()
     # the worker's CPU per signal fed: steadier than a saturated worker's latency, and what sets its headroom
     out: dict[str, float | None] = {"worker_cpu_us_per_signal": round(cpu / signals * 1e6, 1) if signals else None}
+    out.update(loop_stalls(samples, samples_before))
     for topic, name in (("yujing.decisions", "signal_to_decision_seconds"), ("warnings", "signal_to_warning_seconds"),
                         ("interception.payment", "transfer_to_stop_payment_seconds")):
         values = clock.seconds[topic]

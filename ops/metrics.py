@@ -83,6 +83,11 @@ class PipelineMetrics:
             "(send); taking a checkpoint, which is then written in the background (checkpoint). Fetch near nil: "
             "the worker is saturated",
             ["phase"], registry=registry)
+        self.event_loop_lag = Histogram(
+            "yujing_event_loop_lag_seconds",
+            "How late a 10 ms sleep on the worker's event loop woke: whatever holds the loop (a garbage collection, "
+            "a long step) holds the hot path and every agent alike",
+            buckets=LATENCY_BUCKETS, registry=registry)
         self.signal_to_warning = Histogram(
             "yujing_signal_to_warning_seconds",
             "Kafka timestamp of the signal (or case element) behind a warning to the warning sent",

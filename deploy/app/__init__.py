@@ -31,6 +31,7 @@ from deploy.app.faust_commit import commit_only_processed, fetch_stalled, flush_
 from deploy.app.faust_offsets import hand_on_in_order
 from deploy.app.handlers import Handlers, show_on_board
 from deploy.app.local_state import keep_if_clean, mark_clean
+from deploy.app.loop_lag import watch_loop
 from deploy.app.model import worker_model
 from deploy.app.options import faust_options, policies, topology
 from deploy.app.pages import add_pages
@@ -100,6 +101,10 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     @app.task
     async def hot_path() -> None:
         await reader.run()
+
+    @app.task
+    async def loop_lag() -> None:
+        await watch_loop(metrics.event_loop_lag.observe)
 
     @app.timer(10.0)
     async def unstall() -> None:
