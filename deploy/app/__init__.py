@@ -30,6 +30,7 @@ from deploy.app.agent_loop import AgentLoop, until_broker_takes
 from deploy.app.faust_commit import commit_only_processed, fetch_stalled, flush_before_commit
 from deploy.app.faust_offsets import hand_on_in_order
 from deploy.app.handlers import Handlers, show_on_board
+from deploy.app.heap import HeapKeeper
 from deploy.app.local_state import keep_if_clean, mark_clean
 from deploy.app.loop_lag import watch_loop
 from deploy.app.model import worker_model
@@ -95,7 +96,8 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     handlers = Handlers(processor, topology(settings), progress, metrics, dispatcher)
     board = OpsBoard(redis_client, redis_prefix)
     reader = StreamReader(settings, processor, tables, handlers, metrics,
-                          show=lambda outputs: show_on_board(board, processor.lookup, outputs))
+                          show=lambda outputs: show_on_board(board, processor.lookup, outputs),
+                          on_checkpoint=HeapKeeper().checkpointed)
     _watch(app, settings, registry, replica, reader)
 
     @app.task

@@ -87,24 +87,23 @@ class PartitionedTable(MutableMapping[bytes, Any]):
 
         A key set and deleted again in between (a decision that waited less than a checkpoint) is left out: its
         changelog never had it."""
+        return dict(self.take())
+
+    def take(self) -> Iterator[tuple[int, list[tuple[bytes, bytes | None]]]]:
+        """`changes` a partition at a time, encoded as they are asked for (the caller may let the event loop run
+        between two, changing nothing). What is taken is taken at the first: `abort` gives all of it back, also
+        when the rest was never asked for."""
         if self._taken:
             raise RuntimeError(f"table {self.name}: a checkpoint is still being written")
-        out: Changes = {}
         data, written = self._data, self._written
-        for p, keys in self._dirty.items():
-            changed: list[tuple[bytes, bytes | None]] = []
-            taken = self._taken[p] = {}
-            for key in sorted(keys):
-                value = data.get(key)
-                taken[key] = value is not None
-                if value is not None:
-                    changed.append((key, self.encode(value)))
-                elif key in written:
-                    changed.append((key, None))
+        dirty, self._dirty = self._dirty, {}
+        for p, keys in dirty.items():
+            self._taken[p] = {key: data.get(key) is not None for key in keys}
+        for p, taken in list(self._taken.items()):
+            changed = [(key, self.encode(data[key]) if valued else None) for key, valued in sorted(taken.items())
+                       if valued or key in written]
             if changed:
-                out[p] = changed
-        self._dirty = {}
-        return out
+                yield p, changed
 
     def settle(self) -> None:
         """What `changes` took is in the changelog."""
@@ -218,17 +217,18 @@ class ChunkedTable(PartitionedTable):
                 del self._members[chunk]
                 self._dead.setdefault(_chunk_partition(chunk), set()).add(chunk)
 
-    def changes(self) -> Changes:
-        """Take, per partition, a new chunk with the keys set since the last checkpoint (encoded), and the
-        tombstones of the chunks emptied since."""
+    def take(self) -> Iterator[tuple[int, list[tuple[bytes, bytes | None]]]]:
+        """Per partition, a new chunk with the keys set since the last checkpoint (encoded), and the tombstones of
+        the chunks emptied since (see `PartitionedTable.take`)."""
         if self._next or self._taken_fresh or self._taken_dead:
             raise RuntimeError(f"table {self.name}: a checkpoint is still being written")
-        out: Changes = {}
-        for p in sorted(set(self._fresh) | set(self._dead)):
-            records: list[tuple[bytes, bytes | None]] = [(chunk, None) for chunk in sorted(self._dead.get(p, ()))]
+        fresh, dead = self._taken_fresh, self._taken_dead = self._fresh, self._dead
+        self._fresh, self._dead = {}, {}
+        for p in sorted(set(fresh) | set(dead)):
+            records: list[tuple[bytes, bytes | None]] = [(chunk, None) for chunk in sorted(dead.get(p, ()))]
             part: list[list[bytes]] = []
             size = 0
-            for key in self._fresh.get(p, {}):
+            for key in fresh.get(p, {}):
                 if key not in self._data:
                     continue
                 value = self.encode(self._data[key])
@@ -240,10 +240,7 @@ class ChunkedTable(PartitionedTable):
             if part:
                 records.append(self._chunk(p, part))
             if records:
-                out[p] = records
-        self._taken_fresh, self._taken_dead = self._fresh, self._dead
-        self._fresh, self._dead = {}, {}
-        return out
+                yield p, records
 
     def _chunk(self, partition: int, items: list[list[bytes]]) -> tuple[bytes, bytes]:
         chunk = b"%d|#%s" % (partition, uuid4().hex.encode())

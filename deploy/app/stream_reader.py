@@ -153,6 +153,7 @@ class StreamReader:
     handlers: Handlers
     metrics: PipelineMetrics
     show: Callable[[list[Output]], Any] | None = None  # interceptions on the console's board (Redis)
+    on_checkpoint: Callable[[], None] = lambda: None  # a checkpoint is written (the heap keeper freezes the state)
     checkpoint_s: float = 1.0
     max_records: int = 5000
     # Input bytes processed between two turns of the event loop: about half a second of work, so that the group's
@@ -455,7 +456,13 @@ class StreamReader:
             raise OutputsLost("outputs were not delivered: the partitions are to be read back first")
         offsets = {tp: pos for tp, pos in self.position.items()
                    if tp in self.held and pos != self.committed.get(tp)}
-        changes = {name: table.changes() for name, table in self.tables.items()}
+        changes: dict[str, Changes] = {}
+        for name, table in self.tables.items():
+            changes[name] = {}
+            for p, records in table.take():  # encoding them held the loop up to 0.1 s: it turns between
+                changes[name][p] = records
+                if time.perf_counter() >= self._turn_at:
+                    await self._turn()
         if (offsets or any(changes.values())) and not self._in_group():
             for table in self.tables.values():
                 table.abort()
@@ -508,6 +515,7 @@ class StreamReader:
             self.committed.update(task.result())
             for table in self.tables.values():
                 table.settle()
+            self.on_checkpoint()
             return
         for table in self.tables.values():
             table.abort()

@@ -53,6 +53,22 @@ def test_one_checkpoint_at_a_time() -> None:
         assert checkpoint(table) == {}
 
 
+def test_a_checkpoint_taken_a_partition_at_a_time_and_abandoned_gives_all_of_it_back() -> None:
+    for table in (PartitionedTable("persons"), ChunkedTable("pending")):
+        for p in (1, 2):
+            table.active = p
+            table[b"%d|a" % p] = b"A%d" % p
+        parts = table.take()
+        first, records = next(parts)  # the second partition is never asked for (the checkpoint failed)
+        assert first == 1 and records
+        with pytest.raises(RuntimeError):
+            table.changes()  # what it took is still taken
+        table.abort()
+        again = checkpoint(table)
+        assert sorted(again) == [1, 2], table.name
+        assert checkpoint(table) == {}
+
+
 def test_changes_made_while_a_checkpoint_is_written_go_with_the_next() -> None:
     table = PartitionedTable("persons")
     table.active = 0
