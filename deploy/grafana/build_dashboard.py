@@ -21,6 +21,8 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]], int]] = [
         ("histogram_quantile(0.5, sum by (le) (rate(yujing_signal_to_warning_seconds_bucket[5m])))", "signal→warning p50"),
         ("yujing:signal_to_warning_seconds:p99_5m", "signal→warning p99"),
         ("yujing:transfer_to_stop_payment_seconds:p99_5m", "transfer→stop-payment p99")], 8),
+    ("Worker event-loop wake-ups 0.1 s late or more", "timeseries", "percentunit",
+     [("yujing:event_loop_stalled_ratio:rate10m", "{{instance}}")], 8),
     ("Warnings by tier (per hour)", "timeseries", "short",
      [("sum by (tier) (increase(yujing_warnings_total[1h]))", "{{tier}}")], 8),
     ("Warnings by fraud type (24 h)", "bargauge", "short",
