@@ -69,6 +69,7 @@ HOT_TOPICS = (*SOURCES, *ENVELOPED)
 OWNED_TABLES = {"yujing.events": ("persons", "pending", "marks"), "yujing.contacts": ("values", "value-marks")}
 SEND_RETRY = (KafkaTimeoutError, KafkaConnectionError)
 CHANGELOG_BATCH_BYTES = 512 * 1024  # a checkpoint's records per partition and request; below the broker's 1 MB
+EMPTY_FETCH_WAIT_MS = 20  # the longest the broker holds a fetch that finds nothing new
 TRANSACTION_TIMEOUT_MS = 10_000  # a checkpoint left open by a killed worker holds its changelogs this long
 
 
@@ -261,9 +262,10 @@ class StreamReader:
             enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=10_000,
             heartbeat_interval_ms=3_000, max_partition_fetch_bytes=4 * 1024 * 1024,
             # A quiet source is idle once a fetch sent the idle time after its last record comes back empty; an
-            # empty fetch is answered after this at most, so that is within half the idle time more. The price:
-            # four empty fetches per idle time while everything is quiet (no less than 10 ms apart).
-            fetch_max_wait_ms=max(10, min(500, s.idle_after_ms // 4)))
+            # empty fetch is answered after this at most, so that is within two of these more, and a decision
+            # waiting for a quiet partition waits as long. The price: 50 empty fetches a second while
+            # everything is quiet (an idle worker took 10.5 % of a core instead of 6.9 % at 125 ms).
+            fetch_max_wait_ms=max(10, min(EMPTY_FETCH_WAIT_MS, s.idle_after_ms // 4)))
         self.producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True,
                                          max_request_size=4 * 1024 * 1024)
         # A stable transactional id lets a restarted worker abort its predecessor's open checkpoint at once;
