@@ -459,12 +459,17 @@ class StreamReader:
         offsets = {tp: pos for tp, pos in self.position.items()
                    if tp in self.held and pos != self.committed.get(tp)}
         changes: dict[str, Changes] = {}
-        for name, table in self.tables.items():
-            changes[name] = {}
-            for p, records in table.take():  # encoding them held the loop up to 0.1 s: it turns between
-                changes[name][p] = records
-                if time.perf_counter() >= self._turn_at:
-                    await self._turn()
+        try:
+            for name, table in self.tables.items():
+                changes[name] = {}
+                for p, records in table.take():  # encoding them held the loop up to 0.1 s: it turns between
+                    changes[name][p] = records
+                    if time.perf_counter() >= self._turn_at:
+                        await self._turn()
+        except BaseException:  # a stop in a turn, an encoding that failed: the next checkpoint takes it all
+            for table in self.tables.values():
+                table.abort()
+            raise
         if (offsets or any(changes.values())) and not self._in_group():
             for table in self.tables.values():
                 table.abort()

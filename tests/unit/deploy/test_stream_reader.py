@@ -2,11 +2,14 @@
 and the slices a fetched batch is processed in."""
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
+from deploy.app.partitioned import PartitionedTable
 from deploy.app.stream_reader import Outbox, StreamReader, partition_of, slices
 from schemas.internal import Output, PersonEvent, Trigger
 
@@ -50,3 +53,27 @@ def test_a_partitions_fetch_time_is_the_clients_in_seconds() -> None:
     reader = SimpleNamespace(consumer=consumer)
     assert StreamReader._polled_at(reader, TopicPartition("t", 0)) == 1_764_547_200.25  # type: ignore[arg-type]
     assert StreamReader._polled_at(reader, TopicPartition("t", 1)) is None  # type: ignore[arg-type]
+
+
+def test_a_checkpoint_that_fails_while_taking_its_changes_gives_them_all_back() -> None:
+    def encode(value: bytes) -> bytes:
+        if value == b"bad":
+            raise ValueError("cannot encode")
+        return value
+
+    first, second = PartitionedTable("persons", encode), PartitionedTable("values", encode)
+    for p in (0, 1):
+        first.active = second.active = p
+        first[b"%d" % p] = b"ok"
+        second[b"%d" % p] = b"bad" if p == 1 else b"ok"
+
+    async def nothing() -> None:
+        return None
+
+    reader = SimpleNamespace(tables={"persons": first, "values": second}, _written=nothing, _rewind_due=False,
+                             position={}, held=set(), committed={}, _turn_at=0.0, _turn=nothing)
+    with pytest.raises(ValueError):
+        asyncio.run(StreamReader.begin_checkpoint(reader))  # type: ignore[arg-type]
+    second[b"1"] = b"ok"  # (written in partition 1, the last one active)
+    assert first.changes() == {0: [(b"0", b"ok")], 1: [(b"1", b"ok")]}
+    assert second.changes() == {0: [(b"0", b"ok")], 1: [(b"1", b"ok")]}
