@@ -258,8 +258,8 @@ def worker_samples(s: Settings) -> dict[tuple[str, tuple[tuple[str, str], ...]],
 
 def loop_stalls(after: dict[tuple[str, tuple[tuple[str, str], ...]], float],
                 before: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[str, float | None]:
-    """How often the worker's event loop woke 0.1 s and 0.25 s late or more between two scrapes, and the bucket its
-    longest stall is in (`yujing_event_loop_lag_seconds`, observed every 10 ms)."""
+    """How often the worker's event loop woke more than 0.1 s and 0.25 s late between two scrapes, and the bucket
+    its longest stall is in (`yujing_event_loop_lag_seconds`, observed every 10 ms)."""
     name = "yujing_event_loop_lag_seconds_bucket"
     buckets = sorted((float(dict(labels)["le"]), value - before.get((sample, labels), 0.0))
                      for (sample, labels), value in after.items() if sample == name)
@@ -267,7 +267,7 @@ def loop_stalls(after: dict[tuple[str, tuple[tuple[str, str], ...]], float],
     at = dict(buckets)
     return {"loop_lag_samples": total, "loop_lags_over_0.1s": total - at.get(0.1, total),
             "loop_lags_over_0.25s": total - at.get(0.25, total),
-            "loop_lag_max_at_most_s": next((le for le, n in buckets if n == total), None)}
+            "loop_lag_max_at_most_s": next((le for le, n in buckets if n == total), None) if total else None}
 
 
 class OutputClock:

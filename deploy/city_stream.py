@@ -52,8 +52,10 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
     """
     producer = None
     if settings is not None:
+        # A broker restarted under the feed: kafka-python's reconnect backoff grows to 30 s by default, past
+        # the 60 s a send waits for metadata, and the feed failed though the broker was back.
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
-                                 batch_size=256 * 1024, compression_type=None)
+                                 batch_size=256 * 1024, compression_type=None, reconnect_backoff_max_ms=1000)
     counts: dict[str, int] = {}
     first_ts, t0, n = None, time.monotonic(), 0
     registry: set[str] = set()

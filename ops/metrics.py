@@ -88,6 +88,10 @@ class PipelineMetrics:
             "How late a 10 ms sleep on the worker's event loop woke: whatever holds the loop (a garbage collection, "
             "a long step) holds the hot path and every agent alike",
             buckets=LATENCY_BUCKETS, registry=registry)
+        self.heap_full_collection = Histogram(
+            "yujing_heap_full_collection_seconds",
+            "A full garbage collection over the worker's heap, frozen between them (one every 10 minutes): the loop "
+            "waits for it", buckets=LATENCY_BUCKETS, registry=registry)
         self.signal_to_warning = Histogram(
             "yujing_signal_to_warning_seconds",
             "Kafka timestamp of the signal (or case element) behind a warning to the warning sent",

@@ -97,7 +97,7 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     board = OpsBoard(redis_client, redis_prefix)
     reader = StreamReader(settings, processor, tables, handlers, metrics,
                           show=lambda outputs: show_on_board(board, processor.lookup, outputs),
-                          on_checkpoint=HeapKeeper().checkpointed)
+                          on_checkpoint=HeapKeeper(observe_full=metrics.heap_full_collection.observe).checkpointed)
     _watch(app, settings, registry, replica, reader)
 
     @app.task

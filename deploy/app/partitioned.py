@@ -5,7 +5,7 @@ processed (`active`), so it lives in that partition's changelog and moves with i
 write is not sent at once: the keys changed since the last checkpoint are collected, and each goes to the
 changelog once, with its latest value (Kafka Streams' record cache, quix-streams' checkpoint).
 
-A checkpoint takes the changes (`changes`) and writes them while the stages go on changing the table; then it
+A checkpoint takes the changes (`take`) and writes them while the stages go on changing the table; then it
 `settle`s them (written) or `abort`s them (given back to the next one). One checkpoint at a time.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ def _same(value: Any) -> Any:
 
 
 class PartitionedTable(MutableMapping[bytes, Any]):
-    """Keys to values over the partitions this worker holds; `changes` gives what a checkpoint writes.
+    """Keys to values over the partitions this worker holds; `take` gives what a checkpoint writes.
 
     Values are kept as the stages use them (bytes, or objects with `encode` and `decode` for the changelog)."""
 
@@ -90,23 +90,26 @@ class PartitionedTable(MutableMapping[bytes, Any]):
         return dict(self.take())
 
     def take(self) -> Iterator[tuple[int, list[tuple[bytes, bytes | None]]]]:
-        """`changes` a partition at a time, encoded as they are asked for (the caller may let the event loop run
-        between two, changing nothing). What is taken is taken at the first: `abort` gives all of it back, also
-        when the rest was never asked for."""
+        """`changes` a partition at a time: taken at the call, encoded as they are asked for (the caller may let the
+        event loop run in between, changing nothing); `abort` gives back all of it, asked for or not."""
         if self._taken:
             raise RuntimeError(f"table {self.name}: a checkpoint is still being written")
-        data, written = self._data, self._written
+        data = self._data
         dirty, self._dirty = self._dirty, {}
         for p, keys in dirty.items():
             self._taken[p] = {key: data.get(key) is not None for key in keys}
-        for p, taken in list(self._taken.items()):
-            changed = [(key, self.encode(data[key]) if valued else None) for key, valued in sorted(taken.items())
+        return self._encoded(dict(self._taken))
+
+    def _encoded(self, taken: dict[int, dict[bytes, bool]]) -> Iterator[tuple[int, list[tuple[bytes, bytes | None]]]]:
+        data, written = self._data, self._written
+        for p, keys in taken.items():
+            changed = [(key, self.encode(data[key]) if valued else None) for key, valued in sorted(keys.items())
                        if valued or key in written]
             if changed:
                 yield p, changed
 
     def settle(self) -> None:
-        """What `changes` took is in the changelog."""
+        """What `take` took is in the changelog."""
         for keys in self._taken.values():
             for key, valued in keys.items():
                 if valued:
@@ -118,7 +121,7 @@ class PartitionedTable(MutableMapping[bytes, Any]):
         self._taken = {}
 
     def abort(self) -> None:
-        """What `changes` took was not written: the next checkpoint takes it again, with its values then."""
+        """What `take` took was not written: the next checkpoint takes it again, with its values then."""
         for p, keys in self._taken.items():
             self._dirty.setdefault(p, set()).update(keys)
         self._taken = {}
@@ -181,8 +184,8 @@ class ChunkedTable(PartitionedTable):
         self._members: dict[bytes, set[bytes]] = {}  # chunk → its keys still here
         self._fresh: dict[int, dict[bytes, None]] = {}  # per partition, keys set since the last checkpoint
         self._dead: dict[int, set[bytes]] = {}  # per partition, written chunks with no key left: tombstones due
-        self._next: dict[int, list[tuple[bytes, list[bytes]]]] = {}  # the chunks `changes` made (for `settle`)
-        self._taken_fresh: dict[int, dict[bytes, None]] = {}  # what `changes` took (for `abort`)
+        self._next: dict[int, list[tuple[bytes, list[bytes]]]] = {}  # the chunks `take` made (for `settle`)
+        self._taken_fresh: dict[int, dict[bytes, None]] = {}  # what `take` took (for `abort`)
         self._taken_dead: dict[int, set[bytes]] = {}
 
     def __setitem__(self, key: bytes, value: Any) -> None:
@@ -222,8 +225,12 @@ class ChunkedTable(PartitionedTable):
         the chunks emptied since (see `PartitionedTable.take`)."""
         if self._next or self._taken_fresh or self._taken_dead:
             raise RuntimeError(f"table {self.name}: a checkpoint is still being written")
-        fresh, dead = self._taken_fresh, self._taken_dead = self._fresh, self._dead
+        self._taken_fresh, self._taken_dead = self._fresh, self._dead
         self._fresh, self._dead = {}, {}
+        return self._chunks(self._taken_fresh, self._taken_dead)
+
+    def _chunks(self, fresh: dict[int, dict[bytes, None]],
+                dead: dict[int, set[bytes]]) -> Iterator[tuple[int, list[tuple[bytes, bytes | None]]]]:
         for p in sorted(set(fresh) | set(dead)):
             records: list[tuple[bytes, bytes | None]] = [(chunk, None) for chunk in sorted(dead.get(p, ()))]
             part: list[list[bytes]] = []
@@ -248,7 +255,7 @@ class ChunkedTable(PartitionedTable):
         return chunk, msgspec.msgpack.encode(items)
 
     def settle(self) -> None:
-        """What `changes` took is in the changelog: its keys belong to their chunk now, unless they left since
+        """What `take` took is in the changelog: its keys belong to their chunk now, unless they left since
         (taken, or set again: then in the next chunk); a chunk left with none is tombstoned next time."""
         for p, chunks in self._next.items():
             again = self._fresh.get(p, {})
@@ -263,7 +270,7 @@ class ChunkedTable(PartitionedTable):
         self._next, self._taken_fresh, self._taken_dead = {}, {}, {}
 
     def abort(self) -> None:
-        """What `changes` took was not written: its keys and tombstones go with the next checkpoint."""
+        """What `take` took was not written: its keys and tombstones go with the next checkpoint."""
         for p, keys in self._taken_fresh.items():
             self._fresh[p] = keys | self._fresh.get(p, {})
         for p, chunks in self._taken_dead.items():

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -263,8 +263,8 @@ class StreamReader:
             heartbeat_interval_ms=3_000, max_partition_fetch_bytes=4 * 1024 * 1024,
             # A quiet source is idle once a fetch sent the idle time after its last record comes back empty; an
             # empty fetch is answered after this at most, so that is within two of these more, and a decision
-            # waiting for a quiet partition waits as long. The price: 50 empty fetches a second while
-            # everything is quiet (an idle worker took 10.5 % of a core instead of 6.9 % at 125 ms).
+            # waiting for a quiet partition waits as long. The price: 50 empty fetches a second per broker while
+            # everything is quiet (docs/scaling.md, seventh step).
             fetch_max_wait_ms=max(10, min(EMPTY_FETCH_WAIT_MS, s.idle_after_ms // 4)))
         self.producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True,
                                          max_request_size=4 * 1024 * 1024)
@@ -458,17 +458,21 @@ class StreamReader:
             raise OutputsLost("outputs were not delivered: the partitions are to be read back first")
         offsets = {tp: pos for tp, pos in self.position.items()
                    if tp in self.held and pos != self.committed.get(tp)}
+        taken: dict[str, Iterator[tuple[int, list[tuple[bytes, bytes | None]]]]] = {}
         changes: dict[str, Changes] = {}
         try:
             for name, table in self.tables.items():
+                taken[name] = table.take()
+            for name, parts in taken.items():
                 changes[name] = {}
-                for p, records in table.take():  # encoding them held the loop up to 0.1 s: it turns between
+                for p, records in parts:  # encoding them all at once held the loop: it turns between partitions
                     changes[name][p] = records
                     if time.perf_counter() >= self._turn_at:
                         await self._turn()
-        except BaseException:  # a stop in a turn, an encoding that failed: the next checkpoint takes it all
-            for table in self.tables.values():
-                table.abort()
+        except BaseException:  # stopped in a turn (what was taken goes with the next checkpoint), or an encoding
+            # failed (the partitions are read back, and what was taken with them)
+            for name in taken:
+                self.tables[name].abort()
             raise
         if (offsets or any(changes.values())) and not self._in_group():
             for table in self.tables.values():
