@@ -11,6 +11,7 @@ from kafka import KafkaProducer
 
 from deploy.config import Settings
 from schemas.records import DomainSignal, Indicator, PaymentSignal, Subject, TelecomSignal
+from schemas.topics import COMPACTED_TOPICS, SIGNAL_TOPICS
 from scorers.lab.city import City
 
 
@@ -52,10 +53,13 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
     """
     producer = None
     if settings is not None:
-        # A broker restarted under the feed: kafka-python's reconnect backoff grows to 30 s by default, past
-        # the 60 s a send waits for metadata, and the feed failed though the broker was back.
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
                                  batch_size=256 * 1024, compression_type=None, reconnect_backoff_max_ms=1000)
+        # Every topic's partitions known before the first record: a send to a topic not yet known waits for
+        # metadata, and a broker restarting under the feed failed it (the first indicator after a restart);
+        # a known topic's records wait in the producer and are retried until the broker is back.
+        for topic in (*SIGNAL_TOPICS, *COMPACTED_TOPICS):
+            producer.partitions_for(settings.topic(topic))
     counts: dict[str, int] = {}
     first_ts, t0, n = None, time.monotonic(), 0
     registry: set[str] = set()
