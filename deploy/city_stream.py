@@ -54,7 +54,8 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
     producer = None
     if settings is not None:
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
-                                 batch_size=256 * 1024, compression_type=None, reconnect_backoff_max_ms=1000)
+                                 batch_size=256 * 1024, compression_type=None,
+                                 reconnect_backoff_max_ms=1000)  # kafka-python's backoff grows to 30 s otherwise
         # Every topic's partitions known before the first record: a send to a topic not yet known waits for
         # metadata, and a broker restarting under the feed failed it (the first indicator after a restart);
         # a known topic's records wait in the producer and are retried until the broker is back.

@@ -16,7 +16,9 @@ from uuid import uuid4
 
 import msgspec
 
-Changes = dict[int, list[tuple[bytes, bytes | None]]]  # per partition, the changelog records of a checkpoint
+Records = list[tuple[bytes, bytes | None]]  # changelog records: keys and encoded values (None: a tombstone)
+Changes = dict[int, Records]  # per partition, the changelog records of a checkpoint
+Taken = Iterator[tuple[int, Records]]  # a checkpoint's changes, a partition at a time
 
 
 def _same(value: Any) -> Any:
@@ -89,7 +91,7 @@ class PartitionedTable(MutableMapping[bytes, Any]):
         changelog never had it."""
         return dict(self.take())
 
-    def take(self) -> Iterator[tuple[int, list[tuple[bytes, bytes | None]]]]:
+    def take(self) -> Taken:
         """`changes` a partition at a time: taken at the call, encoded as they are asked for (the caller may let the
         event loop run in between, changing nothing); `abort` gives back all of it, asked for or not."""
         if self._taken:
@@ -100,7 +102,7 @@ class PartitionedTable(MutableMapping[bytes, Any]):
             self._taken[p] = {key: data.get(key) is not None for key in keys}
         return self._encoded(dict(self._taken))
 
-    def _encoded(self, taken: dict[int, dict[bytes, bool]]) -> Iterator[tuple[int, list[tuple[bytes, bytes | None]]]]:
+    def _encoded(self, taken: dict[int, dict[bytes, bool]]) -> Taken:
         data, written = self._data, self._written
         for p, keys in taken.items():
             changed = [(key, self.encode(data[key]) if valued else None) for key, valued in sorted(keys.items())
@@ -220,7 +222,7 @@ class ChunkedTable(PartitionedTable):
                 del self._members[chunk]
                 self._dead.setdefault(_chunk_partition(chunk), set()).add(chunk)
 
-    def take(self) -> Iterator[tuple[int, list[tuple[bytes, bytes | None]]]]:
+    def take(self) -> Taken:
         """Per partition, a new chunk with the keys set since the last checkpoint (encoded), and the tombstones of
         the chunks emptied since (see `PartitionedTable.take`)."""
         if self._next or self._taken_fresh or self._taken_dead:
@@ -230,9 +232,9 @@ class ChunkedTable(PartitionedTable):
         return self._chunks(self._taken_fresh, self._taken_dead)
 
     def _chunks(self, fresh: dict[int, dict[bytes, None]],
-                dead: dict[int, set[bytes]]) -> Iterator[tuple[int, list[tuple[bytes, bytes | None]]]]:
+                dead: dict[int, set[bytes]]) -> Taken:
         for p in sorted(set(fresh) | set(dead)):
-            records: list[tuple[bytes, bytes | None]] = [(chunk, None) for chunk in sorted(dead.get(p, ()))]
+            records: Records = [(chunk, None) for chunk in sorted(dead.get(p, ()))]
             part: list[list[bytes]] = []
             size = 0
             for key in fresh.get(p, {}):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -43,7 +43,7 @@ from deploy.app.changelog import changelog_topic, ensure_changelogs, restore, se
 from deploy.app.fencing import Member, fence
 from deploy.app.handlers import Handlers
 from deploy.app.marks import MarkDeduper, owned_marks
-from deploy.app.partitioned import Changes, PartitionedTable
+from deploy.app.partitioned import Changes, PartitionedTable, Taken
 from deploy.config import Settings
 from ops.metrics import PipelineMetrics
 from schemas.internal import Output
@@ -458,7 +458,7 @@ class StreamReader:
             raise OutputsLost("outputs were not delivered: the partitions are to be read back first")
         offsets = {tp: pos for tp, pos in self.position.items()
                    if tp in self.held and pos != self.committed.get(tp)}
-        taken: dict[str, Iterator[tuple[int, list[tuple[bytes, bytes | None]]]]] = {}
+        taken: dict[str, Taken] = {}
         changes: dict[str, Changes] = {}
         try:
             for name, table in self.tables.items():
