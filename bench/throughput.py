@@ -33,6 +33,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,7 +41,7 @@ import msgspec
 import numpy
 from aiokafka import AIOKafkaConsumer
 
-from deploy.city_stream import stream_city
+from deploy.city_stream import FEED_PRODUCER, PROGRESS_TOPICS, stream_city
 from deploy.config import Settings, load_settings
 from deploy.topics import create_topics
 from deploy.workers import WorkerProcess
@@ -185,44 +186,50 @@ def changelog_cost(settings: Settings, signals: int) -> dict[str, dict[str, floa
     return cost
 
 
-def paced_city(settings: Settings, city: City, rate: float, slice_s: float = 0.005) -> int:
+def paced_city(settings: Settings, city: City, rate: float, slice_s: float = 0.005,
+               progress_every_s: float | None = None) -> int:
     """Send the city's registry (loaded first), then its other records at `rate` signals per second; how many
     signals. The records are encoded beforehand and sent by librdkafka, those due every `slice_s` together:
     kafka-python sending one record at a time took 58 % of a core at 2,000/s here, this takes about 7 %, so the
-    load generator leaves the two cores to the worker and the broker it is measuring."""
+    load generator leaves the two cores to the worker and the broker it is measuring. With `progress_every_s`, the
+    feed's progress goes to every partition of the input topics that often (`deploy.city_stream.FEED_PRODUCER`)."""
     from confluent_kafka import Producer
 
-    from deploy.city_stream import contract_key, wait_for_identity
+    from deploy.city_stream import contract_key, progress_record, wait_for_identity
 
     if rate <= 0:
         raise ValueError(f"a rate of signals per second must be positive, not {rate}")
-    registry: list[tuple[str, bytes, bytes]] = []
-    feed: list[tuple[str, bytes, bytes]] = []
+    registry: list[tuple[str, bytes, bytes, int]] = []
+    feed: list[tuple[str, bytes, bytes, int]] = []  # -1: the partition the key gives
+    stamps: list[int] = []  # the feed's event times, in order
     signals: list[int] = []  # signals among the feed's records up to each one
     subjects: set[str] = set()
     for topic, rec in city.records():
-        record = (settings.topic(topic), contract_key(rec), msgspec.json.encode(rec))
+        record = (settings.topic(topic), contract_key(rec), msgspec.json.encode(rec), -1)
         if topic == "registry.subjects" and not feed:
             registry.append(record)
             subjects.add(rec.subject_id)  # type: ignore[attr-defined]
         else:
             feed.append(record)
+            stamps.append(rec.ts)  # type: ignore[attr-defined]
             signals.append((signals[-1] if signals else 0) + topic.startswith("signals."))
     # murmur2 as the Java client, kafka-python and the pipeline: the same keys on the same partitions; idempotent,
     # so a retry cannot reorder a partition (the watermarks take each to be in event-time order)
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all", "linger.ms": 5,
                          "partitioner": "murmur2_random", "enable.idempotence": True})
     failed: list[str] = []
+    meta = producer.list_topics(timeout=30).topics
+    everywhere = [(settings.topic(t), p) for t in PROGRESS_TOPICS for p in sorted(meta[settings.topic(t)].partitions)]
 
     def delivered(err: Any, _msg: Any) -> None:
         if err is not None:
             failed.append(str(err))
 
-    def send(records: list[tuple[str, bytes, bytes]]) -> None:
-        for topic, key, value in records:
+    def send(records: Iterable[tuple[str, bytes, bytes, int]]) -> None:
+        for topic, key, value, partition in records:
             while True:
                 try:
-                    producer.produce(topic, value, key, on_delivery=delivered)
+                    producer.produce(topic, value, key, partition=partition, on_delivery=delivered)
                     break
                 except BufferError:  # its queue is full: let it deliver
                     producer.poll(0.01)
@@ -232,12 +239,19 @@ def paced_city(settings: Settings, city: City, rate: float, slice_s: float = 0.0
     if producer.flush(60) or failed:
         raise RuntimeError(f"the registry was not delivered: {failed[:1]}, or 60 s passed")
     wait_for_identity(settings, subjects)
-    sent, t0 = 0, time.monotonic()
+    sent, t0, said_at = 0, time.monotonic(), float("-inf")
     while sent < len(feed):
         due = bisect.bisect_right(signals, (time.monotonic() - t0) * rate, lo=sent)
         send(feed[sent:due])
         sent = due
+        if progress_every_s and sent < len(feed) and time.monotonic() - said_at >= progress_every_s:
+            key, value = progress_record(FEED_PRODUCER, stamps[sent])  # what comes next is not earlier
+            send((topic, key, value, p) for topic, p in everywhere)
+            said_at = time.monotonic()
         time.sleep(slice_s)
+    if progress_every_s and stamps:  # the last word: nothing more is coming
+        key, value = progress_record(FEED_PRODUCER, stamps[-1] + 1)
+        send((topic, key, value, p) for topic, p in everywhere)
     if producer.flush(120) or failed:
         raise RuntimeError(f"the city was not all delivered: {len(failed)} failed ({failed[:1]}), or 120 s passed")
     return signals[-1] if signals else 0
@@ -319,9 +333,13 @@ def quantile(values: list[float], q: float) -> float | None:
     return float(numpy.quantile(values, q, method="inverted_cdf")) if values else None
 
 
-def latency_at(base: Settings, model: str, city: City, rate: float, work: Path) -> dict[str, float | None]:
+def latency_at(base: Settings, model: str, city: City, rate: float, work: Path,
+               progress_every_s: float | None = None) -> dict[str, float | None]:
     """p50/p99/max signal → decision, signal → warning and transfer → stop-payment of one worker fed at `rate`
-    signals per second, from every decision, warning and stop-payment request as its consumer reads it."""
+    signals per second, from every decision, warning and stop-payment request as its consumer reads it. With
+    `progress_every_s`, the feed sends its progress that often and the worker counts it."""
+    if progress_every_s:
+        base = dataclasses.replace(base, progress_producers=";".join(f"{t}={FEED_PRODUCER}" for t in PROGRESS_TOPICS))
     s, worker = one_worker(base, model, work / f"lat-{int(rate)}", f"{uuid.uuid4().hex[:6]}l{int(rate)}",
                            work / f"latency-{int(rate)}.log")
     assert worker.proc is not None
@@ -329,7 +347,7 @@ def latency_at(base: Settings, model: str, city: City, rate: float, work: Path) 
         with OutputClock(s, ("yujing.decisions", "warnings", "interception.payment")) as clock:
             cpu_before = cpu_seconds(worker.proc.pid)
             samples_before = worker_samples(s)
-            signals = paced_city(s, city, rate)
+            signals = paced_city(s, city, rate, progress_every_s=progress_every_s)
             time_drain(s, pipeline_groups(s), lambda: worker.running)
             # decisions still waiting for the watermark, and the dispatch they lead to, come after the groups'
             # lag is nil: until none waits (as the table's last checkpoint says), then no output for 5 s
@@ -348,6 +366,8 @@ def latency_at(base: Settings, model: str, city: City, rate: float, work: Path) 
     # the worker's CPU per signal fed: steadier than a saturated worker's latency, and what sets its headroom
     out: dict[str, float | None] = {"worker_cpu_us_per_signal": round(cpu / signals * 1e6, 1) if signals else None}
     out.update(loop_stalls(samples, samples_before))
+    # each output's latency in the order read, to see when the slow ones came
+    (work / f"latency-{int(rate)}.json").write_text(json.dumps(clock.seconds))
     for topic, name in (("yujing.decisions", "signal_to_decision_seconds"), ("warnings", "signal_to_warning_seconds"),
                         ("interception.payment", "transfer_to_stop_payment_seconds")):
         values = clock.seconds[topic]
@@ -378,6 +398,9 @@ def main() -> None:
                         help="signals per second fed for the latency runs (--only latency)")
     parser.add_argument("--attempts", type=float, default=60.0,
                         help="fraud attempts per 10k residents per day (more give more warnings to time)")
+    parser.add_argument("--progress-ms", type=float, default=0.0,
+                        help="the latency runs' feed sends its progress to every input partition this often and the "
+                             "worker counts it (YUJING_PROGRESS_PRODUCERS); 0: no progress, quiet partitions go idle")
     parser.add_argument("--model", default=str(model_dir(load_settings().data_dir)), help="a trained model folder")
     args = parser.parse_args()
     base = load_settings()
@@ -413,8 +436,9 @@ def main() -> None:
                                               "changelogs": changelog_cost(s, signals)}
     if "latency" in args.only:
         for rate in args.rates:
-            lat = latency_at(base, args.model, City(city.cfg), rate, work)
-            print(json.dumps({"fed_signals_per_second": rate, **lat}, indent=2), flush=True)
+            lat = latency_at(base, args.model, City(city.cfg), rate, work, args.progress_ms / 1000)
+            print(json.dumps({"fed_signals_per_second": rate, "progress_ms": args.progress_ms, **lat}, indent=2),
+                  flush=True)
             if (lat["signal_to_warning_seconds count"] or 0) < 200:
                 print(f"only {lat['signal_to_warning_seconds count']:.0f} warnings timed: p99 needs 200 or more "
                       "(--attempts, --residents)", file=sys.stderr)

@@ -10,9 +10,23 @@ import msgspec
 from kafka import KafkaProducer
 
 from deploy.config import Settings
-from schemas.records import DomainSignal, Indicator, PaymentSignal, Subject, TelecomSignal
+from schemas.records import (
+    PROGRESS_KEY_PREFIX,
+    DomainSignal,
+    Indicator,
+    PaymentSignal,
+    Progress,
+    Subject,
+    TelecomSignal,
+)
 from schemas.topics import COMPACTED_TOPICS, SIGNAL_TOPICS
 from scorers.lab.city import City
+
+# The simulated city's feed as a provider: it sends its progress to every partition of the input topics every
+# PROGRESS_EVERY_S, which a worker counts when YUJING_PROGRESS_PRODUCERS lists it (docs/streaming.md).
+FEED_PRODUCER = "city-feed"
+PROGRESS_TOPICS = (*SIGNAL_TOPICS, "intel.indicators")
+PROGRESS_EVERY_S = 0.02
 
 
 def contract_key(record: msgspec.Struct) -> bytes:
@@ -26,6 +40,11 @@ def contract_key(record: msgspec.Struct) -> bytes:
     if isinstance(record, Subject):
         return record.subject_id.encode()
     raise TypeError(f"not an input record: {type(record).__name__}")
+
+
+def progress_record(producer: str, ts: int) -> tuple[bytes, bytes]:
+    """The key and value of a provider's progress record: every record it sends from now on has `ts` at least `ts`."""
+    return PROGRESS_KEY_PREFIX + producer.encode(), msgspec.json.encode(Progress(producer=producer, progress_ts=ts))
 
 
 def wait_for_identity(settings: Settings, subject_ids: set[str], timeout: float = 120.0) -> None:
@@ -51,7 +70,7 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
     the run's config into `out` when given. `at_first_signal` is called before the first record after the
     registry is sent (a bench's start).
     """
-    producer = None
+    producer, partitions = None, {}
     if settings is not None:
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
                                  batch_size=256 * 1024, compression_type=None,
@@ -59,11 +78,20 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
         # Every topic's partitions known before the first record: a send to a topic not yet known waits for
         # metadata, and a broker restarting under the feed failed it (the first indicator after a restart);
         # a known topic's records wait in the producer and are retried until the broker is back.
-        for topic in (*SIGNAL_TOPICS, *COMPACTED_TOPICS):
-            producer.partitions_for(settings.topic(topic))
+        partitions = {t: producer.partitions_for(settings.topic(t)) or set()
+                      for t in (*SIGNAL_TOPICS, *COMPACTED_TOPICS)}
     counts: dict[str, int] = {}
-    first_ts, t0, n = None, time.monotonic(), 0
+    first_ts, t0, n, said_at = None, time.monotonic(), 0, 0.0
     registry: set[str] = set()
+
+    def say_progress(ts: int) -> None:  # every record from now on has at least this time
+        nonlocal said_at
+        key, value = progress_record(FEED_PRODUCER, ts)
+        for t in PROGRESS_TOPICS:
+            for p in partitions[t]:
+                producer.send(settings.topic(t), key=key, value=value, partition=p)  # type: ignore[union-attr]
+        said_at = time.monotonic()
+
     try:
         for topic, rec in city.records():
             if topic == "registry.subjects":
@@ -78,16 +106,22 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
                 at_first_signal = None
             n += 1
             counts[topic] = counts.get(topic, 0) + 1
-            if speed > 0 and topic != "registry.subjects":
+            if topic != "registry.subjects":
                 ts = rec.ts  # type: ignore[attr-defined]
                 first_ts = ts if first_ts is None else first_ts
-                ahead = (ts - first_ts) / 1000 / speed - (time.monotonic() - t0)
-                if ahead > 0:
-                    time.sleep(ahead)
+                due = t0 + (ts - first_ts) / 1000 / speed if speed > 0 else 0.0
+                while True:  # the feed's word goes on while it waits for the record's time
+                    if producer is not None and time.monotonic() - said_at >= PROGRESS_EVERY_S:
+                        say_progress(ts)
+                    if (wait := due - time.monotonic()) <= 0:
+                        break
+                    time.sleep(min(wait, PROGRESS_EVERY_S))
             if producer is not None:
                 producer.send(settings.topic(topic), key=contract_key(rec), value=msgspec.json.encode(rec))  # type: ignore[union-attr]
             if progress is not None and n % 10_000 == 0:
                 progress(n, counts.get("intel.indicators", 0))
+        if producer is not None and first_ts is not None:
+            say_progress(ts + 1)  # the last word: nothing more is coming, so what waits for the last record can go
         if producer is not None:
             producer.flush(120)
     finally:

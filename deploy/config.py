@@ -5,6 +5,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from schemas.topics import SIGNAL_TOPICS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -46,6 +48,9 @@ class Settings:
     # back. Shorter decides sooner; but a partition the producers leave alone for a moment while they write the
     # others would pass for idle, and its next records would be late (decided on arrival, not in event-time order).
     idle_after_ms: int = 500
+    # Providers whose progress records count, by topic (`topic=producer,producer;topic=…`): a partition of a listed
+    # topic waits for their word instead of for the idle time (docs/streaming.md).
+    progress_producers: str = ""
     model_dir: Path | None = None  # None: DATA/model
     bind_host: str = "127.0.0.1"  # where the web, feed and metrics servers listen (0.0.0.0 inside a container)
     # A worker's stable name in its group (a StatefulSet pod's name): a worker restarted under the same name
@@ -79,15 +84,39 @@ class Settings:
             "YUJING_INDEX_MAX_PEOPLE": str(self.index_max_people),
             "YUJING_FANOUT_THRESHOLD": str(self.fanout_threshold),
             "YUJING_IDLE_AFTER_MS": str(self.idle_after_ms),
+            "YUJING_PROGRESS_PRODUCERS": self.progress_producers,
             "YUJING_MODEL_DIR": str(self.model_dir) if self.model_dir is not None else "",
             "YUJING_BIND_HOST": self.bind_host,
             "YUJING_WORKER_NAME": self.worker_name,
         }
 
     @property
+    def producers(self) -> dict[str, tuple[str, ...]]:
+        """The providers whose progress records count, by logical topic."""
+        return parse_producers(self.progress_producers)
+
+    @property
     def kafka_url(self) -> str:
         """Faust's broker URL form of the bootstrap list."""
         return ";".join(f"kafka://{hp}" for hp in self.kafka_bootstrap.split(","))
+
+
+def parse_producers(text: str) -> dict[str, tuple[str, ...]]:
+    """`signals.telecom=gw1,gw2;signals.payment=bank-hub` as {topic: producers}; a clear error if it is not that."""
+    out: dict[str, tuple[str, ...]] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        topic, _, names = part.partition("=")
+        producers = tuple(filter(None, (n.strip() for n in names.split(","))))
+        if topic.strip() not in (*SIGNAL_TOPICS, "intel.indicators") or not producers:
+            raise SystemExit(f"YUJING_PROGRESS_PRODUCERS: {part!r} is not <input topic>=<producer>[,<producer>…] "
+                             f"(input topics: {', '.join((*SIGNAL_TOPICS, 'intel.indicators'))})")
+        out[topic.strip()] = producers
+    return out
+
+
+def format_producers(producers: dict[str, tuple[str, ...]]) -> str:
+    """The settings' text of {topic: producers}."""
+    return ";".join(f"{topic}={','.join(names)}" for topic, names in producers.items())
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -123,6 +152,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         index_max_people=_env_int(env, "YUJING_INDEX_MAX_PEOPLE", 500),
         fanout_threshold=_env_int(env, "YUJING_FANOUT_THRESHOLD", 30),
         idle_after_ms=idle_after_ms,
+        progress_producers=format_producers(parse_producers(env.get("YUJING_PROGRESS_PRODUCERS", ""))),
         model_dir=Path(env["YUJING_MODEL_DIR"]).resolve() if env.get("YUJING_MODEL_DIR") else None,
         bind_host=env.get("YUJING_BIND_HOST") or "127.0.0.1",
         worker_name=env.get("YUJING_WORKER_NAME", ""),

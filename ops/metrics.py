@@ -41,6 +41,11 @@ class PipelineMetrics:
         self.registry = registry
         self.events_in = Counter("yujing_events_in_total", "Records read, by logical topic", ["topic"],
                                  registry=registry)
+        self.progress_records = Counter(
+            "yujing_progress_records_total",
+            "Providers' progress records read (not counted in yujing_events_in_total), by topic; counted=no: from a "
+            "producer YUJING_PROGRESS_PRODUCERS does not list for the topic, ignored", ["topic", "counted"],
+            registry=registry)
         self.deadletters = Counter("yujing_deadletters_total", "Records dead-lettered, by topic and reason category",
                                    ["topic", "reason"], registry=registry)
         self.hits = Counter("yujing_indicator_hits_total",

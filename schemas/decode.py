@@ -12,7 +12,7 @@ from schemas.normalize import (
     normalise_indicator_value,
     normalise_phone,
 )
-from schemas.records import DomainSignal, Indicator, Outcome, PaymentSignal, Subject, TelecomSignal
+from schemas.records import DomainSignal, Indicator, Outcome, PaymentSignal, Progress, Subject, TelecomSignal
 
 MAX_RECORD_BYTES = 64 * 1024  # the largest honest input record is a few kB; more is an error or an attack
 
@@ -39,10 +39,20 @@ class InvalidRecord(ValueError):
 
 
 _DECODERS = {topic: msgspec.json.Decoder(kind) for topic, kind in INPUT_TYPES.items()}
+_PROGRESS = msgspec.json.Decoder(Progress)
 
 
 def decode_raw(logical_topic: str, raw: bytes | None) -> msgspec.Struct:
     """Parse and type-check one message value of an input topic (no normalisation)."""
+    return _decode(_DECODERS[logical_topic], raw)
+
+
+def decode_progress(raw: bytes | None) -> Progress:
+    """Parse and type-check a provider's progress record (`schemas.records.Progress`)."""
+    return _decode(_PROGRESS, raw)  # type: ignore[return-value]
+
+
+def _decode(decoder: msgspec.json.Decoder, raw: bytes | None) -> msgspec.Struct:
     if raw is None:
         raise InvalidRecord("empty message (null value)")
     if len(raw) > MAX_RECORD_BYTES:
@@ -52,7 +62,7 @@ def decode_raw(logical_topic: str, raw: bytes | None) -> msgspec.Struct:
     except UnicodeDecodeError as exc:
         raise InvalidRecord(f"not UTF-8 (byte {exc.start})") from None
     try:
-        return _DECODERS[logical_topic].decode(raw)
+        return decoder.decode(raw)
     except msgspec.ValidationError as exc:
         text = str(exc)
         match = _AT_FIELD.search(text)

@@ -108,6 +108,17 @@ class Subject(_Record):
     ts: Ts
 
 
+PROGRESS_KEY_PREFIX = b"progress:"  # then the producer's id
+
+
+class Progress(_Record):
+    """A provider's progress on one partition of an input topic (an extension of the contract, keyed
+    `progress:<producer>`): every record the producer writes to that partition from now on has `ts` ≥ `progress_ts`."""
+
+    producer: Id
+    progress_ts: Ts
+
+
 # ----------------------------------------------------------------------------- outputs
 
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Collection, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Callable
 
@@ -45,6 +45,8 @@ import msgspec
 from msgspec import Struct
 
 from schemas.internal import PersonEvent
+
+NEVER = float("-inf")  # when a channel or producer that has not been heard was heard
 
 
 class Mark(Struct, array_like=True):
@@ -243,17 +245,29 @@ class SourceProgress:
     next fetch only after that, so the answer before the latest tells when the latest fetch was sent at the
     earliest. Judged on this worker's clock alone, a worker busy with a batch would find a partition quiet whose
     next records the broker already had, and they would come late.
+
+    A topic can name the `producers` whose progress records count (`schemas.records.Progress`). A partition then
+    stands at the least progress of its live producers and never goes idle while one of them is live, so a
+    decision waits for the provider's word, not for the idle time. A producer is live until it has been silent
+    for the idle time on every partition this worker reads: one heard on another partition is waited for on this
+    one (its progress record is on its way), so a provider resuming after a pause makes nothing late here. Silent
+    everywhere, it holds nothing back (a provider that died); with none live, the partition is judged quiet or not
+    as above.
     """
 
     def __init__(self, idle_after_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 producers: Mapping[str, Collection[str]] | None = None) -> None:
         self.idle_after_s = idle_after_s
         self.clock = clock
         self.wall = wall  # the clock of `polled_at`, read only to take its age: a step of it moves nothing else
+        self.producers = {topic: frozenset(ids) for topic, ids in (producers or {}).items() if ids}
         self._ts: dict[str, int] = {}
         self._next_offset: dict[str, int] = {}
         self._last_read: dict[str, float] = {}
         self._answers: dict[str, tuple[float, float, float]] = {}  # latest polled_at; it and the one before, on clock
+        self._progress: dict[str, dict[str, int]] = {}  # channel -> producer -> its progress there
+        self._heard: dict[str, float] = {}  # producer -> heard last, on any partition here
 
     def saw(self, channel: str, ts: int | None, offset: int) -> None:
         """A record of the channel was processed and its outputs sent (`ts` None: it was dead-lettered)."""
@@ -262,13 +276,32 @@ class SourceProgress:
         self._next_offset[channel] = offset + 1
         self._last_read[channel] = self.clock()
 
+    def progressed(self, channel: str, producer: str, ts: int) -> bool:
+        """A producer's progress record read on the channel (then `saw` as any record); False: not a producer
+        whose progress counts on this topic, ignored."""
+        topic = channel.rpartition("/")[0]
+        if producer not in self.producers.get(topic, ()):
+            return False
+        known = self._progress.setdefault(channel, {})
+        known[producer] = max(ts, known.get(producer, 0))
+        self._heard[producer] = self.clock()
+        return True
+
     def mark(self, channel: str, highwater: int | None, committed: int | None = None,
              polled_at: float | None = None) -> Mark:
-        """The channel's mark: idle once read up to `highwater` (fetched at `polled_at`, if known) and quiet."""
+        """The channel's mark: at its live producers' progress; else idle once read up to `highwater` (fetched at
+        `polled_at`, if known) and quiet."""
         ts = self._ts.get(channel, 0)
         position = self._next_offset.get(channel, committed if committed is not None else 0)
         sent_at = self._fetch_sent_at(channel, polled_at) if polled_at is not None else self.clock()
-        quiet = sent_at - self._last_read.get(channel, float("-inf")) >= self.idle_after_s
+        topic = channel.rpartition("/")[0]
+        if topic in self.producers:
+            known = self._progress.get(channel, {})
+            live = [known.get(p, 0) for p in self.producers[topic]
+                    if sent_at - self._heard.get(p, NEVER) < self.idle_after_s]
+            if live:
+                return Mark(channel, max(ts, min(live)))  # the producers' word: every record before it is in
+        quiet = sent_at - self._last_read.get(channel, NEVER) >= self.idle_after_s
         if highwater is not None and position >= highwater and quiet:
             return Mark(channel, ts + 1, True)  # everything it had, its latest time included, is in
         return Mark(channel, ts)
@@ -289,3 +322,4 @@ class SourceProgress:
             self._next_offset.pop(c, None)
             self._last_read.pop(c, None)
             self._answers.pop(c, None)
+            self._progress.pop(c, None)

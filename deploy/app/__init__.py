@@ -92,7 +92,7 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     dispatcher = Dispatcher(routes, Cooldown(redis_client, redis_prefix, routes.cooldown_ms), processor.lookup,
                             EscalationStore(redis_client, redis_prefix), on_suppressed=metrics.suppressed.inc,
                             on_breach=metrics.breaches.inc)
-    progress = SourceProgress(idle_after_s=settings.idle_after_ms / 1000)
+    progress = SourceProgress(idle_after_s=settings.idle_after_ms / 1000, producers=settings.producers)
     handlers = Handlers(processor, topology(settings), progress, metrics, dispatcher)
     board = OpsBoard(redis_client, redis_prefix)
     reader = StreamReader(settings, processor, tables, handlers, metrics,

@@ -9,9 +9,9 @@ import msgspec
 from dispatch.stage import Dispatcher
 from ops.board import OpsBoard
 from ops.metrics import PipelineMetrics
-from schemas.decode import decode_input
+from schemas.decode import InvalidRecord, decode_input, decode_progress
 from schemas.internal import Decision, Output
-from schemas.records import FraudWarning
+from schemas.records import PROGRESS_KEY_PREFIX, FraudWarning
 from streams.identity import decode_profile, subject_key
 from streams.ingest import RawMessage, ingest
 from streams.processor import Processor, person_output
@@ -40,6 +40,18 @@ class Handlers:
             if result.dead is not None:
                 return [Output("deadletter", event.key or b"", result.dead)]
             return [person_output(pe) for pe in result.events]
+        return handle
+
+    def provider_progress(self, logical: str) -> Callable[[Any], list[Output]]:
+        """A provider's progress record (`schemas.records.Progress`): how far its partition has got; sends nothing."""
+        def handle(event: Any) -> list[Output]:
+            progress = decode_progress(event.value)
+            if event.key != PROGRESS_KEY_PREFIX + progress.producer.encode():
+                raise InvalidRecord(f"a progress record keyed {event.key!r} names another producer", "producer")
+            counts = self.progress.progressed(f"{logical}/{event.message.partition}", progress.producer,
+                                              progress.progress_ts)
+            self.metrics.progress_records.labels(logical, "yes" if counts else "no").inc()
+            return []
         return handle
 
     def registry(self, event: Any) -> list[Output]:

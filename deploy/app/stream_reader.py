@@ -47,7 +47,7 @@ from deploy.app.partitioned import Changes, PartitionedTable, Taken
 from deploy.config import Settings
 from ops.metrics import PipelineMetrics
 from schemas.internal import Output
-from schemas.records import encode
+from schemas.records import PROGRESS_KEY_PREFIX, encode
 from schemas.topics import SIGNAL_TOPICS
 from streams.envelope import (
     EventBatch,
@@ -335,15 +335,19 @@ class StreamReader:
     async def _sources(self, logical: str, tp: TopicPartition, records: list[Any], outbox: Outbox) -> None:
         handler = self.handlers.indicator if logical == "intel.indicators" else self.handlers.ingest(logical)
         channel = f"{logical}/{tp.partition}"
-        counted = self.metrics.events_in.labels(logical)
+        progress_records = 0
         for raw in records:
             record = _Record(raw, tp)
-            outputs = handle_now(logical, record, handler)
+            if raw.key is not None and raw.key.startswith(PROGRESS_KEY_PREFIX):
+                outputs = handle_now(logical, record, self.handlers.provider_progress(logical))
+                progress_records += 1
+            else:
+                outputs = handle_now(logical, record, handler)
             outbox.add(outputs, record.timestamp)
             self.handlers.progress.saw(channel, progress_ts(outputs), record.offset)
             if time.perf_counter() >= self._turn_at:
                 await self._turn()
-        counted.inc(len(records))
+        self.metrics.events_in.labels(logical).inc(len(records) - progress_records)
 
     async def _derived(self, logical: str, tp: TopicPartition, records: list[Any], outbox: Outbox) -> None:
         p = tp.partition

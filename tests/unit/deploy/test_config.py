@@ -13,3 +13,13 @@ def test_the_idle_time_goes_to_child_processes_and_must_be_positive() -> None:
     assert load_settings({"YUJING_DATA_DIR": "/tmp/yujing-config-test"}).idle_after_ms == 500
     with pytest.raises(SystemExit, match="YUJING_IDLE_AFTER_MS"):
         load_settings({"YUJING_IDLE_AFTER_MS": "0"})
+
+
+def test_the_producers_whose_progress_counts_go_to_child_processes_and_nonsense_is_refused() -> None:
+    settings = load_settings({"YUJING_PROGRESS_PRODUCERS": " signals.telecom = gw-1, gw-2 ; intel.indicators=cases;"})
+    assert settings.producers == {"signals.telecom": ("gw-1", "gw-2"), "intel.indicators": ("cases",)}
+    assert load_settings(settings.to_env()).producers == settings.producers
+    assert load_settings({}).producers == {}
+    for wrong in ("signals.telephone=gw-1", "signals.telecom=", "gw-1"):
+        with pytest.raises(SystemExit, match="YUJING_PROGRESS_PRODUCERS"):
+            load_settings({"YUJING_PROGRESS_PRODUCERS": wrong})
