@@ -41,12 +41,12 @@ import msgspec
 import numpy
 from aiokafka import AIOKafkaConsumer
 
-from deploy.city_stream import FEED_PRODUCER, PROGRESS_TOPICS, stream_city
+from deploy.city_stream import FEED_PRODUCER, feed_as_producer, stream_city
 from deploy.config import Settings, load_settings
 from deploy.topics import create_topics
 from deploy.workers import WorkerProcess
 from ops.metrics import scrape_samples
-from schemas.topics import SIGNAL_TOPICS
+from schemas.topics import SIGNAL_TOPICS, SOURCE_TOPICS
 from scorers.lab.city import City, CityConfig
 from scorers.lab.training import model_dir
 from streams.kafka_io import end_offsets_of, group_lag, group_lags, pipeline_groups, read_table, read_to_end
@@ -219,7 +219,7 @@ def paced_city(settings: Settings, city: City, rate: float, slice_s: float = 0.0
                          "partitioner": "murmur2_random", "enable.idempotence": True})
     failed: list[str] = []
     meta = producer.list_topics(timeout=30).topics
-    everywhere = [(settings.topic(t), p) for t in PROGRESS_TOPICS for p in sorted(meta[settings.topic(t)].partitions)]
+    everywhere = [(settings.topic(t), p) for t in SOURCE_TOPICS for p in sorted(meta[settings.topic(t)].partitions)]
 
     def delivered(err: Any, _msg: Any) -> None:
         if err is not None:
@@ -339,7 +339,7 @@ def latency_at(base: Settings, model: str, city: City, rate: float, work: Path,
     signals per second, from every decision, warning and stop-payment request as its consumer reads it. With
     `progress_every_s`, the feed sends its progress that often and the worker counts it."""
     if progress_every_s:
-        base = dataclasses.replace(base, progress_producers=";".join(f"{t}={FEED_PRODUCER}" for t in PROGRESS_TOPICS))
+        base = dataclasses.replace(base, progress_producers=feed_as_producer())
     s, worker = one_worker(base, model, work / f"lat-{int(rate)}", f"{uuid.uuid4().hex[:6]}l{int(rate)}",
                            work / f"latency-{int(rate)}.log")
     assert worker.proc is not None

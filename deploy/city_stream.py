@@ -19,13 +19,12 @@ from schemas.records import (
     Subject,
     TelecomSignal,
 )
-from schemas.topics import COMPACTED_TOPICS, SIGNAL_TOPICS
+from schemas.topics import COMPACTED_TOPICS, SIGNAL_TOPICS, SOURCE_TOPICS
 from scorers.lab.city import City
 
-# The simulated city's feed as a provider: it sends its progress to every partition of the input topics every
-# PROGRESS_EVERY_S, which a worker counts when YUJING_PROGRESS_PRODUCERS lists it (docs/streaming.md).
+# The simulated city's feed as a provider: when YUJING_PROGRESS_PRODUCERS lists it, it sends its progress to every
+# partition of the input topics every PROGRESS_EVERY_S (docs/schemas.md).
 FEED_PRODUCER = "city-feed"
-PROGRESS_TOPICS = (*SIGNAL_TOPICS, "intel.indicators")
 PROGRESS_EVERY_S = 0.02
 
 
@@ -40,6 +39,12 @@ def contract_key(record: msgspec.Struct) -> bytes:
     if isinstance(record, Subject):
         return record.subject_id.encode()
     raise TypeError(f"not an input record: {type(record).__name__}")
+
+
+def feed_as_producer() -> str:
+    """`YUJING_PROGRESS_PRODUCERS` for a pipeline whose one provider is the city feed: its word counts on every
+    input topic."""
+    return ";".join(f"{topic}={FEED_PRODUCER}" for topic in SOURCE_TOPICS)
 
 
 def progress_record(producer: str, ts: int) -> tuple[bytes, bytes]:
@@ -68,7 +73,8 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
     With `registry_first`, the registry is loaded into the running pipeline before any signal is sent, as in a
     deployment where the registry is there long before the signals. Writes the ground truth (`truth.jsonl`) and
     the run's config into `out` when given. `at_first_signal` is called before the first record after the
-    registry is sent (a bench's start).
+    registry is sent (a bench's start). The feed sends its progress records when the settings list it as a producer
+    whose progress counts (`feed_as_producer`).
     """
     producer, partitions = None, {}
     if settings is not None:
@@ -82,12 +88,13 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
                       for t in (*SIGNAL_TOPICS, *COMPACTED_TOPICS)}
     counts: dict[str, int] = {}
     first_ts, t0, n, said_at = None, time.monotonic(), 0, 0.0
+    speaks = settings is not None and any(FEED_PRODUCER in ids for ids in settings.producers.values())
     registry: set[str] = set()
 
     def say_progress(ts: int) -> None:  # every record from now on has at least this time
         nonlocal said_at
         key, value = progress_record(FEED_PRODUCER, ts)
-        for t in PROGRESS_TOPICS:
+        for t in SOURCE_TOPICS:
             for p in partitions[t]:
                 producer.send(settings.topic(t), key=key, value=value, partition=p)  # type: ignore[union-attr]
         said_at = time.monotonic()
@@ -111,7 +118,7 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
                 first_ts = ts if first_ts is None else first_ts
                 due = t0 + (ts - first_ts) / 1000 / speed if speed > 0 else 0.0
                 while True:  # the feed's word goes on while it waits for the record's time
-                    if producer is not None and time.monotonic() - said_at >= PROGRESS_EVERY_S:
+                    if speaks and time.monotonic() - said_at >= PROGRESS_EVERY_S:
                         say_progress(ts)
                     if (wait := due - time.monotonic()) <= 0:
                         break
@@ -120,7 +127,7 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
                 producer.send(settings.topic(topic), key=contract_key(rec), value=msgspec.json.encode(rec))  # type: ignore[union-attr]
             if progress is not None and n % 10_000 == 0:
                 progress(n, counts.get("intel.indicators", 0))
-        if producer is not None and first_ts is not None:
+        if speaks and first_ts is not None:
             say_progress(ts + 1)  # the last word: nothing more is coming, so what waits for the last record can go
         if producer is not None:
             producer.flush(120)

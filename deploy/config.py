@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemas.topics import SIGNAL_TOPICS
+from schemas.topics import SOURCE_TOPICS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,9 +107,9 @@ def parse_producers(text: str) -> dict[str, tuple[str, ...]]:
     for part in filter(None, (p.strip() for p in text.split(";"))):
         topic, _, names = part.partition("=")
         producers = tuple(filter(None, (n.strip() for n in names.split(","))))
-        if topic.strip() not in (*SIGNAL_TOPICS, "intel.indicators") or not producers:
+        if topic.strip() not in SOURCE_TOPICS or not producers:
             raise SystemExit(f"YUJING_PROGRESS_PRODUCERS: {part!r} is not <input topic>=<producer>[,<producer>…] "
-                             f"(input topics: {', '.join((*SIGNAL_TOPICS, 'intel.indicators'))})")
+                             f"(input topics: {', '.join(SOURCE_TOPICS)})")
         out[topic.strip()] = producers
     return out
 

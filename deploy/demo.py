@@ -16,13 +16,13 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import msgspec
 import redis.asyncio as aioredis
 
 from deploy import stack
-from deploy.city_stream import stream_city
+from deploy.city_stream import feed_as_producer, stream_city
 from deploy.config import Settings
 from deploy.task_feed_service import feed_prefix
 from deploy.topics import create_topics
@@ -185,6 +185,8 @@ def _seconds(value: float | None) -> str:
 def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: bool, workers: int = 1,
              speed: float = 0.0, attempts: float = 60.0) -> int:
     """Start everything, stream the city, print what came out, and stop what was started (unless --keep)."""
+    if not settings.progress_producers:  # the city feed is the demo's one provider: its word, not the idle time
+        settings = replace(settings, progress_producers=feed_as_producer())
     print("== starting the local stack (Apache Kafka + Redis) ==", flush=True)
     for st in stack.up(settings):
         print("  " + st.line())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 SIGNAL_TOPICS = ("signals.telecom", "signals.payment", "signals.domain")
+SOURCE_TOPICS = (*SIGNAL_TOPICS, "intel.indicators")  # what the hot path reads from providers, in event-time order
 COMPACTED_TOPICS = ("intel.indicators", "registry.subjects")
 OUTPUT_TOPICS = (
     "warnings",

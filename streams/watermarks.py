@@ -12,7 +12,8 @@ order), but decides only once every channel has passed the event's time: the dec
 them. Every channel reports its progress in band: a `Mark` sent to every partition it writes to, after the
 records it covers, so per partition the mark never overtakes them (Kafka keeps one producer's order).
 
-    channel mark = every record of the channel with an earlier event time has been sent (its max ts so far);
+    channel mark = every record of the channel with an earlier event time has been sent (its max ts so far, or
+                   its providers' word that nothing earlier will come: `SourceProgress`);
                    `idle`: caught up with its input and quiet, so it holds nobody back; an idle mark below
                    a busy time seen before (a restarted worker knows no time) means past that time
     watermark    = the least mark of the channels a partition waits for (idle ones aside);

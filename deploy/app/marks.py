@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Callable, Protocol
 
-from schemas.topics import SIGNAL_TOPICS
+from schemas.topics import SOURCE_TOPICS
 from streams.watermarks import Mark, SourceProgress, Topology
 
-SOURCES = (*SIGNAL_TOPICS, "intel.indicators")
 DERIVED = ("yujing.events", "yujing.contacts")
 
 
@@ -37,7 +36,7 @@ def owned_marks(assignment: Iterable[Partition], logical_of: dict[str, str], pro
     out: dict[str, list[Mark]] = {"yujing.events": [], "yujing.contacts": []}
     for tp in assignment:
         logical = logical_of.get(tp.topic)
-        if logical in SOURCES:
+        if logical in SOURCE_TOPICS:
             # not fetched yet (highwater None): not caught up either
             mark = progress.mark(f"{logical}/{tp.partition}", highwater(tp), committed(tp), polled_at(tp))
             out["yujing.events"].append(mark)

@@ -48,7 +48,7 @@ from deploy.config import Settings
 from ops.metrics import PipelineMetrics
 from schemas.internal import Output
 from schemas.records import PROGRESS_KEY_PREFIX, encode
-from schemas.topics import SIGNAL_TOPICS
+from schemas.topics import SOURCE_TOPICS
 from streams.envelope import (
     EventBatch,
     decode_envelope,
@@ -62,9 +62,8 @@ from streams.watermarks import Mark, Marks
 
 log = logging.getLogger(__name__)
 
-SOURCES = (*SIGNAL_TOPICS, "intel.indicators")
 ENVELOPED = ("yujing.events", "yujing.contacts")
-HOT_TOPICS = (*SOURCES, *ENVELOPED)
+HOT_TOPICS = (*SOURCE_TOPICS, *ENVELOPED)
 # The tables a person or value partition owns (each changelog partition has that partition's owner as writer).
 OWNED_TABLES = {"yujing.events": ("persons", "pending", "marks"), "yujing.contacts": ("values", "value-marks")}
 SEND_RETRY = (KafkaTimeoutError, KafkaConnectionError)
@@ -314,7 +313,7 @@ class StreamReader:
                     if not records:
                         continue
                 logical = self.logical_of[tp.topic]
-                if logical in SOURCES:
+                if logical in SOURCE_TOPICS:
                     await self._sources(logical, tp, records, outbox)
                 else:
                     await self._derived(logical, tp, records, outbox)

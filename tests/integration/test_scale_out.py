@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from deploy.city_stream import FEED_PRODUCER, PROGRESS_TOPICS
+from deploy.city_stream import feed_as_producer
 from deploy.config import Settings
 from deploy.replay import Outputs, differences, replay_city
 from scorers.ages import Ages
@@ -43,7 +43,7 @@ def test_with_the_feeds_progress_counted_no_decision_waits_for_the_idle_time(
     records move every input partition's mark, the last one (past the city's end) included."""
     settings = dataclasses.replace(isolated_settings(stack, tmp_path / "data", small_model, partitions=4),
                                    idle_after_ms=600_000,
-                                   progress_producers=";".join(f"{t}={FEED_PRODUCER}" for t in PROGRESS_TOPICS))
+                                   progress_producers=feed_as_producer())
     run = replay_city(settings, CITY, 1, tmp_path / "logs", drain_timeout=120)
     record_figures("the feed's progress instead of the idle time", city_reference, run)
     assert differences(city_reference, run) == {}
