@@ -46,7 +46,7 @@ from deploy.config import Settings, load_settings
 from deploy.topics import create_topics
 from deploy.workers import WorkerProcess
 from ops.metrics import scrape_samples
-from schemas.topics import SIGNAL_TOPICS, SOURCE_TOPICS
+from schemas.topics import SIGNAL_TOPICS
 from scorers.lab.city import City, CityConfig
 from scorers.lab.training import model_dir
 from streams.kafka_io import end_offsets_of, group_lag, group_lags, pipeline_groups, read_table, read_to_end
@@ -192,10 +192,10 @@ def paced_city(settings: Settings, city: City, rate: float, slice_s: float = 0.0
     signals. The records are encoded beforehand and sent by librdkafka, those due every `slice_s` together:
     kafka-python sending one record at a time took 58 % of a core at 2,000/s here, this takes about 7 %, so the
     load generator leaves the two cores to the worker and the broker it is measuring. With `progress_every_s`, the
-    feed's progress goes to every partition of the input topics that often (`deploy.city_stream.FEED_PRODUCER`)."""
+    feed's word goes that often to every partition of the topics where the settings count it (`feed_topics`)."""
     from confluent_kafka import Producer
 
-    from deploy.city_stream import contract_key, progress_record, wait_for_identity
+    from deploy.city_stream import contract_key, feed_topics, progress_record, wait_for_identity
 
     if rate <= 0:
         raise ValueError(f"a rate of signals per second must be positive, not {rate}")
@@ -219,7 +219,8 @@ def paced_city(settings: Settings, city: City, rate: float, slice_s: float = 0.0
                          "partitioner": "murmur2_random", "enable.idempotence": True})
     failed: list[str] = []
     meta = producer.list_topics(timeout=30).topics
-    everywhere = [(settings.topic(t), p) for t in SOURCE_TOPICS for p in sorted(meta[settings.topic(t)].partitions)]
+    everywhere = [(settings.topic(t), p) for t in feed_topics(settings)
+                  for p in sorted(meta[settings.topic(t)].partitions)]
 
     def delivered(err: Any, _msg: Any) -> None:
         if err is not None:
@@ -244,12 +245,12 @@ def paced_city(settings: Settings, city: City, rate: float, slice_s: float = 0.0
         due = bisect.bisect_right(signals, (time.monotonic() - t0) * rate, lo=sent)
         send(feed[sent:due])
         sent = due
-        if progress_every_s and sent < len(feed) and time.monotonic() - said_at >= progress_every_s:
+        if progress_every_s and everywhere and sent < len(feed) and time.monotonic() - said_at >= progress_every_s:
             key, value = progress_record(FEED_PRODUCER, stamps[sent])  # what comes next is not earlier
             send((topic, key, value, p) for topic, p in everywhere)
             said_at = time.monotonic()
         time.sleep(slice_s)
-    if progress_every_s and stamps:  # the last word: nothing more is coming
+    if progress_every_s and everywhere and stamps:  # the last word: nothing more is coming
         key, value = progress_record(FEED_PRODUCER, stamps[-1] + 1)
         send((topic, key, value, p) for topic, p in everywhere)
     if producer.flush(120) or failed:

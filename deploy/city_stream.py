@@ -47,6 +47,11 @@ def feed_as_producer() -> str:
     return ";".join(f"{topic}={FEED_PRODUCER}" for topic in SOURCE_TOPICS)
 
 
+def feed_topics(settings: Settings) -> list[str]:
+    """The input topics on which these settings count the city feed's word (where it sends it)."""
+    return [topic for topic, ids in settings.producers.items() if FEED_PRODUCER in ids]
+
+
 def progress_record(producer: str, ts: int) -> tuple[bytes, bytes]:
     """The key and value of a provider's progress record: every record it sends from now on has `ts` at least `ts`."""
     return PROGRESS_KEY_PREFIX + producer.encode(), msgspec.json.encode(Progress(producer=producer, progress_ts=ts))
@@ -73,30 +78,31 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
     With `registry_first`, the registry is loaded into the running pipeline before any signal is sent, as in a
     deployment where the registry is there long before the signals. Writes the ground truth (`truth.jsonl`) and
     the run's config into `out` when given. `at_first_signal` is called before the first record after the
-    registry is sent (a bench's start). The feed sends its progress records when the settings list it as a producer
-    whose progress counts (`feed_as_producer`).
+    registry is sent (a bench's start). The feed sends its progress records to the topics where the settings count
+    them (`feed_topics`).
     """
-    producer, partitions = None, {}
+    producer, everywhere = None, []
     if settings is not None:
+        # idempotent: a retry cannot put a record behind the feed's word on its partition
         producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
-                                 batch_size=256 * 1024, compression_type=None,
+                                 batch_size=256 * 1024, compression_type=None, enable_idempotence=True,
                                  reconnect_backoff_max_ms=1000)  # kafka-python's backoff grows to 30 s otherwise
         # Every topic's partitions known before the first record: a send to a topic not yet known waits for
         # metadata, and a broker restarting under the feed failed it (the first indicator after a restart);
         # a known topic's records wait in the producer and are retried until the broker is back.
-        partitions = {t: producer.partitions_for(settings.topic(t)) or set()
-                      for t in (*SIGNAL_TOPICS, *COMPACTED_TOPICS)}
+        known = {t: producer.partitions_for(settings.topic(t)) for t in (*SIGNAL_TOPICS, *COMPACTED_TOPICS)}
+        if missing := [t for t in feed_topics(settings) if not known[t]]:
+            raise RuntimeError(f"the feed cannot give its word on {missing}: no partitions (are the topics created?)")
+        everywhere = [(settings.topic(t), p) for t in feed_topics(settings) for p in sorted(known[t])]
     counts: dict[str, int] = {}
     first_ts, t0, n, said_at = None, time.monotonic(), 0, 0.0
-    speaks = settings is not None and any(FEED_PRODUCER in ids for ids in settings.producers.values())
     registry: set[str] = set()
 
     def say_progress(ts: int) -> None:  # every record from now on has at least this time
         nonlocal said_at
         key, value = progress_record(FEED_PRODUCER, ts)
-        for t in SOURCE_TOPICS:
-            for p in partitions[t]:
-                producer.send(settings.topic(t), key=key, value=value, partition=p)  # type: ignore[union-attr]
+        for topic, p in everywhere:
+            producer.send(topic, key=key, value=value, partition=p)  # type: ignore[union-attr]
         said_at = time.monotonic()
 
     try:
@@ -118,16 +124,16 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
                 first_ts = ts if first_ts is None else first_ts
                 due = t0 + (ts - first_ts) / 1000 / speed if speed > 0 else 0.0
                 while True:  # the feed's word goes on while it waits for the record's time
-                    if speaks and time.monotonic() - said_at >= PROGRESS_EVERY_S:
+                    if everywhere and time.monotonic() - said_at >= PROGRESS_EVERY_S:
                         say_progress(ts)
                     if (wait := due - time.monotonic()) <= 0:
                         break
-                    time.sleep(min(wait, PROGRESS_EVERY_S))
+                    time.sleep(min(wait, PROGRESS_EVERY_S) if everywhere else wait)
             if producer is not None:
                 producer.send(settings.topic(topic), key=contract_key(rec), value=msgspec.json.encode(rec))  # type: ignore[union-attr]
             if progress is not None and n % 10_000 == 0:
                 progress(n, counts.get("intel.indicators", 0))
-        if speaks and first_ts is not None:
+        if everywhere and first_ts is not None:
             say_progress(ts + 1)  # the last word: nothing more is coming, so what waits for the last record can go
         if producer is not None:
             producer.flush(120)

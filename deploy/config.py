@@ -105,12 +105,12 @@ def parse_producers(text: str) -> dict[str, tuple[str, ...]]:
     """`signals.telecom=gw1,gw2;signals.payment=bank-hub` as {topic: producers}; a clear error if it is not that."""
     out: dict[str, tuple[str, ...]] = {}
     for part in filter(None, (p.strip() for p in text.split(";"))):
-        topic, _, names = part.partition("=")
+        topic, _, names = (s.strip() for s in part.partition("="))
         producers = tuple(filter(None, (n.strip() for n in names.split(","))))
-        if topic.strip() not in SOURCE_TOPICS or not producers:
+        if topic not in SOURCE_TOPICS or not producers:
             raise SystemExit(f"YUJING_PROGRESS_PRODUCERS: {part!r} is not <input topic>=<producer>[,<producer>…] "
                              f"(input topics: {', '.join(SOURCE_TOPICS)})")
-        out[topic.strip()] = producers
+        out[topic] = producers
     return out
 
 

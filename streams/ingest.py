@@ -83,16 +83,21 @@ def resolve_late(pe: PersonEvent, lookup: Lookup) -> PersonEvent | None:
     return msgspec.structs.replace(pe, person=person, subject_id=subject)
 
 
+def refuse_far_ahead(ts: int, kafka_ts: int | None, field: str = "ts") -> None:
+    """Refuse an event time more than a day ahead of when Kafka received the record (`InvalidRecord` on `field`)."""
+    if kafka_ts is not None and kafka_ts >= MIN_TS_MS and ts > kafka_ts + MAX_AHEAD_MS:
+        # A record cannot be sent before it happens. Let in, one far ahead would move a person's window, or a
+        # partition's time, past every real event after it (they would all count as too old, or late).
+        raise InvalidRecord(f"event time is {(ts - kafka_ts) / 3_600_000:.0f} h ahead of when Kafka received the "
+                            "record (more than 24 h: a clock or unit error)", field)
+
+
 def ingest(msg: RawMessage, lookup: Lookup = _unregistered) -> IngestResult:
     """Decode, validate and normalise one signal message; a bad one becomes a dead letter with its reason."""
     try:
         record = decode_input(msg.topic, msg.value)
         assert isinstance(record, (TelecomSignal, PaymentSignal, DomainSignal))
-        if msg.kafka_ts is not None and msg.kafka_ts >= MIN_TS_MS and record.ts > msg.kafka_ts + MAX_AHEAD_MS:
-            # A signal cannot be sent before it happens. Let in, one record far ahead would move the person's
-            # window past every real event after it (they would all count as too old).
-            raise InvalidRecord(f"event time is {(record.ts - msg.kafka_ts) / 3_600_000:.0f} h ahead of when "
-                                "Kafka received the record (more than 24 h: a clock or unit error)", "ts")
+        refuse_far_ahead(record.ts, msg.kafka_ts)
     except InvalidRecord as exc:
         return IngestResult(dead=dead_letter(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
                                              exc.reason, exc.field, msg.kafka_ts))

@@ -47,7 +47,7 @@ from msgspec import Struct
 
 from schemas.internal import PersonEvent
 
-NEVER = float("-inf")  # when a channel or producer that has not been heard was heard
+NEVER = float("-inf")  # the time a channel or producer not heard yet was last heard
 
 
 class Mark(Struct, array_like=True):
@@ -238,6 +238,11 @@ class PendingDecisions:
             self._index.pop(p, None)
 
 
+def topic_of(channel: str) -> str:
+    """The logical topic of a channel (`<topic>/<partition>`)."""
+    return channel.rpartition("/")[0]
+
+
 class SourceProgress:
     """How far this worker has read each source partition it owns: the marks of source channels.
 
@@ -248,12 +253,12 @@ class SourceProgress:
     next records the broker already had, and they would come late.
 
     A topic can name the `producers` whose progress records count (`schemas.records.Progress`). A partition then
-    stands at the least progress of its live producers and never goes idle while one of them is live, so a
-    decision waits for the provider's word, not for the idle time. A producer is live until it has been silent
-    for the idle time on every partition this worker reads: one heard on another partition is waited for on this
-    one (its progress record is on its way), so a provider resuming after a pause makes nothing late here. Silent
-    everywhere, it holds nothing back (a provider that died); with none live, the partition is judged quiet or not
-    as above.
+    stands at the least word of its live producers and never goes idle while one of them is live, so a decision
+    waits for the providers' word, not for the idle time. A producer is live until it has been silent for the idle
+    time on every partition of the topic this worker reads: one heard on another partition is waited for on this
+    one (its word is on its way there too). Silent everywhere, it holds nothing back (a provider that died); with
+    none live, the partition is judged quiet or not as above. Progress records are not records of the channel:
+    they move its offset, not its time of last read.
     """
 
     def __init__(self, idle_after_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
@@ -268,7 +273,7 @@ class SourceProgress:
         self._last_read: dict[str, float] = {}
         self._answers: dict[str, tuple[float, float, float]] = {}  # latest polled_at; it and the one before, on clock
         self._progress: dict[str, dict[str, int]] = {}  # channel -> producer -> its progress there
-        self._heard: dict[str, float] = {}  # producer -> heard last, on any partition here
+        self._heard: dict[tuple[str, str], float] = {}  # (topic, producer) -> heard last, on any partition here
 
     def saw(self, channel: str, ts: int | None, offset: int) -> None:
         """A record of the channel was processed and its outputs sent (`ts` None: it was dead-lettered)."""
@@ -277,31 +282,36 @@ class SourceProgress:
         self._next_offset[channel] = offset + 1
         self._last_read[channel] = self.clock()
 
+    def passed(self, channel: str, offset: int) -> None:
+        """A progress record of the channel was processed (or dead-lettered): only the offset moves."""
+        self._next_offset[channel] = offset + 1
+
     def progressed(self, channel: str, producer: str, ts: int) -> bool:
-        """A producer's progress record read on the channel (then `saw` as any record); False: not a producer
-        whose progress counts on this topic, ignored."""
-        topic = channel.rpartition("/")[0]
+        """A producer's progress record read on the channel (then `passed`); False: not a producer whose progress
+        counts on this topic, ignored."""
+        topic = topic_of(channel)
         if producer not in self.producers.get(topic, ()):
             return False
         known = self._progress.setdefault(channel, {})
         known[producer] = max(ts, known.get(producer, 0))
-        self._heard[producer] = self.clock()
+        self._heard[(topic, producer)] = self.clock()
         return True
 
     def mark(self, channel: str, highwater: int | None, committed: int | None = None,
              polled_at: float | None = None) -> Mark:
-        """The channel's mark: at its live producers' progress; else idle once read up to `highwater` (fetched at
+        """The channel's mark: at its live producers' least word; else idle once read up to `highwater` (fetched at
         `polled_at`, if known) and quiet."""
         ts = self._ts.get(channel, 0)
         position = self._next_offset.get(channel, committed if committed is not None else 0)
         sent_at = self._fetch_sent_at(channel, polled_at) if polled_at is not None else self.clock()
-        topic = channel.rpartition("/")[0]
+        topic = topic_of(channel)
         if topic in self.producers:
             known = self._progress.get(channel, {})
             live = [known.get(p, 0) for p in self.producers[topic]
-                    if sent_at - self._heard.get(p, NEVER) < self.idle_after_s]
+                    if sent_at - self._heard.get((topic, p), NEVER) < self.idle_after_s]
             if live:
-                return Mark(channel, max(ts, min(live)))  # the producers' word: every record before it is in
+                # Their word, not the latest record: with two producers, one's record says nothing of the other's.
+                return Mark(channel, min(live))
         quiet = sent_at - self._last_read.get(channel, NEVER) >= self.idle_after_s
         if highwater is not None and position >= highwater and quiet:
             return Mark(channel, ts + 1, True)  # everything it had, its latest time included, is in

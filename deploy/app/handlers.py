@@ -13,7 +13,7 @@ from schemas.decode import InvalidRecord, decode_input, decode_progress
 from schemas.internal import Decision, Output
 from schemas.records import PROGRESS_KEY_PREFIX, FraudWarning
 from streams.identity import decode_profile, subject_key
-from streams.ingest import RawMessage, ingest
+from streams.ingest import RawMessage, ingest, refuse_far_ahead
 from streams.processor import Processor, person_output
 from streams.watermarks import SourceProgress, Topology
 
@@ -48,6 +48,8 @@ class Handlers:
             progress = decode_progress(event.value)
             if event.key != PROGRESS_KEY_PREFIX + progress.producer.encode():
                 raise InvalidRecord(f"a progress record keyed {event.key!r} names another producer", "producer")
+            msg = event.message
+            refuse_far_ahead(progress.progress_ts, int(msg.timestamp * 1000) if msg.timestamp else None, "progress_ts")
             counts = self.progress.progressed(f"{logical}/{event.message.partition}", progress.producer,
                                               progress.progress_ts)
             self.metrics.progress_records.labels(logical, "yes" if counts else "no").inc()

@@ -333,17 +333,19 @@ class StreamReader:
 
     async def _sources(self, logical: str, tp: TopicPartition, records: list[Any], outbox: Outbox) -> None:
         handler = self.handlers.indicator if logical == "intel.indicators" else self.handlers.ingest(logical)
-        channel = f"{logical}/{tp.partition}"
-        progress_records = 0
+        provider_progress = self.handlers.provider_progress(logical)
+        channel, progress = f"{logical}/{tp.partition}", self.handlers.progress
+        progress_records = 0  # providers' words, which are not signals
         for raw in records:
             record = _Record(raw, tp)
             if raw.key is not None and raw.key.startswith(PROGRESS_KEY_PREFIX):
-                outputs = handle_now(logical, record, self.handlers.provider_progress(logical))
+                outbox.add(handle_now(logical, record, provider_progress), record.timestamp)
+                progress.passed(channel, record.offset)
                 progress_records += 1
             else:
                 outputs = handle_now(logical, record, handler)
-            outbox.add(outputs, record.timestamp)
-            self.handlers.progress.saw(channel, progress_ts(outputs), record.offset)
+                outbox.add(outputs, record.timestamp)
+                progress.saw(channel, progress_ts(outputs), record.offset)
             if time.perf_counter() >= self._turn_at:
                 await self._turn()
         self.metrics.events_in.labels(logical).inc(len(records) - progress_records)

@@ -1,5 +1,5 @@
-"""The hot path's outbox (records for enveloped topics per destination partition, in order, the rest as they came)
-and the slices a fetched batch is processed in."""
+"""The hot path's outbox (records for enveloped topics per destination partition, in order, the rest as they came),
+the slices a fetched batch is processed in, and a provider's progress records among the signals."""
 from __future__ import annotations
 
 import asyncio
@@ -8,10 +8,15 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
+from prometheus_client import CollectorRegistry
 
+from deploy.app.handlers import Handlers
 from deploy.app.partitioned import PartitionedTable
 from deploy.app.stream_reader import Outbox, StreamReader, partition_of, slices
+from deploy.city_stream import progress_record
+from ops.metrics import PipelineMetrics
 from schemas.internal import Output, PersonEvent, Trigger
+from streams.watermarks import Mark, SourceProgress
 
 
 def test_keys_go_to_the_partition_kafkas_default_partitioner_gives_them() -> None:
@@ -77,3 +82,29 @@ def test_a_checkpoint_that_fails_while_taking_its_changes_gives_them_all_back() 
     second[b"1"] = b"ok"  # (written in partition 1, the last one active)
     assert first.changes() == {0: [(b"0", b"ok")], 1: [(b"1", b"ok")]}
     assert second.changes() == {0: [(b"0", b"ok")], 1: [(b"1", b"ok")]}
+
+
+def test_a_providers_word_moves_its_partition_is_no_signal_and_a_bad_one_is_dead_lettered() -> None:
+    ts = 1_764_547_200_000
+    progress = SourceProgress(producers={"signals.telecom": ["gw1"]}, clock=lambda: 0.0)
+    handlers = Handlers(SimpleNamespace(lookup=lambda _: None), None, progress,  # type: ignore[arg-type]
+                        PipelineMetrics(CollectorRegistry()))
+    reader = SimpleNamespace(handlers=handlers, metrics=handlers.metrics, _turn_at=float("inf"))
+    call = (b'{"event_id": "c1", "ts": %d, "kind": "call", "direction": "in", "subscriber": "+8613800000001", '
+            b'"counterpart": "+8617000001111", "duration_s": 30}' % ts)
+    records = [SimpleNamespace(topic="signals.telecom", partition=0, offset=i, key=key, value=value, timestamp=ts)
+               for i, (key, value) in enumerate([
+                   progress_record("gw1", ts + 1_000),
+                   (b"+8613800000001", call),
+                   (b"progress:gw1", b'{"producer": "gw1", "progress_ts": "soon"}'),
+               ])]
+    outbox = Outbox(partitions=4)
+    asyncio.run(StreamReader._sources(reader, "signals.telecom", TopicPartition("t", 0), records,  # type: ignore[arg-type]
+                                      outbox))
+    assert progress.mark("signals.telecom/0", highwater=3) == Mark("signals.telecom/0", ts + 1_000)
+    assert [out.topic for out, _ in outbox.direct] == ["deadletter"]  # the bad word, with its reason
+    assert outbox.direct[0][0].value.field == "progress_ts"
+    assert sum(len(events) for events, _ in outbox.routed.values()) == 1  # the call's person event
+    counts = handlers.metrics.registry.get_sample_value
+    assert counts("yujing_events_in_total", {"topic": "signals.telecom"}) == 1
+    assert counts("yujing_progress_records_total", {"topic": "signals.telecom", "counted": "yes"}) == 1

@@ -114,23 +114,24 @@ def test_source_quiet_without_a_fetch_time_is_judged_on_the_clock() -> None:
     assert progress.mark("signals.telecom/0", highwater=10).idle is True
 
 
-def test_a_partition_with_live_producers_stands_at_their_least_progress_and_never_goes_idle() -> None:
+def test_a_partition_with_live_producers_stands_at_their_least_word_and_never_goes_idle() -> None:
     now = [0.0]
     progress = SourceProgress(idle_after_s=0.5, clock=lambda: now[0],
                               producers={"signals.telecom": ["gw1", "gw2"]})
     tel = "signals.telecom/0"
     assert progress.progressed(tel, "gw1", 5_000) and progress.progressed(tel, "gw2", 3_000)
     assert not progress.progressed(tel, "gw3", 9_000)  # not listed: its word counts for nothing
-    progress.saw(tel, None, offset=2)
+    progress.passed(tel, offset=2)
     assert progress.mark(tel, highwater=3) == Mark(tel, 3_000)  # the least of the producers' words, busy
     progress.saw(tel, 4_000, offset=3)
-    assert progress.mark(tel, highwater=4) == Mark(tel, 4_000)  # a record beyond a word counts as before
+    # gw1's record says nothing of gw2, which may still write at 3,500
+    assert progress.mark(tel, highwater=4) == Mark(tel, 3_000)
     assert progress.progressed(tel, "gw2", 2_000)
-    progress.saw(tel, None, offset=4)
-    assert progress.mark(tel, highwater=5) == Mark(tel, 4_000)  # a producer's word does not go back
+    progress.passed(tel, offset=4)
+    assert progress.mark(tel, highwater=5) == Mark(tel, 3_000)  # a producer's word does not go back
     now[0] = 0.4
     assert progress.progressed(tel, "gw1", 6_000)
-    progress.saw(tel, None, offset=5)
+    progress.passed(tel, offset=5)
     now[0] = 0.75  # gw2 silent for the idle time: a provider that died holds nothing back
     assert progress.mark(tel, highwater=6) == Mark(tel, 6_000)
     assert progress.mark("signals.payment/0", highwater=0).idle  # a topic without producers: the idle rule
@@ -138,22 +139,38 @@ def test_a_partition_with_live_producers_stands_at_their_least_progress_and_neve
     assert progress.mark(tel, highwater=6) == Mark(tel, 4_001, True)
 
 
+def test_progress_records_do_not_keep_a_partition_from_going_idle() -> None:
+    """Only records make a partition busy: a provider's word, listed or not, moves its offset, not its last read."""
+    now = [0.0]
+    progress = SourceProgress(idle_after_s=0.5, clock=lambda: now[0], producers={"signals.payment": ["bank"]})
+    ind, pay = "intel.indicators/0", "signals.payment/0"
+    progress.saw(ind, 1_000, offset=0)
+    for i in range(1, 50):  # an unlisted provider's word every 20 ms
+        now[0] = i * 0.02
+        assert not progress.progressed(ind, "cases", 1_000 + i)
+        progress.passed(ind, offset=i)
+    assert progress.mark(ind, highwater=50) == Mark(ind, 1_001, True)
+    # listed on the payment topic only: its word on the payments says nothing of the telecom partitions
+    assert progress.progressed(pay, "bank", 2_000)
+    assert progress.mark("signals.telecom/0", highwater=0).idle
+
+
 def test_a_producer_heard_on_one_partition_is_waited_for_on_the_others() -> None:
     """Every partition quiet and idle, then the provider resumes: its word on one partition reached the broker
-    first. The others wait for theirs instead of passing for idle, so their first records are not late."""
+    first. The others of the topic wait for theirs instead of passing for idle, so their first records are not
+    late."""
     now = [0.0]
-    progress = SourceProgress(idle_after_s=0.5, clock=lambda: now[0],
-                              producers={"signals.telecom": ["gw1"], "signals.payment": ["gw1"]})
-    tel, pay = "signals.telecom/0", "signals.payment/0"
+    progress = SourceProgress(idle_after_s=0.5, clock=lambda: now[0], producers={"signals.telecom": ["gw1"]})
+    tel0, tel1 = "signals.telecom/0", "signals.telecom/1"
     now[0] = 10.0
-    assert progress.mark(pay, highwater=0) == Mark(pay, 1, True)  # never heard from: idle as before
-    assert progress.progressed(tel, "gw1", 50_000)
-    progress.saw(tel, 50_000, offset=0)
-    assert progress.mark(pay, highwater=0) == Mark(pay, 0)  # busy: its word from gw1 is on its way
-    assert progress.progressed(pay, "gw1", 49_000)
-    assert progress.mark(pay, highwater=1) == Mark(pay, 49_000)
-    progress.forget([pay])
-    assert progress.mark(pay, highwater=1) == Mark(pay, 0)  # taken up again: waits for the word once more
+    assert progress.mark(tel1, highwater=0) == Mark(tel1, 1, True)  # never heard from: idle as before
+    assert progress.progressed(tel0, "gw1", 50_000)
+    progress.passed(tel0, offset=0)
+    assert progress.mark(tel1, highwater=0) == Mark(tel1, 0)  # busy: its word from gw1 is on its way
+    assert progress.progressed(tel1, "gw1", 49_000)
+    assert progress.mark(tel1, highwater=1) == Mark(tel1, 49_000)
+    progress.forget([tel1])
+    assert progress.mark(tel1, highwater=1) == Mark(tel1, 0)  # taken up again: waits for the word once more
 
 
 def test_pending_decisions_come_due_in_event_time_order_and_survive_a_new_index() -> None:
