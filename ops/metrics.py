@@ -46,6 +46,10 @@ class PipelineMetrics:
             "Providers' progress records read (not counted in yujing_events_in_total), by topic; counted=no: from a "
             "producer YUJING_PROGRESS_PRODUCERS does not list for the topic, ignored", ["topic", "counted"],
             registry=registry)
+        self.progress_producers = Gauge(
+            "yujing_progress_producers", "Providers listed in YUJING_PROGRESS_PRODUCERS, by topic and whether this "
+            "worker heard their word within the idle time (live=no: its partitions wait for the idle time again)",
+            ["topic", "live"], registry=registry)
         self.deadletters = Counter("yujing_deadletters_total", "Records dead-lettered, by topic and reason category",
                                    ["topic", "reason"], registry=registry)
         self.hits = Counter("yujing_indicator_hits_total",

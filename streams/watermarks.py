@@ -297,6 +297,12 @@ class SourceProgress:
         self._heard[(topic, producer)] = self.clock()
         return True
 
+    def live(self) -> dict[str, int]:
+        """How many of each topic's listed producers this worker heard within the idle time."""
+        now = self.clock()
+        return {topic: sum(now - self._heard.get((topic, p), NEVER) < self.idle_after_s for p in ids)
+                for topic, ids in self.producers.items()}
+
     def mark(self, channel: str, highwater: int | None, committed: int | None = None,
              polled_at: float | None = None) -> Mark:
         """The channel's mark: at its live producers' least word; else idle once read up to `highwater` (fetched at

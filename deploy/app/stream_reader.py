@@ -238,6 +238,10 @@ class StreamReader:
         if processed - self._last_checkpoint >= self.checkpoint_s:
             await self.begin_checkpoint()
             self.metrics.hot_path_seconds.labels("checkpoint").inc(time.monotonic() - processed)
+            progress = self.handlers.progress
+            for topic, live in progress.live().items():
+                self.metrics.progress_producers.labels(topic, "yes").set(live)
+                self.metrics.progress_producers.labels(topic, "no").set(len(progress.producers[topic]) - live)
         elif self._writing is not None and self._writing.done():
             await self._written()  # at once: a failed send is read back sooner
 

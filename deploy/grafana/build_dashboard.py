@@ -23,6 +23,8 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]], int]] = [
         ("yujing:transfer_to_stop_payment_seconds:p99_5m", "transfer→stop-payment p99")], 8),
     ("Worker event-loop stalls over 0.1 s (per minute)", "timeseries", "short",
      [("yujing:event_loop_stalls_per_minute:rate10m", "{{instance}}")], 8),
+    ("Listed providers silent (least over workers)", "timeseries", "short",
+     [('min by (topic) (yujing_progress_producers{live="no"})', "{{topic}}")], 8),
     ("Warnings by tier (per hour)", "timeseries", "short",
      [("sum by (tier) (increase(yujing_warnings_total[1h]))", "{{tier}}")], 8),
     ("Warnings by fraud type (24 h)", "bargauge", "short",

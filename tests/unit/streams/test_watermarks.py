@@ -121,6 +121,7 @@ def test_a_partition_with_live_producers_stands_at_their_least_word_and_never_go
     tel = "signals.telecom/0"
     assert progress.progressed(tel, "gw1", 5_000) and progress.progressed(tel, "gw2", 3_000)
     assert not progress.progressed(tel, "gw3", 9_000)  # not listed: its word counts for nothing
+    assert progress.live() == {"signals.telecom": 2}
     progress.passed(tel, offset=2)
     assert progress.mark(tel, highwater=3) == Mark(tel, 3_000)  # the least of the producers' words, busy
     progress.saw(tel, 4_000, offset=3)
@@ -133,7 +134,7 @@ def test_a_partition_with_live_producers_stands_at_their_least_word_and_never_go
     assert progress.progressed(tel, "gw1", 6_000)
     progress.passed(tel, offset=5)
     now[0] = 0.75  # gw2 silent for the idle time: a provider that died holds nothing back
-    assert progress.mark(tel, highwater=6) == Mark(tel, 6_000)
+    assert progress.mark(tel, highwater=6) == Mark(tel, 6_000) and progress.live() == {"signals.telecom": 1}
     assert progress.mark("signals.payment/0", highwater=0).idle  # a topic without producers: the idle rule
     now[0] = 2.0  # both silent: the partition is judged quiet or not as before
     assert progress.mark(tel, highwater=6) == Mark(tel, 4_001, True)
