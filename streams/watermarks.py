@@ -253,7 +253,8 @@ class SourceProgress:
     next records the broker already had, and they would come late.
 
     A topic can name the `producers` whose progress records count (`schemas.records.Progress`). A partition then
-    stands at the least word of its live producers and never goes idle while one of them is live, so a decision
+    stands at the least word of its live producers (at its latest record too when it has one producer) and never
+    goes idle while one of them is live, so a decision
     waits for the providers' word, not for the idle time. A producer is live until it has been silent for the idle
     time on every partition of the topic this worker reads: one heard on another partition is waited for on this
     one (its word is on its way there too). Silent everywhere, it holds nothing back (a provider that died); with
@@ -316,8 +317,10 @@ class SourceProgress:
             live = [known.get(p, 0) for p in self.producers[topic]
                     if sent_at - self._heard.get((topic, p), NEVER) < self.idle_after_s]
             if live:
-                # Their word, not the latest record: with two producers, one's record says nothing of the other's.
-                return Mark(channel, min(live))
+                # One producer's records are its partition's event-time order (as any source's), so its latest record
+                # counts too; of two producers, one's record says nothing of the other's.
+                sole = len(self.producers[topic]) == 1
+                return Mark(channel, max(ts, live[0]) if sole else min(live))
         quiet = sent_at - self._last_read.get(channel, NEVER) >= self.idle_after_s
         if highwater is not None and position >= highwater and quiet:
             return Mark(channel, ts + 1, True)  # everything it had, its latest time included, is in

@@ -127,6 +127,10 @@ def test_a_partition_with_live_producers_stands_at_their_least_word_and_never_go
     progress.saw(tel, 4_000, offset=3)
     # gw1's record says nothing of gw2, which may still write at 3,500
     assert progress.mark(tel, highwater=4) == Mark(tel, 3_000)
+    alone = SourceProgress(idle_after_s=0.5, clock=lambda: now[0], producers={"signals.telecom": ["gw1"]})
+    assert alone.progressed(tel, "gw1", 3_000)
+    alone.saw(tel, 4_000, offset=3)
+    assert alone.mark(tel, highwater=4) == Mark(tel, 4_000)  # a sole producer's record is its partition's order
     assert progress.progressed(tel, "gw2", 2_000)
     progress.passed(tel, offset=4)
     assert progress.mark(tel, highwater=5) == Mark(tel, 3_000)  # a producer's word does not go back
