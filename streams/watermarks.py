@@ -254,12 +254,11 @@ class SourceProgress:
 
     A topic can name the `producers` whose progress records count (`schemas.records.Progress`). A partition then
     stands at the least word of its live producers (at its latest record too when it has one producer) and never
-    goes idle while one of them is live, so a decision
-    waits for the providers' word, not for the idle time. A producer is live until it has been silent for the idle
-    time on every partition of the topic this worker reads: one heard on another partition is waited for on this
-    one (its word is on its way there too). Silent everywhere, it holds nothing back (a provider that died); with
-    none live, the partition is judged quiet or not as above. Progress records are not records of the channel:
-    they move its offset, not its time of last read.
+    goes idle while one of them is live, so a decision waits for the providers' word, not for the idle time. A
+    producer is live until it has been silent for the idle time on every partition of the topic this worker
+    reads: one heard on another partition is waited for on this one (its word is on its way there too). Silent
+    everywhere, it holds nothing back (a provider that died); with none live, the partition is judged quiet or not
+    as above. Progress records are not records of the channel: they move its offset, not its time of last read.
     """
 
     def __init__(self, idle_after_s: float = 0.5, clock: Callable[[], float] = time.monotonic,

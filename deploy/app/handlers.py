@@ -50,8 +50,7 @@ class Handlers:
                 raise InvalidRecord(f"a progress record keyed {event.key!r} names another producer", "producer")
             msg = event.message
             refuse_far_ahead(progress.progress_ts, int(msg.timestamp * 1000) if msg.timestamp else None, "progress_ts")
-            counts = self.progress.progressed(f"{logical}/{event.message.partition}", progress.producer,
-                                              progress.progress_ts)
+            counts = self.progress.progressed(f"{logical}/{msg.partition}", progress.producer, progress.progress_ts)
             self.metrics.progress_records.labels(logical, "yes" if counts else "no").inc()
             return []
         return handle
