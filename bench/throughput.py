@@ -192,10 +192,10 @@ def paced_city(settings: Settings, city: City, rate: float, slice_s: float = 0.0
     signals. The records are encoded beforehand and sent by librdkafka, those due every `slice_s` together:
     kafka-python sending one record at a time took 58 % of a core at 2,000/s here, this takes about 7 %, so the
     load generator leaves the two cores to the worker and the broker it is measuring. With `progress_every_s`, the
-    feed's word goes that often to every partition of the topics where the settings count it (`feed_topics`)."""
+    feed's word goes that often to every partition of the topics where the settings count it (`word_destinations`)."""
     from confluent_kafka import Producer
 
-    from deploy.city_stream import contract_key, feed_topics, progress_record, wait_for_identity
+    from deploy.city_stream import contract_key, progress_record, wait_for_identity, word_destinations
 
     if rate <= 0:
         raise ValueError(f"a rate of signals per second must be positive, not {rate}")
@@ -219,8 +219,7 @@ def paced_city(settings: Settings, city: City, rate: float, slice_s: float = 0.0
                          "partitioner": "murmur2_random", "enable.idempotence": True})
     failed: list[str] = []
     meta = producer.list_topics(timeout=30).topics
-    everywhere = [(settings.topic(t), p) for t in feed_topics(settings)
-                  for p in sorted(meta[settings.topic(t)].partitions)]
+    everywhere = word_destinations(settings, lambda topic: meta[topic].partitions if topic in meta else None)
 
     def delivered(err: Any, _msg: Any) -> None:
         if err is not None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Callable
 
@@ -47,9 +48,15 @@ def feed_as_producer() -> str:
     return ";".join(f"{topic}={FEED_PRODUCER}" for topic in SOURCE_TOPICS)
 
 
-def feed_topics(settings: Settings) -> list[str]:
-    """The input topics on which these settings count the city feed's word (where it sends it)."""
-    return [topic for topic, ids in settings.producers.items() if FEED_PRODUCER in ids]
+def word_destinations(settings: Settings,
+                      partitions_of: Callable[[str], Iterable[int] | None]) -> list[tuple[str, int]]:
+    """Every partition (real topic, partition) of the input topics on which these settings count the city feed's
+    word: where it gives it. `partitions_of` gives a real topic's partitions."""
+    known = {t: sorted(partitions_of(settings.topic(t)) or ()) for t, ids in settings.producers.items()
+             if FEED_PRODUCER in ids}
+    if missing := [t for t, ps in known.items() if not ps]:
+        raise RuntimeError(f"the feed cannot give its word on {missing}: no partitions (are the topics created?)")
+    return [(settings.topic(t), p) for t, ps in known.items() for p in ps]
 
 
 def progress_record(producer: str, ts: int) -> tuple[bytes, bytes]:
@@ -79,7 +86,7 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
     deployment where the registry is there long before the signals. Writes the ground truth (`truth.jsonl`) and
     the run's config into `out` when given. `at_first_signal` is called before the first record after the
     registry is sent (a bench's start). The feed sends its progress records to the topics where the settings count
-    them (`feed_topics`).
+    them (`word_destinations`).
     """
     producer, everywhere = None, []
     if settings is not None:
@@ -90,10 +97,9 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
         # Every topic's partitions known before the first record: a send to a topic not yet known waits for
         # metadata, and a broker restarting under the feed failed it (the first indicator after a restart);
         # a known topic's records wait in the producer and are retried until the broker is back.
-        known = {t: producer.partitions_for(settings.topic(t)) for t in (*SIGNAL_TOPICS, *COMPACTED_TOPICS)}
-        if missing := [t for t in feed_topics(settings) if not known[t]]:
-            raise RuntimeError(f"the feed cannot give its word on {missing}: no partitions (are the topics created?)")
-        everywhere = [(settings.topic(t), p) for t in feed_topics(settings) for p in sorted(known[t])]
+        for topic in (*SIGNAL_TOPICS, *COMPACTED_TOPICS):
+            producer.partitions_for(settings.topic(topic))
+        everywhere = word_destinations(settings, producer.partitions_for)
     counts: dict[str, int] = {}
     first_ts, t0, n, said_at = None, time.monotonic(), 0, 0.0
     registry: set[str] = set()

@@ -300,8 +300,11 @@ class SourceProgress:
     def live(self) -> dict[str, int]:
         """How many of each topic's listed producers this worker heard within the idle time."""
         now = self.clock()
-        return {topic: sum(now - self._heard.get((topic, p), NEVER) < self.idle_after_s for p in ids)
-                for topic, ids in self.producers.items()}
+        return {topic: sum(self._heard_within(topic, p, now) for p in ids) for topic, ids in self.producers.items()}
+
+    def _heard_within(self, topic: str, producer: str, at: float) -> bool:
+        """Whether the producer was heard on the topic less than the idle time before `at` (this clock)."""
+        return at - self._heard.get((topic, producer), NEVER) < self.idle_after_s
 
     def mark(self, channel: str, highwater: int | None, committed: int | None = None,
              polled_at: float | None = None) -> Mark:
@@ -313,8 +316,7 @@ class SourceProgress:
         topic = topic_of(channel)
         if topic in self.producers:
             known = self._progress.get(channel, {})
-            live = [known.get(p, 0) for p in self.producers[topic]
-                    if sent_at - self._heard.get((topic, p), NEVER) < self.idle_after_s]
+            live = [known.get(p, 0) for p in self.producers[topic] if self._heard_within(topic, p, sent_at)]
             if live:
                 # One producer's records are its partition's event-time order (as any source's), so its latest record
                 # counts too; of two producers, one's record says nothing of the other's.
@@ -328,7 +330,7 @@ class SourceProgress:
     def _fetch_sent_at(self, channel: str, polled_at: float) -> float:
         """The earliest the fetch answered at `polled_at` can have been sent, on this clock: when the answer
         before it was handled (-inf until two were seen; answers missed between marks only make it earlier)."""
-        latest, latest_at, before_at = self._answers.get(channel, (float("nan"), float("-inf"), float("-inf")))
+        latest, latest_at, before_at = self._answers.get(channel, (float("nan"), NEVER, NEVER))
         if polled_at != latest:
             before_at, latest_at = latest_at, self.clock() - (self.wall() - polled_at)
             self._answers[channel] = (polled_at, latest_at, before_at)

@@ -20,6 +20,11 @@ from streams.watermarks import SourceProgress, Topology
 _decision_decoder = msgspec.json.Decoder(Decision)
 
 
+def _kafka_ms(msg: Any) -> int | None:
+    """A message's Kafka timestamp in ms (the handlers' events carry seconds), None when it has none."""
+    return int(msg.timestamp * 1000) if msg.timestamp else None
+
+
 @dataclass
 class Handlers:
     """The per-record handlers of the worker's stages, over the parts they share."""
@@ -34,7 +39,7 @@ class Handlers:
         """A signal topic's handler: validate and normalise, resolve the person, forward (or dead-letter)."""
         def handle(event: Any) -> list[Output]:
             msg = event.message
-            kafka_ts = int(msg.timestamp * 1000) if msg.timestamp else None
+            kafka_ts = _kafka_ms(msg)
             result = ingest(RawMessage(logical, msg.partition, msg.offset, event.key, event.value, kafka_ts),
                             self.processor.lookup)
             if result.dead is not None:
@@ -49,7 +54,7 @@ class Handlers:
             if event.key != PROGRESS_KEY_PREFIX + progress.producer.encode():
                 raise InvalidRecord(f"a progress record keyed {event.key!r} names another producer", "producer")
             msg = event.message
-            refuse_far_ahead(progress.progress_ts, int(msg.timestamp * 1000) if msg.timestamp else None, "progress_ts")
+            refuse_far_ahead(progress.progress_ts, _kafka_ms(msg), "progress_ts")
             counts = self.progress.progressed(f"{logical}/{msg.partition}", progress.producer, progress.progress_ts)
             self.metrics.progress_records.labels(logical, "yes" if counts else "no").inc()
             return []
