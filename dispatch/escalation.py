@@ -19,11 +19,20 @@ from schemas.internal import Decision
 DONE = {"sms_delivered", "call_answered", "visited", "dissuaded", "already_lost", "false_alarm"}
 FAILED = {"sms_failed", "call_refused", "unreachable"}
 
-CLOCK_LUA = """
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+# One round trip per decision (a Redis command costs the worker about 0.1 ms of CPU, docs/scaling.md): move the clock
+# forward only, then the steps whose deadline it passed. KEYS: clock, pending; ARGV: ts.
+TICK_LUA = """
+local clock = tonumber(redis.call('GET', KEYS[1]) or '0')
 local ts = tonumber(ARGV[1])
-if ts > cur then redis.call('SET', KEYS[1], ts); return ts end
-return cur
+if ts > clock then redis.call('SET', KEYS[1], ts); clock = ts end
+return {clock, redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', clock - 1)}
+"""
+
+# A breached step claimed by one worker only (ZREM), counted, with its context. KEYS: pending, breaches, context;
+# ARGV: member. Returns false when another worker took it, else {breaches, context or false}.
+BREACH_LUA = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return false end
+return {redis.call('INCR', KEYS[2]), redis.call('GET', KEYS[3])}
 """
 
 
@@ -53,42 +62,48 @@ class EscalationStore:
         self._r = client
         self._p = prefix
         self._keep = keep_s
-        self._clock = client.register_script(CLOCK_LUA)
+        self._tick = client.register_script(TICK_LUA)
+        self._breach = client.register_script(BREACH_LUA)
 
-    async def advance(self, ts: int) -> int:
-        """Move the pipeline clock to `ts` if that is later; returns the clock."""
-        return int(await self._clock(keys=[f"{self._p}clock"], args=[ts]))
+    async def tick(self, ts: int) -> tuple[int, list[tuple[str, int]]]:
+        """Move the pipeline clock to `ts` if that is later; returns the clock and the pending (warning id, step)
+        whose deadline it has passed."""
+        clock, members = await self._tick(keys=[f"{self._p}clock", f"{self._p}esc:pending"], args=[ts])
+        return int(clock), [_step(m) for m in members]
 
-    async def schedule(self, ctx: Context, step: int, deadline: int) -> None:
-        """Wait for step `step` of this warning until `deadline` (event time)."""
+    async def schedule(self, ctx: Context, deadlines: dict[int, int]) -> None:
+        """Wait for these steps of this warning (step → deadline, event time)."""
         wid = ctx.decision.decision_id
-        await self._r.set(f"{self._p}esc:ctx:{wid}", msgspec.json.encode(ctx), ex=self._keep)
-        await self._r.zadd(f"{self._p}esc:pending", {f"{wid}|{step}": deadline})
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.set(f"{self._p}esc:ctx:{wid}", msgspec.json.encode(ctx), ex=self._keep)
+            pipe.zadd(f"{self._p}esc:pending", {f"{wid}|{step}": deadline for step, deadline in deadlines.items()})
+            await pipe.execute()
 
     async def resolve(self, warning_id: str, step: int) -> bool:
         """Take a pending step off the list; True for the one caller that did (the others lost the race)."""
         return bool(await self._r.zrem(f"{self._p}esc:pending", f"{warning_id}|{step}"))
 
-    async def due(self, clock: int) -> list[tuple[str, int]]:
-        """Pending (warning id, step) whose deadline the clock has passed."""
-        members = await self._r.zrangebyscore(f"{self._p}esc:pending", "-inf", clock - 1)
-        out = []
-        for m in members:
-            wid, _, step = (m.decode() if isinstance(m, bytes) else m).rpartition("|")
-            out.append((wid, int(step)))
-        return out
+    async def breach(self, warning_id: str, step: int) -> tuple[bool, Context | None]:
+        """Claim a step whose deadline passed (True for the one caller that did) and count it as an SLA breach;
+        with the warning's context."""
+        taken = await self._breach(keys=[f"{self._p}esc:pending", f"{self._p}sla:breaches",
+                                         f"{self._p}esc:ctx:{warning_id}"], args=[f"{warning_id}|{step}"])
+        if not taken:
+            return False, None
+        raw = taken[1]
+        return True, msgspec.json.decode(raw, type=Context) if raw else None
 
-    async def pending_steps(self, warning_id: str) -> list[int]:
-        """The steps of a warning still waiting."""
-        members = await self._r.zrange(f"{self._p}esc:pending", 0, -1)
-        prefix = f"{warning_id}|"
-        return [int(m.decode()[len(prefix):]) for m in members if m.decode().startswith(prefix)]
+    async def pending_steps(self, warning_id: str, steps: int) -> list[int]:
+        """Which of the warning's first `steps` steps are still waiting (read by member, not the whole set)."""
+        scores = await self._r.zmscore(f"{self._p}esc:pending", [f"{warning_id}|{step}" for step in range(steps)])
+        return [step for step, score in enumerate(scores) if score is not None]
 
     async def context(self, warning_id: str) -> Context | None:
         """The stored context of a warning."""
         raw = await self._r.get(f"{self._p}esc:ctx:{warning_id}")
         return msgspec.json.decode(raw, type=Context) if raw else None
 
-    async def breach(self) -> int:
-        """Count one SLA breach; returns the total."""
-        return int(await self._r.incr(f"{self._p}sla:breaches"))
+
+def _step(member: bytes | str) -> tuple[str, int]:
+    wid, _, step = (member.decode() if isinstance(member, bytes) else member).rpartition("|")
+    return wid, int(step)

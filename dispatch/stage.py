@@ -51,8 +51,8 @@ class Dispatcher:
         out += _task_outputs(plan)
         if self.escalation is not None:
             ctx = Context(decision=decision, route=route.name, who={k: str(v) for k, v in asdict(who).items()})
-            for step in range(len(route.steps) if route.mode == "all" else 1):
-                await self.escalation.schedule(ctx, step, decision.ts + route.steps[step].within_ms)
+            await self.escalation.schedule(ctx, {step: decision.ts + route.steps[step].within_ms
+                                                 for step in range(len(route.steps) if route.mode == "all" else 1)})
         return out
 
     async def handle_outcome(self, outcome: Outcome) -> list[Output]:
@@ -65,7 +65,7 @@ class Dispatcher:
         if ctx is None:
             return out
         route = self._route(ctx.route)
-        for step in sorted(await self.escalation.pending_steps(outcome.warning_id)):
+        for step in await self.escalation.pending_steps(outcome.warning_id, len(route.steps)):
             if route.steps[step].channel == outcome.channel and await self.escalation.resolve(outcome.warning_id, step):
                 if effect == "failed":
                     out += await self._escalate(ctx, route, step)
@@ -77,22 +77,20 @@ class Dispatcher:
         escalation = self.escalation
         if escalation is None:
             return []
-        clock = await escalation.advance(ts)
+        _, due = await escalation.tick(ts)
         out: list[Output] = []
-        for warning_id, step in await escalation.due(clock):
+        for warning_id, step in due:
             if (warning_id, step) in self._taking:
                 continue  # another decision of this worker is taking it
             self._taking.add((warning_id, step))
             try:
-                taken = await escalation.resolve(warning_id, step)
+                taken, ctx = await escalation.breach(warning_id, step)
             finally:
                 self._taking.discard((warning_id, step))
             if not taken:
                 continue  # another worker took it
             self.breaches += 1
             self.on_breach()
-            await escalation.breach()
-            ctx = await escalation.context(warning_id)
             if ctx is not None:
                 out += await self._escalate(ctx, self._route(ctx.route), step)
         return out
@@ -104,7 +102,7 @@ class Dispatcher:
             return []
         plan = Plan(None)
         plan_step(ctx.decision, route, ctx.recipient(), nxt, plan)
-        await self.escalation.schedule(ctx, nxt, ctx.decision.ts + route.steps[nxt].within_ms)
+        await self.escalation.schedule(ctx, {nxt: ctx.decision.ts + route.steps[nxt].within_ms})
         return _task_outputs(plan)
 
     def _route(self, name: str) -> Route:

@@ -20,6 +20,20 @@ from schemas.records import (
 
 KEEP = 500
 
+# An entry remembered once, the oldest beyond `KEEP` dropped, and (a warning) its tier counted, in one round trip.
+# KEYS: the sorted set, its documents, the tier counts; ARGV: member, ts, document, keep, tier ('' for none).
+REMEMBER_LUA = """
+if redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+local old = redis.call('ZRANGE', KEYS[1], 0, -tonumber(ARGV[4]) - 1)
+if #old > 0 then
+  redis.call('ZREM', KEYS[1], unpack(old))
+  redis.call('HDEL', KEYS[2], unpack(old))
+end
+if ARGV[5] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[5], 1) end
+return 1
+"""
+
 
 def mask(value: str, keep: int = 4) -> str:
     """An account or number with all but its last `keep` characters hidden."""
@@ -57,21 +71,15 @@ class OpsBoard:
     def __init__(self, client: Any, prefix: str) -> None:
         self._r = client
         self._p = prefix + "ops:"
+        self._script = client.register_script(REMEMBER_LUA)
 
-    async def _remember(self, kind: str, member: str, ts: int, doc: dict[str, Any]) -> bool:
-        added = await self._r.zadd(f"{self._p}{kind}", {member: ts}, nx=True)
-        if added:
-            await self._r.hset(f"{self._p}{kind}:doc", member, msgspec.json.encode(doc))
-            old = await self._r.zrange(f"{self._p}{kind}", 0, -KEEP - 1)
-            if old:
-                await self._r.zrem(f"{self._p}{kind}", *old)
-                await self._r.hdel(f"{self._p}{kind}:doc", *old)
-        return bool(added)
+    async def _remember(self, kind: str, member: str, ts: int, doc: dict[str, Any], tier: str = "") -> bool:
+        return bool(await self._script(keys=[f"{self._p}{kind}", f"{self._p}{kind}:doc", f"{self._p}tiers"],
+                                       args=[member, ts, msgspec.json.encode(doc), KEEP, tier]))
 
     async def record_warning(self, warning: FraudWarning, profile: Subject | None) -> None:
         """Remember a warning (once per id) and count it by tier."""
-        if await self._remember("warnings", warning.warning_id, warning.ts, warning_entry(warning, profile)):
-            await self._r.hincrby(f"{self._p}tiers", warning.tier, 1)
+        await self._remember("warnings", warning.warning_id, warning.ts, warning_entry(warning, profile), warning.tier)
 
     async def record_interception(self, topic: str, value: Any) -> None:
         """Remember an interception (once per transfer, account, domain or number and time)."""

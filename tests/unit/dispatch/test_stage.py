@@ -46,29 +46,29 @@ class MemoryEscalation:
         self.contexts: dict[str, Context] = {}
         self.breaches = 0
 
-    async def advance(self, ts: int) -> int:
+    async def tick(self, ts: int) -> tuple[int, list[tuple[str, int]]]:
         self.clock = max(self.clock, ts)
-        return self.clock
+        return self.clock, sorted(k for k, deadline in self.pending.items() if deadline < self.clock)
 
-    async def schedule(self, ctx: Context, step: int, deadline: int) -> None:
+    async def schedule(self, ctx: Context, deadlines: dict[int, int]) -> None:
         self.contexts[ctx.decision.decision_id] = ctx
-        self.pending[(ctx.decision.decision_id, step)] = deadline
+        for step, deadline in deadlines.items():
+            self.pending[(ctx.decision.decision_id, step)] = deadline
 
     async def resolve(self, warning_id: str, step: int) -> bool:
         return self.pending.pop((warning_id, step), None) is not None
 
-    async def due(self, clock: int) -> list[tuple[str, int]]:
-        return sorted(k for k, deadline in self.pending.items() if deadline < clock)
+    async def breach(self, warning_id: str, step: int) -> tuple[bool, Context | None]:
+        if not await self.resolve(warning_id, step):
+            return False, None
+        self.breaches += 1
+        return True, self.contexts.get(warning_id)
 
-    async def pending_steps(self, warning_id: str) -> list[int]:
-        return [step for wid, step in self.pending if wid == warning_id]
+    async def pending_steps(self, warning_id: str, steps: int) -> list[int]:
+        return sorted(step for wid, step in self.pending if wid == warning_id and step < steps)
 
     async def context(self, warning_id: str) -> Context | None:
         return self.contexts.get(warning_id)
-
-    async def breach(self) -> int:
-        self.breaches += 1
-        return self.breaches
 
 
 def decision(tier: str, ts: int = T, fraud_type: str = "romance", rose: bool = True, decision_id: str = "",

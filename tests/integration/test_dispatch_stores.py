@@ -1,0 +1,100 @@
+"""Escalation's store and the console's board on the real Redis: the rules the dispatch stage's unit tests assume of
+them (tests/unit/dispatch/test_stage.py keeps the same rules in dicts), each call one round trip."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import redis.asyncio as aioredis
+
+from deploy.config import Settings
+from dispatch.escalation import Context, EscalationStore
+from ops.board import KEEP, OpsBoard
+from schemas.internal import Decision, DecisionReason
+from schemas.records import DomainInterception, FraudWarning, Reason
+
+T = 1_764_547_200_000
+
+
+def _context(wid: str) -> Context:
+    decision = Decision(decision_id=wid, person="S1", subject_id="S1", tier="T2", rose=True, fraud_type="romance",
+                        type_probability=0.5, score=0.3, reasons=[DecisionReason(code="X", detail="y")],
+                        evidence=["e"], ts=T, episode_ts=T, model_version="m", policy_version="p")
+    return Context(decision=decision, route="t2", who={"subject_id": "S1"})
+
+
+def test_the_clock_moves_forward_only_and_a_breached_step_is_claimed_once_with_its_context(stack: Settings) -> None:
+    async def run() -> list[object]:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        prefix = f"test-{uuid.uuid4().hex}:"
+        store = EscalationStore(client, prefix)
+        ctx = _context("w1")
+        try:
+            await store.schedule(ctx, {0: T + 10, 1: T + 20})
+            seen: list[object] = [await store.tick(T), await store.tick(T + 15), await store.tick(T + 5),
+                                  await store.pending_steps("w1", 3), await store.breach("w1", 0),
+                                  await store.breach("w1", 0), await store.pending_steps("w1", 3),
+                                  await store.resolve("w1", 1), await store.resolve("w1", 1),
+                                  await store.tick(T + 30), int(await client.get(f"{prefix}sla:breaches"))]
+            await client.delete(*[k async for k in client.scan_iter(f"{prefix}*")])
+            return seen
+        finally:
+            await client.aclose()
+
+    ctx = _context("w1")
+    assert asyncio.run(run()) == [
+        (T, []),                  # nothing due yet
+        (T + 15, [("w1", 0)]),    # the first deadline passed
+        (T + 15, [("w1", 0)]),    # an earlier event does not move the clock back
+        [0, 1],
+        (True, ctx),              # claimed, with the context it was scheduled with
+        (False, None),            # a second claim loses
+        [1],
+        True, False,              # an outcome answers the second step once
+        (T + 30, []),             # nothing left to breach
+        1,                        # one breach counted
+    ]
+
+
+def test_two_workers_claiming_one_breached_step_take_it_once(stack: Settings) -> None:
+    async def run() -> list[bool]:
+        clients = [aioredis.Redis.from_url(stack.redis_url) for _ in range(2)]
+        prefix = f"test-{uuid.uuid4().hex}:"
+        stores = [EscalationStore(c, prefix) for c in clients]
+        try:
+            await stores[0].schedule(_context("w1"), {0: T})
+            claims = await asyncio.gather(*(stores[i % 2].breach("w1", 0) for i in range(20)))
+            return [taken for taken, _ in claims]
+        finally:
+            for c in clients:
+                await c.aclose()
+
+    assert sum(asyncio.run(run())) == 1
+
+
+def test_the_board_remembers_once_counts_tiers_once_and_keeps_the_newest(stack: Settings) -> None:
+    warning = FraudWarning(warning_id="w1", subject_id="S1", tier="T1", fraud_type="romance", score=0.9,
+                           reasons=[Reason(code="X", detail="y")], evidence=[], channels=["phone"], ts=T,
+                           respond_by_ts=T + 1, model_version="m", policy_version="p")
+
+    async def run() -> tuple[list[str], dict[str, int], list[int], int]:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        prefix = f"test-{uuid.uuid4().hex}:"
+        board = OpsBoard(client, prefix)
+        try:
+            await board.record_warning(warning, None)
+            await board.record_warning(warning, None)  # redelivered
+            for i in range(KEEP + 5):
+                await board.record_interception("interception.domain", DomainInterception(
+                    domain=f"d{i}.example.cn", fraud_type="romance", reason="r", source="test", ts=T + i))
+            warnings = [w["warning_id"] for w in await board.recent("warnings", 10)]
+            kept = [e["ts"] - T for e in await board.recent("interceptions", KEEP + 10)]
+            docs = await client.hlen(f"{prefix}ops:interceptions:doc")
+            return warnings, await board.tiers(), kept, docs
+        finally:
+            await client.delete(*[k async for k in client.scan_iter(f"{prefix}*")])
+            await client.aclose()
+
+    warnings, tiers, kept, docs = asyncio.run(run())
+    assert warnings == ["w1"] and tiers == {"T1": 1}
+    assert kept == list(range(KEEP + 4, 4, -1)) and docs == KEEP  # the 5 oldest left, with their documents
