@@ -19,8 +19,8 @@ from schemas.internal import Decision
 DONE = {"sms_delivered", "call_answered", "visited", "dissuaded", "already_lost", "false_alarm"}
 FAILED = {"sms_failed", "call_refused", "unreachable"}
 
-# One round trip per decision (a Redis command costs the worker about 0.1 ms of CPU, docs/scaling.md): move the clock
-# forward only, then the steps whose deadline it passed. KEYS: clock, pending; ARGV: ts.
+# One round trip per decision or outcome (a Redis command costs the worker about 0.1 ms of CPU, docs/dispatch.md): move
+# the clock forward only, then the steps whose deadline it passed. KEYS: clock, pending; ARGV: ts.
 TICK_LUA = """
 local clock = tonumber(redis.call('GET', KEYS[1]) or '0')
 local ts = tonumber(ARGV[1])
@@ -62,14 +62,13 @@ class EscalationStore:
         self._r = client
         self._p = prefix
         self._keep = keep_s
-        self._tick = client.register_script(TICK_LUA)
-        self._breach = client.register_script(BREACH_LUA)
+        self._tick_lua = client.register_script(TICK_LUA)
+        self._breach_lua = client.register_script(BREACH_LUA)
 
     async def tick(self, ts: int) -> tuple[int, list[tuple[str, int]]]:
-        """Move the pipeline clock to `ts` if that is later; returns the clock and the pending (warning id, step)
-        whose deadline it has passed."""
-        clock, members = await self._tick(keys=[f"{self._p}clock", f"{self._p}esc:pending"], args=[ts])
-        return int(clock), [_step(m) for m in members]
+        """Move the pipeline clock to `ts` if later; the clock, and the (warning id, step) whose deadline it passed."""
+        clock, members = await self._tick_lua(keys=[f"{self._p}clock", f"{self._p}esc:pending"], args=[ts])
+        return int(clock), [_parse_member(m) for m in members]
 
     async def schedule(self, ctx: Context, deadlines: dict[int, int]) -> None:
         """Wait for these steps of this warning (step → deadline, event time)."""
@@ -84,18 +83,17 @@ class EscalationStore:
         return bool(await self._r.zrem(f"{self._p}esc:pending", f"{warning_id}|{step}"))
 
     async def breach(self, warning_id: str, step: int) -> tuple[bool, Context | None]:
-        """Claim a step whose deadline passed (True for the one caller that did) and count it as an SLA breach;
-        with the warning's context."""
-        taken = await self._breach(keys=[f"{self._p}esc:pending", f"{self._p}sla:breaches",
+        """Claim a passed step and count it as a breach: whether this caller took it, and the warning's context."""
+        reply = await self._breach_lua(keys=[f"{self._p}esc:pending", f"{self._p}sla:breaches",
                                          f"{self._p}esc:ctx:{warning_id}"], args=[f"{warning_id}|{step}"])
-        if not taken:
+        if not reply:
             return False, None
-        raw = taken[1]
+        raw = reply[1]  # false (RESP2 None, RESP3 False) when the context has expired
         return True, msgspec.json.decode(raw, type=Context) if raw else None
 
-    async def pending_steps(self, warning_id: str, steps: int) -> list[int]:
-        """Which of the warning's first `steps` steps are still waiting (read by member, not the whole set)."""
-        scores = await self._r.zmscore(f"{self._p}esc:pending", [f"{warning_id}|{step}" for step in range(steps)])
+    async def pending_steps(self, warning_id: str, count: int) -> list[int]:
+        """Which of the warning's first `count` steps are still waiting (read by member, not the whole set)."""
+        scores = await self._r.zmscore(f"{self._p}esc:pending", [f"{warning_id}|{step}" for step in range(count)])
         return [step for step, score in enumerate(scores) if score is not None]
 
     async def context(self, warning_id: str) -> Context | None:
@@ -104,6 +102,6 @@ class EscalationStore:
         return msgspec.json.decode(raw, type=Context) if raw else None
 
 
-def _step(member: bytes | str) -> tuple[str, int]:
+def _parse_member(member: bytes | str) -> tuple[str, int]:
     wid, _, step = (member.decode() if isinstance(member, bytes) else member).rpartition("|")
     return wid, int(step)

@@ -1,5 +1,5 @@
 """Escalation's store and the console's board on the real Redis: the rules the dispatch stage's unit tests assume of
-them (tests/unit/dispatch/test_stage.py keeps the same rules in dicts), each call one round trip."""
+them (tests/unit/dispatch/test_stage.py keeps the same rules in dicts)."""
 from __future__ import annotations
 
 import asyncio
@@ -27,49 +27,55 @@ def test_the_clock_moves_forward_only_and_a_breached_step_is_claimed_once_with_i
     async def run() -> list[object]:
         client = aioredis.Redis.from_url(stack.redis_url)
         prefix = f"test-{uuid.uuid4().hex}:"
-        store = EscalationStore(client, prefix)
-        ctx = _context("w1")
+        store = EscalationStore(client, prefix, keep_s=600)
         try:
-            await store.schedule(ctx, {0: T + 10, 1: T + 20})
+            await store.schedule(_context("w1"), {0: T + 10, 1: T + 20})
+            await store.schedule(_context("w2"), {0: T + 10})
+            kept_s = await client.ttl(f"{prefix}esc:ctx:w1")
             seen: list[object] = [await store.tick(T), await store.tick(T + 15), await store.tick(T + 5),
                                   await store.pending_steps("w1", 3), await store.breach("w1", 0),
                                   await store.breach("w1", 0), await store.pending_steps("w1", 3),
-                                  await store.resolve("w1", 1), await store.resolve("w1", 1),
-                                  await store.tick(T + 30), int(await client.get(f"{prefix}sla:breaches"))]
-            await client.delete(*[k async for k in client.scan_iter(f"{prefix}*")])
+                                  await store.resolve("w1", 1), await store.resolve("w1", 1)]
+            await client.delete(f"{prefix}esc:ctx:w2")  # expired
+            seen += [await store.breach("w2", 0), await store.tick(T + 30),
+                     int(await client.get(f"{prefix}sla:breaches")), 0 < kept_s <= 600]
             return seen
         finally:
+            await client.delete(*[k async for k in client.scan_iter(f"{prefix}*")])
             await client.aclose()
 
-    ctx = _context("w1")
     assert asyncio.run(run()) == [
-        (T, []),                  # nothing due yet
-        (T + 15, [("w1", 0)]),    # the first deadline passed
-        (T + 15, [("w1", 0)]),    # an earlier event does not move the clock back
+        (T, []),                              # nothing due yet
+        (T + 15, [("w1", 0), ("w2", 0)]),     # the first deadlines passed
+        (T + 15, [("w1", 0), ("w2", 0)]),     # an earlier event does not move the clock back
         [0, 1],
-        (True, ctx),              # claimed, with the context it was scheduled with
-        (False, None),            # a second claim loses
+        (True, _context("w1")),               # claimed, with the context it was scheduled with
+        (False, None),                        # a second claim loses
         [1],
-        True, False,              # an outcome answers the second step once
-        (T + 30, []),             # nothing left to breach
-        1,                        # one breach counted
+        True, False,                          # an outcome answers the second step once
+        (True, None),                         # claimed and counted though its context has expired
+        (T + 30, []),                         # nothing left to breach
+        2,                                    # two breaches counted
+        True,                                 # contexts expire (`keep_s`)
     ]
 
 
 def test_two_workers_claiming_one_breached_step_take_it_once(stack: Settings) -> None:
-    async def run() -> list[bool]:
+    async def run() -> tuple[list[tuple[bool, Context | None]], int]:
         clients = [aioredis.Redis.from_url(stack.redis_url) for _ in range(2)]
         prefix = f"test-{uuid.uuid4().hex}:"
         stores = [EscalationStore(c, prefix) for c in clients]
         try:
             await stores[0].schedule(_context("w1"), {0: T})
             claims = await asyncio.gather(*(stores[i % 2].breach("w1", 0) for i in range(20)))
-            return [taken for taken, _ in claims]
+            return list(claims), int(await clients[0].get(f"{prefix}sla:breaches"))
         finally:
+            await clients[0].delete(*[k async for k in clients[0].scan_iter(f"{prefix}*")])
             for c in clients:
                 await c.aclose()
 
-    assert sum(asyncio.run(run())) == 1
+    claims, breaches = asyncio.run(run())
+    assert [ctx for taken, ctx in claims if taken] == [_context("w1")] and breaches == 1
 
 
 def test_the_board_remembers_once_counts_tiers_once_and_keeps_the_newest(stack: Settings) -> None:

@@ -64,8 +64,8 @@ class MemoryEscalation:
         self.breaches += 1
         return True, self.contexts.get(warning_id)
 
-    async def pending_steps(self, warning_id: str, steps: int) -> list[int]:
-        return sorted(step for wid, step in self.pending if wid == warning_id and step < steps)
+    async def pending_steps(self, warning_id: str, count: int) -> list[int]:
+        return sorted(step for wid, step in self.pending if wid == warning_id and step < count)
 
     async def context(self, warning_id: str) -> Context | None:
         return self.contexts.get(warning_id)
