@@ -74,8 +74,8 @@ class OpsBoard:
         self._remember_lua = client.register_script(REMEMBER_LUA)
 
     async def _remember(self, kind: str, member: str, ts: int, doc: dict[str, Any], tier: str = "") -> bool:
-        return bool(await self._remember_lua(keys=[f"{self._p}{kind}", f"{self._p}{kind}:doc", f"{self._p}tiers"],
-                                       args=[member, ts, msgspec.json.encode(doc), KEEP, tier]))
+        keys = [f"{self._p}{kind}", f"{self._p}{kind}:doc", f"{self._p}tiers"]
+        return bool(await self._remember_lua(keys=keys, args=[member, ts, msgspec.json.encode(doc), KEEP, tier]))
 
     async def record_warning(self, warning: FraudWarning, profile: Subject | None) -> None:
         """Remember a warning (once per id) and count it by tier."""
