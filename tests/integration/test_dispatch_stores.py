@@ -23,6 +23,11 @@ def _context(wid: str) -> Context:
     return Context(decision=decision, route="t2", who={"subject_id": "S1"})
 
 
+async def _forget(client: aioredis.Redis, prefix: str) -> None:
+    """Delete every key a test wrote under its prefix."""
+    await client.delete(*[k async for k in client.scan_iter(f"{prefix}*")])
+
+
 def test_the_clock_moves_forward_only_and_a_breached_step_is_claimed_once_with_its_context(stack: Settings) -> None:
     async def run() -> list[object]:
         client = aioredis.Redis.from_url(stack.redis_url)
@@ -41,7 +46,7 @@ def test_the_clock_moves_forward_only_and_a_breached_step_is_claimed_once_with_i
                      int(await client.get(f"{prefix}sla:breaches")), 0 < kept_s <= 600]
             return seen
         finally:
-            await client.delete(*[k async for k in client.scan_iter(f"{prefix}*")])
+            await _forget(client, prefix)
             await client.aclose()
 
     assert asyncio.run(run()) == [
@@ -70,7 +75,7 @@ def test_two_workers_claiming_one_breached_step_take_it_once(stack: Settings) ->
             claims = await asyncio.gather(*(stores[i % 2].breach("w1", 0) for i in range(20)))
             return list(claims), int(await clients[0].get(f"{prefix}sla:breaches"))
         finally:
-            await clients[0].delete(*[k async for k in clients[0].scan_iter(f"{prefix}*")])
+            await _forget(clients[0], prefix)
             for c in clients:
                 await c.aclose()
 
@@ -98,7 +103,7 @@ def test_the_board_remembers_once_counts_tiers_once_and_keeps_the_newest(stack: 
             docs = await client.hlen(f"{prefix}ops:interceptions:doc")
             return warnings, await board.tiers(), kept, docs
         finally:
-            await client.delete(*[k async for k in client.scan_iter(f"{prefix}*")])
+            await _forget(client, prefix)
             await client.aclose()
 
     warnings, tiers, kept, docs = asyncio.run(run())
