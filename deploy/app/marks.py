@@ -50,6 +50,33 @@ def owned_marks(assignment: Iterable[Partition], logical_of: dict[str, str], pro
     return out
 
 
+class PassedOn:
+    """The marks person and value partitions pass on, kept until the partition's records are read again.
+
+    A derived partition's view (its frontier and whether it has caught up) moves only as its own records are read,
+    or when partitions move; so between those its mark is the same, and an idle batch need not compute it again
+    (`pass_on` over every input channel, for every partition held)."""
+
+    def __init__(self, derived: DerivedMarks) -> None:
+        self._derived = derived
+        self._marks: dict[tuple[str, int], Mark] = {}
+
+    def out_mark(self, topic: str, partition: int, topology: Topology) -> Mark:
+        """The partition's mark, computed again only if its records were read since it was last asked for."""
+        mark = self._marks.get((topic, partition))
+        if mark is None:
+            mark = self._marks[(topic, partition)] = self._derived.out_mark(topic, partition, topology)
+        return mark
+
+    def read(self, topic: str, partition: int) -> None:
+        """Records of the partition are being read: its view may move."""
+        self._marks.pop((topic, partition), None)
+
+    def forget(self) -> None:
+        """Partitions moved or were read back: every view is asked for again."""
+        self._marks.clear()
+
+
 class MarkDeduper:
     """Only changed marks go out, so an idle pipeline goes quiet; after a rebalance everything goes once again."""
 

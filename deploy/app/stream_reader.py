@@ -42,7 +42,7 @@ from deploy.app.agent_loop import REDIS_DOWN, dead_output, handle_now, until_ans
 from deploy.app.changelog import changelog_topic, ensure_changelogs, restore, send_records, wait_for_leaders
 from deploy.app.fencing import Member, fence
 from deploy.app.handlers import Handlers
-from deploy.app.marks import MarkDeduper, owned_marks
+from deploy.app.marks import MarkDeduper, PassedOn, owned_marks
 from deploy.app.partitioned import Changes, PartitionedTable, Taken
 from deploy.config import Settings
 from ops.metrics import PipelineMetrics
@@ -175,6 +175,7 @@ class StreamReader:
         self.held: set[TopicPartition] = set()
         self._arriving: set[TopicPartition] = set()  # assigned, not yet read back
         self.dedupe = MarkDeduper()
+        self.passed_on = PassedOn(self.processor)
         self._pending: list[asyncio.Future] = []  # deliveries since the last checkpoint
         self._writing: asyncio.Task[dict[TopicPartition, int]] | None = None  # the checkpoint being written
         self._rewind_due = False  # a send failed where it could not be handled at once
@@ -358,6 +359,7 @@ class StreamReader:
         p = tp.partition
         for name in OWNED_TABLES[logical]:
             self.tables[name].active = p
+        self.passed_on.read(logical, p)
         processor, counted = self.processor, 0
         for raw in records:
             try:
@@ -407,7 +409,7 @@ class StreamReader:
     def _punctuate(self, outbox: Outbox) -> dict[str, list[Mark]]:
         """The marks of the channels held that changed, by destination, after the records of this batch: an
         envelope goes to every partition of a destination whose marks changed."""
-        owned = owned_marks(self.held, self.logical_of, self.handlers.progress, self.processor,
+        owned = owned_marks(self.held, self.logical_of, self.handlers.progress, self.passed_on,
                             self.handlers.channels, self._highwater, self.committed.get, self._polled_at)
         fresh = {dest: new for dest, marks in owned.items() if (new := self.dedupe.fresh(dest, marks))}
         for dest in fresh:
@@ -650,6 +652,7 @@ class StreamReader:
             for name in OWNED_TABLES[logical]:
                 self.tables[name].drop(parts)
         self.dedupe.forget()
+        self.passed_on.forget()
 
     async def _restore(self, tps: set[TopicPartition]) -> None:
         wanted: list[tuple[PartitionedTable, list[int]]] = []

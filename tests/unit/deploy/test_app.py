@@ -10,7 +10,7 @@ import redis.exceptions as redis_errors
 from faust.exceptions import ProducerSendError
 
 from deploy.app.agent_loop import AgentLoop, until_broker_takes, until_redis_answers
-from deploy.app.marks import MarkDeduper, owned_marks
+from deploy.app.marks import MarkDeduper, PassedOn, owned_marks
 from schemas.decode import InvalidRecord
 from schemas.internal import Output
 from schemas.records import DeadLetter
@@ -180,6 +180,30 @@ def test_a_source_is_idle_by_the_fetch_times_the_reader_gives() -> None:
 
     assert mark(100.5).idle is False  # the first answer seen: when its fetch went out is not known
     assert mark(100.75) == Mark("signals.telecom/0", 701, True)  # sent after 100.5: a quarter second after the read
+
+
+def test_a_derived_partition_is_asked_for_its_mark_again_only_once_its_records_are_read() -> None:
+    class Moving:  # a processor whose views move under the cache
+        ts, asked = 500, 0
+
+        def out_mark(self, topic: str, partition: int, topology: Topology) -> Mark:
+            self.asked += 1
+            return Mark(f"{topic}/{partition}", self.ts)
+
+    derived, topology = Moving(), Topology({"signals.telecom": 1}, 1, 2)
+    passed_on = PassedOn(derived)
+    assert passed_on.out_mark("yujing.events", 1, topology) == Mark("yujing.events/1", 500)
+    derived.ts = 600
+    passed_on.read("yujing.events", 0)  # another partition's records
+    passed_on.read("yujing.contacts", 1)
+    assert passed_on.out_mark("yujing.events", 1, topology) == Mark("yujing.events/1", 500)
+    assert derived.asked == 1
+    passed_on.read("yujing.events", 1)
+    assert passed_on.out_mark("yujing.events", 1, topology) == Mark("yujing.events/1", 600)
+    derived.ts = 700
+    passed_on.forget()  # partitions moved
+    assert passed_on.out_mark("yujing.events", 1, topology) == Mark("yujing.events/1", 700)
+    assert derived.asked == 3
 
 
 def test_only_changed_marks_go_again_and_all_after_a_move() -> None:
