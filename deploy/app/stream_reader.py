@@ -68,7 +68,11 @@ HOT_TOPICS = (*SOURCE_TOPICS, *ENVELOPED)
 OWNED_TABLES = {"yujing.events": ("persons", "pending", "marks"), "yujing.contacts": ("values", "value-marks")}
 SEND_RETRY = (KafkaTimeoutError, KafkaConnectionError)
 CHANGELOG_BATCH_BYTES = 512 * 1024  # a checkpoint's records per partition and request; below the broker's 1 MB
-EMPTY_FETCH_WAIT_MS = 20  # the longest the broker holds a fetch that finds nothing new
+EMPTY_FETCH_WAIT_MS = 20  # the longest the broker holds a fetch that finds too little
+# What a fetch waits for at the broker (or EMPTY_FETCH_WAIT_MS). At a low rate a fetch per arriving record, each
+# a batch with its marks, kept a worker at most of a core; waiting costs a hop up to that wait (docs/scaling.md,
+# tenth step).
+FETCH_MIN_BYTES = 8 * 1024
 TRANSACTION_TIMEOUT_MS = 10_000  # a checkpoint left open by a killed worker holds its changelogs this long
 
 
@@ -160,6 +164,7 @@ class StreamReader:
     # heartbeats keep going (a getmany of envelopes can hold a minute of it; the session lasts 10 s).
     slice_bytes: int = 1 << 20
     poll_ms: int = 20  # an idle source is reported this often
+    fetch_min_bytes: int = FETCH_MIN_BYTES
     # The longest the hot path holds the event loop: the agents (dispatch) wait for it at each of their awaits.
     turn_s: float = 0.005
     consumer: AIOKafkaConsumer | None = None
@@ -269,7 +274,8 @@ class StreamReader:
             # empty fetch is answered after this at most, so that is within two of these more, and a decision
             # waiting for a quiet partition waits as long. The price: 50 empty fetches a second per broker while
             # everything is quiet (docs/scaling.md, seventh step).
-            fetch_max_wait_ms=max(10, min(EMPTY_FETCH_WAIT_MS, s.idle_after_ms // 4)))
+            fetch_max_wait_ms=max(10, min(EMPTY_FETCH_WAIT_MS, s.idle_after_ms // 4)),
+            fetch_min_bytes=self.fetch_min_bytes)
         self.producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True,
                                          max_request_size=4 * 1024 * 1024)
         # A stable transactional id lets a restarted worker abort its predecessor's open checkpoint at once;
