@@ -247,7 +247,10 @@ class Processor:
 
     def out_mark(self, topic: str, partition: int, topology: Topology) -> Mark:
         """The mark a person or value partition passes on, from its view once it has read up to where it
-        took its partition up (`read_past`); until then a busy mark that claims nothing."""
+        took its partition up (`read_past`); until then a busy mark that claims nothing.
+
+        Asked again with nothing read in between, it gives the same mark: the hot path keeps it until the
+        partition's records are read (deploy/app/marks.py, `PassedOn`)."""
         frontier = self.frontiers.get(f"{topic}/{partition}")
         if frontier is None or f"{topic}/{partition}" not in self.live:
             # Taken up and still reading again what the old process had read: busy, at no time at all (a

@@ -55,7 +55,8 @@ class PassedOn:
 
     A derived partition's view (its frontier and whether it has caught up) moves only as its own records are read,
     or when partitions move; so between those its mark is the same, and an idle batch need not compute it again
-    (`pass_on` over every input channel, for every partition held)."""
+    (`pass_on` over every input channel, for every partition held). The topology is the worker's for its life,
+    so it is no part of the key."""
 
     def __init__(self, derived: DerivedMarks) -> None:
         self._derived = derived

@@ -68,10 +68,9 @@ HOT_TOPICS = (*SOURCE_TOPICS, *ENVELOPED)
 OWNED_TABLES = {"yujing.events": ("persons", "pending", "marks"), "yujing.contacts": ("values", "value-marks")}
 SEND_RETRY = (KafkaTimeoutError, KafkaConnectionError)
 CHANGELOG_BATCH_BYTES = 512 * 1024  # a checkpoint's records per partition and request; below the broker's 1 MB
-EMPTY_FETCH_WAIT_MS = 20  # the longest the broker holds a fetch that finds too little
-# What a fetch waits for at the broker (or EMPTY_FETCH_WAIT_MS). At a low rate a fetch per arriving record, each
-# a batch with its marks, kept a worker at most of a core; waiting costs a hop up to that wait (docs/scaling.md,
-# tenth step).
+FETCH_MAX_WAIT_MS = 20  # the longest the broker holds a fetch that finds less than FETCH_MIN_BYTES
+# At a low rate the hot path took hundreds of small batches a second, each with a fetch and the marks that moved,
+# and used most of a core; a hop now waits up to FETCH_MAX_WAIT_MS for a fuller fetch (docs/scaling.md, tenth step).
 FETCH_MIN_BYTES = 8 * 1024
 TRANSACTION_TIMEOUT_MS = 10_000  # a checkpoint left open by a killed worker holds its changelogs this long
 
@@ -270,11 +269,11 @@ class StreamReader:
             bootstrap_servers=s.kafka_bootstrap, group_id=pipeline_groups(s)[1], group_instance_id=name,
             enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=10_000,
             heartbeat_interval_ms=3_000, max_partition_fetch_bytes=4 * 1024 * 1024,
-            # A quiet source is idle once a fetch sent the idle time after its last record comes back empty; an
-            # empty fetch is answered after this at most, so that is within two of these more, and a decision
-            # waiting for a quiet partition waits as long. The price: 50 empty fetches a second per broker while
+            # A quiet source is idle once a fetch sent the idle time after its last record comes back empty; a
+            # fetch is answered after this at most, so that is within two of these more, and a decision waiting
+            # for a quiet partition waits as long. The price: 50 empty fetches a second per broker while
             # everything is quiet (docs/scaling.md, seventh step).
-            fetch_max_wait_ms=max(10, min(EMPTY_FETCH_WAIT_MS, s.idle_after_ms // 4)),
+            fetch_max_wait_ms=max(10, min(FETCH_MAX_WAIT_MS, s.idle_after_ms // 4)),
             fetch_min_bytes=self.fetch_min_bytes)
         self.producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True,
                                          max_request_size=4 * 1024 * 1024)
@@ -365,7 +364,7 @@ class StreamReader:
         p = tp.partition
         for name in OWNED_TABLES[logical]:
             self.tables[name].active = p
-        self.passed_on.read(logical, p)
+        self.passed_on.read(logical, p)  # its view moves with these records (the lock keeps `_punctuate` out)
         processor, counted = self.processor, 0
         for raw in records:
             try:

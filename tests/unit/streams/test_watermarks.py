@@ -225,6 +225,18 @@ def test_a_partition_taken_up_passes_its_view_on_once_it_has_read_again_to_where
     assert p.out_mark("yujing.events", 0, TOPOLOGY) == Mark("yujing.events/0", 0, True)
 
 
+def test_a_partitions_mark_moves_only_with_what_it_reads(small_model: Path) -> None:
+    p = _pipeline(small_model).processor
+    p.read_past("yujing.events", 0, offset=0, highwater=lambda: 1)
+    sources = TOPOLOGY.sources()
+    p.person_marks(0, Marks(marks=[Mark(c, T + i, idle=i == 0) for i, c in enumerate(sources)]), TOPOLOGY, offset=0)
+    first = p.out_mark("yujing.events", 0, TOPOLOGY)
+    assert first == Mark("yujing.events/0", T + 1, False)  # the least of the busy sources
+    assert p.out_mark("yujing.events", 0, TOPOLOGY) == first  # asked again, nothing read: what PassedOn keeps
+    p.person_marks(0, Marks(marks=[Mark(c, T + 100) for c in sources]), TOPOLOGY, offset=1)
+    assert p.out_mark("yujing.events", 0, TOPOLOGY) == Mark("yujing.events/0", T + 100, False)
+
+
 def test_the_outbox_keeps_the_decisions_of_marks_messages_not_yet_committed(small_model: Path) -> None:
     p = _pipeline(small_model).processor
     for pe in script_events():
