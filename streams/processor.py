@@ -227,7 +227,7 @@ class Processor:
                     for o, origin, raw in frontier.outbox if o == offset
                     for d in [msgspec.json.decode(raw, type=Decision)]]
         merge(frontier, marks.marks)
-        watermark, _ = low_watermark(frontier.seen, topology.person_inputs())
+        watermark, _ = low_watermark(frontier.seen, topology.person_inputs)
         out = self.decide_until(partition, watermark)
         frontier.mark_offset = max(offset, frontier.mark_offset)
         if committed is not None:
@@ -256,7 +256,7 @@ class Processor:
             # Taken up and still reading again what the old process had read: busy, at no time at all (a
             # channel's time never goes back downstream, but its word on being idle is the latest one).
             return Mark(f"{topic}/{partition}", 0, False)
-        expected = topology.sources() if topic == "yujing.events" else topology.value_inputs()
+        expected = topology.sources if topic == "yujing.events" else topology.value_inputs
         ts, idle = pass_on(frontier.seen, expected, frontier.out_ts)
         frontier.out_ts = ts  # stored with the frontier's next write
         return Mark(f"{topic}/{partition}", ts, idle)

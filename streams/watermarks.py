@@ -86,39 +86,36 @@ class Topology:
     indicator_partitions: int
     partitions: int  # of yujing.events and yujing.contacts
 
+    # Asked for at every marks message and every batch's marks: each list is built once.
+    @cached_property
     def sources(self) -> tuple[str, ...]:
         """The signal topic partitions: what person partitions fold (and so pass on)."""
-        return self._channels["sources"]
-
-    def indicators(self) -> tuple[str, ...]:
-        """The partitions of `intel.indicators` (controls to persons, indicators to values)."""
-        return self._channels["indicators"]
-
-    def persons(self) -> tuple[str, ...]:
-        """The person partitions, as channels (contacts and re-routed events)."""
-        return self._channels["persons"]
-
-    def values(self) -> tuple[str, ...]:
-        """The value partitions, as channels (hits)."""
-        return self._channels["values"]
-
-    def person_inputs(self) -> tuple[str, ...]:
-        """What a person partition's decisions wait for."""
-        return self._channels["person_inputs"]
-
-    def value_inputs(self) -> tuple[str, ...]:
-        """What a value partition's hits are complete for."""
-        return self._channels["value_inputs"]
+        return tuple(f"{t}/{p}" for t, n in sorted(self.signal_partitions.items()) for p in range(n))
 
     @cached_property
-    def _channels(self) -> dict[str, tuple[str, ...]]:
-        # asked for at every marks message and every batch's marks: built once
-        sources = tuple(f"{t}/{p}" for t, n in sorted(self.signal_partitions.items()) for p in range(n))
-        indicators = tuple(f"intel.indicators/{p}" for p in range(self.indicator_partitions))
-        persons = tuple(f"yujing.events/{p}" for p in range(self.partitions))
-        values = tuple(f"yujing.contacts/{p}" for p in range(self.partitions))
-        return {"sources": sources, "indicators": indicators, "persons": persons, "values": values,
-                "person_inputs": sources + indicators + persons + values, "value_inputs": persons + indicators}
+    def indicators(self) -> tuple[str, ...]:
+        """The partitions of `intel.indicators` (controls to persons, indicators to values)."""
+        return tuple(f"intel.indicators/{p}" for p in range(self.indicator_partitions))
+
+    @cached_property
+    def persons(self) -> tuple[str, ...]:
+        """The person partitions, as channels (contacts and re-routed events)."""
+        return tuple(f"yujing.events/{p}" for p in range(self.partitions))
+
+    @cached_property
+    def values(self) -> tuple[str, ...]:
+        """The value partitions, as channels (hits)."""
+        return tuple(f"yujing.contacts/{p}" for p in range(self.partitions))
+
+    @cached_property
+    def person_inputs(self) -> tuple[str, ...]:
+        """What a person partition's decisions wait for."""
+        return self.sources + self.indicators + self.persons + self.values
+
+    @cached_property
+    def value_inputs(self) -> tuple[str, ...]:
+        """What a value partition's hits are complete for."""
+        return self.persons + self.indicators
 
 
 def merge(frontier: Frontier, marks: Iterable[Mark]) -> None:

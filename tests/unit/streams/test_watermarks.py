@@ -198,10 +198,10 @@ def test_decisions_wait_for_the_marks_and_a_marks_message_read_again_sends_its_d
     p = _pipeline(small_model).processor
     outs = [o for pe in script_events() for o in p.person_event(pe)]
     assert not [o for o in outs if o.topic == "yujing.decisions"] and p.waiting.waiting(0) == 3
-    everyone = [Mark(c, T + 40 * MIN) for c in TOPOLOGY.person_inputs()]
+    everyone = [Mark(c, T + 40 * MIN) for c in TOPOLOGY.person_inputs]
     first = p.person_marks(0, Marks(marks=everyone), TOPOLOGY, offset=7)  # past the call and app, not the payment
     assert p.waiting.waiting(0) == 1
-    done = [Mark(c, T + 2 * 60 * MIN, idle=True) for c in TOPOLOGY.person_inputs()]
+    done = [Mark(c, T + 2 * 60 * MIN, idle=True) for c in TOPOLOGY.person_inputs]
     second = p.person_marks(0, Marks(marks=done), TOPOLOGY, offset=8)
     decisions = [o.value for o in first + second if o.topic == "yujing.decisions"]
     assert decisions and decisions[-1].tier == "T1" and p.waiting.waiting(0) == 0  # type: ignore[attr-defined]
@@ -214,7 +214,7 @@ def test_decisions_wait_for_the_marks_and_a_marks_message_read_again_sends_its_d
 def test_a_partition_taken_up_passes_its_view_on_once_it_has_read_again_to_where_it_ended(
         small_model: Path) -> None:
     p = _pipeline(small_model).processor
-    p.person_marks(0, Marks(marks=[Mark(c, T, idle=True) for c in TOPOLOGY.person_inputs()]), TOPOLOGY, offset=3)
+    p.person_marks(0, Marks(marks=[Mark(c, T, idle=True) for c in TOPOLOGY.person_inputs]), TOPOLOGY, offset=3)
     p.frontiers.clear()  # a restart: the frontier is read from the `marks` table again
     busy = Mark("yujing.events/0", 0, False)
     assert p.out_mark("yujing.events", 0, TOPOLOGY) == busy
@@ -228,7 +228,7 @@ def test_a_partition_taken_up_passes_its_view_on_once_it_has_read_again_to_where
 def test_a_partitions_mark_moves_only_with_what_it_reads(small_model: Path) -> None:
     p = _pipeline(small_model).processor
     p.read_past("yujing.events", 0, offset=0, highwater=lambda: 1)
-    sources = TOPOLOGY.sources()
+    sources = TOPOLOGY.sources
     p.person_marks(0, Marks(marks=[Mark(c, T + i, idle=i == 0) for i, c in enumerate(sources)]), TOPOLOGY, offset=0)
     first = p.out_mark("yujing.events", 0, TOPOLOGY)
     assert first == Mark("yujing.events/0", T + 1, False)  # the least of the busy sources
@@ -241,7 +241,7 @@ def test_the_outbox_keeps_the_decisions_of_marks_messages_not_yet_committed(smal
     p = _pipeline(small_model).processor
     for pe in script_events():
         p.person_event(pe)
-    done = [Mark(c, T + 2 * 60 * MIN, idle=True) for c in TOPOLOGY.person_inputs()]
+    done = [Mark(c, T + 2 * 60 * MIN, idle=True) for c in TOPOLOGY.person_inputs]
     sent = [o for o in p.person_marks(0, Marks(marks=done), TOPOLOGY, offset=8, committed=5)
             if o.topic == "yujing.decisions"]
     assert sent and [e[0] for e in p.frontier("yujing.events", 0).outbox] == [8] * len(sent)
@@ -309,7 +309,7 @@ def test_a_hit_on_its_way_when_the_retraction_is_read_is_voided_before_it_is_dec
                                   Mark("intel.indicators/0", t0 + HOUR_MS // 2)]))
     value_mark = p.out_mark("yujing.contacts", 0, TOPOLOGY)
     assert value_mark.ts == t0 + HOUR_MS // 2
-    others = [Mark(c, t0 + 3 * HOUR_MS) for c in TOPOLOGY.person_inputs() if c != value_mark.channel]
+    others = [Mark(c, t0 + 3 * HOUR_MS) for c in TOPOLOGY.person_inputs if c != value_mark.channel]
     p.person_marks(0, Marks(marks=[*others, value_mark]), TOPOLOGY, offset=1)
     assert counted[f"hit|phone:{FRAUD}|a1|reverse"] == [f"phone:{FRAUD}"]  # before the retraction: it counts
     assert f"hit|phone:{FRAUD}|b1|forward" not in counted  # Bob's hit waits for the value partition
