@@ -75,17 +75,17 @@ class EscalationStore:
         wid = ctx.decision.decision_id
         async with self._r.pipeline(transaction=True) as pipe:
             pipe.set(f"{self._p}esc:ctx:{wid}", msgspec.json.encode(ctx), ex=self._keep)
-            pipe.zadd(f"{self._p}esc:pending", {f"{wid}|{step}": deadline for step, deadline in deadlines.items()})
+            pipe.zadd(f"{self._p}esc:pending", {_member(wid, step): deadline for step, deadline in deadlines.items()})
             await pipe.execute()
 
     async def resolve(self, warning_id: str, step: int) -> bool:
         """Take a pending step off the list; True for the one caller that did (the others lost the race)."""
-        return bool(await self._r.zrem(f"{self._p}esc:pending", f"{warning_id}|{step}"))
+        return bool(await self._r.zrem(f"{self._p}esc:pending", _member(warning_id, step)))
 
     async def breach(self, warning_id: str, step: int) -> tuple[bool, Context | None]:
         """Claim a passed step and count it as a breach: whether this caller took it, and the warning's context."""
         reply = await self._breach_lua(keys=[f"{self._p}esc:pending", f"{self._p}sla:breaches",
-                                         f"{self._p}esc:ctx:{warning_id}"], args=[f"{warning_id}|{step}"])
+                                         f"{self._p}esc:ctx:{warning_id}"], args=[_member(warning_id, step)])
         if not reply:
             return False, None
         raw = reply[1]  # false (RESP2 None, RESP3 False) when the context has expired
@@ -93,13 +93,17 @@ class EscalationStore:
 
     async def pending_steps(self, warning_id: str, count: int) -> list[int]:
         """Which of the warning's first `count` steps are still waiting (read by member, not the whole set)."""
-        scores = await self._r.zmscore(f"{self._p}esc:pending", [f"{warning_id}|{step}" for step in range(count)])
+        scores = await self._r.zmscore(f"{self._p}esc:pending", [_member(warning_id, step) for step in range(count)])
         return [step for step, score in enumerate(scores) if score is not None]
 
     async def context(self, warning_id: str) -> Context | None:
         """The stored context of a warning."""
         raw = await self._r.get(f"{self._p}esc:ctx:{warning_id}")
         return msgspec.json.decode(raw, type=Context) if raw else None
+
+
+def _member(warning_id: str, step: int) -> str:
+    return f"{warning_id}|{step}"
 
 
 def _parse_member(member: bytes | str) -> tuple[str, int]:
