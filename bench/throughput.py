@@ -132,8 +132,13 @@ def run_pipeline(settings: Settings, workers: int, logs: Path, city: CityConfig)
             procs.append(WorkerProcess(s, logs / f"worker-{workers}-{i}.log").start(ready_timeout=300))
         wait_settled(settings, pipeline_groups(settings)[1], workers)
         times: dict[str, float] = {}
-        counts = stream_city(settings, City(city), registry_first=True,
-                             at_first_signal=lambda: times.setdefault("start", time.monotonic()))
+        cpu_before: list[float] = []
+
+        def first_signal() -> None:
+            times.setdefault("start", time.monotonic())
+            cpu_before.extend(cpu_seconds(p.proc.pid) for p in procs)
+
+        counts = stream_city(settings, City(city), registry_first=True, at_first_signal=first_signal)
         times["fed"] = time.monotonic()
         zeros = 0
         while zeros < 2:
@@ -144,7 +149,8 @@ def run_pipeline(settings: Settings, workers: int, logs: Path, city: CityConfig)
         drained = time.monotonic()
         return {"signals": sum(v for k, v in counts.items() if k.startswith("signals.")),
                 "seconds": drained - times["start"], "producer_seconds": times["fed"] - times["start"],
-                "rss_mib": [resident_mib(p.proc.pid) for p in procs]}
+                "rss_mib": [resident_mib(p.proc.pid) for p in procs],
+                "cpu_seconds": [cpu_seconds(p.proc.pid) - c for p, c in zip(procs, cpu_before)]}
     finally:
         for p in procs:
             p.stop()
@@ -433,6 +439,9 @@ def main() -> None:
         costs[f"pipeline, {n} worker(s)"] = {"seconds": round(run["seconds"], 1),  # type: ignore[arg-type]
                                               "producer_seconds": round(run["producer_seconds"], 1),  # type: ignore[arg-type]
                                               "worker_rss_mib": [round(r) for r in run["rss_mib"]],  # type: ignore[union-attr]
+                                              # all threads of the workers, from the first signal to drained
+                                              "worker_cpu_us_per_signal": round(
+                                                  sum(run["cpu_seconds"]) / signals * 1e6, 1),  # type: ignore[arg-type]
                                               "changelogs": changelog_cost(s, signals)}
     if "latency" in args.only:
         for rate in args.rates:

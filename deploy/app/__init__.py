@@ -95,13 +95,15 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     progress = SourceProgress(idle_after_s=settings.idle_after_ms / 1000, producers=settings.producers)
     handlers = Handlers(processor, topology(settings), progress, metrics, dispatcher)
     board = OpsBoard(redis_client, redis_prefix)
+    heap = HeapKeeper(observe_full=metrics.heap_full_collection.observe)
     reader = StreamReader(settings, processor, tables, handlers, metrics,
                           show=lambda outputs: show_on_board(board, processor.lookup, outputs),
-                          on_checkpoint=HeapKeeper(observe_full=metrics.heap_full_collection.observe).checkpointed)
+                          on_checkpoint=heap.checkpointed)
     _watch(app, settings, registry, replica, reader)
 
     @app.task
     async def hot_path() -> None:
+        heap.start()
         await reader.run()
 
     @app.task

@@ -2,9 +2,11 @@
 
 CPython's cyclic collector scans every tracked object in a full pass, and a worker holds its person states,
 value heads and their lists for hours: each full pass held the loop longer as the state grew (docs/scaling.md).
-What survives a checkpoint is mostly that state, so each checkpoint collects what was made since the last one
-and freezes what is left (`gc.freeze`: later passes skip it; reference counting still frees what dies). A cycle
-that dies frozen is reclaimed only by a full pass over everything, taken once every `full_every_s`.
+What survives a checkpoint is mostly that state, so each checkpoint freezes it (`gc.freeze`: later passes skip
+it; reference counting still frees what dies). The hot path makes almost no cyclic garbage, and passes over the
+oldest generation, even of a second's survivors, cost a seventh of a worker's CPU flat out (docs/scaling.md,
+eleventh step of issue 15): the collector's own passes stop at the middle generation, a checkpoint collects the
+two young ones, and a cycle that died older waits for a full pass over everything, once every `full_every_s`.
 """
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ from typing import Callable
 
 log = logging.getLogger(__name__)
 
+NEVER = 1 << 30  # a threshold for the oldest generation that the collector's own counting does not reach
+
 
 class HeapKeeper:
-    """Collects the young and freezes the heap at each checkpoint; every `full_every_s`, first a full pass."""
+    """Freezes the heap at each checkpoint after a pass over the young; every `full_every_s`, a full pass first."""
 
     def __init__(self, full_every_s: float = 600.0, clock: Callable[[], float] = time.monotonic,
                  observe_full: Callable[[float], None] = lambda seconds: None) -> None:
@@ -26,21 +30,27 @@ class HeapKeeper:
         self.observe_full = observe_full  # the duration of each full pass (the metrics)
         self._last_full = clock()
         self.full_passes = 0
-        self.reclaimed = 0  # objects the full passes found unreachable (cycles that died frozen, mostly)
+        self.reclaimed = 0  # objects the full passes found unreachable (cycles that died old, mostly)
+
+    def start(self) -> None:
+        """Take the full passes over from the collector: its automatic ones stop at the middle generation."""
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, NEVER)
 
     def checkpointed(self) -> None:
-        """A checkpoint was written: collect what is not frozen (all of it, when a full pass is due), then freeze."""
+        """A checkpoint was written: collect the young (everything, when a full pass is due), then freeze."""
         now = self.clock()
-        full = now - self._last_full >= self.full_every_s
-        if full:
-            gc.unfreeze()
+        if now - self._last_full < self.full_every_s:
+            gc.collect(1)
+            gc.freeze()
+            return
+        gc.unfreeze()
         began = time.perf_counter()
         found = gc.collect()
-        if full:
-            took = time.perf_counter() - began
-            self.full_passes += 1
-            self.reclaimed += found
-            self._last_full = now
-            self.observe_full(took)
-            log.info("full garbage collection over the worker's heap: %d unreachable, %.0f ms", found, took * 1000)
+        took = time.perf_counter() - began
+        self.full_passes += 1
+        self.reclaimed += found
+        self._last_full = now
+        self.observe_full(took)
+        log.info("full garbage collection over the worker's heap: %d unreachable, %.0f ms", found, took * 1000)
         gc.freeze()
