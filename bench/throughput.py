@@ -131,12 +131,13 @@ def run_pipeline(settings: Settings, workers: int, logs: Path, city: CityConfig)
             shutil.copytree(model_dir(settings.data_dir), model_dir(s.data_dir), dirs_exist_ok=True)
             procs.append(WorkerProcess(s, logs / f"worker-{workers}-{i}.log").start(ready_timeout=300))
         wait_settled(settings, pipeline_groups(settings)[1], workers)
+        pids = [p.proc.pid for p in procs if p.proc is not None]
         times: dict[str, float] = {}
         cpu_before: list[float] = []
 
         def first_signal() -> None:
             times.setdefault("start", time.monotonic())
-            cpu_before.extend(cpu_seconds(p.proc.pid) for p in procs)
+            cpu_before.extend(cpu_seconds(pid) for pid in pids)
 
         counts = stream_city(settings, City(city), registry_first=True, at_first_signal=first_signal)
         times["fed"] = time.monotonic()
@@ -150,7 +151,7 @@ def run_pipeline(settings: Settings, workers: int, logs: Path, city: CityConfig)
         return {"signals": sum(v for k, v in counts.items() if k.startswith("signals.")),
                 "seconds": drained - times["start"], "producer_seconds": times["fed"] - times["start"],
                 "rss_mib": [resident_mib(p.proc.pid) for p in procs],
-                "cpu_seconds": [cpu_seconds(p.proc.pid) - c for p, c in zip(procs, cpu_before)]}
+                "cpu_seconds": [cpu_seconds(pid) - c for pid, c in zip(pids, cpu_before)]}
     finally:
         for p in procs:
             p.stop()
@@ -305,6 +306,7 @@ class OutputClock:
         self.consumer.assign([TopicPartition(settings.topic(t), p, OFFSET_BEGINNING) for t in topics
                               for p in sorted(meta[settings.topic(t)].partitions)])
         self.seconds: dict[str, list[float]] = {t: [] for t in topics}
+        self.origins: dict[str, list[float]] = {t: [] for t in topics}  # each one's Kafka timestamp (s), in order
         self._names = {settings.topic(t): t for t in topics}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -325,7 +327,9 @@ class OutputClock:
             now_ms = time.time() * 1000
             for m in messages:
                 if m.error() is None:
-                    self.seconds[self._names[m.topic()]].append((now_ms - m.timestamp()[1]) / 1000)
+                    name = self._names[m.topic() or ""]
+                    self.seconds[name].append((now_ms - m.timestamp()[1]) / 1000)
+                    self.origins[name].append(m.timestamp()[1] / 1000)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -372,8 +376,8 @@ def latency_at(base: Settings, model: str, city: City, rate: float, work: Path,
     # the worker's CPU per signal fed: steadier than a saturated worker's latency, and what sets its headroom
     out: dict[str, float | None] = {"worker_cpu_us_per_signal": round(cpu / signals * 1e6, 1) if signals else None}
     out.update(loop_stalls(samples, samples_before))
-    # each output's latency in the order read, to see when the slow ones came
-    (work / f"latency-{int(rate)}.json").write_text(json.dumps(clock.seconds))
+    # each output's latency in the order read, and its Kafka timestamp: when the slow ones came
+    (work / f"latency-{int(rate)}.json").write_text(json.dumps({**clock.seconds, "origins": clock.origins}))
     for topic, name in (("yujing.decisions", "signal_to_decision_seconds"), ("warnings", "signal_to_warning_seconds"),
                         ("interception.payment", "transfer_to_stop_payment_seconds")):
         values = clock.seconds[topic]
