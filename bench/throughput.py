@@ -150,7 +150,7 @@ def run_pipeline(settings: Settings, workers: int, logs: Path, city: CityConfig)
         drained = time.monotonic()
         return {"signals": sum(v for k, v in counts.items() if k.startswith("signals.")),
                 "seconds": drained - times["start"], "producer_seconds": times["fed"] - times["start"],
-                "rss_mib": [resident_mib(p.proc.pid) for p in procs],
+                "rss_mib": [resident_mib(pid) for pid in pids],
                 "cpu_seconds": [cpu_seconds(pid) - c for pid, c in zip(pids, cpu_before)]}
     finally:
         for p in procs:
@@ -326,8 +326,9 @@ class OutputClock:
             messages = [first, *self.consumer.consume(1000, timeout=0)] if first is not None else []
             now_ms = time.time() * 1000
             for m in messages:
-                if m.error() is None:
-                    name = self._names[m.topic() or ""]
+                topic = m.topic()
+                if m.error() is None and topic is not None:
+                    name = self._names[topic]
                     self.seconds[name].append((now_ms - m.timestamp()[1]) / 1000)
                     self.origins[name].append(m.timestamp()[1] / 1000)
 
@@ -377,7 +378,7 @@ def latency_at(base: Settings, model: str, city: City, rate: float, work: Path,
     out: dict[str, float | None] = {"worker_cpu_us_per_signal": round(cpu / signals * 1e6, 1) if signals else None}
     out.update(loop_stalls(samples, samples_before))
     # each output's latency in the order read, and its Kafka timestamp: when the slow ones came
-    (work / f"latency-{int(rate)}.json").write_text(json.dumps({**clock.seconds, "origins": clock.origins}))
+    (work / f"latency-{int(rate)}.json").write_text(json.dumps({"seconds": clock.seconds, "origins": clock.origins}))
     for topic, name in (("yujing.decisions", "signal_to_decision_seconds"), ("warnings", "signal_to_warning_seconds"),
                         ("interception.payment", "transfer_to_stop_payment_seconds")):
         values = clock.seconds[topic]

@@ -103,7 +103,7 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
 
     @app.task
     async def hot_path() -> None:
-        heap.start()
+        heap.keep_full_passes_rare()
         await reader.run()
 
     @app.task

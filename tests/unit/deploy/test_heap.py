@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from deploy.app.heap import NEVER, HeapKeeper
+from deploy.app.heap import BACKSTOP, HeapKeeper
 
 
 class Node:
@@ -35,10 +35,10 @@ def _cycle() -> tuple[Node, weakref.ref[Node]]:
     return a, weakref.ref(a)
 
 
-def test_start_leaves_the_oldest_generation_to_the_keeper() -> None:
+def test_the_collectors_own_passes_over_the_oldest_generation_become_rare() -> None:
     young, middle, _ = gc.get_threshold()
-    HeapKeeper().start()
-    assert gc.get_threshold() == (young, middle, NEVER)
+    HeapKeeper().keep_full_passes_rare()
+    assert gc.get_threshold() == (young, middle, BACKSTOP)
 
 
 def test_a_young_cycle_that_died_before_a_checkpoint_is_collected_there_not_frozen() -> None:
@@ -48,6 +48,15 @@ def test_a_young_cycle_that_died_before_a_checkpoint_is_collected_there_not_froz
     keeper.checkpointed()
     assert ref() is None
     assert gc.get_freeze_count() > 0 and keeper.full_passes == 0
+
+
+def test_a_cycle_that_died_in_the_middle_generation_is_collected_at_a_checkpoint() -> None:
+    keeper = HeapKeeper(clock=lambda: 0.0)
+    node, ref = _cycle()
+    gc.collect(0)  # it survives a pass of the young generation: it is in the middle one now
+    del node
+    keeper.checkpointed()
+    assert ref() is None
 
 
 def test_a_cycle_that_died_old_is_frozen_at_a_checkpoint_not_collected() -> None:
