@@ -20,7 +20,8 @@ from typing import Callable
 log = logging.getLogger(__name__)
 
 # Passes of the middle generation between two of the collector's own over the oldest: about one a minute flat out
-# (80 in 40 s before). Kept finite so that what grows old while checkpoints fail (a broker away) is still collected.
+# (80 in a 50 s run before). Kept finite so that what grows old while checkpoints fail (a broker away) is still
+# collected.
 BACKSTOP = 1_000
 
 

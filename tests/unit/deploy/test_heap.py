@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import weakref
 from collections.abc import Iterator
 
@@ -35,6 +36,7 @@ def _cycle() -> tuple[Node, weakref.ref[Node]]:
     return a, weakref.ref(a)
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="an incremental collector: the keeper leaves it as it is")
 def test_the_collectors_own_passes_over_the_oldest_generation_become_rare() -> None:
     young, middle, _ = gc.get_threshold()
     HeapKeeper().keep_full_passes_rare()
