@@ -291,6 +291,15 @@ def loop_stalls(after: dict[tuple[str, tuple[tuple[str, str], ...]], float],
             "loop_lag_max_at_most_s": next((le for le, n in buckets if n == total), None) if total else None}
 
 
+def hot_path_phases(after: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+                    before: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[str, float | None]:
+    """Seconds the hot path spent in each phase between two scrapes (`yujing_hot_path_seconds_total`): taking
+    checkpoints (the stages wait meanwhile), processing, sending, fetching."""
+    name = "yujing_hot_path_seconds_total"
+    return {f"hot_path_seconds {dict(labels)['phase']}": round(value - before.get((sample, labels), 0.0), 3)
+            for (sample, labels), value in sorted(after.items()) if sample == name}
+
+
 class OutputClock:
     """Per-message latency of the pipeline's outputs as their consumer sees them: the time each message is read
     (wall clock) minus its Kafka timestamp, which the pipeline sets to the originating signal's Kafka timestamp."""
@@ -377,6 +386,7 @@ def latency_at(base: Settings, model: str, city: City, rate: float, work: Path,
     # the worker's CPU per signal fed: steadier than a saturated worker's latency, and what sets its headroom
     out: dict[str, float | None] = {"worker_cpu_us_per_signal": round(cpu / signals * 1e6, 1) if signals else None}
     out.update(loop_stalls(samples, samples_before))
+    out.update(hot_path_phases(samples, samples_before))
     # each output's latency in the order read, and its Kafka timestamp: when the slow ones came
     (work / f"latency-{int(rate)}.json").write_text(json.dumps({"seconds": clock.seconds, "origins": clock.origins}))
     for topic, name in (("yujing.decisions", "signal_to_decision_seconds"), ("warnings", "signal_to_warning_seconds"),
