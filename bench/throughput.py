@@ -292,7 +292,7 @@ def loop_stalls(after: dict[tuple[str, tuple[tuple[str, str], ...]], float],
 
 
 def hot_path_phases(after: dict[tuple[str, tuple[tuple[str, str], ...]], float],
-                    before: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[str, float | None]:
+                    before: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[str, float]:
     """Seconds the hot path spent in each phase between two scrapes (`yujing_hot_path_seconds_total`): taking
     checkpoints (the stages wait meanwhile), processing, sending, fetching."""
     name = "yujing_hot_path_seconds_total"
