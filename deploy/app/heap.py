@@ -49,15 +49,14 @@ class HeapKeeper:
         now = self.clock()
         if now - self._last_full < self.full_every_s:
             gc.collect(1)
-            gc.freeze()
-            return
-        gc.unfreeze()
-        began = time.perf_counter()
-        found = gc.collect()
-        took = time.perf_counter() - began
-        self.full_passes += 1
-        self.reclaimed += found
-        self._last_full = now
-        self.observe_full(took)
-        log.info("full garbage collection over the worker's heap: %d unreachable, %.0f ms", found, took * 1000)
+        else:
+            gc.unfreeze()
+            began = time.perf_counter()
+            found = gc.collect()
+            took = time.perf_counter() - began
+            self.full_passes += 1
+            self.reclaimed += found
+            self._last_full = now
+            self.observe_full(took)
+            log.info("full garbage collection over the worker's heap: %d unreachable, %.0f ms", found, took * 1000)
         gc.freeze()
