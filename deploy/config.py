@@ -10,6 +10,12 @@ from schemas.topics import SOURCE_TOPICS
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def default_data_dir(env: dict[str, str]) -> Path:
+    """`var/data` in a checkout; outside one (an installed wheel) the user's data folder, never site-packages."""
+    if (PROJECT_ROOT / "pyproject.toml").exists():
+        return PROJECT_ROOT / "var" / "data"
+    return Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "yujing"
+
 
 def _env_int(env: dict[str, str], name: str, default: int) -> int:
     raw = env.get(name)
@@ -125,7 +131,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     idle_after_ms = _env_int(env, "YUJING_IDLE_AFTER_MS", 500)
     if idle_after_ms < 1:
         raise SystemExit("YUJING_IDLE_AFTER_MS must be at least 1 (milliseconds a source must be quiet to be idle)")
-    data_dir = Path(env.get("YUJING_DATA_DIR") or PROJECT_ROOT / "var" / "data").resolve()
+    data_dir = Path(env.get("YUJING_DATA_DIR") or default_data_dir(env)).resolve()
     cache_dir = Path(env.get("YUJING_CACHE_DIR") or Path.home() / ".cache" / "yujing").resolve()
     kafka_port = _env_int(env, "YUJING_KAFKA_PORT", 19092)
     redis_port = _env_int(env, "YUJING_REDIS_PORT", 16379)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 from deploy.config import Settings
 
@@ -14,10 +15,13 @@ from deploy.config import Settings
 class WorkerProcess:
     """One `yujing worker` child process with its own log file."""
 
-    def __init__(self, settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None,
+                 command: Sequence[str] = (sys.executable, "-m", "deploy.cli"), cwd: Path | None = None) -> None:
         self.settings = settings
         self.log_path = log_path
         self.extra_env = extra_env or {}
+        self.command = tuple(command)  # an installed `yujing` script when testing the wheel
+        self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, ready_timeout: float = 90.0) -> "WorkerProcess":
@@ -26,7 +30,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", "worker"], env=env,
+            self.proc = subprocess.Popen([*self.command, "worker"], env=env, cwd=self.cwd,
                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:

@@ -86,3 +86,33 @@ def wait_for(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
             return result
         time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+MIN = 60_000
+ALICE = "+8613800000001"
+
+
+def _scam_call(event_id: str, ts: int, duration: int) -> tuple[bytes, bytes]:
+    doc = {"event_id": event_id, "ts": ts, "kind": "call", "direction": "in", "subscriber": ALICE,
+           "counterpart": "+0085291234567", "duration_s": duration, "counterpart_tags": ["spoof_suspect"]}
+    return ALICE.encode(), json.dumps(doc).encode()
+
+
+def feed_refund_scam(settings: Settings) -> None:
+    """The registry, then a refund scam unfolding on ALICE: spoofed call, SMS link, visit, meeting app, first transfer
+    (TR-1, 12,500 yuan)."""
+    load_registry(settings)
+    sms = {"event_id": "fcs-sms", "ts": T + 15 * MIN, "kind": "sms", "direction": "in", "subscriber": ALICE,
+           "counterpart": "+86 170 1234 5678", "urls": ["http://refund-7731.top/claim?o=88"],
+           "counterpart_tags": ["virtual_operator"]}
+    produce(settings, "signals.telecom", [_scam_call("fcs-call", T, 2280), (ALICE.encode(), json.dumps(sms).encode())])
+    produce(settings, "signals.domain", [
+        (ALICE.encode(), json.dumps({"event_id": "fcs-visit", "ts": T + 20 * MIN, "subscriber": ALICE,
+                                     "kind": "http", "domain": "refund-7731.top"}).encode()),
+        (ALICE.encode(), json.dumps({"event_id": "fcs-app", "ts": T + 30 * MIN, "subscriber": ALICE,
+                                     "kind": "app_install", "app": "com.tencent.wemeet.app"}).encode())])
+    produce(settings, "signals.payment", [(b"6222000000000001", json.dumps({
+        "event_id": "fcs-pay", "ts": T + 55 * MIN, "transfer_id": "TR-1", "status": "initiated",
+        "payer_account": "6222000000000001", "payee_account": "6217999900001111", "payee_bank": "BOCOM",
+        "amount_fen": 1_250_000, "channel": "mobile", "payee_first_seen": True}).encode())])
+

@@ -1,8 +1,6 @@
 """Live scoring on the real broker: a refund scam unfolding is tiered up to T1 with a stop-payment request."""
 from __future__ import annotations
 
-import json
-
 import msgspec
 
 from deploy.config import Settings
@@ -10,35 +8,12 @@ from deploy.workers import WorkerProcess
 from schemas.internal import Decision
 from schemas.records import TIER_RANK
 from scorers.model import load
-from streams.kafka_io import consume, produce
-from tests.integration.scenario import HOUR, T, load_registry
-
-MIN = 60_000
-ALICE = "+8613800000001"
-
-
-def _call(event_id: str, ts: int, duration: int) -> tuple[bytes, bytes]:
-    doc = {"event_id": event_id, "ts": ts, "kind": "call", "direction": "in", "subscriber": ALICE,
-           "counterpart": "+0085291234567", "duration_s": duration, "counterpart_tags": ["spoof_suspect"]}
-    return ALICE.encode(), json.dumps(doc).encode()
+from streams.kafka_io import consume
+from tests.integration.scenario import HOUR, MIN, T, feed_refund_scam
 
 
 def test_refund_scam_rises_to_t1_and_asks_for_a_stop_payment(isolated: Settings, worker: WorkerProcess) -> None:
-    load_registry(isolated)
-    sms = {"event_id": "fcs-sms", "ts": T + 15 * MIN, "kind": "sms", "direction": "in", "subscriber": ALICE,
-           "counterpart": "+86 170 1234 5678", "urls": ["http://refund-7731.top/claim?o=88"],
-           "counterpart_tags": ["virtual_operator"]}
-    produce(isolated, "signals.telecom", [_call("fcs-call", T, 2280), (ALICE.encode(), json.dumps(sms).encode())])
-    produce(isolated, "signals.domain", [
-        (ALICE.encode(), json.dumps({"event_id": "fcs-visit", "ts": T + 20 * MIN, "subscriber": ALICE,
-                                     "kind": "http", "domain": "refund-7731.top"}).encode()),
-        (ALICE.encode(), json.dumps({"event_id": "fcs-app", "ts": T + 30 * MIN, "subscriber": ALICE,
-                                     "kind": "app_install", "app": "com.tencent.wemeet.app"}).encode())])
-    produce(isolated, "signals.payment", [(b"6222000000000001", json.dumps({
-        "event_id": "fcs-pay", "ts": T + 55 * MIN, "transfer_id": "TR-1", "status": "initiated",
-        "payer_account": "6222000000000001", "payee_account": "6217999900001111", "payee_bank": "BOCOM",
-        "amount_fen": 1_250_000, "channel": "mobile", "payee_first_seen": True}).encode())])
-
+    feed_refund_scam(isolated)
     decisions = [msgspec.json.decode(m.value, type=Decision)
                  for m in consume(isolated, "yujing.decisions", expect=2, timeout=60, linger=3)]
     assert decisions, worker.log_tail()
