@@ -61,7 +61,7 @@ async def pipeline_clock(settings: Settings) -> int:
     """The pipeline's event-time clock (the dispatch stage's), or the wall clock before it has one."""
     client = aioredis.Redis.from_url(settings.redis_url)
     try:
-        raw = await client.get(f"{settings.topic_prefix}{settings.app_id}:clock")
+        raw = await client.get(f"{settings.redis_prefix}clock")
     finally:
         await client.aclose()
     return int(raw) if raw else int(time.time() * 1000)
@@ -70,7 +70,7 @@ async def pipeline_clock(settings: Settings) -> int:
 async def _pass_cooldown(settings: Settings, tasks: list[tuple[Subject, SmsTask]]) -> list[SmsTask]:
     client = aioredis.Redis.from_url(settings.redis_url)
     try:
-        cooldown = Cooldown(client, f"{settings.topic_prefix}{settings.app_id}:", load_routes().cooldown_ms)
+        cooldown = Cooldown(client, settings.redis_prefix, load_routes().cooldown_ms)
         return [task for subject, task in tasks
                 if await cooldown.acquire(subject.subject_id, REMINDER_TIER, task.ts, task.message_id)]
     finally:

@@ -225,8 +225,36 @@ def _task_feed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _console_token(args: argparse.Namespace) -> int:
+    import asyncio
+    import time
+
+    import redis.asyncio as aioredis
+
+    from ops.access import ConsoleTokens
+
+    settings = load_settings()
+
+    async def act() -> str:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            tokens = ConsoleTokens(client, settings.redis_prefix)
+            if args.revoke:
+                return f"revoked {await tokens.revoke(args.holder)} token(s) of {args.holder}"
+            return await tokens.issue(args.holder, args.role, int(args.hours * 3600), int(time.time() * 1000))
+        finally:
+            await client.aclose()
+
+    if args.hours <= 0:
+        print("yujing console-token: --hours must be positive", file=sys.stderr)
+        return 2
+    print(asyncio.run(act()))
+    return 0
+
+
 def _feed_token(args: argparse.Namespace) -> int:
     import asyncio
+    import time
 
     import redis.asyncio as aioredis
 
@@ -236,21 +264,28 @@ def _feed_token(args: argparse.Namespace) -> int:
 
     settings = load_settings()
 
-    async def act() -> str:
+    async def act(scope: Scope | None) -> str:
         client = aioredis.Redis.from_url(settings.redis_url)
         try:
             queues = TaskQueues(client, feed_prefix(settings), 0)
-            if args.revoke:
+            if scope is None:
                 return f"revoked {await queues.revoke_tokens(args.worker)} token(s) of {args.worker}"
-            scope = Scope(args.worker, "grid", args.grid) if args.grid else Scope(args.worker, "station", args.station)
-            return await queues.issue_token(scope)
+            return await queues.issue_token(scope, int(args.hours * 3600), int(time.time() * 1000))
         finally:
             await client.aclose()
 
-    if not args.revoke and not (args.grid or args.station):
-        print("yujing feed-token: give --grid G or --station S (or --revoke)", file=sys.stderr)
+    if args.revoke:
+        print(asyncio.run(act(None)))
+        return 0
+    if not (args.grid or args.station) or args.hours <= 0:
+        print("yujing feed-token: give --grid G or --station S (or --revoke), and positive --hours", file=sys.stderr)
         return 2
-    print(asyncio.run(act()))
+    try:
+        scope = Scope(args.worker, "grid", args.grid) if args.grid else Scope(args.worker, "station", args.station)
+    except ValueError as exc:
+        print(f"yujing feed-token: {exc}", file=sys.stderr)
+        return 2
+    print(asyncio.run(act(scope)))
     return 0
 
 
@@ -329,7 +364,10 @@ def _rpz(args: argparse.Namespace) -> int:
         except msgspec.DecodeError:
             continue
     now = args.at if args.at is not None else int(time.time() * 1000)
-    zone = rpz_zone(active_domains(records, now), origin=args.origin)
+    zone, skipped = rpz_zone(active_domains(records, now), origin=args.origin)
+    if skipped:
+        print(f"yujing rpz: {len(skipped)} domain(s) left out, too long under the origin {args.origin}: "
+              f"{', '.join(skipped[:5])}{' …' if len(skipped) > 5 else ''}", file=sys.stderr)
     if args.out:
         Path(args.out).write_text(zone)
     else:
@@ -406,8 +444,16 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--grid", help="the grid whose visits the worker takes")
     who.add_argument("--station", help="the station whose calls (and visits without a grid) the caller takes")
     p.add_argument("--worker", required=True, help="who holds the token (logged with every claim)")
+    p.add_argument("--hours", type=float, default=24.0, help="how long the token is valid (default 24)")
     p.add_argument("--revoke", action="store_true", help="revoke every token of this worker")
     p.set_defaults(func=_feed_token)
+    p = sub.add_parser("console-token", help="issue (or revoke) a console token: a viewer sees the console, an "
+                                             "analyst also a warning's audit trail")
+    p.add_argument("--holder", required=True, help="who holds the token (logged at sign-in and with every explain)")
+    p.add_argument("--role", choices=["viewer", "analyst"], default="viewer")
+    p.add_argument("--hours", type=float, default=12.0, help="how long the token is valid (default 12, one shift)")
+    p.add_argument("--revoke", action="store_true", help="revoke every token of this holder")
+    p.set_defaults(func=_console_token)
     p = sub.add_parser("campaign", help="launch a reminder campaign (宣传) to an at-risk group through the SMS queue")
     p.add_argument("--fraud-type", help="the fraud type the reminder is about")
     p.add_argument("--age-min", type=int)

@@ -62,11 +62,21 @@ class Settings:
     # A worker's stable name in its group (a StatefulSet pod's name): a worker restarted under the same name
     # takes its partitions back at once (Kafka static membership) instead of after the session timeout.
     worker_name: str = ""
+    # How far past the worker's wall clock an event time from outside may be (providers' clock skew); a record
+    # beyond it is dead-lettered rather than moving a window, a partition's time or the escalation clock.
+    max_ahead_minutes: int = 60
+    # The names the console is served under (its Host header, port aside): the ingress's name in a deployment.
+    allowed_hosts: str = "127.0.0.1,localhost,::1"
 
     @property
     def model_path(self) -> Path:
         """Where workers load the model from (and train the default one into when there is none)."""
         return self.model_dir if self.model_dir is not None else self.data_dir / "model"
+
+    @property
+    def redis_prefix(self) -> str:
+        """The prefix of every Redis key this pipeline writes (a tenant's or a test's own)."""
+        return f"{self.topic_prefix}{self.app_id}:"
 
     def topic(self, logical: str) -> str:
         """The real topic name for a logical contract name (a prefix isolates tests and tenants)."""
@@ -94,6 +104,8 @@ class Settings:
             "YUJING_MODEL_DIR": str(self.model_dir) if self.model_dir is not None else "",
             "YUJING_BIND_HOST": self.bind_host,
             "YUJING_WORKER_NAME": self.worker_name,
+            "YUJING_ALLOWED_HOSTS": self.allowed_hosts,
+            "YUJING_MAX_AHEAD_MINUTES": str(self.max_ahead_minutes),
         }
 
     @property
@@ -131,6 +143,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     idle_after_ms = _env_int(env, "YUJING_IDLE_AFTER_MS", 500)
     if idle_after_ms < 1:
         raise SystemExit("YUJING_IDLE_AFTER_MS must be at least 1 (milliseconds a source must be quiet to be idle)")
+    if _env_int(env, "YUJING_MAX_AHEAD_MINUTES", 0) < 0:
+        raise SystemExit("YUJING_MAX_AHEAD_MINUTES must not be negative (minutes an event time may be ahead of "
+                         "the wall clock)")
     data_dir = Path(env.get("YUJING_DATA_DIR") or default_data_dir(env)).resolve()
     cache_dir = Path(env.get("YUJING_CACHE_DIR") or Path.home() / ".cache" / "yujing").resolve()
     kafka_port = _env_int(env, "YUJING_KAFKA_PORT", 19092)
@@ -162,4 +177,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         model_dir=Path(env["YUJING_MODEL_DIR"]).resolve() if env.get("YUJING_MODEL_DIR") else None,
         bind_host=env.get("YUJING_BIND_HOST") or "127.0.0.1",
         worker_name=env.get("YUJING_WORKER_NAME", ""),
+        allowed_hosts=env.get("YUJING_ALLOWED_HOSTS") or Settings.allowed_hosts,
+        max_ahead_minutes=_env_int(env, "YUJING_MAX_AHEAD_MINUTES", Settings.max_ahead_minutes),
     )

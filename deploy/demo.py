@@ -29,6 +29,7 @@ from deploy.topics import create_topics
 from deploy.workers import WorkerProcess, start_workers
 from dispatch.task_queue import TaskQueues
 from dispatch.tasks import Scope
+from ops.access import ConsoleTokens
 from ops.metrics import sample_quantile, scrape_samples
 from schemas.internal import Decision
 from schemas.records import Outcome, PaymentInterception
@@ -171,7 +172,17 @@ async def _queued_tasks(settings: Settings) -> tuple[int, int, str]:
 async def _demo_token(settings: Settings, grid: str) -> str:
     client = aioredis.Redis.from_url(settings.redis_url)
     try:
-        return await TaskQueues(client, feed_prefix(settings), 0).issue_token(Scope("demo-worker", "grid", grid))
+        return await TaskQueues(client, feed_prefix(settings), 0).issue_token(Scope("demo-worker", "grid", grid),
+                                                                              12 * 3600, int(time.time() * 1000))
+    finally:
+        await client.aclose()
+
+
+async def _console_token(settings: Settings) -> str:
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        return await ConsoleTokens(client, settings.redis_prefix).issue("demo-operator", "analyst", 12 * 3600,
+                                                                        int(time.time() * 1000))
     finally:
         await client.aclose()
 
@@ -192,7 +203,10 @@ def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: boo
         print("  " + st.line())
     create_topics(settings)
     services = _start(settings, workers)
-    print(f"  console: http://127.0.0.1:{settings.web_port}/console   metrics: http://127.0.0.1:{settings.web_port}/metrics"
+    console_token = asyncio.run(_console_token(settings))
+    print(f"  console: http://127.0.0.1:{settings.web_port}/console (sign in with the token {console_token}; more: "
+          f"yujing console-token --holder NAME --role viewer|analyst)\n"
+          f"  metrics: http://127.0.0.1:{settings.web_port}/metrics"
           f"   task feed: http://127.0.0.1:{settings.feed_port}/v1/tasks", flush=True)
     try:
         starts = end_offsets_of(settings, COUNTED)
@@ -258,7 +272,8 @@ def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: boo
         if keep:
             grid = busiest
             token = asyncio.run(_demo_token(settings, grid))
-            print(f"--keep: everything keeps running.\n  console    http://127.0.0.1:{settings.web_port}/console\n"
+            print(f"--keep: everything keeps running.\n  console    http://127.0.0.1:{settings.web_port}/console"
+                  f"   (token {console_token})\n"
                   f"  task feed  curl -H 'Authorization: Bearer {token}' http://127.0.0.1:{settings.feed_port}/v1/tasks"
                   f"   (grid {grid}; more tokens: yujing feed-token --grid G --worker NAME)\n"
                   f"  SMS sent   http://127.0.0.1:{GATEWAY_PORT}/admin/messages\n"

@@ -24,10 +24,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry, start_http_server
 
 from deploy.config import Settings
+from deploy.consumers import rewind_to_committed
 from dispatch.clock import pick_clock
 from dispatch.metrics import sms_metrics
 from dispatch.sms import HttpGateway, RetryPolicy, TokenBucket, deliver
 from schemas.deadletter import dead_letter
+from schemas.decode import InvalidRecord, decode_typed
 from schemas.records import SmsTask, encode
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
     redis = aioredis.Redis.from_url(settings.redis_url)
     event_clock, now_ms = pick_clock(clock)
     bucket = TokenBucket(rate, max(1, int(rate)), time.monotonic, asyncio.sleep)
-    prefix = f"{settings.topic_prefix}{settings.app_id}:sms:"
+    prefix = f"{settings.redis_prefix}sms:"
     parked = prefix + "parked"
     reminders = prefix + "reminders"
 
@@ -78,9 +80,10 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
         for tp, messages in batches.items():
             for msg in messages:
                 try:
-                    task = msgspec.json.decode(msg.value, type=SmsTask)
-                except msgspec.DecodeError as exc:
-                    dead = dead_letter("dispatch.sms", msg.partition, msg.offset, msg.key, msg.value, str(exc))
+                    task = decode_typed(SmsTask, msg.value)
+                except InvalidRecord as exc:
+                    dead = dead_letter("dispatch.sms", msg.partition, msg.offset, msg.key, msg.value, exc.reason,
+                                       exc.field, msg.timestamp)
                     await producer.send_and_wait(settings.topic("deadletter"), encode(dead), key=msg.key)
                     continue
                 event_clock.advance(task.ts)
@@ -122,12 +125,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                                 exc, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
-                    for tp in consumer.assignment():
-                        committed = await consumer.committed(tp)
-                        if committed is None:
-                            await consumer.seek_to_beginning(tp)
-                        else:
-                            consumer.seek(tp, committed)
+                    await rewind_to_committed(consumer)
     finally:
         await consumer.stop()
         await producer.stop()

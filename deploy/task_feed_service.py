@@ -9,17 +9,19 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import msgspec
 import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from deploy.config import Settings
+from deploy.consumers import rewind_to_committed
 from dispatch.clock import pick_clock
 from dispatch.task_feed_api import build_app
 from dispatch.task_queue import TaskQueues
 from dispatch.tasks import queue_of
 from schemas.deadletter import dead_letter
+from schemas.decode import InvalidRecord, decode_typed
 from schemas.records import Outcome, PhoneTask, VisitTask, encode
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,7 @@ TASK_TYPES: dict[str, type[PhoneTask] | type[VisitTask]] = {"dispatch.phone": Ph
 
 def feed_prefix(settings: Settings) -> str:
     """The Redis key prefix of the task feed."""
-    return f"{settings.topic_prefix}{settings.app_id}:feed:"
+    return f"{settings.redis_prefix}feed:"
 
 
 async def run(settings: Settings, port: int, clock: str = "wall", claim_timeout_s: float = 1800.0,
@@ -53,21 +55,36 @@ async def run(settings: Settings, port: int, clock: str = "wall", claim_timeout_
     await runner.setup()
     await web.TCPSite(runner, settings.bind_host, port).start()
     log.info("task feed on http://%s:%d/v1/tasks", settings.bind_host, port)
+    async def step() -> None:
+        batches = await consumer.getmany(timeout_ms=500, max_records=500)
+        for tp, messages in batches.items():
+            logical = by_topic[tp.topic]
+            for msg in messages:
+                try:
+                    task = decode_typed(TASK_TYPES[logical], msg.value)
+                except InvalidRecord as exc:
+                    dead = dead_letter(logical, msg.partition, msg.offset, msg.key, msg.value, exc.reason,
+                                       exc.field, msg.timestamp)
+                    await producer.send_and_wait(settings.topic("deadletter"), encode(dead), key=msg.key)
+                    continue
+                event_clock.advance(task.ts)
+                await queues.add(queue_of(task), task.task_id, msg.value)
+            await consumer.commit({tp: messages[-1].offset + 1})
+
     try:
+        delay = 0.1
         while stop is None or not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=500, max_records=500)
-            for tp, messages in batches.items():
-                logical = by_topic[tp.topic]
-                for msg in messages:
-                    try:
-                        task = msgspec.json.decode(msg.value, type=TASK_TYPES[logical])
-                    except msgspec.DecodeError as exc:
-                        dead = dead_letter(logical, msg.partition, msg.offset, msg.key, msg.value, str(exc))
-                        await producer.send_and_wait(settings.topic("deadletter"), encode(dead), key=msg.key)
-                        continue
-                    event_clock.advance(task.ts)
-                    await queues.add(queue_of(task), task.task_id, msg.value)
-                await consumer.commit({tp: messages[-1].offset + 1})
+            try:
+                await step()
+                delay = 0.1
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+                # Redis away (a restart): wait, then read again from the committed offsets; adding a task is
+                # idempotent, so what was queued before the outage is not queued twice.
+                log.warning("Redis did not answer (%s); reading again from the committed offsets in %.1f s",
+                            exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                await rewind_to_committed(consumer)
     finally:
         await runner.cleanup()
         await consumer.stop()

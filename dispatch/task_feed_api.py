@@ -5,15 +5,18 @@
     POST /v1/tasks/{task_id}/claim        claim a task (again: keep holding it)
     POST /v1/tasks/{task_id}/outcome      {"outcome": "dissuaded", "note": "...", "amount_saved_fen": 0}
 
-Every request carries `Authorization: Bearer <token>` (401 without a known one). A POST also carries a fresh
-`X-Request-Id` and `X-Request-Time` (epoch ms, within the replay window of the server's wall clock): a request
-id seen before, or a stale time, is a replay (409 / 400). Another grid's task is answered like a missing one
-(404), so its existence does not leak; errors never echo a person's data. Bodies over 16 KiB: 413.
+Every request carries `Authorization: Bearer <token>` (401 without a known, unexpired one; 20 refused tokens
+within a minute from one address: 429 for the rest of it). A POST also carries a fresh `X-Request-Id` and
+`X-Request-Time` (epoch ms, within the replay window of the server's wall clock): a request id seen before, or a
+stale time, is a replay (409 / 400); an id is spent only by a request found valid, so a corrected retry may
+reuse it. Another grid's task is answered like a missing one (404), so its existence does not leak; errors never
+echo a person's data. Bodies over 16 KiB: 413. Every list, claim and report is logged on `yujing.audit`.
 """
 from __future__ import annotations
 
+import logging
 import time
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import msgspec
 from aiohttp import web
@@ -22,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from dispatch.metrics import feed_metrics
 from dispatch.task_queue import TaskQueues
 from dispatch.tasks import Report, Scope, channel_of, check_report, priority
+from dispatch.throttle import RefusalThrottle
 from schemas.records import Outcome, encode
 
 MAX_BODY = 16 * 1024
@@ -29,11 +33,63 @@ REPLAY_WINDOW_S = 300
 SCOPE: web.AppKey[Scope] = web.AppKey("scope", Scope)  # type: ignore[assignment]
 
 OutcomeSink = Callable[[Outcome], Awaitable[None]]
+audit = logging.getLogger("yujing.audit")  # who listed, claimed and reported what: workers and task ids, no numbers
 
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status,
                              headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
+
+
+def _authenticator(queues: TaskQueues, wall_ms: Callable[[], int]) -> Any:
+    """The middleware that admits a request: an unexpired token (throttled when wrong), and on a POST a
+    well-formed request id and time."""
+    throttle = RefusalThrottle(queues.client, f"{queues.prefix}auth:")
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Callable) -> web.StreamResponse:
+        if request.path in ("/healthz", "/metrics"):  # nothing personal in either
+            return await handler(request)
+        who = request.remote or "?"
+        if await throttle.blocked(who):
+            return _error(429, "too many refused tokens; try again later")
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth.startswith("Bearer ") else ""
+        scope = await queues.scope_of(token, wall_ms())
+        if scope is None:
+            if token:
+                await throttle.refused(who)
+            return _error(401, "a valid bearer token is required")
+        if request.method == "POST":
+            problem = _fresh(request, wall_ms())
+            if problem is not None:
+                return problem
+        request[SCOPE] = scope
+        return await handler(request)
+
+    return authenticate
+
+
+def _fresh(request: web.Request, now_ms: int) -> web.Response | None:
+    """Refuse a POST without a well-formed request id and a time inside the replay window (the id is spent only
+    once the request is found valid: `_first_use`)."""
+    request_id = request.headers.get("X-Request-Id", "")
+    try:
+        sent_at = int(request.headers.get("X-Request-Time", ""))
+    except ValueError:
+        return _error(400, "X-Request-Time (epoch milliseconds) is required")
+    if not 8 <= len(request_id) <= 64 or not request_id.isascii():
+        return _error(400, "X-Request-Id (8 to 64 ASCII characters, new for every request) is required")
+    if abs(now_ms - sent_at) > REPLAY_WINDOW_S * 1000:
+        return _error(400, "X-Request-Time is outside the replay window")
+    return None
+
+
+async def _first_use(queues: TaskQueues, request: web.Request, scope: Scope) -> web.Response | None:
+    """Spend the request's id: a 409 when it was spent before (a replay)."""
+    if not await queues.first_use(scope.worker, request.headers["X-Request-Id"], 2 * REPLAY_WINDOW_S):
+        return _error(409, "replayed request")
+    return None
 
 
 def build_app(queues: TaskQueues, write_outcome: OutcomeSink, now_ms: Callable[[], int],
@@ -42,35 +98,6 @@ def build_app(queues: TaskQueues, write_outcome: OutcomeSink, now_ms: Callable[[
     """The feed application over the queues; `write_outcome` puts a report on `outcomes` (acks=all)."""
     registry = registry if registry is not None else CollectorRegistry()
     m = feed_metrics(registry)
-
-    @web.middleware
-    async def authenticate(request: web.Request, handler: Callable) -> web.StreamResponse:
-        if request.path in ("/healthz", "/metrics"):  # nothing personal in either
-            return await handler(request)
-        auth = request.headers.get("Authorization", "")
-        scope = await queues.scope_of(auth[7:].strip()) if auth.startswith("Bearer ") else None
-        if scope is None:
-            return _error(401, "a valid bearer token is required")
-        if request.method == "POST":
-            problem = await _fresh(request, scope)
-            if problem is not None:
-                return problem
-        request[SCOPE] = scope
-        return await handler(request)
-
-    async def _fresh(request: web.Request, scope: Scope) -> web.Response | None:
-        request_id = request.headers.get("X-Request-Id", "")
-        try:
-            sent_at = int(request.headers.get("X-Request-Time", ""))
-        except ValueError:
-            return _error(400, "X-Request-Time (epoch milliseconds) is required")
-        if not 8 <= len(request_id) <= 64 or not request_id.isascii():
-            return _error(400, "X-Request-Id (8 to 64 ASCII characters, new for every request) is required")
-        if abs(wall_ms() - sent_at) > REPLAY_WINDOW_S * 1000:
-            return _error(400, "X-Request-Time is outside the replay window")
-        if not await queues.first_use(scope.worker, request_id, 2 * REPLAY_WINDOW_S):
-            return _error(409, "replayed request")
-        return None
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"ok": True})
@@ -94,7 +121,11 @@ def build_app(queues: TaskQueues, write_outcome: OutcomeSink, now_ms: Callable[[
             for item in await queues.list(queue, scope.worker):
                 listed.append({**item.task, "channel": channel_of(queue), "mine": item.mine, "claims": item.claims})
         listed.sort(key=priority)
-        limit = min(max(int(request.query.get("limit", "100") or 100), 1), 500)
+        try:
+            limit = min(max(int(request.query.get("limit", "100") or 100), 1), 500)
+        except ValueError:
+            return _error(400, "limit must be a whole number (1 to 500)")
+        audit.info("list: %s (%s:%s) got %d task(s)", scope.worker, scope.kind, scope.unit, min(limit, len(listed)))
         return web.json_response({"worker": scope.worker, "scope": f"{scope.kind}:{scope.unit}",
                                   "tasks": listed[:limit], "more": len(listed) > limit})
 
@@ -108,8 +139,12 @@ def build_app(queues: TaskQueues, write_outcome: OutcomeSink, now_ms: Callable[[
         queue = await _locate(scope, task_id)
         if queue is None:
             return _error(404, "no such task in your queue")
+        replay = await _first_use(queues, request, scope)
+        if replay is not None:
+            return replay
         await queues.release_abandoned(queue)
         status = await queues.claim(queue, task_id, scope.worker)
+        audit.info("claim: %s %s -> %s", scope.worker, task_id, status)
         task = await queues.get(queue, task_id) if status == "ok" else None
         if task is not None:
             m.claims.labels(channel_of(queue)).inc()
@@ -133,11 +168,15 @@ def build_app(queues: TaskQueues, write_outcome: OutcomeSink, now_ms: Callable[[
         problem = check_report(queue, body)
         if problem is not None:
             return _error(400, problem)
+        replay = await _first_use(queues, request, scope)
+        if replay is not None:
+            return replay
         task = await queues.get(queue, task_id) or {}  # gone when reported before: the stored outcome is used
         outcome = Outcome(warning_id=str(task.get("warning_id", "")), channel=channel_of(queue),
                           outcome=body.outcome, ts=now_ms(), task_id=task_id,  # type: ignore[arg-type]
                           amount_saved_fen=body.amount_saved_fen, note=body.note)
         status, raw = await queues.report(queue, task_id, scope.worker, encode(outcome))
+        audit.info("report: %s %s %s -> %s", scope.worker, task_id, body.outcome, status)
         if raw is None:
             return _error(409, {"not_claimed": "claim the task before reporting on it"}.get(
                 status, "this task is finished"))
@@ -147,7 +186,7 @@ def build_app(queues: TaskQueues, write_outcome: OutcomeSink, now_ms: Callable[[
         m.reports.labels(stored.channel, stored.outcome).inc()
         return web.json_response({"outcome": msgspec.to_builtins(stored)}, status=202)
 
-    app = web.Application(middlewares=[authenticate], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[_authenticator(queues, wall_ms)], client_max_size=MAX_BODY)
     app.router.add_get("/healthz", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/tasks", list_tasks)

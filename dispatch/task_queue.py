@@ -15,11 +15,21 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from dispatch.tasks import Scope
+
+
+class FeedGrant(msgspec.Struct, frozen=True):
+    """A feed token's record: whose, which queues, until when (epoch ms)."""
+
+    worker: str
+    kind: Literal["grid", "station"]
+    unit: str
+    expires_ms: int
+
 
 GROUP = "feed"
 OPEN = "open"  # the pseudo-consumer holding the tasks nobody has claimed
@@ -80,8 +90,8 @@ class TaskQueues:
     """The grid and station queues, their tokens and the seen request ids, under one key prefix."""
 
     def __init__(self, client: Any, prefix: str, claim_timeout_ms: int) -> None:
-        self._r = client
-        self._p = prefix
+        self._r = self.client = client
+        self._p = self.prefix = prefix
         self.claim_timeout_ms = claim_timeout_ms
         self._add = client.register_script(ADD_LUA)
         self._claim = client.register_script(CLAIM_LUA)
@@ -169,22 +179,28 @@ class TaskQueues:
 
     # -- tokens and replay protection ------------------------------------------------------------------------
 
-    async def issue_token(self, scope: Scope) -> str:
-        """A new bearer token for a feed user; only its hash is stored."""
+    async def issue_token(self, scope: Scope, ttl_s: int, now_ms: int) -> str:
+        """A new bearer token for a feed user, valid for `ttl_s` seconds; only its hash is stored."""
+        if ttl_s <= 0:
+            raise ValueError("a feed token needs a positive lifetime")
         token = secrets.token_urlsafe(32)
-        await self._r.hset(f"{self._p}tokens", _hash(token), msgspec.json.encode(scope))
+        grant = FeedGrant(scope.worker, scope.kind, scope.unit, now_ms + ttl_s * 1000)
+        await self._r.hset(f"{self._p}tokens", _hash(token), msgspec.json.encode(grant))
         return token
 
     async def revoke_tokens(self, worker: str) -> int:
         """Revoke every token of a worker; how many."""
         gone = [k for k, v in (await self._r.hgetall(f"{self._p}tokens")).items()
-                if msgspec.json.decode(v, type=Scope).worker == worker]
+                if msgspec.json.decode(v, type=FeedGrant).worker == worker]
         return int(await self._r.hdel(f"{self._p}tokens", *gone)) if gone else 0
 
-    async def scope_of(self, token: str) -> Scope | None:
-        """Who a token belongs to (None for an unknown token)."""
-        raw = await self._r.hget(f"{self._p}tokens", _hash(token))
-        return msgspec.json.decode(raw, type=Scope) if raw else None
+    async def scope_of(self, token: str, now_ms: int) -> Scope | None:
+        """Who a token belongs to (None for an unknown or expired token)."""
+        raw = await self._r.hget(f"{self._p}tokens", _hash(token)) if token else None
+        grant = msgspec.json.decode(raw, type=FeedGrant) if raw else None
+        if grant is None or now_ms >= grant.expires_ms:
+            return None
+        return Scope(grant.worker, grant.kind, grant.unit)
 
     async def first_use(self, worker: str, request_id: str, window_s: int) -> bool:
         """True the first time a worker sends this request id within the window (False: a replay)."""

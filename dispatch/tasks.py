@@ -25,6 +25,11 @@ class Scope:
     kind: Literal["grid", "station"]
     unit: str  # the grid or station id
 
+    def __post_init__(self) -> None:
+        if not self.worker or not self.unit or self.unit.startswith("@"):
+            raise ValueError("a feed user needs a name and a grid or station id not starting with @ (the reserved "
+                             "prefix of a station's visits without a grid)")
+
     def queues(self) -> list[str]:
         """The queues this user works on."""
         if self.kind == "grid":

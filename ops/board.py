@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from schemas.masking import mask
 from schemas.records import (
     AccountInterception,
     DomainInterception,
@@ -33,11 +34,6 @@ end
 if ARGV[5] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[5], 1) end
 return 1
 """
-
-
-def mask(value: str, keep: int = 4) -> str:
-    """An account or number with all but its last `keep` characters hidden."""
-    return "*" * max(0, len(value) - keep) + value[-keep:] if len(value) > keep else "*" * len(value)
 
 
 def warning_entry(w: FraudWarning, profile: Subject | None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import msgspec
 
 from schemas.decode import InvalidRecord, decode_input
 from schemas.internal import Decision
+from schemas.masking import shown_counterpart
 from schemas.topics import SIGNAL_TOPICS
 from scorers.features import FEATURES
 from streams.kafka_io import Cluster, read_to_end
@@ -84,8 +85,9 @@ def render(trail: Trail) -> str:
     d = trail.decision
     if d is None:
         return f"no decision {trail.warning_id} on yujing.decisions"
+    person = d.subject_id or f"unregistered {shown_counterpart(d.person)}"
     lines = [f"warning {trail.warning_id}: {d.tier} {d.fraud_type} (p={d.type_probability:.2f}), score {d.score:.3f}",
-             f"  person {d.subject_id or d.person}; decided at event time {_when(d.ts)}; episode since {_when(d.episode_ts)}",
+             f"  person {person}; decided at event time {_when(d.ts)}; episode since {_when(d.episode_ts)}",
              f"  model {d.model_version}; policy {d.policy_version}", "reasons:"]
     lines += [f"  - {r.code}: {r.detail}" for r in d.reasons]
     lines.append("evidence:")

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
 import msgspec
 
+from schemas.blockable import too_wide
 from schemas.normalize import (
     normalise_account,
     normalise_app,
@@ -27,6 +29,7 @@ INPUT_TYPES: dict[str, type[msgspec.Struct]] = {
 
 _AT_FIELD = re.compile(r" - at `\$\.?([^`]*)`$")
 _MISSING = re.compile(r"missing required field `([^`]+)`")
+_ID_DIGITS = re.compile(r"[0-9０-９]{6,}")  # a run of an ID or phone number inside a name
 
 
 class InvalidRecord(ValueError):
@@ -40,6 +43,8 @@ class InvalidRecord(ValueError):
 
 _DECODERS = {topic: msgspec.json.Decoder(kind) for topic, kind in INPUT_TYPES.items()}
 _PROGRESS = msgspec.json.Decoder(Progress)
+_TYPED: dict[type, msgspec.json.Decoder] = {}
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 def decode_raw(logical_topic: str, raw: bytes | None) -> msgspec.Struct:
@@ -50,6 +55,15 @@ def decode_raw(logical_topic: str, raw: bytes | None) -> msgspec.Struct:
 def decode_progress(raw: bytes | None) -> Progress:
     """Parse and type-check a provider's progress record (`schemas.records.Progress`)."""
     return _decode(_PROGRESS, raw)  # type: ignore[return-value]
+
+
+def decode_typed(kind: type[S], raw: bytes | None) -> S:
+    """Parse and type-check one message of an internal or dispatch topic; a null value (a tombstone), bad JSON or
+    a wrong field raises `InvalidRecord` like an input record."""
+    decoder = _TYPED.get(kind)
+    if decoder is None:
+        decoder = _TYPED[kind] = msgspec.json.Decoder(kind)
+    return _decode(decoder, raw)  # type: ignore[return-value]
 
 
 def _decode(decoder: msgspec.json.Decoder, raw: bytes | None) -> msgspec.Struct:
@@ -76,6 +90,13 @@ def _decode(decoder: msgspec.json.Decoder, raw: bytes | None) -> msgspec.Struct:
         raise InvalidRecord("JSON nested too deeply") from None
 
 
+def _account(value: str, field: str) -> str:
+    account = normalise_account(value)
+    if not account or not account.isprintable():
+        raise InvalidRecord("not an account (nothing left, or control characters, once separators are removed)", field)
+    return account
+
+
 def _phone(value: str, field: str, e164: bool) -> str:
     normalised = normalise_phone(value)
     if normalised is None or (e164 and not normalised.startswith("+")):
@@ -95,14 +116,15 @@ def normalise_record(record: msgspec.Struct) -> msgspec.Struct:
         return replace(record, subscriber=_phone(record.subscriber, "subscriber", True), counterpart=counterpart)
     if isinstance(record, PaymentSignal):
         payer_phone = _phone(record.payer_phone, "payer_phone", True) if record.payer_phone else None
-        return replace(record, payer_account=normalise_account(record.payer_account),
-                       payee_account=normalise_account(record.payee_account), payer_phone=payer_phone)
+        return replace(record, payer_account=_account(record.payer_account, "payer_account"),
+                       payee_account=_account(record.payee_account, "payee_account"), payer_phone=payer_phone)
     if isinstance(record, DomainSignal):
         subscriber = _phone(record.subscriber, "subscriber", True)
         if record.kind == "app_install":
-            if not record.app:
+            app = normalise_app(record.app or "")
+            if not app:
                 raise InvalidRecord("app_install needs an app", "app")
-            return replace(record, subscriber=subscriber, app=normalise_app(record.app))
+            return replace(record, subscriber=subscriber, app=app)
         if not record.domain:
             raise InvalidRecord(f"{record.kind} needs a domain", "domain")
         domain = normalise_domain(record.domain)
@@ -113,12 +135,19 @@ def normalise_record(record: msgspec.Struct) -> msgspec.Struct:
         value = normalise_indicator_value(record.type, record.value)
         if value is None:
             raise InvalidRecord(f"not a valid {record.type}", "value")
+        wide = too_wide(value) if record.type in ("domain", "url") else None
+        if wide is not None:
+            raise InvalidRecord(wide, "value")
         if record.expires_ts is not None and record.expires_ts <= record.ts:
             raise InvalidRecord("expires before it is known", "expires_ts")
         return replace(record, value=value)
     if isinstance(record, Subject):
+        if record.grid_id.startswith("@"):  # `visit:@STATION` is a station's queue of visits without a grid
+            raise InvalidRecord("a grid id may not start with @", "grid_id")
+        if record.name_masked and ("*" not in record.name_masked or _ID_DIGITS.search(record.name_masked)):
+            raise InvalidRecord("name_masked must be masked (e.g. 王*) and carry no ID number", "name_masked")
         return replace(record, phones=[_phone(p, "phones", True) for p in record.phones],
-                       accounts=[normalise_account(a) for a in record.accounts])
+                       accounts=[_account(a, "accounts") for a in record.accounts])
     return record
 
 

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import idna
 
 _SEPARATORS = re.compile(r"[\s\-().\u00a0\u3000]")
-_DIGITS = re.compile(r"\+?\d{1,20}")
-_CN_MOBILE = re.compile(r"1[3-9]\d{9}")
+_DIGITS = re.compile(r"\+?[0-9]{1,20}")  # ASCII digits only: `\d` also takes Arabic-Indic and full-width ones
+_CN_MOBILE = re.compile(r"1[3-9][0-9]{9}")
 
 
 class NumberKind(str, Enum):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from schemas.internal import DecisionReason
+from schemas.masking import mask, shown, shown_counterpart
 from schemas.units import DAY_MS
 from scorers.features import FEATURES, REMOTE_APPS, STRONG_CONFIDENCE, Snapshot, suspect_contact
 from scorers.script import SERVICE_KINDS, Stage, stages
@@ -23,7 +24,7 @@ def _yuan(fen: int) -> str:
 def _number_words(c: CallFact) -> str:
     tags = [TAG_WORDS[t] for t in c.tags if t in TAG_WORDS]
     kind = " ".join(tags) if tags else ("international" if c.number_kind == "international" else "new")
-    return f"{kind} number {c.counterpart}"
+    return f"{kind} number {mask(c.counterpart)}"
 
 
 def _minutes(ms: int) -> str:
@@ -41,7 +42,7 @@ def _script_words(found: list[Stage]) -> str:
     first: dict[str, Stage] = {}
     for st in found:
         first.setdefault(st.name, st)
-    parts = [STAGE_WORDS[st.name] + (f" ({st.counterpart})" if st.counterpart else "")
+    parts = [STAGE_WORDS[st.name] + (f" ({shown_counterpart(st.counterpart)})" if st.counterpart else "")
              for st in sorted(first.values(), key=lambda st: st.ts)]
     return ", then ".join(parts)
 
@@ -57,7 +58,7 @@ def _hit_reason(snap: Snapshot, name: str) -> DecisionReason | None:
     if name == "fanout_hit_72h":
         h = next((h for h in sorted(hits, key=_hit_order) if h.mode == "fanout"), None)
         return h and DecisionReason(code="HIGH_FANOUT_NUMBER",
-                                    detail=f"in contact with {h.value_key.split(':', 1)[1]}, which reached "
+                                    detail=f"in contact with {shown(*h.value_key.split(':', 1))}, which reached "
                                            f"{h.fanout} people within an hour")
     strong = name == "hit_strong_72h"
     # the earliest of the most confident: the same whichever arrived first
@@ -69,7 +70,8 @@ def _hit_reason(snap: Snapshot, name: str) -> DecisionReason | None:
     when = (f"{_minutes(h.indicator_ts - h.contact_ts)} before it was known" if h.mode == "reverse"
             else "after it was known")
     return DecisionReason(code="CASE_ELEMENT_CONTACT" if strong else "LOW_CONFIDENCE_ELEMENT_CONTACT",
-                          detail=f"contact with {kind} {value} named in {h.source} ({h.fraud_type}), {when}")
+                          detail=f"contact with {kind} {shown(kind, value)} named in {h.source} ({h.fraud_type}), "
+                                 f"{when}")
 
 
 def _script_reason(snap: Snapshot, name: str) -> DecisionReason | None:
@@ -87,7 +89,8 @@ def _script_reason(snap: Snapshot, name: str) -> DecisionReason | None:
     stage = STAGE_FEATURES[name]
     st = next((st for st in found if st.name == stage), None)
     return st and DecisionReason(code=f"SCRIPT_STAGE_{stage.upper()}",
-                                 detail=STAGE_WORDS[stage] + (f" ({st.counterpart})" if st.counterpart else ""))
+                                 detail=STAGE_WORDS[stage] + (f" ({shown_counterpart(st.counterpart)})"
+                                                              if st.counterpart else ""))
 
 
 def _explain(name: str, snap: Snapshot) -> DecisionReason | None:
@@ -119,7 +122,7 @@ def _explain(name: str, snap: Snapshot) -> DecisionReason | None:
         pay = _first_transfer(snap)
         return pay and DecisionReason(code="FIRST_TRANSFER_NEW_PAYEE",
                                       detail=f"transfer of {_yuan(pay.amount_fen)} initiated to a new payee "
-                                             f"{pay.counterparty}")
+                                             f"{mask(pay.counterparty)}")
     if name == "small_in_unknown_24h":
         ins = [p for p in s.payments if now - DAY_MS <= p.ts <= now and p.direction == "in" and p.first_contact
                and p.amount_fen <= 10_000 and p.status == "completed"]
@@ -137,9 +140,9 @@ def reasons(snap: Snapshot, contributions: list[float], payee_flagged: bool = Fa
     out: list[DecisionReason] = []
     if payee_flagged:
         pay = _first_transfer(snap)
+        payee = mask(pay.counterparty) if pay else "an account"
         out.append(DecisionReason(code="TRANSFER_TO_CASE_ACCOUNT",
-                                  detail=f"transfer initiated to {pay.counterparty if pay else 'an account'} named in "
-                                         f"a fraud case"))
+                                  detail=f"transfer initiated to {payee} named in a fraud case"))
     ranked = sorted((c, n) for n, c in zip(FEATURES, contributions) if c > 0)
     for _, name in reversed(ranked):
         reason = _explain(name, snap)

@@ -2,6 +2,7 @@
 the blocks of domains and numbers for ISPs and operators, as pure functions."""
 from __future__ import annotations
 
+from schemas.blockable import shared_platform
 from schemas.internal import ControlNote, PersonEvent
 from schemas.records import (
     AccountInterception,
@@ -44,6 +45,8 @@ def interceptions_for(indicator: Indicator) -> list[DomainInterception | NumberI
     if indicator.type in ("domain", "url"):
         if not retract and indicator.confidence < BLOCK_CONFIDENCE:
             return []
+        if indicator.type == "url" and shared_platform(indicator.value):
+            return []  # one user's page on a shared host: the host stays open (a domain indicator blocks it)
         return [DomainInterception(domain=indicator.value, fraud_type=indicator.fraud_type, reason=why,
                                    source=indicator.source, ts=indicator.ts, expires_ts=expires)]
     if indicator.type == "phone":

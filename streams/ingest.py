@@ -83,21 +83,27 @@ def resolve_late(pe: PersonEvent, lookup: Lookup) -> PersonEvent | None:
     return msgspec.structs.replace(pe, person=person, subject_id=subject)
 
 
-def refuse_far_ahead(ts: int, kafka_ts: int | None, field: str = "ts") -> None:
-    """Refuse an event time more than a day ahead of when Kafka received the record (`InvalidRecord` on `field`)."""
+def refuse_far_ahead(ts: int, kafka_ts: int | None, field: str = "ts", latest_ms: int | None = None) -> None:
+    """Refuse an event time more than a day ahead of when Kafka received the record, or past `latest_ms` (the wall
+    clock plus the allowed skew) whatever Kafka's timestamp says (`InvalidRecord` on `field`)."""
+    # A record cannot be sent before it happens. Let in, one far ahead would move a person's window, a
+    # partition's time or the escalation clock past every real event after it (they would all count as too
+    # old, late, or overdue). Kafka's timestamp alone is no bound: a producer may set it, to 0 or to the future.
+    if latest_ms is not None and ts > latest_ms:
+        raise InvalidRecord(f"event time is {(ts - latest_ms) / 60_000:.0f} min past the latest this worker "
+                            "accepts (its wall clock plus YUJING_MAX_AHEAD_MINUTES): a clock or unit error", field)
     if kafka_ts is not None and kafka_ts >= MIN_TS_MS and ts > kafka_ts + MAX_AHEAD_MS:
-        # A record cannot be sent before it happens. Let in, one far ahead would move a person's window, or a
-        # partition's time, past every real event after it (they would all count as too old, or late).
         raise InvalidRecord(f"event time is {(ts - kafka_ts) / 3_600_000:.0f} h ahead of when Kafka received the "
                             "record (more than 24 h: a clock or unit error)", field)
 
 
-def ingest(msg: RawMessage, lookup: Lookup = _unregistered) -> IngestResult:
-    """Decode, validate and normalise one signal message; a bad one becomes a dead letter with its reason."""
+def ingest(msg: RawMessage, lookup: Lookup = _unregistered, latest_ms: int | None = None) -> IngestResult:
+    """Decode, validate and normalise one signal message; a bad one becomes a dead letter with its reason.
+    `latest_ms` bounds event time (see `refuse_far_ahead`)."""
     try:
         record = decode_input(msg.topic, msg.value)
         assert isinstance(record, (TelecomSignal, PaymentSignal, DomainSignal))
-        refuse_far_ahead(record.ts, msg.kafka_ts)
+        refuse_far_ahead(record.ts, msg.kafka_ts, latest_ms=latest_ms)
     except InvalidRecord as exc:
         return IngestResult(dead=dead_letter(msg.topic, msg.partition, msg.offset, msg.key, msg.value,
                                              exc.reason, exc.field, msg.kafka_ts))

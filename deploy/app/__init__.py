@@ -49,6 +49,7 @@ from ops.explain import gather
 from ops.metrics import ConsumerLag, PipelineMetrics
 from schemas.internal import Output
 from schemas.records import encode
+from schemas.units import MINUTE_MS
 from scorers.ages import Ages
 from scorers.decide import Decider
 from scorers.model import Model, ModelMismatch
@@ -87,13 +88,15 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     if model is not None:
         processor.on_person = Decider(model, model.tier_policy(), Ages(processor.lookup))
     redis_client = aioredis.Redis.from_url(settings.redis_url)
-    redis_prefix = f"{settings.topic_prefix}{settings.app_id}:"
+    redis_prefix = settings.redis_prefix
     routes = load_routes()
     dispatcher = Dispatcher(routes, Cooldown(redis_client, redis_prefix, routes.cooldown_ms), processor.lookup,
                             EscalationStore(redis_client, redis_prefix), on_suppressed=metrics.suppressed.inc,
                             on_breach=metrics.breaches.inc)
     progress = SourceProgress(idle_after_s=settings.idle_after_ms / 1000, producers=settings.producers)
-    handlers = Handlers(processor, topology(settings), progress, metrics, dispatcher)
+    max_ahead_ms = settings.max_ahead_minutes * MINUTE_MS
+    handlers = Handlers(processor, topology(settings), progress, metrics, dispatcher,
+                        latest_ms=lambda: int(time.time() * 1000) + max_ahead_ms)
     board = OpsBoard(redis_client, redis_prefix)
     heap = HeapKeeper(observe_full=metrics.heap_full_collection.observe)
     reader = StreamReader(settings, processor, tables, handlers, metrics,
@@ -134,7 +137,7 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     agent("yujing.decisions", "dispatch", handlers.decision, parallel=DISPATCH_PARALLEL)
     agent("outcomes", "escalation", handlers.outcome)
     add_pages(app, registry, board, TaskQueues(redis_client, f"{redis_prefix}feed:", 0), redis_client, redis_prefix,
-              lambda warning_id: gather(settings, warning_id))
+              lambda warning_id: gather(settings, warning_id), settings.allowed_hosts.split(","))
     app.yujing_metrics = metrics  # type: ignore[attr-defined]  # for the console and tests in this process
     return app
 

@@ -34,6 +34,8 @@ class Handlers:
     progress: SourceProgress
     metrics: PipelineMetrics
     dispatcher: Dispatcher | None = None
+    # the latest event time accepted from outside: the wall clock plus the allowed skew (None: no bound, in tests)
+    latest_ms: Callable[[], int | None] = lambda: None
 
     def ingest(self, logical: str) -> Callable[[Any], list[Output]]:
         """A signal topic's handler: validate and normalise, resolve the person, forward (or dead-letter)."""
@@ -41,7 +43,7 @@ class Handlers:
             msg = event.message
             kafka_ts = _kafka_ms(msg)
             result = ingest(RawMessage(logical, msg.partition, msg.offset, event.key, event.value, kafka_ts),
-                            self.processor.lookup)
+                            self.processor.lookup, self.latest_ms())
             if result.dead is not None:
                 return [Output("deadletter", event.key or b"", result.dead)]
             return [person_output(pe) for pe in result.events]
@@ -54,7 +56,7 @@ class Handlers:
             if event.key != PROGRESS_KEY_PREFIX + progress.producer.encode():
                 raise InvalidRecord(f"a progress record keyed {event.key!r} names another producer", "producer")
             msg = event.message
-            refuse_far_ahead(progress.progress_ts, _kafka_ms(msg), "progress_ts")
+            refuse_far_ahead(progress.progress_ts, _kafka_ms(msg), "progress_ts", self.latest_ms())
             counts = self.progress.progressed(f"{logical}/{msg.partition}", progress.producer, progress.progress_ts)
             self.metrics.progress_records.labels(logical, "yes" if counts else "no").inc()
             return []
@@ -62,11 +64,15 @@ class Handlers:
 
     def registry(self, event: Any) -> list[Output]:
         """A registry record: the identity table."""
-        return self.processor.subject(decode_input("registry.subjects", event.value))
+        subject = decode_input("registry.subjects", event.value)
+        refuse_far_ahead(subject.ts, _kafka_ms(event.message), latest_ms=self.latest_ms())
+        return self.processor.subject(subject)
 
     def indicator(self, event: Any) -> list[Output]:
         """An indicator change: to its value's partition, with the blocks and controls it asks for."""
-        return self.processor.indicator(decode_input("intel.indicators", event.value))
+        indicator = decode_input("intel.indicators", event.value)
+        refuse_far_ahead(indicator.ts, _kafka_ms(event.message), latest_ms=self.latest_ms())
+        return self.processor.indicator(indicator)
 
     async def decision(self, event: Any) -> list[Output]:
         """A decision to dispatch: stop-payment, route, cooldown, warning and tasks."""
@@ -77,6 +83,7 @@ class Handlers:
         """An outcome reported back: counted, and answered in escalation (done, or escalate now)."""
         assert self.dispatcher is not None
         outcome = decode_input("outcomes", event.value)
+        refuse_far_ahead(outcome.ts, _kafka_ms(event.message), latest_ms=self.latest_ms())  # the escalation clock
         self.metrics.outcomes.labels(outcome.channel, outcome.outcome).inc()
         if outcome.amount_saved_fen:
             self.metrics.saved_fen.inc(outcome.amount_saved_fen)

@@ -13,9 +13,14 @@ from streams.person_state import StatePolicy
 from streams.value_index import IndexPolicy
 from streams.watermarks import Topology
 
+# faust's own pages serve tables (identities, person states) and routing to anyone who asks: always off
+CLOSED_PAGES = {"web_router_enabled": False, "web_tables_enabled": False, "web_graph_enabled": False,
+                "web_stats_enabled": False, "web_metrics_enabled": False}
+
 
 def faust_overrides(env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Faust settings from `YUJING_FAUST_OPTIONS` (a JSON object), for tuning a deployment without code."""
+    """Faust settings from `YUJING_FAUST_OPTIONS` (a JSON object), for tuning a deployment without code; faust's
+    own pages stay closed."""
     raw = (os.environ if env is None else env).get("YUJING_FAUST_OPTIONS", "")
     if not raw:
         return {}
@@ -25,6 +30,10 @@ def faust_overrides(env: dict[str, str] | None = None) -> dict[str, Any]:
         raise SystemExit(f"YUJING_FAUST_OPTIONS is not JSON: {exc}") from None
     if not isinstance(options, dict):
         raise SystemExit("YUJING_FAUST_OPTIONS must be a JSON object of faust settings")
+    reopened = sorted(k for k in options if k in CLOSED_PAGES and options[k] != CLOSED_PAGES[k])
+    if reopened:
+        raise SystemExit(f"YUJING_FAUST_OPTIONS may not turn on {', '.join(reopened)}: those pages serve personal "
+                         f"data without a login")
     return options
 
 
@@ -46,6 +55,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         # A worker that dies (SIGKILL, lost machine) gives its partitions to the others after 10 s, not 60.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
+        **CLOSED_PAGES,
     )
     if settings.worker_name:  # static membership: restarted under the same name, it rejoins without a wait
         options["consumer_group_instance_id"] = f"{settings.app_id}-{settings.worker_name}"

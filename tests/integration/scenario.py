@@ -92,7 +92,7 @@ MIN = 60_000
 ALICE = "+8613800000001"
 
 
-def _scam_call(event_id: str, ts: int, duration: int) -> tuple[bytes, bytes]:
+def scam_call(event_id: str, ts: int, duration: int) -> tuple[bytes, bytes]:
     doc = {"event_id": event_id, "ts": ts, "kind": "call", "direction": "in", "subscriber": ALICE,
            "counterpart": "+0085291234567", "duration_s": duration, "counterpart_tags": ["spoof_suspect"]}
     return ALICE.encode(), json.dumps(doc).encode()
@@ -105,7 +105,7 @@ def feed_refund_scam(settings: Settings) -> None:
     sms = {"event_id": "fcs-sms", "ts": T + 15 * MIN, "kind": "sms", "direction": "in", "subscriber": ALICE,
            "counterpart": "+86 170 1234 5678", "urls": ["http://refund-7731.top/claim?o=88"],
            "counterpart_tags": ["virtual_operator"]}
-    produce(settings, "signals.telecom", [_scam_call("fcs-call", T, 2280), (ALICE.encode(), json.dumps(sms).encode())])
+    produce(settings, "signals.telecom", [scam_call("fcs-call", T, 2280), (ALICE.encode(), json.dumps(sms).encode())])
     produce(settings, "signals.domain", [
         (ALICE.encode(), json.dumps({"event_id": "fcs-visit", "ts": T + 20 * MIN, "subscriber": ALICE,
                                      "kind": "http", "domain": "refund-7731.top"}).encode()),

@@ -39,7 +39,7 @@ def _cooldown(settings: Settings, person: str, tier: str, ts: int, wid: str) -> 
     async def run() -> bool:
         client = aioredis.Redis.from_url(settings.redis_url)
         try:
-            cd = Cooldown(client, f"{settings.topic_prefix}{settings.app_id}:", load_routes().cooldown_ms)
+            cd = Cooldown(client, settings.redis_prefix, load_routes().cooldown_ms)
             return await cd.acquire(person, tier, ts, wid)
         finally:
             await client.aclose()

@@ -1,9 +1,16 @@
-"""The live console in a real headless Chromium against a running pipeline: a T1 warning fed into Kafka appears
-with its reasons, masked name, grid and station; its visit task in the queue table; its stop-payment among the
-interceptions; no phone number or account on the page."""
+"""The live console in a real headless Chromium against a running pipeline: signed in with an analyst's token, a T1
+warning fed into Kafka appears with its reasons, masked name, grid and station; its visit task in the queue table;
+its stop-payment among the interceptions; no phone number or account on the page. Without a valid token, with too
+weak a role, under a strange Host or after too many wrong tokens the pages refuse; faust's table pages are gone."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from typing import Iterator
 
 import pytest
@@ -35,10 +42,31 @@ def browser() -> Iterator[webdriver.Chrome]:
     b.quit()
 
 
+def console_token(settings: Settings, role: str, hours: float = 1.0, holder: str = "ops-1") -> str:
+    """A token from `yujing console-token`, as an operator would issue it."""
+    out = subprocess.run([sys.executable, "-m", "deploy.cli", "console-token", "--holder", holder, "--role", role,
+                          "--hours", str(hours)], env={**os.environ, **settings.to_env()}, check=True,
+                         capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def get(url: str, token: str = "", host: str = "") -> tuple[int, str]:
+    """Status and body of a GET, with a bearer token and a Host header when given."""
+    request = urllib.request.Request(url, headers={**({"Authorization": f"Bearer {token}"} if token else {}),
+                                                   **({"Host": host} if host else {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as res:
+            return res.status, res.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
 def test_a_t1_warning_appears_on_the_console(isolated: Settings, worker: WorkerProcess, feed: tuple,  # noqa: F811
                                              browser: webdriver.Chrome) -> None:
     load_registry(isolated)
     browser.get(f"http://127.0.0.1:{isolated.web_port}/console")
+    browser.find_element(By.ID, "token").send_keys(console_token(isolated, "analyst"))
+    browser.find_element(By.ID, "sign-in").click()
     WebDriverWait(browser, 20).until(lambda b: "live" in b.find_element(By.ID, "status").text)
     assert browser.find_element(By.ID, "count-T1").text == "0"
 
@@ -68,3 +96,32 @@ def test_a_t1_warning_appears_on_the_console(isolated: Settings, worker: WorkerP
     text = browser.find_element(By.TAG_NAME, "body").text
     assert "warning w-t1: T1 fake_customer_service" in text and "CASE_ELEMENT_CONTACT" in text, row_link
     assert "+8613800000001" not in text and "6222000000000001" not in text
+
+
+def test_the_console_refuses_who_it_should_and_faust_serves_no_table(isolated: Settings,
+                                                                     worker: WorkerProcess) -> None:
+    base = f"http://127.0.0.1:{isolated.web_port}"
+    viewer, analyst = console_token(isolated, "viewer"), console_token(isolated, "analyst", holder="analyst-1")
+    assert get(f"{base}/console/state.json")[0] == 401
+    status, body = get(f"{base}/console")
+    assert status == 401 and 'id="token"' in body  # the sign-in form, nothing of the console
+    assert get(f"{base}/console/state.json", viewer)[0] == 200
+    assert get(f"{base}/console/explain/w-none", viewer)[0] == 403  # the audit trail is an analyst's
+    assert get(f"{base}/console/explain/w-none", analyst)[0] == 404  # let in; there is no such warning
+    assert get(f"{base}/console/state.json", analyst, host="rebound.example:6066")[0] == 400
+    assert get(f"{base}/console/state.json", analyst, host=f"localhost:{isolated.web_port}")[0] == 200
+    for path in ("/table/", "/table/identity/", "/router/", "/graph/", "/stats/"):  # faust's own pages: identities and states
+        assert get(f"{base}{path}")[0] == 404, path
+    assert get(f"{base}/metrics")[0] == 200  # nothing personal: Prometheus scrapes it without a token
+
+    brief = console_token(isolated, "analyst", hours=1 / 3600, holder="brief")
+    assert get(f"{base}/console/state.json", brief)[0] == 200
+    time.sleep(1.2)
+    assert get(f"{base}/console/state.json", brief)[0] == 401  # expired
+    revoked = subprocess.run([sys.executable, "-m", "deploy.cli", "console-token", "--holder", "ops-1", "--revoke"],
+                             env={**os.environ, **isolated.to_env()}, check=True, capture_output=True, text=True)
+    assert "revoked 1" in revoked.stdout and get(f"{base}/console/state.json", viewer)[0] == 401
+
+    refused = [get(f"{base}/console/state.json", f"wrong-{i}")[0] for i in range(25)]
+    assert refused[:18] == [401] * 18 and refused[-1] == 429  # guessing is throttled (20 a minute)
+    assert get(f"{base}/console/state.json", analyst)[0] == 429  # even a good token, until the minute is over

@@ -71,7 +71,7 @@ def _sms_settled(settings: Settings, base: str, sms: set[str], timeout: float = 
     """Wait until every SMS sent is received by the gateway, has a receipt (the adapter's done mark in Redis
     holds its outcome) or is parked for its quiet hours; then say which is which."""
     r = redis.Redis.from_url(settings.redis_url)
-    prefix = f"{settings.topic_prefix}{settings.app_id}:sms:"
+    prefix = f"{settings.redis_prefix}sms:"
     deadline = time.monotonic() + timeout
     try:
         while True:

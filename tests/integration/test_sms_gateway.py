@@ -1,5 +1,6 @@
 """The SMS gateway adapter over real HTTP, Kafka and Redis: 503s retried then delivered once, a redelivered
-task not sent twice, an expired one reported and not sent, receipts on `outcomes`."""
+task not sent twice, an expired one reported and not sent, receipts on `outcomes`; a tombstone and a malformed
+task dead-lettered without a crash."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ from pathlib import Path
 import msgspec
 
 from deploy.config import Settings
-from schemas.records import Outcome, SmsTask, encode
+from schemas.records import DeadLetter, Outcome, SmsTask, encode
 from streams.kafka_io import consume, produce
 from tests.integration.harness import cli_process, free_port, wait_http
 
@@ -42,6 +43,8 @@ def test_retries_then_delivers_once_and_reports_expired(isolated: Settings, tmp_
             _task("m-quiet", T, T + 20 * 3_600_000, not_before_ts=T + 10 * 3_600_000),  # waits for 08:00
             _task("m-2", T + 60_000, T + 3_600_000),     # … and must not wait behind it
             _task("m-old", T - 7_200_000, T - 3_600_000),  # expired before the adapter got to it
+            (b"+8613800000001", None),                  # a tombstone: dead-lettered, not a crash
+            (b"+8613800000001", b'{"message_id": 7}'),  # a malformed task: the same
         ])
         with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", f"{base}/send", "--rate", "20",
                          "--clock", "event", "--metrics-port", str(metrics_port)):
@@ -50,7 +53,12 @@ def test_retries_then_delivers_once_and_reports_expired(isolated: Settings, tmp_
             messages = _http(f"{base}/admin/messages")
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as resp:
                 metrics = resp.read().decode()
+            dead = [msgspec.json.decode(m.value, type=DeadLetter)
+                    for m in consume(isolated, "deadletter", expect=2, timeout=30, linger=1)]
     log = (tmp_path / "adapter.log").read_text()
+    assert sorted((d.topic, d.reason) for d in dead) == [
+        ("dispatch.sms", "Expected `str`, got `int`"), ("dispatch.sms", "empty message (null value)")], log
+    assert "Traceback" not in log
     assert {k: v["deliveries"] for k, v in messages.items()} == {"m-1": 1, "m-2": 1}, log  # m-quiet: parked
     assert messages["m-1"]["attempts"] == 4  # three 503s, then delivered; never again under that id
     by_id = {r.message_id: r for r in receipts}

@@ -1,5 +1,6 @@
 """The grid-worker and caller task feed over real HTTP, Kafka and Redis: tokens, own grid only, priority order,
-claims, abandoned claims returning, reports on `outcomes`, replayed and oversized requests refused."""
+claims, abandoned claims returning, reports on `outcomes`, replayed and oversized requests refused; a tombstone
+and a malformed task dead-lettered while the feed goes on."""
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ import pytest
 from deploy.config import Settings
 from deploy.task_feed_service import feed_prefix
 from dispatch.task_queue import GROUP, OPEN
-from schemas.records import Outcome, PhoneTask, VisitTask, encode
+from schemas.records import DeadLetter, Outcome, PhoneTask, VisitTask, encode
 from streams.kafka_io import consume, produce
 from tests.integration.harness import Feed, feed_token
 
@@ -89,7 +90,8 @@ def _wait_tasks(client: Feed, count: int) -> list[dict]:
     return tasks
 
 
-def test_own_grid_priority_claims_reports_and_refusals(isolated: Settings, feed: tuple[str, dict[str, str]]) -> None:
+def test_own_grid_priority_claims_reports_and_refusals(isolated: Settings, feed: tuple[str, dict[str, str]],
+                                                      tmp_path: Path) -> None:
     base, env = feed
     alice = Feed(base, feed_token(env, "--grid", "G0001", "--worker", "alice"))
     bob = Feed(base, feed_token(env, "--grid", "G0001", "--worker", "bob"))
@@ -102,6 +104,8 @@ def test_own_grid_priority_claims_reports_and_refusals(isolated: Settings, feed:
         _visit("v-t1", "G0001", "T1", T + HOUR),  # the same task again (a redelivery)
         _visit("v-other", "G0002", "T1", T + HOUR),
         _visit("v-nogrid", "UNASSIGNED", "T2", T + HOUR),
+        (b"G0001", None),  # a tombstone and a malformed task: dead-lettered, the feed goes on
+        (b"G0001", b'{"task_id": "v-bad"}'),
     ])
     produce(isolated, "dispatch.phone", [_phone("p-1", "ST001"), _phone("p-2", "ST002")])
 
@@ -153,6 +157,19 @@ def test_own_grid_priority_claims_reports_and_refusals(isolated: Settings, feed:
     status, _ = bob.call("POST", "/v1/tasks/v-t1-late/outcome",
                          b'{"outcome": "visited", "note": "' + b"x" * 20_000 + b'"}')
     assert status == 413
+    # a request id is spent only by a valid request: the corrected retry may carry it again
+    retry = {"X-Request-Id": "retry-00001", "X-Request-Time": str(int(time.time() * 1000))}
+    assert bob.call("POST", "/v1/tasks/v-t1-late/outcome", {"outcome": "call_answered"}, retry)[0] == 400
+    assert bob.call("POST", "/v1/tasks/v-t1-late/outcome", {"outcome": "visited"}, retry)[0] == 202
+    assert alice.call("GET", "/v1/tasks?limit=abc")[0] == 400
+    # a grid id may not name a station's queue; a token expires
+    refused = subprocess.run([sys.executable, "-m", "deploy.cli", "feed-token", "--grid", "@ST001", "--worker", "eve"],
+                             env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "@" in refused.stderr
+    brief = Feed(base, feed_token(env, "--grid", "G0002", "--worker", "brief", "--hours", str(1 / 3600)))
+    assert brief.call("GET", "/v1/tasks")[0] == 200
+    time.sleep(1.2)
+    assert brief.call("GET", "/v1/tasks")[0] == 401
     # a revoked token no longer works
     feed_token(env, "--worker", "bob", "--revoke")
     assert bob.call("GET", "/v1/tasks")[0] == 401
@@ -164,7 +181,21 @@ def test_own_grid_priority_claims_reports_and_refusals(isolated: Settings, feed:
     assert 'yujing_feed_reports_total{channel="visit",outcome="dissuaded"} 1.0' in metrics
     assert "P-v-" not in metrics and "+86" not in metrics
 
-    reports = [msgspec.json.decode(m.value, type=Outcome) for m in consume(isolated, "outcomes", expect=2, timeout=30, linger=2)]
+    reports = [msgspec.json.decode(m.value, type=Outcome)
+               for m in consume(isolated, "outcomes", expect=3, timeout=30, linger=2)]
     assert [(r.task_id, r.warning_id, r.channel, r.outcome) for r in reports] == [
-        ("v-t1", "w-v-t1", "visit", "dissuaded"), ("v-t3", "w-v-t3", "visit", "visited")]
+        ("v-t1", "w-v-t1", "visit", "dissuaded"), ("v-t3", "w-v-t3", "visit", "visited"),
+        ("v-t1-late", "w-v-t1-late", "visit", "visited")]
     assert reports[0].amount_saved_fen == 5_000_000 and reports[0].ts >= T
+    log = (tmp_path / "feed.log").read_text()
+    assert "claim: bob v-t1 -> ok" in log and "report: bob v-t3 visited -> ok" in log and "list: desk-1" in log
+    assert "+86" not in log and "P-v-" not in log  # the audit names workers and tasks, never a person
+    # guessing tokens is throttled: 20 refusals a minute from one address, then 429 even for a good token
+    guesses = [Feed(base, f"guess-{i}").call("GET", "/v1/tasks")[0] for i in range(25)]
+    assert guesses[:15] == [401] * 15 and guesses[-1] == 429  # (three refusals came before: 20 in all)
+    assert alice.call("GET", "/v1/tasks")[0] == 429
+    dead = [msgspec.json.decode(m.value, type=DeadLetter)
+            for m in consume(isolated, "deadletter", expect=2, timeout=30, linger=1)]
+    assert sorted((d.topic, d.reason, d.field) for d in dead) == [
+        ("dispatch.visit", "Object missing required field `warning_id`", "warning_id"),
+        ("dispatch.visit", "empty message (null value)", None)]

@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import pytest
 import redis.exceptions as redis_errors
 from faust.exceptions import ProducerSendError
 
 from deploy.app.agent_loop import AgentLoop, until_broker_takes, until_redis_answers
 from deploy.app.marks import MarkDeduper, PassedOn, owned_marks
+from deploy.app.options import faust_overrides
 from schemas.decode import InvalidRecord
 from schemas.internal import Output
 from schemas.records import DeadLetter
@@ -337,3 +339,10 @@ def test_a_failure_to_send_fails_the_agent_also_when_it_waits_for_a_slot_or_an_e
     for source, parallel in ((quiet(), 8), (full(), 1)):
         failure = asyncio.run(run(source, parallel))
         assert isinstance(failure, RuntimeError) and str(failure) == "the producer is gone"
+
+
+def test_faust_options_may_not_open_faust_own_pages() -> None:
+    assert faust_overrides({"YUJING_FAUST_OPTIONS": '{"producer_linger_ms": 5, "web_tables_enabled": false}'}) == {
+        "producer_linger_ms": 5, "web_tables_enabled": False}
+    with pytest.raises(SystemExit, match="web_router_enabled, web_tables_enabled"):
+        faust_overrides({"YUJING_FAUST_OPTIONS": '{"web_tables_enabled": true, "web_router_enabled": true}'})

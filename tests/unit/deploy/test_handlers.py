@@ -1,6 +1,8 @@
 """The handlers of the worker's stages that need no other stage: a provider's progress record."""
 from __future__ import annotations
 
+import asyncio
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -51,3 +53,44 @@ def test_a_bad_progress_record_is_refused_naming_the_field(key: bytes, value: by
         handlers.provider_progress("signals.payment")(_record(key, value))
     assert refused.value.field == field
     assert handlers.progress.mark("signals.payment/3", highwater=None).ts == 0
+
+
+def test_no_event_time_from_outside_passes_the_wall_clock_bound_whatever_kafka_says() -> None:
+    """An outcome dated 2096 once moved the escalation clock for good; Kafka's timestamp (0 here, or also in the
+    future) is no bound, so the worker's wall clock plus the allowed skew is."""
+    seen: list[object] = []
+
+    async def handle_outcome(outcome: object) -> list:
+        seen.append(outcome)
+        return []
+
+    handlers = _handlers()
+    handlers.latest_ms = lambda: TS + 3_600_000
+    handlers.dispatcher = SimpleNamespace(handle_outcome=handle_outcome)  # type: ignore[assignment]
+    handlers.processor = SimpleNamespace(indicator=lambda i: [i], subject=lambda s: [s],  # type: ignore[assignment]
+                                         lookup=lambda key: None)
+    future = TS + 2 * 3_600_000
+    outcome = {"warning_id": "w1", "channel": "visit", "outcome": "visited", "ts": future}
+    indicator = {"type": "domain", "value": "refund-1.top", "action": "add", "fraud_type": "romance",
+                 "confidence": 0.9, "source": "case-1", "ts": future}
+    subject = {"subject_id": "s1", "phones": [], "accounts": [], "birth_year": 1950, "grid_id": "G1",
+               "station_id": "S1", "name_masked": "王*", "ts": future}
+    call = {"event_id": "e1", "ts": future, "kind": "call", "direction": "in", "subscriber": "+8613800138000",
+            "counterpart": "+8613800139000", "duration_s": 60}
+    for kafka_s in (0, future / 1000 + 60, None):
+        with pytest.raises(InvalidRecord, match="past the latest this worker accepts"):
+            asyncio.run(handlers.outcome(_record(b"w1", json.dumps(outcome).encode(), kafka_s=kafka_s)))
+        with pytest.raises(InvalidRecord, match="past the latest"):
+            handlers.indicator(_record(b"d", json.dumps(indicator).encode(), kafka_s=kafka_s))
+        with pytest.raises(InvalidRecord, match="past the latest"):
+            handlers.registry(_record(b"s1", json.dumps(subject).encode(), kafka_s=kafka_s))
+        with pytest.raises(InvalidRecord, match="past the latest"):
+            handlers.provider_progress("signals.payment")(_record(*progress_record("bank-hub", future),
+                                                                  kafka_s=kafka_s))
+        (dead,) = handlers.ingest("signals.telecom")(_record(b"+8613800138000", json.dumps(call).encode(),
+                                                             kafka_s=kafka_s))
+        assert dead.topic == "deadletter" and "past the latest" in dead.value.reason
+    assert seen == []
+    in_time = {**outcome, "ts": TS + 3_600_000}
+    asyncio.run(handlers.outcome(_record(b"w1", json.dumps(in_time).encode(), kafka_s=0)))
+    assert len(seen) == 1

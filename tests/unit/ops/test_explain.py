@@ -25,3 +25,11 @@ def test_render_and_dict() -> None:
     data = as_dict(trail)
     assert data["missing_evidence"] == ["e2"] and data["features"][FEATURES[0]] == 1.0
     assert render(Trail("nope")) == "no decision nope on yujing.decisions"
+
+
+def test_an_unregistered_person_is_shown_masked() -> None:
+    d = Decision(decision_id="w2", person="+8613800000009", subject_id=None, tier="T3", rose=True,
+                 fraud_type="romance", type_probability=0.5, score=0.4, reasons=[], evidence=[], ts=0, episode_ts=0,
+                 model_version="m", policy_version="p")
+    text = render(Trail("w2", d))
+    assert "person unregistered **********0009" in text and "13800000009" not in text

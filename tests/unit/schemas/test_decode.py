@@ -44,6 +44,12 @@ def test_url_indicator_matches_on_its_domain() -> None:
     assert ind.value == "fake.cn"
 
 
+@pytest.mark.parametrize("kind, value", [("domain", "someone.github.io"), ("domain", "refund.com.cn"),
+                                         ("url", "https://docs.google.com/forms/d/x")])
+def test_a_site_under_a_public_suffix_is_an_indicator(kind: str, value: str) -> None:
+    assert decode_input("intel.indicators", json.dumps({**IND, "type": kind, "value": value}).encode())
+
+
 @pytest.mark.parametrize(("topic", "doc", "field", "words"), [
     ("signals.telecom", b"not json", None, "not JSON"),
     ("signals.telecom", b"\xff\xfe{}", None, "not UTF-8"),
@@ -67,7 +73,21 @@ def test_url_indicator_matches_on_its_domain() -> None:
     ("intel.indicators", {**IND, "confidence": 1.5}, "confidence", "<= 1.0"),
     ("intel.indicators", {**IND, "type": "url", "value": "javascript:alert(1)"}, "value", "not a valid url"),
     ("intel.indicators", {**IND, "expires_ts": TS - 1}, "expires_ts", "expires before"),
+    ("intel.indicators", {**IND, "type": "domain", "value": "com"}, "value", "single-label"),
+    ("intel.indicators", {**IND, "type": "domain", "value": "COM.CN."}, "value", "com.cn is a public suffix"),
+    ("intel.indicators", {**IND, "type": "domain", "value": "github.io"}, "value", "public suffix"),
+    ("intel.indicators", {**IND, "type": "url", "value": "https://gov.cn/x"}, "value", "public suffix"),
+    ("intel.indicators", {**IND, "type": "url", "value": "http://localhost/"}, "value", "single-label"),
     ("registry.subjects", {**SUBJ, "phones": "13800138000"}, "phones", "Expected `array`"),
+    ("signals.telecom", {**CALL, "subscriber": "+٨٦١٣٨٠٠١٣٨٠٠٠"}, "subscriber", "not a phone number"),  # Arabic-Indic
+    ("signals.telecom", {**CALL, "subscriber": "１３８００１３８０００"}, "subscriber", "not a phone number"),  # full-width
+    ("signals.payment", {**PAY, "payee_account": " - "}, "payee_account", "not an account"),
+    ("signals.payment", {**PAY, "payer_account": "6222\u0000"}, "payer_account", "not an account"),
+    ("signals.domain", {**DNS, "kind": "app_install", "app": "   "}, "app", "needs an app"),
+    ("registry.subjects", {**SUBJ, "accounts": ["6222 0000 1111", "--"]}, "accounts", "not an account"),
+    ("registry.subjects", {**SUBJ, "name_masked": "王小明"}, "name_masked", "must be masked"),
+    ("registry.subjects", {**SUBJ, "name_masked": "王* 410102195001011234"}, "name_masked", "no ID number"),
+    ("registry.subjects", {**SUBJ, "grid_id": "@ST1"}, "grid_id", "may not start with @"),
 ])
 def test_bad_records_name_the_field(topic: str, doc: object, field: str | None, words: str) -> None:
     err = _bad(topic, doc)

@@ -32,6 +32,8 @@ MOBILE = st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True)
     ("", None),
     ("+", None),
     ("++86138", None),
+    ("+٨٦١٣٨٠٠١٣٨٠٠٠", None),  # Arabic-Indic digits: a lookalike, not the number
+    ("１３８００１３８０００", None),  # full-width digits
 ])
 def test_phone_forms(raw: str, expected: str | None) -> None:
     assert normalise_phone(raw) == expected

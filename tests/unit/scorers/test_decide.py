@@ -21,8 +21,7 @@ from streams.person_state import (
     PersonState,
     encode_state,
 )
-from tests.integration.scenario import SUBJECTS, subject_doc
-from tests.integration.test_scoring_live import MIN, T, _call
+from tests.integration.scenario import MIN, SUBJECTS, T, scam_call, subject_doc
 
 # These tests are about the decider's bookkeeping (ids, redelivery, the watermark), not about what the model
 # finds: a policy that warns at any score lets the refund scam below reach T1 whatever the small model scores.
@@ -49,7 +48,7 @@ PAY = {"event_id": "fcs-pay", "ts": T + 55 * MIN, "transfer_id": "TR-1", "status
 
 def script_events() -> list[PersonEvent]:
     """Alice's refund scam as person events: the call, the install on the call, the transfer."""
-    call = msgspec.json.decode(_call("fcs-call", T, 2280)[1], type=INPUT_TYPES["signals.telecom"])
+    call = msgspec.json.decode(scam_call("fcs-call", T, 2280)[1], type=INPUT_TYPES["signals.telecom"])
     app = msgspec.json.decode(json.dumps(APP), type=INPUT_TYPES["signals.domain"])
     pay = msgspec.json.decode(json.dumps(PAY), type=INPUT_TYPES["signals.payment"])
     alice = {"person": "S_ALICE", "subject_id": "S_ALICE"}
@@ -60,7 +59,8 @@ def script_events() -> list[PersonEvent]:
 
 def test_a_redelivered_event_resends_its_decision_under_the_same_id(small_model: Path) -> None:
     p = _pipeline(small_model)
-    p.feed("signals.telecom", msgspec.json.decode(_call("fcs-call", T, 2280)[1], type=INPUT_TYPES["signals.telecom"]))
+    p.feed("signals.telecom",
+           msgspec.json.decode(scam_call("fcs-call", T, 2280)[1], type=INPUT_TYPES["signals.telecom"]))
     p.feed("signals.domain", msgspec.json.decode(json.dumps(APP), type=INPUT_TYPES["signals.domain"]))
     p.feed("signals.payment", msgspec.json.decode(json.dumps(PAY), type=INPUT_TYPES["signals.payment"]))
     p.finish()
@@ -78,7 +78,7 @@ def test_a_redelivered_event_resends_its_decision_under_the_same_id(small_model:
     before = encode_state(state)  # states are objects, changed in place: compare what the changelog would get
     assert state.risk is not None
     call_decided = any(entry[0] == "fcs-call|self" for entry in state.risk.decided)
-    call = msgspec.json.decode(_call("fcs-call", T, 2280)[1], type=INPUT_TYPES["signals.telecom"])
+    call = msgspec.json.decode(scam_call("fcs-call", T, 2280)[1], type=INPUT_TYPES["signals.telecom"])
     out = p.processor.person_event(PersonEvent(person="S_ALICE", subject_id="S_ALICE", source="signals.telecom",
                                                telecom=call))
     assert bool([o for o in out if o.topic == "yujing.decisions"]) == call_decided
@@ -184,7 +184,7 @@ def test_each_transfer_to_a_case_account_is_asked_to_stop_once(small_model: Path
 def test_a_decision_whose_record_failed_is_taken_again_not_lost(small_model: Path) -> None:
     """A decision that fails while its record is made (here the fraud type, once) leaves the person's tier as it
     was: taken again, it rises again and is sent, as a run without the failure sends it."""
-    docs = [("signals.telecom", json.loads(_call("fcs-call", T, 2280)[1])), ("signals.domain", APP),
+    docs = [("signals.telecom", json.loads(scam_call("fcs-call", T, 2280)[1])), ("signals.domain", APP),
             ("signals.payment", PAY)]
 
     def run(p: LocalPipeline) -> list[tuple[str, str, bool]]:

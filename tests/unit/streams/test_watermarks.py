@@ -30,7 +30,7 @@ from streams.watermarks import (
     merge,
     pass_on,
 )
-from tests.integration.test_scoring_live import MIN, T
+from tests.integration.scenario import MIN, T
 from tests.unit.scorers.test_decide import _pipeline, script_events
 
 TOPOLOGY = Topology(signal_partitions={"signals.telecom": 1, "signals.payment": 1, "signals.domain": 1},
