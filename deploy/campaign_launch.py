@@ -59,7 +59,7 @@ def exposures(settings: Settings) -> list[Exposure]:
 
 async def pipeline_clock(settings: Settings) -> int:
     """The pipeline's event-time clock (the dispatch stage's), or the wall clock before it has one."""
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
     try:
         raw = await client.get(f"{settings.redis_prefix}clock")
     finally:
@@ -68,7 +68,7 @@ async def pipeline_clock(settings: Settings) -> int:
 
 
 async def _pass_cooldown(settings: Settings, tasks: list[tuple[Subject, SmsTask]]) -> list[SmsTask]:
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
     try:
         cooldown = Cooldown(client, settings.redis_prefix, load_routes().cooldown_ms)
         return [task for subject, task in tasks

@@ -22,6 +22,7 @@ from schemas.records import (
 )
 from schemas.topics import COMPACTED_TOPICS, SIGNAL_TOPICS, SOURCE_TOPICS
 from scorers.lab.city import City
+from streams.kafka_security import client_options
 
 # The simulated city's feed as a provider: when YUJING_PROGRESS_PRODUCERS lists it, it sends its progress to every
 # partition of the input topics every PROGRESS_EVERY_S (docs/schemas.md).
@@ -91,7 +92,7 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
     producer, everywhere = None, []
     if settings is not None:
         # idempotent: a retry cannot put a record behind the feed's word on its partition
-        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
+        producer = KafkaProducer(**client_options(settings), acks="all", linger_ms=20,
                                  batch_size=256 * 1024, compression_type=None, enable_idempotence=True,
                                  reconnect_backoff_max_ms=1000)  # kafka-python's backoff grows to 30 s otherwise
         # Every topic's partitions known before the first record: a send to a topic not yet known waits for

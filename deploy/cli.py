@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from deploy.config import load_settings
 from schemas.units import HOUR_MS
@@ -21,12 +22,19 @@ def _stack(args: argparse.Namespace) -> int:
         elif args.action == "down":
             stopped = stack.down(settings)
             print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        elif args.action == "secrets":
+            from deploy.credentials import make_compose_secrets
+
+            folder = Path(args.out)
+            made = make_compose_secrets(folder)
+            print(f"{len(made)} files in {folder} (passwords kept where they existed): "
+                  f"{', '.join(sorted(p.name for p in made))}")
         else:
             statuses = stack.status(settings)
             for st in statuses:
                 print(st.line())
             return 0 if all(st.answering for st in statuses) else 1
-    except stack.StackError as exc:
+    except (stack.StackError, stack.CredentialsError) as exc:
         print(f"yujing stack {args.action}: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -209,7 +217,8 @@ def _sms_gateway(args: argparse.Namespace) -> int:
     from deploy.sms_service import run
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s")
-    asyncio.run(run(load_settings(), args.url, args.rate, args.clock, metrics_port=args.metrics_port))
+    asyncio.run(run(load_settings(), args.url, args.rate, args.clock, metrics_port=args.metrics_port,
+                    rebuild=args.rebuild))
     return 0
 
 
@@ -221,7 +230,7 @@ def _task_feed(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s")
     settings = load_settings()
-    asyncio.run(run(settings, args.port or settings.feed_port, args.clock, args.claim_timeout))
+    asyncio.run(run(settings, args.port or settings.feed_port, args.clock, args.claim_timeout, rebuild=args.rebuild))
     return 0
 
 
@@ -236,7 +245,7 @@ def _console_token(args: argparse.Namespace) -> int:
     settings = load_settings()
 
     async def act() -> str:
-        client = aioredis.Redis.from_url(settings.redis_url)
+        client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
         try:
             tokens = ConsoleTokens(client, settings.redis_prefix)
             if args.revoke:
@@ -265,7 +274,7 @@ def _feed_token(args: argparse.Namespace) -> int:
     settings = load_settings()
 
     async def act(scope: Scope | None) -> str:
-        client = aioredis.Redis.from_url(settings.redis_url)
+        client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
         try:
             queues = TaskQueues(client, feed_prefix(settings), 0)
             if scope is None:
@@ -333,7 +342,8 @@ def _bulletin(args: argparse.Namespace) -> int:
     from ops.bulletin import figures, read_records, write
 
     settings = load_settings()
-    f = figures(read_records(settings), date.fromisoformat(args.date), args.days)
+    records, left_out = read_records(settings)
+    f = figures(records, date.fromisoformat(args.date), args.days) | {"left_out": left_out}
     md, page = write(f, Path(args.out) if args.out else settings.data_dir / "reports" / f"bulletin-{args.date}")
     print(md.read_text(encoding="utf-8"))
     print(f"written: {md} and {page}")
@@ -375,12 +385,33 @@ def _rpz(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_token_commands(sub: Any) -> None:
+    """The subcommands that issue and revoke the feed's and the console's tokens."""
+    p = sub.add_parser("feed-token", help="issue (or revoke) a task-feed token for a grid worker or a station's caller")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--grid", help="the grid whose visits the worker takes")
+    who.add_argument("--station", help="the station whose calls (and visits without a grid) the caller takes")
+    p.add_argument("--worker", required=True, help="who holds the token (logged with every claim)")
+    p.add_argument("--hours", type=float, default=24.0, help="how long the token is valid (default 24)")
+    p.add_argument("--revoke", action="store_true", help="revoke every token of this worker")
+    p.set_defaults(func=_feed_token)
+    p = sub.add_parser("console-token", help="issue (or revoke) a console token: a viewer sees the console, an "
+                                             "analyst also a warning's audit trail")
+    p.add_argument("--holder", required=True, help="who holds the token (logged at sign-in and with every explain)")
+    p.add_argument("--role", choices=["viewer", "analyst"], default="viewer")
+    p.add_argument("--hours", type=float, default=12.0, help="how long the token is valid (default 12, one shift)")
+    p.add_argument("--revoke", action="store_true", help="revoke every token of this holder")
+    p.set_defaults(func=_console_token)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="yujing", description="Streaming early warning against telecom fraud.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("stack", help="start, stop or inspect the local Kafka + Redis stack")
-    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("action", choices=["up", "down", "status", "secrets"],
+                   help="secrets: make the keys, certificates and passwords the compose file mounts (--out)")
+    p.add_argument("--out", default="deploy/compose/secrets", help="where `secrets` writes (default: %(default)s)")
     p.set_defaults(func=_stack)
     p = sub.add_parser("topics", help="create the contract's topics")
     p.set_defaults(func=_topics)
@@ -431,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what `expires_ts` and `not_before_ts` are compared with: the wall clock, or the "
                         "pipeline's event time (for simulated days)")
     p.add_argument("--metrics-port", type=int, help="serve /metrics on 127.0.0.1 at this port (e.g. 9111)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="park or send every unreceipted message again from Kafka (done by itself when Redis lost them)")
     p.set_defaults(func=_sms_gateway)
     p = sub.add_parser("task-feed", help="grid workers' and callers' task feed (HTTP on 127.0.0.1) over Redis Streams")
     p.add_argument("--port", type=int, help="HTTP port (default: YUJING_FEED_PORT, 6070)")
@@ -438,22 +471,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the time reported outcomes carry: the wall clock, or the pipeline's event time")
     p.add_argument("--claim-timeout", type=float, default=1800.0,
                    help="seconds a claim lasts without renewal before the task returns to the queue")
+    p.add_argument("--rebuild", action="store_true",
+                   help="queue every unreported task again from Kafka (done by itself when Redis lost the queues)")
     p.set_defaults(func=_task_feed)
-    p = sub.add_parser("feed-token", help="issue (or revoke) a task-feed token for a grid worker or a station's caller")
-    who = p.add_mutually_exclusive_group()
-    who.add_argument("--grid", help="the grid whose visits the worker takes")
-    who.add_argument("--station", help="the station whose calls (and visits without a grid) the caller takes")
-    p.add_argument("--worker", required=True, help="who holds the token (logged with every claim)")
-    p.add_argument("--hours", type=float, default=24.0, help="how long the token is valid (default 24)")
-    p.add_argument("--revoke", action="store_true", help="revoke every token of this worker")
-    p.set_defaults(func=_feed_token)
-    p = sub.add_parser("console-token", help="issue (or revoke) a console token: a viewer sees the console, an "
-                                             "analyst also a warning's audit trail")
-    p.add_argument("--holder", required=True, help="who holds the token (logged at sign-in and with every explain)")
-    p.add_argument("--role", choices=["viewer", "analyst"], default="viewer")
-    p.add_argument("--hours", type=float, default=12.0, help="how long the token is valid (default 12, one shift)")
-    p.add_argument("--revoke", action="store_true", help="revoke every token of this holder")
-    p.set_defaults(func=_console_token)
+    _add_token_commands(sub)
     p = sub.add_parser("campaign", help="launch a reminder campaign (宣传) to an at-risk group through the SMS queue")
     p.add_argument("--fraud-type", help="the fraud type the reminder is about")
     p.add_argument("--age-min", type=int)

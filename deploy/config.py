@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from schemas.topics import SOURCE_TOPICS
+from streams.kafka_security import KafkaSecurity
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +66,10 @@ class Settings:
     # How far past the worker's wall clock an event time from outside may be (providers' clock skew); a record
     # beyond it is dead-lettered rather than moving a window, a partition's time or the escalation clock.
     max_ahead_minutes: int = 60
+    kafka_security: KafkaSecurity = KafkaSecurity()
+    redis_username: str = ""  # a Redis ACL user (REDIS_URL carries no credentials: they are not printed)
+    redis_password: str = field(default="", repr=False)
+    redis_ca_file: str = ""  # the CA of a Redis behind TLS (`rediss://`)
     # The names the console is served under (its Host header, port aside): the ingress's name in a deployment.
     allowed_hosts: str = "127.0.0.1,localhost,::1"
 
@@ -106,7 +111,23 @@ class Settings:
             "YUJING_WORKER_NAME": self.worker_name,
             "YUJING_ALLOWED_HOSTS": self.allowed_hosts,
             "YUJING_MAX_AHEAD_MINUTES": str(self.max_ahead_minutes),
+            "KAFKA_SECURITY_PROTOCOL": self.kafka_security.protocol,
+            "KAFKA_SASL_MECHANISM": self.kafka_security.mechanism,
+            "KAFKA_SASL_USERNAME": self.kafka_security.username,
+            "KAFKA_SASL_PASSWORD": self.kafka_security.password,
+            "KAFKA_SSL_CAFILE": self.kafka_security.cafile,
+            "KAFKA_SSL_CERTFILE": self.kafka_security.certfile,
+            "KAFKA_SSL_KEYFILE": self.kafka_security.keyfile,
+            "REDIS_USERNAME": self.redis_username,
+            "REDIS_PASSWORD": self.redis_password,
+            "REDIS_SSL_CAFILE": self.redis_ca_file,
         }
+
+    def redis_options(self) -> dict[str, str]:
+        """Keyword arguments for redis-py's `from_url` beside the URL: the ACL user, its password, the TLS CA."""
+        options = {"username": self.redis_username, "password": self.redis_password,
+                   "ssl_ca_certs": self.redis_ca_file if self.redis_url.startswith("rediss://") else ""}
+        return {k: v for k, v in options.items() if v}
 
     @property
     def producers(self) -> dict[str, tuple[str, ...]]:
@@ -179,4 +200,29 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         worker_name=env.get("YUJING_WORKER_NAME", ""),
         allowed_hosts=env.get("YUJING_ALLOWED_HOSTS") or Settings.allowed_hosts,
         max_ahead_minutes=_env_int(env, "YUJING_MAX_AHEAD_MINUTES", Settings.max_ahead_minutes),
+        kafka_security=_kafka_security(env),
+        redis_username=env.get("REDIS_USERNAME", ""),
+        redis_password=_secret(env, "REDIS_PASSWORD"),
+        redis_ca_file=env.get("REDIS_SSL_CAFILE", ""),
     )
+
+
+def _secret(env: dict[str, str], name: str) -> str:
+    """A secret from the file `NAME_FILE` names (a mounted k8s Secret), else from `NAME` itself."""
+    path = env.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise SystemExit(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    return env.get(name, "")
+
+
+def _kafka_security(env: dict[str, str]) -> KafkaSecurity:
+    try:
+        return KafkaSecurity(protocol=env.get("KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT",
+                             mechanism=env.get("KAFKA_SASL_MECHANISM", ""), username=env.get("KAFKA_SASL_USERNAME", ""),
+                             password=_secret(env, "KAFKA_SASL_PASSWORD"), cafile=env.get("KAFKA_SSL_CAFILE", ""),
+                             certfile=env.get("KAFKA_SSL_CERTFILE", ""), keyfile=env.get("KAFKA_SSL_KEYFILE", ""))
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None

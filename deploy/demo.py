@@ -159,7 +159,7 @@ def _reached_before_loss(decisions: list[Decision], city: City) -> tuple[int, in
 
 async def _queued_tasks(settings: Settings) -> tuple[int, int, str]:
     """Tasks waiting in the grid and station queues (Redis), in how many queues, and the busiest grid."""
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
     try:
         depths = await TaskQueues(client, feed_prefix(settings), 0).depths()
     finally:
@@ -170,7 +170,7 @@ async def _queued_tasks(settings: Settings) -> tuple[int, int, str]:
 
 
 async def _demo_token(settings: Settings, grid: str) -> str:
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
     try:
         return await TaskQueues(client, feed_prefix(settings), 0).issue_token(Scope("demo-worker", "grid", grid),
                                                                               12 * 3600, int(time.time() * 1000))
@@ -179,7 +179,7 @@ async def _demo_token(settings: Settings, grid: str) -> str:
 
 
 async def _console_token(settings: Settings) -> str:
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
     try:
         return await ConsoleTokens(client, settings.redis_prefix).issue("demo-operator", "analyst", 12 * 3600,
                                                                         int(time.time() * 1000))

@@ -9,6 +9,9 @@ sorted set under its `not_before_ts` (then its offset is committed), and deliver
 it leaves the set only after its receipt is written. Reminder campaigns' messages are parked the same way in a
 set of their own, and sent (a few at a time, within the same rate limit) only while no warning is due or
 unread in Kafka: a campaign of millions never delays a warning by more than one small batch.
+
+When Redis has lost what it kept (a marker key gone: a restart without its last second of AOF, a flush), every
+message is read again from Kafka, and parked or sent unless `outcomes` holds its receipt.
 """
 from __future__ import annotations
 
@@ -24,13 +27,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry, start_http_server
 
 from deploy.config import Settings
-from deploy.consumers import rewind_to_committed
+from deploy.consumers import RedisLoss, rewind_to_committed
 from dispatch.clock import pick_clock
 from dispatch.metrics import sms_metrics
 from dispatch.sms import HttpGateway, RetryPolicy, TokenBucket, deliver
 from schemas.deadletter import dead_letter
 from schemas.decode import InvalidRecord, decode_typed
 from schemas.records import SmsTask, encode
+from streams.kafka_security import client_options
 
 log = logging.getLogger(__name__)
 DONE_TTL_S = 30 * 86_400
@@ -47,17 +51,18 @@ async def _caught_up(consumer: AIOKafkaConsumer) -> bool:
 
 
 async def run(settings: Settings, url: str, rate: float, clock: str = "wall", stop: asyncio.Event | None = None,
-              metrics_port: int | None = None) -> None:
-    """Serve until `stop` is set (or forever); with `metrics_port`, /metrics on 127.0.0.1."""
+              metrics_port: int | None = None, rebuild: bool = False) -> None:
+    """Serve until `stop` is set (or forever); with `metrics_port`, /metrics on 127.0.0.1. What is parked is
+    rebuilt from Kafka at start with `rebuild`, and whenever Redis is found to have lost it."""
     registry = CollectorRegistry()
     metrics = sms_metrics(registry)
     if metrics_port:
         start_http_server(metrics_port, addr=settings.bind_host, registry=registry)
-    consumer = AIOKafkaConsumer(settings.topic("dispatch.sms"), bootstrap_servers=settings.kafka_bootstrap,
+    consumer = AIOKafkaConsumer(settings.topic("dispatch.sms"), **client_options(settings),
                                 group_id=f"{settings.app_id}-sms-gateway", enable_auto_commit=False,
                                 auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
+    redis = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
     event_clock, now_ms = pick_clock(clock)
     bucket = TokenBucket(rate, max(1, int(rate)), time.monotonic, asyncio.sleep)
     prefix = f"{settings.redis_prefix}sms:"
@@ -73,8 +78,13 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
         metrics.deliveries.labels(task.kind, receipt.outcome).inc()
         log.info("%s %s: %s", task.message_id, receipt.outcome, receipt.note)
 
+    loss = RedisLoss(redis, prefix + "loaded", settings, lambda o: o.message_id if o.channel == "sms" else None, log,
+                     rebuild)
+
     async def step(gateway: HttpGateway, wait_ms: int) -> int:
         """One look at Kafka and at the parked messages; returns how long the next look may wait."""
+        if await loss.check(consumer):
+            return 0
         batches = await consumer.getmany(timeout_ms=wait_ms, max_records=100)
         wait_ms = 500
         for tp, messages in batches.items():
@@ -87,6 +97,8 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                     await producer.send_and_wait(settings.topic("deadletter"), encode(dead), key=msg.key)
                     continue
                 event_clock.advance(task.ts)
+                if task.message_id in loss.finished:  # receipted before Redis lost its parked messages
+                    continue
                 if task.kind == "reminder":  # warnings first: reminders wait until none is waiting
                     await redis.zadd(reminders, {msg.value: task.not_before_ts})
                 elif now_ms() < task.not_before_ts:
@@ -110,6 +122,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
 
     await consumer.start()
     await producer.start()
+    await loss.start(consumer, ["dispatch.sms"])
     try:
         async with aiohttp.ClientSession() as session:
             gateway = HttpGateway(session, url)

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 from deploy.config import PROJECT_ROOT, Settings
+from deploy.credentials import CredentialsError, make_tls
+from streams.kafka_security import Secured, client_options
 
 KAFKA_VERSION = "4.1.1"
 KAFKA_POM = PROJECT_ROOT / "deploy" / "kafka" / "pom.xml"
@@ -165,15 +167,18 @@ def _kafka_properties(settings: Settings) -> Path:
     props = kdir / "server.properties"
     kdir.mkdir(parents=True, exist_ok=True)
     port, cport = settings.kafka_port, settings.kafka_controller_port
+    protocol = settings.kafka_security.protocol
     props.write_text(
         "\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{cport}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            f"listeners={protocol}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+            f"advertised.listeners={protocol}://127.0.0.1:{port}",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"inter.broker.listener.name={protocol}",
+            f"listener.security.protocol.map={protocol}:{protocol},CONTROLLER:PLAINTEXT",
+            *_kafka_security_properties(settings),
             f"log.dirs={kdir / 'logs'}",
             # One node: internal topics cannot be replicated.
             "offsets.topic.replication.factor=1",
@@ -188,6 +193,36 @@ def _kafka_properties(settings: Settings) -> Path:
         ])
     )
     return props
+
+
+def _kafka_security_properties(settings: Settings) -> list[str]:
+    """The broker's TLS and SASL lines for the settings' protocol: the clients' user, by PLAIN and by SCRAM (its
+    SCRAM credentials are written when the log dir is formatted), and a certificate from the local CA."""
+    security = settings.kafka_security
+    lines: list[str] = []
+    if security.tls:
+        keystore, key_password = local_tls(settings)
+        lines += ["ssl.keystore.type=PEM", f"ssl.keystore.location={keystore}", f"ssl.key.password={key_password}",
+                  "ssl.truststore.type=PEM", f"ssl.truststore.location={keystore.with_name('ca.pem')}"]
+    if security.sasl:
+        listener = security.protocol.lower()
+        user, password = security.username, security.password
+        lines += ["sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+                  "sasl.mechanism.inter.broker.protocol=PLAIN",
+                  f"listener.name.{listener}.plain.sasl.jaas.config=org.apache.kafka.common.security.plain."
+                  f'PlainLoginModule required username="{user}" password="{password}" user_{user}="{password}";',
+                  *(f"listener.name.{listener}.{m}.sasl.jaas.config=org.apache.kafka.common.security.scram."
+                    "ScramLoginModule required;" for m in ("scram-sha-256", "scram-sha-512"))]
+    return lines
+
+
+def local_tls(settings: Settings) -> tuple[Path, str]:
+    """The local broker's PEM keystore and its key's password, under `DATA/tls` beside the CA the clients trust
+    (`DATA/tls/ca.pem`, their KAFKA_SSL_CAFILE); made once."""
+    try:
+        return make_tls(settings.data_dir / "tls")
+    except CredentialsError as exc:
+        raise StackError(f"making the local TLS files: {exc}") from None
 
 
 def _java_argv(settings: Settings, libs: Path, main: str, *args: str) -> list[str]:
@@ -206,16 +241,16 @@ def _reachable(host_port: str, timeout_s: float) -> bool:
         return False
 
 
-def kafka_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
-    """True when the broker answers a metadata request."""
+def kafka_answers(cluster: Secured, timeout_s: float = 3.0) -> bool:
+    """True when the broker answers a metadata request (with the cluster's TLS and SASL settings)."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     # A refused TCP connect answers at once; kafka-python would retry it for half a minute.
-    if not any(_reachable(hp, timeout_s) for hp in bootstrap.split(",")):
+    if not any(_reachable(hp, timeout_s) for hp in cluster.kafka_bootstrap.split(",")):
         return False
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+        admin = KafkaAdminClient(**client_options(cluster), request_timeout_ms=int(timeout_s * 1000))
     except (KafkaError, OSError, ValueError):
         return False
     try:
@@ -239,14 +274,17 @@ def start_kafka(settings: Settings) -> int | None:
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             # `=`: a base64url id may begin with '-', which the tool's parser would take for an option (a fresh CI
             # clone failed so, one format in 64)
+            scram = ([f"--add-scram={m}=[name={settings.kafka_security.username},"
+                      f"password={settings.kafka_security.password}]" for m in ("SCRAM-SHA-256", "SCRAM-SHA-512")]
+                     if settings.kafka_security.sasl else [])
             res = subprocess.run(_java_argv(settings, libs, "kafka.tools.StorageTool", "format",
-                                            f"--cluster-id={cluster_id}", "-c", str(props)),
+                                            f"--cluster-id={cluster_id}", "-c", str(props), *scram),
                                  capture_output=True, text=True)
             if res.returncode != 0:
                 raise StackError(f"formatting Kafka's log dir failed:\n{res.stdout}\n{res.stderr}")
         pid = _spawn(settings, "kafka", _java_argv(settings, libs, "kafka.Kafka", str(props)),
                      (settings.kafka_port, settings.kafka_controller_port))
-    _wait_until(lambda: kafka_answers(settings.kafka_bootstrap), 120, f"Kafka at {settings.kafka_bootstrap}",
+    _wait_until(lambda: kafka_answers(settings), 120, f"Kafka at {settings.kafka_bootstrap}",
                 pid, settings.data_dir / "logs" / "kafka.log")
     return pid
 
@@ -254,18 +292,24 @@ def start_kafka(settings: Settings) -> int | None:
 # ----------------------------------------------------------------------------- Redis
 
 
-def redis_answers(url: str) -> bool:
-    """True when Redis answers PING."""
+def redis_answers(url: str, **options: str) -> bool:
+    """True when Redis answers PING (`options`: redis-py's credentials and TLS arguments)."""
     import redis
 
     try:
-        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, **options)
         try:
             return bool(client.ping())
         finally:
             client.close()
     except (redis.RedisError, OSError):
         return False
+
+
+def shown_url(url: str) -> str:
+    """A URL as it may be printed: any user and password in it left out."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url
 
 
 def install_redis() -> str:
@@ -297,11 +341,22 @@ def start_redis(settings: Settings) -> int | None:
         pid = _spawn(settings, "redis", [
             binary, "--bind", "127.0.0.1", "--port", str(settings.redis_port), "--dir", str(rdir),
             "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no",
-            "--protected-mode", "yes", "--logfile", "",
+            "--protected-mode", "yes", "--logfile", "", *_redis_access(settings),
         ], (settings.redis_port,))
-    _wait_until(lambda: redis_answers(settings.redis_url), 30, f"Redis at {settings.redis_url}",
+    _wait_until(lambda: redis_answers(settings.redis_url, **settings.redis_options()), 30,
+                f"Redis at {shown_url(settings.redis_url)}",
                 pid, settings.data_dir / "logs" / "redis.log")
     return pid
+
+
+def _redis_access(settings: Settings) -> list[str]:
+    """Redis's arguments for the settings' credentials: an ACL user (the default user off), or a password."""
+    if not settings.redis_password:
+        return []
+    if settings.redis_username and settings.redis_username != "default":
+        return ["--user", "default", "off", "--user", settings.redis_username, "on", f">{settings.redis_password}",
+                "~*", "&*", "+@all"]
+    return ["--requirepass", settings.redis_password]
 
 
 # ----------------------------------------------------------------------------- the stack
@@ -351,7 +406,7 @@ def status(settings: Settings) -> list[Status]:
     """Who runs Kafka and Redis, where, and whether each answers."""
     return [
         Status("kafka", settings.kafka_bootstrap, not settings.kafka_external, _read_pid(settings, "kafka"),
-               kafka_answers(settings.kafka_bootstrap, timeout_s=2)),
-        Status("redis", settings.redis_url, not settings.redis_external, _read_pid(settings, "redis"),
-               redis_answers(settings.redis_url)),
+               kafka_answers(settings, timeout_s=2)),
+        Status("redis", shown_url(settings.redis_url), not settings.redis_external, _read_pid(settings, "redis"),
+               redis_answers(settings.redis_url, **settings.redis_options())),
     ]

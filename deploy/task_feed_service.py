@@ -2,7 +2,9 @@
 
 The loader is at-least-once with idempotent effects: a task is queued (once per `task_id`, see
 `TaskQueues.add`) before its offset is committed, so a restart re-reads at most a few tasks and queues none
-twice. Reports go to `outcomes` with acks=all before the task is marked done.
+twice. Reports go to `outcomes` with acks=all before the task is marked done. When Redis has lost the queues (a
+restart without its last second of AOF, a flush: a marker key is gone), every task is read again from Kafka and
+queued unless `outcomes` holds its report.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from deploy.config import Settings
-from deploy.consumers import rewind_to_committed
+from deploy.consumers import RedisLoss, rewind_to_committed
 from dispatch.clock import pick_clock
 from dispatch.task_feed_api import build_app
 from dispatch.task_queue import TaskQueues
@@ -23,9 +25,11 @@ from dispatch.tasks import queue_of
 from schemas.deadletter import dead_letter
 from schemas.decode import InvalidRecord, decode_typed
 from schemas.records import Outcome, PhoneTask, VisitTask, encode
+from streams.kafka_security import client_options
 
 log = logging.getLogger(__name__)
 TASK_TYPES: dict[str, type[PhoneTask] | type[VisitTask]] = {"dispatch.phone": PhoneTask, "dispatch.visit": VisitTask}
+TASK_CHANNELS = ("phone", "visit")  # the outcomes a task's report carries
 
 
 def feed_prefix(settings: Settings) -> str:
@@ -34,14 +38,15 @@ def feed_prefix(settings: Settings) -> str:
 
 
 async def run(settings: Settings, port: int, clock: str = "wall", claim_timeout_s: float = 1800.0,
-              stop: asyncio.Event | None = None) -> None:
-    """Load tasks and serve the API on 127.0.0.1:`port` until `stop` is set (or forever)."""
+              stop: asyncio.Event | None = None, rebuild: bool = False) -> None:
+    """Load tasks and serve the API on 127.0.0.1:`port` until `stop` is set (or forever); the queues are rebuilt
+    from Kafka at start with `rebuild`, and whenever Redis is found to have lost them."""
     by_topic = {settings.topic(logical): logical for logical in TASK_TYPES}
-    consumer = AIOKafkaConsumer(*by_topic, bootstrap_servers=settings.kafka_bootstrap,
+    consumer = AIOKafkaConsumer(*by_topic, **client_options(settings),
                                 group_id=f"{settings.app_id}-task-feed", enable_auto_commit=False,
                                 auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
+    redis = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
     queues = TaskQueues(redis, feed_prefix(settings), int(claim_timeout_s * 1000))
     event_clock, now_ms = pick_clock(clock)
 
@@ -55,7 +60,13 @@ async def run(settings: Settings, port: int, clock: str = "wall", claim_timeout_
     await runner.setup()
     await web.TCPSite(runner, settings.bind_host, port).start()
     log.info("task feed on http://%s:%d/v1/tasks", settings.bind_host, port)
+    loss = RedisLoss(redis, f"{feed_prefix(settings)}loaded", settings,
+                     lambda o: o.task_id if o.channel in TASK_CHANNELS else None, log, rebuild)
+    await loss.start(consumer, list(TASK_TYPES))
+
     async def step() -> None:
+        if await loss.check(consumer):
+            return
         batches = await consumer.getmany(timeout_ms=500, max_records=500)
         for tp, messages in batches.items():
             logical = by_topic[tp.topic]
@@ -68,7 +79,8 @@ async def run(settings: Settings, port: int, clock: str = "wall", claim_timeout_
                     await producer.send_and_wait(settings.topic("deadletter"), encode(dead), key=msg.key)
                     continue
                 event_clock.advance(task.ts)
-                await queues.add(queue_of(task), task.task_id, msg.value)
+                if task.task_id not in loss.finished:  # reported before Redis lost it: not opened again
+                    await queues.add(queue_of(task), task.task_id, msg.value)
             await consumer.commit({tp: messages[-1].offset + 1})
 
     try:

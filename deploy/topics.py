@@ -4,7 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deploy.config import Settings
-from schemas.topics import COMPACTED_TOPICS, CONTRACT_TOPICS, DEADLETTER_TOPIC, INTERNAL_TOPICS, SIGNAL_TOPICS
+from schemas.topics import (
+    COMPACTED_TOPICS,
+    CONTRACT_TOPICS,
+    DEADLETTER_TOPIC,
+    INTERNAL_TOPICS,
+    SIGNAL_TOPICS,
+)
+from streams.kafka_security import client_options
 
 DEADLETTER_RETENTION_MS = 365 * 24 * 3600 * 1000  # a year: dead letters are evidence to be replayed or audited
 
@@ -40,7 +47,7 @@ def create_topics(settings: Settings) -> list[tuple[str, str]]:
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="yujing-topics")
+    admin = KafkaAdminClient(**client_options(settings), client_id="yujing-topics")
     try:
         brokers = len(admin.describe_cluster()["brokers"])
         replication = min(3, brokers)

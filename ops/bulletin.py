@@ -16,11 +16,26 @@ from typing import Any
 
 import msgspec
 
+from schemas.decode import InvalidRecord, decode_typed
+from schemas.records import (
+    AccountInterception,
+    DomainInterception,
+    FraudWarning,
+    NumberInterception,
+    Outcome,
+    PaymentInterception,
+    PhoneTask,
+    SmsTask,
+    VisitTask,
+)
 from streams.kafka_io import Cluster, read_to_end
 
 LOCAL = timezone(timedelta(hours=8))
-TOPICS = ("warnings", "dispatch.sms", "dispatch.phone", "dispatch.visit", "interception.payment",
-          "interception.domain", "interception.number", "interception.account", "outcomes")
+TOPIC_TYPES: dict[str, type[msgspec.Struct]] = {
+    "warnings": FraudWarning, "dispatch.sms": SmsTask, "dispatch.phone": PhoneTask, "dispatch.visit": VisitTask,
+    "interception.payment": PaymentInterception, "interception.domain": DomainInterception,
+    "interception.number": NumberInterception, "interception.account": AccountInterception, "outcomes": Outcome}
+TOPICS = tuple(TOPIC_TYPES)
 
 
 def _in_period(ts: int, start: date, days: int) -> bool:
@@ -64,13 +79,25 @@ def figures(records: dict[str, list[dict[str, Any]]], start: date, days: int) ->
     }
 
 
-def read_records(settings: Cluster) -> dict[str, list[dict[str, Any]]]:
-    """Every record of the bulletin's topics."""
+def parse_records(values: dict[str, list[bytes | None]]) -> tuple[dict[str, list[dict[str, Any]]], int]:
+    """The records of each topic that fit its schema, and how many did not (a tombstone, bad JSON, a wrong field):
+    those are left out of the figures and counted, never the end of the bulletin."""
     out: dict[str, list[dict[str, Any]]] = {}
-    for topic in TOPICS:
-        out[topic] = [doc for m in read_to_end(settings, settings.topic(topic))
-                      if isinstance(doc := msgspec.json.decode(m.value), dict)]
-    return out
+    left_out = 0
+    for topic, raws in values.items():
+        out[topic] = []
+        for raw in raws:
+            try:
+                out[topic].append(msgspec.to_builtins(decode_typed(TOPIC_TYPES[topic], raw)))
+            except InvalidRecord:
+                left_out += 1
+    return out, left_out
+
+
+def read_records(settings: Cluster) -> tuple[dict[str, list[dict[str, Any]]], int]:
+    """Every record of the bulletin's topics that fits its schema, and how many were left out."""
+    return parse_records({topic: [m.value for m in read_to_end(settings, settings.topic(topic))]
+                          for topic in TOPICS})
 
 
 def markdown(f: dict[str, Any]) -> str:
@@ -85,6 +112,8 @@ def markdown(f: dict[str, Any]) -> str:
             ("Stop-payment requests", f"{f['stop_payments']} ({yuan(f['stop_payment_fen'])})"),
             ("People dissuaded", f["dissuaded"]), ("Already lost", f["already_lost"]),
             ("False alarms", f["false_alarms"]), ("Losses avoided (reported)", yuan(f["saved_fen"]))]
+    if f.get("left_out"):
+        rows.append(("Malformed records left out (see the topics)", f["left_out"]))
     lines = [f"# Anti-fraud early warning bulletin, {f['period']}", "", "| figure | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     lines += ["", "## Success rate by station (dissuaded of closed calls and visits)", "",

@@ -13,6 +13,8 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 
+from streams.kafka_security import Secured, client_options
+
 log = logging.getLogger(__name__)
 
 
@@ -48,11 +50,11 @@ class IdentityReplica(Mapping[bytes, bytes]):
         else:
             self._data[key] = value
 
-    def load(self, bootstrap: str, topic: str, timeout: float = 120.0) -> None:
+    def load(self, cluster: Secured, topic: str, timeout: float = 120.0) -> None:
         """Read the changelog to its current end (before the worker starts: it starts with the whole registry)."""
         from kafka import KafkaConsumer, TopicPartition
 
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+        consumer = KafkaConsumer(**client_options(cluster), enable_auto_commit=False, group_id=None)
         try:
             parts = consumer.partitions_for_topic(topic)
             if not parts:
@@ -73,7 +75,7 @@ class IdentityReplica(Mapping[bytes, bytes]):
             consumer.close()
         log.info("identity replica: %d keys loaded from %s", len(self._data), topic)
 
-    async def follow(self, bootstrap: str, topic: str) -> None:
+    async def follow(self, cluster: Secured, topic: str) -> None:
         """Apply the changelog as it grows, for as long as the worker runs."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -81,10 +83,10 @@ class IdentityReplica(Mapping[bytes, bytes]):
         parts: set[int] = set()
         while not parts:  # faust creates the changelog topic as it starts
             # (aiokafka's consumer knows the partitions of assigned topics only: ask with kafka-python)
-            parts = await loop.run_in_executor(None, partitions_of, bootstrap, topic)
+            parts = await loop.run_in_executor(None, partitions_of, cluster, topic)
             if not parts:
                 await asyncio.sleep(0.5)
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+        consumer = AIOKafkaConsumer(**client_options(cluster), enable_auto_commit=False,
                                     group_id=None)
         await consumer.start()
         try:
@@ -101,11 +103,11 @@ class IdentityReplica(Mapping[bytes, bytes]):
             await consumer.stop()
 
 
-def partitions_of(bootstrap: str, topic: str) -> set[int]:
+def partitions_of(cluster: Secured, topic: str) -> set[int]:
     """The partitions a topic has now (empty when it does not exist yet)."""
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(**client_options(cluster), enable_auto_commit=False, group_id=None)
     try:
         return set(consumer.partitions_for_topic(topic) or ())
     finally:

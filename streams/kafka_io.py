@@ -8,12 +8,14 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from streams.envelope import unpack
+from streams.kafka_security import KafkaSecurity, client_options
 
 
 class Cluster(Protocol):
     """Where the topics are: what these functions need of the settings (deploy.config.Settings has it)."""
 
     kafka_bootstrap: str
+    kafka_security: KafkaSecurity
     topic_prefix: str
     app_id: str
 
@@ -23,7 +25,7 @@ class Cluster(Protocol):
 
 def produce(settings: Cluster, logical: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
     """Send (key, value) messages to a logical topic and wait until the broker has them all."""
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(**client_options(settings), acks="all")
     try:
         for key, value in messages:
             producer.send(settings.topic(logical), key=key, value=value)
@@ -39,7 +41,7 @@ def end_offsets(settings: Cluster, logical: str) -> dict[int, int]:
 
 def end_offsets_of(settings: Cluster, logicals: Iterable[str]) -> dict[str, dict[int, int]]:
     """The current end offsets of several logical topics, through one client (a client costs ~85 ms of CPU)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
     try:
         out: dict[str, dict[int, int]] = {}
         for logical in logicals:
@@ -53,7 +55,7 @@ def end_offsets_of(settings: Cluster, logicals: Iterable[str]) -> dict[str, dict
 
 def partition_counts(settings: Cluster, logicals: Iterable[str]) -> dict[str, int]:
     """How many partitions each logical topic has on the broker (topics not there yet: left out)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
     try:
         counts = {logical: len(consumer.partitions_for_topic(settings.topic(logical)) or ()) for logical in logicals}
         return {logical: n for logical, n in counts.items() if n}
@@ -68,7 +70,7 @@ def consume(settings: Cluster, logical: str, expect: int, timeout: float = 60.0,
     It then lingers a little: more messages than expected is a result the caller must see. The envelopes of
     `yujing.events` and `yujing.contacts` are unpacked: their records count, their marks do not.
     """
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
     got: list = []
     enveloped = logical in ("yujing.events", "yujing.contacts")
 
@@ -106,7 +108,7 @@ def read_to_end(settings: Cluster, topic: str, timeout: float = 30.0) -> list[Co
 
     Only committed transactions are read (the hot path's changelogs are written in transactions; a killed
     worker's open one is aborted), so the end is the last stable offset."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None,
+    consumer = KafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None,
                              isolation_level="read_committed")
     got: list[ConsumerRecord] = []
     try:
@@ -142,8 +144,8 @@ def group_lags(settings: Cluster, groups: str | Iterable[str]) -> dict[TopicPart
     """Messages consumer groups have not committed, per partition of every topic of ours they have committed on."""
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
+    admin = KafkaAdminClient(**client_options(settings))
+    consumer = KafkaConsumer(**client_options(settings), group_id=None)
     try:
         committed = {}
         for group in [groups] if isinstance(groups, str) else groups:

@@ -87,7 +87,7 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     processor, replica, tables = _processor(app, settings, metrics)
     if model is not None:
         processor.on_person = Decider(model, model.tier_policy(), Ages(processor.lookup))
-    redis_client = aioredis.Redis.from_url(settings.redis_url)
+    redis_client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
     redis_prefix = settings.redis_prefix
     routes = load_routes()
     dispatcher = Dispatcher(routes, Cooldown(redis_client, redis_prefix, routes.cooldown_ms), processor.lookup,
@@ -152,11 +152,11 @@ def _processor(app: faust.App, settings: Settings,
     identity = app.Table("identity", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     replica = IdentityReplica()
     changelog = f"{settings.app_id}-identity-changelog"
-    replica.load(settings.kafka_bootstrap, changelog)
+    replica.load(settings, changelog)
 
     @app.task
     async def follow_identity() -> None:
-        await replica.follow(settings.kafka_bootstrap, changelog)
+        await replica.follow(settings, changelog)
 
     tables = {"persons": PartitionedTable("persons", encode_state, decode_state),
               "pending": ChunkedTable("pending", encode_pending, decode_pending),

@@ -10,6 +10,7 @@ from aiokafka.errors import KafkaError
 
 from deploy.app.partitioned import PartitionedTable
 from deploy.config import Settings
+from streams.kafka_security import client_options
 
 
 def changelog_topic(settings: Settings, table: str) -> str:
@@ -39,7 +40,7 @@ def ensure_changelogs(settings: Settings, tables: Iterable[str], partitions: int
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="yujing-changelogs")
+    admin = KafkaAdminClient(**client_options(settings), client_id="yujing-changelogs")
     try:
         brokers = len(admin.describe_cluster()["brokers"])
         existing = set(admin.list_topics())
@@ -69,7 +70,7 @@ async def restore(settings: Settings, tables: list[tuple[PartitionedTable, list[
     read = {t.name: 0 for t, _ in tables}
     if not tps:
         return read
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False,
                                 group_id=None, auto_offset_reset="earliest", isolation_level="read_committed",
                                 max_partition_fetch_bytes=4 * 1024 * 1024)
     await consumer.start()
@@ -99,7 +100,7 @@ async def restore(settings: Settings, tables: list[tuple[PartitionedTable, list[
 
 async def wait_for_leaders(settings: Settings, tables: list[str], partitions: int, timeout_s: float = 60.0) -> None:
     """Until every changelog partition has a leader that answers (a topic just created may not yet)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
         tps = [TopicPartition(changelog_topic(settings, t), p) for t in tables for p in range(partitions)]
@@ -121,7 +122,7 @@ async def _stable_ends(settings: Settings, committed: AIOKafkaConsumer, tps: lis
     """The end offsets now, once every transaction open on these partitions has ended (the last stable offset
     has reached the end seen at the start). Partition by partition: a writer that keeps checkpointing holds
     no partition back for long, though all of them are seldom stable at one moment."""
-    plain = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None)
+    plain = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
     await plain.start()
     try:
         high = await plain.end_offsets(tps)

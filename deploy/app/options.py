@@ -5,10 +5,13 @@ import json
 import os
 from typing import Any
 
+import faust
+
 from deploy.config import Settings
 from schemas.topics import SIGNAL_TOPICS
 from schemas.units import HOUR_MS, MINUTE_MS
 from streams.kafka_io import partition_counts
+from streams.kafka_security import KafkaSecurity
 from streams.person_state import StatePolicy
 from streams.value_index import IndexPolicy
 from streams.watermarks import Topology
@@ -37,6 +40,17 @@ def faust_overrides(env: dict[str, str] | None = None) -> dict[str, Any]:
     return options
 
 
+def faust_credentials(security: KafkaSecurity) -> dict[str, Any]:
+    """faust.App options for a secured broker: its SASL credentials (over TLS or not), or its TLS context alone."""
+    if security.sasl:
+        return {"broker_credentials": faust.SASLCredentials(username=security.username, password=security.password,
+                                                            ssl_context=security.ssl_context(),
+                                                            mechanism=security.mechanism)}
+    if security.tls:
+        return {"broker_credentials": faust.SSLCredentials(security.ssl_context())}
+    return {}
+
+
 def faust_options(settings: Settings) -> dict[str, Any]:
     """The faust.App options of a worker: broker, RocksDB stores under the data folder, delivery and liveness."""
     datadir = settings.data_dir / "faust" / settings.app_id  # faust names table files without the app id
@@ -57,6 +71,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         broker_heartbeat_interval=3.0,
         **CLOSED_PAGES,
     )
+    options |= faust_credentials(settings.kafka_security)
     if settings.worker_name:  # static membership: restarted under the same name, it rejoins without a wait
         options["consumer_group_instance_id"] = f"{settings.app_id}-{settings.worker_name}"
     return options | faust_overrides()

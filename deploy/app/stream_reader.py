@@ -39,7 +39,13 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
 from deploy.app.agent_loop import REDIS_DOWN, dead_output, handle_now, until_answered
-from deploy.app.changelog import changelog_topic, ensure_changelogs, restore, send_records, wait_for_leaders
+from deploy.app.changelog import (
+    changelog_topic,
+    ensure_changelogs,
+    restore,
+    send_records,
+    wait_for_leaders,
+)
 from deploy.app.fencing import Member, fence
 from deploy.app.handlers import Handlers
 from deploy.app.marks import MarkDeduper, PassedOn, owned_marks
@@ -57,6 +63,7 @@ from streams.envelope import (
     items,
 )
 from streams.kafka_io import pipeline_groups
+from streams.kafka_security import client_options
 from streams.processor import Processor, progress_ts
 from streams.watermarks import Mark, Marks
 
@@ -266,7 +273,7 @@ class StreamReader:
         s = self.settings
         name = f"{s.app_id}-{s.worker_name}-stream" if s.worker_name else None
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap, group_id=pipeline_groups(s)[1], group_instance_id=name,
+            **client_options(s), group_id=pipeline_groups(s)[1], group_instance_id=name,
             enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=10_000,
             heartbeat_interval_ms=3_000, max_partition_fetch_bytes=4 * 1024 * 1024,
             # A quiet source is idle once a fetch sent the idle time after its last record comes back empty; a
@@ -275,12 +282,12 @@ class StreamReader:
             # everything is quiet (docs/scaling.md, seventh step).
             fetch_max_wait_ms=max(10, min(FETCH_MAX_WAIT_MS, s.idle_after_ms // 4)),
             fetch_min_bytes=self.fetch_min_bytes)
-        self.producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True,
+        self.producer = AIOKafkaProducer(**client_options(s), acks="all", enable_idempotence=True,
                                          max_request_size=4 * 1024 * 1024)
         # A stable transactional id lets a restarted worker abort its predecessor's open checkpoint at once;
         # another worker taking the partitions over waits for the transaction's timeout at most.
         self.checkpointer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap, transactional_id=f"{pipeline_groups(s)[1]}-{s.worker_name or uuid4()}",
+            **client_options(s), transactional_id=f"{pipeline_groups(s)[1]}-{s.worker_name or uuid4()}",
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS, max_request_size=4 * 1024 * 1024,
             max_batch_size=CHANGELOG_BATCH_BYTES)
         await self.producer.start()

@@ -26,9 +26,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def stack() -> Settings:
     """The running stack's settings; integration tests fail (never skip) when it is not answering."""
     settings = load_settings()
-    if not kafka_answers(settings.kafka_bootstrap):
+    if not kafka_answers(settings):
         pytest.fail(f"no Kafka at {settings.kafka_bootstrap}: run the tests through scripts/test.sh")
-    if not redis_answers(settings.redis_url):
+    if not redis_answers(settings.redis_url, **settings.redis_options()):
         pytest.fail(f"no Redis at {settings.redis_url}: run the tests through scripts/test.sh")
     return settings
 

@@ -37,7 +37,7 @@ def _exposure(sid: str, fraud_type: str, ts: int) -> tuple[bytes, bytes]:
 
 def _cooldown(settings: Settings, person: str, tier: str, ts: int, wid: str) -> bool:
     async def run() -> bool:
-        client = aioredis.Redis.from_url(settings.redis_url)
+        client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
         try:
             cd = Cooldown(client, settings.redis_prefix, load_routes().cooldown_ms)
             return await cd.acquire(person, tier, ts, wid)

@@ -70,7 +70,7 @@ class SmsSettled:
 def _sms_settled(settings: Settings, base: str, sms: set[str], timeout: float = 30.0) -> SmsSettled:
     """Wait until every SMS sent is received by the gateway, has a receipt (the adapter's done mark in Redis
     holds its outcome) or is parked for its quiet hours; then say which is which."""
-    r = redis.Redis.from_url(settings.redis_url)
+    r = redis.Redis.from_url(settings.redis_url, **settings.redis_options())
     prefix = f"{settings.redis_prefix}sms:"
     deadline = time.monotonic() + timeout
     try:

@@ -13,6 +13,7 @@ from deploy.config import Settings
 from schemas.records import DeadLetter, Outcome, SmsTask, encode
 from streams.kafka_io import consume, produce
 from tests.integration.harness import cli_process, free_port, wait_http
+from tests.integration.scenario import wait_for
 
 T = 1_764_547_200_000
 
@@ -69,3 +70,36 @@ def test_retries_then_delivers_once_and_reports_expired(isolated: Settings, tmp_
     assert 'yujing_sms_deliveries_total{kind="warning",outcome="sms_delivered"} 2.0' in metrics
     assert 'yujing_sms_deliveries_total{kind="warning",outcome="sms_failed"} 1.0' in metrics
     assert 'yujing_sms_waiting{kind="warning"} 1.0' in metrics  # m-quiet, parked until 08:00
+
+
+def test_parked_messages_lost_with_redis_are_parked_again_and_nothing_is_sent_twice(isolated: Settings,
+                                                                                   tmp_path: Path) -> None:
+    import redis
+
+    port, metrics_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    prefix = f"{isolated.redis_prefix}sms:"
+    with cli_process(isolated, tmp_path, "gw", "test-gateway", "--port", str(port)):
+        wait_http(f"{base}/admin/messages")
+        produce(isolated, "dispatch.sms", [
+            _task("m-sent", T, T + 3_600_000),
+            _task("m-later", T, T + 20 * 3_600_000, not_before_ts=T + 10 * 3_600_000),  # parked in Redis
+        ])
+        with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", f"{base}/send", "--rate", "20",
+                         "--clock", "event", "--metrics-port", str(metrics_port)):
+            consume(isolated, "outcomes", expect=1, timeout=60)
+            r = redis.Redis.from_url(isolated.redis_url)
+            try:
+                wait_for(lambda: r.zcard(prefix + "parked") == 1, 30, "m-later parked")
+                gone = r.delete(*r.scan_iter(match=prefix + "*"))  # Redis comes back without its data
+                assert gone >= 3  # parked, done mark, marker
+                wait_for(lambda: r.zcard(prefix + "parked") == 1, 60, "m-later parked again")
+                assert [msgspec.json.decode(m, type=SmsTask).message_id for m in r.zrange(prefix + "parked", 0, -1)] \
+                    == ["m-later"]
+            finally:
+                r.close()
+            messages = _http(f"{base}/admin/messages")
+    log = (tmp_path / "adapter.log").read_text()
+    assert "rebuilding what Redis kept from Kafka" in log, log
+    assert messages["m-sent"]["attempts"] == 1 and "m-later" not in messages  # not sent again; not due yet
+    assert len(consume(isolated, "outcomes", expect=1, timeout=5, linger=1)) == 1

@@ -49,7 +49,7 @@ def test_up_status_topics_down_and_up_again_keeps_data(tmp_path: Path) -> None:
         assert topics.stdout.count("created") == len(CONTRACT_TOPICS + INTERNAL_TOPICS)
 
         produce(settings, "registry.subjects", [(b"s1", b'{"kept": true}')])
-        redis.Redis.from_url(settings.redis_url).set("cooldown:s1", "1")
+        redis.Redis.from_url(settings.redis_url, **settings.redis_options()).set("cooldown:s1", "1")
 
         down = _yujing(env, "stack", "down")
         assert down.returncode == 0 and "kafka" in down.stdout and "redis" in down.stdout
@@ -58,7 +58,7 @@ def test_up_status_topics_down_and_up_again_keeps_data(tmp_path: Path) -> None:
 
         assert _yujing(env, "stack", "up").returncode == 0
         assert [m.value for m in consume(settings, "registry.subjects", expect=1)] == [b'{"kept": true}']
-        assert redis.Redis.from_url(settings.redis_url).get("cooldown:s1") == b"1"  # AOF replayed
+        assert redis.Redis.from_url(settings.redis_url, **settings.redis_options()).get("cooldown:s1") == b"1"  # AOF replayed
     finally:
         _yujing(env, "stack", "down")
 

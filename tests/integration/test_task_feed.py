@@ -34,7 +34,7 @@ def _age_claims(settings: Settings, seconds: float) -> int:
     """Make every held claim of the feed look idle for `seconds`, as if its holder had gone quiet; how many."""
     import redis
 
-    r = redis.Redis.from_url(settings.redis_url)
+    r = redis.Redis.from_url(settings.redis_url, **settings.redis_options())
     aged = 0
     try:
         for stream in r.scan_iter(match=f"{feed_prefix(settings)}q:*"):
@@ -199,3 +199,41 @@ def test_own_grid_priority_claims_reports_and_refusals(isolated: Settings, feed:
     assert sorted((d.topic, d.reason, d.field) for d in dead) == [
         ("dispatch.visit", "Object missing required field `warning_id`", "warning_id"),
         ("dispatch.visit", "empty message (null value)", None)]
+
+
+def _forget_everything(settings: Settings) -> int:
+    """Delete every key the feed keeps in Redis, as a Redis restarted without its data would have; how many."""
+    import redis
+
+    r = redis.Redis.from_url(settings.redis_url)
+    try:
+        keys = list(r.scan_iter(match=f"{feed_prefix(settings)}*"))
+        return int(r.delete(*keys)) if keys else 0
+    finally:
+        r.close()
+
+
+def test_queues_lost_with_redis_are_rebuilt_from_kafka_every_open_task_once(
+        isolated: Settings, feed: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    base, env = feed
+    grid = Feed(base, feed_token(env, "--grid", "G0003", "--worker", "gina"))
+    produce(isolated, "dispatch.visit", [_visit(f"r-{i}", "G0003", "T2", T + (i + 1) * HOUR) for i in range(5)])
+    assert [t["task_id"] for t in _wait_tasks(grid, 5)] == [f"r-{i}" for i in range(5)]
+    assert grid.call("POST", "/v1/tasks/r-0/claim")[0] == 200
+    assert grid.call("POST", "/v1/tasks/r-0/outcome", {"outcome": "visited"})[0] == 202  # finished
+    assert grid.call("POST", "/v1/tasks/r-1/claim")[0] == 200  # held, not reported
+    consume(isolated, "outcomes", expect=1, timeout=30)
+
+    assert _forget_everything(isolated) > 5  # queues, task records, tokens, the marker
+    deadline = time.monotonic() + 60
+    while "rebuilding what Redis kept from Kafka" not in (tmp_path / "feed.log").read_text():
+        assert time.monotonic() < deadline, (tmp_path / "feed.log").read_text()
+        time.sleep(0.5)
+    assert grid.call("GET", "/v1/tasks")[0] == 401  # the tokens went with Redis: issued again
+    grid = Feed(base, feed_token(env, "--grid", "G0003", "--worker", "gina"))
+    tasks = _wait_tasks(grid, 4)
+    time.sleep(2)  # nothing more comes
+    tasks = grid.tasks()
+    assert [t["task_id"] for t in tasks] == ["r-1", "r-2", "r-3", "r-4"]  # once each; the reported one not again
+    assert not any(t["mine"] for t in tasks)  # the claim went with Redis: the task is open again
+    assert len(consume(isolated, "outcomes", expect=1, timeout=5, linger=1)) == 1

@@ -34,3 +34,27 @@ def test_the_data_folder_is_the_checkouts_var_data_or_the_users_data_folder_when
     monkeypatch.setattr(config, "PROJECT_ROOT", tmp_path / "site-packages")  # an installed wheel: no pyproject.toml
     assert load_settings({"XDG_DATA_HOME": str(tmp_path / "share")}).data_dir == tmp_path / "share" / "yujing"
     assert load_settings({"YUJING_DATA_DIR": str(tmp_path / "d")}).data_dir == tmp_path / "d"
+
+
+def test_credentials_come_from_files_never_show_in_a_repr_and_nonsense_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "kafka").write_text("s3cret-kafka\n")
+    (tmp_path / "redis").write_text("s3cret-redis\n")
+    settings = load_settings({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+                              "KAFKA_SASL_USERNAME": "yujing", "KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "kafka"),
+                              "KAFKA_SASL_PASSWORD": "ignored", "REDIS_USERNAME": "yujing",
+                              "REDIS_PASSWORD_FILE": str(tmp_path / "redis"), "REDIS_URL": "rediss://r:6380/0",
+                              "REDIS_SSL_CAFILE": "/ca.pem", "YUJING_DATA_DIR": str(tmp_path)})
+    assert settings.kafka_security.password == "s3cret-kafka" and settings.redis_password == "s3cret-redis"
+    assert "s3cret" not in repr(settings)
+    assert settings.redis_options() == {"username": "yujing", "password": "s3cret-redis", "ssl_ca_certs": "/ca.pem"}
+    child = load_settings(settings.to_env())  # what a child process is given (it names the broker it was given)
+    assert (child.kafka_security, child.redis_password, child.redis_options()) == (
+        settings.kafka_security, settings.redis_password, settings.redis_options())
+    options = settings.kafka_security.client_options()
+    assert options["security_protocol"] == "SASL_SSL" and options["sasl_plain_password"] == "s3cret-kafka"
+    with pytest.raises(SystemExit, match="KAFKA_SASL_MECHANISM"):
+        load_settings({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"})
+    with pytest.raises(SystemExit, match="must be one of"):
+        load_settings({"KAFKA_SECURITY_PROTOCOL": "TLS"})
+    with pytest.raises(SystemExit, match="cannot read"):
+        load_settings({"REDIS_PASSWORD_FILE": str(tmp_path / "missing")})

@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from ops.bulletin import figures, write
+from ops.bulletin import figures, parse_records, write
+from schemas.records import Outcome, encode
 
 DAY = 1_764_547_200_000  # 2025-12-01 08:00 local
 
@@ -33,3 +34,13 @@ def test_figures_count_the_day_once_each(tmp_path: Path) -> None:
     md, page = write(f, tmp_path)
     assert "| Warning instructions handled | 2 |" in md.read_text() and "| ST1 | 2 | 1 | 50% |" in md.read_text()
     assert "data:image/png;base64," in page.read_text()
+
+
+def test_malformed_records_are_left_out_and_counted_not_the_end_of_the_bulletin(tmp_path: Path) -> None:
+    good = encode(Outcome(warning_id="w1", channel="visit", outcome="dissuaded", ts=DAY, task_id="v1"))
+    records, left_out = parse_records({"outcomes": [good, None, b"not json", b'{"warning_id": 5}', b"[]"],
+                                       "warnings": [b'{"warning_id": "w9", "tier": "T1"}']})
+    assert left_out == 5 and [r["task_id"] for r in records["outcomes"]] == ["v1"] and records["warnings"] == []
+    f = figures(records, date(2025, 12, 1), 1) | {"left_out": left_out}
+    md, _ = write(f, tmp_path)
+    assert f["dissuaded"] == 1 and "| Malformed records left out (see the topics) | 5 |" in md.read_text()

@@ -1,0 +1,118 @@
+"""Through a broker that takes only SASL_SSL and a Redis with an ACL user: the pipeline decides as it does in the
+clear; clients without the credentials, with a wrong password or without the CA are refused; no password is
+printed."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import msgspec
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from deploy import stack as local_stack
+from deploy.config import Settings
+from deploy.credentials import SERVICE_USER, make_compose_secrets
+from deploy.topics import create_topics
+from deploy.workers import WorkerProcess
+from schemas.internal import Decision
+from streams.kafka_io import consume
+from streams.kafka_security import KafkaSecurity, client_options
+from tests.integration.harness import free_port
+from tests.integration.scenario import feed_refund_scam
+
+
+@pytest.fixture
+def secured(stack: Settings, tmp_path: Path, small_model: Path) -> Iterator[Settings]:
+    """A stack of its own: a KRaft broker with only a SASL_SSL listener (PLAIN and SCRAM users, a local CA) and
+    a Redis whose default user is off."""
+    data, kafka_port, redis_port = tmp_path / "data", free_port(), free_port()
+    settings = dataclasses.replace(
+        stack, data_dir=data, kafka_port=kafka_port, kafka_controller_port=kafka_port + 1,
+        kafka_bootstrap=f"127.0.0.1:{kafka_port}", kafka_external=False, redis_port=redis_port,
+        redis_url=f"redis://127.0.0.1:{redis_port}/0", redis_external=False, web_port=free_port(),
+        kafka_security=KafkaSecurity("SASL_SSL", "SCRAM-SHA-512", "yujing-app", secrets.token_urlsafe(16),
+                                     cafile=str(data / "tls" / "ca.pem")),
+        redis_username="yujing-app", redis_password=secrets.token_urlsafe(16), signal_partitions=2, partitions=2)
+    try:
+        local_stack.up(settings)
+        create_topics(settings)
+        shutil.copytree(small_model, data / "model")
+        yield settings
+    finally:
+        local_stack.down(settings)
+
+
+def _refused(settings: Settings, security: KafkaSecurity) -> str:
+    """Why a producer with these settings could not send ('' when it could)."""
+    async def attempt() -> str:
+        producer = AIOKafkaProducer(**client_options(dataclasses.replace(settings, kafka_security=security)),
+                                    request_timeout_ms=5000)
+        try:
+            await asyncio.wait_for(producer.start(), 20)
+            await asyncio.wait_for(producer.send_and_wait(settings.topic("signals.telecom"), b"{}"), 20)
+            return ""
+        except Exception as exc:  # noqa: BLE001  (whatever the client raises, the point is that it raised)
+            return f"{type(exc).__name__}: {exc}"
+        finally:
+            await asyncio.wait_for(producer.stop(), 10)
+    return asyncio.run(attempt())
+
+
+def test_the_pipeline_works_through_sasl_ssl_and_a_redis_acl_and_nobody_else_gets_in(secured: Settings,
+                                                                                   tmp_path: Path) -> None:
+    security = secured.kafka_security
+    worker = WorkerProcess(secured, tmp_path / "worker.log").start()
+    try:
+        feed_refund_scam(secured)
+        decisions = [msgspec.json.decode(m.value, type=Decision)
+                     for m in consume(secured, "yujing.decisions", expect=2, timeout=60, linger=2)]
+        assert [d.tier for d in decisions][-1:] == ["T1"], worker.log_tail()
+    finally:
+        worker.stop()
+    assert local_stack.redis_answers(secured.redis_url, **secured.redis_options())
+    assert not local_stack.redis_answers(secured.redis_url)  # the default user is off
+    assert not local_stack.redis_answers(secured.redis_url, username=secured.redis_username, password="wrong")
+
+    assert _refused(secured, dataclasses.replace(security, mechanism="PLAIN")) == ""  # PLAIN works too
+    assert "Unable to bootstrap" in _refused(secured, dataclasses.replace(security, password="wrong"))
+    assert "Unable to bootstrap" in _refused(secured, KafkaSecurity())  # plaintext
+    assert "Unable to bootstrap" in _refused(secured, dataclasses.replace(security, cafile=""))  # unknown CA
+
+    status = subprocess.run([sys.executable, "-m", "deploy.cli", "stack", "status"], capture_output=True, text=True,
+                            env={**os.environ, **secured.to_env(), "YUJING_KAFKA_PORT": str(secured.kafka_port),
+                                 "YUJING_REDIS_PORT": str(secured.redis_port)}, check=True)
+    log = (tmp_path / "worker.log").read_text()
+    for secret in (security.password, secured.redis_password):
+        assert secret not in status.stdout + status.stderr and secret not in log
+    assert status.stdout.count(" answering") == 2, status.stdout
+
+
+def test_the_compose_secrets_let_the_service_user_into_redis_and_nobody_else(tmp_path: Path) -> None:
+    made = {p.name: p for p in make_compose_secrets(tmp_path / "secrets")}
+    port = free_port()
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--aclfile", str(made["redis_users.acl"])], stdout=subprocess.DEVNULL)
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        password = made["redis_password"].read_text().strip()
+        deadline = time.monotonic() + 20
+        while not local_stack.redis_answers(url, username=SERVICE_USER, password=password):
+            assert time.monotonic() < deadline and server.poll() is None, "redis-server did not take the ACL file"
+            time.sleep(0.2)
+        assert not local_stack.redis_answers(url)
+        assert not local_stack.redis_answers(url, username=SERVICE_USER, password="x")
+    finally:
+        server.terminate()
+        server.wait(10)
+    broker = dict(line.split("=", 1) for line in made["kafka_broker.secrets"].read_text().splitlines())
+    assert f'user_{SERVICE_USER}="{made["kafka_password"].read_text().strip()}"' in broker["plain.jaas"]
+    assert "ENCRYPTED PRIVATE KEY" in made["server.pem"].read_text() and broker["ssl.key.password"]
