@@ -5,15 +5,30 @@ from dataclasses import dataclass
 
 from deploy.config import Settings
 from schemas.topics import (
-    COMPACTED_TOPICS,
     CONTRACT_TOPICS,
-    DEADLETTER_TOPIC,
     INTERNAL_TOPICS,
     SIGNAL_TOPICS,
 )
 from streams.kafka_security import client_options
 
-DEADLETTER_RETENTION_MS = 365 * 24 * 3600 * 1000  # a year: dead letters are evidence to be replayed or audited
+DAY_MS = 24 * 3600 * 1000
+# How long each topic keeps its records: no longer than its use needs, since most carry personal data
+# (docs/security.md, Retention). Compacted topics keep the latest record per key instead, and forget a key a day
+# after its tombstone.
+RETENTION_DAYS = {
+    # raw signals: the state is rebuilt from changelogs, not from them; a week covers replaying an outage
+    "signals.telecom": 7, "signals.payment": 7, "signals.domain": 7,
+    # what was decided and sent: explain, the bulletin, audits, and rebuilding queues after Redis lost them
+    "warnings": 30, "dispatch.sms": 30, "dispatch.phone": 30, "dispatch.visit": 30, "interception.payment": 30,
+    "yujing.decisions": 30,
+    "outcomes": 180,  # labels for training with outcomes, and the half-year figures
+    "deadletter": 14,  # long enough to fix the cause and reprocess; the raw value is what reprocessing needs
+    "yujing.events": 7, "yujing.contacts": 7, "yujing.triggers": 7,  # the hot path's own hops
+}
+# the latest per key decides (a block, a control, a person, an indicator): kept until a tombstone says otherwise
+KEPT_LATEST = ("intel.indicators", "registry.subjects", "interception.domain", "interception.number",
+               "interception.account")
+DEADLETTER_RETENTION_MS = RETENTION_DAYS["deadletter"] * DAY_MS
 
 
 @dataclass(frozen=True)
@@ -34,18 +49,18 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         partitions = settings.partitions
         if logical in SIGNAL_TOPICS:
             partitions = settings.signal_partitions
-        if logical in COMPACTED_TOPICS:
-            configs["cleanup.policy"] = "compact"
-        if logical == DEADLETTER_TOPIC:
-            configs["retention.ms"] = str(DEADLETTER_RETENTION_MS)
+        if logical in KEPT_LATEST:
+            configs |= {"cleanup.policy": "compact", "delete.retention.ms": str(DAY_MS)}
+        else:
+            configs |= {"cleanup.policy": "delete", "retention.ms": str(RETENTION_DAYS[logical] * DAY_MS)}
         specs.append(TopicSpec(logical, settings.topic(logical), partitions, configs))
     return specs
 
 
 def create_topics(settings: Settings) -> list[tuple[str, str]]:
-    """Create missing topics; returns (name, 'created' | 'exists') for each."""
+    """Create missing topics and give existing ones their policies; returns (name, 'created' | 'updated') each."""
     from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
+    from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
     admin = KafkaAdminClient(**client_options(settings), client_id="yujing-topics")
     try:
@@ -57,6 +72,9 @@ def create_topics(settings: Settings) -> list[tuple[str, str]]:
                for s in specs if s.name not in existing]
         if new:
             admin.create_topics(new, validate_only=False)
-        return [(s.name, "exists" if s.name in existing else "created") for s in specs]
+        kept = [s for s in specs if s.name in existing]
+        if kept:  # a topic made by an older release gets this one's policies
+            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, s.name, configs=s.configs) for s in kept])
+        return [(s.name, "updated" if s.name in existing else "created") for s in specs]
     finally:
         admin.close()

@@ -8,9 +8,10 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from deploy.config import Settings
-from deploy.topics import DEADLETTER_RETENTION_MS
-from schemas.topics import CONTRACT_TOPICS
+from deploy.topics import DEADLETTER_RETENTION_MS, KEPT_LATEST, RETENTION_DAYS, create_topics
+from schemas.topics import CONTRACT_TOPICS, INTERNAL_TOPICS
 from streams.kafka_io import consume, produce
+from tests.integration.scenario import wait_for
 
 
 def test_produce_and_consume_on_the_real_broker(isolated: Settings) -> None:
@@ -31,6 +32,16 @@ def test_redis_round_trip(stack: Settings) -> None:
     client.delete(key)
 
 
+def _topic_configs(settings: Settings, logicals: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        resources = [ConfigResource(ConfigResourceType.TOPIC, settings.topic(t)) for t in logicals]
+        return {name: {k: v["value"] for k, v in entries.items()}
+                for name, entries in admin.describe_configs(resources)["topic"].items()}
+    finally:
+        admin.close()
+
+
 def test_contract_topics_have_their_policies(isolated: Settings) -> None:
     admin = KafkaAdminClient(bootstrap_servers=isolated.kafka_bootstrap)
     try:
@@ -38,13 +49,29 @@ def test_contract_topics_have_their_policies(isolated: Settings) -> None:
         described = {d["name"]: d for d in admin.describe_topics(list(names))}
         assert set(described) == names
         assert all(len(d["partitions"]) == isolated.partitions for d in described.values())
-        resources = [ConfigResource(ConfigResourceType.TOPIC, isolated.topic(t))
-                     for t in ("intel.indicators", "registry.subjects", "deadletter", "warnings")]
-        configs = {name: {k: v["value"] for k, v in entries.items()}
-                   for name, entries in admin.describe_configs(resources)["topic"].items()}
     finally:
         admin.close()
-    assert configs[isolated.topic("intel.indicators")]["cleanup.policy"] == "compact"
-    assert configs[isolated.topic("registry.subjects")]["cleanup.policy"] == "compact"
-    assert "cleanup.policy" not in configs[isolated.topic("warnings")]  # the broker default: delete
+    configs = _topic_configs(isolated, CONTRACT_TOPICS + INTERNAL_TOPICS)
+    for logical in ("intel.indicators", "registry.subjects", "interception.domain", "interception.number",
+                    "interception.account"):  # the latest per key decides: kept until a tombstone
+        assert configs[isolated.topic(logical)]["cleanup.policy"] == "compact", logical
+    for logical, days in RETENTION_DAYS.items():  # every other topic: an explicit, bounded retention
+        got = configs[isolated.topic(logical)]
+        assert (got["cleanup.policy"], got["retention.ms"]) == ("delete", str(days * 86_400_000)), logical
+    assert set(RETENTION_DAYS) | set(KEPT_LATEST) == set(CONTRACT_TOPICS + INTERNAL_TOPICS)
     assert configs[isolated.topic("deadletter")]["retention.ms"] == str(DEADLETTER_RETENTION_MS)
+
+
+def test_topics_made_by_an_older_release_get_this_ones_policies(isolated: Settings) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=isolated.kafka_bootstrap)
+    try:  # as an older release left it: a year of dead letters
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, isolated.topic("deadletter"),
+                                            configs={"retention.ms": str(365 * 86_400_000)})])
+    finally:
+        admin.close()
+    def retention() -> str:
+        return _topic_configs(isolated, ("deadletter",))[isolated.topic("deadletter")]["retention.ms"]
+
+    wait_for(lambda: retention() == str(365 * 86_400_000), 30, "the old release's retention")  # metadata settles
+    assert dict(create_topics(isolated))[isolated.topic("deadletter")] == "updated"
+    wait_for(lambda: retention() == str(DEADLETTER_RETENTION_MS), 30, "this release's retention")
