@@ -5,12 +5,23 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable
 
+import redis.exceptions as redis_errors
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from deploy.config import Settings
 from schemas.decode import InvalidRecord, decode_typed
 from schemas.records import Outcome
 from streams.kafka_io import partition_counts, read_to_end
+
+REDIS_OUTAGE = (redis_errors.ConnectionError, redis_errors.TimeoutError)
+
+
+async def after_redis_outage(consumer: AIOKafkaConsumer, exc: Exception, delay: float, log: Any) -> float:
+    """Redis away (a restart): wait `delay`, then read again from the committed offsets; the next delay."""
+    log.warning("Redis did not answer (%s); reading again from the committed offsets in %.1f s", exc, delay)
+    await asyncio.sleep(delay)
+    await rewind_to_committed(consumer)
+    return min(delay * 2, 5.0)
 
 
 async def rewind_to_committed(consumer: AIOKafkaConsumer) -> None:

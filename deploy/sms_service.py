@@ -22,12 +22,11 @@ import time
 import aiohttp
 import msgspec
 import redis.asyncio as aioredis
-import redis.exceptions as redis_errors
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry, start_http_server
 
 from deploy.config import Settings
-from deploy.consumers import RedisLoss, rewind_to_committed
+from deploy.consumers import REDIS_OUTAGE, RedisLoss, after_redis_outage
 from dispatch.clock import pick_clock
 from dispatch.metrics import sms_metrics
 from dispatch.sms import HttpGateway, RetryPolicy, TokenBucket, deliver
@@ -131,14 +130,10 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                 try:
                     wait_ms = await step(gateway, wait_ms)
                     delay = 0.1
-                except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-                    # Redis away (a restart): wait, then read again from the committed offsets. What was done
-                    # before the outage has its done mark, and the gateway never delivers one message_id twice.
-                    log.warning("Redis did not answer (%s); reading again from the committed offsets in %.1f s",
-                                exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                    await rewind_to_committed(consumer)
+                except REDIS_OUTAGE as exc:
+                    # what was done before the outage has its done mark, and the gateway never delivers one
+                    # message_id twice
+                    delay = await after_redis_outage(consumer, exc, delay, log)
     finally:
         await consumer.stop()
         await producer.stop()

@@ -12,12 +12,11 @@ import asyncio
 import logging
 
 import redis.asyncio as aioredis
-import redis.exceptions as redis_errors
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from deploy.config import Settings
-from deploy.consumers import RedisLoss, rewind_to_committed
+from deploy.consumers import REDIS_OUTAGE, RedisLoss, after_redis_outage
 from dispatch.clock import pick_clock
 from dispatch.task_feed_api import build_app
 from dispatch.task_queue import TaskQueues
@@ -89,14 +88,8 @@ async def run(settings: Settings, port: int, clock: str = "wall", claim_timeout_
             try:
                 await step()
                 delay = 0.1
-            except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-                # Redis away (a restart): wait, then read again from the committed offsets; adding a task is
-                # idempotent, so what was queued before the outage is not queued twice.
-                log.warning("Redis did not answer (%s); reading again from the committed offsets in %.1f s",
-                            exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                await rewind_to_committed(consumer)
+            except REDIS_OUTAGE as exc:  # adding a task is idempotent: none queued twice by reading again
+                delay = await after_redis_outage(consumer, exc, delay, log)
     finally:
         await runner.cleanup()
         await consumer.stop()

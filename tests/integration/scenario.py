@@ -4,8 +4,12 @@ from __future__ import annotations
 import json
 import time
 
+import msgspec
+
 from deploy.config import Settings
-from streams.kafka_io import produce, read_table
+from deploy.workers import WorkerProcess
+from schemas.internal import Decision
+from streams.kafka_io import consume, produce, read_table
 from streams.person_state import PersonState, decode_state
 from streams.value_index import Entry, ValueHead, decode_entry, decode_head, entry_key
 
@@ -116,3 +120,14 @@ def feed_refund_scam(settings: Settings) -> None:
         "payer_account": "6222000000000001", "payee_account": "6217999900001111", "payee_bank": "BOCOM",
         "amount_fen": 1_250_000, "channel": "mobile", "payee_first_seen": True}).encode())])
 
+
+
+def refund_scam_tiers(settings: Settings, worker: WorkerProcess) -> list[str]:
+    """Start `worker`, feed it the refund scam, and return the tiers it decided (stopping it on the way out)."""
+    worker.start()
+    try:
+        feed_refund_scam(settings)
+        return [msgspec.json.decode(m.value, type=Decision).tier
+                for m in consume(settings, "yujing.decisions", expect=2, timeout=60, linger=2)]
+    finally:
+        worker.stop()

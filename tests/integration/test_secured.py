@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-import msgspec
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -23,11 +22,9 @@ from deploy.config import Settings
 from deploy.credentials import SERVICE_USER, make_compose_secrets
 from deploy.topics import create_topics
 from deploy.workers import WorkerProcess
-from schemas.internal import Decision
-from streams.kafka_io import consume
 from streams.kafka_security import KafkaSecurity, client_options
 from tests.integration.harness import free_port
-from tests.integration.scenario import feed_refund_scam
+from tests.integration.scenario import refund_scam_tiers
 
 
 @pytest.fixture
@@ -70,14 +67,8 @@ def _refused(settings: Settings, security: KafkaSecurity) -> str:
 def test_the_pipeline_works_through_sasl_ssl_and_a_redis_acl_and_nobody_else_gets_in(secured: Settings,
                                                                                    tmp_path: Path) -> None:
     security = secured.kafka_security
-    worker = WorkerProcess(secured, tmp_path / "worker.log").start()
-    try:
-        feed_refund_scam(secured)
-        decisions = [msgspec.json.decode(m.value, type=Decision)
-                     for m in consume(secured, "yujing.decisions", expect=2, timeout=60, linger=2)]
-        assert [d.tier for d in decisions][-1:] == ["T1"], worker.log_tail()
-    finally:
-        worker.stop()
+    worker = WorkerProcess(secured, tmp_path / "worker.log")
+    assert refund_scam_tiers(secured, worker)[-1:] == ["T1"], worker.log_tail()
     assert local_stack.redis_answers(secured.redis_url, **secured.redis_options())
     assert not local_stack.redis_answers(secured.redis_url)  # the default user is off
     assert not local_stack.redis_answers(secured.redis_url, username=secured.redis_username, password="wrong")

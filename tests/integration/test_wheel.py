@@ -6,13 +6,9 @@ import sys
 import sysconfig
 from pathlib import Path
 
-import msgspec
-
 from deploy.config import PROJECT_ROOT, Settings
 from deploy.workers import WorkerProcess
-from schemas.internal import Decision
-from streams.kafka_io import consume
-from tests.integration.scenario import feed_refund_scam
+from tests.integration.scenario import refund_scam_tiers
 
 
 def _install_wheel(tmp: Path) -> Path:
@@ -41,11 +37,4 @@ def test_the_installed_wheel_starts_a_worker_that_decides(isolated: Settings, tm
     assert where.startswith(str(tmp_path / "venv")), where  # the wheel's code, not the checkout's
     (isolated.model_path / "tiers.json").unlink()  # a model without tuned thresholds: the packaged default policy
     worker = WorkerProcess(isolated, tmp_path / "worker.log", command=[str(bin_dir / "yujing")], cwd=run_dir)
-    worker.start()
-    try:
-        feed_refund_scam(isolated)
-        decisions = [msgspec.json.decode(m.value, type=Decision)
-                     for m in consume(isolated, "yujing.decisions", expect=2, timeout=60, linger=2)]
-        assert [d.tier for d in decisions][-1:] == ["T1"], worker.log_tail()
-    finally:
-        worker.stop()
+    assert refund_scam_tiers(isolated, worker)[-1:] == ["T1"], worker.log_tail()
