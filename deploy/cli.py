@@ -254,8 +254,8 @@ def _console_token(args: argparse.Namespace) -> int:
         finally:
             await client.aclose()
 
-    if args.hours <= 0:
-        print("yujing console-token: --hours must be positive", file=sys.stderr)
+    if args.hours * 3600 < 1:
+        print("yujing console-token: --hours must be at least a second", file=sys.stderr)
         return 2
     print(asyncio.run(act()))
     return 0
@@ -286,7 +286,7 @@ def _feed_token(args: argparse.Namespace) -> int:
     if args.revoke:
         print(asyncio.run(act(None)))
         return 0
-    if not (args.grid or args.station) or args.hours <= 0:
+    if not (args.grid or args.station) or args.hours * 3600 < 1:
         print("yujing feed-token: give --grid G or --station S (or --revoke), and positive --hours", file=sys.stderr)
         return 2
     try:
@@ -360,9 +360,8 @@ def _sms_gateway_stub(args: argparse.Namespace) -> int:
 def _rpz(args: argparse.Namespace) -> int:
     import time
 
-    import msgspec
-
     from dispatch.interceptions import active_domains, rpz_zone
+    from schemas.decode import InvalidRecord, decode_typed
     from schemas.records import DomainInterception
     from streams.kafka_io import read_to_end
 
@@ -370,8 +369,8 @@ def _rpz(args: argparse.Namespace) -> int:
     records = []
     for msg in read_to_end(settings, settings.topic("interception.domain")):
         try:
-            records.append(msgspec.json.decode(msg.value, type=DomainInterception))
-        except msgspec.DecodeError:
+            records.append(decode_typed(DomainInterception, msg.value))
+        except InvalidRecord:  # a tombstone (the key forgotten) or a record that is not one
             continue
     now = args.at if args.at is not None else int(time.time() * 1000)
     zone, skipped = rpz_zone(active_domains(records, now), origin=args.origin)

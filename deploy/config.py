@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from schemas.topics import SOURCE_TOPICS
 from streams.kafka_security import KafkaSecurity
@@ -123,10 +124,11 @@ class Settings:
             "REDIS_SSL_CAFILE": self.redis_ca_file,
         }
 
-    def redis_options(self) -> dict[str, str]:
+    def redis_options(self) -> dict[str, Any]:
         """Keyword arguments for redis-py's `from_url` beside the URL: the ACL user, its password, the TLS CA."""
-        options = {"username": self.redis_username, "password": self.redis_password,
-                   "ssl_ca_certs": self.redis_ca_file if self.redis_url.startswith("rediss://") else ""}
+        options: dict[str, Any] = {"username": self.redis_username, "password": self.redis_password}
+        if self.redis_url.startswith("rediss://"):  # redis-py 5 does not check the name unless asked
+            options |= {"ssl_ca_certs": self.redis_ca_file, "ssl_check_hostname": True}
         return {k: v for k, v in options.items() if v}
 
     @property
@@ -173,6 +175,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     redis_port = _env_int(env, "YUJING_REDIS_PORT", 16379)
     kafka_bootstrap = env.get("KAFKA_BOOTSTRAP", "")
     redis_url = env.get("REDIS_URL", "")
+    if "@" in redis_url.partition("://")[2].partition("/")[0]:
+        raise SystemExit("REDIS_URL must carry no user or password (they would be printed): use REDIS_USERNAME "
+                         "and REDIS_PASSWORD_FILE")
     return Settings(
         data_dir=data_dir,
         cache_dir=cache_dir,

@@ -1,9 +1,10 @@
-"""What the SMS adapter and the task feed share as Kafka consumers: reading again from the committed offsets, and
-rebuilding what they keep in Redis from Kafka when Redis has lost it."""
+"""What the SMS adapter and the task feed share as Kafka consumers: offsets committed only once Redis has had time
+to keep their effects, reading again from there after an outage, and rebuilding from Kafka what Redis lost."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+import time
+from typing import Any, Awaitable, Callable
 
 import redis.exceptions as redis_errors
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -11,9 +12,38 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from deploy.config import Settings
 from schemas.decode import InvalidRecord, decode_typed
 from schemas.records import Outcome
-from streams.kafka_io import partition_counts, read_to_end
+from streams.kafka_io import iter_to_end, partition_counts
 
 REDIS_OUTAGE = (redis_errors.ConnectionError, redis_errors.TimeoutError)
+# Redis writes its AOF to disk every second (appendfsync everysec) and may lose the last one or two in a crash:
+# an offset is committed only once what it did in Redis is older than that, so a restart reads it again.
+COMMIT_LAG_S = 3.0
+
+
+class LaggingCommits:
+    """The offsets to commit, each once `lag_s` has passed since it was noted (the clock handed in)."""
+
+    def __init__(self, lag_s: float = COMMIT_LAG_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.lag_s, self._clock = lag_s, clock
+        self._noted: list[tuple[float, TopicPartition, int]] = []
+
+    def note(self, tp: TopicPartition, offset: int) -> None:
+        """`offset` (the next to read) may be committed for `tp` once the lag has passed."""
+        self._noted.append((self._clock(), tp, offset))
+
+    def due(self, everything: bool = False) -> dict[TopicPartition, int]:
+        """The latest offset per partition noted at least the lag ago (or all of them), and forget those."""
+        cut = float("inf") if everything else self._clock() - self.lag_s
+        ready = [n for n in self._noted if n[0] <= cut]
+        self._noted = [n for n in self._noted if n[0] > cut]
+        out: dict[TopicPartition, int] = {}
+        for _, tp, offset in ready:
+            out[tp] = max(offset, out.get(tp, offset))
+        return out
+
+    def forget(self) -> None:
+        """Drop what was noted (the consumer was sent back: those offsets will be read again)."""
+        self._noted.clear()
 
 
 async def after_redis_outage(consumer: AIOKafkaConsumer, exc: Exception, delay: float, log: Any) -> float:
@@ -37,9 +67,9 @@ async def rewind_to_committed(consumer: AIOKafkaConsumer) -> None:
 
 def finished(settings: Settings, ident: Callable[[Outcome], str | None]) -> set[str]:
     """The ids (`ident` of each outcome: a task's or a message's) that have an outcome on `outcomes`: done, so a
-    rebuild must not queue or send them again."""
+    rebuild must not queue or send them again. Read to the end or `TimeoutError`: a part would resend."""
     done = set()
-    for msg in read_to_end(settings, settings.topic("outcomes")):
+    for msg in iter_to_end(settings, settings.topic("outcomes")):
         try:
             key = ident(decode_typed(Outcome, msg.value))
         except InvalidRecord:
@@ -50,40 +80,54 @@ def finished(settings: Settings, ident: Callable[[Outcome], str | None]) -> set[
 
 
 class RedisLoss:
-    """Notices that Redis lost what a service keeps there (a marker key gone: a restart without its AOF, a flush)
-    and rebuilds it: every record of the service's topics read again from the start, minus those finished."""
+    """Notices, partition by partition, that Redis lost what a service keeps there (the partition's marker key
+    gone: a restart without its data, a flush) and rebuilds it: the partition read again from its start, and what
+    has an outcome on `outcomes` marked finished in Redis first (so a crash or another replica does not redo it).
+    A partition's marker is written back only once its reading has passed the end it had when the rebuild began,
+    so a crash half-way rebuilds it again."""
 
-    def __init__(self, redis: Any, marker: str, settings: Settings, ident: Callable[[Outcome], str | None],
-                 log: Any, rebuild: bool = False) -> None:
-        self._redis, self._marker, self._settings, self._ident, self._log = redis, marker, settings, ident, log
+    def __init__(self, redis: Any, prefix: str, settings: Settings, ident: Callable[[Outcome], str | None],
+                 remember: Callable[[set[str]], Awaitable[None]], log: Any, rebuild: bool = False) -> None:
+        self._redis, self._prefix, self._settings, self._log = redis, prefix, settings, log
+        self._ident, self._remember, self._rebuild = ident, remember, rebuild
         self.finished: set[str] = set()
-        self.pending = rebuild  # asked for (`--rebuild`), or Redis found without the marker
+        self._ends: dict[TopicPartition, int] = {}  # partitions being rebuilt: the end to pass
+
+    def _marker(self, tp: TopicPartition) -> str:
+        return f"{self._prefix}loaded:{tp.topic}:{tp.partition}"
 
     async def start(self, consumer: AIOKafkaConsumer, logicals: list[str]) -> None:
-        """At start: without the marker, a group that has committed offsets lost what Redis kept (a rebuild is
-        due); one that has none is starting for the first time, and nothing was lost."""
-        if self.pending or await self._redis.exists(self._marker):
-            return
+        """At start: a partition with no committed offset has lost nothing (mark it loaded); with `rebuild`,
+        every partition is rebuilt."""
         counts = await asyncio.get_running_loop().run_in_executor(None, partition_counts, self._settings, logicals)
-        partitions = [TopicPartition(self._settings.topic(t), p) for t, n in counts.items() for p in range(n)]
-        if any([await consumer.committed(tp) is not None for tp in partitions]):
-            self.pending = True
-        else:
-            await self._redis.set(self._marker, 1)
+        for tp in [TopicPartition(self._settings.topic(t), p) for t, n in counts.items() for p in range(n)]:
+            if self._rebuild:
+                await self._redis.delete(self._marker(tp))
+            elif await consumer.committed(tp) is None:
+                await self._redis.set(self._marker(tp), 1, nx=True)
 
     async def check(self, consumer: AIOKafkaConsumer) -> bool:
-        """Start a rebuild when Redis has lost the marker (or one was asked for); True when the consumer was sent
-        back to the start (the caller reads on from there, skipping `finished`)."""
-        self.pending = self.pending or not await self._redis.exists(self._marker)
-        if not self.pending or not consumer.assignment():  # the group's first join comes with the first read
+        """Before a read: finish the rebuilds that have passed their ends, and start one for every assigned
+        partition without its marker; True when partitions were sent back to their start."""
+        assigned = consumer.assignment()
+        for tp, end in list(self._ends.items()):
+            if tp not in assigned:
+                del self._ends[tp]  # rebalanced away: its new owner finds no marker and rebuilds it
+            elif await consumer.position(tp) >= end:
+                await self._redis.set(self._marker(tp), 1)
+                del self._ends[tp]
+        candidates = sorted((tp for tp in assigned if tp not in self._ends), key=lambda tp: (tp.topic, tp.partition))
+        markers = await self._redis.mget([self._marker(tp) for tp in candidates]) if candidates else []
+        lost = [tp for tp, marker in zip(candidates, markers) if marker is None]
+        if not lost:
             return False
         loop = asyncio.get_running_loop()
         self.finished = await loop.run_in_executor(None, finished, self._settings, self._ident)
-        for tp in consumer.assignment():
+        await self._remember(self.finished)
+        ends = await consumer.end_offsets(lost)
+        for tp in lost:
             await consumer.seek_to_beginning(tp)
-        await self._redis.set(self._marker, 1)
-        self.pending = False
-        self._log.warning("rebuilding what Redis kept from Kafka: reading %s again from the start, %d finished "
-                          "skipped", ", ".join(sorted({tp.topic for tp in consumer.assignment()})),
-                          len(self.finished))
+            self._ends[tp] = ends[tp]
+        self._log.warning("rebuilding what Redis kept from Kafka: %s read again from the start, %d finished "
+                          "marked first", ", ".join(f"{tp.topic}/{tp.partition}" for tp in lost), len(self.finished))
         return True

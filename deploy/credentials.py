@@ -2,11 +2,19 @@
 secrets folder the compose file mounts (`yujing stack secrets`)."""
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 from pathlib import Path
 
 SERVICE_USER = "yujing"  # the one Kafka and Redis user the compose services connect as
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read, from its first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 class CredentialsError(RuntimeError):
@@ -39,12 +47,10 @@ def make_tls(folder: Path, hosts: tuple[str, ...] = ("IP:127.0.0.1", "DNS:localh
         res = subprocess.run(["openssl", *step], cwd=folder, capture_output=True, text=True)
         if res.returncode != 0:
             raise CredentialsError(f"openssl {step[0]} failed:\n{res.stderr}")
-    keystore.write_text((folder / "server-key.pem").read_text() + (folder / "server.crt").read_text())
+    _write_private(keystore, (folder / "server-key.pem").read_text() + (folder / "server.crt").read_text())
     for name in ("ca.key", "server.key", "server-key.pem", "server.csr", "san.ext", "ca.srl", "server.crt"):
         (folder / name).unlink(missing_ok=True)
-    password_file.write_text(password + "\n")
-    for path in (keystore, password_file):
-        path.chmod(0o600)
+    _write_private(password_file, password + "\n")
     return keystore, password
 
 
@@ -58,8 +64,7 @@ def make_compose_secrets(folder: Path) -> list[Path]:
     def secret(name: str) -> str:
         path = folder / name
         if not path.exists():
-            path.write_text(secrets.token_urlsafe(24) + "\n")
-            path.chmod(0o600)
+            _write_private(path, secrets.token_urlsafe(24) + "\n")
         made.append(path)
         return path.read_text().strip()
 
@@ -70,7 +75,6 @@ def make_compose_secrets(folder: Path) -> list[Path]:
     files = {"kafka_broker.secrets": f"ssl.key.password={key_password}\nplain.jaas={jaas}\n",
              "redis_users.acl": f"user default off\nuser {SERVICE_USER} on >{redis_password} ~* &* +@all\n"}
     for name, text in files.items():
-        (folder / name).write_text(text)
-        (folder / name).chmod(0o600)
+        _write_private(folder / name, text)
         made.append(folder / name)
     return made

@@ -1,9 +1,8 @@
 """Reading the field's outcomes and the decisions they answer from Kafka, for `yujing train --with-outcomes`."""
 from __future__ import annotations
 
-import msgspec
-
 from deploy.config import Settings
+from schemas.decode import InvalidRecord, decode_typed
 from schemas.internal import Decision
 from schemas.records import Outcome
 from scorers.lab.outcome_labels import outcome_rows
@@ -15,12 +14,12 @@ def outcome_labels(settings: Settings) -> list[tuple[list[float], int]]:
     decisions, outcomes = [], []
     for msg in read_to_end(settings, settings.topic("yujing.decisions")):
         try:
-            decisions.append(msgspec.json.decode(msg.value, type=Decision))
-        except msgspec.DecodeError:
+            decisions.append(decode_typed(Decision, msg.value))
+        except InvalidRecord:
             continue
     for msg in read_to_end(settings, settings.topic("outcomes")):
         try:
-            outcomes.append(msgspec.json.decode(msg.value, type=Outcome))
-        except msgspec.DecodeError:
+            outcomes.append(decode_typed(Outcome, msg.value))  # a tombstone or a bad record: not a label
+        except InvalidRecord:
             continue
     return outcome_rows(decisions, outcomes)

@@ -10,8 +10,9 @@ it leaves the set only after its receipt is written. Reminder campaigns' message
 set of their own, and sent (a few at a time, within the same rate limit) only while no warning is due or
 unread in Kafka: a campaign of millions never delays a warning by more than one small batch.
 
-When Redis has lost what it kept (a marker key gone: a restart without its last second of AOF, a flush), every
-message is read again from Kafka, and parked or sent unless `outcomes` holds its receipt.
+Offsets are committed a few seconds after their effects (once Redis's AOF has them on disk). When Redis has lost
+what it kept for a partition (its marker key gone: a Redis without its data), the partition is read again from
+the start, and every message parked or sent unless `outcomes` holds its receipt.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry, start_http_server
 
 from deploy.config import Settings
-from deploy.consumers import REDIS_OUTAGE, RedisLoss, after_redis_outage
+from deploy.consumers import REDIS_OUTAGE, LaggingCommits, RedisLoss, after_redis_outage
 from dispatch.clock import pick_clock
 from dispatch.metrics import sms_metrics
 from dispatch.sms import HttpGateway, RetryPolicy, TokenBucket, deliver
@@ -77,12 +78,20 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
         metrics.deliveries.labels(task.kind, receipt.outcome).inc()
         log.info("%s %s: %s", task.message_id, receipt.outcome, receipt.note)
 
-    loss = RedisLoss(redis, prefix + "loaded", settings, lambda o: o.message_id if o.channel == "sms" else None, log,
+    async def remember(message_ids: set[str]) -> None:
+        async with redis.pipeline(transaction=False) as pipe:
+            for message_id in message_ids:
+                pipe.set(prefix + "done:" + message_id, "receipted", ex=DONE_TTL_S, nx=True)
+            await pipe.execute()
+
+    loss = RedisLoss(redis, prefix, settings, lambda o: o.message_id if o.channel == "sms" else None, remember, log,
                      rebuild)
+    commits = LaggingCommits()
 
     async def step(gateway: HttpGateway, wait_ms: int) -> int:
         """One look at Kafka and at the parked messages; returns how long the next look may wait."""
         if await loss.check(consumer):
+            commits.forget()
             return 0
         batches = await consumer.getmany(timeout_ms=wait_ms, max_records=100)
         wait_ms = 500
@@ -104,7 +113,10 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                     await redis.zadd(parked, {msg.value: task.not_before_ts})
                 else:
                     await send(task, gateway)
-            await consumer.commit({tp: messages[-1].offset + 1})
+            commits.note(tp, messages[-1].offset + 1)
+        due_offsets = commits.due()
+        if due_offsets:
+            await consumer.commit(due_offsets)
         due = await redis.zrangebyscore(parked, "-inf", now_ms(), start=0, num=50)
         for raw in due:
             await send(msgspec.json.decode(raw, type=SmsTask), gateway)
@@ -121,8 +133,8 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
 
     await consumer.start()
     await producer.start()
-    await loss.start(consumer, ["dispatch.sms"])
     try:
+        await loss.start(consumer, ["dispatch.sms"])
         async with aiohttp.ClientSession() as session:
             gateway = HttpGateway(session, url)
             wait_ms, delay = 500, 0.1
@@ -133,6 +145,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                 except REDIS_OUTAGE as exc:
                     # what was done before the outage has its done mark, and the gateway never delivers one
                     # message_id twice
+                    commits.forget()
                     delay = await after_redis_outage(consumer, exc, delay, log)
     finally:
         await consumer.stop()

@@ -1,10 +1,10 @@
 """`yujing task-feed`: load `dispatch.visit` and `dispatch.phone` into the Redis task queues; serve the feed API.
 
 The loader is at-least-once with idempotent effects: a task is queued (once per `task_id`, see
-`TaskQueues.add`) before its offset is committed, so a restart re-reads at most a few tasks and queues none
-twice. Reports go to `outcomes` with acks=all before the task is marked done. When Redis has lost the queues (a
-restart without its last second of AOF, a flush: a marker key is gone), every task is read again from Kafka and
-queued unless `outcomes` holds its report.
+`TaskQueues.add`), and its offset committed a few seconds later (once Redis's AOF has it on disk), so a restart
+re-reads at most a few seconds of tasks and queues none twice. Reports go to `outcomes` with acks=all before the
+task is marked done. When Redis has lost a partition's queues (its marker key gone: a Redis without its data),
+the partition is read again from the start and every task queued unless `outcomes` holds its report.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from deploy.config import Settings
-from deploy.consumers import REDIS_OUTAGE, RedisLoss, after_redis_outage
+from deploy.consumers import REDIS_OUTAGE, LaggingCommits, RedisLoss, after_redis_outage
 from dispatch.clock import pick_clock
 from dispatch.task_feed_api import build_app
 from dispatch.task_queue import TaskQueues
@@ -59,12 +59,13 @@ async def run(settings: Settings, port: int, clock: str = "wall", claim_timeout_
     await runner.setup()
     await web.TCPSite(runner, settings.bind_host, port).start()
     log.info("task feed on http://%s:%d/v1/tasks", settings.bind_host, port)
-    loss = RedisLoss(redis, f"{feed_prefix(settings)}loaded", settings,
-                     lambda o: o.task_id if o.channel in TASK_CHANNELS else None, log, rebuild)
-    await loss.start(consumer, list(TASK_TYPES))
+    loss = RedisLoss(redis, feed_prefix(settings), settings,
+                     lambda o: o.task_id if o.channel in TASK_CHANNELS else None, queues.mark_finished, log, rebuild)
+    commits = LaggingCommits()
 
     async def step() -> None:
         if await loss.check(consumer):
+            commits.forget()
             return
         batches = await consumer.getmany(timeout_ms=500, max_records=500)
         for tp, messages in batches.items():
@@ -78,17 +79,21 @@ async def run(settings: Settings, port: int, clock: str = "wall", claim_timeout_
                     await producer.send_and_wait(settings.topic("deadletter"), encode(dead), key=msg.key)
                     continue
                 event_clock.advance(task.ts)
-                if task.task_id not in loss.finished:  # reported before Redis lost it: not opened again
-                    await queues.add(queue_of(task), task.task_id, msg.value)
-            await consumer.commit({tp: messages[-1].offset + 1})
+                await queues.add(queue_of(task), task.task_id, msg.value)  # a finished one is not queued again
+            commits.note(tp, messages[-1].offset + 1)
+        due = commits.due()
+        if due:
+            await consumer.commit(due)
 
     try:
+        await loss.start(consumer, list(TASK_TYPES))
         delay = 0.1
         while stop is None or not stop.is_set():
             try:
                 await step()
                 delay = 0.1
             except REDIS_OUTAGE as exc:  # adding a task is idempotent: none queued twice by reading again
+                commits.forget()
                 delay = await after_redis_outage(consumer, exc, delay, log)
     finally:
         await runner.cleanup()

@@ -28,6 +28,8 @@ RETENTION_DAYS = {
 # the latest per key decides (a block, a control, a person, an indicator): kept until a tombstone says otherwise
 KEPT_LATEST = ("intel.indicators", "registry.subjects", "interception.domain", "interception.number",
                "interception.account")
+# …and for the blocks of numbers and controls of accounts (personal data), no longer than a year either
+KEPT_LATEST_DAYS = {"interception.number": 365, "interception.account": 365}
 DEADLETTER_RETENTION_MS = RETENTION_DAYS["deadletter"] * DAY_MS
 
 
@@ -49,7 +51,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         partitions = settings.partitions
         if logical in SIGNAL_TOPICS:
             partitions = settings.signal_partitions
-        if logical in KEPT_LATEST:
+        if logical in KEPT_LATEST_DAYS:
+            configs |= {"cleanup.policy": "compact,delete", "delete.retention.ms": str(DAY_MS),
+                        "retention.ms": str(KEPT_LATEST_DAYS[logical] * DAY_MS)}
+        elif logical in KEPT_LATEST:
             configs |= {"cleanup.policy": "compact", "delete.retention.ms": str(DAY_MS)}
         else:
             configs |= {"cleanup.policy": "delete", "retention.ms": str(RETENTION_DAYS[logical] * DAY_MS)}
@@ -73,8 +78,14 @@ def create_topics(settings: Settings) -> list[tuple[str, str]]:
         if new:
             admin.create_topics(new, validate_only=False)
         kept = [s for s in specs if s.name in existing]
-        if kept:  # a topic made by an older release gets this one's policies
-            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, s.name, configs=s.configs) for s in kept])
+        if kept:  # a topic made by an older release gets this one's policies (incrementally: nothing else reset)
+            # raise_on_unknown off: the client's own check describes the topic, and a just-made one may not show yet;
+            # the broker checks the names itself, and its answer is checked below
+            done = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, s.name, configs=s.configs)
+                                        for s in kept], raise_on_unknown=False)
+            failed = {name: str(result) for name, result in done.get("topic", {}).items() if str(result) != "OK"}
+            if failed:
+                raise RuntimeError(f"setting the topics' policies failed: {failed}")
         return [(s.name, "updated" if s.name in existing else "created") for s in specs]
     finally:
         admin.close()

@@ -5,12 +5,13 @@
     POST /v1/tasks/{task_id}/claim        claim a task (again: keep holding it)
     POST /v1/tasks/{task_id}/outcome      {"outcome": "dissuaded", "note": "...", "amount_saved_fen": 0}
 
-Every request carries `Authorization: Bearer <token>` (401 without a known, unexpired one; 20 refused tokens
-within a minute from one address: 429 for the rest of it). A POST also carries a fresh `X-Request-Id` and
-`X-Request-Time` (epoch ms, within the replay window of the server's wall clock): a request id seen before, or a
-stale time, is a replay (409 / 400); an id is spent only by a request found valid, so a corrected retry may
-reuse it. Another grid's task is answered like a missing one (404), so its existence does not leak; errors never
-echo a person's data. Bodies over 16 KiB: 413. Every list, claim and report is logged on `yujing.audit`.
+Every request carries `Authorization: Bearer <token>` (401 without a known, unexpired one; after 20 refused
+tokens within a minute from one address, its unknown tokens get 429 for the rest of it; a good one still
+passes). A POST also carries a fresh `X-Request-Id` and `X-Request-Time` (epoch ms, within the replay window of
+the server's wall clock): a request id seen before, or a stale time, is a replay (409 / 400); an id is spent
+only by a request found valid, so a corrected retry may reuse it. Another grid's task is answered like a
+missing one (404), so its existence does not leak; errors never echo a person's data. Bodies over 16 KiB: 413.
+Every list, claim and report is logged on `yujing.audit`.
 """
 from __future__ import annotations
 
@@ -50,13 +51,13 @@ def _authenticator(queues: TaskQueues, wall_ms: Callable[[], int]) -> Any:
     async def authenticate(request: web.Request, handler: Callable) -> web.StreamResponse:
         if request.path in ("/healthz", "/metrics"):  # nothing personal in either
             return await handler(request)
-        who = request.remote or "?"
-        if await throttle.blocked(who):
-            return _error(429, "too many refused tokens; try again later")
         auth = request.headers.get("Authorization", "")
         token = auth[7:].strip() if auth.startswith("Bearer ") else ""
         scope = await queues.scope_of(token, wall_ms())
-        if scope is None:
+        if scope is None:  # a good token is never throttled: behind an ingress every client has one address
+            who = request.remote or "?"
+            if await throttle.blocked(who):
+                return _error(429, "too many refused tokens; try again later")
             if token:
                 await throttle.refused(who)
             return _error(401, "a valid bearer token is required")

@@ -28,7 +28,7 @@ class FeedGrant(msgspec.Struct, frozen=True):
     worker: str
     kind: Literal["grid", "station"]
     unit: str
-    expires_ms: int
+    expires_ms: int = 0  # a token issued before tokens expired: expired
 
 
 GROUP = "feed"
@@ -137,6 +137,14 @@ class TaskQueues:
             out.append(Listed(msgspec.json.decode(fields[b"data"]), who == worker, int(claims or 0)))
         return out
 
+    async def mark_finished(self, task_ids: set[str]) -> None:
+        """Remember tasks as finished (their reports are on Kafka) so that adding them again queues nothing."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.hsetnx(self._task(task_id), "state", "done")
+                pipe.expire(self._task(task_id), KEEP_S)
+            await pipe.execute()
+
     async def locate(self, task_id: str) -> str | None:
         """The queue a task was put in (None for a task never seen or long gone)."""
         queue = await self._r.hget(self._task(task_id), "queue")
@@ -191,13 +199,13 @@ class TaskQueues:
     async def revoke_tokens(self, worker: str) -> int:
         """Revoke every token of a worker; how many."""
         gone = [k for k, v in (await self._r.hgetall(f"{self._p}tokens")).items()
-                if msgspec.json.decode(v, type=FeedGrant).worker == worker]
+                if (grant := _grant(v)) is None or grant.worker == worker]  # unreadable ones go too
         return int(await self._r.hdel(f"{self._p}tokens", *gone)) if gone else 0
 
     async def scope_of(self, token: str, now_ms: int) -> Scope | None:
         """Who a token belongs to (None for an unknown or expired token)."""
         raw = await self._r.hget(f"{self._p}tokens", _hash(token)) if token else None
-        grant = msgspec.json.decode(raw, type=FeedGrant) if raw else None
+        grant = _grant(raw) if raw else None
         if grant is None or now_ms >= grant.expires_ms:
             return None
         return Scope(grant.worker, grant.kind, grant.unit)
@@ -205,6 +213,13 @@ class TaskQueues:
     async def first_use(self, worker: str, request_id: str, window_s: int) -> bool:
         """True the first time a worker sends this request id within the window (False: a replay)."""
         return bool(await self._r.set(f"{self._p}req:{worker}:{request_id}", 1, nx=True, ex=window_s))
+
+
+def _grant(raw: bytes) -> FeedGrant | None:
+    try:
+        return msgspec.json.decode(raw, type=FeedGrant)
+    except (msgspec.DecodeError, ValueError):  # ValueError: a stored scope `Scope` would refuse now
+        return None
 
 
 def _hash(token: str) -> str:

@@ -1,4 +1,5 @@
-"""Refused requests counted per client in Redis: past a limit within a window, the client is refused outright."""
+"""Refused requests counted per client in Redis: past a limit within a window, the client's next wrong guesses
+are answered 429 (a good credential is checked first and never throttled)."""
 from __future__ import annotations
 
 from typing import Any
@@ -20,7 +21,7 @@ class RefusalThrottle:
     async def refused(self, who: str) -> None:
         """Count one refusal of `who`; the window starts at the first."""
         key = f"{self._p}refused:{who}"
-        async with self._r.pipeline(transaction=True) as pipe:
+        async with self._r.pipeline(transaction=True) as pipe:  # SET NX EX, not EXPIRE NX: that needs Redis 7
+            pipe.set(key, 0, ex=self.window_s, nx=True)
             pipe.incr(key)
-            pipe.expire(key, self.window_s, nx=True)
             await pipe.execute()

@@ -29,9 +29,13 @@ def host_allowed(host: str, allowed: Sequence[str]) -> bool:
     another name (DNS rebinding, a stray proxy) is refused."""
     name = host.strip().lower()
     if name.startswith("["):  # an IPv6 literal, [::1]:6066
-        name = name[1:].split("]", 1)[0]
+        name, _, port = name[1:].partition("]")
+        if port and not (port.startswith(":") and port[1:].isdigit()):
+            return False
     elif name.count(":") == 1:
-        name = name.split(":", 1)[0]
+        name, port = name.split(":", 1)
+        if not port.isdigit():
+            return False
     return bool(name) and name in {a.strip().lower() for a in allowed}
 
 
@@ -53,7 +57,7 @@ class ConsoleTokens:
     async def revoke(self, holder: str) -> int:
         """Revoke every token of `holder`; how many."""
         mine = [k for k, v in (await self._r.hgetall(self._key)).items()
-                if msgspec.json.decode(v, type=Grant).holder == holder]
+                if (grant := _grant(v)) is None or grant.holder == holder]  # unreadable ones go too
         if mine:
             await self._r.hdel(self._key, *mine)
         return len(mine)
@@ -61,7 +65,14 @@ class ConsoleTokens:
     async def grant_of(self, token: str) -> Grant | None:
         """What a token grants (None for an unknown one; expiry is the caller's to check with `may`)."""
         raw = await self._r.hget(self._key, _hash(token)) if token else None
-        return msgspec.json.decode(raw, type=Grant) if raw else None
+        return _grant(raw) if raw else None
+
+
+def _grant(raw: bytes) -> Grant | None:
+    try:
+        return msgspec.json.decode(raw, type=Grant)
+    except msgspec.DecodeError:
+        return None
 
 
 def _hash(token: str) -> str:

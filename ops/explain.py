@@ -53,17 +53,26 @@ def gather(settings: Cluster, warning_id: str) -> Trail:
                 trail.evidence[event_id] = {"topic": logical, **msgspec.to_builtins(record)}
     for logical in TRAIL_TOPICS:
         for msg in read_to_end(settings, settings.topic(logical)):
-            doc = msgspec.json.decode(msg.value)
-            if isinstance(doc, dict) and doc.get("warning_id") == warning_id:
+            doc = _document(msg.value)
+            if doc is not None and doc.get("warning_id") == warning_id:
                 doc["kafka_offset"] = f"{msg.partition}:{msg.offset}"
                 trail.records.setdefault(logical, []).append(doc)
     transfer = trail.decision.transfer if trail.decision else None
     if transfer is not None:
         for msg in read_to_end(settings, settings.topic("interception.payment")):
-            doc = msgspec.json.decode(msg.value)
-            if doc.get("transfer_id") == transfer.transfer_id:
+            doc = _document(msg.value)
+            if doc is not None and doc.get("transfer_id") == transfer.transfer_id:
                 trail.stop_payments.append(doc)
     return trail
+
+
+def _document(raw: bytes | None) -> dict[str, Any] | None:
+    """A record as a JSON object; None for a tombstone or anything else (`outcomes` comes from outside)."""
+    try:
+        doc = msgspec.json.decode(raw) if raw is not None else None
+    except msgspec.DecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _when(ts: int | None) -> str:

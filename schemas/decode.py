@@ -6,7 +6,7 @@ from typing import TypeVar
 
 import msgspec
 
-from schemas.blockable import too_wide
+from schemas.blockable import shared_platform, too_wide
 from schemas.normalize import (
     normalise_account,
     normalise_app,
@@ -138,6 +138,10 @@ def normalise_record(record: msgspec.Struct) -> msgspec.Struct:
         wide = too_wide(value) if record.type in ("domain", "url") else None
         if wide is not None:
             raise InvalidRecord(wide, "value")
+        if record.type == "url" and shared_platform(value):
+            raise InvalidRecord(f"a URL on {value}, a platform many users share: signals name hosts, not pages, so "
+                                "it could be neither matched nor blocked without hitting every user (a domain "
+                                "indicator blocks the host, if that is meant)", "value")
         if record.expires_ts is not None and record.expires_ts <= record.ts:
             raise InvalidRecord("expires before it is known", "expires_ts")
         return replace(record, value=value)

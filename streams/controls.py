@@ -2,8 +2,8 @@
 the blocks of domains and numbers for ISPs and operators, as pure functions."""
 from __future__ import annotations
 
-from schemas.blockable import shared_platform
 from schemas.internal import ControlNote, PersonEvent
+from schemas.masking import mask
 from schemas.records import (
     AccountInterception,
     DomainInterception,
@@ -21,7 +21,7 @@ def indicator_value_key(indicator: Indicator) -> str:
 
 def account_controls(indicator: Indicator, owner: Subject) -> list[AccountInterception]:
     """When one card of a registered person is in a case, a control for every account of theirs, across banks."""
-    reason = (f"一人多卡管控: account {indicator.value} of this person is in case {indicator.source} "
+    reason = (f"一人多卡管控: account {mask(indicator.value)} of this person is in case {indicator.source} "
               f"({indicator.fraud_type}); all {len(owner.accounts)} of their accounts are under control")
     return [AccountInterception(account=account, subject_id=owner.subject_id, reason=reason,
                                 source=indicator.source, ts=indicator.ts) for account in owner.accounts]
@@ -45,8 +45,6 @@ def interceptions_for(indicator: Indicator) -> list[DomainInterception | NumberI
     if indicator.type in ("domain", "url"):
         if not retract and indicator.confidence < BLOCK_CONFIDENCE:
             return []
-        if indicator.type == "url" and shared_platform(indicator.value):
-            return []  # one user's page on a shared host: the host stays open (a domain indicator blocks it)
         return [DomainInterception(domain=indicator.value, fraud_type=indicator.fraud_type, reason=why,
                                    source=indicator.source, ts=indicator.ts, expires_ts=expires)]
     if indicator.type == "phone":

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Iterable, Protocol
+from typing import Iterable, Iterator, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -125,6 +125,28 @@ def read_to_end(settings: Cluster, topic: str, timeout: float = 30.0) -> list[Co
     finally:
         consumer.close()
     return got
+
+
+def iter_to_end(settings: Cluster, topic: str, timeout: float = 300.0) -> Iterator[ConsumerRecord]:
+    """Every committed message of a real topic up to its end offsets of this moment, one at a time (nothing kept);
+    `TimeoutError` when the end is not reached in `timeout` seconds, never a silent part."""
+    consumer = KafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None,
+                             isolation_level="read_committed")
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            return
+        ends = consumer.end_offsets(tps)
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic} not read to its end in {timeout:.0f} s")
+            for batch in consumer.poll(timeout_ms=300).values():
+                yield from batch
+    finally:
+        consumer.close()
 
 
 def read_table(settings: Cluster, table: str) -> dict[bytes, bytes]:

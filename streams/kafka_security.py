@@ -1,9 +1,13 @@
 """How every Kafka client of the project connects: plaintext, TLS, SASL (PLAIN, SCRAM) over TLS or not."""
 from __future__ import annotations
 
+import logging
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+# kafka-python's admin client logs its whole configuration, password included, at DEBUG
+logging.getLogger("kafka.admin.client").setLevel(logging.INFO)
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")

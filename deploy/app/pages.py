@@ -35,13 +35,13 @@ def add_pages(app: Any, registry: CollectorRegistry, board: OpsBoard, queues: Ta
         if not host_allowed(request.host, allowed_hosts):
             return None, web.text("unknown Host: set YUJING_ALLOWED_HOSTS to the names the console is served under",
                                   status=400)
-        who = request.remote or "?"
-        if await throttle.blocked(who):
-            return None, web.text("too many refused tokens; try again later", status=429)
         auth = request.headers.get("Authorization", "")
         token = auth[7:].strip() if auth.startswith("Bearer ") else request.cookies.get(COOKIE, "")
         grant = await tokens.grant_of(token)
-        if not may(grant, "viewer", wall_ms()):
+        if not may(grant, "viewer", wall_ms()):  # a good token is never throttled: behind an ingress all share one
+            who = request.remote or "?"          # address, and guessing must not lock the operators out
+            if await throttle.blocked(who):
+                return None, web.text("too many refused tokens; try again later", status=429)
             if token:
                 await throttle.refused(who)
             return None, None  # the caller decides: a login form or a 401
@@ -66,11 +66,11 @@ def add_pages(app: Any, registry: CollectorRegistry, board: OpsBoard, queues: Ta
             token = str(form.get("token", "")).strip()
             if not host_allowed(request.host, allowed_hosts):
                 return self.text("unknown Host", status=400)
-            who = request.remote or "?"
-            if await throttle.blocked(who):
-                return self.text("too many refused tokens; try again later", status=429)
             grant = await tokens.grant_of(token)
             if grant is None or not may(grant, "viewer", wall_ms()):
+                who = request.remote or "?"
+                if await throttle.blocked(who):
+                    return self.text("too many refused tokens; try again later", status=429)
                 await throttle.refused(who)
                 return self.html(login_page("token refused (unknown or expired)"), status=401)
             audit.info("console sign-in: %s (%s)", grant.holder, grant.role)
@@ -93,7 +93,7 @@ def add_pages(app: Any, registry: CollectorRegistry, board: OpsBoard, queues: Ta
         grant, refusal = await admit(web, request, "analyst")
         if grant is None:
             return refusal or web.text("a console token is required", status=401)
-        audit.info("explain %s read by %s", warning_id, grant.holder)
+        audit.info("explain %r read by %s", warning_id, grant.holder)
         trail = await asyncio.get_running_loop().run_in_executor(None, trail_of, warning_id)
         return web.text(render(trail), status=200 if trail.decision else 404, headers=_no_store())
 

@@ -1,6 +1,7 @@
 """The wheel as users install it: built, installed in a fresh venv outside the checkout, its worker decides."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -14,8 +15,15 @@ from tests.integration.scenario import refund_scam_tiers
 def _install_wheel(tmp: Path) -> Path:
     """Build the wheel and install it alone in a new venv; its dependencies come from this venv's site-packages
     (a path entry, so the checkout's editable install is not loaded). Returns the venv's bin folder."""
-    dist = tmp / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(PROJECT_ROOT), "--no-deps", "-q", "-w", str(dist)],
+    # from a copy of the project's files alone: setuptools would reuse a stale build/ in the checkout
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=PROJECT_ROOT,
+                           check=True, capture_output=True, text=True).stdout.split("\0")
+    source, dist = tmp / "source", tmp / "dist"
+    for name in filter(None, files):
+        if (PROJECT_ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(dist)],
                    check=True, cwd=tmp)
     wheel = next(dist.glob("yujing-*.whl"))
     subprocess.run([sys.executable, "-m", "venv", str(tmp / "venv")], check=True)

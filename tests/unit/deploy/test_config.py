@@ -46,7 +46,8 @@ def test_credentials_come_from_files_never_show_in_a_repr_and_nonsense_is_refuse
                               "REDIS_SSL_CAFILE": "/ca.pem", "YUJING_DATA_DIR": str(tmp_path)})
     assert settings.kafka_security.password == "s3cret-kafka" and settings.redis_password == "s3cret-redis"
     assert "s3cret" not in repr(settings)
-    assert settings.redis_options() == {"username": "yujing", "password": "s3cret-redis", "ssl_ca_certs": "/ca.pem"}
+    assert settings.redis_options() == {"username": "yujing", "password": "s3cret-redis", "ssl_ca_certs": "/ca.pem",
+                                        "ssl_check_hostname": True}
     child = load_settings(settings.to_env())  # what a child process is given (it names the broker it was given)
     assert (child.kafka_security, child.redis_password, child.redis_options()) == (
         settings.kafka_security, settings.redis_password, settings.redis_options())
@@ -56,5 +57,7 @@ def test_credentials_come_from_files_never_show_in_a_repr_and_nonsense_is_refuse
         load_settings({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"})
     with pytest.raises(SystemExit, match="must be one of"):
         load_settings({"KAFKA_SECURITY_PROTOCOL": "TLS"})
+    with pytest.raises(SystemExit, match="REDIS_USERNAME"):
+        load_settings({"REDIS_URL": "redis://app:secret@redis:6379/0"})
     with pytest.raises(SystemExit, match="cannot read"):
         load_settings({"REDIS_PASSWORD_FILE": str(tmp_path / "missing")})

@@ -27,7 +27,7 @@ def test_no_grant_reaches_anything() -> None:
 @pytest.mark.parametrize("host, allowed", [
     ("127.0.0.1:6066", True), ("localhost", True), ("LOCALHOST:80", True), ("[::1]:6066", True),
     ("console.fzzx.example:443", True), ("rebound.example:6066", False), ("", False), (":6066", False),
-    ("127.0.0.1.nip.io:6066", False), ("[::2]:6066", False),
+    ("127.0.0.1.nip.io:6066", False), ("[::2]:6066", False), ("localhost:6066, evil", False), ("[::1]x", False),
 ])
 def test_only_the_names_the_console_is_served_under_pass(host: str, allowed: bool) -> None:
     assert host_allowed(host, ["127.0.0.1", "localhost", "::1", "console.fzzx.example"]) is allowed

@@ -45,7 +45,7 @@ def test_url_indicator_matches_on_its_domain() -> None:
 
 
 @pytest.mark.parametrize("kind, value", [("domain", "someone.github.io"), ("domain", "refund.com.cn"),
-                                         ("url", "https://docs.google.com/forms/d/x")])
+                                         ("domain", "docs.google.com"), ("url", "https://someone.github.io/x")])
 def test_a_site_under_a_public_suffix_is_an_indicator(kind: str, value: str) -> None:
     assert decode_input("intel.indicators", json.dumps({**IND, "type": kind, "value": value}).encode())
 
@@ -78,9 +78,11 @@ def test_a_site_under_a_public_suffix_is_an_indicator(kind: str, value: str) -> 
     ("intel.indicators", {**IND, "type": "domain", "value": "github.io"}, "value", "public suffix"),
     ("intel.indicators", {**IND, "type": "url", "value": "https://gov.cn/x"}, "value", "public suffix"),
     ("intel.indicators", {**IND, "type": "url", "value": "http://localhost/"}, "value", "single-label"),
+    ("intel.indicators", {**IND, "type": "url", "value": "https://docs.google.com/forms/d/x"}, "value",
+     "a platform many users share"),
     ("registry.subjects", {**SUBJ, "phones": "13800138000"}, "phones", "Expected `array`"),
     ("signals.telecom", {**CALL, "subscriber": "+٨٦١٣٨٠٠١٣٨٠٠٠"}, "subscriber", "not a phone number"),  # Arabic-Indic
-    ("signals.telecom", {**CALL, "subscriber": "１３８００１３８０００"}, "subscriber", "not a phone number"),  # full-width
+    ("signals.telecom", {**CALL, "subscriber": "１３８００１３８０００"}, "subscriber", "not a phone"),  # full-width
     ("signals.payment", {**PAY, "payee_account": " - "}, "payee_account", "not an account"),
     ("signals.payment", {**PAY, "payer_account": "6222\u0000"}, "payer_account", "not an account"),
     ("signals.domain", {**DNS, "kind": "app_install", "app": "   "}, "app", "needs an app"),

@@ -89,10 +89,3 @@ def test_what_each_indicator_asks_for() -> None:
     assert gone.expires_ts == T0 + 5 and gone.reason.startswith("retracted")
     assert interceptions_for(case_element("account", "6217000000000001")) == []
 
-
-def test_a_url_on_a_shared_platform_blocks_no_host_a_domain_indicator_does() -> None:
-    assert interceptions_for(case_element("url", "docs.google.com")) == []  # one user's form, not Google Docs
-    assert interceptions_for(case_element("url", "docs.google.com", action="retract")) == []
-    (own,) = interceptions_for(case_element("url", "refund-1.top"))  # a fraud site's own host
-    (named,) = interceptions_for(case_element("domain", "docs.google.com"))  # an explicit act
-    assert (own.domain, named.domain) == ("refund-1.top", "docs.google.com")
