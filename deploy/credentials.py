@@ -54,6 +54,12 @@ def make_tls(folder: Path, hosts: tuple[str, ...] = ("IP:127.0.0.1", "DNS:localh
     return keystore, password
 
 
+def plain_jaas(user: str, password: str) -> str:
+    """A broker's PLAIN login line: the broker's own login to itself and the one user it knows, both as `user`."""
+    return (f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{user}" '
+            f'password="{password}" user_{user}="{password}";')
+
+
 def make_compose_secrets(folder: Path) -> list[Path]:
     """The files `deploy/compose/docker-compose.yml` mounts as secrets: the broker's keystore and its secrets
     (key password, the PLAIN user), the CA, the service user's Kafka and Redis passwords, the Redis ACL file and
@@ -70,8 +76,7 @@ def make_compose_secrets(folder: Path) -> list[Path]:
 
     kafka_password, redis_password = secret("kafka_password"), secret("redis_password")
     secret("grafana_admin_password")
-    jaas = (f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{SERVICE_USER}" '
-            f'password="{kafka_password}" user_{SERVICE_USER}="{kafka_password}";')
+    jaas = plain_jaas(SERVICE_USER, kafka_password)
     files = {"kafka_broker.secrets": f"ssl.key.password={key_password}\nplain.jaas={jaas}\n",
              "redis_users.acl": f"user default off\nuser {SERVICE_USER} on >{redis_password} ~* &* +@all\n"}
     for name, text in files.items():

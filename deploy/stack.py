@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from deploy.config import PROJECT_ROOT, Settings
-from deploy.credentials import CredentialsError, make_tls
+from deploy.credentials import CredentialsError, make_tls, plain_jaas
 from streams.kafka_security import Secured, client_options
 
 KAFKA_VERSION = "4.1.1"
@@ -209,8 +209,7 @@ def _kafka_security_properties(settings: Settings) -> list[str]:
         user, password = security.username, security.password
         lines += ["sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
                   "sasl.mechanism.inter.broker.protocol=PLAIN",
-                  f"listener.name.{listener}.plain.sasl.jaas.config=org.apache.kafka.common.security.plain."
-                  f'PlainLoginModule required username="{user}" password="{password}" user_{user}="{password}";',
+                  f"listener.name.{listener}.plain.sasl.jaas.config={plain_jaas(user, password)}",
                   *(f"listener.name.{listener}.{m}.sasl.jaas.config=org.apache.kafka.common.security.scram."
                     "ScramLoginModule required;" for m in ("scram-sha-256", "scram-sha-512"))]
     return lines

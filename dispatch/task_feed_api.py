@@ -55,11 +55,8 @@ def _authenticator(queues: TaskQueues, wall_ms: Callable[[], int]) -> Any:
         token = auth[7:].strip() if auth.startswith("Bearer ") else ""
         scope = await queues.scope_of(token, wall_ms())
         if scope is None:  # a good token is never throttled: behind an ingress every client has one address
-            who = request.remote or "?"
-            if await throttle.blocked(who):
+            if await throttle.turn_away(request.remote or "?", guessed=bool(token)):
                 return _error(429, "too many refused tokens; try again later")
-            if token:
-                await throttle.refused(who)
             return _error(401, "a valid bearer token is required")
         if request.method == "POST":
             problem = _fresh(request, wall_ms())

@@ -25,3 +25,12 @@ class RefusalThrottle:
             pipe.set(key, 0, ex=self.window_s, nx=True)
             pipe.incr(key)
             await pipe.execute()
+
+    async def turn_away(self, who: str, guessed: bool = True) -> bool:
+        """After a refused credential: True when `who` is blocked (answer 429); else the guess, if there was one,
+        is counted (answer as refused)."""
+        if await self.blocked(who):
+            return True
+        if guessed:
+            await self.refused(who)
+        return False

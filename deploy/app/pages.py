@@ -38,12 +38,11 @@ def add_pages(app: Any, registry: CollectorRegistry, board: OpsBoard, queues: Ta
         auth = request.headers.get("Authorization", "")
         token = auth[7:].strip() if auth.startswith("Bearer ") else request.cookies.get(COOKIE, "")
         grant = await tokens.grant_of(token)
-        if not may(grant, "viewer", wall_ms()):  # a good token is never throttled: behind an ingress all share one
-            who = request.remote or "?"          # address, and guessing must not lock the operators out
-            if await throttle.blocked(who):
+        # A good token is never throttled: behind an ingress all share one address, and guessing must not lock
+        # the operators out.
+        if not may(grant, "viewer", wall_ms()):
+            if await throttle.turn_away(request.remote or "?", guessed=bool(token)):
                 return None, web.text("too many refused tokens; try again later", status=429)
-            if token:
-                await throttle.refused(who)
             return None, None  # the caller decides: a login form or a 401
         if not may(grant, need, wall_ms()):
             return None, web.text(f"this needs the {need} role", status=403)
@@ -68,10 +67,8 @@ def add_pages(app: Any, registry: CollectorRegistry, board: OpsBoard, queues: Ta
                 return self.text("unknown Host", status=400)
             grant = await tokens.grant_of(token)
             if grant is None or not may(grant, "viewer", wall_ms()):
-                who = request.remote or "?"
-                if await throttle.blocked(who):
+                if await throttle.turn_away(request.remote or "?"):
                     return self.text("too many refused tokens; try again later", status=429)
-                await throttle.refused(who)
                 return self.html(login_page("token refused (unknown or expired)"), status=401)
             audit.info("console sign-in: %s (%s)", grant.holder, grant.role)
             secure = "; Secure" if request.secure or request.headers.get("X-Forwarded-Proto") == "https" else ""
