@@ -17,6 +17,8 @@ too. Changelog topics (compacted) keep faust's own handling. Everything else is 
 A partition whose commit is held by a record handed on but never acknowledged (`faust_commit.py`) is fetched
 again from its committed offset, as a restarted worker would. What is known of a partition is forgotten when it is
 revoked: a partition that comes back (a takeover) was read meanwhile by another worker, from where it stood then.
+A partition with no commit yet is sought to its start where faust seeks to the committed offsets: aiokafka leaves
+it where its fetcher stood, past what faust dropped during a rebalance, and nothing would hold a commit over them.
 """
 from __future__ import annotations
 
@@ -218,8 +220,21 @@ async def _seek(self: Any, partition: Any, offset: int) -> None:
     _next(self)[partition] = offset
 
 
+def never_committed(committed: Mapping[Any, int | None]) -> list[Any]:
+    """The stream partitions (not changelogs) with no committed offset to seek to: none, or 0, which aiokafka's
+    `seek_to_committed` does not seek to either."""
+    return [tp for tp, offset in committed.items()
+            if (offset is None or offset <= 0) and not tp.topic.endswith("-changelog")]
+
+
 async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
     committed = await _faust_seek_to_committed(self)
+    # A partition with no commit is not sought at all: its fetcher stays past the records faust dropped while the
+    # flow was stopped (a rebalance), and those would never reach an agent, nor hold a commit (there is no
+    # committed offset to hold it at). Read from the start, as the offset reset would for a new partition.
+    unread = never_committed(committed)
+    if unread and self.app.conf.consumer_auto_offset_reset == "earliest":
+        await self._thread.seek_to_beginning(*unread)
     for tp, offset in committed.items():
         if offset is not None and offset >= 0:
             _next(self)[tp] = offset
@@ -233,8 +248,8 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
 def forget(consumer: Any, revoked: Any) -> None:
     """Partitions left this consumer: what it knew of them is stale if they come back (from whoever held them
     meanwhile, at their committed offset). A record fetched for one before faust seeks it to its committed offset
-    is handed on, and again after the seek: a redelivery, which every stage takes as one; records refused until
-    the seek could be lost where the seek does not move the position (no commit yet)."""
+    (or its start, `_seek_to_committed`) is handed on, and again after the seek: a redelivery, which every stage
+    takes as one."""
     for tp in revoked:
         for known in (_next(consumer), _refetched(consumer), _at_committed(consumer), _dropped(consumer)):
             known.pop(tp, None)

@@ -11,6 +11,7 @@ from deploy.app.faust_offsets import (
     fetch_again_from_committed,
     forget,
     in_order,
+    never_committed,
     note_dropped,
 )
 
@@ -154,3 +155,9 @@ def test_a_partition_fetched_again_and_again_from_one_offset_is_logged_as_stuck(
             assert _hand_on(c, EVENTS, [first]) == []
     assert c.gaps == [] and len(c.seeks) == 6
     assert [r.levelname for r in caplog.records] == ["WARNING"] * 4 + ["ERROR"] * 2
+
+
+def test_partitions_without_a_committed_offset_to_seek_to_are_the_stream_partitions_at_none_or_zero() -> None:
+    changelog = TP("yujing-t-persons-changelog", 0)
+    committed = {EVENTS: None, TP("t.yujing.events", 3): 0, TP("t.outcomes", 1): 12, changelog: None}
+    assert never_committed(committed) == [EVENTS, TP("t.yujing.events", 3)]
