@@ -50,6 +50,7 @@ class Cooldown:
     """The cooldown stage over an asyncio Redis client (handed in, not global)."""
 
     def __init__(self, client: Any, prefix: str, cooldown_ms: int, gc_seconds: int = 8 * 86_400) -> None:
+        self._r = client
         self._script = client.register_script(COOLDOWN_LUA)
         self._prefix = prefix
         self._cooldown_ms = cooldown_ms
@@ -60,3 +61,7 @@ class Cooldown:
         allowed = await self._script(keys=[f"{self._prefix}cooldown:{person}"],
                                      args=[RANK[tier], ts, warning_id, self._cooldown_ms, self._gc])
         return bool(allowed)
+
+    async def forget(self, person: str) -> None:
+        """The person was erased: their latest warning goes (a new one for them is not held back by it)."""
+        await self._r.delete(f"{self._prefix}cooldown:{person}")

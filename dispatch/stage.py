@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Any, Awaitable, Callable
 
 from dispatch.cooldown import Cooldown
 from dispatch.escalation import Context, EscalationStore, outcome_effect
@@ -25,6 +25,7 @@ class Dispatcher:
     breaches: int = 0  # steps whose deadline passed unanswered
     on_suppressed: Callable[[], None] = lambda: None  # the metrics hear of each
     on_breach: Callable[[], None] = lambda: None
+    on_erase: Callable[[str], Awaitable[Any]] | None = None  # the console's board forgets the person too
     # Steps this worker is taking now: decisions dispatched together find the same steps due, and each would race
     # for every one of them (a Redis round trip each). Other workers still race for them in Redis.
     _taking: set[tuple[str, int]] = field(default_factory=set, repr=False)
@@ -54,6 +55,12 @@ class Dispatcher:
             await self.escalation.schedule(ctx, {step: decision.ts + route.steps[step].within_ms
                                                  for step in range(len(route.steps) if route.mode == "all" else 1)})
         return out
+
+    async def erase(self, subject_id: str) -> None:
+        """A person erased: what dispatch keeps of them in Redis (their cooldown, their warnings on the board)."""
+        await self.cooldown.forget(subject_id)
+        if self.on_erase is not None:
+            await self.on_erase(subject_id)
 
     async def handle_outcome(self, outcome: Outcome) -> list[Output]:
         """An outcome completes the step it answers, or (a failure) escalates it at once."""

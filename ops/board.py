@@ -20,6 +20,7 @@ from schemas.records import (
 )
 
 KEEP = 500
+WHO = "_subject_id"  # in a warning's document: whom it is about, for an erasure; never shown
 
 # An entry remembered once, the oldest beyond `KEEP` dropped, and (a warning) its tier counted, in one round trip.
 # KEYS: the sorted set, its documents, the tier counts; ARGV: member, ts, document, keep, tier ('' for none).
@@ -74,8 +75,19 @@ class OpsBoard:
         return bool(await self._remember_lua(keys=keys, args=[member, ts, msgspec.json.encode(doc), KEEP, tier]))
 
     async def record_warning(self, warning: FraudWarning, profile: Subject | None) -> None:
-        """Remember a warning (once per id) and count it by tier."""
-        await self._remember("warnings", warning.warning_id, warning.ts, warning_entry(warning, profile), warning.tier)
+        """Remember a warning (once per id) and count it by tier; whom it is about is kept for an erasure (not
+        shown: `recent` leaves it out)."""
+        doc = {**warning_entry(warning, profile), WHO: warning.subject_id}
+        await self._remember("warnings", warning.warning_id, warning.ts, doc, warning.tier)
+
+    async def forget(self, subject_id: str) -> int:
+        """A person erased: their warnings leave the board (the tier counts stay: they name nobody); how many."""
+        docs = await self._r.hgetall(f"{self._p}warnings:doc")
+        theirs = [member for member, raw in docs.items() if msgspec.json.decode(raw).get(WHO) == subject_id]
+        if theirs:
+            await self._r.zrem(f"{self._p}warnings", *theirs)
+            await self._r.hdel(f"{self._p}warnings:doc", *theirs)
+        return len(theirs)
 
     async def record_interception(self, topic: str, value: Any) -> None:
         """Remember an interception (once per transfer, account, domain or number and time)."""
@@ -87,7 +99,7 @@ class OpsBoard:
         """The newest entries of a kind (`warnings`, `interceptions`)."""
         members = await self._r.zrevrange(f"{self._p}{kind}", 0, count - 1)
         docs = await self._r.hmget(f"{self._p}{kind}:doc", members) if members else []
-        return [msgspec.json.decode(d) for d in docs if d]
+        return [{k: v for k, v in msgspec.json.decode(d).items() if k != WHO} for d in docs if d]
 
     async def tiers(self) -> dict[str, int]:
         """Warnings issued so far, by tier."""

@@ -52,6 +52,17 @@ def decode_raw(logical_topic: str, raw: bytes | None) -> msgspec.Struct:
     return _decode(_DECODERS[logical_topic], raw)
 
 
+def tombstone_subject(key: bytes | None) -> str:
+    """The subject id a registry tombstone (a null value) erases: its key, which must be a valid id."""
+    try:
+        subject_id = (key or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRecord("a registry tombstone's key is not UTF-8", "subject_id") from None
+    if not 1 <= len(subject_id) <= 128 or not subject_id.isprintable() or subject_id != subject_id.strip():
+        raise InvalidRecord("a registry tombstone must be keyed by the subject_id it erases", "subject_id")
+    return subject_id
+
+
 def decode_progress(raw: bytes | None) -> Progress:
     """Parse and type-check a provider's progress record (`schemas.records.Progress`)."""
     return _decode(_PROGRESS, raw)  # type: ignore[return-value]

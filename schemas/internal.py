@@ -45,14 +45,15 @@ class ControlNote(Struct, kw_only=True):
 
 
 class PersonEvent(Struct, kw_only=True, omit_defaults=True):
-    """`yujing.events` (key: person): a validated signal, an indicator hit or its retraction, or a control.
+    """`yujing.events` (key: person): a validated signal, an indicator hit or its retraction, a control, or the
+    person's erasure (a registry tombstone: nothing else is set).
 
     `role` says how a signal concerns the person: `self` for their own line or account, `payee` for an
     incoming transfer (a victim receiving a "rebate" is a signal too).
     """
 
     person: str
-    source: Literal["signals.telecom", "signals.payment", "signals.domain", "hit", "retraction", "control"]
+    source: Literal["signals.telecom", "signals.payment", "signals.domain", "hit", "retraction", "control", "erasure"]
     role: Literal["self", "payee"] = "self"
     subject_id: str | None = None
     telecom: TelecomSignal | None = None
@@ -73,11 +74,13 @@ class Contact(Struct, kw_only=True, array_like=True):
 
 
 class ValueMessage(Struct, kw_only=True, omit_defaults=True):
-    """`yujing.contacts` (key: value_key): a contact or an indicator change, in one ordered stream per value."""
+    """`yujing.contacts` (key: value_key): a contact or an indicator change, in one ordered stream per value; or
+    (sent to every partition, no value) a person erased, whose entries under every value go."""
 
     value_key: str
     contact: Contact | None = None
     indicator: Indicator | None = None
+    erased: str | None = None
 
 
 class Trigger(Struct, kw_only=True, omit_defaults=True):
@@ -142,10 +145,15 @@ class RiskState(Struct, array_like=True):
     stopped: list[str] = []  # the latest transfers a stop-payment was asked for: one request per transfer
 
 
+EVERY_PARTITION = -1  # an output's partition: one copy to each partition of its topic
+
+
 class Output(NamedTuple):
-    """One message to send: logical topic, key, record (and, for a deferred decision, its origin's Kafka time)."""
+    """One message to send: logical topic, key, record (and, for a deferred decision, its origin's Kafka time;
+    for a message to every partition, `EVERY_PARTITION`)."""
 
     topic: str
     key: bytes
     value: msgspec.Struct
     origin: float | None = None
+    partition: int | None = None

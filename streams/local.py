@@ -52,6 +52,10 @@ class LocalPipeline:
             queue.extend(self.processor.indicator(rec))
         self._drain(list(queue))
 
+    def erase(self, subject_id: str) -> None:
+        """A registry tombstone for the subject: the person erased everywhere the pipeline keeps them."""
+        self._drain(self.processor.subject_erased(subject_id))
+
     def finish(self) -> None:
         """The input has ended: take every decision still waiting."""
         self._drain(self.processor.decide_until(0, 2**62))

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import msgspec
 
-from schemas.internal import Decision, Output, PersonEvent, ValueMessage
+from schemas.internal import EVERY_PARTITION, Decision, Output, PersonEvent, ValueMessage
 from schemas.records import DomainInterception, Indicator, Subject
 from streams.controls import (
     account_controls,
@@ -31,11 +31,12 @@ from streams.person_state import (
     event_time,
     new_state,
 )
-from streams.table_views import ValueEntries
+from streams.table_views import ValueEntries, values_listing
 from streams.value_index import (
     IndexPolicy,
     add_contact,
     apply_indicator,
+    forget_person,
     stored_head,
 )
 from streams.watermarks import (
@@ -119,6 +120,29 @@ class Processor:
                 self.directory.set_local(key.encode(), value.encode())
         return []
 
+    def subject_erased(self, subject_id: str) -> list[Output]:
+        """A registry tombstone: the person's lines, cards and profile leave the identity table, and their
+        partition hears of it (`erase`)."""
+        old = decode_profile(self.lookup(subject_key(subject_id)))
+        keys = [subject_key(subject_id)]
+        if old is not None:
+            keys += [f"phone:{p}" for p in old.phones] + [f"account:{a}" for a in old.accounts]
+        for key in keys:
+            if key != subject_key(subject_id) and self.lookup(key) != subject_id:
+                continue  # a line or card someone else holds now
+            self.identity.pop(key.encode(), None)
+            if self.directory is not None:
+                self.directory.set_local(key.encode(), None)
+        return [person_output(PersonEvent(person=subject_id, subject_id=subject_id, source="erasure"))]
+
+    def erase(self, person: str, partition: int) -> list[Output]:
+        """A person erased: their state and the decisions waiting on them go, and every value partition drops
+        their entries (one message to each)."""
+        self.persons.pop(person.encode(), None)
+        self.waiting.remove_person(partition, person)
+        return [Output("yujing.contacts", person.encode(), ValueMessage(value_key="", erased=person),
+                       partition=EVERY_PARTITION)]
+
     def indicator(self, indicator: Indicator) -> list[Output]:
         """An indicator change: to the value's owner; one card of a registered person puts all under control."""
         value_key = indicator_value_key(indicator)
@@ -140,6 +164,8 @@ class Processor:
     def person_event(self, pe: PersonEvent, partition: int = 0, origin: float | None = None) -> list[Output]:
         """Fold an event into the person's state; index its contacts and trigger at once; decide in event-time
         order, once the partition's watermark has passed the event (at once if it already has: a late event)."""
+        if pe.source == "erasure":
+            return self.erase(pe.person, partition)
         late = resolve_late(pe, self.lookup)
         if late is not None:  # registered since ingest looked: to the person's own partition instead
             return [person_output(late)]
@@ -305,6 +331,9 @@ class Processor:
 
     def value_message(self, vm: ValueMessage) -> list[Output]:
         """A contact or indicator change for one value: index it, match it, mine backwards, tell of an end."""
+        if vm.erased is not None:
+            self._erase_entries(vm.erased)
+            return []
         key = vm.value_key.encode()
         stored = self.values.get(key)
         head = stored_head(stored)
@@ -327,3 +356,10 @@ class Processor:
         return ([person_output(PersonEvent(person=person, source="hit", hit=hit)) for person, hit in update.hits]
                 + [person_output(PersonEvent(person=person, source="retraction", retraction=note))
                    for person, note in update.notices])
+
+    def _erase_entries(self, person: str) -> None:
+        """An erased person leaves every value of this partition they are listed under."""
+        for value_key in values_listing(self.values, person):
+            head = stored_head(self.values.get(value_key.encode()))
+            if forget_person(head, ValueEntries(self.values, value_key), person):
+                self.values[value_key.encode()] = head

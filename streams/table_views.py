@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-from streams.value_index import Entry, decode_entry, encode_entry, entry_key
+from streams.value_index import ENTRY_SEPARATOR, Entry, decode_entry, encode_entry, entry_key
 
 
 class ValueEntries(MutableMapping[str, Entry]):
@@ -43,3 +43,11 @@ class ValueEntries(MutableMapping[str, Entry]):
 
     def __len__(self) -> int:
         raise TypeError("value entries are counted by the value's head")
+
+
+def values_listing(values: Any, person: str) -> list[str]:
+    """The values a person has an entry under, among the keys of the partition being processed (a table that
+    knows its partitions: `active_keys`; a dict: all of them)."""
+    suffix = (ENTRY_SEPARATOR + person).encode()
+    keys = values.active_keys() if hasattr(values, "active_keys") else list(values)
+    return [k[: -len(suffix)].decode() for k in keys if k.endswith(suffix)]

@@ -152,9 +152,12 @@ def encode_stored(value: ValueHead | bytes) -> bytes:
     return value if isinstance(value, bytes) else msgspec.msgpack.encode(value)
 
 
+ENTRY_SEPARATOR = "\x1f"  # between the value and the person in an entry's key
+
+
 def entry_key(value_key: str, person: str) -> str:
     """The table key of one person's entry under a value (same partition as the value: written by its owner)."""
-    return f"{value_key}\x1f{person}"
+    return f"{value_key}{ENTRY_SEPARATOR}{person}"
 
 
 def _matches(span: Span | None, ts: int, policy: IndexPolicy) -> bool:
@@ -194,6 +197,16 @@ def _prune(head: ValueHead, entries: Entries, policy: IndexPolicy) -> None:
         head.people = kept
         alive = set(kept)
         head.fanout_flagged = [p for p in head.fanout_flagged if p in alive]
+
+
+def forget_person(head: ValueHead, entries: Entries, person: str) -> bool:
+    """An erased person leaves the value: their entry, and every mention in the head; whether the head changed."""
+    entries.pop(person, None)
+    before = (len(head.people), len(head.newcomers), len(head.fanout_flagged))
+    head.people = [p for p in head.people if p != person]
+    head.newcomers = [(ts, p) for ts, p in head.newcomers if p != person]
+    head.fanout_flagged = [p for p in head.fanout_flagged if p != person]
+    return before != (len(head.people), len(head.newcomers), len(head.fanout_flagged))
 
 
 def fanout(head: ValueHead, now_ts: int, policy: IndexPolicy) -> int:

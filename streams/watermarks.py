@@ -236,6 +236,17 @@ class PendingDecisions:
         self.remove_first(partition, end)
         return end
 
+    def remove_person(self, partition: int, person: str) -> int:
+        """Drop the decisions waiting on one person (erased); how many."""
+        keys = self._keys(partition)
+        mine = [k for k in keys if k.split(b"|", 3)[2] == person.encode()]
+        for key in mine:
+            self._table.pop(key, None)
+        if mine:
+            gone = set(mine)
+            keys[:] = [k for k in keys if k not in gone]
+        return len(mine)
+
     def waiting(self, partition: int) -> int:
         """How many decisions wait in the partition."""
         return len(self._keys(partition))

@@ -53,6 +53,7 @@ from schemas.units import MINUTE_MS
 from scorers.ages import Ages
 from scorers.decide import Decider
 from scorers.model import Model, ModelMismatch
+from streams.envelope import ContactBatch, EventBatch, encode_envelope
 from streams.identity_replica import IdentityReplica
 from streams.person_state import decode_state, encode_state
 from streams.processor import Processor
@@ -62,6 +63,7 @@ from streams.watermarks import SourceProgress, decode_pending, encode_pending
 log = logging.getLogger(__name__)
 
 RAW = {"key_serializer": "raw", "value_serializer": "raw"}
+ENVELOPES = (EventBatch, ContactBatch)  # what an agent sends to the hot path's topics (an erasure)
 DISPATCH_PARALLEL = 64  # decisions dispatched at once (one at a time per person): each waits on Redis several times
 
 
@@ -90,14 +92,14 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     redis_client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
     redis_prefix = settings.redis_prefix
     routes = load_routes()
+    board = OpsBoard(redis_client, redis_prefix)
     dispatcher = Dispatcher(routes, Cooldown(redis_client, redis_prefix, routes.cooldown_ms), processor.lookup,
                             EscalationStore(redis_client, redis_prefix), on_suppressed=metrics.suppressed.inc,
-                            on_breach=metrics.breaches.inc)
+                            on_breach=metrics.breaches.inc, on_erase=board.forget)
     progress = SourceProgress(idle_after_s=settings.idle_after_ms / 1000, producers=settings.producers)
     max_ahead_ms = settings.max_ahead_minutes * MINUTE_MS
     handlers = Handlers(processor, topology(settings), progress, metrics, dispatcher,
                         latest_ms=lambda: int(time.time() * 1000) + max_ahead_ms)
-    board = OpsBoard(redis_client, redis_prefix)
     heap = HeapKeeper(observe_full=metrics.heap_full_collection.observe)
     reader = StreamReader(settings, processor, tables, handlers, metrics,
                           show=lambda outputs: show_on_board(board, processor.lookup, outputs),
@@ -123,7 +125,8 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
         # decision taken when a mark let it through carries its own event's.
         for out in outputs:
             origin = out.origin if out.origin is not None else timestamp
-            await until_broker_takes(out.topic, partial(topic(out.topic).send, key=out.key, value=encode(out.value),
+            value = encode_envelope(out.value) if isinstance(out.value, ENVELOPES) else encode(out.value)
+            await until_broker_takes(out.topic, partial(topic(out.topic).send, key=out.key, value=value,
                                                         timestamp=origin))
 
     def agent(logical: str, name: str, handler: Any, parallel: int = 1) -> None:

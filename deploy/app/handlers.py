@@ -9,9 +9,10 @@ import msgspec
 from dispatch.stage import Dispatcher
 from ops.board import OpsBoard
 from ops.metrics import PipelineMetrics
-from schemas.decode import InvalidRecord, decode_input, decode_progress
-from schemas.internal import Decision, Output
+from schemas.decode import InvalidRecord, decode_input, decode_progress, tombstone_subject
+from schemas.internal import Decision, Output, PersonEvent
 from schemas.records import PROGRESS_KEY_PREFIX, FraudWarning
+from streams.envelope import EventBatch
 from streams.identity import decode_profile, subject_key
 from streams.ingest import RawMessage, ingest, refuse_far_ahead
 from streams.processor import Processor, person_output
@@ -62,8 +63,15 @@ class Handlers:
             return []
         return handle
 
-    def registry(self, event: Any) -> list[Output]:
-        """A registry record: the identity table."""
+    async def registry(self, event: Any) -> list[Output]:
+        """A registry record: the identity table. A tombstone erases the person: Redis first (a step that can be
+        run again), then the identity table, then their partition and every value partition hear of it."""
+        if event.value is None:
+            subject_id = tombstone_subject(event.key)
+            if self.dispatcher is not None:
+                await self.dispatcher.erase(subject_id)
+            return [Output(o.topic, o.key, EventBatch([o.value], [None])) if isinstance(o.value, PersonEvent) else o
+                    for o in self.processor.subject_erased(subject_id)]
         subject = decode_input("registry.subjects", event.value)
         refuse_far_ahead(subject.ts, _kafka_ms(event.message), latest_ms=self.latest_ms())
         return self.processor.subject(subject)

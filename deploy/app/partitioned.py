@@ -80,6 +80,11 @@ class PartitionedTable(MutableMapping[bytes, Any]):
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._data)
 
+    def active_keys(self) -> list[bytes]:
+        """The keys of the partition being processed (the only ones a write now may change)."""
+        active = self._writer()
+        return [k for k, p in self._owner.items() if p == active and k in self._data]
+
     def __len__(self) -> int:
         return len(self._data)
 

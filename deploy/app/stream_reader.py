@@ -52,7 +52,7 @@ from deploy.app.marks import MarkDeduper, PassedOn, owned_marks
 from deploy.app.partitioned import Changes, PartitionedTable, Taken
 from deploy.config import Settings
 from ops.metrics import PipelineMetrics
-from schemas.internal import Output
+from schemas.internal import EVERY_PARTITION, Output
 from schemas.records import PROGRESS_KEY_PREFIX, encode
 from schemas.topics import SOURCE_TOPICS
 from streams.envelope import (
@@ -145,10 +145,12 @@ class Outbox:
         for out in outputs:
             when = out.origin if out.origin is not None else origin
             if out.topic in ENVELOPED:
-                records, origins = self.routed.setdefault((out.topic, partition_of(out.key, self.partitions)),
-                                                          ([], []))
-                records.append(out.value)
-                origins.append(when)
+                to = (range(self.partitions) if out.partition == EVERY_PARTITION  # an erasure: a copy to each
+                      else (partition_of(out.key, self.partitions),))
+                for p in to:
+                    records, origins = self.routed.setdefault((out.topic, p), ([], []))
+                    records.append(out.value)
+                    origins.append(when)
             else:
                 self.direct.append((out, when))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import msgspec
 import redis.asyncio as aioredis
 
 from deploy.config import Settings
@@ -98,14 +99,20 @@ def test_the_board_remembers_once_counts_tiers_once_and_keeps_the_newest(stack: 
             for i in range(KEEP + 5):
                 await board.record_interception("interception.domain", DomainInterception(
                     domain=f"d{i}.example.cn", fraud_type="romance", reason="r", source="test", ts=T + i))
-            warnings = [w["warning_id"] for w in await board.recent("warnings", 10)]
+            shown = await board.recent("warnings", 10)
+            assert all("subject" not in field for w in shown for field in w)  # kept for an erasure, not shown
+            warnings = [w["warning_id"] for w in shown]
             kept = [e["ts"] - T for e in await board.recent("interceptions", KEEP + 10)]
             docs = await client.hlen(f"{prefix}ops:interceptions:doc")
+            other = msgspec.structs.replace(warning, warning_id="w2", subject_id="S2")
+            await board.record_warning(other, None)
+            assert await board.forget("S1") == 1 and await board.forget("S1") == 0  # S1 erased: S2's stays
+            assert [w["warning_id"] for w in await board.recent("warnings", 10)] == ["w2"]
             return warnings, await board.tiers(), kept, docs
         finally:
             await _forget(client, prefix)
             await client.aclose()
 
     warnings, tiers, kept, docs = asyncio.run(run())
-    assert warnings == ["w1"] and tiers == {"T1": 1}
+    assert warnings == ["w1"] and tiers == {"T1": 2}
     assert kept == list(range(KEEP + 4, 4, -1)) and docs == KEEP  # the 5 oldest left, with their documents

@@ -12,6 +12,12 @@ from deploy.app.handlers import Handlers
 from deploy.city_stream import progress_record
 from ops.metrics import PipelineMetrics
 from schemas.decode import InvalidRecord
+from schemas.internal import Output, PersonEvent
+from schemas.records import Subject
+from streams.envelope import EventBatch
+from streams.person_state import StatePolicy
+from streams.processor import Processor
+from streams.value_index import IndexPolicy
 from streams.watermarks import Mark, SourceProgress
 
 TS = 1_764_547_200_000
@@ -83,7 +89,7 @@ def test_no_event_time_from_outside_passes_the_wall_clock_bound_whatever_kafka_s
         with pytest.raises(InvalidRecord, match="past the latest"):
             handlers.indicator(_record(b"d", json.dumps(indicator).encode(), kafka_s=kafka_s))
         with pytest.raises(InvalidRecord, match="past the latest"):
-            handlers.registry(_record(b"s1", json.dumps(subject).encode(), kafka_s=kafka_s))
+            asyncio.run(handlers.registry(_record(b"s1", json.dumps(subject).encode(), kafka_s=kafka_s)))
         with pytest.raises(InvalidRecord, match="past the latest"):
             handlers.provider_progress("signals.payment")(_record(*progress_record("bank-hub", future),
                                                                   kafka_s=kafka_s))
@@ -94,3 +100,26 @@ def test_no_event_time_from_outside_passes_the_wall_clock_bound_whatever_kafka_s
     in_time = {**outcome, "ts": TS + 3_600_000}
     asyncio.run(handlers.outcome(_record(b"w1", json.dumps(in_time).encode(), kafka_s=0)))
     assert len(seen) == 1
+
+
+def test_a_registry_tombstone_erases_redis_first_then_the_identity_and_tells_the_persons_partition() -> None:
+    processor = Processor(identity={}, persons={}, values={}, index_policy=IndexPolicy(), state_policy=StatePolicy())
+    processor.subject(Subject(subject_id="S1", phones=["+8613800000001"], accounts=["6222000000000001"],
+                              birth_year=1950, grid_id="G1", station_id="ST1", name_masked="王*", ts=TS))
+    erased: list[str] = []
+
+    class Dispatch:
+        async def erase(self, subject_id: str) -> None:
+            assert processor.lookup("subject:S1") is not None  # Redis first: a failure there runs it all again
+            erased.append(subject_id)
+
+    handlers = Handlers(processor, None, SourceProgress(), PipelineMetrics(CollectorRegistry()),  # type: ignore[arg-type]
+                        dispatcher=Dispatch())  # type: ignore[arg-type]
+    out = asyncio.run(handlers.registry(_record(b"S1", None)))  # type: ignore[arg-type]
+    assert erased == ["S1"]
+    assert [processor.lookup(k) for k in ("subject:S1", "phone:+8613800000001", "account:6222000000000001")] == \
+        [None] * 3
+    assert out == [Output("yujing.events", b"S1",
+                          EventBatch([PersonEvent(person="S1", subject_id="S1", source="erasure")], [None]))]
+    with pytest.raises(InvalidRecord):
+        asyncio.run(handlers.registry(_record(b"", None)))  # type: ignore[arg-type]

@@ -293,3 +293,15 @@ def test_a_value_index_kept_as_objects_reads_back_from_its_changelog_as_the_work
     restored.load(0, changelog)
     assert ({k: encode_stored(v) for k, v in restored.items()}
             == {k: encode_stored(v) for k, v in table.items()})
+
+
+def test_the_active_partitions_keys_are_those_it_owns_and_still_holds() -> None:
+    table = PartitionedTable("values")
+    table.load(1, [(b"phone:1", b"h"), (b"phone:1\x1fS1", b"e")])
+    table.load(2, [(b"phone:2\x1fS1", b"e")])
+    table.active = 1
+    table[b"domain:x\x1fS1"] = b"e"
+    del table[b"phone:1"]
+    assert sorted(table.active_keys()) == [b"domain:x\x1fS1", b"phone:1\x1fS1"]
+    table.active = 2
+    assert table.active_keys() == [b"phone:2\x1fS1"]

@@ -15,7 +15,7 @@ from deploy.app.partitioned import PartitionedTable
 from deploy.app.stream_reader import Outbox, StreamReader, partition_of, slices
 from deploy.city_stream import progress_record
 from ops.metrics import PipelineMetrics
-from schemas.internal import Output, PersonEvent, Trigger
+from schemas.internal import EVERY_PARTITION, Output, PersonEvent, Trigger, ValueMessage
 from streams.watermarks import Mark, SourceProgress
 
 
@@ -40,6 +40,13 @@ def test_outputs_are_gathered_per_partition_in_order_with_their_origins() -> Non
         assert routed[("yujing.events", pa)] == ([a, a], [1.0, 2.0])
         assert routed[("yujing.events", pb)] == ([b], [0.5])  # a decision keeps its own origin
     assert outbox.direct == [(Output("yujing.triggers", b"A", trigger), 1.0)]
+
+
+def test_an_output_to_every_partition_goes_once_to_each() -> None:
+    outbox = Outbox(partitions=3)
+    erased = ValueMessage(value_key="", erased="S1")
+    outbox.add([Output("yujing.contacts", b"S1", erased, partition=EVERY_PARTITION)], origin=None)
+    assert outbox.routed == {("yujing.contacts", p): ([erased], [None]) for p in range(3)}
 
 
 def test_a_batch_is_sliced_by_bytes_keeping_every_record_once_and_in_order() -> None:

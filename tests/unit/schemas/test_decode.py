@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from schemas.decode import MAX_RECORD_BYTES, InvalidRecord, decode_input
+from schemas.decode import MAX_RECORD_BYTES, InvalidRecord, decode_input, tombstone_subject
 
 TS = 1_764_300_000_000
 CALL = {"event_id": "e1", "ts": TS, "kind": "call", "direction": "in", "subscriber": "+8613800138000",
@@ -122,3 +122,11 @@ def test_javascript_sms_url_is_kept_but_has_no_domain() -> None:
 def test_garbage_counterpart_is_kept_as_presented() -> None:
     rec = decode_input("signals.telecom", json.dumps({**CALL, "counterpart": " Unknown "}).encode())
     assert rec.counterpart == "unknown"
+
+
+def test_a_registry_tombstone_names_the_subject_it_erases_by_its_key() -> None:
+    assert tombstone_subject(b"S00042") == "S00042"
+    for key in (None, b"", b"\xff\xfe", b" S1", b"S1\n", b"x" * 129):
+        with pytest.raises(InvalidRecord) as refused:
+            tombstone_subject(key)
+        assert refused.value.field == "subject_id"
