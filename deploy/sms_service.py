@@ -30,7 +30,7 @@ from deploy.config import Settings
 from deploy.consumers import REDIS_OUTAGE, LaggingCommits, RedisLoss, after_redis_outage
 from dispatch.clock import pick_clock
 from dispatch.metrics import sms_metrics
-from dispatch.sms import HttpGateway, RetryPolicy, TokenBucket, deliver
+from dispatch.sms import HttpGateway, RetryPolicy, TokenBucket, deliver, waiting_keys
 from schemas.deadletter import dead_letter
 from schemas.decode import InvalidRecord, decode_typed
 from schemas.records import SmsTask, encode
@@ -66,8 +66,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
     event_clock, now_ms = pick_clock(clock)
     bucket = TokenBucket(rate, max(1, int(rate)), time.monotonic, asyncio.sleep)
     prefix = f"{settings.redis_prefix}sms:"
-    parked = prefix + "parked"
-    reminders = prefix + "reminders"
+    parked, reminders = waiting_keys(settings.redis_prefix)
 
     async def send(task: SmsTask, gateway: HttpGateway) -> None:
         if await redis.exists(prefix + "done:" + task.message_id):

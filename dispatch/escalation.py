@@ -96,6 +96,25 @@ class EscalationStore:
         scores = await self._r.zmscore(f"{self._p}esc:pending", [_member(warning_id, step) for step in range(count)])
         return [step for step, score in enumerate(scores) if score is not None]
 
+    async def forget(self, subject_id: str) -> int:
+        """A person erased: their warnings' contexts and waiting steps go, so no later step is planned for them;
+        how many warnings."""
+        keys = [k async for k in self._r.scan_iter(match=f"{self._p}esc:ctx:*", count=1000)]
+        theirs: list[bytes | str] = []
+        for start in range(0, len(keys), 500):
+            batch = keys[start:start + 500]
+            for key, raw in zip(batch, await self._r.mget(batch)):
+                if raw and msgspec.json.decode(raw, type=Context).decision.subject_id == subject_id:
+                    theirs.append(key)
+        if not theirs:
+            return 0
+        wids = {(k.decode() if isinstance(k, bytes) else k).rpartition(":")[2] for k in theirs}
+        steps = [m for m in await self._r.zrange(f"{self._p}esc:pending", 0, -1) if _parse_member(m)[0] in wids]
+        if steps:
+            await self._r.zrem(f"{self._p}esc:pending", *steps)
+        await self._r.delete(*theirs)
+        return len(wids)
+
     async def context(self, warning_id: str) -> Context | None:
         """The stored context of a warning."""
         raw = await self._r.get(f"{self._p}esc:ctx:{warning_id}")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 import aiohttp
+import msgspec
 
 from schemas.records import Outcome, SmsTask
 
@@ -111,3 +112,18 @@ async def deliver(task: SmsTask, notifier: Notifier, bucket: TokenBucket, retry:
 def _receipt(task: SmsTask, outcome: str, ts: int, note: str) -> Outcome:
     return Outcome(warning_id=task.warning_id, channel="sms", message_id=task.message_id,  # type: ignore[arg-type]
                    outcome=outcome, ts=ts, note=note)  # type: ignore[arg-type]
+
+
+def waiting_keys(redis_prefix: str) -> tuple[str, str]:
+    """The SMS adapter's sorted sets of messages waiting in Redis: warnings not due yet, and reminders."""
+    return f"{redis_prefix}sms:parked", f"{redis_prefix}sms:reminders"
+
+
+async def forget_waiting(client: Any, redis_prefix: str, phones: set[str]) -> int:
+    """A person erased: the messages to their lines waiting at the SMS adapter go; how many."""
+    count = 0
+    for key in waiting_keys(redis_prefix):
+        theirs = [raw for raw in await client.zrange(key, 0, -1) if msgspec.json.decode(raw).get("to") in phones]
+        if theirs:
+            count += await client.zrem(key, *theirs)
+    return count

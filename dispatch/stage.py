@@ -25,7 +25,8 @@ class Dispatcher:
     breaches: int = 0  # steps whose deadline passed unanswered
     on_suppressed: Callable[[], None] = lambda: None  # the metrics hear of each
     on_breach: Callable[[], None] = lambda: None
-    on_erase: Callable[[str], Awaitable[Any]] | None = None  # the console's board forgets the person too
+    # what the other Redis users keep of an erased person (subject id, their lines) goes too
+    on_erase: Callable[[str, set[str]], Awaitable[Any]] | None = None
     # Steps this worker is taking now: decisions dispatched together find the same steps due, and each would race
     # for every one of them (a Redis round trip each). Other workers still race for them in Redis.
     _taking: set[tuple[str, int]] = field(default_factory=set, repr=False)
@@ -57,10 +58,15 @@ class Dispatcher:
         return out
 
     async def erase(self, subject_id: str) -> None:
-        """A person erased: what dispatch keeps of them in Redis (their cooldown, their warnings on the board)."""
+        """A person erased: what dispatch keeps of them in Redis: their cooldown, their warnings' waiting steps,
+        and (`on_erase`, with their lines) the console's board, the task queues and the SMS adapter's waiting
+        messages. Run before the identity table forgets them (their lines are read from it)."""
+        profile = decode_profile(self.lookup(subject_key(subject_id)))
         await self.cooldown.forget(subject_id)
+        if self.escalation is not None:
+            await self.escalation.forget(subject_id)
         if self.on_erase is not None:
-            await self.on_erase(subject_id)
+            await self.on_erase(subject_id, set(profile.phones) if profile else set())
 
     async def handle_outcome(self, outcome: Outcome) -> list[Output]:
         """An outcome completes the step it answers, or (a failure) escalates it at once."""

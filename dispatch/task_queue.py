@@ -77,6 +77,17 @@ return {'ok', ARGV[3]}
 """
 
 
+# KEYS: task record, stream. ARGV: the entry's id. The task leaves its queue; its record stays (without the
+# task) so that Kafka redelivering it, or a rebuild, does not queue it again.
+ERASE_LUA = """
+redis.call('XACK', KEYS[2], 'feed', ARGV[1])
+redis.call('XDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[1], 'outcome')
+redis.call('HSET', KEYS[1], 'state', 'erased')
+return 1
+"""
+
+
 @dataclass(frozen=True)
 class Listed:
     """A task as a feed user sees it: its record, whether it is theirs, how often it was claimed."""
@@ -96,6 +107,7 @@ class TaskQueues:
         self._add = client.register_script(ADD_LUA)
         self._claim = client.register_script(CLAIM_LUA)
         self._report = client.register_script(REPORT_LUA)
+        self._erase = client.register_script(ERASE_LUA)
 
     def _stream(self, queue: str) -> str:
         return f"{self._p}q:{queue}"
@@ -136,6 +148,19 @@ class TaskQueues:
             claims = await self._r.hget(self._task(_s(fields[b"task_id"])), "claims")
             out.append(Listed(msgspec.json.decode(fields[b"data"]), who == worker, int(claims or 0)))
         return out
+
+    async def forget(self, subject_id: str) -> int:
+        """A person erased: their open and claimed tasks leave every queue; how many."""
+        count = 0
+        async for stream in self._r.scan_iter(match=f"{self._p}q:*", count=1000):
+            for sid, fields in await self._r.xrange(stream):
+                data = fields.get(b"data") or fields.get("data")
+                task_id = fields.get(b"task_id") or fields.get("task_id")
+                if data and task_id and msgspec.json.decode(data).get("subject_id") == subject_id:
+                    task_id = task_id.decode() if isinstance(task_id, bytes) else task_id
+                    await self._erase(keys=[self._task(task_id), stream], args=[sid])
+                    count += 1
+        return count
 
     async def mark_finished(self, task_ids: set[str]) -> None:
         """Remember tasks as finished (their reports are on Kafka) so that adding them again queues nothing."""

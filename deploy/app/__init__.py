@@ -42,6 +42,7 @@ from deploy.config import Settings
 from dispatch.cooldown import Cooldown
 from dispatch.escalation import EscalationStore
 from dispatch.routing import load_routes
+from dispatch.sms import forget_waiting
 from dispatch.stage import Dispatcher
 from dispatch.task_queue import TaskQueues
 from ops.board import OpsBoard
@@ -93,9 +94,16 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     redis_prefix = settings.redis_prefix
     routes = load_routes()
     board = OpsBoard(redis_client, redis_prefix)
+    queues = TaskQueues(redis_client, f"{redis_prefix}feed:", 0)
+
+    async def forget(subject_id: str, phones: set[str]) -> None:  # what the console, feed and SMS adapter keep
+        await board.forget(subject_id)
+        await queues.forget(subject_id)
+        await forget_waiting(redis_client, redis_prefix, phones)
+
     dispatcher = Dispatcher(routes, Cooldown(redis_client, redis_prefix, routes.cooldown_ms), processor.lookup,
                             EscalationStore(redis_client, redis_prefix), on_suppressed=metrics.suppressed.inc,
-                            on_breach=metrics.breaches.inc, on_erase=board.forget)
+                            on_breach=metrics.breaches.inc, on_erase=forget)
     progress = SourceProgress(idle_after_s=settings.idle_after_ms / 1000, producers=settings.producers)
     max_ahead_ms = settings.max_ahead_minutes * MINUTE_MS
     handlers = Handlers(processor, topology(settings), progress, metrics, dispatcher,
@@ -139,7 +147,7 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     agent("registry.subjects", "registry", handlers.registry)
     agent("yujing.decisions", "dispatch", handlers.decision, parallel=DISPATCH_PARALLEL)
     agent("outcomes", "escalation", handlers.outcome)
-    add_pages(app, registry, board, TaskQueues(redis_client, f"{redis_prefix}feed:", 0), redis_client, redis_prefix,
+    add_pages(app, registry, board, queues, redis_client, redis_prefix,
               lambda warning_id: gather(settings, warning_id), settings.allowed_hosts.split(","))
     app.yujing_metrics = metrics  # type: ignore[attr-defined]  # for the console and tests in this process
     return app

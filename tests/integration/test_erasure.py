@@ -1,27 +1,38 @@
 """Erasure on a real broker and Redis: a registry tombstone takes the person out of everything the worker keeps."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 import redis
+import redis.asyncio as aioredis
 
 from deploy.config import Settings
 from deploy.workers import WorkerProcess
+from dispatch.sms import waiting_keys
+from dispatch.task_queue import TaskQueues
+from schemas.records import PhoneTask, SmsTask, encode
 from streams.kafka_io import consume, produce, read_table
 from tests.integration.scenario import ALICE, T, feed_refund_scam, wait_for
 
 SUBJECT = "S_ALICE"  # ALICE's subject id in the scenario's registry
+BOB = "+8613800000002"
 
 
 def _kept(settings: Settings) -> dict[str, bool]:
-    """Where the worker still keeps Alice: identity keys, her state, index entries, waiting decisions, her cooldown
-    and her warnings on the console's board."""
+    """Where the worker still keeps Alice: identity keys, her state, index entries, waiting decisions; in Redis her
+    cooldown, her warnings on the console's board, their escalation contexts, her tasks in the feed's queues and
+    messages to her line waiting at the SMS adapter."""
     identity = read_table(settings, "identity")
     values = read_table(settings, "values")
     pending = read_table(settings, "pending")
     client = redis.Redis.from_url(settings.redis_url)
     cooldown = client.exists(f"{settings.redis_prefix}cooldown:{SUBJECT}")
     board = [json.loads(d) for d in client.hvals(f"{settings.redis_prefix}ops:warnings:doc")]
+    contexts = [json.loads(client.get(k) or b"{}") for k in client.scan_iter(f"{settings.redis_prefix}esc:ctx:*")]
+    queued = [json.loads(fields[b"data"]) for stream in client.scan_iter(f"{settings.redis_prefix}feed:q:*")
+              for _, fields in client.xrange(stream)]
+    waiting = [json.loads(raw) for key in waiting_keys(settings.redis_prefix) for raw in client.zrange(key, 0, -1)]
     return {"identity": any(k in identity for k in (f"phone:{ALICE}".encode(), f"subject:{SUBJECT}".encode(),
                                                     b"account:6222000000000001")),
             "state": SUBJECT.encode() in read_table(settings, "persons"),
@@ -29,14 +40,36 @@ def _kept(settings: Settings) -> dict[str, bool]:
             "heads": any(SUBJECT.encode() in v for k, v in values.items() if b"\x1f" not in k),
             "pending": any(SUBJECT.encode() in v for v in pending.values()),
             "cooldown": bool(cooldown),
-            "board": any(d.get("_subject_id") == SUBJECT for d in board)}
+            "board": any(d.get("_subject_id") == SUBJECT for d in board),
+            "escalation": any(c.get("decision", {}).get("subject_id") == SUBJECT for c in contexts),
+            "feed": any(t["subject_id"] == SUBJECT for t in queued),
+            "sms": any(m["to"] == ALICE for m in waiting)}
 
 
-def test_a_registry_tombstone_erases_the_person_from_identity_state_index_cooldown_and_board(
+def _queue_for_alice_and_bob(settings: Settings) -> None:
+    """What the task feed and the SMS adapter would hold: a call task and a message waiting for quiet hours to
+    end, for Alice and for Bob."""
+    async def run() -> None:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        queues = TaskQueues(client, f"{settings.redis_prefix}feed:", 0)
+        try:
+            for who, phone in ((SUBJECT, ALICE), ("S_BOB", BOB)):
+                task = PhoneTask(warning_id=f"w-{who}", tier="T1", fraud_type="romance", ts=T, task_id=f"t-{who}",
+                                 subject_id=who, phone=phone, station_id="ST1", script="call", respond_by_ts=T + 1)
+                assert await queues.add("phone:ST1", task.task_id, encode(task))
+                sms = SmsTask(warning_id=f"w-{who}", tier="T1", fraud_type="romance", ts=T, message_id=f"m-{who}",
+                              to=phone, text="【反诈中心】", not_before_ts=T + 10**9, expires_ts=T + 2 * 10**9)
+                await client.zadd(waiting_keys(settings.redis_prefix)[0], {encode(sms): sms.not_before_ts})
+        finally:
+            await client.aclose()
+    asyncio.run(run())
+
+
+def test_a_registry_tombstone_erases_the_person_from_everything_the_pipeline_keeps(
         isolated: Settings, worker: WorkerProcess) -> None:
-    """Alice's refund scam goes to T1 (her state, index entries, cooldown and board entries exist); a null record
-    keyed by her subject id follows: every one of them goes; Bob stays registered; a call on her line afterwards
-    is an unregistered line's, not hers."""
+    """Alice's refund scam goes to T1 (her state, index entries, cooldown, board entries and escalation exist), a
+    call task and a message for her and for Bob wait in Redis; a null record keyed by her subject id follows:
+    every one of hers goes, Bob's stay; a call on her line afterwards is an unregistered line's, not hers."""
     feed_refund_scam(isolated)
     tiers = [json.loads(m.value)["tier"] for m in consume(isolated, "yujing.decisions", expect=2, timeout=60)]
     assert "T1" in tiers
@@ -46,6 +79,7 @@ def test_a_registry_tombstone_erases_the_person_from_identity_state_index_cooldo
         seen.append(_kept(isolated))
         return all(v for n, v in seen[-1].items() if n != "pending") if want_all else not any(seen[-1].values())
 
+    _queue_for_alice_and_bob(isolated)
     wait_for(lambda: kept(True), 60, "Alice in the identity table, her state, the index and her cooldown")
 
     produce(isolated, "registry.subjects", [(SUBJECT.encode(), None)])
@@ -55,7 +89,12 @@ def test_a_registry_tombstone_erases_the_person_from_identity_state_index_cooldo
     finally:
         print("kept after the tombstone:", seen[-1])
     assert seen[-1] == {"identity": False, "state": False, "index": False, "heads": False, "pending": False,
-                        "cooldown": False, "board": False}
+                        "cooldown": False, "board": False, "escalation": False, "feed": False, "sms": False}
+    client = redis.Redis.from_url(isolated.redis_url)
+    queue = client.xrange(f"{isolated.redis_prefix}feed:q:phone:ST1")
+    assert [json.loads(fields[b"data"])["subject_id"] for _, fields in queue] == ["S_BOB"]
+    assert client.hget(f"{isolated.redis_prefix}feed:t:t-{SUBJECT}", "state") == b"erased"  # not queued again
+    assert [json.loads(m)["to"] for m in client.zrange(waiting_keys(isolated.redis_prefix)[0], 0, -1)] == [BOB]
     assert b"phone:+8613800000002" in read_table(isolated, "identity")  # Bob
     assert not consume(isolated, "deadletter", expect=1, timeout=3, linger=0)  # the tombstone was not refused
     produce(isolated, "signals.telecom", [(ALICE.encode(), json.dumps({
