@@ -30,14 +30,13 @@ from deploy.config import Settings
 from deploy.consumers import REDIS_OUTAGE, LaggingCommits, RedisLoss, after_redis_outage
 from dispatch.clock import pick_clock
 from dispatch.metrics import sms_metrics
-from dispatch.sms import HttpGateway, RetryPolicy, TokenBucket, deliver, waiting_keys
+from dispatch.sms import DONE_TTL_S, HttpGateway, RetryPolicy, TokenBucket, adapter_prefix, deliver, waiting_keys
 from schemas.deadletter import dead_letter
 from schemas.decode import InvalidRecord, decode_typed
 from schemas.records import SmsTask, encode
 from streams.kafka_security import client_options
 
 log = logging.getLogger(__name__)
-DONE_TTL_S = 30 * 86_400
 REMINDER_BATCH = 10  # reminders sent between two looks for warnings
 
 
@@ -65,7 +64,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
     redis = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
     event_clock, now_ms = pick_clock(clock)
     bucket = TokenBucket(rate, max(1, int(rate)), time.monotonic, asyncio.sleep)
-    prefix = f"{settings.redis_prefix}sms:"
+    prefix = adapter_prefix(settings.redis_prefix)
     parked, reminders = waiting_keys(settings.redis_prefix)
 
     async def send(task: SmsTask, gateway: HttpGateway) -> None:

@@ -114,16 +114,28 @@ def _receipt(task: SmsTask, outcome: str, ts: int, note: str) -> Outcome:
                    outcome=outcome, ts=ts, note=note)  # type: ignore[arg-type]
 
 
+DONE_TTL_S = 30 * 86_400  # how long a message's mark (receipted, or erased) stays: as long as dispatch.sms keeps it
+
+
+def adapter_prefix(redis_prefix: str) -> str:
+    """The SMS adapter's Redis keys start with this."""
+    return f"{redis_prefix}sms:"
+
+
 def waiting_keys(redis_prefix: str) -> tuple[str, str]:
     """The SMS adapter's sorted sets of messages waiting in Redis: warnings not due yet, and reminders."""
-    return f"{redis_prefix}sms:parked", f"{redis_prefix}sms:reminders"
+    return adapter_prefix(redis_prefix) + "parked", adapter_prefix(redis_prefix) + "reminders"
 
 
 async def forget_waiting(client: Any, redis_prefix: str, phones: set[str]) -> int:
-    """A person erased: the messages to their lines waiting at the SMS adapter go; how many."""
+    """A person erased: the messages to their lines waiting at the SMS adapter go, each marked done so that Kafka
+    redelivering it does not send it; how many."""
     count = 0
     for key in waiting_keys(redis_prefix):
-        theirs = [raw for raw in await client.zrange(key, 0, -1) if msgspec.json.decode(raw).get("to") in phones]
+        theirs = {raw: msgspec.json.decode(raw)["message_id"] for raw in await client.zrange(key, 0, -1)
+                  if msgspec.json.decode(raw).get("to") in phones}
+        for message_id in theirs.values():
+            await client.set(f"{adapter_prefix(redis_prefix)}done:{message_id}", "erased", ex=DONE_TTL_S)
         if theirs:
             count += await client.zrem(key, *theirs)
     return count

@@ -95,6 +95,7 @@ def test_a_registry_tombstone_erases_the_person_from_everything_the_pipeline_kee
     assert [json.loads(fields[b"data"])["subject_id"] for _, fields in queue] == ["S_BOB"]
     assert client.hget(f"{isolated.redis_prefix}feed:t:t-{SUBJECT}", "state") == b"erased"  # not queued again
     assert [json.loads(m)["to"] for m in client.zrange(waiting_keys(isolated.redis_prefix)[0], 0, -1)] == [BOB]
+    assert client.get(f"{isolated.redis_prefix}sms:done:m-{SUBJECT}") == b"erased"  # redelivered: not sent
     assert b"phone:+8613800000002" in read_table(isolated, "identity")  # Bob
     assert not consume(isolated, "deadletter", expect=1, timeout=3, linger=0)  # the tombstone was not refused
     produce(isolated, "signals.telecom", [(ALICE.encode(), json.dumps({
