@@ -159,11 +159,20 @@ def normalise_record(record: msgspec.Struct) -> msgspec.Struct:
     if isinstance(record, Subject):
         if record.grid_id.startswith("@"):  # `visit:@STATION` is a station's queue of visits without a grid
             raise InvalidRecord("a grid id may not start with @", "grid_id")
-        if record.name_masked and ("*" not in record.name_masked or _ID_DIGITS.search(record.name_masked)):
-            raise InvalidRecord("name_masked must be masked (e.g. 王*) and carry no ID number", "name_masked")
+        if record.name_masked and (not _masked(record.name_masked) or _ID_DIGITS.search(record.name_masked)):
+            raise InvalidRecord("name_masked must be masked (e.g. 王*, 王*明: no more characters shown than hidden, "
+                                "plus one) and carry no ID number", "name_masked")
         return replace(record, phones=[_phone(p, "phones", True) for p in record.phones],
                        accounts=[_account(a, "accounts") for a in record.accounts])
     return record
+
+
+def _masked(name: str) -> bool:
+    """Whether a name is masked: some characters hidden, and at most one more shown than hidden (王*, 王*明, 欧阳**;
+    not 王小明*)."""
+    hidden = name.count("*")
+    shown = sum(1 for c in name if c != "*" and not c.isspace())
+    return hidden > 0 and shown <= hidden + 1
 
 
 def decode_input(logical_topic: str, raw: bytes | None) -> msgspec.Struct:

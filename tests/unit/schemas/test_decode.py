@@ -88,6 +88,8 @@ def test_a_site_under_a_public_suffix_is_an_indicator(kind: str, value: str) -> 
     ("signals.domain", {**DNS, "kind": "app_install", "app": "   "}, "app", "needs an app"),
     ("registry.subjects", {**SUBJ, "accounts": ["6222 0000 1111", "--"]}, "accounts", "not an account"),
     ("registry.subjects", {**SUBJ, "name_masked": "王小明"}, "name_masked", "must be masked"),
+    ("registry.subjects", {**SUBJ, "name_masked": "王小明*"}, "name_masked", "must be masked"),  # all shown
+    ("registry.subjects", {**SUBJ, "name_masked": "Zhang Xiaoming*"}, "name_masked", "must be masked"),
     ("registry.subjects", {**SUBJ, "name_masked": "王* 410102195001011234"}, "name_masked", "no ID number"),
     ("registry.subjects", {**SUBJ, "grid_id": "@ST1"}, "grid_id", "may not start with @"),
 ])
@@ -130,3 +132,8 @@ def test_a_registry_tombstone_names_the_subject_it_erases_by_its_key() -> None:
         with pytest.raises(InvalidRecord) as refused:
             tombstone_subject(key)
         assert refused.value.field == "subject_id"
+
+
+@pytest.mark.parametrize("name", ["王*", "王**", "王*明", "欧阳**", "Z***"])
+def test_masked_names_as_registries_write_them_are_taken(name: str) -> None:
+    assert decode_input("registry.subjects", json.dumps({**SUBJ, "name_masked": name}).encode())
