@@ -18,6 +18,7 @@ from deploy.config import Settings
 from dispatch.campaign import Campaign, Exposure, audience, plan_reminder, rising_types
 from dispatch.cooldown import REMINDER_TIER, Cooldown
 from dispatch.routing import load_routes
+from schemas.decode import InvalidRecord, decode_input
 from schemas.internal import Trigger
 from schemas.records import SmsTask, Subject, encode
 from streams.kafka_io import produce, read_to_end
@@ -35,13 +36,17 @@ class LaunchReport:
 
 
 def registry(settings: Settings) -> list[Subject]:
-    """The latest registry record of every person."""
+    """The latest registry record of every person not erased since, checked as the worker checks it."""
     latest: dict[str, Subject] = {}
     for msg in read_to_end(settings, settings.topic("registry.subjects")):
+        if msg.value is None:  # a tombstone: the person erased (the worker's own check of the key is not needed)
+            latest.pop(msg.key.decode("utf-8", "replace") if msg.key else "", None)
+            continue
         try:
-            s = msgspec.json.decode(msg.value, type=Subject)
-        except (msgspec.DecodeError, TypeError):
-            continue  # tombstones and invalid records (the pipeline dead-letters those)
+            s = decode_input("registry.subjects", msg.value)
+        except InvalidRecord:
+            continue  # the pipeline dead-letters those
+        assert isinstance(s, Subject)
         if s.subject_id not in latest or latest[s.subject_id].ts <= s.ts:
             latest[s.subject_id] = s
     return list(latest.values())

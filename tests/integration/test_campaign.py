@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import redis.asyncio as aioredis
 
-from deploy.campaign_launch import launch
+from deploy.campaign_launch import launch, registry
 from deploy.config import Settings
 from dispatch.campaign import Campaign
 from dispatch.cooldown import Cooldown
@@ -85,3 +85,12 @@ def test_campaign_group_cooldown_relaunch_and_warnings_first(isolated: Settings,
     assert messages["warn-1"]["order"] == 1, messages  # queued after three reminders, delivered before them
     assert len(receipts) == 4 and {r.outcome for r in receipts} == {"sms_delivered"}
     assert {r.warning_id for r in receipts} == {"w-1", elderly.campaign_id, exposed.campaign_id}
+
+
+def test_the_audience_leaves_out_people_erased_since_and_records_the_worker_refuses(isolated: Settings) -> None:
+    """P70 was erased after registering (a tombstone), P66's record shows the whole name: neither is reminded."""
+    unmasked = Subject(subject_id="P66", phones=["+8613800000066"], accounts=[], birth_year=1958, grid_id="G1",
+                       station_id="ST1", name_masked="李大明*", ts=NOON - 30 * 86_400_000)
+    produce(isolated, "registry.subjects", [_subject("P70", 1955, "+8613800000070"), (b"P70", None),
+                                            _subject("P65", 1960, "+8613800000065"), (b"P66", encode(unmasked))])
+    assert [s.subject_id for s in registry(isolated)] == ["P65"]
