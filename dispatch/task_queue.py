@@ -217,6 +217,10 @@ class TaskQueues:
         if ttl_s <= 0:
             raise ValueError("a feed token needs a positive lifetime")
         token = secrets.token_urlsafe(32)
+        expired = [k for k, v in (await self._r.hgetall(f"{self._p}tokens")).items()
+                   if (old := _grant(v)) is None or old.expires_ms <= now_ms]  # a token issued is rare: tidy up
+        if expired:
+            await self._r.hdel(f"{self._p}tokens", *expired)
         grant = FeedGrant(scope.worker, scope.kind, scope.unit, now_ms + ttl_s * 1000)
         await self._r.hset(f"{self._p}tokens", _hash(token), msgspec.json.encode(grant))
         return token

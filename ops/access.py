@@ -51,6 +51,10 @@ class ConsoleTokens:
         if role not in ROLES or ttl_s <= 0 or not holder:
             raise ValueError("a console token needs a holder, a role of viewer or analyst and a positive lifetime")
         token = secrets.token_urlsafe(32)
+        expired = [k for k, v in (await self._r.hgetall(self._key)).items()
+                   if (grant := _grant(v)) is None or grant.expires_ms <= now_ms]  # a token issued is rare: tidy up
+        if expired:
+            await self._r.hdel(self._key, *expired)
         await self._r.hset(self._key, _hash(token), msgspec.json.encode(Grant(holder, role, now_ms + ttl_s * 1000)))
         return token
 

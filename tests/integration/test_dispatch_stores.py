@@ -10,6 +10,9 @@ import redis.asyncio as aioredis
 
 from deploy.config import Settings
 from dispatch.escalation import Context, EscalationStore
+from dispatch.task_queue import TaskQueues
+from dispatch.tasks import Scope
+from ops.access import ConsoleTokens
 from ops.board import KEEP, OpsBoard
 from schemas.internal import Decision, DecisionReason
 from schemas.records import DomainInterception, FraudWarning, Reason
@@ -116,3 +119,22 @@ def test_the_board_remembers_once_counts_tiers_once_and_keeps_the_newest(stack: 
     warnings, tiers, kept, docs = asyncio.run(run())
     assert warnings == ["w1"] and tiers == {"T1": 2}
     assert kept == list(range(KEEP + 4, 4, -1)) and docs == KEEP  # the 5 oldest left, with their documents
+
+
+def test_expired_console_and_feed_tokens_leave_redis_when_the_next_one_is_issued(stack: Settings) -> None:
+    async def run() -> tuple[int, int, bool]:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        prefix = f"test-{uuid.uuid4().hex}:"
+        console, feed = ConsoleTokens(client, prefix), TaskQueues(client, f"{prefix}feed:", 0)
+        try:
+            old = await console.issue("ops-1", "viewer", 60, T)
+            await feed.issue_token(Scope("w1", "grid", "G1"), 60, T)
+            await console.issue("ops-2", "viewer", 60, T + 61_000)  # the first has expired by then
+            await feed.issue_token(Scope("w2", "grid", "G1"), 60, T + 61_000)
+            kept = await console.grant_of(old) is not None
+            return await client.hlen(f"{prefix}console:tokens"), await client.hlen(f"{prefix}feed:tokens"), kept
+        finally:
+            await _forget(client, prefix)
+            await client.aclose()
+
+    assert asyncio.run(run()) == (1, 1, False)
