@@ -60,6 +60,22 @@ def plain_jaas(user: str, password: str) -> str:
             f'password="{password}" user_{user}="{password}";')
 
 
+def redis_acl(username: str, password: str) -> str:
+    """A Redis ACL file: the service user (or, without a name, the default user) with its password, every key and
+    channel, and every command but the dangerous ones (CONFIG, FLUSHALL, KEYS, DEBUG, SHUTDOWN, ACL, …); without
+    a name of its own, the default user is off."""
+    rights = f"on >{password} ~* &* +@all -@dangerous"
+    if not username or username == "default":
+        return f"user default {rights}\n"
+    return f"user default off\nuser {username} {rights}\n"
+
+
+def write_redis_acl(path: Path, username: str, password: str) -> Path:
+    """`redis_acl` written to a file only its owner may read (the password stays off command lines)."""
+    _write_private(path, redis_acl(username, password))
+    return path
+
+
 def make_compose_secrets(folder: Path) -> list[Path]:
     """The files `deploy/compose/docker-compose.yml` mounts as secrets: the broker's keystore and its secrets
     (key password, the PLAIN user), the CA, the service user's Kafka and Redis passwords, the Redis ACL file and
@@ -78,7 +94,7 @@ def make_compose_secrets(folder: Path) -> list[Path]:
     secret("grafana_admin_password")
     jaas = plain_jaas(SERVICE_USER, kafka_password)
     files = {"kafka_broker.secrets": f"ssl.key.password={key_password}\nplain.jaas={jaas}\n",
-             "redis_users.acl": f"user default off\nuser {SERVICE_USER} on >{redis_password} ~* &* +@all\n"}
+             "redis_users.acl": redis_acl(SERVICE_USER, redis_password)}
     for name, text in files.items():
         _write_private(folder / name, text)
         made.append(folder / name)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from deploy.config import PROJECT_ROOT, Settings
-from deploy.credentials import CredentialsError, make_tls, plain_jaas
+from deploy.credentials import CredentialsError, make_tls, plain_jaas, write_redis_acl
 from streams.kafka_security import Secured, client_options
 
 KAFKA_VERSION = "4.1.1"
@@ -349,13 +349,13 @@ def start_redis(settings: Settings) -> int | None:
 
 
 def _redis_access(settings: Settings) -> list[str]:
-    """Redis's arguments for the settings' credentials: an ACL user (the default user off), or a password."""
+    """Redis's arguments for the settings' credentials: an ACL file (a private file under DATA/redis, so the
+    password is not on the command line) with the service user, or the default user with a password."""
     if not settings.redis_password:
         return []
-    if settings.redis_username and settings.redis_username != "default":
-        return ["--user", "default", "off", "--user", settings.redis_username, "on", f">{settings.redis_password}",
-                "~*", "&*", "+@all"]
-    return ["--requirepass", settings.redis_password]
+    acl = write_redis_acl(settings.data_dir / "redis" / "users.acl", settings.redis_username or "",
+                          settings.redis_password)
+    return ["--aclfile", str(acl)]
 
 
 # ----------------------------------------------------------------------------- the stack
