@@ -48,6 +48,22 @@ def _topics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _acls(args: argparse.Namespace) -> int:
+    from deploy.acls import apply_permissions, service_permissions
+
+    settings = load_settings()
+    try:
+        permissions = service_permissions(settings, args.service)
+        if args.apply:
+            print(f"{apply_permissions(settings, args.principal, permissions)} ACLs created for {args.principal}")
+            return 0
+    except ValueError as exc:
+        raise SystemExit(f"yujing acls: {exc}") from None
+    for p in permissions:
+        print(f"{args.principal} {p.operation:<16} {p.resource} {p.name}{'*' if p.prefixed else ''}")
+    return 0
+
+
 def _worker(args: argparse.Namespace) -> int:
     from deploy.app import run_worker
 
@@ -414,6 +430,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_stack)
     p = sub.add_parser("topics", help="create the contract's topics")
     p.set_defaults(func=_topics)
+    p = sub.add_parser("acls", help="what a service may do on the broker (Kafka ACLs): print them, or --apply")
+    p.add_argument("service", help="worker, sms-gateway, task-feed, campaign, reader, or <input topic>-writer")
+    p.add_argument("--principal", required=True, help="the service's user, as User:NAME")
+    p.add_argument("--apply", action="store_true", help="create them on the broker (as a super user)")
+    p.set_defaults(func=_acls)
     p = sub.add_parser("worker", help="run a Faust worker (extra arguments go to faust's worker)")
     p.add_argument("faust_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_worker)

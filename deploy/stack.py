@@ -211,7 +211,12 @@ def _kafka_security_properties(settings: Settings) -> list[str]:
                   "sasl.mechanism.inter.broker.protocol=PLAIN",
                   f"listener.name.{listener}.plain.sasl.jaas.config={plain_jaas(user, password)}",
                   *(f"listener.name.{listener}.{m}.sasl.jaas.config=org.apache.kafka.common.security.scram."
-                    "ScramLoginModule required;" for m in ("scram-sha-256", "scram-sha-512"))]
+                    "ScramLoginModule required;" for m in ("scram-sha-256", "scram-sha-512")),
+                  # Authorization: the settings' user may do anything (it creates topics and ACLs); other users
+                  # only what ACLs allow (`yujing acls`). The controller listener is plaintext on 127.0.0.1, and
+                  # its anonymous principal is the broker talking to its own controller.
+                  "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                  f"super.users=User:{user};User:ANONYMOUS"]
     return lines
 
 

@@ -18,6 +18,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from deploy import stack as local_stack
+from deploy.acls import apply_permissions, service_permissions
 from deploy.config import Settings
 from deploy.credentials import SERVICE_USER, make_compose_secrets
 from deploy.topics import create_topics
@@ -107,3 +108,55 @@ def test_the_compose_secrets_let_the_service_user_into_redis_and_nobody_else(tmp
     broker = dict(line.split("=", 1) for line in made["kafka_broker.secrets"].read_text().splitlines())
     assert f'user_{SERVICE_USER}="{made["kafka_password"].read_text().strip()}"' in broker["plain.jaas"]
     assert "ENCRYPTED PRIVATE KEY" in made["server.pem"].read_text() and broker["ssl.key.password"]
+
+
+def _scram_user(settings: Settings, name: str) -> Settings:
+    """A SCRAM-SHA-512 user made on the broker (by the settings' super user); settings that connect as it."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import ScramMechanism, UserScramCredentialUpsertion
+
+    password = secrets.token_urlsafe(16)
+    admin = KafkaAdminClient(**client_options(settings))
+    try:
+        made = admin.alter_user_scram_credentials([UserScramCredentialUpsertion(name, ScramMechanism.SCRAM_SHA_512,
+                                                                                 password)])
+    finally:
+        admin.close()
+    assert not any(made.values()), made
+    security = dataclasses.replace(settings.kafka_security, username=name, password=password)
+    return dataclasses.replace(settings, kafka_security=security)
+
+
+def _sends(settings: Settings, logical: str) -> str:
+    """Why a producer of these settings could not write to the topic ('' when it could)."""
+    async def attempt() -> str:
+        producer = AIOKafkaProducer(**client_options(settings), request_timeout_ms=5000)
+        await asyncio.wait_for(producer.start(), 20)
+        try:
+            await asyncio.wait_for(producer.send_and_wait(settings.topic(logical), b"{}", key=b"k"), 20)
+            return ""
+        except Exception as exc:  # noqa: BLE001  (the refusal is the result)
+            return type(exc).__name__
+        finally:
+            await asyncio.wait_for(producer.stop(), 10)
+    return asyncio.run(attempt())
+
+
+def test_each_service_may_do_only_what_its_acls_allow(secured: Settings, tmp_path: Path) -> None:
+    """With ACLs per service on a broker that authorizes: the worker as its own user takes the refund scam to T1;
+    the SMS adapter's user may write receipts but may not erase a person, block a domain or forge a signal; a
+    provider may write its own topic only; a user without ACLs may do nothing."""
+    worker_user, sms_user = _scram_user(secured, "svc-worker"), _scram_user(secured, "svc-sms")
+    telecom, nobody = _scram_user(secured, "svc-telecom"), _scram_user(secured, "svc-nobody")
+    for service, user in (("worker", worker_user), ("sms-gateway", sms_user), ("signals.telecom-writer", telecom)):
+        assert apply_permissions(secured, f"User:{user.kafka_security.username}",
+                                 service_permissions(secured, service)) > 0
+    worker = WorkerProcess(worker_user, tmp_path / "worker.log")
+    assert refund_scam_tiers(secured, worker)[-1:] == ["T1"], worker.log_tail()  # fed by the super user
+
+    assert _sends(sms_user, "outcomes") == "" and _sends(sms_user, "deadletter") == ""
+    for topic in ("registry.subjects", "intel.indicators", "signals.telecom", "warnings"):
+        assert _sends(sms_user, topic) == "TopicAuthorizationFailedError", topic
+    assert _sends(telecom, "signals.telecom") == ""
+    assert _sends(telecom, "signals.payment") == "TopicAuthorizationFailedError"
+    assert _sends(nobody, "signals.telecom") == "TopicAuthorizationFailedError"
