@@ -1,16 +1,24 @@
 """The dispatch stage: a decision to stop-payment request, route, cooldown, warning and tasks (outputs returned)."""
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any, Awaitable, Callable
 
+import redis.exceptions
+
 from dispatch.cooldown import Cooldown
+from dispatch.erased import ErasedSubjects
 from dispatch.escalation import Context, EscalationStore, outcome_effect
 from dispatch.plan import Plan, plan_step, plan_warning, recipient, stop_payment
 from dispatch.routing import Route, RoutingConfig, match_routes
 from schemas.internal import Decision, Output
 from schemas.records import Outcome
 from streams.identity import decode_profile, subject_key
+
+log = logging.getLogger(__name__)
+REDIS_AWAY = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 @dataclass
@@ -27,6 +35,8 @@ class Dispatcher:
     on_breach: Callable[[], None] = lambda: None
     # what the other Redis users keep of an erased person (subject id, their lines) goes too
     on_erase: Callable[[str, set[str]], Awaitable[Any]] | None = None
+    erased: ErasedSubjects | None = None  # erased subjects: nothing more is sent for them
+    on_erase_failed: Callable[[str], None] = lambda store: None  # the metrics count each store an erasure missed
     # Steps this worker is taking now: decisions dispatched together find the same steps due, and each would race
     # for every one of them (a Redis round trip each). Other workers still race for them in Redis.
     _taking: set[tuple[str, int]] = field(default_factory=set, repr=False)
@@ -39,6 +49,8 @@ class Dispatcher:
             out.append(Output("interception.payment", stop.transfer_id.encode(), stop))
         if not decision.rose:
             return out
+        if self.erased is not None and await self.erased.holds(decision.subject_id):
+            return out  # erased since the decision was taken
         profile = decode_profile(self.lookup(subject_key(decision.subject_id))) if decision.subject_id else None
         who = recipient(decision, profile, self.routes.default_station)
         route = match_routes(self.routes, {"tier": decision.tier, "fraud_type": decision.fraud_type,
@@ -58,15 +70,30 @@ class Dispatcher:
         return out
 
     async def erase(self, subject_id: str) -> None:
-        """A person erased: what dispatch keeps of them in Redis: their cooldown, their warnings' waiting steps,
-        and (`on_erase`, with their lines) the console's board, the task queues and the SMS adapter's waiting
-        messages. Run before the identity table forgets them (their lines are read from it)."""
+        """A person erased: marked so (decisions and steps under way send nothing more for them), then what
+        dispatch keeps of them in Redis: their cooldown, their warnings' waiting steps, and (`on_erase`, with their
+        lines) the console's board, the task queues and the SMS adapter's waiting messages. Run before the identity
+        table forgets them (their lines are read from it). Redis away raises (the whole erasure runs again); any
+        other failure of one store is logged and counted, and the others go on."""
         profile = decode_profile(self.lookup(subject_key(subject_id)))
-        await self.cooldown.forget(subject_id)
-        if self.escalation is not None:
-            await self.escalation.forget(subject_id)
-        if self.on_erase is not None:
-            await self.on_erase(subject_id, set(profile.phones) if profile else set())
+        phones = set(profile.phones) if profile else set()
+        erased, escalation, on_erase = self.erased, self.escalation, self.on_erase
+        steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        if erased is not None:
+            steps.append(("mark", partial(erased.mark, subject_id)))
+        steps.append(("cooldown", partial(self.cooldown.forget, subject_id)))
+        if escalation is not None:
+            steps.append(("escalation", partial(escalation.forget, subject_id)))
+        if on_erase is not None:
+            steps.append(("console, feed and SMS adapter", partial(on_erase, subject_id, phones)))
+        for what, step in steps:
+            try:
+                await step()
+            except REDIS_AWAY:
+                raise
+            except Exception:  # a malformed record in one store must not keep the person in all the others
+                log.exception("an erasure did not reach %s", what)
+                self.on_erase_failed(what)
 
     async def handle_outcome(self, outcome: Outcome) -> list[Output]:
         """An outcome completes the step it answers, or (a failure) escalates it at once."""
@@ -75,7 +102,7 @@ class Dispatcher:
         if self.escalation is None or effect is None:
             return out
         ctx = await self.escalation.context(outcome.warning_id)
-        if ctx is None:
+        if ctx is None or (self.erased is not None and await self.erased.holds(ctx.decision.subject_id)):
             return out
         route = self._route(ctx.route)
         for step in await self.escalation.pending_steps(outcome.warning_id, len(route.steps)):
@@ -104,7 +131,7 @@ class Dispatcher:
                 continue  # another worker took it
             self.breaches += 1
             self.on_breach()
-            if ctx is not None:
+            if ctx is not None and not (self.erased is not None and await self.erased.holds(ctx.decision.subject_id)):
                 out += await self._escalate(ctx, self._route(ctx.route), step)
         return out
 

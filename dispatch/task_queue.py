@@ -77,13 +77,14 @@ return {'ok', ARGV[3]}
 """
 
 
-# KEYS: task record, stream. ARGV: the entry's id. The task leaves its queue; its record stays (without the
+# KEYS: task record, stream. ARGV: the entry's id, how long the record stays (s). The task leaves its queue; its record stays (without the
 # task) so that Kafka redelivering it, or a rebuild, does not queue it again.
 ERASE_LUA = """
 redis.call('XACK', KEYS[2], 'feed', ARGV[1])
 redis.call('XDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[1], 'outcome')
 redis.call('HSET', KEYS[1], 'state', 'erased')
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 
@@ -158,7 +159,7 @@ class TaskQueues:
                 task_id = fields.get(b"task_id") or fields.get("task_id")
                 if data and task_id and msgspec.json.decode(data).get("subject_id") == subject_id:
                     task_id = task_id.decode() if isinstance(task_id, bytes) else task_id
-                    await self._erase(keys=[self._task(task_id), stream], args=[sid])
+                    await self._erase(keys=[self._task(task_id), stream], args=[sid, KEEP_S])
                     count += 1
         return count
 

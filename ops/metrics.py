@@ -71,6 +71,9 @@ class PipelineMetrics:
                                   registry=registry)
         self.breaches = Counter("yujing_sla_breaches_total", "Dispatch steps whose deadline passed unanswered",
                                 registry=registry)
+        self.erasure_failures = Counter("yujing_erasure_failures_total",
+                                        "Stores an erasure did not reach (a failure other than Redis away)", ["store"],
+                                        registry=registry)
         self.outcomes = Counter("yujing_outcomes_total", "Outcomes reported back", ["channel", "outcome"],
                                 registry=registry)
         self.saved_fen = Counter("yujing_outcome_saved_fen_total",

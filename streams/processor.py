@@ -124,10 +124,8 @@ class Processor:
         """A registry tombstone: the person's lines, cards and profile leave the identity table, and their
         partition hears of it (`erase`)."""
         old = decode_profile(self.lookup(subject_key(subject_id)))
-        keys = [subject_key(subject_id)]
-        if old is not None:
-            keys += [f"phone:{p}" for p in old.phones] + [f"account:{a}" for a in old.accounts]
-        for key in keys:
+        keys = [f"phone:{p}" for p in old.phones] + [f"account:{a}" for a in old.accounts] if old else []
+        for key in [*keys, subject_key(subject_id)]:  # the profile last: a tombstone read again still finds them
             if key != subject_key(subject_id) and self.lookup(key) != subject_id:
                 continue  # a line or card someone else holds now
             self.identity.pop(key.encode(), None)

@@ -197,6 +197,7 @@ def _prune(head: ValueHead, entries: Entries, policy: IndexPolicy) -> None:
         head.people = kept
         alive = set(kept)
         head.fanout_flagged = [p for p in head.fanout_flagged if p in alive]
+        head.newcomers = [(ts, p) for ts, p in head.newcomers if p in alive]  # first reached long before: outside
 
 
 def forget_person(head: ValueHead, entries: Entries, person: str) -> bool:

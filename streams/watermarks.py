@@ -239,7 +239,7 @@ class PendingDecisions:
     def remove_person(self, partition: int, person: str) -> int:
         """Drop the decisions waiting on one person (erased); how many."""
         keys = self._keys(partition)
-        mine = [k for k in keys if k.split(b"|", 3)[2] == person.encode()]
+        mine = [k for k in keys if (entry := self._table.get(k)) is not None and entry.event.person == person]
         for key in mine:
             self._table.pop(key, None)
         if mine:

@@ -39,7 +39,9 @@ from deploy.app.pages import add_pages
 from deploy.app.partitioned import ChunkedTable, PartitionedTable
 from deploy.app.stream_reader import StreamReader
 from deploy.config import Settings
+from deploy.topics import RETENTION_DAYS
 from dispatch.cooldown import Cooldown
+from dispatch.erased import ErasedSubjects
 from dispatch.escalation import EscalationStore
 from dispatch.routing import load_routes
 from dispatch.sms import forget_waiting
@@ -65,6 +67,7 @@ log = logging.getLogger(__name__)
 
 RAW = {"key_serializer": "raw", "value_serializer": "raw"}
 ENVELOPES = (EventBatch, ContactBatch)  # what an agent sends to the hot path's topics (an erasure)
+ERASED_KEPT_S = RETENTION_DAYS["yujing.decisions"] * 86_400  # decisions about an erased person may be read so long
 DISPATCH_PARALLEL = 64  # decisions dispatched at once (one at a time per person): each waits on Redis several times
 
 
@@ -103,7 +106,9 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
 
     dispatcher = Dispatcher(routes, Cooldown(redis_client, redis_prefix, routes.cooldown_ms), processor.lookup,
                             EscalationStore(redis_client, redis_prefix), on_suppressed=metrics.suppressed.inc,
-                            on_breach=metrics.breaches.inc, on_erase=forget)
+                            on_breach=metrics.breaches.inc, on_erase=forget,
+                            erased=ErasedSubjects(redis_client, redis_prefix, ERASED_KEPT_S),
+                            on_erase_failed=lambda store: metrics.erasure_failures.labels(store).inc())
     progress = SourceProgress(idle_after_s=settings.idle_after_ms / 1000, producers=settings.producers)
     max_ahead_ms = settings.max_ahead_minutes * MINUTE_MS
     handlers = Handlers(processor, topology(settings), progress, metrics, dispatcher,

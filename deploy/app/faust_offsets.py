@@ -242,6 +242,9 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
             _next(self).pop(tp, None)
         _refetched(self).pop(tp, None)
         _dropped(self).pop(tp, None)
+    if unread and self.app.conf.consumer_auto_offset_reset == "earliest":
+        for tp in unread:  # a fetch from before the seek may still hand on records: they are not the next ones
+            _next(self)[tp] = await self._thread.position(tp)
     return committed
 
 

@@ -71,8 +71,8 @@ def test_a_registry_tombstone_erases_the_person_from_everything_the_pipeline_kee
     call task and a message for her and for Bob wait in Redis; a null record keyed by her subject id follows:
     every one of hers goes, Bob's stay; a call on her line afterwards is an unregistered line's, not hers."""
     feed_refund_scam(isolated)
-    tiers = [json.loads(m.value)["tier"] for m in consume(isolated, "yujing.decisions", expect=2, timeout=60)]
-    assert "T1" in tiers
+    decisions = [json.loads(m.value) for m in consume(isolated, "yujing.decisions", expect=2, timeout=60)]
+    assert "T1" in [d["tier"] for d in decisions]
     seen: list[dict[str, bool]] = []
 
     def kept(want_all: bool) -> bool:
@@ -96,6 +96,12 @@ def test_a_registry_tombstone_erases_the_person_from_everything_the_pipeline_kee
     assert client.hget(f"{isolated.redis_prefix}feed:t:t-{SUBJECT}", "state") == b"erased"  # not queued again
     assert [json.loads(m)["to"] for m in client.zrange(waiting_keys(isolated.redis_prefix)[0], 0, -1)] == [BOB]
     assert client.get(f"{isolated.redis_prefix}sms:done:m-{SUBJECT}") == b"erased"  # redelivered: not sent
+    # a decision about her still in the topic (taken before the tombstone) warns nobody and plans nothing
+    late = {**decisions[-1], "decision_id": "taken-before-the-erasure", "rose": True}
+    produce(isolated, "yujing.decisions", [(SUBJECT.encode(), json.dumps(late).encode())])
+    assert not [m for m in consume(isolated, "warnings", expect=99, timeout=10, linger=0)
+                if json.loads(m.value)["warning_id"] == late["decision_id"]]
+    assert not _kept(isolated)["escalation"] and not _kept(isolated)["board"]
     assert b"phone:+8613800000002" in read_table(isolated, "identity")  # Bob
     assert not consume(isolated, "deadletter", expect=1, timeout=3, linger=0)  # the tombstone was not refused
     produce(isolated, "signals.telecom", [(ALICE.encode(), json.dumps({

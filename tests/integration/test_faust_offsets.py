@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from deploy.app.faust_offsets import _seek_to_committed
+from deploy.app.faust_offsets import _next, _seek_to_committed
 from deploy.config import Settings
 from streams.kafka_io import end_offsets, produce
 
@@ -24,6 +24,9 @@ class _Thread:
 
     async def seek_to_beginning(self, *tps: TopicPartition) -> None:
         await self.consumer.seek_to_beginning(*tps)
+
+    async def position(self, tp: TopicPartition) -> int:
+        return await self.consumer.position(tp)
 
 
 def test_records_fetched_then_dropped_on_a_partition_never_committed_are_read_again(isolated: Settings) -> None:
@@ -46,6 +49,7 @@ def test_records_fetched_then_dropped_on_a_partition_never_committed_are_read_ag
                                              app=SimpleNamespace(conf=SimpleNamespace(
                                                  consumer_auto_offset_reset="earliest")))
             await _seek_to_committed(faust_consumer)
+            assert _next(faust_consumer)[tp] == 0  # a record from a fetch before the seek is not taken as next
             again = (await consumer.getmany(tp, timeout_ms=10_000)).get(tp, [])
             return [r.offset for r in dropped], [r.offset for r in again]
         finally:

@@ -162,3 +162,49 @@ def test_decisions_dispatched_at_once_race_for_a_due_step_once() -> None:
 
     asyncio.run(together())
     assert asked == [("wa", 0)] and heard == ["breach"]  # one decision took the due step; the others left it
+
+
+class MemoryErased:
+    """Erased subjects in a set (ErasedSubjects keeps them in Redis)."""
+
+    def __init__(self) -> None:
+        self.subjects: set[str] = set()
+
+    async def mark(self, subject_id: str) -> None:
+        self.subjects.add(subject_id)
+
+    async def holds(self, subject_id: str | None) -> bool:
+        return subject_id in self.subjects
+
+
+def test_after_an_erasure_a_decision_under_way_asks_only_its_stop_payment_and_no_step_escalates() -> None:
+    """S1 is warned at T2 (a call and a visit wait), then erased. A T1 decision about S1 still in the topic gets its
+    stop-payment (money is moving) but no warning or task, and the waiting steps' deadlines pass without a next
+    step; a store that fails in the erasure is counted and the others are still erased."""
+    d, escalation, heard = dispatcher()
+    d.erased = MemoryErased()  # type: ignore[assignment]
+    forgotten: list[tuple[str, set[str]]] = []
+
+    async def forget(subject_id: str, phones: set[str]) -> None:
+        forgotten.append((subject_id, phones))
+
+    class BrokenEscalation(MemoryEscalation):
+        async def forget(self, subject_id: str) -> int:
+            raise ValueError("a context that does not decode")
+
+    async def cooldown_forget(person: str) -> None:
+        heard.append(f"cooldown of {person} forgotten")
+
+    asyncio.run(d.handle(decision("T2")))
+    broken = BrokenEscalation()
+    broken.pending, broken.contexts = escalation.pending, escalation.contexts
+    d.escalation = broken
+    d.cooldown.forget = cooldown_forget  # type: ignore[attr-defined]
+    d.on_erase, failed = forget, []
+    d.on_erase_failed = failed.append
+    asyncio.run(d.erase("S1"))
+    assert forgotten == [("S1", {"+8613800000001"})] and "cooldown of S1 forgotten" in heard
+    assert failed == ["escalation"]
+    ref = TransferRef(transfer_id="tr1", payer_account="A1", payee_account="M1", amount_fen=500_000, ts=T)
+    out = asyncio.run(d.handle(decision("T1", ts=T + 2 * 86_400_000, transfer=ref)))  # every deadline passed
+    assert topics(out) == ["interception.payment"]

@@ -128,7 +128,8 @@ def test_garbage_counterpart_is_kept_as_presented() -> None:
 
 def test_a_registry_tombstone_names_the_subject_it_erases_by_its_key() -> None:
     assert tombstone_subject(b"S00042") == "S00042"
-    for key in (None, b"", b"\xff\xfe", b" S1", b"S1\n", b"x" * 129):
+    assert tombstone_subject(" S1\n".encode()) == " S1\n"  # any id a record may carry can be erased
+    for key in (None, b"", b"\xff\xfe", b"x" * 129):
         with pytest.raises(InvalidRecord) as refused:
             tombstone_subject(key)
         assert refused.value.field == "subject_id"

@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 from schemas.internal import Contact
 from schemas.records import Indicator
 from schemas.units import HOUR_MS
-from streams.value_index import MAX_CONTACTS, Entry, IndexPolicy, ValueHead, decode_entry, encode_entry
+from streams.value_index import (
+    MAX_CONTACTS,
+    Entry,
+    IndexPolicy,
+    ValueHead,
+    decode_entry,
+    encode_entry,
+    forget_person,
+)
 from streams.value_index import add_contact as _add_contact
 from streams.value_index import apply_indicator as _apply_indicator
 
@@ -266,3 +274,24 @@ def test_a_full_entry_drops_contacts_no_indicator_reaches_first() -> None:
         add_contact(state, contact("bob", i, i), POLICY)  # hours 0 … 15
     add_contact(state, contact("bob", 80, 80), POLICY)  # retention reaches back to hour 7 now
     assert [e for _, e in state.entries["bob"].contacts] == [f"bob-{i}" for i in (*range(7, MAX_CONTACTS), 80)]
+
+
+def test_a_person_pruned_from_a_value_leaves_its_newcomers_too() -> None:
+    """Bob, then Alice reach the number; Bob calls on for days, Alice never again: when she is pruned, no trace of
+    her stays in the head (an erasure finds a person through their entries, so one left in the head is kept)."""
+    state = ValueState()
+    for who, hours in (("bob", 0), ("alice", 0.5), ("bob", 50), ("bob", 80), ("bob", 105)):
+        add_contact(state, contact(who, hours, int(hours)), POLICY, track_fanout=True)
+    assert "alice" not in state.entries and state.head.people == ["bob"]
+    assert all(p != "alice" for _, p in state.head.newcomers)
+
+
+def test_an_erased_person_leaves_the_value_and_every_mention_in_its_head() -> None:
+    state = ValueState()
+    for who in ("bob", "alice"):
+        add_contact(state, contact(who, 1), POLICY, track_fanout=True)
+    state.head.fanout_flagged = ["alice", "bob"]
+    assert forget_person(state.head, state.entries, "alice")
+    assert list(state.entries) == ["bob"] and state.head.people == ["bob"] and state.head.fanout_flagged == ["bob"]
+    assert [p for _, p in state.head.newcomers] == ["bob"]
+    assert not forget_person(state.head, state.entries, "alice")  # again: nothing left to change

@@ -344,3 +344,13 @@ def test_a_decision_that_fails_stays_and_its_partition_has_decided_only_up_to_it
         p.decide_until(0, 1_000)
     assert p.frontier("yujing.events", 0).decided == 200 and p.waiting.waiting(0) == 2
     assert p.drop_taken(0) == 0 and p.waiting.waiting(0) == 2  # a read-back keeps b and c
+
+
+def test_an_erased_persons_waiting_decisions_go_whatever_their_id_holds() -> None:
+    """Subject ids may hold `|`: `a` erased leaves `a|b`'s decisions, and `a|b` erased goes itself."""
+    waiting = PendingDecisions({})
+    for person, ts in (("a", 1), ("a|b", 2), ("a", 3), ("c", 4)):
+        waiting.add(0, ts, PendingEntry(PersonEvent(person=person, source="hit")), f"e{ts}")
+    assert waiting.remove_person(0, "a") == 2
+    assert [e.event.person for _, e in waiting.due(0, 10)] == ["a|b", "c"]
+    assert waiting.remove_person(0, "a|b") == 1 and waiting.waiting(0) == 1
