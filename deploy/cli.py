@@ -48,6 +48,16 @@ def _topics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schemas(args: argparse.Namespace) -> int:
+    from importlib.metadata import version
+
+    from schemas.published import write_published
+
+    for path in write_published(Path(args.out), version("yujing")):
+        print(path)
+    return 0
+
+
 def _acls(args: argparse.Namespace) -> int:
     from deploy.acls import apply_permissions, service_permissions
 
@@ -430,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_stack)
     p = sub.add_parser("topics", help="create the contract's topics")
     p.set_defaults(func=_topics)
+    p = sub.add_parser("schemas", help="write the contract's JSON Schemas (one per topic) and its AsyncAPI document")
+    p.add_argument("--out", default="var/schemas", help="the folder to write them to (default: %(default)s)")
+    p.set_defaults(func=_schemas)
     p = sub.add_parser("acls", help="what a service may do on the broker (Kafka ACLs): print them, or --apply")
     p.add_argument("service", help="worker, sms-gateway, task-feed, campaign, reader, or <input topic>-writer")
     p.add_argument("--principal", required=True, help="the service's user, as User:NAME")

@@ -5,8 +5,13 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
+
+from jsonschema import Draft202012Validator
 
 from deploy.config import Settings
+from schemas.published import TOPICS, json_schema
+from streams.kafka_io import read_to_end
 
 
 def test_demo_runs_a_small_city_end_to_end(isolated: Settings) -> None:
@@ -24,3 +29,21 @@ def test_demo_runs_a_small_city_end_to_end(isolated: Settings) -> None:
     city = json.loads((isolated.data_dir / "simulations" / "demo-seed-5" / "city.json").read_text())
     assert signals == sum(v for k, v in city["counts"].items() if k.startswith("signals."))  # metrics = what was fed
     assert summary["dead-lettered"] == "0"
+    seen, misfits = _against_the_published_schemas(isolated)
+    assert not misfits, misfits[:5]
+    assert {"warnings", "dispatch.sms", "outcomes", "yujing.decisions"} <= {t for t, n in seen.items() if n}, seen
+
+
+def _against_the_published_schemas(settings: Settings) -> tuple[Counter[str], list[tuple[str, int, str]]]:
+    """Every record on every published topic checked against `yujing schemas`' schema for it: how many per
+    topic, and the ones that do not fit (topic, offset, why)."""
+    seen: Counter[str] = Counter()
+    misfits = []
+    for topic in TOPICS:
+        validator = Draft202012Validator(json_schema(topic))
+        for msg in read_to_end(settings, settings.topic(topic)):
+            if msg.value is None:
+                continue  # a tombstone (an erasure, a retracted block)
+            seen[topic] += 1
+            misfits += [(topic, msg.offset, e.message) for e in validator.iter_errors(json.loads(msg.value))][:1]
+    return seen, misfits
