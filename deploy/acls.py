@@ -1,9 +1,9 @@
 """What each service may do on the broker: Kafka ACLs per service, so that one service's credentials cannot erase a
 person, block a domain or forge a signal.
 
-    worker          reads the inputs and its own topics; writes its outputs, internal topics, changelogs (its
-                    app id's prefix, which it also creates), commits as its groups, checkpoints as its
-                    transactional ids
+    worker          reads the inputs, its own topics and its outputs (explain); writes its outputs, internal
+                    topics, changelogs (its app id's prefix, which it also creates), commits as its groups,
+                    checkpoints as its transactional ids
     sms-gateway     reads dispatch.sms and outcomes; writes outcomes (receipts) and dead letters
     task-feed       reads dispatch.phone, dispatch.visit and outcomes; writes outcomes and dead letters
     campaign        reads the registry and the triggers; writes dispatch.sms
@@ -35,7 +35,7 @@ class Permission(NamedTuple):
 
     resource: str
     name: str
-    operation: str  # READ, WRITE, CREATE, DESCRIBE, DESCRIBE_CONFIGS, ALL
+    operation: str  # READ, WRITE, CREATE, DESCRIBE, DESCRIBE_CONFIGS
     prefixed: bool = False
 
 
@@ -51,11 +51,14 @@ def service_permissions(settings: Settings, service: str) -> list[Permission]:
 def _permissions(settings: Settings, service: str) -> list[Permission]:
     app = settings.app_id
     if service == "worker":
-        return [*_topics(settings, WORKER_READS, "READ", "DESCRIBE"),
+        # it reads its own outputs too: the console's explain page gathers a warning's story from them
+        return [*_topics(settings, tuple(dict.fromkeys(WORKER_READS + WORKER_WRITES)), "READ", "DESCRIBE"),
                 # faust declares the topics its agents use and send to: creating one that exists changes nothing
                 *_topics(settings, tuple(dict.fromkeys(WORKER_READS + WORKER_WRITES)), "CREATE", "DESCRIBE"),
                 *_topics(settings, WORKER_WRITES, "WRITE"),
-                Permission("topic", f"{app}-", "ALL", prefixed=True),  # changelogs and faust's own topics
+                # changelogs and faust's own topics (created by faust; never deleted or reconfigured by it)
+                *(Permission("topic", f"{app}-", op, prefixed=True)
+                  for op in ("CREATE", "READ", "WRITE", "DESCRIBE", "DESCRIBE_CONFIGS")),
                 *(Permission("group", g, "READ") for g in pipeline_groups(settings)),  # faust's, the hot path's
                 Permission("transactional_id", f"{pipeline_groups(settings)[1]}-", "WRITE", prefixed=True),
                 Permission("transactional_id", f"{pipeline_groups(settings)[1]}-", "DESCRIBE", prefixed=True)]

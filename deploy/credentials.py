@@ -2,6 +2,7 @@
 secrets folder the compose file mounts (`yujing stack secrets`)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import subprocess
@@ -64,7 +65,7 @@ def redis_acl(username: str, password: str) -> str:
     """A Redis ACL file: the service user (or, without a name, the default user) with its password, every key and
     channel, and every command but the dangerous ones (CONFIG, FLUSHALL, KEYS, DEBUG, SHUTDOWN, ACL, …); without
     a name of its own, the default user is off."""
-    rights = f"on >{password} ~* &* +@all -@dangerous"
+    rights = f"on #{hashlib.sha256(password.encode()).hexdigest()} ~* &* +@all -@dangerous"  # the hash: any password
     if not username or username == "default":
         return f"user default {rights}\n"
     return f"user default off\nuser {username} {rights}\n"

@@ -105,6 +105,8 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                 event_clock.advance(task.ts)
                 if task.message_id in loss.finished:  # receipted before Redis lost its parked messages
                     continue
+                if await redis.exists(prefix + "done:" + task.message_id):  # sent, or its person erased
+                    continue
                 if task.kind == "reminder":  # warnings first: reminders wait until none is waiting
                     await redis.zadd(reminders, {msg.value: task.not_before_ts})
                 elif now_ms() < task.not_before_ts:

@@ -177,7 +177,9 @@ def _kafka_properties(settings: Settings) -> Path:
             f"advertised.listeners={protocol}://127.0.0.1:{port}",
             "controller.listener.names=CONTROLLER",
             f"inter.broker.listener.name={protocol}",
-            f"listener.security.protocol.map={protocol}:{protocol},CONTROLLER:PLAINTEXT",
+            # with SASL the controller's listener asks for the same user (else anyone on the host could reach it)
+            f"listener.security.protocol.map={protocol}:{protocol},"
+            f"CONTROLLER:{'SASL_PLAINTEXT' if settings.kafka_security.sasl else 'PLAINTEXT'}",
             *_kafka_security_properties(settings),
             f"log.dirs={kdir / 'logs'}",
             # One node: internal topics cannot be replicated.
@@ -212,11 +214,13 @@ def _kafka_security_properties(settings: Settings) -> list[str]:
                   f"listener.name.{listener}.plain.sasl.jaas.config={plain_jaas(user, password)}",
                   *(f"listener.name.{listener}.{m}.sasl.jaas.config=org.apache.kafka.common.security.scram."
                     "ScramLoginModule required;" for m in ("scram-sha-256", "scram-sha-512")),
-                  # Authorization: the settings' user may do anything (it creates topics and ACLs); other users
-                  # only what ACLs allow (`yujing acls`). The controller listener is plaintext on 127.0.0.1, and
-                  # its anonymous principal is the broker talking to its own controller.
+                  "sasl.mechanism.controller.protocol=PLAIN",
+                  "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+                  f"listener.name.controller.plain.sasl.jaas.config={plain_jaas(user, password)}",
+                  # Authorization: the settings' user may do anything (it creates topics and ACLs, and is the
+                  # broker to its controller); other users only what ACLs allow (`yujing acls`)
                   "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-                  f"super.users=User:{user};User:ANONYMOUS"]
+                  f"super.users=User:{user}"]
     return lines
 
 

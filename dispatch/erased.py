@@ -20,3 +20,7 @@ class ErasedSubjects:
     async def holds(self, subject_id: str | None) -> bool:
         """Whether the subject was erased (an unregistered person never was)."""
         return bool(subject_id) and bool(await self._r.exists(f"{self._prefix}erased:{subject_id}"))
+
+    async def clear(self, subject_id: str) -> None:
+        """The subject was registered again: what is decided about them from now on goes out."""
+        await self._r.delete(f"{self._prefix}erased:{subject_id}")

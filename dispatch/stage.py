@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 import redis.exceptions
 
@@ -33,8 +33,8 @@ class Dispatcher:
     breaches: int = 0  # steps whose deadline passed unanswered
     on_suppressed: Callable[[], None] = lambda: None  # the metrics hear of each
     on_breach: Callable[[], None] = lambda: None
-    # what the other Redis users keep of an erased person (subject id, their lines) goes too
-    on_erase: Callable[[str, set[str]], Awaitable[Any]] | None = None
+    # what the other Redis users keep of an erased person goes too: (store, step on the subject id and their lines)
+    erasers: Sequence[tuple[str, Callable[[str, set[str]], Awaitable[Any]]]] = ()
     erased: ErasedSubjects | None = None  # erased subjects: nothing more is sent for them
     on_erase_failed: Callable[[str], None] = lambda store: None  # the metrics count each store an erasure missed
     # Steps this worker is taking now: decisions dispatched together find the same steps due, and each would race
@@ -71,21 +71,20 @@ class Dispatcher:
 
     async def erase(self, subject_id: str) -> None:
         """A person erased: marked so (decisions and steps under way send nothing more for them), then what
-        dispatch keeps of them in Redis: their cooldown, their warnings' waiting steps, and (`on_erase`, with their
+        dispatch keeps of them in Redis: their cooldown, their warnings' waiting steps, and (`erasers`, with their
         lines) the console's board, the task queues and the SMS adapter's waiting messages. Run before the identity
         table forgets them (their lines are read from it). Redis away raises (the whole erasure runs again); any
         other failure of one store is logged and counted, and the others go on."""
         profile = decode_profile(self.lookup(subject_key(subject_id)))
         phones = set(profile.phones) if profile else set()
-        erased, escalation, on_erase = self.erased, self.escalation, self.on_erase
+        erased, escalation = self.erased, self.escalation
         steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
         if erased is not None:
             steps.append(("mark", partial(erased.mark, subject_id)))
         steps.append(("cooldown", partial(self.cooldown.forget, subject_id)))
         if escalation is not None:
             steps.append(("escalation", partial(escalation.forget, subject_id)))
-        if on_erase is not None:
-            steps.append(("console, feed and SMS adapter", partial(on_erase, subject_id, phones)))
+        steps += [(store, partial(step, subject_id, phones)) for store, step in self.erasers]
         for what, step in steps:
             try:
                 await step()
@@ -94,6 +93,11 @@ class Dispatcher:
             except Exception:  # a malformed record in one store must not keep the person in all the others
                 log.exception("an erasure did not reach %s", what)
                 self.on_erase_failed(what)
+
+    async def registered(self, subject_id: str) -> None:
+        """A registry record for the subject: if they were erased before, they are a person to warn again."""
+        if self.erased is not None:
+            await self.erased.clear(subject_id)
 
     async def handle_outcome(self, outcome: Outcome) -> list[Output]:
         """An outcome completes the step it answers, or (a failure) escalates it at once."""

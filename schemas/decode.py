@@ -30,6 +30,7 @@ INPUT_TYPES: dict[str, type[msgspec.Struct]] = {
 _AT_FIELD = re.compile(r" - at `\$\.?([^`]*)`$")
 _MISSING = re.compile(r"missing required field `([^`]+)`")
 _ID_DIGITS = re.compile(r"[0-9０-９]{6,}")  # a run of an ID or phone number inside a name
+_SHOWN_RUN = re.compile(r"[^*\s]{3,}")  # three characters of a name shown together
 
 
 class InvalidRecord(ValueError):
@@ -168,11 +169,11 @@ def normalise_record(record: msgspec.Struct) -> msgspec.Struct:
 
 
 def _masked(name: str) -> bool:
-    """Whether a name is masked: some characters hidden, and at most one more shown than hidden (王*, 王*明, 欧阳**;
-    not 王小明*)."""
+    """Whether a name is masked: some characters hidden, at most one more shown than hidden, and never three shown
+    in a row (王*, 王*明, 欧阳**; not 王小明*, nor 王小明*** padded with stars)."""
     hidden = name.count("*")
     shown = sum(1 for c in name if c != "*" and not c.isspace())
-    return hidden > 0 and shown <= hidden + 1
+    return hidden > 0 and shown <= hidden + 1 and not _SHOWN_RUN.search(name)
 
 
 def decode_input(logical_topic: str, raw: bytes | None) -> msgspec.Struct:

@@ -99,14 +99,12 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     board = OpsBoard(redis_client, redis_prefix)
     queues = TaskQueues(redis_client, f"{redis_prefix}feed:", 0)
 
-    async def forget(subject_id: str, phones: set[str]) -> None:  # what the console, feed and SMS adapter keep
-        await board.forget(subject_id)
-        await queues.forget(subject_id)
-        await forget_waiting(redis_client, redis_prefix, phones)
-
+    erasers = [("console board", lambda subject_id, phones: board.forget(subject_id)),  # each on its own
+               ("feed queues", lambda subject_id, phones: queues.forget(subject_id)),
+               ("SMS adapter", lambda subject_id, phones: forget_waiting(redis_client, redis_prefix, phones))]
     dispatcher = Dispatcher(routes, Cooldown(redis_client, redis_prefix, routes.cooldown_ms), processor.lookup,
                             EscalationStore(redis_client, redis_prefix), on_suppressed=metrics.suppressed.inc,
-                            on_breach=metrics.breaches.inc, on_erase=forget,
+                            on_breach=metrics.breaches.inc, erasers=erasers,
                             erased=ErasedSubjects(redis_client, redis_prefix, ERASED_KEPT_S),
                             on_erase_failed=lambda store: metrics.erasure_failures.labels(store).inc())
     progress = SourceProgress(idle_after_s=settings.idle_after_ms / 1000, producers=settings.producers)

@@ -74,6 +74,8 @@ class Handlers:
                     for o in self.processor.subject_erased(subject_id)]
         subject = decode_input("registry.subjects", event.value)
         refuse_far_ahead(subject.ts, _kafka_ms(event.message), latest_ms=self.latest_ms())
+        if self.dispatcher is not None:
+            await self.dispatcher.registered(subject.subject_id)
         return self.processor.subject(subject)
 
     def indicator(self, event: Any) -> list[Output]:

@@ -14,12 +14,17 @@ from scorers.lab.city import CityConfig
 from tests.integration.harness import isolated_settings
 
 
+SLOW = ("test_faults", "test_wheel", "test_secured")  # minutes each: run by .ci/run after the rest
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
         if "test_faults" in str(item.fspath):
             item.add_marker(pytest.mark.faults)
+        if any(name in str(item.fspath) for name in SLOW):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -97,9 +97,14 @@ def test_a_registry_tombstone_erases_the_person_from_everything_the_pipeline_kee
     assert [json.loads(m)["to"] for m in client.zrange(waiting_keys(isolated.redis_prefix)[0], 0, -1)] == [BOB]
     assert client.get(f"{isolated.redis_prefix}sms:done:m-{SUBJECT}") == b"erased"  # redelivered: not sent
     # a decision about her still in the topic (taken before the tombstone) warns nobody and plans nothing
-    late = {**decisions[-1], "decision_id": "taken-before-the-erasure", "rose": True}
+    late = {**decisions[-1], "decision_id": "taken-before-the-erasure", "rose": True, "tier": "T1",
+            "transfer": {"transfer_id": "TR-late", "payer_account": "6222000000000001",
+                         "payee_account": "6217999900001111", "amount_fen": 100_000, "ts": T + 3_600_000}}
     produce(isolated, "yujing.decisions", [(SUBJECT.encode(), json.dumps(late).encode())])
-    assert not [m for m in consume(isolated, "warnings", expect=99, timeout=10, linger=0)
+    wait_for(lambda: any(json.loads(m.value)["transfer_id"] == "TR-late"  # dispatched: its stop-payment came
+                         for m in consume(isolated, "interception.payment", expect=99, timeout=2, linger=0)),
+             60, "the late decision's stop-payment")
+    assert not [m for m in consume(isolated, "warnings", expect=99, timeout=3, linger=0)
                 if json.loads(m.value)["warning_id"] == late["decision_id"]]
     assert not _kept(isolated)["escalation"] and not _kept(isolated)["board"]
     assert b"phone:+8613800000002" in read_table(isolated, "identity")  # Bob

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import redis
 from aiokafka import AIOKafkaProducer
 
 from deploy import stack as local_stack
@@ -23,6 +24,7 @@ from deploy.config import Settings
 from deploy.credentials import SERVICE_USER, make_compose_secrets
 from deploy.topics import create_topics
 from deploy.workers import WorkerProcess
+from streams.kafka_io import read_to_end
 from streams.kafka_security import KafkaSecurity, client_options
 from tests.integration.harness import free_port
 from tests.integration.scenario import refund_scam_tiers
@@ -73,6 +75,13 @@ def test_the_pipeline_works_through_sasl_ssl_and_a_redis_acl_and_nobody_else_get
     assert local_stack.redis_answers(secured.redis_url, **secured.redis_options())
     assert not local_stack.redis_answers(secured.redis_url)  # the default user is off
     assert not local_stack.redis_answers(secured.redis_url, username=secured.redis_username, password="wrong")
+    client = redis.Redis.from_url(secured.redis_url, **secured.redis_options())
+    for dangerous in (("FLUSHALL",), ("CONFIG", "SET", "appendonly", "no"), ("KEYS", "*")):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            client.execute_command(*dangerous)
+    client.close()
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert secured.redis_password not in ps  # the ACL is in a file, not on Redis's command line
 
     assert _refused(secured, dataclasses.replace(security, mechanism="PLAIN")) == ""  # PLAIN works too
     assert "Unable to bootstrap" in _refused(secured, dataclasses.replace(security, password="wrong"))
@@ -102,6 +111,8 @@ def test_the_compose_secrets_let_the_service_user_into_redis_and_nobody_else(tmp
             time.sleep(0.2)
         assert not local_stack.redis_answers(url)
         assert not local_stack.redis_answers(url, username=SERVICE_USER, password="x")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            redis.Redis.from_url(url, username=SERVICE_USER, password=password).flushall()
     finally:
         server.terminate()
         server.wait(10)
@@ -144,8 +155,9 @@ def _sends(settings: Settings, logical: str) -> str:
 
 def test_each_service_may_do_only_what_its_acls_allow(secured: Settings, tmp_path: Path) -> None:
     """With ACLs per service on a broker that authorizes: the worker as its own user takes the refund scam to T1;
-    the SMS adapter's user may write receipts but may not erase a person, block a domain or forge a signal; a
-    provider may write its own topic only; a user without ACLs may do nothing."""
+    it may read its outputs (the console's explain); without ACLs a worker stops at its start; the SMS adapter's
+    user may write receipts but may not erase a person, block a domain or forge a signal; a provider may write
+    its own topic only; a user without ACLs may do nothing."""
     worker_user, sms_user = _scram_user(secured, "svc-worker"), _scram_user(secured, "svc-sms")
     telecom, nobody = _scram_user(secured, "svc-telecom"), _scram_user(secured, "svc-nobody")
     for service, user in (("worker", worker_user), ("sms-gateway", sms_user), ("signals.telecom-writer", telecom)):
@@ -153,6 +165,9 @@ def test_each_service_may_do_only_what_its_acls_allow(secured: Settings, tmp_pat
                                  service_permissions(secured, service)) > 0
     worker = WorkerProcess(worker_user, tmp_path / "worker.log")
     assert refund_scam_tiers(secured, worker)[-1:] == ["T1"], worker.log_tail()  # fed by the super user
+    assert read_to_end(worker_user, worker_user.topic("warnings"))  # what its explain page reads
+    with pytest.raises(RuntimeError, match="Authorization"):  # without ACLs it does not get past its start
+        WorkerProcess(nobody, tmp_path / "nobody.log").start(ready_timeout=90)
 
     assert _sends(sms_user, "outcomes") == "" and _sends(sms_user, "deadletter") == ""
     for topic in ("registry.subjects", "intel.indicators", "signals.telecom", "warnings"):

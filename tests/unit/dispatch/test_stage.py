@@ -176,6 +176,9 @@ class MemoryErased:
     async def holds(self, subject_id: str | None) -> bool:
         return subject_id in self.subjects
 
+    async def clear(self, subject_id: str) -> None:
+        self.subjects.discard(subject_id)
+
 
 def test_after_an_erasure_a_decision_under_way_asks_only_its_stop_payment_and_no_step_escalates() -> None:
     """S1 is warned at T2 (a call and a visit wait), then erased. A T1 decision about S1 still in the topic gets its
@@ -200,7 +203,7 @@ def test_after_an_erasure_a_decision_under_way_asks_only_its_stop_payment_and_no
     broken.pending, broken.contexts = escalation.pending, escalation.contexts
     d.escalation = broken
     d.cooldown.forget = cooldown_forget  # type: ignore[attr-defined]
-    d.on_erase, failed = forget, []
+    d.erasers, failed = [("board", forget)], []
     d.on_erase_failed = failed.append
     asyncio.run(d.erase("S1"))
     assert forgotten == [("S1", {"+8613800000001"})] and "cooldown of S1 forgotten" in heard
@@ -208,3 +211,5 @@ def test_after_an_erasure_a_decision_under_way_asks_only_its_stop_payment_and_no
     ref = TransferRef(transfer_id="tr1", payer_account="A1", payee_account="M1", amount_fen=500_000, ts=T)
     out = asyncio.run(d.handle(decision("T1", ts=T + 2 * 86_400_000, transfer=ref)))  # every deadline passed
     assert topics(out) == ["interception.payment"]
+    asyncio.run(d.registered("S1"))  # registered again: warned again
+    assert "warnings" in topics(asyncio.run(d.handle(decision("T1", ts=T + 3 * 86_400_000))))

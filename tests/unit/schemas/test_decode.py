@@ -90,6 +90,7 @@ def test_a_site_under_a_public_suffix_is_an_indicator(kind: str, value: str) -> 
     ("registry.subjects", {**SUBJ, "name_masked": "王小明"}, "name_masked", "must be masked"),
     ("registry.subjects", {**SUBJ, "name_masked": "王小明*"}, "name_masked", "must be masked"),  # all shown
     ("registry.subjects", {**SUBJ, "name_masked": "Zhang Xiaoming*"}, "name_masked", "must be masked"),
+    ("registry.subjects", {**SUBJ, "name_masked": "王小明***"}, "name_masked", "must be masked"),  # padded
     ("registry.subjects", {**SUBJ, "name_masked": "王* 410102195001011234"}, "name_masked", "no ID number"),
     ("registry.subjects", {**SUBJ, "grid_id": "@ST1"}, "grid_id", "may not start with @"),
 ])
