@@ -51,17 +51,17 @@ def service_permissions(settings: Settings, service: str) -> list[Permission]:
 def _permissions(settings: Settings, service: str) -> list[Permission]:
     app = settings.app_id
     if service == "worker":
-        # it reads its own outputs too: the console's explain page gathers a warning's story from them
-        return [*_topics(settings, tuple(dict.fromkeys(WORKER_READS + WORKER_WRITES)), "READ", "DESCRIBE"),
-                # faust declares the topics its agents use and send to: creating one that exists changes nothing
-                *_topics(settings, tuple(dict.fromkeys(WORKER_READS + WORKER_WRITES)), "CREATE", "DESCRIBE"),
+        _, stream_group = pipeline_groups(settings)
+        # It reads its own outputs too (the console's explain page gathers a warning's story from them), and
+        # faust declares the topics its agents use and send to: creating one that exists changes nothing.
+        return [*_topics(settings, tuple(dict.fromkeys(WORKER_READS + WORKER_WRITES)), "READ", "CREATE", "DESCRIBE"),
                 *_topics(settings, WORKER_WRITES, "WRITE"),
                 # changelogs and faust's own topics (created by faust; never deleted or reconfigured by it)
                 *(Permission("topic", f"{app}-", op, prefixed=True)
                   for op in ("CREATE", "READ", "WRITE", "DESCRIBE", "DESCRIBE_CONFIGS")),
                 *(Permission("group", g, "READ") for g in pipeline_groups(settings)),  # faust's, the hot path's
-                Permission("transactional_id", f"{pipeline_groups(settings)[1]}-", "WRITE", prefixed=True),
-                Permission("transactional_id", f"{pipeline_groups(settings)[1]}-", "DESCRIBE", prefixed=True)]
+                *(Permission("transactional_id", f"{stream_group}-", op, prefixed=True)
+                  for op in ("WRITE", "DESCRIBE"))]
     if service == "sms-gateway":
         return [*_topics(settings, ("dispatch.sms", "outcomes"), "READ", "DESCRIBE"),
                 *_topics(settings, ("outcomes", "deadletter"), "WRITE", "DESCRIBE"),

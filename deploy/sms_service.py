@@ -30,7 +30,16 @@ from deploy.config import Settings
 from deploy.consumers import REDIS_OUTAGE, LaggingCommits, RedisLoss, after_redis_outage
 from dispatch.clock import pick_clock
 from dispatch.metrics import sms_metrics
-from dispatch.sms import DONE_TTL_S, HttpGateway, RetryPolicy, TokenBucket, adapter_prefix, deliver, waiting_keys
+from dispatch.sms import (
+    DONE_TTL_S,
+    HttpGateway,
+    RetryPolicy,
+    TokenBucket,
+    adapter_prefix,
+    deliver,
+    done_key,
+    waiting_keys,
+)
 from schemas.deadletter import dead_letter
 from schemas.decode import InvalidRecord, decode_typed
 from schemas.records import SmsTask, encode
@@ -68,18 +77,18 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
     parked, reminders = waiting_keys(settings.redis_prefix)
 
     async def send(task: SmsTask, gateway: HttpGateway) -> None:
-        if await redis.exists(prefix + "done:" + task.message_id):
+        if await redis.exists(done_key(settings.redis_prefix, task.message_id)):
             return  # delivered and receipted before a restart
         receipt = await deliver(task, gateway, bucket, RetryPolicy(), now_ms, asyncio.sleep)
         await producer.send_and_wait(settings.topic("outcomes"), encode(receipt), key=task.warning_id.encode())
-        await redis.set(prefix + "done:" + task.message_id, receipt.outcome, ex=DONE_TTL_S)
+        await redis.set(done_key(settings.redis_prefix, task.message_id), receipt.outcome, ex=DONE_TTL_S)
         metrics.deliveries.labels(task.kind, receipt.outcome).inc()
         log.info("%s %s: %s", task.message_id, receipt.outcome, receipt.note)
 
     async def remember(message_ids: set[str]) -> None:
         async with redis.pipeline(transaction=False) as pipe:
             for message_id in message_ids:
-                pipe.set(prefix + "done:" + message_id, "receipted", ex=DONE_TTL_S, nx=True)
+                pipe.set(done_key(settings.redis_prefix, message_id), "receipted", ex=DONE_TTL_S, nx=True)
             await pipe.execute()
 
     loss = RedisLoss(redis, prefix, settings, lambda o: o.message_id if o.channel == "sms" else None, remember, log,
@@ -105,7 +114,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                 event_clock.advance(task.ts)
                 if task.message_id in loss.finished:  # receipted before Redis lost its parked messages
                     continue
-                if await redis.exists(prefix + "done:" + task.message_id):  # sent, or its person erased
+                if await redis.exists(done_key(settings.redis_prefix, task.message_id)):  # sent, or its person erased
                     continue
                 if task.kind == "reminder":  # warnings first: reminders wait until none is waiting
                     await redis.zadd(reminders, {msg.value: task.not_before_ts})

@@ -122,6 +122,11 @@ def adapter_prefix(redis_prefix: str) -> str:
     return f"{redis_prefix}sms:"
 
 
+def done_key(redis_prefix: str, message_id: str) -> str:
+    """The mark of a message the SMS adapter must not send (again): receipted, or its person erased."""
+    return f"{adapter_prefix(redis_prefix)}done:{message_id}"
+
+
 def waiting_keys(redis_prefix: str) -> tuple[str, str]:
     """The SMS adapter's sorted sets of messages waiting in Redis: warnings not due yet, and reminders."""
     return adapter_prefix(redis_prefix) + "parked", adapter_prefix(redis_prefix) + "reminders"
@@ -132,10 +137,10 @@ async def forget_waiting(client: Any, redis_prefix: str, phones: set[str]) -> in
     redelivering it does not send it; how many."""
     count = 0
     for key in waiting_keys(redis_prefix):
-        theirs = {raw: msgspec.json.decode(raw)["message_id"] for raw in await client.zrange(key, 0, -1)
-                  if msgspec.json.decode(raw).get("to") in phones}
+        waiting = {raw: msgspec.json.decode(raw) for raw in await client.zrange(key, 0, -1)}
+        theirs = {raw: message["message_id"] for raw, message in waiting.items() if message.get("to") in phones}
         for message_id in theirs.values():
-            await client.set(f"{adapter_prefix(redis_prefix)}done:{message_id}", "erased", ex=DONE_TTL_S)
+            await client.set(done_key(redis_prefix, message_id), "erased", ex=DONE_TTL_S)
         if theirs:
             count += await client.zrem(key, *theirs)
     return count

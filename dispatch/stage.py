@@ -49,7 +49,7 @@ class Dispatcher:
             out.append(Output("interception.payment", stop.transfer_id.encode(), stop))
         if not decision.rose:
             return out
-        if self.erased is not None and await self.erased.holds(decision.subject_id):
+        if await self._erased(decision.subject_id):
             return out  # erased since the decision was taken
         profile = decode_profile(self.lookup(subject_key(decision.subject_id))) if decision.subject_id else None
         who = recipient(decision, profile, self.routes.default_station)
@@ -94,6 +94,9 @@ class Dispatcher:
                 log.exception("an erasure did not reach %s", what)
                 self.on_erase_failed(what)
 
+    async def _erased(self, subject_id: str | None) -> bool:
+        return self.erased is not None and await self.erased.holds(subject_id)
+
     async def registered(self, subject_id: str) -> None:
         """A registry record for the subject: if they were erased before, they are a person to warn again."""
         if self.erased is not None:
@@ -106,7 +109,7 @@ class Dispatcher:
         if self.escalation is None or effect is None:
             return out
         ctx = await self.escalation.context(outcome.warning_id)
-        if ctx is None or (self.erased is not None and await self.erased.holds(ctx.decision.subject_id)):
+        if ctx is None or await self._erased(ctx.decision.subject_id):
             return out
         route = self._route(ctx.route)
         for step in await self.escalation.pending_steps(outcome.warning_id, len(route.steps)):
@@ -135,7 +138,7 @@ class Dispatcher:
                 continue  # another worker took it
             self.breaches += 1
             self.on_breach()
-            if ctx is not None and not (self.erased is not None and await self.erased.holds(ctx.decision.subject_id)):
+            if ctx is not None and not await self._erased(ctx.decision.subject_id):
                 out += await self._escalate(ctx, self._route(ctx.route), step)
         return out
 

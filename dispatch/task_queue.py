@@ -77,8 +77,8 @@ return {'ok', ARGV[3]}
 """
 
 
-# KEYS: task record, stream. ARGV: the entry's id, how long the record stays (s). The task leaves its queue; its record stays (without the
-# task) so that Kafka redelivering it, or a rebuild, does not queue it again.
+# KEYS: task record, stream. ARGV: the entry's id, how long the record stays (s). The task leaves its queue; its
+# record stays (without the task) so that Kafka redelivering it, or a rebuild, does not queue it again.
 ERASE_LUA = """
 redis.call('XACK', KEYS[2], 'feed', ARGV[1])
 redis.call('XDEL', KEYS[2], ARGV[1])

@@ -111,14 +111,20 @@ class Processor:
         old = decode_profile(self.lookup(subject_key(subject.subject_id)))
         to_set, to_delete = identity_changes(old, subject)
         for key in to_delete:
-            self.identity.pop(key.encode(), None)
-            if self.directory is not None:
-                self.directory.set_local(key.encode(), None)
+            self._set_identity(key, None)
         for key, value in to_set.items():
-            self.identity[key.encode()] = value.encode()
-            if self.directory is not None:
-                self.directory.set_local(key.encode(), value.encode())
+            self._set_identity(key, value)
         return []
+
+    def _set_identity(self, key: str, value: str | None) -> None:
+        """Write one identity key (None: delete it), seen at once by this worker's replica."""
+        raw = value.encode() if value is not None else None
+        if raw is None:
+            self.identity.pop(key.encode(), None)
+        else:
+            self.identity[key.encode()] = raw
+        if self.directory is not None:
+            self.directory.set_local(key.encode(), raw)
 
     def subject_erased(self, subject_id: str) -> list[Output]:
         """A registry tombstone: the person's lines, cards and profile leave the identity table, and their
@@ -128,9 +134,7 @@ class Processor:
         for key in [*keys, subject_key(subject_id)]:  # the profile last: a tombstone read again still finds them
             if key != subject_key(subject_id) and self.lookup(key) != subject_id:
                 continue  # a line or card someone else holds now
-            self.identity.pop(key.encode(), None)
-            if self.directory is not None:
-                self.directory.set_local(key.encode(), None)
+            self._set_identity(key, None)
         return [person_output(PersonEvent(person=subject_id, subject_id=subject_id, source="erasure"))]
 
     def erase(self, person: str, partition: int) -> list[Output]:

@@ -232,8 +232,8 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
     # A partition with no commit is not sought at all: its fetcher stays past the records faust dropped while the
     # flow was stopped (a rebalance), and those would never reach an agent, nor hold a commit (there is no
     # committed offset to hold it at). Read from the start, as the offset reset would for a new partition.
-    unread = never_committed(committed)
-    if unread and self.app.conf.consumer_auto_offset_reset == "earliest":
+    unread = never_committed(committed) if self.app.conf.consumer_auto_offset_reset == "earliest" else []
+    if unread:
         await self._thread.seek_to_beginning(*unread)
     for tp, offset in committed.items():
         if offset is not None and offset >= 0:
@@ -242,9 +242,8 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
             _next(self).pop(tp, None)
         _refetched(self).pop(tp, None)
         _dropped(self).pop(tp, None)
-    if unread and self.app.conf.consumer_auto_offset_reset == "earliest":
-        for tp in unread:  # a fetch from before the seek may still hand on records: they are not the next ones
-            _next(self)[tp] = await self._thread.position(tp)
+    for tp in unread:  # a fetch from before the seek may still hand on records: they are not the next ones
+        _next(self)[tp] = await self._thread.position(tp)
     return committed
 
 
