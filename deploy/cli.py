@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -137,8 +138,6 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    import dataclasses
-
     from scorers.lab.protocol import Size
     from scorers.lab.training import DEFAULT_PLAN
     from scorers.lab.tune import Budget
@@ -240,11 +239,16 @@ def _sms_gateway(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from deploy.sms_service import run
+    from deploy.sms_service import ReceiptOptions, run
+    from dispatch.sms import RetryPolicy
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s")
-    asyncio.run(run(load_settings(), args.url, args.rate, args.clock, metrics_port=args.metrics_port,
-                    rebuild=args.rebuild))
+    settings = load_settings()
+    if args.provider:
+        settings = dataclasses.replace(settings, sms_provider=args.provider)
+    receipts = ReceiptOptions(args.receipt_every, args.receipt_timeout, args.receipt_port, args.receipt_url or "")
+    asyncio.run(run(settings, args.url, args.rate, args.clock, metrics_port=args.metrics_port, rebuild=args.rebuild,
+                    receipts=receipts, retry=RetryPolicy(throttled_s=args.throttle_wait)))
     return 0
 
 
@@ -379,7 +383,9 @@ def _bulletin(args: argparse.Namespace) -> int:
 def _sms_gateway_stub(args: argparse.Namespace) -> int:
     from deploy.sms_gateway_stub_service import serve
 
-    serve(args.port)
+    settings = load_settings()
+    serve(args.port, settings.sms_key_id or "yujing", settings.sms_secret or "secret08",
+          settings.sms_app_id or "1400000001")
     return 0
 
 
@@ -488,8 +494,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("labels", nargs="+", help="label=value: tier, fraud_type, grid, station")
     p.add_argument("--config", help="routing config (default: dispatch/config/routes.toml)")
     p.set_defaults(func=_route_test)
-    p = sub.add_parser("sms-gateway", help="deliver dispatch.sms to an HTTP SMS gateway, receipts to outcomes")
-    p.add_argument("--url", default="http://127.0.0.1:9110/send", help="the gateway's send URL")
+    p = sub.add_parser("sms-gateway", help="send dispatch.sms through an SMS provider; its receipts to outcomes")
+    p.add_argument("--provider", choices=["alibaba", "tencent", "jasmin"],
+                   help="the provider (default: YUJING_SMS_PROVIDER, else alibaba); credentials from SMS_KEY_ID and "
+                        "SMS_SECRET or SMS_SECRET_FILE (Tencent also SMS_APP_ID), approved template codes from "
+                        "YUJING_SMS_TEMPLATES")
+    p.add_argument("--url", default="http://127.0.0.1:9110",
+                   help="the provider's endpoint: https://dysmsapi.aliyuncs.com, https://sms.tencentcloudapi.com, or "
+                        "Jasmin's HTTP API (http://jasmin:1401); default: the local test gateway")
+    p.add_argument("--receipt-every", type=float, default=30.0, help="seconds between looks for receipts (pulled)")
+    p.add_argument("--receipt-timeout", type=float, default=86_400.0,
+                   help="seconds after the provider took a message without a receipt before it is reported failed")
+    p.add_argument("--receipt-port", type=int, help="serve the receipt callback (Jasmin's dlr-url) on this port")
+    p.add_argument("--receipt-url", help="the callback's URL as the gateway reaches it (default: 127.0.0.1 and the "
+                                         "port)")
+    p.add_argument("--throttle-wait", type=float, default=60.0,
+                   help="seconds to wait before sending again a message the provider throttled")
     p.add_argument("--rate", type=float, default=50.0, help="messages per second at most")
     p.add_argument("--clock", choices=["wall", "event"], default="wall",
                    help="what `expires_ts` and `not_before_ts` are compared with: the wall clock, or the "
@@ -531,7 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=1, help="how many days (default 1)")
     p.add_argument("--out", help="folder (default: DATA/reports/bulletin-DATE)")
     p.set_defaults(func=_bulletin)
-    p = sub.add_parser("test-gateway", help="a local SMS gateway for tests and the demo (127.0.0.1)")
+    p = sub.add_parser("test-gateway", help="a local SMS gateway speaking Alibaba's, Tencent's and Jasmin's APIs, for "
+                                            "tests and the demo (127.0.0.1; the credentials of SMS_KEY_ID, SMS_SECRET, "
+                                            "SMS_APP_ID, else yujing / secret08 / 1400000001)")
     p.add_argument("--port", type=int, default=9110)
     p.set_defaults(func=_sms_gateway_stub)
     p = sub.add_parser("rpz", help="export the blocked fraud domains as a DNS RPZ zone file")

@@ -73,6 +73,11 @@ class Settings:
     redis_ca_file: str = ""  # the CA of a Redis behind TLS (`rediss://`)
     # The names the console is served under (its Host header, port aside): the ingress's name in a deployment.
     allowed_hosts: str = "127.0.0.1,localhost,::1"
+    sms_provider: str = "alibaba"  # alibaba, tencent, or jasmin (an SMPP gateway's HTTP API)
+    sms_key_id: str = ""  # Alibaba's AccessKey id, Tencent's SecretId, Jasmin's username
+    sms_secret: str = field(default="", repr=False)  # its secret (Jasmin: the password)
+    sms_app_id: str = ""  # Tencent's SmsSdkAppId
+    sms_templates: str = ""  # the provider's approved template codes (default: dispatch/config/sms_providers.toml)
 
     @property
     def model_path(self) -> Path:
@@ -122,6 +127,11 @@ class Settings:
             "REDIS_USERNAME": self.redis_username,
             "REDIS_PASSWORD": self.redis_password,
             "REDIS_SSL_CAFILE": self.redis_ca_file,
+            "YUJING_SMS_PROVIDER": self.sms_provider,
+            "SMS_KEY_ID": self.sms_key_id,
+            "SMS_SECRET": self.sms_secret,
+            "SMS_APP_ID": self.sms_app_id,
+            "YUJING_SMS_TEMPLATES": self.sms_templates,
         }
 
     def redis_options(self) -> dict[str, Any]:
@@ -209,6 +219,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         redis_username=env.get("REDIS_USERNAME", ""),
         redis_password=_secret(env, "REDIS_PASSWORD"),
         redis_ca_file=env.get("REDIS_SSL_CAFILE", ""),
+        sms_provider=env.get("YUJING_SMS_PROVIDER") or Settings.sms_provider,
+        sms_key_id=env.get("SMS_KEY_ID", ""),
+        sms_secret=_secret(env, "SMS_SECRET"),
+        sms_app_id=env.get("SMS_APP_ID", ""),
+        sms_templates=env.get("YUJING_SMS_TEMPLATES", ""),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -67,13 +68,16 @@ def _start(settings: Settings, workers: int) -> Services:
           "(the first run trains the default model: about 1.5 min) ==", flush=True)
     started = start_workers(settings, workers, logs)
     env = {**os.environ, **settings.to_env()}
+    if not settings.sms_key_id:  # the local test gateway's credentials, made for this demo
+        env.update(SMS_KEY_ID="yujing", SMS_SECRET=secrets.token_hex(4), SMS_APP_ID="1400000001")
 
     def spawn(name: str, *args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "deploy.cli", *args], env=env,
                                 stdout=open(logs / f"{name}.log", "ab"), stderr=subprocess.STDOUT)
 
     others = [spawn("test-gateway", "test-gateway", "--port", str(GATEWAY_PORT)),
-              spawn("sms-gateway", "sms-gateway", "--clock", "event", "--url", f"http://127.0.0.1:{GATEWAY_PORT}/send",
+              spawn("sms-gateway", "sms-gateway", "--clock", "event", "--url", f"http://127.0.0.1:{GATEWAY_PORT}",
+                    "--receipt-every", "2",
                     "--rate", "200", "--metrics-port", str(SMS_METRICS_PORT)),
               spawn("task-feed", "task-feed", "--clock", "event")]
     return Services(started, others)

@@ -1,28 +1,33 @@
-"""`yujing sms-gateway`: consume `dispatch.sms`, deliver through the HTTP gateway, write receipts to `outcomes`.
+"""`yujing sms-gateway`: consume `dispatch.sms`, send through the configured SMS provider, settle by its receipts.
 
-At-least-once with idempotent effects: a receipt is produced (acks=all), the message is marked done in Redis,
-and only then is the offset committed. After a crash the message may be read again: a done mark skips it;
-without one it is sent again under the same `message_id`, which the gateway does not deliver twice.
+A message is marked in the Redis ledger before the provider is asked (a redelivered message with a mark is never
+sent again, whatever the provider does with repeats: Alibaba's SendSms is not idempotent), then waits for its
+receipt: pulled from the provider every few seconds (Alibaba, Tencent) or pushed to our callback (Jasmin). Only a
+receipt writes `sms_delivered` (or `sms_failed`) to `outcomes`; a provider's refusal writes `sms_failed` at once,
+and a message whose receipt has not come within the receipt timeout is reported `sms_failed` then. A send whose
+answer was lost (a timeout after the request left) is not sent again: it waits for a receipt like the others.
 
 A message not due yet (a warning held by quiet hours) must not hold up the others: it is parked in a Redis
-sorted set under its `not_before_ts` (then its offset is committed), and delivered when the clock reaches it;
-it leaves the set only after its receipt is written. Reminder campaigns' messages are parked the same way in a
-set of their own, and sent (a few at a time, within the same rate limit) only while no warning is due or
-unread in Kafka: a campaign of millions never delays a warning by more than one small batch.
+sorted set under its `not_before_ts` (then its offset is committed), and sent when the clock reaches it. Reminder
+campaigns' messages are parked the same way in a set of their own, and sent (a few at a time, within the same
+rate limit) only while no warning is due or unread in Kafka: a campaign of millions never delays a warning by
+more than one small batch.
 
 Offsets are committed a few seconds after their effects (once Redis's AOF has them on disk). When Redis has lost
 what it kept for a partition (its marker key gone: a Redis without its data), the partition is read again from
-the start, and every message parked or sent unless `outcomes` holds its receipt.
+the start, and every message parked or sent unless `outcomes` holds its outcome.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 import aiohttp
 import msgspec
 import redis.asyncio as aioredis
+from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -30,14 +35,26 @@ from deploy.config import Settings
 from deploy.consumers import REDIS_OUTAGE, LaggingCommits, RedisLoss, after_redis_outage
 from dispatch.clock import pick_clock
 from dispatch.metrics import sms_metrics
+from dispatch.plan import templates
 from dispatch.sms import (
+    ACK,
     DONE_TTL_S,
-    HttpGateway,
+    Accepted,
+    Alibaba,
+    Jasmin,
+    Ledger,
+    Provider,
+    ProviderTemplates,
+    Receipt,
     RetryPolicy,
+    TemplateError,
+    Tencent,
     TokenBucket,
     adapter_prefix,
     deliver,
     done_key,
+    receipt_of,
+    settled,
     waiting_keys,
 )
 from schemas.deadletter import dead_letter
@@ -58,8 +75,43 @@ async def _caught_up(consumer: AIOKafkaConsumer) -> bool:
     return bool(consumer.assignment())
 
 
+@dataclass(frozen=True)
+class ReceiptOptions:
+    """How receipts are awaited: pulled every `every_s`, a message without one failed after `timeout_s`; Jasmin's
+    pushed to a callback on `port`, which the gateway reaches at `url`."""
+
+    every_s: float = 30.0
+    timeout_s: float = 86_400.0
+    port: int | None = None
+    url: str = ""
+
+
+def make_provider(settings: Settings, session: aiohttp.ClientSession, url: str, receipts: ReceiptOptions) -> Provider:
+    """The provider the settings name, with their credentials and approved templates."""
+    name = settings.sms_provider
+    if not settings.sms_key_id or not settings.sms_secret:
+        raise SystemExit(f"yujing sms-gateway: provider {name} needs SMS_KEY_ID and SMS_SECRET (or SMS_SECRET_FILE)")
+    if name == "jasmin":
+        if not receipts.port:
+            raise SystemExit("yujing sms-gateway: Jasmin pushes its receipts: give --receipt-port")
+        callback = receipts.url or f"http://127.0.0.1:{receipts.port}/receipts/jasmin"
+        return Jasmin(session, url, settings.sms_key_id, settings.sms_secret, callback)
+    try:
+        approved = ProviderTemplates(name, templates(), *([settings.sms_templates] if settings.sms_templates else []))
+    except TemplateError as exc:
+        raise SystemExit(f"yujing sms-gateway: {exc}") from None
+    if name == "alibaba":
+        return Alibaba(url, settings.sms_key_id, settings.sms_secret, approved)
+    if name == "tencent":
+        if not settings.sms_app_id:
+            raise SystemExit("yujing sms-gateway: Tencent needs SMS_APP_ID (the SmsSdkAppId)")
+        return Tencent(url, settings.sms_key_id, settings.sms_secret, settings.sms_app_id, approved)
+    raise SystemExit(f"yujing sms-gateway: unknown provider {name!r}: alibaba, tencent or jasmin")
+
+
 async def run(settings: Settings, url: str, rate: float, clock: str = "wall", stop: asyncio.Event | None = None,
-              metrics_port: int | None = None, rebuild: bool = False) -> None:
+              metrics_port: int | None = None, rebuild: bool = False, receipts: ReceiptOptions = ReceiptOptions(),
+              retry: RetryPolicy = RetryPolicy()) -> None:
     """Serve until `stop` is set (or forever); with `metrics_port`, /metrics on 127.0.0.1. What is parked is
     rebuilt from Kafka at start with `rebuild`, and whenever Redis is found to have lost it."""
     registry = CollectorRegistry()
@@ -75,15 +127,59 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
     bucket = TokenBucket(rate, max(1, int(rate)), time.monotonic, asyncio.sleep)
     prefix = adapter_prefix(settings.redis_prefix)
     parked, reminders = waiting_keys(settings.redis_prefix)
+    ledger = Ledger(redis, settings.redis_prefix)
+    every_ms = int(receipts.every_s * 1000)
 
-    async def send(task: SmsTask, gateway: HttpGateway) -> None:
-        if await redis.exists(done_key(settings.redis_prefix, task.message_id)):
-            return  # delivered and receipted before a restart
-        receipt = await deliver(task, gateway, bucket, RetryPolicy(), now_ms, asyncio.sleep)
-        await producer.send_and_wait(settings.topic("outcomes"), encode(receipt), key=task.warning_id.encode())
-        await redis.set(done_key(settings.redis_prefix, task.message_id), receipt.outcome, ex=DONE_TTL_S)
-        metrics.deliveries.labels(task.kind, receipt.outcome).inc()
-        log.info("%s %s: %s", task.message_id, receipt.outcome, receipt.note)
+    def wall_ms() -> int:
+        return int(time.time() * 1000)
+
+    async def report(warning_id: str, message_id: str, kind: str, delivered: bool, note: str) -> None:
+        outcome = settled(warning_id, message_id, delivered, now_ms(), note)
+        await producer.send_and_wait(settings.topic("outcomes"), encode(outcome), key=warning_id.encode())
+        await ledger.finish(message_id, outcome.outcome)
+        metrics.deliveries.labels(kind, outcome.outcome).inc()
+        log.info("%s %s: %s", message_id, outcome.outcome, note)
+
+    async def send(task: SmsTask, provider: Provider) -> None:
+        mark = await ledger.mark(task.message_id)
+        if mark == "sending":  # the adapter stopped while asking the provider: never again; a receipt may come
+            await ledger.await_receipt(task, "", wall_ms(), every_ms)
+            log.warning("%s: interrupted while sending; not sent again, waiting for a receipt", task.message_id)
+            return
+        if mark is not None or not await ledger.claim(task.message_id):
+            return  # sent (or being sent) already, or its person erased
+        result = await deliver(task, provider, bucket, retry, now_ms, asyncio.sleep)
+        if isinstance(result, Accepted):
+            await ledger.await_receipt(task, result.ref, wall_ms(), every_ms)
+            metrics.accepted.labels(task.kind, result.verdict).inc()
+            log.info("%s %s by %s after %d attempt(s): %s", task.message_id, result.verdict, provider.name,
+                     result.attempts, result.detail)
+        else:
+            await report(task.warning_id, task.message_id, task.kind, False, result.note or "")
+
+    async def settle(receipt: Receipt) -> bool | None:
+        """A receipt settles its message: True; False when no message waits for it; None when its send is not
+        recorded yet (a receipt faster than the send's answer)."""
+        if not receipt.final:
+            return True
+        found = await ledger.find(receipt)
+        if found is None:
+            metrics.receipts.labels("unmatched").inc()
+            return None if receipt.ref and not await ledger.knows(receipt.ref) else False
+        message_id, kept = found
+        metrics.receipts.labels("delivered" if receipt.delivered else "failed").inc()
+        await report(kept["warning_id"], message_id, kept["kind"], receipt.delivered, receipt.detail)
+        return True
+
+    async def look_for_receipts(provider: Provider) -> None:
+        for receipt in await provider.pull(await ledger.due(wall_ms(), every_ms)):
+            await settle(receipt)
+        for sent in await ledger.overdue(wall_ms() - int(receipts.timeout_s * 1000)):
+            found = await ledger.find(Receipt(False, "", message_id=sent.message_id))
+            if found is not None:
+                await report(found[1]["warning_id"], sent.message_id, found[1]["kind"], False,
+                             f"no receipt within {receipts.timeout_s:.0f} s of the provider's acceptance")
+        metrics.waiting.labels("receipt").set(await ledger.waiting_count())
 
     async def remember(message_ids: set[str]) -> None:
         async with redis.pipeline(transaction=False) as pipe:
@@ -95,7 +191,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                      rebuild)
     commits = LaggingCommits()
 
-    async def step(gateway: HttpGateway, wait_ms: int) -> int:
+    async def step(provider: Provider, wait_ms: int) -> int:
         """One look at Kafka and at the parked messages; returns how long the next look may wait."""
         if await loss.check(consumer):
             commits.forget()
@@ -112,51 +208,75 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                     await producer.send_and_wait(settings.topic("deadletter"), encode(dead), key=msg.key)
                     continue
                 event_clock.advance(task.ts)
-                if task.message_id in loss.finished:  # receipted before Redis lost its parked messages
+                if task.message_id in loss.finished:  # settled before Redis lost its parked messages
                     continue
-                if await redis.exists(done_key(settings.redis_prefix, task.message_id)):  # sent, or its person erased
+                mark = await ledger.mark(task.message_id)
+                if mark == "sending":  # the adapter stopped while asking the provider
+                    await send(task, provider)
+                if mark is not None:  # sent, settled, or its person erased
                     continue
                 if task.kind == "reminder":  # warnings first: reminders wait until none is waiting
                     await redis.zadd(reminders, {msg.value: task.not_before_ts})
                 elif now_ms() < task.not_before_ts:
                     await redis.zadd(parked, {msg.value: task.not_before_ts})
                 else:
-                    await send(task, gateway)
+                    await send(task, provider)
             commits.note(tp, messages[-1].offset + 1)
         due_offsets = commits.due()
         if due_offsets:
             await consumer.commit(due_offsets)
         due = await redis.zrangebyscore(parked, "-inf", now_ms(), start=0, num=50)
         for raw in due:
-            await send(msgspec.json.decode(raw, type=SmsTask), gateway)
+            await send(msgspec.json.decode(raw, type=SmsTask), provider)
             await redis.zrem(parked, raw)
         metrics.waiting.labels("warning").set(await redis.zcard(parked))
         metrics.waiting.labels("reminder").set(await redis.zcard(reminders))
+        await look_for_receipts(provider)
         if due or not await _caught_up(consumer):
             return wait_ms
         for raw in await redis.zrangebyscore(reminders, "-inf", now_ms(), start=0, num=REMINDER_BATCH):
-            await send(msgspec.json.decode(raw, type=SmsTask), gateway)
+            await send(msgspec.json.decode(raw, type=SmsTask), provider)
             await redis.zrem(reminders, raw)
             wait_ms = 0  # more may be waiting: look for warnings without lingering
         return wait_ms
 
+    async def receipt_callback(request: web.Request) -> web.Response:
+        """Jasmin's DLR: acknowledged once settled (or nothing to settle); refused while its send is unrecorded,
+        so that Jasmin sends it again."""
+        receipt = receipt_of({k: str(v) for k, v in (await request.post()).items()})
+        if receipt is None:
+            return web.Response(text=ACK)
+        try:
+            done = await settle(receipt)
+        except REDIS_OUTAGE:
+            done = None
+        return web.Response(text=ACK) if done is not None else web.Response(status=503, text="not yet")
+
     await consumer.start()
     await producer.start()
+    runner: web.AppRunner | None = None
     try:
         await loss.start(consumer, ["dispatch.sms"])
         async with aiohttp.ClientSession() as session:
-            gateway = HttpGateway(session, url)
+            provider = make_provider(settings, session, url, receipts)
+            if receipts.port:
+                app = web.Application()
+                app.add_routes([web.post("/receipts/jasmin", receipt_callback)])
+                runner = web.AppRunner(app)
+                await runner.setup()
+                await web.TCPSite(runner, settings.bind_host, receipts.port).start()
             wait_ms, delay = 500, 0.1
             while stop is None or not stop.is_set():
                 try:
-                    wait_ms = await step(gateway, wait_ms)
+                    wait_ms = await step(provider, wait_ms)
                     delay = 0.1
                 except REDIS_OUTAGE as exc:
-                    # what was done before the outage has its done mark, and the gateway never delivers one
-                    # message_id twice
+                    # what was sent before the outage has its mark, and a message marked is never sent again
                     commits.forget()
                     delay = await after_redis_outage(consumer, exc, delay, log)
     finally:
+        if runner is not None:
+            await runner.cleanup()
         await consumer.stop()
         await producer.stop()
         await redis.aclose()

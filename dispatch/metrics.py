@@ -33,16 +33,22 @@ def feed_metrics(registry: CollectorRegistry) -> FeedMetrics:
 
 @dataclass
 class SmsMetrics:
-    """The SMS adapter's metrics: receipts by kind and outcome, messages parked."""
+    """The SMS adapter's metrics: outcomes by kind, sends the provider took, receipts, messages waiting."""
 
     deliveries: Counter
+    accepted: Counter
+    receipts: Counter
     waiting: Gauge
 
 
 def sms_metrics(registry: CollectorRegistry) -> SmsMetrics:
     """The SMS adapter's metrics, on `registry`."""
     return SmsMetrics(
-        deliveries=Counter("yujing_sms_deliveries_total", "SMS receipts, by kind (warning, reminder) and outcome",
-                           ["kind", "outcome"], registry=registry),
-        waiting=Gauge("yujing_sms_waiting", "Messages parked in Redis: warnings in quiet hours, reminders", ["kind"],
-                      registry=registry))
+        deliveries=Counter("yujing_sms_deliveries_total", "SMS outcomes written (a receipt, a refusal, an expiry), by "
+                           "kind (warning, reminder) and outcome", ["kind", "outcome"], registry=registry),
+        accepted=Counter("yujing_sms_accepted_total", "Sends the provider took (accepted) or may have (uncertain: "
+                         "no answer; never sent again)", ["kind", "verdict"], registry=registry),
+        receipts=Counter("yujing_sms_receipts_total", "Provider receipts, by result (delivered, failed, unmatched)",
+                         ["result"], registry=registry),
+        waiting=Gauge("yujing_sms_waiting", "Messages waiting: parked warnings (quiet hours), reminders, and sent "
+                      "ones waiting for their receipt", ["kind"], registry=registry))

@@ -71,6 +71,7 @@ def isolated_settings(base: Settings, data_dir: Path, model: Path, partitions: i
         base, topic_prefix=f"t{tag}.", app_id=f"yujing-t{tag}", data_dir=data_dir,
         signal_partitions=partitions, partitions=partitions, web_port=free_port(), feed_port=free_port(),
         kafka_external=True, redis_external=True,
+        sms_key_id="yujing", sms_secret=f"s{tag[:7]}", sms_app_id="1400000001",  # the test gateway's, per test
     )
     create_topics(settings)
     shutil.copytree(model, data_dir / "model")

@@ -73,7 +73,7 @@ def test_campaign_group_cooldown_relaunch_and_warnings_first(isolated: Settings,
     base = f"http://127.0.0.1:{port}"
     with cli_process(isolated, tmp_path, "gw", "test-gateway", "--port", str(port)):
         wait_http(f"{base}/admin/messages")
-        with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", f"{base}/send", "--rate", "5",
+        with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", base, "--receipt-every", "1", "--rate", "5",
                          "--clock", "event"):
             receipts = [msgspec.json.decode(m.value, type=Outcome)
                         for m in consume(isolated, "outcomes", expect=4, timeout=60, linger=3)]

@@ -1,6 +1,6 @@
-"""The SMS gateway adapter over real HTTP, Kafka and Redis: 503s retried then delivered once, a redelivered
-task not sent twice, an expired one reported and not sent, receipts on `outcomes`; a tombstone and a malformed
-task dead-lettered without a crash."""
+"""The SMS gateway adapter over real HTTP, Kafka and Redis (the test gateway in Alibaba's shape, the default):
+server errors retried then accepted once, a redelivered task not sent twice, an expired one reported and not
+sent, receipts on `outcomes`; a tombstone and a malformed task dead-lettered without a crash."""
 from __future__ import annotations
 
 import json
@@ -47,7 +47,7 @@ def test_retries_then_delivers_once_and_reports_expired(isolated: Settings, tmp_
             (b"+8613800000001", None),                  # a tombstone: dead-lettered, not a crash
             (b"+8613800000001", b'{"message_id": 7}'),  # a malformed task: the same
         ])
-        with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", f"{base}/send", "--rate", "20",
+        with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", base, "--receipt-every", "1", "--rate", "20",
                          "--clock", "event", "--metrics-port", str(metrics_port)):
             receipts = [msgspec.json.decode(m.value, type=Outcome)
                         for m in consume(isolated, "outcomes", expect=3, timeout=60, linger=3)]
@@ -61,15 +61,17 @@ def test_retries_then_delivers_once_and_reports_expired(isolated: Settings, tmp_
         ("dispatch.sms", "Expected `str`, got `int`"), ("dispatch.sms", "empty message (null value)")], log
     assert "Traceback" not in log
     assert {k: v["deliveries"] for k, v in messages.items()} == {"m-1": 1, "m-2": 1}, log  # m-quiet: parked
-    assert messages["m-1"]["attempts"] == 4  # three 503s, then delivered; never again under that id
+    assert messages["m-1"]["attempts"] == 4  # three isp.SYSTEM_ERROR, then accepted; never again under that id
     by_id = {r.message_id: r for r in receipts}
     assert sorted(by_id) == ["m-1", "m-2", "m-old"] and len(receipts) == 3, log
-    assert by_id["m-1"].outcome == "sms_delivered" and by_id["m-1"].note == "attempt 4: HTTP 200"
+    assert by_id["m-1"].outcome == "sms_delivered" and (by_id["m-1"].note or "").startswith("receipt DELIVERED")
     assert by_id["m-old"].outcome == "sms_failed" and "expired" in (by_id["m-old"].note or "")
     assert all(r.channel == "sms" and r.warning_id == f"w-{r.message_id}" for r in receipts)
     assert 'yujing_sms_deliveries_total{kind="warning",outcome="sms_delivered"} 2.0' in metrics
     assert 'yujing_sms_deliveries_total{kind="warning",outcome="sms_failed"} 1.0' in metrics
     assert 'yujing_sms_waiting{kind="warning"} 1.0' in metrics  # m-quiet, parked until 08:00
+    assert 'yujing_sms_accepted_total{kind="warning",verdict="accepted"} 2.0' in metrics
+    assert 'yujing_sms_receipts_total{result="delivered"} 2.0' in metrics
 
 
 def test_parked_messages_lost_with_redis_are_parked_again_and_nothing_is_sent_twice(isolated: Settings,
@@ -85,7 +87,7 @@ def test_parked_messages_lost_with_redis_are_parked_again_and_nothing_is_sent_tw
             _task("m-sent", T, T + 3_600_000),
             _task("m-later", T, T + 20 * 3_600_000, not_before_ts=T + 10 * 3_600_000),  # parked in Redis
         ])
-        with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", f"{base}/send", "--rate", "20",
+        with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", base, "--receipt-every", "1", "--rate", "20",
                          "--clock", "event", "--metrics-port", str(metrics_port)):
             consume(isolated, "outcomes", expect=1, timeout=60)
             r = redis.Redis.from_url(isolated.redis_url)

@@ -56,7 +56,7 @@ def test_sms_adapter_and_task_feed_on_the_wall_clock(isolated: Settings, worker:
     gateway = f"http://127.0.0.1:{port}"
     feed = f"http://127.0.0.1:{isolated.feed_port}"
     with cli_process(isolated, tmp_path, "gateway", "test-gateway", "--port", str(port)), \
-            cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", f"{gateway}/send"), \
+            cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", gateway, "--receipt-every", "1"), \
             cli_process(isolated, tmp_path, "feed", "task-feed"):
         wait_http(f"{gateway}/admin/messages")
         wait_http(f"{feed}/healthz")

@@ -1,12 +1,14 @@
-"""SMS delivery logic with an injected clock: retry only what is retryable, back off, expire, wait out quiet hours."""
+"""SMS delivery logic with an injected clock: retry what surely did not send, wait out throttling, give up on a
+refusal, never resend an uncertain send, expire, wait out quiet hours; acceptance is not delivery."""
 from __future__ import annotations
 
 import asyncio
 
-from dispatch.sms import RetryPolicy, SendResult, TokenBucket, deliver
-from schemas.records import SmsTask
+from dispatch.sms import Accepted, RetryPolicy, SendResult, TokenBucket, deliver
+from schemas.records import Outcome, SmsTask
 
 T = 1_764_547_200_000
+OK = SendResult("accepted", ref="biz-1", detail="OK: OK")
 
 
 class Clock:
@@ -25,14 +27,19 @@ class Clock:
         self.ms += int(seconds * 1000)
 
 
-class Gateway:
+class Provider:
+    name = "fake"
+
     def __init__(self, *results: SendResult) -> None:
         self.results = list(results)
         self.sent = 0
 
     async def send(self, task: SmsTask) -> SendResult:
         self.sent += 1
-        return self.results.pop(0) if self.results else SendResult(True, detail="HTTP 200")
+        return self.results.pop(0) if self.results else OK
+
+    async def pull(self, waiting: list) -> list:  # type: ignore[type-arg]
+        return []
 
 
 def task(expires_in_s: float = 3600, not_before_in_s: float = 0) -> SmsTask:
@@ -40,59 +47,69 @@ def task(expires_in_s: float = 3600, not_before_in_s: float = 0) -> SmsTask:
                    text="x", not_before_ts=T + int(not_before_in_s * 1000), expires_ts=T + int(expires_in_s * 1000))
 
 
-def run(t: SmsTask, gw: Gateway, clock: Clock):  # type: ignore[no-untyped-def]
+def run(t: SmsTask, provider: Provider, clock: Clock, retry: RetryPolicy = RetryPolicy(first_s=1, cap_s=8)):  # type: ignore[no-untyped-def]
     bucket = TokenBucket(1000, 10, clock.now_s, clock.sleep)
-    return asyncio.run(deliver(t, gw, bucket, RetryPolicy(first_s=1, cap_s=8), clock.now_ms, clock.sleep))
+    return asyncio.run(deliver(t, provider, bucket, retry, clock.now_ms, clock.sleep))
 
 
-def test_retryable_failures_back_off_then_deliver_once() -> None:
-    clock, gw = Clock(), Gateway(*[SendResult(False, True, "HTTP 503")] * 5)
-    receipt = run(task(), gw, clock)
-    assert (receipt.outcome, gw.sent, receipt.message_id) == ("sms_delivered", 6, "m1")
+def test_retryable_failures_back_off_then_the_provider_accepts_once() -> None:
+    clock, p = Clock(), Provider(*[SendResult("retry", detail="isp.SYSTEM_ERROR")] * 5)
+    result = run(task(), p, clock)
+    assert result == Accepted("biz-1", "accepted", 6, "OK: OK") and p.sent == 6  # accepted: not yet delivered
     assert [s for s in clock.slept if s >= 1] == [1, 2, 4, 8, 8]  # exponential, capped
-    assert receipt.note == "attempt 6: HTTP 200"
+
+
+def test_a_throttled_message_waits_the_throttle_time_then_goes() -> None:
+    clock, p = Clock(), Provider(SendResult("throttled", detail="isv.BUSINESS_LIMIT_CONTROL"))
+    result = run(task(), p, clock, RetryPolicy(first_s=1, throttled_s=60))
+    assert isinstance(result, Accepted) and p.sent == 2 and 60 in clock.slept
 
 
 def test_a_rejected_message_is_not_retried() -> None:
-    clock, gw = Clock(), Gateway(SendResult(False, False, "HTTP 400"))
-    receipt = run(task(), gw, clock)
-    assert (receipt.outcome, gw.sent) == ("sms_failed", 1) and "not retryable" in (receipt.note or "")
+    clock, p = Clock(), Provider(SendResult("rejected", detail="isv.MOBILE_NUMBER_ILLEGAL: 非法手机号"))
+    result = run(task(), p, clock)
+    assert isinstance(result, Outcome) and (result.outcome, p.sent) == ("sms_failed", 1)
+    assert result.note == "attempt 1: isv.MOBILE_NUMBER_ILLEGAL: 非法手机号 (not retryable)"
 
 
-def test_a_message_that_expires_while_the_gateway_is_down_is_reported_not_sent() -> None:
-    clock, gw = Clock(), Gateway(*[SendResult(False, True, "timeout")] * 100)
-    receipt = run(task(expires_in_s=30), gw, clock)
-    assert receipt.outcome == "sms_failed" and (receipt.note or "").startswith("expired unsent after")
-    assert clock.ms >= T + 30_000
+def test_an_uncertain_send_is_never_sent_again() -> None:
+    clock, p = Clock(), Provider(SendResult("uncertain", detail="no answer: timeout"))
+    result = run(task(), p, clock)
+    assert result == Accepted("", "uncertain", 1, "no answer: timeout") and p.sent == 1
+
+
+def test_a_message_that_expires_while_the_provider_is_down_is_reported_not_sent() -> None:
+    clock, p = Clock(), Provider(*[SendResult("retry", detail="unreachable")] * 100)
+    result = run(task(expires_in_s=30), p, clock)
+    assert isinstance(result, Outcome) and result.outcome == "sms_failed"
+    assert (result.note or "").startswith("expired unsent after") and clock.ms >= T + 30_000
 
 
 def test_quiet_hours_are_waited_out() -> None:
-    clock, gw = Clock(), Gateway()
-    receipt = run(task(expires_in_s=36_000, not_before_in_s=600), gw, clock)
-    assert receipt.outcome == "sms_delivered" and receipt.ts >= T + 600_000 and gw.sent == 1
+    clock, p = Clock(), Provider()
+    assert isinstance(run(task(expires_in_s=36_000, not_before_in_s=600), p, clock), Accepted)
+    assert clock.ms >= T + 600_000 and p.sent == 1
 
 
-class DownFor:
-    """A gateway that times out for the first `minutes` of the clock, then delivers (each id once)."""
+class DownFor(Provider):
+    """A provider unreachable for the first `minutes` of the clock, then accepting."""
 
     def __init__(self, clock: Clock, minutes: float) -> None:
-        self.clock, self.until, self.sent, self.delivered = clock, T + int(minutes * 60_000), 0, []
+        super().__init__()
+        self.clock, self.until = clock, T + int(minutes * 60_000)
 
     async def send(self, task: SmsTask) -> SendResult:
         self.sent += 1
-        self.clock.ms += 5_000  # the client's timeout, spent waiting
-        if self.clock.ms < self.until:
-            return SendResult(False, True, "timeout")
-        self.delivered.append(task.message_id)
-        return SendResult(True, detail="HTTP 200")
+        self.clock.ms += 5_000  # the client's connect timeout, spent waiting
+        return SendResult("retry", detail="unreachable") if self.clock.ms < self.until else OK
 
 
-def test_a_gateway_down_for_ten_minutes_gets_the_message_once_it_is_back() -> None:
+def test_a_provider_down_for_ten_minutes_gets_the_message_once_it_is_back() -> None:
     clock = Clock()
-    gw = DownFor(clock, minutes=10)
+    p = DownFor(clock, minutes=10)
     bucket = TokenBucket(1000, 10, clock.now_s, clock.sleep)
-    receipt = asyncio.run(deliver(task(), gw, bucket, RetryPolicy(), clock.now_ms, clock.sleep))  # the adapter's
-    assert receipt.outcome == "sms_delivered" and gw.delivered == ["m1"]  # once, when the gateway is back
+    result = asyncio.run(deliver(task(), p, bucket, RetryPolicy(), clock.now_ms, clock.sleep))  # the adapter's
+    assert isinstance(result, Accepted)
     waits = [s for s in clock.slept if s >= 0.5]
     assert waits[:7] == [0.5, 1, 2, 4, 8, 16, 30] and set(waits[7:]) == {30}  # backoff, capped at 30 s
     assert T + 10 * 60_000 <= clock.ms < T + 11 * 60_000  # not long after it came back
