@@ -435,6 +435,34 @@ def _add_token_commands(sub: Any) -> None:
     p.set_defaults(func=_console_token)
 
 
+def _add_sms_command(sub: Any) -> None:
+    """`yujing sms-gateway` and its options."""
+    p = sub.add_parser("sms-gateway", help="send dispatch.sms through an SMS provider; its receipts to outcomes")
+    p.add_argument("--provider", choices=["alibaba", "tencent", "jasmin"],
+                   help="the provider (default: YUJING_SMS_PROVIDER, else alibaba); credentials from SMS_KEY_ID and "
+                        "SMS_SECRET or SMS_SECRET_FILE (Tencent also SMS_APP_ID), approved template codes from "
+                        "YUJING_SMS_TEMPLATES")
+    p.add_argument("--url", default="http://127.0.0.1:9110",
+                   help="the provider's endpoint: https://dysmsapi.aliyuncs.com, https://sms.tencentcloudapi.com, or "
+                        "Jasmin's HTTP API (http://jasmin:1401); default: the local test gateway")
+    p.add_argument("--receipt-every", type=float, default=30.0, help="seconds between looks for receipts (pulled)")
+    p.add_argument("--receipt-timeout", type=float, default=86_400.0,
+                   help="seconds after the provider took a message without a receipt before it is reported failed")
+    p.add_argument("--receipt-port", type=int, help="serve the receipt callback (Jasmin's dlr-url) on this port")
+    p.add_argument("--receipt-url", help="the callback's URL as the gateway reaches it (default: 127.0.0.1 and the "
+                                         "port)")
+    p.add_argument("--throttle-wait", type=float, default=60.0,
+                   help="seconds to wait before sending again a message the provider throttled")
+    p.add_argument("--rate", type=float, default=50.0, help="messages per second at most")
+    p.add_argument("--clock", choices=["wall", "event"], default="wall",
+                   help="what `expires_ts` and `not_before_ts` are compared with: the wall clock, or the "
+                        "pipeline's event time (for simulated days)")
+    p.add_argument("--metrics-port", type=int, help="serve /metrics on 127.0.0.1 at this port (e.g. 9111)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="park or send every unreceipted message again from Kafka (done by itself when Redis lost them)")
+    p.set_defaults(func=_sms_gateway)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="yujing", description="Streaming early warning against telecom fraud.")
@@ -494,30 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("labels", nargs="+", help="label=value: tier, fraud_type, grid, station")
     p.add_argument("--config", help="routing config (default: dispatch/config/routes.toml)")
     p.set_defaults(func=_route_test)
-    p = sub.add_parser("sms-gateway", help="send dispatch.sms through an SMS provider; its receipts to outcomes")
-    p.add_argument("--provider", choices=["alibaba", "tencent", "jasmin"],
-                   help="the provider (default: YUJING_SMS_PROVIDER, else alibaba); credentials from SMS_KEY_ID and "
-                        "SMS_SECRET or SMS_SECRET_FILE (Tencent also SMS_APP_ID), approved template codes from "
-                        "YUJING_SMS_TEMPLATES")
-    p.add_argument("--url", default="http://127.0.0.1:9110",
-                   help="the provider's endpoint: https://dysmsapi.aliyuncs.com, https://sms.tencentcloudapi.com, or "
-                        "Jasmin's HTTP API (http://jasmin:1401); default: the local test gateway")
-    p.add_argument("--receipt-every", type=float, default=30.0, help="seconds between looks for receipts (pulled)")
-    p.add_argument("--receipt-timeout", type=float, default=86_400.0,
-                   help="seconds after the provider took a message without a receipt before it is reported failed")
-    p.add_argument("--receipt-port", type=int, help="serve the receipt callback (Jasmin's dlr-url) on this port")
-    p.add_argument("--receipt-url", help="the callback's URL as the gateway reaches it (default: 127.0.0.1 and the "
-                                         "port)")
-    p.add_argument("--throttle-wait", type=float, default=60.0,
-                   help="seconds to wait before sending again a message the provider throttled")
-    p.add_argument("--rate", type=float, default=50.0, help="messages per second at most")
-    p.add_argument("--clock", choices=["wall", "event"], default="wall",
-                   help="what `expires_ts` and `not_before_ts` are compared with: the wall clock, or the "
-                        "pipeline's event time (for simulated days)")
-    p.add_argument("--metrics-port", type=int, help="serve /metrics on 127.0.0.1 at this port (e.g. 9111)")
-    p.add_argument("--rebuild", action="store_true",
-                   help="park or send every unreceipted message again from Kafka (done by itself when Redis lost them)")
-    p.set_defaults(func=_sms_gateway)
+    _add_sms_command(sub)
     p = sub.add_parser("task-feed", help="grid workers' and callers' task feed (HTTP on 127.0.0.1) over Redis Streams")
     p.add_argument("--port", type=int, help="HTTP port (default: YUJING_FEED_PORT, 6070)")
     p.add_argument("--clock", choices=["wall", "event"], default="wall",

@@ -93,6 +93,9 @@ def make_compose_secrets(folder: Path) -> list[Path]:
 
     kafka_password, redis_password = secret("kafka_password"), secret("redis_password")
     secret("grafana_admin_password")
+    if not (folder / "sms_secret").exists():  # the provider issues it: empty until the operator puts it here,
+        _write_private(folder / "sms_secret", "")  # and the SMS adapter refuses to start meanwhile
+    made.append(folder / "sms_secret")
     jaas = plain_jaas(SERVICE_USER, kafka_password)
     files = {"kafka_broker.secrets": f"ssl.key.password={key_password}\nplain.jaas={jaas}\n",
              "redis_users.acl": redis_acl(SERVICE_USER, redis_password)}

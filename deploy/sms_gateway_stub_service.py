@@ -23,7 +23,7 @@ import time
 import tomllib
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Awaitable, Callable
 from urllib.parse import quote
 
 import aiohttp
@@ -36,7 +36,8 @@ FAILURES = {  # an injected failure in each provider's words: (HTTP status, code
     "alibaba": {"throttle": (200, "isv.BUSINESS_LIMIT_CONTROL"), "business": (200, "isv.MOBILE_NUMBER_ILLEGAL"),
                 "server": (200, "isp.SYSTEM_ERROR")},
     "tencent": {"throttle": (200, "LimitExceeded.PhoneNumberThirtySecondLimit"),
-                "business": (200, "InvalidParameterValue.IncorrectPhoneNumber"), "server": (200, "InternalError.Timeout")},
+                "business": (200, "InvalidParameterValue.IncorrectPhoneNumber"),
+                "server": (200, "InternalError.Timeout")},
     "jasmin": {"throttle": (403, 'Error "User throughput exceeded"'), "business": (412, 'Error "No route found"'),
                "server": (500, 'Error "Cannot send submit_sm, check SMPPClientManagerPB log file for details"')},
 }
@@ -86,6 +87,9 @@ def tc3_signature(secret_key: str, timestamp: int, service: str, content_type: s
     return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
 class Gateway:
     """The gateway's state: messages, injected failures, receipts due."""
 
@@ -125,18 +129,8 @@ class Gateway:
         return msg.get("receipt_due") is not None and time.time() >= msg["receipt_due"]
 
 
-def make_app(key_id: str = "yujing", secret: str = "secret08", app_id: str = "1400000001") -> web.Application:
-    """The gateway as an aiohttp application, knowing one set of credentials."""
-    gw = Gateway(key_id, secret, app_id)
-
-    async def root(request: web.Request) -> web.Response:
-        if "x-acs-action" in request.headers:
-            return await alibaba(request)
-        if "X-TC-Action" in request.headers:
-            return await tencent(request)
-        return web.Response(status=404, text="neither an Alibaba nor a Tencent request")
-
-    # ------------------------------------------------------------------ Alibaba Cloud
+def _alibaba(gw: Gateway) -> Handler:
+    """Alibaba Cloud's SendSms and QuerySendDetails, signatures checked."""
     async def alibaba(request: web.Request) -> web.Response:
         auth = request.headers.get("Authorization", "")
         fields = dict(part.split("=", 1) for part in auth.removeprefix("ACS3-HMAC-SHA256 ").split(","))
@@ -199,7 +193,11 @@ def make_app(key_id: str = "yujing", secret: str = "secret08", app_id: str = "14
         return _ali_ok({"Code": "OK", "Message": "OK", "TotalCount": len(dtos),
                         "SmsSendDetailDTOs": {"SmsSendDetailDTO": dtos}})
 
-    # ------------------------------------------------------------------ Tencent Cloud
+    return alibaba
+
+
+def _tencent(gw: Gateway) -> Handler:
+    """Tencent Cloud's SendSms and PullSmsSendStatus, signatures checked."""
     async def tencent(request: web.Request) -> web.Response:
         body = await request.read()
         auth = request.headers.get("Authorization", "")
@@ -266,7 +264,11 @@ def make_app(key_id: str = "yujing", secret: str = "secret08", app_id: str = "14
                     "SessionContext": m["session"]} for m in ready]
         return _tc_json({"Response": {"PullSmsSendStatusSet": reports, "RequestId": uuid.uuid4().hex}})
 
-    # ------------------------------------------------------------------ Jasmin's HTTP API
+    return tencent
+
+
+def _jasmin(gw: Gateway) -> Handler:
+    """Jasmin's /send, receipts pushed to dlr-url."""
     async def jasmin_send(request: web.Request) -> web.Response:
         form = {**request.query, **(await request.post())}
         if len(str(form.get("password", ""))) > 8 or not form.get("to") or not (form.get("content")
@@ -313,7 +315,11 @@ def make_app(key_id: str = "yujing", secret: str = "secret08", app_id: str = "14
                     pass
                 await asyncio.sleep(1)
 
-    # ------------------------------------------------------------------ admin
+    return jasmin_send
+
+
+def _admin(gw: Gateway) -> tuple[Handler, Handler, Handler]:
+    """Failures and receipts on request; every message."""
     async def fail(request: web.Request) -> web.Response:
         body = await request.json()
         gw.fail = int(body["count"])
@@ -328,6 +334,23 @@ def make_app(key_id: str = "yujing", secret: str = "secret08", app_id: str = "14
 
     async def messages(_: web.Request) -> web.Response:
         return web.json_response(gw.messages)
+
+    return fail, receipts, messages
+
+
+def make_app(key_id: str = "yujing", secret: str = "secret08", app_id: str = "1400000001") -> web.Application:
+    """The gateway as an aiohttp application, knowing one set of credentials."""
+    gw = Gateway(key_id, secret, app_id)
+    alibaba, tencent, jasmin_send = _alibaba(gw), _tencent(gw), _jasmin(gw)
+    fail, receipts, messages = _admin(gw)
+
+
+    async def root(request: web.Request) -> web.Response:
+        if "x-acs-action" in request.headers:
+            return await alibaba(request)
+        if "X-TC-Action" in request.headers:
+            return await tencent(request)
+        return web.Response(status=404, text="neither an Alibaba nor a Tencent request")
 
     app = web.Application()
     app.add_routes([web.post("/", root), web.post("/send", jasmin_send), web.get("/send", jasmin_send),
@@ -364,7 +387,8 @@ def _tc_error(code: str, message: str) -> web.Response:
 
 def _tc_json(body: dict[str, Any]) -> web.Response:
     # Tencent's content type exactly: its SDK looks for errors only under this one
-    return web.Response(body=json.dumps(body, ensure_ascii=False).encode(), headers={"Content-Type": "application/json"})
+    return web.Response(body=json.dumps(body, ensure_ascii=False).encode(),
+                        headers={"Content-Type": "application/json"})
 
 
 def serve(port: int, key_id: str, secret: str, app_id: str) -> None:

@@ -23,6 +23,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import aiohttp
 import msgspec
@@ -34,7 +35,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from deploy.config import Settings
 from deploy.consumers import REDIS_OUTAGE, LaggingCommits, RedisLoss, after_redis_outage
 from dispatch.clock import pick_clock
-from dispatch.metrics import sms_metrics
+from dispatch.metrics import SmsMetrics, sms_metrics
 from dispatch.plan import templates
 from dispatch.sms import (
     ACK,
@@ -109,6 +110,90 @@ def make_provider(settings: Settings, session: aiohttp.ClientSession, url: str, 
     raise SystemExit(f"yujing sms-gateway: unknown provider {name!r}: alibaba, tencent or jasmin")
 
 
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Deliveries:
+    """Sending through the provider and settling by its receipts: the ledger's marks, outcomes, metrics."""
+
+    settings: Settings
+    provider: Provider
+    producer: AIOKafkaProducer
+    ledger: Ledger
+    metrics: SmsMetrics
+    bucket: TokenBucket
+    retry: RetryPolicy
+    receipts: ReceiptOptions
+    now_ms: Callable[[], int]
+
+    async def report(self, warning_id: str, message_id: str, kind: str, delivered: bool, note: str) -> None:
+        """The message's outcome to `outcomes`, then its final mark."""
+        outcome = settled(warning_id, message_id, delivered, self.now_ms(), note)
+        await self.producer.send_and_wait(self.settings.topic("outcomes"), encode(outcome), key=warning_id.encode())
+        await self.ledger.finish(message_id, outcome.outcome)
+        self.metrics.deliveries.labels(kind, outcome.outcome).inc()
+        log.info("%s %s: %s", message_id, outcome.outcome, note)
+
+    async def send(self, task: SmsTask) -> None:
+        """Send a message unless the ledger has it; a refusal or an expiry is reported at once."""
+        every_ms = int(self.receipts.every_s * 1000)
+        mark = await self.ledger.mark(task.message_id)
+        if mark == "sending":  # the adapter stopped while asking the provider: never again; a receipt may come
+            await self.ledger.await_receipt(task, "", _wall_ms(), every_ms)
+            log.warning("%s: interrupted while sending; not sent again, waiting for a receipt", task.message_id)
+            return
+        if mark is not None or not await self.ledger.claim(task.message_id):
+            return  # sent (or being sent) already, or its person erased
+        result = await deliver(task, self.provider, self.bucket, self.retry, self.now_ms, asyncio.sleep)
+        if isinstance(result, Accepted):
+            await self.ledger.await_receipt(task, result.ref, _wall_ms(), every_ms)
+            self.metrics.accepted.labels(task.kind, result.verdict).inc()
+            log.info("%s %s by %s after %d attempt(s): %s", task.message_id, result.verdict, self.provider.name,
+                     result.attempts, result.detail)
+        else:
+            await self.report(task.warning_id, task.message_id, task.kind, False, result.note or "")
+
+    async def settle(self, receipt: Receipt) -> bool | None:
+        """A receipt settles its message: True; False when no message waits for it; None when its send is not
+        recorded yet (a receipt faster than the send's answer)."""
+        if not receipt.final:
+            return True
+        found = await self.ledger.find(receipt)
+        if found is None:
+            self.metrics.receipts.labels("unmatched").inc()
+            return None if receipt.ref and not await self.ledger.knows(receipt.ref) else False
+        message_id, kept = found
+        self.metrics.receipts.labels("delivered" if receipt.delivered else "failed").inc()
+        await self.report(kept["warning_id"], message_id, kept["kind"], receipt.delivered, receipt.detail)
+        return True
+
+    async def look_for_receipts(self) -> None:
+        """Pull the receipts due a look; fail the messages whose receipt is overdue."""
+        every_ms = int(self.receipts.every_s * 1000)
+        for receipt in await self.provider.pull(await self.ledger.due(_wall_ms(), every_ms)):
+            await self.settle(receipt)
+        for sent in await self.ledger.overdue(_wall_ms() - int(self.receipts.timeout_s * 1000)):
+            found = await self.ledger.find(Receipt(False, "", message_id=sent.message_id))
+            if found is not None:
+                await self.report(found[1]["warning_id"], sent.message_id, found[1]["kind"], False,
+                                  f"no receipt within {self.receipts.timeout_s:.0f} s of the provider's acceptance")
+        self.metrics.waiting.labels("receipt").set(await self.ledger.waiting_count())
+
+    async def receipt_callback(self, request: web.Request) -> web.Response:
+        """Jasmin's DLR: acknowledged once settled (or nothing to settle); refused while its send is unrecorded,
+        so that Jasmin sends it again."""
+        receipt = receipt_of({k: str(v) for k, v in (await request.post()).items()})
+        if receipt is None:
+            return web.Response(text=ACK)
+        try:
+            done = await self.settle(receipt)
+        except REDIS_OUTAGE:
+            done = None
+        return web.Response(text=ACK) if done is not None else web.Response(status=503, text="not yet")
+
+
 async def run(settings: Settings, url: str, rate: float, clock: str = "wall", stop: asyncio.Event | None = None,
               metrics_port: int | None = None, rebuild: bool = False, receipts: ReceiptOptions = ReceiptOptions(),
               retry: RetryPolicy = RetryPolicy()) -> None:
@@ -128,58 +213,6 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
     prefix = adapter_prefix(settings.redis_prefix)
     parked, reminders = waiting_keys(settings.redis_prefix)
     ledger = Ledger(redis, settings.redis_prefix)
-    every_ms = int(receipts.every_s * 1000)
-
-    def wall_ms() -> int:
-        return int(time.time() * 1000)
-
-    async def report(warning_id: str, message_id: str, kind: str, delivered: bool, note: str) -> None:
-        outcome = settled(warning_id, message_id, delivered, now_ms(), note)
-        await producer.send_and_wait(settings.topic("outcomes"), encode(outcome), key=warning_id.encode())
-        await ledger.finish(message_id, outcome.outcome)
-        metrics.deliveries.labels(kind, outcome.outcome).inc()
-        log.info("%s %s: %s", message_id, outcome.outcome, note)
-
-    async def send(task: SmsTask, provider: Provider) -> None:
-        mark = await ledger.mark(task.message_id)
-        if mark == "sending":  # the adapter stopped while asking the provider: never again; a receipt may come
-            await ledger.await_receipt(task, "", wall_ms(), every_ms)
-            log.warning("%s: interrupted while sending; not sent again, waiting for a receipt", task.message_id)
-            return
-        if mark is not None or not await ledger.claim(task.message_id):
-            return  # sent (or being sent) already, or its person erased
-        result = await deliver(task, provider, bucket, retry, now_ms, asyncio.sleep)
-        if isinstance(result, Accepted):
-            await ledger.await_receipt(task, result.ref, wall_ms(), every_ms)
-            metrics.accepted.labels(task.kind, result.verdict).inc()
-            log.info("%s %s by %s after %d attempt(s): %s", task.message_id, result.verdict, provider.name,
-                     result.attempts, result.detail)
-        else:
-            await report(task.warning_id, task.message_id, task.kind, False, result.note or "")
-
-    async def settle(receipt: Receipt) -> bool | None:
-        """A receipt settles its message: True; False when no message waits for it; None when its send is not
-        recorded yet (a receipt faster than the send's answer)."""
-        if not receipt.final:
-            return True
-        found = await ledger.find(receipt)
-        if found is None:
-            metrics.receipts.labels("unmatched").inc()
-            return None if receipt.ref and not await ledger.knows(receipt.ref) else False
-        message_id, kept = found
-        metrics.receipts.labels("delivered" if receipt.delivered else "failed").inc()
-        await report(kept["warning_id"], message_id, kept["kind"], receipt.delivered, receipt.detail)
-        return True
-
-    async def look_for_receipts(provider: Provider) -> None:
-        for receipt in await provider.pull(await ledger.due(wall_ms(), every_ms)):
-            await settle(receipt)
-        for sent in await ledger.overdue(wall_ms() - int(receipts.timeout_s * 1000)):
-            found = await ledger.find(Receipt(False, "", message_id=sent.message_id))
-            if found is not None:
-                await report(found[1]["warning_id"], sent.message_id, found[1]["kind"], False,
-                             f"no receipt within {receipts.timeout_s:.0f} s of the provider's acceptance")
-        metrics.waiting.labels("receipt").set(await ledger.waiting_count())
 
     async def remember(message_ids: set[str]) -> None:
         async with redis.pipeline(transaction=False) as pipe:
@@ -191,7 +224,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                      rebuild)
     commits = LaggingCommits()
 
-    async def step(provider: Provider, wait_ms: int) -> int:
+    async def step(out: Deliveries, wait_ms: int) -> int:
         """One look at Kafka and at the parked messages; returns how long the next look may wait."""
         if await loss.check(consumer):
             commits.forget()
@@ -212,7 +245,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                     continue
                 mark = await ledger.mark(task.message_id)
                 if mark == "sending":  # the adapter stopped while asking the provider
-                    await send(task, provider)
+                    await out.send(task)
                 if mark is not None:  # sent, settled, or its person erased
                     continue
                 if task.kind == "reminder":  # warnings first: reminders wait until none is waiting
@@ -220,37 +253,25 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                 elif now_ms() < task.not_before_ts:
                     await redis.zadd(parked, {msg.value: task.not_before_ts})
                 else:
-                    await send(task, provider)
+                    await out.send(task)
             commits.note(tp, messages[-1].offset + 1)
         due_offsets = commits.due()
         if due_offsets:
             await consumer.commit(due_offsets)
         due = await redis.zrangebyscore(parked, "-inf", now_ms(), start=0, num=50)
         for raw in due:
-            await send(msgspec.json.decode(raw, type=SmsTask), provider)
+            await out.send(msgspec.json.decode(raw, type=SmsTask))
             await redis.zrem(parked, raw)
         metrics.waiting.labels("warning").set(await redis.zcard(parked))
         metrics.waiting.labels("reminder").set(await redis.zcard(reminders))
-        await look_for_receipts(provider)
+        await out.look_for_receipts()
         if due or not await _caught_up(consumer):
             return wait_ms
         for raw in await redis.zrangebyscore(reminders, "-inf", now_ms(), start=0, num=REMINDER_BATCH):
-            await send(msgspec.json.decode(raw, type=SmsTask), provider)
+            await out.send(msgspec.json.decode(raw, type=SmsTask))
             await redis.zrem(reminders, raw)
             wait_ms = 0  # more may be waiting: look for warnings without lingering
         return wait_ms
-
-    async def receipt_callback(request: web.Request) -> web.Response:
-        """Jasmin's DLR: acknowledged once settled (or nothing to settle); refused while its send is unrecorded,
-        so that Jasmin sends it again."""
-        receipt = receipt_of({k: str(v) for k, v in (await request.post()).items()})
-        if receipt is None:
-            return web.Response(text=ACK)
-        try:
-            done = await settle(receipt)
-        except REDIS_OUTAGE:
-            done = None
-        return web.Response(text=ACK) if done is not None else web.Response(status=503, text="not yet")
 
     await consumer.start()
     await producer.start()
@@ -258,17 +279,18 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
     try:
         await loss.start(consumer, ["dispatch.sms"])
         async with aiohttp.ClientSession() as session:
-            provider = make_provider(settings, session, url, receipts)
+            out = Deliveries(settings, make_provider(settings, session, url, receipts), producer, ledger, metrics,
+                             bucket, retry, receipts, now_ms)
             if receipts.port:
                 app = web.Application()
-                app.add_routes([web.post("/receipts/jasmin", receipt_callback)])
+                app.add_routes([web.post("/receipts/jasmin", out.receipt_callback)])
                 runner = web.AppRunner(app)
                 await runner.setup()
                 await web.TCPSite(runner, settings.bind_host, receipts.port).start()
             wait_ms, delay = 500, 0.1
             while stop is None or not stop.is_set():
                 try:
-                    wait_ms = await step(provider, wait_ms)
+                    wait_ms = await step(out, wait_ms)
                     delay = 0.1
                 except REDIS_OUTAGE as exc:
                     # what was sent before the outage has its mark, and a message marked is never sent again

@@ -78,6 +78,14 @@ def isolated_settings(base: Settings, data_dir: Path, model: Path, partitions: i
     return settings
 
 
+def http_json(url: str, body: dict | None = None) -> dict:
+    """GET `url` (or POST `body` as JSON) and the JSON answer: the test gateway's admin API."""
+    req = urllib.request.Request(url, data=json.dumps(body).encode() if body else None,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
 @contextmanager
 def cli_process(settings: Settings, logs: Path, name: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
     """`yujing ARGS…` running on the test's settings (its log in `logs/NAME.log`), stopped on the way out."""

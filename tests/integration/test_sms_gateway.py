@@ -3,7 +3,6 @@ server errors retried then accepted once, a redelivered task not sent twice, an 
 sent, receipts on `outcomes`; a tombstone and a malformed task dead-lettered without a crash."""
 from __future__ import annotations
 
-import json
 import urllib.request
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import msgspec
 from deploy.config import Settings
 from schemas.records import DeadLetter, Outcome, SmsTask, encode
 from streams.kafka_io import consume, produce
-from tests.integration.harness import cli_process, free_port, wait_http
+from tests.integration.harness import cli_process, free_port, http_json, wait_http
 from tests.integration.scenario import wait_for
 
 T = 1_764_547_200_000
@@ -25,19 +24,13 @@ def _task(message_id: str, ts: int, expires_ts: int, not_before_ts: int | None =
     return t.to.encode(), encode(t)
 
 
-def _http(url: str, body: dict | None = None) -> dict:
-    req = urllib.request.Request(url, data=json.dumps(body).encode() if body else None,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        return json.loads(resp.read())
-
 
 def test_retries_then_delivers_once_and_reports_expired(isolated: Settings, tmp_path: Path) -> None:
     port, metrics_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     with cli_process(isolated, tmp_path, "gw", "test-gateway", "--port", str(port)):
         wait_http(f"{base}/admin/messages")
-        _http(f"{base}/admin/fail", {"count": 3, "status": 503})
+        http_json(f"{base}/admin/fail", {"count": 3, "status": 503})
         produce(isolated, "dispatch.sms", [
             _task("m-1", T, T + 3_600_000),
             _task("m-1", T, T + 3_600_000),            # the same task again (a redelivery after a crash)
@@ -47,11 +40,11 @@ def test_retries_then_delivers_once_and_reports_expired(isolated: Settings, tmp_
             (b"+8613800000001", None),                  # a tombstone: dead-lettered, not a crash
             (b"+8613800000001", b'{"message_id": 7}'),  # a malformed task: the same
         ])
-        with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", base, "--receipt-every", "1", "--rate", "20",
-                         "--clock", "event", "--metrics-port", str(metrics_port)):
+        with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", base, "--receipt-every", "1",
+                         "--rate", "20", "--clock", "event", "--metrics-port", str(metrics_port)):
             receipts = [msgspec.json.decode(m.value, type=Outcome)
                         for m in consume(isolated, "outcomes", expect=3, timeout=60, linger=3)]
-            messages = _http(f"{base}/admin/messages")
+            messages = http_json(f"{base}/admin/messages")
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as resp:
                 metrics = resp.read().decode()
             dead = [msgspec.json.decode(m.value, type=DeadLetter)
@@ -87,8 +80,8 @@ def test_parked_messages_lost_with_redis_are_parked_again_and_nothing_is_sent_tw
             _task("m-sent", T, T + 3_600_000),
             _task("m-later", T, T + 20 * 3_600_000, not_before_ts=T + 10 * 3_600_000),  # parked in Redis
         ])
-        with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", base, "--receipt-every", "1", "--rate", "20",
-                         "--clock", "event", "--metrics-port", str(metrics_port)):
+        with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", base, "--receipt-every", "1",
+                         "--rate", "20", "--clock", "event", "--metrics-port", str(metrics_port)):
             consume(isolated, "outcomes", expect=1, timeout=60)
             r = redis.Redis.from_url(isolated.redis_url)
             try:
@@ -100,7 +93,7 @@ def test_parked_messages_lost_with_redis_are_parked_again_and_nothing_is_sent_tw
                     == ["m-later"]
             finally:
                 r.close()
-            messages = _http(f"{base}/admin/messages")
+            messages = http_json(f"{base}/admin/messages")
     log = (tmp_path / "adapter.log").read_text()
     assert "rebuilding what Redis kept from Kafka" in log, log
     assert messages["m-sent"]["attempts"] == 1 and "m-later" not in messages  # not sent again; not due yet

@@ -5,8 +5,6 @@ receipt reported failed, and wrong credentials refused by the gateway's signatur
 from __future__ import annotations
 
 import dataclasses
-import json
-import urllib.request
 from pathlib import Path
 
 import msgspec
@@ -15,7 +13,7 @@ import pytest
 from deploy.config import Settings
 from schemas.records import Outcome, SmsTask, encode
 from streams.kafka_io import consume, produce
-from tests.integration.harness import cli_process, free_port, wait_http
+from tests.integration.harness import cli_process, free_port, http_json, wait_http
 from tests.integration.scenario import wait_for
 
 T = 1_764_547_200_000
@@ -28,12 +26,6 @@ def _task(message_id: str, to: str) -> tuple[bytes, bytes]:
                 expires_ts=T + 3_600_000)
     return t.to.encode(), encode(t)
 
-
-def _http(url: str, body: dict | None = None) -> dict:
-    req = urllib.request.Request(url, data=json.dumps(body).encode() if body else None,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        return json.loads(resp.read())
 
 
 def _adapter_args(provider: str, base: str) -> list[str]:
@@ -62,15 +54,15 @@ def test_provider_errors_throttling_duplicates_and_receipts(provider: str, isola
     with cli_process(isolated, tmp_path, "gw", "test-gateway", "--port", str(port)), \
             cli_process(isolated, tmp_path, "adapter", *_adapter_args(provider, base)):
         wait_http(f"{base}/admin/messages")
-        _http(f"{base}/admin/receipts", {"delay_s": RECEIPT_DELAY_S, "status": "delivered"})
-        _http(f"{base}/admin/fail", {"count": 1, "kind": "business"})
+        http_json(f"{base}/admin/receipts", {"delay_s": RECEIPT_DELAY_S, "status": "delivered"})
+        http_json(f"{base}/admin/fail", {"count": 1, "kind": "business"})
         produce(isolated, "dispatch.sms", [_task("m-bad", bad)])
         first = _outcomes(isolated, expect=1)
         assert first["m-bad"].outcome == "sms_failed" and "(not retryable)" in (first["m-bad"].note or ""), first
 
-        _http(f"{base}/admin/fail", {"count": 1, "kind": "throttle"})
+        http_json(f"{base}/admin/fail", {"count": 1, "kind": "throttle"})
         produce(isolated, "dispatch.sms", [_task("m-slow", slow), _task("m-slow", slow)])  # the second: a repeat
-        wait_for(lambda: _by_line(_http(f"{base}/admin/messages"), slow).get("deliveries") == 1, 30,
+        wait_for(lambda: _by_line(http_json(f"{base}/admin/messages"), slow).get("deliveries") == 1, 30,
                  "the throttled message sent again and taken")
         before_receipt = _outcomes(isolated, expect=2, timeout=2)
         assert set(before_receipt) == {"m-bad"}, before_receipt  # taken is not delivered: no outcome yet
@@ -78,15 +70,15 @@ def test_provider_errors_throttling_duplicates_and_receipts(provider: str, isola
         settled = _outcomes(isolated, expect=2, timeout=RECEIPT_DELAY_S + 30)
         assert settled["m-slow"].outcome == "sms_delivered" and (settled["m-slow"].note or "").startswith("receipt")
 
-        _http(f"{base}/admin/receipts", {"delay_s": 0, "status": "failed"})
+        http_json(f"{base}/admin/receipts", {"delay_s": 0, "status": "failed"})
         produce(isolated, "dispatch.sms", [_task("m-ok", ok), _task("m-slow", slow)])  # and m-slow once more
         final = _outcomes(isolated, expect=3)
         assert final["m-ok"].outcome == "sms_failed" and (final["m-ok"].note or "").startswith("receipt"), final
-        messages = _http(f"{base}/admin/messages")
+        messages = http_json(f"{base}/admin/messages")
 
-        _http(f"{base}/admin/receipts", {"status": "none"})  # a receipt that never comes
+        http_json(f"{base}/admin/receipts", {"status": "none"})  # a receipt that never comes
         produce(isolated, "dispatch.sms", [_task("m-lost", lost)])
-        wait_for(lambda: _by_line(_http(f"{base}/admin/messages"), lost).get("deliveries") == 1, 30, "m-lost sent")
+        wait_for(lambda: _by_line(http_json(f"{base}/admin/messages"), lost).get("deliveries") == 1, 30, "m-lost sent")
     assert _by_line(messages, bad)["attempts"] == 1  # refused for good: never asked again
     assert (_by_line(messages, slow)["attempts"], _by_line(messages, slow)["deliveries"]) == (2, 1)  # throttled once
     assert _by_line(messages, ok)["deliveries"] == 1
@@ -102,7 +94,7 @@ def test_a_message_without_receipt_is_failed_after_the_receipt_timeout(isolated:
     with cli_process(isolated, tmp_path, "gw", "test-gateway", "--port", str(port)), \
             cli_process(isolated, tmp_path, "adapter", *_adapter_args("tencent", base), "--receipt-timeout", "3"):
         wait_http(f"{base}/admin/messages")
-        _http(f"{base}/admin/receipts", {"status": "none"})
+        http_json(f"{base}/admin/receipts", {"status": "none"})
         produce(isolated, "dispatch.sms", [_task("m-silent", "+8613800000005")])
         outcome = _outcomes(isolated, expect=1)["m-silent"]
     assert outcome.outcome == "sms_failed" and "no receipt within 3 s" in (outcome.note or ""), outcome
@@ -123,6 +115,6 @@ def test_wrong_credentials_are_refused_and_not_retried(provider: str, refusal: s
         wait_http(f"{base}/admin/messages")
         produce(isolated, "dispatch.sms", [_task("m-x", "+8613800000006")])
         outcome = _outcomes(isolated, expect=1)["m-x"]
-        messages = _http(f"{base}/admin/messages")
+        messages = http_json(f"{base}/admin/messages")
     assert outcome.outcome == "sms_failed" and refusal in (outcome.note or ""), outcome
     assert all(m["deliveries"] == 0 for m in messages.values()), messages  # nothing went out
