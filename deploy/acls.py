@@ -4,7 +4,7 @@ person, block a domain or forge a signal.
     worker          reads the inputs, its own topics and its outputs (explain); writes its outputs, internal
                     topics, changelogs (its app id's prefix, which it also creates), commits as its groups,
                     checkpoints as its transactional ids
-    sms-gateway     reads dispatch.sms and outcomes; writes outcomes (receipts) and dead letters
+    sms-gateway     reads dispatch.sms and outcomes; writes outcomes (receipts) and dead letters; its ledger
     task-feed       reads dispatch.phone, dispatch.visit and outcomes; writes outcomes and dead letters
     campaign        reads the registry and the triggers; writes dispatch.sms
     reader          reads every topic (explain, the bulletin, the RPZ export, training with outcomes)
@@ -19,14 +19,14 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from deploy.config import Settings
-from schemas.topics import CONTRACT_TOPICS, INTERNAL_TOPICS, SIGNAL_TOPICS
+from schemas.topics import CONTRACT_TOPICS, HOT_PATH_TOPICS, INTERNAL_TOPICS, SIGNAL_TOPICS, SMS_LEDGER_TOPIC
 from streams.kafka_io import pipeline_groups
 from streams.kafka_security import client_options
 
-WORKER_READS = (*SIGNAL_TOPICS, "registry.subjects", "intel.indicators", "outcomes", *INTERNAL_TOPICS)
+WORKER_READS = (*SIGNAL_TOPICS, "registry.subjects", "intel.indicators", "outcomes", *HOT_PATH_TOPICS)
 WORKER_WRITES = ("warnings", "dispatch.sms", "dispatch.phone", "dispatch.visit", "interception.payment",
                  "interception.account", "interception.domain", "interception.number", "deadletter",
-                 *INTERNAL_TOPICS)
+                 *HOT_PATH_TOPICS)
 INPUT_TOPICS = (*SIGNAL_TOPICS, "registry.subjects", "intel.indicators", "outcomes")
 
 
@@ -63,8 +63,8 @@ def _permissions(settings: Settings, service: str) -> list[Permission]:
                 *(Permission("transactional_id", f"{stream_group}-", op, prefixed=True)
                   for op in ("WRITE", "DESCRIBE"))]
     if service == "sms-gateway":
-        return [*_topics(settings, ("dispatch.sms", "outcomes"), "READ", "DESCRIBE"),
-                *_topics(settings, ("outcomes", "deadletter"), "WRITE", "DESCRIBE"),
+        return [*_topics(settings, ("dispatch.sms", "outcomes", SMS_LEDGER_TOPIC), "READ", "DESCRIBE"),
+                *_topics(settings, ("outcomes", "deadletter", SMS_LEDGER_TOPIC), "WRITE", "DESCRIBE"),
                 Permission("group", f"{app}-sms-gateway", "READ")]
     if service == "task-feed":
         return [*_topics(settings, ("dispatch.phone", "dispatch.visit", "outcomes"), "READ", "DESCRIBE"),

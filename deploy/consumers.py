@@ -82,14 +82,15 @@ def finished(settings: Settings, ident: Callable[[Outcome], str | None]) -> set[
 class RedisLoss:
     """Notices, partition by partition, that Redis lost what a service keeps there (the partition's marker key
     gone: a restart without its data, a flush) and rebuilds it: the partition read again from its start, and what
-    has an outcome on `outcomes` marked finished in Redis first (so a crash or another replica does not redo it).
+    `collect` finds done in Kafka (an outcome on `outcomes`, say) marked finished in Redis first (so a crash or
+    another replica does not redo it).
     A partition's marker is written back only once its reading has passed the end it had when the rebuild began,
     so a crash half-way rebuilds it again."""
 
-    def __init__(self, redis: Any, prefix: str, settings: Settings, ident: Callable[[Outcome], str | None],
+    def __init__(self, redis: Any, prefix: str, settings: Settings, collect: Callable[[], set[str]],
                  remember: Callable[[set[str]], Awaitable[None]], log: Any, rebuild: bool = False) -> None:
         self._redis, self._prefix, self._settings, self._log = redis, prefix, settings, log
-        self._ident, self._remember, self._rebuild = ident, remember, rebuild
+        self._collect, self._remember, self._rebuild = collect, remember, rebuild
         self.finished: set[str] = set()
         self._ends: dict[TopicPartition, int] = {}  # partitions being rebuilt: the end to pass
 
@@ -122,7 +123,7 @@ class RedisLoss:
         if not lost:
             return False
         loop = asyncio.get_running_loop()
-        self.finished = await loop.run_in_executor(None, finished, self._settings, self._ident)
+        self.finished = await loop.run_in_executor(None, self._collect)
         await self._remember(self.finished)
         ends = await consumer.end_offsets(lost)
         for tp in lost:

@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry, start_http_server
 
 from deploy.config import Settings
-from deploy.consumers import REDIS_OUTAGE, LaggingCommits, RedisLoss, after_redis_outage
+from deploy.consumers import REDIS_OUTAGE, LaggingCommits, RedisLoss, after_redis_outage, finished
 from dispatch.clock import pick_clock
 from dispatch.metrics import SmsMetrics, sms_metrics
 from dispatch.plan import templates
@@ -60,7 +60,10 @@ from dispatch.sms import (
 )
 from schemas.deadletter import dead_letter
 from schemas.decode import InvalidRecord, decode_typed
+from schemas.internal import SmsSent
 from schemas.records import SmsTask, encode
+from schemas.topics import SMS_LEDGER_TOPIC
+from streams.kafka_io import iter_to_end
 from streams.kafka_security import client_options
 
 log = logging.getLogger(__name__)
@@ -110,6 +113,18 @@ def make_provider(settings: Settings, session: aiohttp.ClientSession, url: str, 
     raise SystemExit(f"yujing sms-gateway: unknown provider {name!r}: alibaba, tencent or jasmin")
 
 
+def sent_journal(settings: Settings) -> dict[str, SmsSent]:
+    """The durable ledger read to its end: the latest entry of every message asked of a provider."""
+    latest = {}
+    for msg in iter_to_end(settings, settings.topic(SMS_LEDGER_TOPIC)):
+        try:
+            sent = msgspec.json.decode(msg.value, type=SmsSent)
+        except (msgspec.ValidationError, msgspec.DecodeError, TypeError):
+            continue
+        latest[sent.message_id] = sent
+    return latest
+
+
 def _wall_ms() -> int:
     return int(time.time() * 1000)
 
@@ -136,19 +151,28 @@ class Deliveries:
         self.metrics.deliveries.labels(kind, outcome.outcome).inc()
         log.info("%s %s: %s", message_id, outcome.outcome, note)
 
+    async def journal(self, task: SmsTask, state: str, ref: str = "") -> SmsSent:
+        """Write what is being done with a message to the durable ledger (acks=all), before doing more."""
+        sent = SmsSent(message_id=task.message_id, warning_id=task.warning_id, to=task.to, kind=task.kind,
+                       state=state, at=_wall_ms(), ref=ref)  # type: ignore[arg-type]
+        await self.producer.send_and_wait(self.settings.topic(SMS_LEDGER_TOPIC), msgspec.json.encode(sent),
+                                          key=task.message_id.encode())
+        return sent
+
     async def send(self, task: SmsTask) -> None:
         """Send a message unless the ledger has it; a refusal or an expiry is reported at once."""
         every_ms = int(self.receipts.every_s * 1000)
         mark = await self.ledger.mark(task.message_id)
         if mark == "sending":  # the adapter stopped while asking the provider: never again; a receipt may come
-            await self.ledger.await_receipt(task, "", _wall_ms(), every_ms)
+            await self.ledger.await_receipt(await self.journal(task, "uncertain"), every_ms)
             log.warning("%s: interrupted while sending; not sent again, waiting for a receipt", task.message_id)
             return
         if mark is not None or not await self.ledger.claim(task.message_id):
             return  # sent (or being sent) already, or its person erased
+        await self.journal(task, "sending")
         result = await deliver(task, self.provider, self.bucket, self.retry, self.now_ms, asyncio.sleep)
         if isinstance(result, Accepted):
-            await self.ledger.await_receipt(task, result.ref, _wall_ms(), every_ms)
+            await self.ledger.await_receipt(await self.journal(task, result.verdict, result.ref), every_ms)
             self.metrics.accepted.labels(task.kind, result.verdict).inc()
             log.info("%s %s by %s after %d attempt(s): %s", task.message_id, result.verdict, self.provider.name,
                      result.attempts, result.detail)
@@ -213,15 +237,24 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
     prefix = adapter_prefix(settings.redis_prefix)
     parked, reminders = waiting_keys(settings.redis_prefix)
     ledger = Ledger(redis, settings.redis_prefix)
+    unsettled: dict[str, SmsSent] = {}  # from the durable ledger: asked of a provider, no outcome yet
+
+    def collect() -> set[str]:
+        done = finished(settings, lambda o: o.message_id if o.channel == "sms" else None)
+        asked = sent_journal(settings)
+        unsettled.clear()
+        unsettled.update({m: s for m, s in asked.items() if m not in done})
+        return done | set(asked)
 
     async def remember(message_ids: set[str]) -> None:
+        for message_id in message_ids & set(unsettled):  # never again; their receipts still settle them
+            await ledger.await_receipt(unsettled[message_id], int(receipts.every_s * 1000))
         async with redis.pipeline(transaction=False) as pipe:
-            for message_id in message_ids:
-                pipe.set(done_key(settings.redis_prefix, message_id), "receipted", ex=DONE_TTL_S, nx=True)
+            for message_id in message_ids - set(unsettled):
+                pipe.set(done_key(settings.redis_prefix, message_id), "settled", ex=DONE_TTL_S, nx=True)
             await pipe.execute()
 
-    loss = RedisLoss(redis, prefix, settings, lambda o: o.message_id if o.channel == "sms" else None, remember, log,
-                     rebuild)
+    loss = RedisLoss(redis, prefix, settings, collect, remember, log, rebuild)
     commits = LaggingCommits()
 
     async def step(out: Deliveries, wait_ms: int) -> int:

@@ -16,7 +16,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from deploy.config import Settings
-from deploy.consumers import REDIS_OUTAGE, LaggingCommits, RedisLoss, after_redis_outage
+from deploy.consumers import REDIS_OUTAGE, LaggingCommits, RedisLoss, after_redis_outage, finished
 from dispatch.clock import pick_clock
 from dispatch.task_feed_api import build_app
 from dispatch.task_queue import TaskQueues
@@ -60,7 +60,8 @@ async def run(settings: Settings, port: int, clock: str = "wall", claim_timeout_
     await web.TCPSite(runner, settings.bind_host, port).start()
     log.info("task feed on http://%s:%d/v1/tasks", settings.bind_host, port)
     loss = RedisLoss(redis, feed_prefix(settings), settings,
-                     lambda o: o.task_id if o.channel in TASK_CHANNELS else None, queues.mark_finished, log, rebuild)
+                     lambda: finished(settings, lambda o: o.task_id if o.channel in TASK_CHANNELS else None),
+                     queues.mark_finished, log, rebuild)
     commits = LaggingCommits()
 
     async def step() -> None:

@@ -27,9 +27,10 @@ RETENTION_DAYS = {
 }
 # the latest per key decides (a block, a control, a person, an indicator): kept until a tombstone says otherwise
 KEPT_LATEST = ("intel.indicators", "registry.subjects", "interception.domain", "interception.number",
-               "interception.account")
+               "interception.account", "yujing.sms-sent")
 # …and for the blocks of numbers and controls of accounts (personal data), no longer than a year either
-KEPT_LATEST_DAYS = {"interception.number": 365, "interception.account": 365}
+KEPT_LATEST_DAYS = {"interception.number": 365, "interception.account": 365,
+                    "yujing.sms-sent": 30}  # as long as dispatch.sms keeps the messages it may read again
 DEADLETTER_RETENTION_MS = RETENTION_DAYS["deadletter"] * DAY_MS
 
 

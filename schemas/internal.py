@@ -83,6 +83,20 @@ class ValueMessage(Struct, kw_only=True, omit_defaults=True):
     erased: str | None = None
 
 
+class SmsSent(Struct, kw_only=True, omit_defaults=True):
+    """`yujing.sms-sent` (key: message_id, compacted): the SMS adapter's durable ledger, written before a provider
+    is asked (`sending`) and when it took the message (`accepted`, or `uncertain`: no answer); a rebuild after
+    Redis lost the ledger reads it, so that no message is sent twice and receipts still find theirs."""
+
+    message_id: str
+    warning_id: str
+    to: str
+    kind: str
+    state: Literal["sending", "accepted", "uncertain"]
+    at: int  # wall clock, ms
+    ref: str = ""
+
+
 class Trigger(Struct, kw_only=True, omit_defaults=True):
     """`yujing.triggers` (key: person): something happened that a scorer must look at now."""
 

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from schemas.internal import Decision, Trigger
+from schemas.internal import Decision, SmsSent, Trigger
 from schemas.records import (
     AccountInterception,
     DeadLetter,
@@ -69,6 +69,7 @@ TOPICS: dict[str, TopicSpec] = {
     "deadletter": TopicSpec(DeadLetter, "the rejected record's key", "yujing"),
     "yujing.decisions": TopicSpec(Decision, "person", "yujing", internal=True),
     "yujing.triggers": TopicSpec(Trigger, "person", "yujing", internal=True),
+    "yujing.sms-sent": TopicSpec(SmsSent, "message_id (compacted)", "yujing's SMS adapter", internal=True),
 }
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

@@ -18,4 +18,6 @@ OUTPUT_TOPICS = (
 DEADLETTER_TOPIC = "deadletter"
 CONTRACT_TOPICS = SIGNAL_TOPICS + COMPACTED_TOPICS + OUTPUT_TOPICS + (DEADLETTER_TOPIC,)
 # Project-internal topics: events keyed by person, contacts and indicators keyed by value, triggers to score.
-INTERNAL_TOPICS = ("yujing.events", "yujing.contacts", "yujing.triggers", "yujing.decisions")
+HOT_PATH_TOPICS = ("yujing.events", "yujing.contacts", "yujing.triggers", "yujing.decisions")
+SMS_LEDGER_TOPIC = "yujing.sms-sent"  # the SMS adapter's durable ledger: what it asked a provider to send
+INTERNAL_TOPICS = (*HOT_PATH_TOPICS, SMS_LEDGER_TOPIC)

@@ -54,7 +54,8 @@ class Alibaba:
 
     name = "alibaba"
 
-    def __init__(self, url: str, key_id: str, secret: str, templates: ProviderTemplates, timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, key_id: str, secret: str, templates: ProviderTemplates,
+                 timeout_s: float = 5.0) -> None:
         parts = urlsplit(url if "://" in url else f"https://{url}")
         self._client = Client(Config(access_key_id=key_id, access_key_secret=secret, endpoint=parts.netloc,
                                      protocol=parts.scheme))

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from dispatch.sms._deliver import Receipt, Sent
-from schemas.records import SmsTask
+from schemas.internal import SmsSent
 
 DONE_TTL_S = 30 * 86_400  # how long a message's mark stays: as long as dispatch.sms keeps it
 
@@ -50,17 +50,18 @@ class Ledger:
         """The message's final mark (its outcome, or erased)."""
         await self._redis.set(done_key(self._redis_prefix, message_id), mark, ex=DONE_TTL_S)
 
-    async def await_receipt(self, task: SmsTask, ref: str, now_ms: int, first_look_ms: int) -> None:
+    async def await_receipt(self, sent: SmsSent, first_look_ms: int) -> None:
         """The provider took the message (or may have: `ref` empty); its receipt is to come."""
+        mid = sent.message_id
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._sent + task.message_id, mapping={"warning_id": task.warning_id, "to": task.to,
-                                                             "ref": ref, "kind": task.kind, "at": now_ms})
-            pipe.expire(self._sent + task.message_id, DONE_TTL_S)
-            if ref:
-                pipe.set(self._ref + ref, task.message_id, ex=DONE_TTL_S)
-            pipe.zadd(self._next_look, {task.message_id: now_ms + first_look_ms})
-            pipe.zadd(self._accepted, {task.message_id: now_ms})
-            pipe.set(done_key(self._redis_prefix, task.message_id), "accepted", ex=DONE_TTL_S)
+            pipe.hset(self._sent + mid, mapping={"warning_id": sent.warning_id, "to": sent.to, "ref": sent.ref,
+                                                 "kind": sent.kind, "at": sent.at})
+            pipe.expire(self._sent + mid, DONE_TTL_S)
+            if sent.ref:
+                pipe.set(self._ref + sent.ref, mid, ex=DONE_TTL_S)
+            pipe.zadd(self._next_look, {mid: sent.at + first_look_ms})
+            pipe.zadd(self._accepted, {mid: sent.at})
+            pipe.set(done_key(self._redis_prefix, mid), "accepted", ex=DONE_TTL_S)
             await pipe.execute()
 
     async def due(self, now_ms: int, every_ms: int, limit: int = 100) -> list[Sent]:

@@ -98,3 +98,31 @@ def test_parked_messages_lost_with_redis_are_parked_again_and_nothing_is_sent_tw
     assert "rebuilding what Redis kept from Kafka" in log, log
     assert messages["m-sent"]["attempts"] == 1 and "m-later" not in messages  # not sent again; not due yet
     assert len(consume(isolated, "outcomes", expect=1, timeout=5, linger=1)) == 1
+
+
+def test_a_message_taken_by_the_provider_is_not_sent_again_after_redis_lost_the_ledger(isolated: Settings,
+                                                                                       tmp_path: Path) -> None:
+    import redis
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    prefix = f"{isolated.redis_prefix}sms:"
+    with cli_process(isolated, tmp_path, "gw", "test-gateway", "--port", str(port)):
+        wait_http(f"{base}/admin/messages")
+        http_json(f"{base}/admin/receipts", {"delay_s": 20, "status": "delivered"})
+        produce(isolated, "dispatch.sms", [_task("m-taken", T, T + 3_600_000)])
+        with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", base, "--receipt-every", "1",
+                         "--clock", "event"):
+            wait_for(lambda: http_json(f"{base}/admin/messages").get("m-taken", {}).get("deliveries") == 1, 30,
+                     "m-taken taken by the provider")
+            r = redis.Redis.from_url(isolated.redis_url)
+            try:
+                assert r.delete(*r.scan_iter(match=prefix + "*")) >= 3  # Redis comes back without its data
+            finally:
+                r.close()
+            receipt = msgspec.json.decode(consume(isolated, "outcomes", expect=1, timeout=60)[0].value, type=Outcome)
+            messages = http_json(f"{base}/admin/messages")
+    log = (tmp_path / "adapter.log").read_text()
+    assert "rebuilding what Redis kept from Kafka" in log, log
+    assert messages["m-taken"]["attempts"] == 1, messages  # the durable ledger knew it was asked: never again
+    assert receipt.outcome == "sms_delivered" and (receipt.note or "").startswith("receipt"), receipt  # still found
