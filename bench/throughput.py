@@ -186,7 +186,7 @@ def changelog_cost(settings: Settings, signals: int) -> dict[str, dict[str, floa
     """Per table: changelog records and bytes (key + value) per input signal, read back from its changelog."""
     cost = {}
     for table in ("persons", "values", "pending", "marks", "value-marks", "identity"):
-        records = read_to_end(settings, f"{settings.app_id}-{table}-changelog", timeout=120)
+        records = read_to_end(settings, f"{settings.app_id}-{table}-changelog")
         size = sum(len(m.key or b"") + len(m.value or b"") for m in records)
         cost[table] = {"records_per_signal": round(len(records) / signals, 3),
                        "bytes_per_signal": round(size / signals, 1)}

@@ -231,7 +231,12 @@ def _route_test(args: argparse.Namespace) -> int:
     except RouteConfigError as exc:
         print(f"yujing route-test: {exc}", file=sys.stderr)
         return 2
-    print(describe(config, labels))
+    try:
+        print(describe(config, labels))
+    except LookupError as exc:
+        print(f"yujing route-test: {exc}: no route of {args.config or 'dispatch/config/routes.toml'} takes it "
+              "(tiers are T1, T2, T3)", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -463,9 +468,19 @@ def _add_sms_command(sub: Any) -> None:
     p.set_defaults(func=_sms_gateway)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("yujing")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="yujing", description="Streaming early warning against telecom fraud.")
+    parser.add_argument("--version", action="version", version=f"yujing {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("stack", help="start, stop or inspect the local Kafka + Redis stack")
     p.add_argument("action", choices=["up", "down", "status", "secrets"],
@@ -579,9 +594,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `yujing` console script."""
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    """Entry point of the `yujing` console script: an expected failure is one line on stderr and exit 2."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "worker":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "worker":  # faust's own options (--web-port …) pass through, wherever they stand
+        args.faust_args = [*extra, *args.faust_args]
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - only the expected ones are told in a line; the rest raise
+        line = expected_failure(exc, load_settings)
+        if line is None:
+            raise
+        print(f"yujing {args.command}: {line}", file=sys.stderr)
+        return 2
+
+
+def expected_failure(exc: BaseException, settings: Any) -> str | None:
+    """A failure a user can act on, as one line (None: a bug, which keeps its traceback)."""
+    from aiokafka.errors import KafkaConnectionError as AioKafkaConnectionError
+    from kafka.errors import KafkaConnectionError, KafkaTimeoutError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    if isinstance(exc, (KafkaConnectionError, KafkaTimeoutError, AioKafkaConnectionError)):
+        return (f"Kafka does not answer at {settings().kafka_bootstrap} ({exc}); start it with `yujing stack up` "
+                "or set KAFKA_BOOTSTRAP")
+    if isinstance(exc, RedisConnectionError):
+        return (f"Redis does not answer at {settings().redis_url} ({exc}); start it with `yujing stack up` or set "
+                "REDIS_URL")
+    if isinstance(exc, TimeoutError) and str(exc):
+        return str(exc)
+    return None
 
 
 if __name__ == "__main__":

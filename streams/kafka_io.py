@@ -103,33 +103,18 @@ def consume(settings: Cluster, logical: str, expect: int, timeout: float = 60.0,
     return got
 
 
-def read_to_end(settings: Cluster, topic: str, timeout: float = 30.0) -> list[ConsumerRecord]:
-    """Every message of a real (not logical) topic, from the beginning to the end offsets of this moment.
+def read_to_end(settings: Cluster, topic: str, stall_s: float = 30.0) -> list[ConsumerRecord]:
+    """Every message of a real (not logical) topic, from the beginning to the end offsets of this moment;
+    `TimeoutError` when a read makes no progress for `stall_s` seconds, never a silent part.
 
     Only committed transactions are read (the hot path's changelogs are written in transactions; a killed
     worker's open one is aborted), so the end is the last stable offset."""
-    consumer = KafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None,
-                             isolation_level="read_committed")
-    got: list[ConsumerRecord] = []
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not tps:
-            return got
-        ends = consumer.end_offsets(tps)
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in tps):
-            for batch in consumer.poll(timeout_ms=300).values():
-                got.extend(batch)
-    finally:
-        consumer.close()
-    return got
+    return list(iter_to_end(settings, topic, stall_s))
 
 
-def iter_to_end(settings: Cluster, topic: str, timeout: float = 300.0) -> Iterator[ConsumerRecord]:
+def iter_to_end(settings: Cluster, topic: str, stall_s: float = 30.0) -> Iterator[ConsumerRecord]:
     """Every committed message of a real topic up to its end offsets of this moment, one at a time (nothing kept);
-    `TimeoutError` when the end is not reached in `timeout` seconds, never a silent part."""
+    `TimeoutError` when the read makes no progress for `stall_s` seconds, never a silent part."""
     consumer = KafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None,
                              isolation_level="read_committed")
     try:
@@ -139,11 +124,14 @@ def iter_to_end(settings: Cluster, topic: str, timeout: float = 300.0) -> Iterat
         ends = consumer.end_offsets(tps)
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
-        deadline = time.monotonic() + timeout
+        last_progress = time.monotonic()
         while any(consumer.position(tp) < ends[tp] for tp in tps):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{topic} not read to its end in {timeout:.0f} s")
+            if time.monotonic() - last_progress > stall_s:
+                behind = sum(max(0, ends[tp] - consumer.position(tp)) for tp in tps)
+                raise TimeoutError(f"{topic}: read stalled {stall_s:.0f} s with {behind} record(s) unread; "
+                                   "nothing was made from a part of it")
             for batch in consumer.poll(timeout_ms=300).values():
+                last_progress = time.monotonic()
                 yield from batch
     finally:
         consumer.close()
