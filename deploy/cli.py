@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.config import load_settings
+from deploy.progress import record_bar, step_bar
 from schemas.units import HOUR_MS
 
 
@@ -122,13 +123,13 @@ def _simulate(args: argparse.Namespace) -> int:
     name = city.cfg.family.name
     out = Path(args.out) if args.out else settings.data_dir / "simulations" / f"{name}-seed-{city.cfg.seed}"
     t0 = time.monotonic()
-    # into a running pipeline the registry goes first, as in a deployment where it is there long before
-    counts = stream_city(settings if args.kafka else None, city, args.speed, out,
-                         progress=lambda n, _: print(f"\r{n:,} records", end="", flush=True),
-                         registry_first=args.kafka)
+    bar, progress = record_bar("streaming" if args.kafka else "simulating")
+    with bar:  # into a running pipeline the registry goes first, as in a deployment where it is there long before
+        counts = stream_city(settings if args.kafka else None, city, args.speed, out, progress=progress,
+                             registry_first=args.kafka)
     elapsed = time.monotonic() - t0
     total = sum(counts.values())
-    print(f"\r{total:,} records in {elapsed:.1f}s ({total / elapsed:,.0f}/s): {counts}")
+    print(f"{total:,} records in {elapsed:.1f}s ({total / elapsed:,.0f}/s): {counts}")
     print(f"family {name}: {city.cfg.family.about}")
     print(json.dumps(city.cfg.describe()["family"], indent=1))
     print(f"fraud attempts: {len(city.truth)}, engaged: {sum(e.engaged for e in city.truth)}, with a loss: "
@@ -170,7 +171,9 @@ def _train(args: argparse.Namespace) -> int:
         print(f"outcome labels from the field: {len(labels)} decisions")
     folder = Path(args.out) if args.out else settings.model_path
     plan = _plan(args)
-    model = train_model(folder, plan, outcome_rows=labels, cache=settings.data_dir / "lab-cache")
+    bar, step = step_bar("training", len(plan.training) + 1 + len(plan.tuning) + 1)
+    with bar:
+        model = train_model(folder, plan, outcome_rows=labels, cache=settings.data_dir / "lab-cache", step=step)
     worst = model.meta["tuning"]["worst_case"]
     policy = model.tier_policy()
     print(f"model {model.version} in {folder}, fitted on {', '.join(plan.training)} "
@@ -197,8 +200,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     model = load(Path(args.model) if args.model else settings.model_path)
     names = tuple(args.families.split(",")) if args.families else HELD_OUT
     size = Size(args.residents or HELD_OUT_SIZE.residents, args.days or HELD_OUT_SIZE.days)
+    bar, step = step_bar("evaluating", 2 * len(names))
     try:
-        per_family = judge(model, names, size, cache=settings.data_dir / "lab-cache")
+        with bar:
+            per_family = judge(model, names, size, cache=settings.data_dir / "lab-cache", step=step)
     except (ValueError, KeyError) as exc:
         print(f"yujing evaluate: {exc.args[0]}", file=sys.stderr)
         return 2

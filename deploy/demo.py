@@ -21,10 +21,12 @@ from dataclasses import dataclass, replace
 
 import msgspec
 import redis.asyncio as aioredis
+from tqdm import tqdm
 
 from deploy import stack
 from deploy.city_stream import feed_as_producer, stream_city
 from deploy.config import Settings
+from deploy.progress import record_bar
 from deploy.task_feed_service import feed_prefix
 from deploy.topics import create_topics
 from deploy.workers import WorkerProcess, start_workers
@@ -106,37 +108,38 @@ def lag(settings: Settings) -> int:
     return group_lag(settings, pipeline_groups(settings)) or 0
 
 
-def _progress_line(samples: dict, signals_total: int, behind: int) -> str:
-    done = int(_metric(samples, "yujing_events_in_total", topic="signals.telecom")
-               + _metric(samples, "yujing_events_in_total", topic="signals.payment")
-               + _metric(samples, "yujing_events_in_total", topic="signals.domain"))
-    width = 24
-    filled = int(width * min(1.0, done / max(1, signals_total)))
+def _ingested(samples: dict) -> int:
+    return int(sum(_metric(samples, "yujing_events_in_total", topic=t)
+                   for t in ("signals.telecom", "signals.payment", "signals.domain")))
+
+
+def _progress_note(samples: dict, behind: int) -> str:
     tiers = "/".join(str(int(_metric(samples, "yujing_warnings_total", tier=t))) for t in ("T1", "T2", "T3"))
-    return (f"\r  ingested [{'#' * filled}{'.' * (width - filled)}] {done:>7,}/{signals_total:,}  "
-            f"waiting in the stages {behind:>7,}  warnings T1/T2/T3 {tiers}  "
-            f"SMS {int(_metric(samples, 'yujing_dispatches_total', channel='sms')):>4}  "
-            f"calls {int(_metric(samples, 'yujing_dispatches_total', channel='phone')):>3}  "
-            f"visits {int(_metric(samples, 'yujing_dispatches_total', channel='visit')):>3}  "
-            f"stop requests {int(_metric(samples, 'yujing_interceptions_total', kind='payment')):>3}")
+    return (f"waiting in the stages {behind:,}, warnings T1/T2/T3 {tiers}, "
+            f"SMS {int(_metric(samples, 'yujing_dispatches_total', channel='sms'))}, "
+            f"calls {int(_metric(samples, 'yujing_dispatches_total', channel='phone'))}, "
+            f"visits {int(_metric(samples, 'yujing_dispatches_total', channel='visit'))}, "
+            f"stop requests {int(_metric(samples, 'yujing_interceptions_total', kind='payment'))}")
 
 
 def _wait_drained(settings: Settings, services: Services, starts: dict[str, dict[int, int]], signals_total: int,
                   limit_s: float = 1800) -> None:
     """Wait until the group has committed everything and the outputs stopped growing for a while."""
     last, stable_since, deadline = None, time.monotonic(), time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        ends = _produced(settings, starts)
-        behind = lag(settings)
-        print(_progress_line(worker_metrics(services.workers), signals_total, behind), end="", flush=True)
-        if ends != last or behind:
-            last, stable_since = ends, time.monotonic()
-        elif time.monotonic() - stable_since >= 6:
-            break
-        if not all(w.running for w in services.workers):
-            raise RuntimeError("a worker stopped; see its log under DATA/logs")
-        time.sleep(1)
-    print()
+    with tqdm(desc="  ingested", total=signals_total, unit=" signals", file=sys.stdout, mininterval=0.0) as bar:
+        while time.monotonic() < deadline:
+            ends = _produced(settings, starts)
+            behind = lag(settings)
+            samples = worker_metrics(services.workers)
+            bar.set_postfix_str(_progress_note(samples, behind), refresh=False)
+            bar.update(min(signals_total, _ingested(samples)) - bar.n)
+            if ends != last or behind:
+                last, stable_since = ends, time.monotonic()
+            elif time.monotonic() - stable_since >= 6:
+                break
+            if not all(w.running for w in services.workers):
+                raise RuntimeError("a worker stopped; see its log under DATA/logs")
+            time.sleep(1)
 
 
 def _produced(settings: Settings, starts: dict[str, dict[int, int]]) -> dict[str, int]:
@@ -218,11 +221,12 @@ def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: boo
         pace = f"{speed:g}× event time" if speed else "as fast as Kafka takes them"
         print(f"== streaming a simulated city: {residents:,} residents, {days} days, seed {seed}, {pace} ==", flush=True)
         t0 = time.monotonic()
-        sent = stream_city(settings, city, speed=speed, out=settings.data_dir / "simulations" / f"demo-seed-{seed}",
-                           progress=lambda n, _: print(f"\r  {n:,} records sent", end="", flush=True),
-                           registry_first=True)
+        bar, progress = record_bar("  sent")
+        with bar:
+            sent = stream_city(settings, city, speed=speed, registry_first=True, progress=progress,
+                               out=settings.data_dir / "simulations" / f"demo-seed-{seed}")
         signals = sum(v for k, v in sent.items() if k.startswith("signals."))
-        print(f"\r  {sum(sent.values()):,} records sent in {time.monotonic() - t0:.0f}s; the pipeline works through them")
+        print(f"  {sum(sent.values()):,} records sent in {time.monotonic() - t0:.0f}s; the pipeline works through them")
         _wait_drained(settings, services, starts, signals)
         elapsed = time.monotonic() - t0
         samples = worker_metrics(services.workers)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from scorers.lab.city import CityConfig
 from scorers.lab.city.family import FAMILIES, family
@@ -27,6 +28,13 @@ TRAINING = ("draw-101", "draw-102", "draw-103", "draw-104", "draw-105")
 TUNING = ("draw-201", "draw-202", "draw-203", "draw-204")
 HELD_OUT = tuple(name for name in FAMILIES if name != "textbook") + ("draw-301", "draw-302")
 LAB_ROOT = Path(__file__).resolve().parents[2]
+
+
+Step = Callable[[str], None]  # told the name of each long step as it ends (a progress bar's tick)
+
+
+def quiet(step: str) -> None:
+    """No progress shown."""
 
 
 @dataclass(frozen=True)
@@ -76,15 +84,23 @@ def _record_cached(cfg: CityConfig, cache: Path | None) -> Recording:
 
 
 def recordings(names: tuple[str, ...] | list[str], size: Size, cache: Path | None = None,
-               workers: int | None = None) -> dict[str, Recording]:
-    """The recordings of these families at this size, in parallel processes (cached on disk when asked)."""
+               workers: int | None = None, step: Step = quiet) -> dict[str, Recording]:
+    """The recordings of these families at this size, in parallel processes (cached on disk when asked);
+    `step` is told of each family recorded."""
     configs = [city_of(n, size) for n in names]
     workers = workers or min(len(configs), os.cpu_count() or 1)
+    done: dict[str, Recording] = {}
     if workers <= 1 or len(configs) <= 1:
-        return {n: _record_cached(c, cache) for n, c in zip(names, configs)}
+        for name, config in zip(names, configs):
+            done[name] = _record_cached(config, cache)
+            step(f"recorded {name}")
+        return done
     with ProcessPoolExecutor(workers) as pool:
-        done = list(pool.map(_record_cached, configs, [cache] * len(configs)))
-    return dict(zip(names, done))
+        futures = {pool.submit(_record_cached, c, cache): n for n, c in zip(names, configs)}
+        for future in as_completed(futures):
+            done[futures[future]] = future.result()
+            step(f"recorded {futures[future]}")
+    return {name: done[name] for name in names}
 
 
 def check_held_out(meta: dict, names: list[str] | tuple[str, ...]) -> list[str]:
@@ -94,12 +110,15 @@ def check_held_out(meta: dict, names: list[str] | tuple[str, ...]) -> list[str]:
 
 
 def judge(model: Model, names: tuple[str, ...] | list[str], size: Size = HELD_OUT_SIZE, cache: Path | None = None,
-          allow_fitted: bool = False) -> dict[str, dict]:
+          allow_fitted: bool = False, step: Step = quiet) -> dict[str, dict]:
     """Model + tiers beside the naive baseline on each family (refusing families the model was fitted to),
     the worst family first."""
     fitted = check_held_out(model.meta, names)
     if fitted and not allow_fitted:
         raise ValueError(f"the model or its thresholds were fitted to {', '.join(fitted)}: not held out")
-    recs = recordings(names, size, cache)
-    per_family = {name: evaluate(rec, model, model.tier_policy()) for name, rec in recs.items()}
+    recs = recordings(names, size, cache, step=step)
+    per_family = {}
+    for name, rec in recs.items():
+        per_family[name] = evaluate(rec, model, model.tier_policy())
+        step(f"evaluated {name}")
     return dict(sorted(per_family.items(), key=lambda kv: badness(kv[1])))

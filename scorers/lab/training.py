@@ -15,7 +15,7 @@ import numpy as np
 
 from scorers.lab.dataset import dataset
 from scorers.lab.evaluate import scores
-from scorers.lab.protocol import TRAIN_SIZE, TRAINING, TUNE_SIZE, TUNING, Size, recordings
+from scorers.lab.protocol import TRAIN_SIZE, TRAINING, TUNE_SIZE, TUNING, Size, Step, quiet, recordings
 from scorers.lab.tune import Budget, tune
 from scorers.model import POLICY_FILE_NAME, Model, load, risk_metrics, save, train
 from scorers.tiers import TierPolicy
@@ -43,11 +43,11 @@ def model_dir(data_dir: Path) -> Path:
 
 
 def train_model(folder: Path, plan: Plan = DEFAULT_PLAN, outcome_rows: list[tuple[list[float], int]] | None = None,
-                note: str = "", cache: Path | None = None) -> Model:
+                note: str = "", cache: Path | None = None, step: Step = quiet) -> Model:
     """Record the families, fit on the training ones (plus rows labelled by field outcomes), tune the thresholds
     on the tuning ones, save the artifact with its policy, and load it back."""
     t0 = time.monotonic()
-    train_recs = recordings(plan.training, plan.train_size, cache)
+    train_recs = recordings(plan.training, plan.train_size, cache, step=step)
     data = dataset(list(train_recs.values()))
     X, y, w = data.arrays()
     if outcome_rows:
@@ -55,11 +55,13 @@ def train_model(folder: Path, plan: Plan = DEFAULT_PLAN, outcome_rows: list[tupl
         y = np.concatenate([y, np.asarray([label for _, label in outcome_rows])])
         w = np.concatenate([w, np.full(len(outcome_rows), OUTCOME_WEIGHT)])
     risk, types = train(X, y, w, data.X_type, data.fraud_type)
-    tune_recs = recordings(plan.tuning, plan.tune_size, cache)
+    step("fitted")
+    tune_recs = recordings(plan.tuning, plan.tune_size, cache, step=step)
     fitted = Model(risk, types, {"model_version": "candidate"})
     held = dataset(list(tune_recs.values()), seed=1)
     policy, worst = tune(tune_recs, {n: scores(r, fitted) for n, r in tune_recs.items()}, TierPolicy.load(),
                          plan.budget)
+    step("tuned")
     pos = held.y == 1
     type_acc = float((types.predict(held.X_type[pos]) == held.fraud_type[pos]).mean()) if pos.any() else None
     meta = {

@@ -22,13 +22,17 @@ def test_demo_runs_a_small_city_end_to_end(isolated: Settings) -> None:
     assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
     for line in ("== what came out of the running system ==", "warnings (T1 / T2 / T3)",
                  "transfers stopped: requests to banks", "signal → warning latency p50 / p99",
-                 "victims warned before their first loss"):
+                 "victims warned before their first loss", "SMS queued / delivered by receipt / failed", "ingested"):
         assert line in out, out[-3000:]
+    assert "records/s" in done.stderr or " records" in done.stderr, done.stderr[-2000:]  # the streaming bar
     summary = json.loads((isolated.data_dir / "reports" / "demo-seed-5" / "summary.json").read_text())
     signals = int(summary["signals processed (telecom, payment, domain; worker metrics)"].replace(",", ""))
     city = json.loads((isolated.data_dir / "simulations" / "demo-seed-5" / "city.json").read_text())
     assert signals == sum(v for k, v in city["counts"].items() if k.startswith("signals."))  # metrics = what was fed
     assert summary["dead-lettered"] == "0"
+    queued, by_receipt, _ = (int(v.replace(",", "")) for v in summary[
+        "SMS queued / delivered by receipt / failed (night ones wait for 08:00)"].split(" / "))
+    assert 0 < by_receipt <= queued, summary  # receipts came back through the provider's pull
     seen, misfits = _against_the_published_schemas(isolated)
     assert not misfits, misfits[:5]
     assert {"warnings", "dispatch.sms", "outcomes", "yujing.decisions"} <= {t for t, n in seen.items() if n}, seen

@@ -85,3 +85,12 @@ def test_a_whole_topic_read_that_stalls_fails_instead_of_returning_a_part(monkey
     monkeypatch.setattr(streams.kafka_io, "KafkaConsumer", StalledConsumer)
     with pytest.raises(TimeoutError, match="read stalled 0 s with 5 record"):
         read_to_end(load_settings(), "warnings", stall_s=0.3)
+
+
+def test_simulate_draws_a_progress_bar(tmp_path: Any) -> None:
+    env = {"PATH": "/usr/bin:/bin", "YUJING_DATA_DIR": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-m", "deploy.cli", "simulate", "--residents", "150", "--days", "1",
+                          "--out", str(tmp_path / "city")], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "simulating:" in res.stderr and " records" in res.stderr, res.stderr  # tqdm's bar, on stderr
+    assert " records in " in res.stdout
