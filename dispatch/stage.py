@@ -32,7 +32,7 @@ class Dispatcher:
     suppressed: int = 0  # warnings held back by the cooldown
     breaches: int = 0  # steps whose deadline passed unanswered
     on_suppressed: Callable[[], None] = lambda: None  # the metrics hear of each
-    on_breach: Callable[[], None] = lambda: None
+    on_breach: Callable[[str, str], None] = lambda station, channel: None  # the step's station and channel
     # what the other Redis users keep of an erased person goes too: (store, step on the subject id and their lines)
     erasers: Sequence[tuple[str, Callable[[str, set[str]], Awaitable[Any]]]] = ()
     erased: ErasedSubjects | None = None  # erased subjects: nothing more is sent for them
@@ -137,7 +137,7 @@ class Dispatcher:
             if not taken:
                 continue  # another worker took it
             self.breaches += 1
-            self.on_breach()
+            self.on_breach(*self._breached(ctx, step))
             if ctx is not None and not await self._erased(ctx.decision.subject_id):
                 out += await self._escalate(ctx, self._route(ctx.route), step)
         return out
@@ -151,6 +151,13 @@ class Dispatcher:
         plan_step(ctx.decision, route, ctx.recipient(), nxt, plan)
         await self.escalation.schedule(ctx, {nxt: ctx.decision.ts + route.steps[nxt].within_ms})
         return _task_outputs(plan)
+
+    def _breached(self, ctx: Context | None, step: int) -> tuple[str, str]:
+        """The station and the channel of a step that passed its deadline (unknown once its context expired)."""
+        if ctx is None:
+            return "unknown", "unknown"
+        steps = self._route(ctx.route).steps
+        return ctx.who.get("station_id") or "unknown", steps[step].channel if step < len(steps) else "unknown"
 
     def _route(self, name: str) -> Route:
         return next(r for r in self.routes.routes if r.name == name)

@@ -69,7 +69,8 @@ class PipelineMetrics:
                                         registry=registry)
         self.suppressed = Counter("yujing_cooldown_suppressed_total", "Warnings held back by the cooldown",
                                   registry=registry)
-        self.breaches = Counter("yujing_sla_breaches_total", "Dispatch steps whose deadline passed unanswered",
+        self.breaches = Counter("yujing_sla_breaches_total", "Dispatch steps whose deadline passed unanswered, by "
+                                "the person's police station and the step's channel", ["station", "channel"],
                                 registry=registry)
         self.erasure_failures = Counter("yujing_erasure_failures_total",
                                         "Stores an erasure did not reach (a failure other than Redis away)", ["store"],

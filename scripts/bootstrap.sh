@@ -14,6 +14,7 @@ if [ "${YUJING_WITH_BROWSER:-0}" = 1 ]; then
 fi
 if [ "${YUJING_WITH_PROMETHEUS:-0}" = 1 ]; then
   command -v promtool >/dev/null || need+=(prometheus)
+  command -v amtool >/dev/null || need+=(prometheus-alertmanager)  # checks deploy/alertmanager/alertmanager.yml
 fi
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -104,7 +104,7 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
                ("SMS adapter", lambda subject_id, phones: forget_waiting(redis_client, redis_prefix, phones))]
     dispatcher = Dispatcher(routes, Cooldown(redis_client, redis_prefix, routes.cooldown_ms), processor.lookup,
                             EscalationStore(redis_client, redis_prefix), on_suppressed=metrics.suppressed.inc,
-                            on_breach=metrics.breaches.inc, erasers=erasers,
+                            on_breach=lambda station, channel: metrics.breaches.labels(station, channel).inc(), erasers=erasers,
                             erased=ErasedSubjects(redis_client, redis_prefix, ERASED_KEPT_S),
                             on_erase_failed=lambda store: metrics.erasure_failures.labels(store).inc())
     progress = SourceProgress(idle_after_s=settings.idle_after_ms / 1000, producers=settings.producers)

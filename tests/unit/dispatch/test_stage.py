@@ -84,7 +84,7 @@ def dispatcher() -> tuple[Dispatcher, MemoryEscalation, list[str]]:
     heard: list[str] = []
     escalation = MemoryEscalation()
     d = Dispatcher(ROUTES, MemoryCooldown(ROUTES.cooldown_ms), table.get, escalation,  # type: ignore[arg-type]
-                   on_suppressed=lambda: heard.append("suppressed"), on_breach=lambda: heard.append("breach"))
+                   on_suppressed=lambda: heard.append("suppressed"), on_breach=lambda station, channel: heard.append(f"breach {station} {channel}"))
     return d, escalation, heard
 
 
@@ -140,7 +140,8 @@ def test_a_deadline_passed_in_event_time_is_a_breach_and_the_next_step_goes() ->
     assert list(escalation.pending) == [("wa", 0)]  # escalating route: the call first, the visit after
     tick = Outcome(warning_id="unrelated", channel="phone", outcome="call_answered", ts=T + 61 * MINUTE_MS)
     out = asyncio.run(d.handle_outcome(tick))
-    assert topics(out) == ["dispatch.visit"] and heard == ["breach"] and list(escalation.pending) == [("wa", 1)]
+    assert topics(out) == ["dispatch.visit"] and heard == ["breach ST001 phone"] \
+        and list(escalation.pending) == [("wa", 1)]  # the call's deadline passed, counted for its station
 
 
 def test_decisions_dispatched_at_once_race_for_a_due_step_once() -> None:
@@ -161,7 +162,7 @@ def test_decisions_dispatched_at_once_race_for_a_due_step_once() -> None:
         await asyncio.gather(*(d.handle(x) for x in later))
 
     asyncio.run(together())
-    assert asked == [("wa", 0)] and heard == ["breach"]  # one decision took the due step; the others left it
+    assert asked == [("wa", 0)] and heard == ["breach ST001 phone"]  # one decision took the due step; the others left it
 
 
 class MemoryErased:
