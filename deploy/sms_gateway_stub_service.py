@@ -4,7 +4,8 @@
     POST /  X-TC-Action: SendSms | PullSmsSendStatus        Tencent Cloud SMS (TC3-HMAC-SHA256 checked)
     POST /send                                              Jasmin's HTTP API; receipts POSTed to `dlr-url`
     POST /admin/fail      {count, kind}      the next `count` sends fail in the provider's words: throttle,
-                                             business, server, hang (no answer in time); or {count, status}
+                                             business, server, hang (answers after the client gave up, having
+                                             taken the message); or {count, status}
     POST /admin/receipts  {delay_s, status}  receipts come `delay_s` after a send: delivered, failed, or none
     GET  /admin/messages                     every message by our id (Jasmin's by line and text): attempts, deliveries,
                                              the order of deliveries, the rendered text, receipts handed out
@@ -22,7 +23,7 @@ import json
 import time
 import tomllib
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable
 from urllib.parse import quote
 
@@ -32,6 +33,8 @@ from aiohttp import web
 from dispatch.plan import templates
 from dispatch.sms._templates import PROVIDERS_FILE, template_params
 
+CHINA = timezone(timedelta(hours=8))
+HANG_S = 8.0  # a "hang" answers after this: past the adapter's 5 s timeout, and then takes the message
 FAILURES = {  # an injected failure in each provider's words: (HTTP status, code or body)
     "alibaba": {"throttle": (200, "isv.BUSINESS_LIMIT_CONTROL"), "business": (200, "isv.MOBILE_NUMBER_ILLEGAL"),
                 "server": (200, "isp.SYSTEM_ERROR")},
@@ -124,6 +127,7 @@ class Gateway:
         msg["receipt_due"] = time.time() + self.receipt_delay_s if self.receipt_status != "none" else None
         msg["receipt_ok"] = self.receipt_status == "delivered"
         msg["receipts"] = 0
+        msg["sent_day"] = datetime.now(CHINA).strftime("%Y%m%d")  # what Alibaba's QuerySendDetails is asked by
 
     def receipt_ready(self, msg: dict[str, Any]) -> bool:
         return msg.get("receipt_due") is not None and time.time() >= msg["receipt_due"]
@@ -168,7 +172,7 @@ def _alibaba(gw: Gateway) -> Handler:
                          "+86" + phone if len(phone) == 11 else "+" + phone, f"【{sign}】{content}")
         fail = gw.injected()
         if fail == "hang":
-            await asyncio.sleep(30)
+            await asyncio.sleep(HANG_S)
         if fail in FAILURES["alibaba"]:
             return _ali_ok({"Code": FAILURES["alibaba"][fail][1], "Message": f"injected {fail}"})
         biz_id = f"{int(time.time() * 1000)}^{uuid.uuid4().int % 10**10}"
@@ -181,7 +185,7 @@ def _alibaba(gw: Gateway) -> Handler:
         for mid, msg in gw.messages.items():
             if msg["provider"] != "alibaba" or not msg.get("ref") or not msg["to"].endswith(phone):
                 continue
-            if biz_id and msg["ref"] != biz_id:
+            if (biz_id and msg["ref"] != biz_id) or q.get("SendDate") != msg["sent_day"]:
                 continue
             ready = gw.receipt_ready(msg)
             if ready:
@@ -242,7 +246,7 @@ def _tencent(gw: Gateway) -> Handler:
         msg["session"] = req.get("SessionContext", "")
         fail = gw.injected()
         if fail == "hang":
-            await asyncio.sleep(30)
+            await asyncio.sleep(HANG_S)
         status = {"PhoneNumber": phone, "Fee": 1, "SessionContext": msg["session"], "IsoCode": "CN"}
         if fail in FAILURES["tencent"]:
             status.update(SerialNo="", Code=FAILURES["tencent"][fail][1], Message=f"injected {fail}")
@@ -284,7 +288,7 @@ def _jasmin(gw: Gateway) -> Handler:
         msg = gw.attempt(f"jasmin:{line}:{_sha256(text.encode())[:12]}", "jasmin", line, text)
         fail = gw.injected()
         if fail == "hang":
-            await asyncio.sleep(30)
+            await asyncio.sleep(HANG_S)
         if fail in FAILURES["jasmin"]:
             status, body = FAILURES["jasmin"][fail]
             return web.Response(status=status, text=body)

@@ -42,6 +42,7 @@ from dispatch.sms import (
     DONE_TTL_S,
     Accepted,
     Alibaba,
+    Deferred,
     Jasmin,
     Ledger,
     Provider,
@@ -63,7 +64,7 @@ from schemas.decode import InvalidRecord, decode_typed
 from schemas.internal import SmsSent
 from schemas.records import SmsTask, encode
 from schemas.topics import SMS_LEDGER_TOPIC
-from streams.kafka_io import iter_to_end
+from streams.kafka_io import iter_since, iter_to_end
 from streams.kafka_security import client_options
 
 log = logging.getLogger(__name__)
@@ -113,16 +114,21 @@ def make_provider(settings: Settings, session: aiohttp.ClientSession, url: str, 
     raise SystemExit(f"yujing sms-gateway: unknown provider {name!r}: alibaba, tencent or jasmin")
 
 
-def sent_journal(settings: Settings) -> dict[str, SmsSent]:
-    """The durable ledger read to its end: the latest entry of every message asked of a provider."""
+RECENT_JOURNAL_MS = 10 * 60_000  # how much of the durable ledger is put back when Redis may have lost its last writes
+
+
+def sent_journal(settings: Settings, since_ms: int | None = None) -> dict[str, SmsSent]:
+    """The durable ledger read to its end (or since `since_ms`): the latest entry of every message asked of a
+    provider."""
     latest = {}
-    for msg in iter_to_end(settings, settings.topic(SMS_LEDGER_TOPIC)):
+    topic = settings.topic(SMS_LEDGER_TOPIC)
+    for msg in iter_to_end(settings, topic) if since_ms is None else iter_since(settings, topic, since_ms):
         try:
             sent = msgspec.json.decode(msg.value, type=SmsSent)
         except (msgspec.ValidationError, msgspec.DecodeError, TypeError):
             continue
         latest[sent.message_id] = sent
-    return latest
+    return {m: s for m, s in latest.items() if s.state != "deferred"}  # throttled last: not taken, may go
 
 
 def _wall_ms() -> int:
@@ -159,39 +165,75 @@ class Deliveries:
                                           key=task.message_id.encode())
         return sent
 
-    async def send(self, task: SmsTask) -> None:
-        """Send a message unless the ledger has it; a refusal or an expiry is reported at once."""
-        every_ms = int(self.receipts.every_s * 1000)
-        mark = await self.ledger.mark(task.message_id)
+    async def send(self, task: SmsTask) -> int | None:
+        """Send a message unless the ledger has it; a refusal or an expiry is reported at once. Returns the time
+        (the adapter's clock, ms) to try a throttled message again; None otherwise."""
+        mid = task.message_id
+        mark = await self.ledger.mark(mid)
         if mark == "sending":  # the adapter stopped while asking the provider: never again; a receipt may come
-            await self.ledger.await_receipt(await self.journal(task, "uncertain"), every_ms)
-            log.warning("%s: interrupted while sending; not sent again, waiting for a receipt", task.message_id)
-            return
-        if mark is not None or not await self.ledger.claim(task.message_id):
-            return  # sent (or being sent) already, or its person erased
+            await self._await_receipt(await self.journal(task, "uncertain"))
+            log.warning("%s: interrupted while sending; not sent again, waiting for a receipt", mid)
+            return None
+        if not await self.ledger.claim(mid, again=mark == "claimed"):
+            return None  # sent (or being sent) already, or its person erased
         await self.journal(task, "sending")
+        await self.ledger.set_mark(mid, "sending")
         result = await deliver(task, self.provider, self.bucket, self.retry, self.now_ms, asyncio.sleep)
         if isinstance(result, Accepted):
-            await self.ledger.await_receipt(await self.journal(task, result.verdict, result.ref), every_ms)
+            await self._await_receipt(await self.journal(task, result.verdict, result.ref))
             self.metrics.accepted.labels(task.kind, result.verdict).inc()
-            log.info("%s %s by %s after %d attempt(s): %s", task.message_id, result.verdict, self.provider.name,
+            log.info("%s %s by %s after %d attempt(s): %s", mid, result.verdict, self.provider.name,
                      result.attempts, result.detail)
+        elif isinstance(result, Deferred):  # not taken: journalled so, and free to be sent later
+            await self.journal(task, "deferred")
+            await self.ledger.release(mid)
+            log.info("%s throttled, again in %.0f s: %s", mid, result.after_s, result.detail)
+            return self.now_ms() + int(result.after_s * 1000)
         else:
-            await self.report(task.warning_id, task.message_id, task.kind, False, result.note or "")
+            await self.report(task.warning_id, mid, task.kind, False, result.note or "")
+        return None
+
+    async def _await_receipt(self, sent: SmsSent) -> None:
+        await self.ledger.await_receipt(sent, int(self.receipts.every_s * 1000))
+        early = await self.ledger.unmatched_for(sent)
+        if early is not None:  # its receipt came first
+            await self.settle(early)
 
     async def settle(self, receipt: Receipt) -> bool | None:
-        """A receipt settles its message: True; False when no message waits for it; None when its send is not
-        recorded yet (a receipt faster than the send's answer)."""
+        """A receipt settles its message: True; False when it has nothing to settle (settled already);
+        None when its message is not recorded yet (kept until it is)."""
         if not receipt.final:
             return True
-        found = await self.ledger.find(receipt)
-        if found is None:
+        mid = await self.ledger.message_of(receipt)
+        kept = await self.ledger.take(mid)
+        if kept is None:
             self.metrics.receipts.labels("unmatched").inc()
-            return None if receipt.ref and not await self.ledger.knows(receipt.ref) else False
-        message_id, kept = found
+            if mid and (await self.ledger.mark(mid)) not in (None, "claimed", "sending", "accepted"):
+                return False  # settled already: a repeated receipt
+            await self.ledger.keep_unmatched(receipt)
+            return None
         self.metrics.receipts.labels("delivered" if receipt.delivered else "failed").inc()
-        await self.report(kept["warning_id"], message_id, kept["kind"], receipt.delivered, receipt.detail)
+        await self.report(kept["warning_id"], mid, kept["kind"], receipt.delivered, receipt.detail)
         return True
+
+    async def restore_recent(self) -> int:
+        """Put back the marks of the last minutes from the durable ledger where Redis has none (it may have lost
+        its last writes: AOF is written once a second, a replica lags), so that no message is sent twice; how
+        many."""
+        since = _wall_ms() - RECENT_JOURNAL_MS
+        recent = await asyncio.get_running_loop().run_in_executor(None, sent_journal, self.settings, since)
+        restored = 0
+        for mid, sent in recent.items():
+            if await self.ledger.mark(mid) is not None:
+                continue
+            restored += 1
+            if sent.state == "sending":  # asked, answer unknown: a restart settles it as interrupted
+                await self.ledger.set_mark(mid, "sending")
+            else:
+                await self.ledger.await_receipt(sent, int(self.receipts.every_s * 1000))
+        if restored:
+            log.warning("%d message mark(s) put back from the durable ledger", restored)
+        return restored
 
     async def look_for_receipts(self) -> None:
         """Pull the receipts due a look; fail the messages whose receipt is overdue."""
@@ -199,16 +241,16 @@ class Deliveries:
         for receipt in await self.provider.pull(await self.ledger.due(_wall_ms(), every_ms)):
             await self.settle(receipt)
         for sent in await self.ledger.overdue(_wall_ms() - int(self.receipts.timeout_s * 1000)):
-            found = await self.ledger.find(Receipt(False, "", message_id=sent.message_id))
-            if found is not None:
-                await self.report(found[1]["warning_id"], sent.message_id, found[1]["kind"], False,
+            kept = await self.ledger.take(sent.message_id)
+            if kept is not None:
+                await self.report(kept["warning_id"], sent.message_id, kept["kind"], False,
                                   f"no receipt within {self.receipts.timeout_s:.0f} s of the provider's acceptance")
         self.metrics.waiting.labels("receipt").set(await self.ledger.waiting_count())
 
     async def receipt_callback(self, request: web.Request) -> web.Response:
         """Jasmin's DLR: acknowledged once settled (or nothing to settle); refused while its send is unrecorded,
         so that Jasmin sends it again."""
-        receipt = receipt_of({k: str(v) for k, v in (await request.post()).items()})
+        receipt = receipt_of({**request.query, **{k: str(v) for k, v in (await request.post()).items()}})
         if receipt is None:
             return web.Response(text=ACK)
         try:
@@ -244,7 +286,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
         asked = sent_journal(settings)
         unsettled.clear()
         unsettled.update({m: s for m, s in asked.items() if m not in done})
-        return done | set(asked)
+        return done | set(asked)  # asked of a provider: never again
 
     async def remember(message_ids: set[str]) -> None:
         for message_id in message_ids & set(unsettled):  # never again; their receipts still settle them
@@ -277,32 +319,38 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                 if task.message_id in loss.finished:  # settled before Redis lost its parked messages
                     continue
                 mark = await ledger.mark(task.message_id)
-                if mark == "sending":  # the adapter stopped while asking the provider
-                    await out.send(task)
-                if mark is not None:  # sent, settled, or its person erased
+                if mark not in (None, "claimed", "sending"):  # sent, settled, or its person erased
                     continue
-                if task.kind == "reminder":  # warnings first: reminders wait until none is waiting
+                if mark == "sending":  # the adapter stopped while asking the provider: settled by send
+                    await out.send(task)
+                elif task.kind == "reminder":  # warnings first: reminders wait until none is waiting
                     await redis.zadd(reminders, {msg.value: task.not_before_ts})
                 elif now_ms() < task.not_before_ts:
                     await redis.zadd(parked, {msg.value: task.not_before_ts})
-                else:
-                    await out.send(task)
+                elif (again := await out.send(task)) is not None:  # throttled: parked until it may go
+                    await redis.zadd(parked, {msg.value: again})
             commits.note(tp, messages[-1].offset + 1)
         due_offsets = commits.due()
         if due_offsets:
             await consumer.commit(due_offsets)
         due = await redis.zrangebyscore(parked, "-inf", now_ms(), start=0, num=50)
         for raw in due:
-            await out.send(msgspec.json.decode(raw, type=SmsTask))
-            await redis.zrem(parked, raw)
+            again = await out.send(msgspec.json.decode(raw, type=SmsTask))
+            if again is None:
+                await redis.zrem(parked, raw)
+            else:
+                await redis.zadd(parked, {raw: again})
         metrics.waiting.labels("warning").set(await redis.zcard(parked))
         metrics.waiting.labels("reminder").set(await redis.zcard(reminders))
         await out.look_for_receipts()
         if due or not await _caught_up(consumer):
             return wait_ms
         for raw in await redis.zrangebyscore(reminders, "-inf", now_ms(), start=0, num=REMINDER_BATCH):
-            await out.send(msgspec.json.decode(raw, type=SmsTask))
-            await redis.zrem(reminders, raw)
+            again = await out.send(msgspec.json.decode(raw, type=SmsTask))
+            if again is None:
+                await redis.zrem(reminders, raw)
+            else:
+                await redis.zadd(reminders, {raw: again})
             wait_ms = 0  # more may be waiting: look for warnings without lingering
         return wait_ms
 
@@ -320,14 +368,19 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                 runner = web.AppRunner(app)
                 await runner.setup()
                 await web.TCPSite(runner, settings.bind_host, receipts.port).start()
-            wait_ms, delay = 500, 0.1
+            wait_ms, delay, restore = 500, 0.1, True
             while stop is None or not stop.is_set():
                 try:
+                    if restore:  # at start, and after Redis was away: it may have lost its last writes
+                        await out.restore_recent()
+                        restore = False
                     wait_ms = await step(out, wait_ms)
                     delay = 0.1
                 except REDIS_OUTAGE as exc:
-                    # what was sent before the outage has its mark, and a message marked is never sent again
+                    # what was sent before the outage has its mark (put back from the durable ledger if Redis
+                    # lost it), and a message marked is never sent again
                     commits.forget()
+                    restore = True
                     delay = await after_redis_outage(consumer, exc, delay, log)
     finally:
         if runner is not None:

@@ -92,7 +92,7 @@ class SmsSent(Struct, kw_only=True, omit_defaults=True):
     warning_id: str
     to: str
     kind: str
-    state: Literal["sending", "accepted", "uncertain"]
+    state: Literal["sending", "accepted", "uncertain", "deferred"]  # deferred: throttled, not taken
     at: int  # wall clock, ms
     ref: str = ""
 

@@ -137,6 +137,31 @@ def iter_to_end(settings: Cluster, topic: str, stall_s: float = 30.0) -> Iterato
         consumer.close()
 
 
+def iter_since(settings: Cluster, topic: str, since_ms: int, stall_s: float = 30.0) -> Iterator[ConsumerRecord]:
+    """Every committed message of a real topic written since `since_ms` (Kafka timestamps) up to its end offsets
+    of this moment; `TimeoutError` when the read stalls."""
+    consumer = KafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None,
+                             isolation_level="read_committed")
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            return
+        ends = consumer.end_offsets(tps)
+        starts = consumer.offsets_for_times({tp: since_ms for tp in tps})
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, starts[tp].offset if starts.get(tp) is not None else ends[tp])
+        last_progress = time.monotonic()
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            if time.monotonic() - last_progress > stall_s:
+                raise TimeoutError(f"{topic}: read stalled {stall_s:.0f} s")
+            for batch in consumer.poll(timeout_ms=300).values():
+                last_progress = time.monotonic()
+                yield from batch
+    finally:
+        consumer.close()
+
+
 def read_table(settings: Cluster, table: str) -> dict[bytes, bytes]:
     """The latest value of every key of a Faust table, read from its changelog topic (deleted keys left out)."""
     latest: dict[bytes, bytes | None] = {}

@@ -5,6 +5,7 @@ from typing import Any
 
 from dispatch.sms._deliver import (
     Accepted,
+    Deferred,
     Provider,
     Receipt,
     RetryPolicy,
@@ -18,9 +19,10 @@ from dispatch.sms._deliver import (
 from dispatch.sms._ledger import DONE_TTL_S, Ledger, adapter_prefix, done_key, forget_waiting, waiting_keys
 from dispatch.sms._templates import ProviderTemplates, Template, TemplateError
 
-__all__ = ["ACK", "Accepted", "Alibaba", "DONE_TTL_S", "Jasmin", "Ledger", "Provider", "ProviderTemplates", "Receipt",
-           "RetryPolicy", "SendResult", "Sent", "Template", "TemplateError", "Tencent", "TokenBucket", "adapter_prefix",
-           "deliver", "done_key", "failed", "forget_waiting", "receipt_of", "settled", "waiting_keys"]
+__all__ = ["ACK", "Accepted", "Alibaba", "DONE_TTL_S", "Deferred", "Jasmin", "Ledger", "Provider",
+           "ProviderTemplates", "Receipt", "RetryPolicy", "SendResult", "Sent", "Template", "TemplateError", "Tencent",
+           "TokenBucket", "adapter_prefix", "deliver", "done_key", "failed", "forget_waiting", "receipt_of", "settled",
+           "waiting_keys"]
 
 _PROVIDERS = {"Alibaba": "_alibaba", "Tencent": "_tencent", "Jasmin": "_jasmin", "ACK": "_jasmin",
               "receipt_of": "_jasmin"}

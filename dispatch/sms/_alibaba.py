@@ -26,6 +26,7 @@ CODES: dict[str, Verdict] = {
     "Throttling.Api": "throttled",
     "isp.SYSTEM_ERROR": "retry",
     "ServiceUnavailable": "retry",
+    "InternalError": "uncertain",  # a 5xx of the gateway: the message may have gone
     "isv.DAY_LIMIT_CONTROL": "rejected",  # the number's daily limit: not again today
     "isv.MOBILE_NUMBER_ILLEGAL": "rejected",
     "isv.TEMPLATE_MISSING_PARAMETERS": "rejected",
@@ -37,6 +38,7 @@ CODES: dict[str, Verdict] = {
     "InvalidAccessKeyId.NotFound": "rejected",
 }
 SEND_STATUS = {1: None, 2: False, 3: True}  # waiting for the receipt, failed, delivered
+SEND_DATE_SLACK_MS = 15 * 60_000  # a message recorded this long after it was sent (retries, a slow answer)
 
 
 def verdict(code: str) -> Verdict:
@@ -80,23 +82,31 @@ class Alibaba:
         """QuerySendDetails for each message: its final status once the operator reported it."""
         receipts = []
         for sent in waiting:
-            day = datetime.fromtimestamp(sent.accepted_ms / 1000, CHINA).strftime("%Y%m%d")
+            receipt = await self._query(sent)
+            if receipt is not None:
+                receipts.append(receipt)
+        return receipts
+
+    async def _query(self, sent: Sent) -> Receipt | None:
+        # the day it was sent in China, and the day before when it was recorded just after midnight
+        days = dict.fromkeys(datetime.fromtimestamp(ms / 1000, CHINA).strftime("%Y%m%d")
+                             for ms in (sent.accepted_ms, sent.accepted_ms - SEND_DATE_SLACK_MS))
+        for day in days:
             request = models.QuerySendDetailsRequest(phone_number=national(sent.to), biz_id=sent.ref or None,
                                                      send_date=day, page_size=50, current_page=1)
             try:
                 resp = await self._client.query_send_details_with_options_async(request, self._runtime)
             except TeaException:
-                continue  # asked again at the next pull
+                return None  # asked again at the next pull
             dtos = resp.body.sms_send_detail_dtos
             for dto in (dtos.sms_send_detail_dto or []) if dtos else []:
-                if dto.out_id != sent.message_id:
-                    continue
-                delivered = SEND_STATUS.get(dto.send_status or 1)
-                if delivered is not None:
-                    receipts.append(Receipt(delivered, f"receipt {dto.err_code or 'DELIVERED'} at {dto.receive_date}",
-                                            message_id=sent.message_id, ref=sent.ref))
-                break
-        return receipts
+                if dto.out_id == sent.message_id:
+                    delivered = SEND_STATUS.get(dto.send_status or 1)
+                    if delivered is None:
+                        return None  # the operator has not reported yet
+                    return Receipt(delivered, f"receipt {dto.err_code or 'DELIVERED'} at {dto.receive_date}",
+                                   message_id=sent.message_id, ref=sent.ref)
+        return None
 
 
 def _failure(exc: TeaException) -> SendResult:
@@ -104,6 +114,6 @@ def _failure(exc: TeaException) -> SendResult:
     if code:  # the API answered with an error body
         return SendResult(verdict(code), detail=f"{code}: {getattr(exc, 'message', '')}"[:300])
     message = str(getattr(exc, "message", "") or exc)
-    if "Cannot connect" in message:  # the request never left: safe to send again
+    if "Cannot connect" in message or "Connection timeout" in message:  # the request never left: send again
         return SendResult("retry", detail=f"unreachable: {message}"[:300])
     return SendResult("uncertain", detail=f"no answer: {message}"[:300])

@@ -100,10 +100,20 @@ class Accepted:
     detail: str
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """The provider throttled the message (a per-number limit): try again after `after_s`, without holding up
+    the others meanwhile."""
+
+    after_s: float
+    detail: str
+
+
 async def deliver(task: SmsTask, provider: Provider, bucket: TokenBucket, retry: RetryPolicy,
-                  now_ms: Callable[[], int], sleep: Sleep) -> Accepted | Outcome:
-    """Send one task: wait for `not_before_ts`, retry and wait out throttling until `expires_ts`. Accepted (or
-    uncertain: never sent again, a receipt may settle it), else the `sms_failed` outcome."""
+                  now_ms: Callable[[], int], sleep: Sleep) -> Accepted | Deferred | Outcome:
+    """Send one task: wait for `not_before_ts`, retry failures that surely did not send until `expires_ts`.
+    Accepted (or uncertain: never sent again, a receipt may settle it), deferred when throttled, else the
+    `sms_failed` outcome."""
     attempt = 0
     while True:
         now = now_ms()
@@ -119,7 +129,9 @@ async def deliver(task: SmsTask, provider: Provider, bucket: TokenBucket, retry:
             return Accepted(result.ref, result.verdict, attempt, result.detail)
         if result.verdict == "rejected":
             return failed(task, now_ms(), f"attempt {attempt}: {result.detail} (not retryable)")
-        await sleep(retry.throttled_s if result.verdict == "throttled" else retry.delay(attempt))
+        if result.verdict == "throttled":
+            return Deferred(retry.throttled_s, f"attempt {attempt}: {result.detail}")
+        await sleep(retry.delay(attempt))
 
 
 def failed(task: SmsTask, ts: int, note: str) -> Outcome:

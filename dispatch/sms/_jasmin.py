@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Mapping
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -22,7 +23,13 @@ def verdict(status: int, body: str) -> Verdict:
         return "accepted"
     if status == 403 and "throughput" in body:
         return "throttled"
+    if status in (502, 503, 504):  # a proxy in front of Jasmin: the request may have reached it
+        return "uncertain"
     return "retry" if status >= 500 else "rejected"
+
+
+def _with_query(url: str, **params: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
 
 
 def receipt_of(form: Mapping[str, str]) -> Receipt | None:
@@ -31,7 +38,8 @@ def receipt_of(form: Mapping[str, str]) -> Receipt | None:
     status = form.get("message_status", "")
     if form.get("level") == "1" or status not in FINAL:
         return None
-    return Receipt(FINAL[status], f"receipt {status} err {form.get('err', '')}".strip(), ref=form.get("id", ""))
+    return Receipt(FINAL[status], f"receipt {status} err {form.get('err', '')}".strip(), ref=form.get("id", ""),
+                   message_id=form.get("message_id", ""))  # ours, in the dlr-url: found even without Jasmin's id
 
 
 class Jasmin:
@@ -50,14 +58,14 @@ class Jasmin:
         """One /send: the text as UCS-2 (coding 8), a terminal receipt asked for."""
         form = {**self._auth, "to": task.to.lstrip("+"), "coding": "8",
                 "hex-content": task.text.encode("utf-16-be").hex(), "dlr": "yes", "dlr-level": "2",
-                "dlr-method": "POST", "dlr-url": self._receipt_url}
+                "dlr-method": "POST", "dlr-url": _with_query(self._receipt_url, message_id=task.message_id)}
         try:
             async with self._session.post(self._url, data=form, timeout=self._timeout) as resp:
                 body = (await resp.text()).strip()
                 result = verdict(resp.status, body)
                 ref = body.split('"')[1] if result == "accepted" and body.count('"') >= 2 else ""
                 return SendResult(result, ref=ref, detail=f"HTTP {resp.status} {body}"[:300])
-        except aiohttp.ClientConnectorError as exc:  # the request never left
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:  # the request never left
             return SendResult("retry", detail=f"unreachable: {exc}"[:300])
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             return SendResult("uncertain", detail=f"no answer: {type(exc).__name__}")

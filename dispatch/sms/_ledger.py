@@ -28,31 +28,47 @@ def waiting_keys(redis_prefix: str) -> tuple[str, str]:
 
 
 class Ledger:
-    """Marks and receipts-to-come of the SMS adapter, shared by its replicas."""
+    """Marks and receipts-to-come of the SMS adapter, shared by its replicas.
+
+    A message's mark goes `claimed` (before anything is written about it) → `sending` (its journal entry
+    written, the provider about to be asked) → `accepted` (waiting for a receipt) → its outcome; `erased` at
+    any time. A restart that finds `claimed` may send; one that finds `sending` never does."""
 
     def __init__(self, redis: Any, redis_prefix: str) -> None:
         self._redis, self._redis_prefix = redis, redis_prefix
         p = adapter_prefix(redis_prefix)
-        self._sent, self._ref = p + "sent:", p + "ref:"
+        self._sent, self._ref, self._unmatched = p + "sent:", p + "ref:", p + "unmatched"
         self._next_look, self._accepted = p + "awaiting", p + "accepted"  # by next pull, by acceptance (wall ms)
+
+    def _done(self, message_id: str) -> str:
+        return done_key(self._redis_prefix, message_id)
 
     async def mark(self, message_id: str) -> str | None:
         """The message's mark (None: never sent)."""
-        mark = await self._redis.get(done_key(self._redis_prefix, message_id))
+        mark = await self._redis.get(self._done(message_id))
         return mark.decode() if isinstance(mark, bytes) else mark
 
-    async def claim(self, message_id: str) -> bool:
-        """Mark the message as being sent, before the provider is asked; False when it already has a mark."""
-        return bool(await self._redis.set(done_key(self._redis_prefix, message_id), "sending", nx=True,
-                                          ex=DONE_TTL_S))
+    async def claim(self, message_id: str, again: bool = False) -> bool:
+        """Mark the message claimed by this adapter; False when it already has a mark (with `again`: unless the
+        mark is `claimed`, which a crash left before the provider was asked)."""
+        if again:
+            return bool(await self._redis.eval(_CLAIM_AGAIN, 1, self._done(message_id), DONE_TTL_S))
+        return bool(await self._redis.set(self._done(message_id), "claimed", nx=True, ex=DONE_TTL_S))
 
-    async def settle_mark(self, message_id: str, mark: str) -> None:
-        """The message's final mark (its outcome, or erased)."""
-        await self._redis.set(done_key(self._redis_prefix, message_id), mark, ex=DONE_TTL_S)
+    async def set_mark(self, message_id: str, mark: str) -> None:
+        """The message's mark (`sending`, its outcome, or erased)."""
+        await self._redis.set(self._done(message_id), mark, ex=DONE_TTL_S)
+
+    async def release(self, message_id: str) -> None:
+        """The provider did not take it (throttled): the message may be sent again later."""
+        await self._redis.delete(self._done(message_id))
 
     async def await_receipt(self, sent: SmsSent, first_look_ms: int) -> None:
-        """The provider took the message (or may have: `ref` empty); its receipt is to come."""
+        """The provider took the message (or may have: `ref` empty); its receipt is to come. Nothing is kept of
+        a message erased meanwhile."""
         mid = sent.message_id
+        if await self.mark(mid) == "erased":
+            return
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(self._sent + mid, mapping={"warning_id": sent.warning_id, "to": sent.to, "ref": sent.ref,
                                                  "kind": sent.kind, "at": sent.at})
@@ -61,7 +77,7 @@ class Ledger:
                 pipe.set(self._ref + sent.ref, mid, ex=DONE_TTL_S)
             pipe.zadd(self._next_look, {mid: sent.at + first_look_ms})
             pipe.zadd(self._accepted, {mid: sent.at})
-            pipe.set(done_key(self._redis_prefix, mid), "accepted", ex=DONE_TTL_S)
+            pipe.set(self._done(mid), "accepted", ex=DONE_TTL_S)
             await pipe.execute()
 
     async def due(self, now_ms: int, every_ms: int, limit: int = 100) -> list[Sent]:
@@ -71,7 +87,7 @@ class Ledger:
         if not ids:
             return []
         await self._redis.zadd(self._next_look, {m: now_ms + every_ms for m in ids}, xx=True)
-        return [s for s in [await self._sent_of(m) for m in ids] if s is not None]
+        return await self._kept(ids)
 
     async def waiting_count(self) -> int:
         """How many messages wait for a receipt."""
@@ -80,23 +96,39 @@ class Ledger:
     async def overdue(self, before_ms: int, limit: int = 100) -> list[Sent]:
         """Messages accepted before `before_ms` still without a receipt."""
         ids = await self._redis.zrangebyscore(self._accepted, "-inf", before_ms, start=0, num=limit)
-        return [s for s in [await self._sent_of(m.decode()) for m in ids] if s is not None]
+        return await self._kept([m.decode() for m in ids])
 
-    async def find(self, receipt: Receipt) -> tuple[str, dict[str, str]] | None:
-        """The waiting message a receipt is about, with what was kept of it; None when none waits (settled
-        already, another app's, or its send not recorded yet)."""
-        message_id = receipt.message_id
-        if not message_id and receipt.ref:
-            found = await self._redis.get(self._ref + receipt.ref)
-            message_id = found.decode() if found else ""
-        if not message_id or await self._redis.zscore(self._accepted, message_id) is None:
+    async def message_of(self, receipt: Receipt) -> str:
+        """Our message id of a receipt: its own, or the one its provider reference was recorded under."""
+        if receipt.message_id or not receipt.ref:
+            return receipt.message_id
+        found = await self._redis.get(self._ref + receipt.ref)
+        return found.decode() if found else ""
+
+    async def take(self, message_id: str) -> dict[str, str] | None:
+        """Take a waiting message to settle it (one caller only, of any replica), with what was kept of it;
+        None when none waits under that id."""
+        if not message_id or not await self._redis.zrem(self._accepted, message_id):
             return None
         kept = await self._redis.hgetall(self._sent + message_id)
-        return message_id, {k.decode(): v.decode() for k, v in kept.items()}
+        return {k.decode(): v.decode() for k, v in kept.items()} or None
 
-    async def knows(self, ref: str) -> bool:
-        """Whether a provider's reference was ever recorded (its message settled since, if it waits no more)."""
-        return bool(await self._redis.exists(self._ref + ref))
+    async def keep_unmatched(self, receipt: Receipt) -> None:
+        """A receipt for a message not recorded yet (a receipt faster than the send's answer, or pulled by
+        another replica): kept a day for its message to claim."""
+        key = receipt.message_id or f"ref:{receipt.ref}"
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self._unmatched, key, msgspec.json.encode(receipt))
+            pipe.expire(self._unmatched, 86_400)
+            await pipe.execute()
+
+    async def unmatched_for(self, sent: SmsSent) -> Receipt | None:
+        """A receipt that came before the message was recorded, taken out."""
+        for key in (sent.message_id, f"ref:{sent.ref}" if sent.ref else ""):
+            if key and (raw := await self._redis.hget(self._unmatched, key)) is not None:
+                await self._redis.hdel(self._unmatched, key)
+                return msgspec.json.decode(raw, type=Receipt)
+        return None
 
     async def finish(self, message_id: str, mark: str) -> None:
         """The message is settled: it waits no more; its mark is its outcome."""
@@ -104,24 +136,38 @@ class Ledger:
             pipe.zrem(self._next_look, message_id)
             pipe.zrem(self._accepted, message_id)
             pipe.delete(self._sent + message_id)
-            pipe.set(done_key(self._redis_prefix, message_id), mark, ex=DONE_TTL_S)
+            pipe.set(self._done(message_id), mark, ex=DONE_TTL_S)
             await pipe.execute()
 
-    async def _sent_of(self, message_id: str) -> Sent | None:
-        kept = {k.decode(): v.decode() for k, v in (await self._redis.hgetall(self._sent + message_id)).items()}
-        if not kept:
-            return None
-        return Sent(message_id, kept["to"], kept["ref"], int(kept["at"]))
+    async def _kept(self, ids: list[str]) -> list[Sent]:
+        """What was kept of these waiting messages; an id whose record is gone waits no more."""
+        out = []
+        for message_id in ids:
+            kept = {k.decode(): v.decode() for k, v in (await self._redis.hgetall(self._sent + message_id)).items()}
+            if kept:
+                out.append(Sent(message_id, kept["to"], kept["ref"], int(kept["at"])))
+            else:
+                await self._redis.zrem(self._next_look, message_id)
+                await self._redis.zrem(self._accepted, message_id)
+        return out
 
     async def forget(self, phones: set[str]) -> int:
         """A person erased: the messages to their lines waiting for a receipt are marked erased and kept no more."""
         count = 0
-        for raw in await self._redis.zrange(self._accepted, 0, -1):
-            sent = await self._sent_of(raw.decode())
-            if sent is not None and sent.to in phones:
+        for sent in await self._kept([m.decode() for m in await self._redis.zrange(self._accepted, 0, -1)]):
+            if sent.to in phones:
                 await self.finish(sent.message_id, "erased")
                 count += 1
         return count
+
+
+# claimed again only if the mark is still `claimed` (left by a crash before the provider was asked) or absent
+_CLAIM_AGAIN = """
+local mark = redis.call('GET', KEYS[1])
+if mark and mark ~= 'claimed' then return 0 end
+redis.call('SET', KEYS[1], 'claimed', 'EX', ARGV[1])
+return 1
+"""
 
 
 async def forget_waiting(client: Any, redis_prefix: str, phones: set[str]) -> int:

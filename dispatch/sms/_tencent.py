@@ -22,6 +22,9 @@ CODES: dict[str, Verdict] = {
     "LimitExceeded.PhoneNumberOneHourLimit": "throttled",
     "LimitExceeded.DeliveryFrequencyLimit": "throttled",
     "RequestLimitExceeded": "throttled",
+    "InternalError.Timeout": "uncertain",  # the operator may have the message
+    "InternalError.SendAndRecvFail": "uncertain",
+    "ServerNetworkError": "uncertain",  # a non-200 answer: the request arrived
     "LimitExceeded.PhoneNumberDailyLimit": "rejected",  # not again today
     "InvalidParameterValue.IncorrectPhoneNumber": "rejected",
     "FailedOperation.TemplateIncorrectOrUnapproved": "rejected",
@@ -65,6 +68,8 @@ class Tencent:
             resp = await asyncio.to_thread(self._client.SendSms, request)
         except TencentCloudSDKException as exc:
             return _failure(exc)
+        if not resp.SendStatusSet:
+            return SendResult("uncertain", detail="an answer without a send status")
         status = resp.SendStatusSet[0]
         return SendResult(verdict(status.Code), ref=status.SerialNo or "", detail=f"{status.Code}: {status.Message}")
 
@@ -91,6 +96,7 @@ def _failure(exc: TencentCloudSDKException) -> SendResult:
     code, message = exc.get_code() or "", exc.get_message() or ""
     if code != "ClientNetworkError":
         return SendResult(verdict(code), detail=f"{code}: {message}"[:300])
-    if "Connection refused" in message or "NewConnectionError" in message:  # the request never left
+    if any(s in message for s in ("Connection refused", "NewConnectionError", "ConnectTimeout",
+                                  "connect timeout")):  # the request never left
         return SendResult("retry", detail=f"unreachable: {message}"[:300])
     return SendResult("uncertain", detail=f"no answer: {message}"[:300])

@@ -19,6 +19,7 @@ from schemas.records import FRAUD_TYPES, SmsTask
     ("OK", "accepted"),
     ("isv.BUSINESS_LIMIT_CONTROL", "throttled"),
     ("isp.SYSTEM_ERROR", "retry"),
+    ("InternalError", "uncertain"),  # a 5xx of the gateway
     ("isp.SOMETHING_NEW", "retry"),
     ("isv.DAY_LIMIT_CONTROL", "rejected"),
     ("isv.MOBILE_NUMBER_ILLEGAL", "rejected"),
@@ -33,7 +34,10 @@ def test_alibaba_codes(code: str, expected: str) -> None:
     ("Ok", "accepted"),
     ("LimitExceeded.PhoneNumberThirtySecondLimit", "throttled"),
     ("RequestLimitExceeded", "throttled"),
-    ("InternalError.Timeout", "retry"),
+    ("InternalError.Timeout", "uncertain"),  # the operator may have the message: never sent again
+    ("InternalError.SendAndRecvFail", "uncertain"),
+    ("ServerNetworkError", "uncertain"),
+    ("InternalError.RestApiInterfaceNotExist", "retry"),
     ("LimitExceeded.PhoneNumberDailyLimit", "rejected"),
     ("FailedOperation.TemplateParamSetNotMatchApprovedTemplate", "rejected"),
     ("AuthFailure.SignatureFailure", "rejected"),
@@ -49,6 +53,7 @@ def test_tencent_codes(code: str, expected: str) -> None:
     (412, 'Error "No route found"', "rejected"),
     (400, 'Error "Mandatory argument not found"', "rejected"),
     (500, 'Error "Cannot send submit_sm"', "retry"),
+    (504, "Gateway Timeout", "uncertain"),  # a proxy in front: the request may have reached Jasmin
 ])
 def test_jasmin_answers(status: int, body: str, expected: str) -> None:
     assert jasmin_verdict(status, body) == expected
@@ -60,6 +65,7 @@ def test_jasmin_answers(status: int, body: str, expected: str) -> None:
     ({"id": "j1", "message_status": "EXPIRED", "level": "2"}, (False, "j1")),
     ({"id": "j1", "message_status": "ESME_ROK", "level": "1"}, None),  # the SMSC's acknowledgement settles nothing
     ({"id": "j1", "message_status": "ENROUTE", "level": "2"}, None),
+    ({"id": "j1", "message_status": "DELIVRD", "level": "2", "message_id": "m-1"}, (True, "j1")),
 ])
 def test_jasmin_receipts(form: dict[str, str], expected: tuple[bool, str] | None) -> None:
     receipt = receipt_of(form)
@@ -91,3 +97,8 @@ def test_a_templates_file_missing_a_template_is_refused(tmp_path: Path) -> None:
                     '"sms.romance" = "SMS_1"\n')
     with pytest.raises(TemplateError, match="lacks sms.rebate_task"):
         ProviderTemplates("alibaba", templates(), path)
+
+
+def test_a_jasmin_receipt_carries_our_message_id_from_its_callback_url() -> None:
+    receipt = receipt_of({"id": "j1", "message_status": "DELIVRD", "level": "2", "message_id": "m-1"})
+    assert receipt is not None and receipt.message_id == "m-1"
