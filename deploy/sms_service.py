@@ -20,6 +20,7 @@ the start, and every message parked or sent unless `outcomes` holds its outcome.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ from dispatch.sms import (
     Tencent,
     TokenBucket,
     adapter_prefix,
+    callback_token,
     deliver,
     done_key,
     receipt_of,
@@ -62,7 +64,7 @@ from dispatch.sms import (
 from schemas.deadletter import dead_letter
 from schemas.decode import InvalidRecord, decode_typed
 from schemas.internal import SmsSent
-from schemas.records import SmsTask, encode
+from schemas.records import Outcome, SmsTask, encode
 from schemas.topics import SMS_LEDGER_TOPIC
 from streams.kafka_io import iter_since, iter_to_end
 from streams.kafka_security import client_options
@@ -131,6 +133,19 @@ def sent_journal(settings: Settings, since_ms: int | None = None) -> dict[str, S
     return {m: s for m, s in latest.items() if s.state != "deferred"}  # throttled last: not taken, may go
 
 
+def settled_since(settings: Settings, since_ms: int) -> set[str]:
+    """The SMS message ids with an outcome written since `since_ms`."""
+    done = set()
+    for msg in iter_since(settings, settings.topic("outcomes"), since_ms):
+        try:
+            outcome = decode_typed(Outcome, msg.value)
+        except InvalidRecord:
+            continue
+        if outcome.channel == "sms" and outcome.message_id:
+            done.add(outcome.message_id)
+    return done
+
+
 def _wall_ms() -> int:
     return int(time.time() * 1000)
 
@@ -186,7 +201,8 @@ class Deliveries:
                      result.attempts, result.detail)
         elif isinstance(result, Deferred):  # not taken: journalled so, and free to be sent later
             await self.journal(task, "deferred")
-            await self.ledger.release(mid)
+            if not await self.ledger.release(mid):
+                return None  # its person was erased meanwhile
             log.info("%s throttled, again in %.0f s: %s", mid, result.after_s, result.detail)
             return self.now_ms() + int(result.after_s * 1000)
         else:
@@ -205,34 +221,49 @@ class Deliveries:
         if not receipt.final:
             return True
         mid = await self.ledger.message_of(receipt)
-        kept = await self.ledger.take(mid)
+        kept = await self.ledger.take(mid, _wall_ms())
         if kept is None:
-            self.metrics.receipts.labels("unmatched").inc()
             if mid and (await self.ledger.mark(mid)) not in (None, "claimed", "sending", "accepted"):
                 return False  # settled already: a repeated receipt
             await self.ledger.keep_unmatched(receipt)
-            return None
+            kept = await self.ledger.take(mid, _wall_ms())  # recorded while the receipt was being kept?
+            if kept is None:
+                self.metrics.receipts.labels("unmatched").inc()
+                return None
+            await self.ledger.drop_unmatched(receipt)
         self.metrics.receipts.labels("delivered" if receipt.delivered else "failed").inc()
-        await self.report(kept["warning_id"], mid, kept["kind"], receipt.delivered, receipt.detail)
+        await self._report_taken(mid, kept, receipt.delivered, receipt.detail)
         return True
+
+    async def _report_taken(self, mid: str, kept: dict[str, str], delivered: bool, note: str) -> None:
+        """The outcome of a message taken to be settled; given back to the waiting if it cannot be written."""
+        try:
+            await self.report(kept["warning_id"], mid, kept["kind"], delivered, note)
+        except BaseException:
+            await self.ledger.give_back(mid, int(kept.get("at", _wall_ms())))
+            raise
 
     async def restore_recent(self) -> int:
         """Put back the marks of the last minutes from the durable ledger where Redis has none (it may have lost
         its last writes: AOF is written once a second, a replica lags), so that no message is sent twice; how
         many."""
         since = _wall_ms() - RECENT_JOURNAL_MS
-        recent = await asyncio.get_running_loop().run_in_executor(None, sent_journal, self.settings, since)
+        loop = asyncio.get_running_loop()
+        recent = await loop.run_in_executor(None, sent_journal, self.settings, since)
+        settled_ = await loop.run_in_executor(None, settled_since, self.settings, since) if recent else set()
         restored = 0
         for mid, sent in recent.items():
-            if await self.ledger.mark(mid) is not None:
+            if await self.ledger.mark(mid) not in (None, "claimed"):  # a claim alone says less than the journal
                 continue
             restored += 1
-            if sent.state == "sending":  # asked, answer unknown: a restart settles it as interrupted
-                await self.ledger.set_mark(mid, "sending")
-            else:
+            if mid in settled_:  # its outcome is out: nothing more to wait for
+                await self.ledger.set_mark(mid, "settled")
+            else:  # asked of the provider (answer known or not): never again, its receipt settles it
                 await self.ledger.await_receipt(sent, int(self.receipts.every_s * 1000))
-        if restored:
-            log.warning("%d message mark(s) put back from the durable ledger", restored)
+        stale = await self.ledger.give_back_stale(_wall_ms() - 60_000)
+        if restored or stale:
+            log.warning("%d message mark(s) put back from the durable ledger, %d left half-settled waiting again",
+                        restored, stale)
         return restored
 
     async def look_for_receipts(self) -> None:
@@ -241,16 +272,21 @@ class Deliveries:
         for receipt in await self.provider.pull(await self.ledger.due(_wall_ms(), every_ms)):
             await self.settle(receipt)
         for sent in await self.ledger.overdue(_wall_ms() - int(self.receipts.timeout_s * 1000)):
-            kept = await self.ledger.take(sent.message_id)
+            kept = await self.ledger.take(sent.message_id, _wall_ms())
             if kept is not None:
-                await self.report(kept["warning_id"], sent.message_id, kept["kind"], False,
-                                  f"no receipt within {self.receipts.timeout_s:.0f} s of the provider's acceptance")
+                await self._report_taken(sent.message_id, kept, False,
+                                         f"no receipt within {self.receipts.timeout_s:.0f} s of the provider's "
+                                         "acceptance")
         self.metrics.waiting.labels("receipt").set(await self.ledger.waiting_count())
 
     async def receipt_callback(self, request: web.Request) -> web.Response:
         """Jasmin's DLR: acknowledged once settled (or nothing to settle); refused while its send is unrecorded,
         so that Jasmin sends it again."""
-        receipt = receipt_of({**request.query, **{k: str(v) for k, v in (await request.post()).items()}})
+        form = {**request.query, **{k: str(v) for k, v in (await request.post()).items()}}
+        expected = callback_token(self.settings.sms_secret, form.get("message_id", ""))
+        if not form.get("message_id") or not hmac.compare_digest(form.get("token", ""), expected):
+            return web.Response(status=403, text="not a receipt of ours")
+        receipt = receipt_of(form)
         if receipt is None:
             return web.Response(text=ACK)
         try:
@@ -338,8 +374,8 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
             again = await out.send(msgspec.json.decode(raw, type=SmsTask))
             if again is None:
                 await redis.zrem(parked, raw)
-            else:
-                await redis.zadd(parked, {raw: again})
+            else:  # unless an erasure took it out meanwhile
+                await redis.zadd(parked, {raw: again}, xx=True)
         metrics.waiting.labels("warning").set(await redis.zcard(parked))
         metrics.waiting.labels("reminder").set(await redis.zcard(reminders))
         await out.look_for_receipts()
@@ -350,7 +386,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
             if again is None:
                 await redis.zrem(reminders, raw)
             else:
-                await redis.zadd(reminders, {raw: again})
+                await redis.zadd(reminders, {raw: again}, xx=True)
             wait_ms = 0  # more may be waiting: look for warnings without lingering
         return wait_ms
 

@@ -21,11 +21,11 @@ from dispatch.sms._templates import ProviderTemplates, Template, TemplateError
 
 __all__ = ["ACK", "Accepted", "Alibaba", "DONE_TTL_S", "Deferred", "Jasmin", "Ledger", "Provider",
            "ProviderTemplates", "Receipt", "RetryPolicy", "SendResult", "Sent", "Template", "TemplateError", "Tencent",
-           "TokenBucket", "adapter_prefix", "deliver", "done_key", "failed", "forget_waiting", "receipt_of", "settled",
-           "waiting_keys"]
+           "TokenBucket", "adapter_prefix", "callback_token", "deliver", "done_key", "failed", "forget_waiting",
+           "receipt_of", "settled", "waiting_keys"]
 
 _PROVIDERS = {"Alibaba": "_alibaba", "Tencent": "_tencent", "Jasmin": "_jasmin", "ACK": "_jasmin",
-              "receipt_of": "_jasmin"}
+              "receipt_of": "_jasmin", "callback_token": "_jasmin"}
 
 
 def __getattr__(name: str) -> Any:

@@ -3,6 +3,8 @@ delivery receipts pushed back to our callback (`dlr-url`), acknowledged with `AC
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from typing import Mapping
 from urllib.parse import urlencode
 
@@ -28,6 +30,12 @@ def verdict(status: int, body: str) -> Verdict:
     return "retry" if status >= 500 else "rejected"
 
 
+def callback_token(key: str, message_id: str) -> str:
+    """What proves a receipt posted to our callback comes from a gateway we gave its URL: an HMAC of the message
+    id under our secret (a message id can be guessed; its token cannot)."""
+    return hmac.new(key.encode(), message_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def _with_query(url: str, **params: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
 
@@ -51,6 +59,7 @@ class Jasmin:
                  timeout_s: float = 5.0) -> None:
         self._session, self._url = session, url.rstrip("/") + "/send"
         self._auth = {"username": username, "password": password}
+        self._token_key = password
         self._receipt_url = receipt_url
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
 
@@ -58,7 +67,8 @@ class Jasmin:
         """One /send: the text as UCS-2 (coding 8), a terminal receipt asked for."""
         form = {**self._auth, "to": task.to.lstrip("+"), "coding": "8",
                 "hex-content": task.text.encode("utf-16-be").hex(), "dlr": "yes", "dlr-level": "2",
-                "dlr-method": "POST", "dlr-url": _with_query(self._receipt_url, message_id=task.message_id)}
+                "dlr-method": "POST", "dlr-url": _with_query(self._receipt_url, message_id=task.message_id,
+                                                             token=callback_token(self._token_key, task.message_id))}
         try:
             async with self._session.post(self._url, data=form, timeout=self._timeout) as resp:
                 body = (await resp.text()).strip()

@@ -37,8 +37,9 @@ class Ledger:
     def __init__(self, redis: Any, redis_prefix: str) -> None:
         self._redis, self._redis_prefix = redis, redis_prefix
         p = adapter_prefix(redis_prefix)
-        self._sent, self._ref, self._unmatched = p + "sent:", p + "ref:", p + "unmatched"
+        self._sent, self._ref, self._unmatched = p + "sent:", p + "ref:", p + "unmatched:"
         self._next_look, self._accepted = p + "awaiting", p + "accepted"  # by next pull, by acceptance (wall ms)
+        self._settling = p + "settling"  # taken to be settled, their outcome not written yet (by when taken)
 
     def _done(self, message_id: str) -> str:
         return done_key(self._redis_prefix, message_id)
@@ -59,9 +60,10 @@ class Ledger:
         """The message's mark (`sending`, its outcome, or erased)."""
         await self._redis.set(self._done(message_id), mark, ex=DONE_TTL_S)
 
-    async def release(self, message_id: str) -> None:
-        """The provider did not take it (throttled): the message may be sent again later."""
-        await self._redis.delete(self._done(message_id))
+    async def release(self, message_id: str) -> bool:
+        """The provider did not take it (throttled): the message may be sent again later, unless its person was
+        erased meanwhile (False)."""
+        return bool(await self._redis.eval(_RELEASE, 1, self._done(message_id)))
 
     async def await_receipt(self, sent: SmsSent, first_look_ms: int) -> None:
         """The provider took the message (or may have: `ref` empty); its receipt is to come. Nothing is kept of
@@ -105,28 +107,48 @@ class Ledger:
         found = await self._redis.get(self._ref + receipt.ref)
         return found.decode() if found else ""
 
-    async def take(self, message_id: str) -> dict[str, str] | None:
+    async def take(self, message_id: str, now_ms: int) -> dict[str, str] | None:
         """Take a waiting message to settle it (one caller only, of any replica), with what was kept of it;
-        None when none waits under that id."""
-        if not message_id or not await self._redis.zrem(self._accepted, message_id):
+        None when none waits under that id. Until `finish`, it is in the settling set: `give_back` returns it
+        to the waiting, and `give_back_stale` those a crash left there."""
+        if not message_id:
             return None
-        kept = await self._redis.hgetall(self._sent + message_id)
-        return {k.decode(): v.decode() for k, v in kept.items()} or None
+        found = await self._redis.eval(_TAKE, 3, self._accepted, self._settling, self._sent + message_id,
+                                       message_id, now_ms)
+        if not found:
+            return None
+        kept = dict(zip(found[::2], found[1::2]))
+        return {k.decode(): v.decode() for k, v in kept.items()}
+
+    async def give_back(self, message_id: str, accepted_ms: int) -> None:
+        """A message taken whose outcome could not be written waits again."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self._settling, message_id)
+            pipe.zadd(self._accepted, {message_id: accepted_ms})
+            await pipe.execute()
+
+    async def give_back_stale(self, before_ms: int) -> int:
+        """Messages a crash left taken without an outcome wait again (a receipt, or the timeout, settles them)."""
+        stale = await self._redis.zrangebyscore(self._settling, "-inf", before_ms)
+        for raw in stale:
+            kept = await self._redis.hget(self._sent + raw.decode(), "at")
+            await self.give_back(raw.decode(), int(kept or before_ms))
+        return len(stale)
 
     async def keep_unmatched(self, receipt: Receipt) -> None:
         """A receipt for a message not recorded yet (a receipt faster than the send's answer, or pulled by
         another replica): kept a day for its message to claim."""
         key = receipt.message_id or f"ref:{receipt.ref}"
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self._unmatched, key, msgspec.json.encode(receipt))
-            pipe.expire(self._unmatched, 86_400)
-            await pipe.execute()
+        await self._redis.set(self._unmatched + key, msgspec.json.encode(receipt), ex=86_400)
+
+    async def drop_unmatched(self, receipt: Receipt) -> None:
+        """A kept receipt settled its message after all."""
+        await self._redis.delete(self._unmatched + (receipt.message_id or f"ref:{receipt.ref}"))
 
     async def unmatched_for(self, sent: SmsSent) -> Receipt | None:
         """A receipt that came before the message was recorded, taken out."""
         for key in (sent.message_id, f"ref:{sent.ref}" if sent.ref else ""):
-            if key and (raw := await self._redis.hget(self._unmatched, key)) is not None:
-                await self._redis.hdel(self._unmatched, key)
+            if key and (raw := await self._redis.getdel(self._unmatched + key)) is not None:
                 return msgspec.json.decode(raw, type=Receipt)
         return None
 
@@ -135,6 +157,7 @@ class Ledger:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zrem(self._next_look, message_id)
             pipe.zrem(self._accepted, message_id)
+            pipe.zrem(self._settling, message_id)
             pipe.delete(self._sent + message_id)
             pipe.set(self._done(message_id), mark, ex=DONE_TTL_S)
             await pipe.execute()
@@ -161,6 +184,19 @@ class Ledger:
         return count
 
 
+# a waiting message taken to be settled: out of the waiting set into the settling one, with its record.
+# KEYS: accepted, settling, its record; ARGV: message id, now (ms)
+_TAKE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return false end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return redis.call('HGETALL', KEYS[3])
+"""
+# a throttled message's mark dropped so it may go later, unless it was erased meanwhile
+_RELEASE = """
+if redis.call('GET', KEYS[1]) ~= 'sending' then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+"""
 # claimed again only if the mark is still `claimed` (left by a crash before the provider was asked) or absent
 _CLAIM_AGAIN = """
 local mark = redis.call('GET', KEYS[1])

@@ -17,8 +17,7 @@ from schemas.internal import Trigger
 from schemas.records import Outcome, SmsTask, Subject, encode
 from schemas.units import HOUR_MS
 from streams.kafka_io import consume, produce
-from tests.integration.harness import cli_process, free_port, wait_http
-from tests.integration.test_sms_gateway import _http
+from tests.integration.harness import cli_process, free_port, http_json, wait_http
 
 NOON = 1_764_561_600_000  # 2025-12-01 12:00 local time
 
@@ -73,11 +72,11 @@ def test_campaign_group_cooldown_relaunch_and_warnings_first(isolated: Settings,
     base = f"http://127.0.0.1:{port}"
     with cli_process(isolated, tmp_path, "gw", "test-gateway", "--port", str(port)):
         wait_http(f"{base}/admin/messages")
-        with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", base, "--receipt-every", "1", "--rate", "5",
-                         "--clock", "event"):
+        with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", base, "--receipt-every", "1",
+                         "--rate", "5", "--clock", "event"):
             receipts = [msgspec.json.decode(m.value, type=Outcome)
                         for m in consume(isolated, "outcomes", expect=4, timeout=60, linger=3)]
-            messages = _http(f"{base}/admin/messages")
+            messages = http_json(f"{base}/admin/messages")
     log = (tmp_path / "adapter.log").read_text()
     assert sorted(m["to"] for m in messages.values()) == ["+8613800000030", "+8613800000065", "+8613800000070",
                                                           "+8613800000099"], log

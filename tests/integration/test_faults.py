@@ -150,7 +150,8 @@ def _with_adapter(settings: Settings, tmp_path: Path, replay: Callable[[Path], O
     base = f"http://127.0.0.1:{port}"
     with cli_process(settings, tmp_path, "gateway", "test-gateway", "--port", str(port)):
         wait_http(f"{base}/admin/messages")
-        with cli_process(settings, tmp_path, "adapter", "sms-gateway", "--url", base, "--receipt-every", "1", "--rate", "50",
+        with cli_process(settings, tmp_path, "adapter", "sms-gateway", "--url", base, "--receipt-every", "1",
+                         "--rate", "50",
                          "--clock", "event") as adapter:
             run = replay(tmp_path / "adapter.log")
             settled = _sms_settled(settings, base, run["sms"])

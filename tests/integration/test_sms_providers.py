@@ -192,3 +192,25 @@ def test_marks_redis_lost_are_put_back_from_the_durable_ledger(isolated: Setting
     assert "mark(s) put back from the durable ledger" in log, log
     assert "rebuilding what Redis kept" not in log, log
     assert outcome.outcome == "sms_delivered", outcome  # and its receipt still found it
+
+
+def test_a_forged_jasmin_receipt_is_refused(isolated: Settings, tmp_path: Path) -> None:
+    import urllib.error
+    import urllib.parse
+
+    port, receipt_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = [*_adapter_args("jasmin", base)[:-2], "--receipt-port", str(receipt_port)]
+    with cli_process(isolated, tmp_path, "gw", "test-gateway", "--port", str(port)), \
+            cli_process(isolated, tmp_path, "adapter", *args):
+        wait_http(f"{base}/admin/messages")
+        http_json(f"{base}/admin/receipts", {"delay_s": 30, "status": "delivered"})
+        produce(isolated, "dispatch.sms", [_task("m-real", "+8613800000011")])
+        wait_for(lambda: _by_line(http_json(f"{base}/admin/messages"), "+8613800000011").get("deliveries") == 1,
+                 30, "m-real sent")
+        forged = urllib.parse.urlencode({"id": "x", "message_status": "DELIVRD", "level": "2",
+                                         "message_id": "m-real", "token": "0" * 32}).encode()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{receipt_port}/receipts/jasmin", data=forged, timeout=5)
+        assert refused.value.code == 403
+        assert len(_outcomes(isolated, expect=1, timeout=3)) == 0  # no sms_delivered from a forged receipt
