@@ -24,7 +24,7 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import aiohttp
 import msgspec
@@ -296,25 +296,9 @@ class Deliveries:
         return web.Response(text=ACK) if done is not None else web.Response(status=503, text="not yet")
 
 
-async def run(settings: Settings, url: str, rate: float, clock: str = "wall", stop: asyncio.Event | None = None,
-              metrics_port: int | None = None, rebuild: bool = False, receipts: ReceiptOptions = ReceiptOptions(),
-              retry: RetryPolicy = RetryPolicy()) -> None:
-    """Serve until `stop` is set (or forever); with `metrics_port`, /metrics on 127.0.0.1. What is parked is
-    rebuilt from Kafka at start with `rebuild`, and whenever Redis is found to have lost it."""
-    registry = CollectorRegistry()
-    metrics = sms_metrics(registry)
-    if metrics_port:
-        start_http_server(metrics_port, addr=settings.bind_host, registry=registry)
-    consumer = AIOKafkaConsumer(settings.topic("dispatch.sms"), **client_options(settings),
-                                group_id=f"{settings.app_id}-sms-gateway", enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(**client_options(settings), acks="all")
-    redis = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
-    event_clock, now_ms = pick_clock(clock)
-    bucket = TokenBucket(rate, max(1, int(rate)), time.monotonic, asyncio.sleep)
-    prefix = adapter_prefix(settings.redis_prefix)
-    parked, reminders = waiting_keys(settings.redis_prefix)
-    ledger = Ledger(redis, settings.redis_prefix)
+def redis_loss(settings: Settings, redis: Any, ledger: Ledger, receipts: ReceiptOptions, rebuild: bool) -> RedisLoss:
+    """What rebuilds the adapter's Redis from Kafka: messages with an outcome, or asked of a provider (the durable
+    ledger), are never sent again, and those without an outcome wait for their receipts again."""
     unsettled: dict[str, SmsSent] = {}  # from the durable ledger: asked of a provider, no outcome yet
 
     def collect() -> set[str]:
@@ -332,7 +316,28 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                 pipe.set(done_key(settings.redis_prefix, message_id), "settled", ex=DONE_TTL_S, nx=True)
             await pipe.execute()
 
-    loss = RedisLoss(redis, prefix, settings, collect, remember, log, rebuild)
+    return RedisLoss(redis, adapter_prefix(settings.redis_prefix), settings, collect, remember, log, rebuild)
+
+
+async def run(settings: Settings, url: str, rate: float, clock: str = "wall", stop: asyncio.Event | None = None,
+              metrics_port: int | None = None, rebuild: bool = False, receipts: ReceiptOptions = ReceiptOptions(),
+              retry: RetryPolicy = RetryPolicy()) -> None:
+    """Serve until `stop` is set (or forever); with `metrics_port`, /metrics on 127.0.0.1. What is parked is
+    rebuilt from Kafka at start with `rebuild`, and whenever Redis is found to have lost it."""
+    registry = CollectorRegistry()
+    metrics = sms_metrics(registry)
+    if metrics_port:
+        start_http_server(metrics_port, addr=settings.bind_host, registry=registry)
+    consumer = AIOKafkaConsumer(settings.topic("dispatch.sms"), **client_options(settings),
+                                group_id=f"{settings.app_id}-sms-gateway", enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
+    redis = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
+    event_clock, now_ms = pick_clock(clock)
+    bucket = TokenBucket(rate, max(1, int(rate)), time.monotonic, asyncio.sleep)
+    parked, reminders = waiting_keys(settings.redis_prefix)
+    ledger = Ledger(redis, settings.redis_prefix)
+    loss = redis_loss(settings, redis, ledger, receipts, rebuild)
     commits = LaggingCommits()
 
     async def step(out: Deliveries, wait_ms: int) -> int:
