@@ -138,7 +138,7 @@ def stream_city(settings: Settings | None, city: City, speed: float = 0.0, out: 
                     time.sleep(min(wait, PROGRESS_EVERY_S) if everywhere else wait)
             if producer is not None:
                 producer.send(settings.topic(topic), key=contract_key(rec), value=msgspec.json.encode(rec))  # type: ignore[union-attr]
-            if progress is not None and n % 10_000 == 0:
+            if progress is not None and n % 1_000 == 0:
                 progress(n, counts.get("intel.indicators", 0))
         if everywhere and first_ts is not None:
             say_progress(ts + 1)  # the last word: nothing more is coming, so what waits for the last record can go

@@ -127,6 +127,7 @@ def _simulate(args: argparse.Namespace) -> int:
     with bar:  # into a running pipeline the registry goes first, as in a deployment where it is there long before
         counts = stream_city(settings if args.kafka else None, city, args.speed, out, progress=progress,
                              registry_first=args.kafka)
+        progress(sum(counts.values()))
     elapsed = time.monotonic() - t0
     total = sum(counts.values())
     print(f"{total:,} records in {elapsed:.1f}s ({total / elapsed:,.0f}/s): {counts}")

@@ -225,6 +225,7 @@ def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: boo
         with bar:
             sent = stream_city(settings, city, speed=speed, registry_first=True, progress=progress,
                                out=settings.data_dir / "simulations" / f"demo-seed-{seed}")
+            progress(sum(sent.values()))
         signals = sum(v for k, v in sent.items() if k.startswith("signals."))
         print(f"  {sum(sent.values()):,} records sent in {time.monotonic() - t0:.0f}s; the pipeline works through them")
         _wait_drained(settings, services, starts, signals)
