@@ -65,11 +65,12 @@ async def rewind_to_committed(consumer: AIOKafkaConsumer) -> None:
             consumer.seek(tp, committed)
 
 
-def finished(settings: Settings, ident: Callable[[Outcome], str | None]) -> set[str]:
-    """The ids (`ident` of each outcome: a task's or a message's) that have an outcome on `outcomes`: done, so a
-    rebuild must not queue or send them again. Read to the end or `TimeoutError`: a part would resend."""
+def finished(settings: Settings, ident: Callable[[Outcome], str | None], since_ms: int | None = None) -> set[str]:
+    """The ids (`ident` of each outcome: a task's or a message's) that have an outcome on `outcomes` (written since
+    `since_ms`, or ever): done, so a rebuild must not queue or send them again. Read to the end or `TimeoutError`:
+    a part would resend."""
     done = set()
-    for msg in iter_to_end(settings, settings.topic("outcomes")):
+    for msg in iter_to_end(settings, settings.topic("outcomes"), since_ms=since_ms):
         try:
             key = ident(decode_typed(Outcome, msg.value))
         except InvalidRecord:

@@ -66,7 +66,7 @@ from schemas.decode import InvalidRecord, decode_typed
 from schemas.internal import SmsSent
 from schemas.records import Outcome, SmsTask, encode
 from schemas.topics import SMS_LEDGER_TOPIC
-from streams.kafka_io import iter_since, iter_to_end
+from streams.kafka_io import iter_to_end
 from streams.kafka_security import client_options
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,11 @@ class ReceiptOptions:
     timeout_s: float = 86_400.0
     port: int | None = None
     url: str = ""
+
+    @property
+    def every_ms(self) -> int:
+        """Milliseconds between looks for receipts."""
+        return int(self.every_s * 1000)
 
 
 def make_provider(settings: Settings, session: aiohttp.ClientSession, url: str, receipts: ReceiptOptions) -> Provider:
@@ -124,7 +129,7 @@ def sent_journal(settings: Settings, since_ms: int | None = None) -> dict[str, S
     provider."""
     latest = {}
     topic = settings.topic(SMS_LEDGER_TOPIC)
-    for msg in iter_to_end(settings, topic) if since_ms is None else iter_since(settings, topic, since_ms):
+    for msg in iter_to_end(settings, topic, since_ms=since_ms):
         try:
             sent = msgspec.json.decode(msg.value, type=SmsSent)
         except (msgspec.ValidationError, msgspec.DecodeError, TypeError):
@@ -133,17 +138,9 @@ def sent_journal(settings: Settings, since_ms: int | None = None) -> dict[str, S
     return {m: s for m, s in latest.items() if s.state != "deferred"}  # throttled last: not taken, may go
 
 
-def settled_since(settings: Settings, since_ms: int) -> set[str]:
-    """The SMS message ids with an outcome written since `since_ms`."""
-    done = set()
-    for msg in iter_since(settings, settings.topic("outcomes"), since_ms):
-        try:
-            outcome = decode_typed(Outcome, msg.value)
-        except InvalidRecord:
-            continue
-        if outcome.channel == "sms" and outcome.message_id:
-            done.add(outcome.message_id)
-    return done
+def sms_message(outcome: Outcome) -> str | None:
+    """The SMS message an outcome settles (None for a call's or a visit's)."""
+    return outcome.message_id if outcome.channel == "sms" else None
 
 
 def _wall_ms() -> int:
@@ -210,7 +207,7 @@ class Deliveries:
         return None
 
     async def _await_receipt(self, sent: SmsSent) -> None:
-        await self.ledger.await_receipt(sent, int(self.receipts.every_s * 1000))
+        await self.ledger.await_receipt(sent, self.receipts.every_ms)
         early = await self.ledger.unmatched_for(sent)
         if early is not None:  # its receipt came first
             await self.settle(early)
@@ -250,7 +247,7 @@ class Deliveries:
         since = _wall_ms() - RECENT_JOURNAL_MS
         loop = asyncio.get_running_loop()
         recent = await loop.run_in_executor(None, sent_journal, self.settings, since)
-        settled_ = await loop.run_in_executor(None, settled_since, self.settings, since) if recent else set()
+        settled_ = await loop.run_in_executor(None, finished, self.settings, sms_message, since) if recent else set()
         restored = 0
         for mid, sent in recent.items():
             if await self.ledger.mark(mid) not in (None, "claimed"):  # a claim alone says less than the journal
@@ -259,7 +256,7 @@ class Deliveries:
             if mid in settled_:  # its outcome is out: nothing more to wait for
                 await self.ledger.set_mark(mid, "settled")
             else:  # asked of the provider (answer known or not): never again, its receipt settles it
-                await self.ledger.await_receipt(sent, int(self.receipts.every_s * 1000))
+                await self.ledger.await_receipt(sent, self.receipts.every_ms)
         stale = await self.ledger.give_back_stale(_wall_ms() - 60_000)
         if restored or stale:
             log.warning("%d message mark(s) put back from the durable ledger, %d left half-settled waiting again",
@@ -268,8 +265,7 @@ class Deliveries:
 
     async def look_for_receipts(self) -> None:
         """Pull the receipts due a look; fail the messages whose receipt is overdue."""
-        every_ms = int(self.receipts.every_s * 1000)
-        for receipt in await self.provider.pull(await self.ledger.due(_wall_ms(), every_ms)):
+        for receipt in await self.provider.pull(await self.ledger.due(_wall_ms(), self.receipts.every_ms)):
             await self.settle(receipt)
         for sent in await self.ledger.overdue(_wall_ms() - int(self.receipts.timeout_s * 1000)):
             kept = await self.ledger.take(sent.message_id, _wall_ms())
@@ -302,7 +298,7 @@ def redis_loss(settings: Settings, redis: Any, ledger: Ledger, receipts: Receipt
     unsettled: dict[str, SmsSent] = {}  # from the durable ledger: asked of a provider, no outcome yet
 
     def collect() -> set[str]:
-        done = finished(settings, lambda o: o.message_id if o.channel == "sms" else None)
+        done = finished(settings, sms_message)
         asked = sent_journal(settings)
         unsettled.clear()
         unsettled.update({m: s for m, s in asked.items() if m not in done})
@@ -310,7 +306,7 @@ def redis_loss(settings: Settings, redis: Any, ledger: Ledger, receipts: Receipt
 
     async def remember(message_ids: set[str]) -> None:
         for message_id in message_ids & set(unsettled):  # never again; their receipts still settle them
-            await ledger.await_receipt(unsettled[message_id], int(receipts.every_s * 1000))
+            await ledger.await_receipt(unsettled[message_id], receipts.every_ms)
         async with redis.pipeline(transaction=False) as pipe:
             for message_id in message_ids - set(unsettled):
                 pipe.set(done_key(settings.redis_prefix, message_id), "settled", ex=DONE_TTL_S, nx=True)

@@ -112,9 +112,11 @@ def read_to_end(settings: Cluster, topic: str, stall_s: float = 30.0) -> list[Co
     return list(iter_to_end(settings, topic, stall_s))
 
 
-def iter_to_end(settings: Cluster, topic: str, stall_s: float = 30.0) -> Iterator[ConsumerRecord]:
-    """Every committed message of a real topic up to its end offsets of this moment, one at a time (nothing kept);
-    `TimeoutError` when the read makes no progress for `stall_s` seconds, never a silent part."""
+def iter_to_end(settings: Cluster, topic: str, stall_s: float = 30.0,
+                since_ms: int | None = None) -> Iterator[ConsumerRecord]:
+    """Every committed message of a real topic (or those written since `since_ms`, by Kafka timestamps) up to its
+    end offsets of this moment, one at a time (nothing kept); `TimeoutError` when the read makes no progress for
+    `stall_s` seconds, never a silent part."""
     consumer = KafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None,
                              isolation_level="read_committed")
     try:
@@ -123,38 +125,18 @@ def iter_to_end(settings: Cluster, topic: str, stall_s: float = 30.0) -> Iterato
             return
         ends = consumer.end_offsets(tps)
         consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
+        if since_ms is None:
+            consumer.seek_to_beginning(*tps)
+        else:
+            starts = consumer.offsets_for_times({tp: since_ms for tp in tps})
+            for tp in tps:
+                consumer.seek(tp, starts[tp].offset if starts.get(tp) is not None else ends[tp])
         last_progress = time.monotonic()
         while any(consumer.position(tp) < ends[tp] for tp in tps):
             if time.monotonic() - last_progress > stall_s:
                 behind = sum(max(0, ends[tp] - consumer.position(tp)) for tp in tps)
                 raise TimeoutError(f"{topic}: read stalled {stall_s:.0f} s with {behind} record(s) unread; "
                                    "nothing was made from a part of it")
-            for batch in consumer.poll(timeout_ms=300).values():
-                last_progress = time.monotonic()
-                yield from batch
-    finally:
-        consumer.close()
-
-
-def iter_since(settings: Cluster, topic: str, since_ms: int, stall_s: float = 30.0) -> Iterator[ConsumerRecord]:
-    """Every committed message of a real topic written since `since_ms` (Kafka timestamps) up to its end offsets
-    of this moment; `TimeoutError` when the read stalls."""
-    consumer = KafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None,
-                             isolation_level="read_committed")
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not tps:
-            return
-        ends = consumer.end_offsets(tps)
-        starts = consumer.offsets_for_times({tp: since_ms for tp in tps})
-        consumer.assign(tps)
-        for tp in tps:
-            consumer.seek(tp, starts[tp].offset if starts.get(tp) is not None else ends[tp])
-        last_progress = time.monotonic()
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            if time.monotonic() - last_progress > stall_s:
-                raise TimeoutError(f"{topic}: read stalled {stall_s:.0f} s")
             for batch in consumer.poll(timeout_ms=300).values():
                 last_progress = time.monotonic()
                 yield from batch
