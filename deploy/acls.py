@@ -7,9 +7,10 @@ person, block a domain or forge a signal.
     sms-gateway     reads dispatch.sms and outcomes; writes outcomes (receipts) and dead letters; its ledger
     task-feed       reads dispatch.phone, dispatch.visit and outcomes; writes outcomes and dead letters
     campaign        reads the registry and the triggers; writes dispatch.sms
+    bank            a bank (or the test bank): reads interception.payment; writes interception.replies
     reader          reads every topic (explain, the bulletin, the RPZ export, training with outcomes)
     <topic>-writer  a provider writing one input topic (signals.telecom, …, registry.subjects, intel.indicators,
-                    outcomes)
+                    outcomes, interception.replies)
 
 `yujing acls SERVICE --principal User:NAME` prints them, `--apply` creates them (as a user the broker takes as
 a super user, who also runs `yujing topics`).
@@ -19,15 +20,22 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from deploy.config import Settings
-from schemas.topics import CONTRACT_TOPICS, HOT_PATH_TOPICS, INTERNAL_TOPICS, SIGNAL_TOPICS, SMS_LEDGER_TOPIC
+from schemas.topics import (
+    HOT_PATH_TOPICS,
+    INTERNAL_TOPICS,
+    PUBLIC_TOPICS,
+    REPLY_TOPIC,
+    SIGNAL_TOPICS,
+    SMS_LEDGER_TOPIC,
+)
 from streams.kafka_io import pipeline_groups
 from streams.kafka_security import client_options
 
-WORKER_READS = (*SIGNAL_TOPICS, "registry.subjects", "intel.indicators", "outcomes", *HOT_PATH_TOPICS)
+WORKER_READS = (*SIGNAL_TOPICS, "registry.subjects", "intel.indicators", "outcomes", REPLY_TOPIC, *HOT_PATH_TOPICS)
 WORKER_WRITES = ("warnings", "dispatch.sms", "dispatch.phone", "dispatch.visit", "interception.payment",
                  "interception.account", "interception.domain", "interception.number", "deadletter",
                  *HOT_PATH_TOPICS)
-INPUT_TOPICS = (*SIGNAL_TOPICS, "registry.subjects", "intel.indicators", "outcomes")
+INPUT_TOPICS = (*SIGNAL_TOPICS, "registry.subjects", "intel.indicators", "outcomes", REPLY_TOPIC)
 
 
 class Permission(NamedTuple):
@@ -74,12 +82,15 @@ def _permissions(settings: Settings, service: str) -> list[Permission]:
         return [*_topics(settings, ("registry.subjects", "yujing.triggers"), "READ", "DESCRIBE"),
                 *_topics(settings, ("dispatch.sms",), "WRITE", "DESCRIBE")]
     if service == "reader":
-        return _topics(settings, tuple(dict.fromkeys(CONTRACT_TOPICS + INTERNAL_TOPICS)), "READ", "DESCRIBE")
+        return _topics(settings, tuple(dict.fromkeys(PUBLIC_TOPICS + INTERNAL_TOPICS)), "READ", "DESCRIBE")
+    if service == "bank":
+        return [*_topics(settings, ("interception.payment",), "READ", "DESCRIBE"),
+                *_topics(settings, (REPLY_TOPIC,), "WRITE", "DESCRIBE"), Permission("group", f"{app}-bank", "READ")]
     topic = service.removesuffix("-writer")
     if service.endswith("-writer") and topic in INPUT_TOPICS:
         return _topics(settings, (topic,), "WRITE", "DESCRIBE")
-    raise ValueError(f"unknown service {service!r}: one of worker, sms-gateway, task-feed, campaign, reader, or "
-                     f"<topic>-writer for {', '.join(INPUT_TOPICS)}")
+    raise ValueError(f"unknown service {service!r}: one of worker, sms-gateway, task-feed, campaign, reader, bank, "
+                     f"or <topic>-writer for {', '.join(INPUT_TOPICS)}")
 
 
 def _acl(principal: str, permission: Permission) -> Any:

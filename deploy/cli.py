@@ -499,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="var/schemas", help="the folder to write them to (default: %(default)s)")
     p.set_defaults(func=_schemas)
     p = sub.add_parser("acls", help="what a service may do on the broker (Kafka ACLs): print them, or --apply")
-    p.add_argument("service", help="worker, sms-gateway, task-feed, campaign, reader, or <input topic>-writer")
+    p.add_argument("service", help="worker, sms-gateway, task-feed, campaign, reader, bank, or <input topic>-writer")
     p.add_argument("--principal", required=True, help="the service's user, as User:NAME")
     p.add_argument("--apply", action="store_true", help="create them on the broker (as a super user)")
     p.set_defaults(func=_acls)

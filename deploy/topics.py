@@ -1,12 +1,12 @@
-"""Creates the contract's topics (and yujing's internal ones) with their partitions and cleanup policies."""
+"""Creates the contract's topics, yujing's extensions and internal ones, with their partitions and policies."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from deploy.config import Settings
 from schemas.topics import (
-    CONTRACT_TOPICS,
     INTERNAL_TOPICS,
+    PUBLIC_TOPICS,
     SIGNAL_TOPICS,
 )
 from streams.kafka_security import client_options
@@ -21,7 +21,7 @@ RETENTION_DAYS = {
     # what was decided and sent: explain, the bulletin, audits, and rebuilding queues after Redis lost them
     "warnings": 30, "dispatch.sms": 30, "dispatch.phone": 30, "dispatch.visit": 30, "interception.payment": 30,
     "yujing.decisions": 30,
-    "outcomes": 180,  # labels for training with outcomes, and the half-year figures
+    "outcomes": 180, "interception.replies": 180,  # labels, the half-year figures, banks' answers for audits
     "deadletter": 14,  # long enough to fix the cause and reprocess; the raw value is what reprocessing needs
     "yujing.events": 7, "yujing.contacts": 7, "yujing.triggers": 7,  # the hot path's own hops
 }
@@ -47,7 +47,7 @@ class TopicSpec:
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic yujing reads or writes, as the contract and settings define them."""
     specs = []
-    for logical in CONTRACT_TOPICS + INTERNAL_TOPICS:
+    for logical in PUBLIC_TOPICS + INTERNAL_TOPICS:
         configs: dict[str, str] = {}
         partitions = settings.partitions
         if logical in SIGNAL_TOPICS:

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from dispatch.routing import Route
+from dispatch.routing import Route, StopPaymentTerms
 from schemas.internal import Decision
 from schemas.records import FraudWarning, PaymentInterception, PhoneTask, Reason, SmsTask, Subject, VisitTask
 from schemas.units import HOUR_MS
+from streams.person_state import trigger_id
 
 TEMPLATES_FILE = Path(__file__).parent / "config" / "templates.toml"
 TZ_OFFSET_MS = 8 * HOUR_MS  # the city's local time, UTC+8
@@ -128,11 +129,19 @@ def plan_warning(decision: Decision, route: Route, who: Recipient) -> Plan:
     return plan
 
 
-def stop_payment(decision: Decision) -> PaymentInterception | None:
-    """The stop-payment request of a T1 decision with a transfer under way (one per transfer)."""
+def stop_payment(decision: Decision, who: Recipient, terms: StopPaymentTerms) -> PaymentInterception | None:
+    """The stop-payment request of a T1 decision with a transfer under way: one per transfer (asked again, the
+    same request id), linked to its episode's warning, with what a bank needs to act on it."""
     t = decision.transfer
     if t is None:
         return None
     why = "; ".join(r.detail for r in decision.reasons[:2])
+    warning_id = (decision.decision_id if decision.rose
+                  else trigger_id(decision.person, "episode", str(decision.episode_ts), decision.tier))
     return PaymentInterception(transfer_id=t.transfer_id, payer_account=t.payer_account, payee_account=t.payee_account,
-                               amount_fen=t.amount_fen, reason=f"T1 {decision.fraud_type}: {why}"[:500], ts=t.ts)
+                               amount_fen=t.amount_fen, reason=f"T1 {decision.fraud_type}: {why}"[:500], ts=t.ts,
+                               request_id="sp-" + _id("stop-payment", t.transfer_id), warning_id=warning_id,
+                               payee_bank=t.payee_bank or None, payer_bank=t.payer_bank or None,
+                               requesting_unit=terms.requesting_unit, station_id=who.station_id,
+                               legal_basis=terms.legal_basis, case_refs=list(t.case_refs),
+                               expires_ts=t.ts + terms.hold_ms)

@@ -47,14 +47,25 @@ class Route:
 
 
 @dataclass(frozen=True)
+class StopPaymentTerms:
+    """Who asks banks to stop a transfer, on what legal basis, and for how long the stop holds."""
+
+    requesting_unit: str = "CITY-ANTIFRAUD-CENTER"
+    legal_basis: str = "《中华人民共和国反电信网络诈骗法》第二十条（涉案资金紧急止付）"
+    hold_ms: int = 48 * 60 * MINUTE_MS
+
+
+@dataclass(frozen=True)
 class RoutingConfig:
-    """The routes, the stations they may name, and the desk for warnings without a station."""
+    """The routes, the stations they may name, the desk for warnings without a station, and the stop-payment
+    terms."""
 
     version: str
     routes: tuple[Route, ...]
     stations: frozenset[str]
     default_station: str
     cooldown_ms: int = 24 * 60 * MINUTE_MS
+    stop_payment: StopPaymentTerms = StopPaymentTerms()
 
 
 def _route(i: int, doc: dict[str, Any], stations: frozenset[str]) -> Route:
@@ -109,7 +120,24 @@ def parse_routes(text: str) -> RoutingConfig:
     if not isinstance(cooldown, int) or cooldown < 0:
         raise RouteConfigError("cooldown_hours must be a whole number of hours >= 0")
     return RoutingConfig(str(doc.get("version", "unversioned")), routes, stations,
-                         str(doc.get("default_station", "CITY-DESK")), cooldown * 60 * MINUTE_MS)
+                         str(doc.get("default_station", "CITY-DESK")), cooldown * 60 * MINUTE_MS,
+                         _stop_payment_terms(dict(doc.get("stop_payment", {}))))
+
+
+def _stop_payment_terms(doc: dict[str, Any]) -> StopPaymentTerms:
+    unknown = set(doc) - {"requesting_unit", "legal_basis", "hold_hours"}
+    if unknown:
+        raise RouteConfigError(f"stop_payment: unknown keys {sorted(unknown)}")
+    hours = doc.get("hold_hours", 48)
+    if not isinstance(hours, int) or hours <= 0:
+        raise RouteConfigError("stop_payment.hold_hours must be a whole number of hours > 0")
+    default = StopPaymentTerms()
+    unit = str(doc.get("requesting_unit", default.requesting_unit))
+    basis = str(doc.get("legal_basis", default.legal_basis))
+    if not unit.strip() or not basis.strip():
+        raise RouteConfigError("stop_payment: requesting_unit and legal_basis may not be empty (a bank refuses such a "
+                               "request)")
+    return StopPaymentTerms(unit, basis, hours * 60 * MINUTE_MS)
 
 
 def load_routes(path: Path = ROUTES_FILE) -> RoutingConfig:

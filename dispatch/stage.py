@@ -44,15 +44,17 @@ class Dispatcher:
     async def handle(self, decision: Decision) -> list[Output]:
         """Everything one decision sends: a stop-payment request for a transfer, and for a rise its warning."""
         out: list[Output] = await self._tick(decision.ts)
-        stop = stop_payment(decision)
+        if decision.transfer is None and not decision.rose:
+            return out
+        profile = decode_profile(self.lookup(subject_key(decision.subject_id))) if decision.subject_id else None
+        who = recipient(decision, profile, self.routes.default_station)
+        stop = stop_payment(decision, who, self.routes.stop_payment)
         if stop is not None:  # every transfer at T1, whatever the cooldown: money is moving
             out.append(Output("interception.payment", stop.transfer_id.encode(), stop))
         if not decision.rose:
             return out
         if await self._erased(decision.subject_id):
             return out  # erased since the decision was taken
-        profile = decode_profile(self.lookup(subject_key(decision.subject_id))) if decision.subject_id else None
-        who = recipient(decision, profile, self.routes.default_station)
         route = match_routes(self.routes, {"tier": decision.tier, "fraud_type": decision.fraud_type,
                                            "grid": who.grid_id, "station": who.station_id})
         if not await self.cooldown.acquire(who.subject_id, decision.tier, decision.ts, decision.decision_id):

@@ -12,6 +12,7 @@ import msgspec
 from schemas.masking import mask
 from schemas.records import (
     AccountInterception,
+    BankReply,
     DomainInterception,
     FraudWarning,
     NumberInterception,
@@ -37,6 +38,22 @@ return 1
 """
 
 
+# A bank's answer written into its stop-payment's entry, the latest answer by event time winning.
+# KEYS: the interceptions' documents; ARGV: member, reply, reply ts, held fen ('' for none), bank.
+SETTLE_LUA = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local doc = cjson.decode(raw)
+if doc['reply_ts'] and doc['reply_ts'] > tonumber(ARGV[3]) then return 1 end
+doc['reply'] = ARGV[2]
+doc['reply_ts'] = tonumber(ARGV[3])
+doc['bank'] = ARGV[5]
+if ARGV[4] ~= '' then doc['held_fen'] = tonumber(ARGV[4]) end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(doc))
+return 1
+"""
+
+
 def warning_entry(w: FraudWarning, profile: Subject | None) -> dict[str, Any]:
     """A warning as the console lists it."""
     return {"warning_id": w.warning_id, "tier": w.tier, "fraud_type": w.fraud_type, "score": round(w.score, 3),
@@ -49,7 +66,8 @@ def interception_entry(topic: str, value: Any) -> tuple[str, dict[str, Any]] | N
     """An interception as the console lists it, with its identity for de-duplication."""
     if isinstance(value, PaymentInterception):
         return f"payment|{value.transfer_id}", {"kind": "stop-payment", "ts": value.ts, "amount_fen": value.amount_fen,
-                                                "target": mask(value.payee_account), "reason": value.reason[:120]}
+                                                "target": mask(value.payee_account), "reason": value.reason[:120],
+                                                "request_id": value.request_id, "expires_ts": value.expires_ts}
     if isinstance(value, AccountInterception):
         return f"account|{value.account}", {"kind": "account control", "ts": value.ts, "target": mask(value.account),
                                             "reason": value.reason[:120]}
@@ -69,6 +87,7 @@ class OpsBoard:
         self._r = client
         self._p = prefix + "ops:"
         self._remember_lua = client.register_script(REMEMBER_LUA)
+        self._settle_lua = client.register_script(SETTLE_LUA)
 
     async def _remember(self, kind: str, member: str, ts: int, doc: dict[str, Any], tier: str = "") -> bool:
         keys = [f"{self._p}{kind}", f"{self._p}{kind}:doc", f"{self._p}tiers"]
@@ -94,6 +113,13 @@ class OpsBoard:
         entry = interception_entry(topic, value)
         if entry is not None:
             await self._remember("interceptions", entry[0], entry[1]["ts"], entry[1])
+
+    async def settle_stop_payment(self, reply: BankReply) -> bool:
+        """A bank's answer shown on its stop-payment (the latest by event time); False when the board no longer
+        (or not yet) holds the request."""
+        args = [f"payment|{reply.transfer_id}", reply.reply, reply.ts,
+                "" if reply.held_fen is None else reply.held_fen, reply.bank]
+        return bool(await self._settle_lua(keys=[f"{self._p}interceptions:doc"], args=args))
 
     async def recent(self, kind: str, count: int) -> list[dict[str, Any]]:
         """The newest entries of a kind (`warnings`, `interceptions`)."""

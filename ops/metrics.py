@@ -67,6 +67,11 @@ class PipelineMetrics:
         self.stop_payment_fen = Counter("yujing_stop_payment_requested_fen_total",
                                         "Amount of the transfers a stop-payment was requested for (fen)",
                                         registry=registry)
+        self.bank_replies = Counter("yujing_stop_payment_replies_total",
+                                    "Banks' answers to stop-payment requests (held, released, too_late, refused)",
+                                    ["reply"], registry=registry)
+        self.held_fen = Counter("yujing_stop_payment_held_fen_total",
+                                "Amounts banks report held on stop-payment requests (fen)", registry=registry)
         self.suppressed = Counter("yujing_cooldown_suppressed_total", "Warnings held back by the cooldown",
                                   registry=registry)
         self.breaches = Counter("yujing_sla_breaches_total", "Dispatch steps whose deadline passed unanswered, by "

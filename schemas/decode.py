@@ -14,7 +14,16 @@ from schemas.normalize import (
     normalise_indicator_value,
     normalise_phone,
 )
-from schemas.records import DomainSignal, Indicator, Outcome, PaymentSignal, Progress, Subject, TelecomSignal
+from schemas.records import (
+    BankReply,
+    DomainSignal,
+    Indicator,
+    Outcome,
+    PaymentSignal,
+    Progress,
+    Subject,
+    TelecomSignal,
+)
 
 MAX_RECORD_BYTES = 64 * 1024  # the largest honest input record is a few kB; more is an error or an attack
 
@@ -25,6 +34,7 @@ INPUT_TYPES: dict[str, type[msgspec.Struct]] = {
     "intel.indicators": Indicator,
     "registry.subjects": Subject,
     "outcomes": Outcome,  # an input of the dispatch stage too: field reports answer (or fail) its steps
+    "interception.replies": BankReply,  # banks' answers settle the stop-payment requests
 }
 
 _AT_FIELD = re.compile(r" - at `\$\.?([^`]*)`$")

@@ -111,7 +111,7 @@ class Trigger(Struct, kw_only=True, omit_defaults=True):
     event_id: str
 
 
-class TransferRef(Struct, kw_only=True):
+class TransferRef(Struct, kw_only=True, omit_defaults=True):
     """The transfer a T1 decision asks the bank to stop."""
 
     transfer_id: str
@@ -119,6 +119,9 @@ class TransferRef(Struct, kw_only=True):
     payee_account: str
     amount_fen: int
     ts: int
+    payee_bank: str = ""
+    payer_bank: str = ""
+    case_refs: list[str] = []  # the sources of the case elements behind the decision
 
 
 class DecisionReason(Struct, kw_only=True):

@@ -14,6 +14,7 @@ import msgspec
 from schemas.internal import Decision, SmsSent, Trigger
 from schemas.records import (
     AccountInterception,
+    BankReply,
     DeadLetter,
     DomainInterception,
     DomainSignal,
@@ -65,6 +66,7 @@ TOPICS: dict[str, TopicSpec] = {
     "interception.account": TopicSpec(AccountInterception, "account", "yujing"),
     "interception.domain": TopicSpec(DomainInterception, "domain", "yujing"),
     "interception.number": TopicSpec(NumberInterception, "number", "yujing"),
+    "interception.replies": TopicSpec(BankReply, "request_id", "banks through the police-bank platform"),
     "outcomes": TopicSpec(Outcome, "warning_id", "the SMS gateway, the task feed, field reports"),
     "deadletter": TopicSpec(DeadLetter, "the rejected record's key", "yujing"),
     "yujing.decisions": TopicSpec(Decision, "person", "yujing", internal=True),

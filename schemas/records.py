@@ -68,6 +68,7 @@ class PaymentSignal(_Record):
     channel: Literal["mobile", "online", "atm", "counter", "third_party"]
     payer_phone: Phone | None = None
     payee_first_seen: bool | None = None
+    payer_bank: ShortText | None = None  # extension: the payer's bank, where a stop-payment may also go
 
 
 class DomainSignal(_Record):
@@ -202,6 +203,32 @@ class PaymentInterception(_Record):
     amount_fen: int
     reason: str
     ts: int
+    # extension: what a bank needs to act on the request and answer it on `interception.replies`
+    request_id: str | None = None  # one per transfer: a request asked again keeps its id
+    warning_id: str | None = None  # the warning of the episode the transfer belongs to
+    payee_bank: str | None = None
+    payer_bank: str | None = None
+    requesting_unit: str | None = None  # who asks (the anti-fraud center)
+    station_id: str | None = None  # the police station responsible for the payer
+    legal_basis: str | None = None
+    case_refs: list[str] = []  # the case elements (indicators' sources) behind the decision
+    expires_ts: int | None = None  # the stop lapses then unless a freeze follows
+
+
+BankReplyKind = Literal["held", "released", "too_late", "refused"]
+
+
+class BankReply(_Record):
+    """`interception.replies` (extension): a bank's answer to a stop-payment request."""
+
+    request_id: Id
+    transfer_id: Id
+    bank: ShortText
+    reply: BankReplyKind  # held: the money is stopped; released: the stop lapsed or was lifted;
+    # too_late: the money had left; refused: the bank will not act on the request (`note` says why)
+    ts: Ts
+    held_fen: Fen | None = None
+    note: Annotated[str, Meta(max_length=1024)] | None = None
 
 
 class AccountInterception(_Record):

@@ -17,6 +17,9 @@ OUTPUT_TOPICS = (
 )
 DEADLETTER_TOPIC = "deadletter"
 CONTRACT_TOPICS = SIGNAL_TOPICS + COMPACTED_TOPICS + OUTPUT_TOPICS + (DEADLETTER_TOPIC,)
+REPLY_TOPIC = "interception.replies"  # banks' answers to stop-payment requests
+EXTENSION_TOPICS = (REPLY_TOPIC,)  # topics yujing adds for other teams (CONTRACT.md, Extensions)
+PUBLIC_TOPICS = CONTRACT_TOPICS + EXTENSION_TOPICS
 # Project-internal topics: events keyed by person, contacts and indicators keyed by value, triggers to score.
 HOT_PATH_TOPICS = ("yujing.events", "yujing.contacts", "yujing.triggers", "yujing.decisions")
 SMS_LEDGER_TOPIC = "yujing.sms-sent"  # the SMS adapter's durable ledger: what it asked a provider to send

@@ -150,8 +150,10 @@ class Decider:
                           | ({transfer.event_id} if transfer else set()))[-20:]
         ref = None
         if d.stop_payment and transfer is not None:
+            cases = sorted({h.source for h in seen.hits if h.source and hit_live(h, now)})[:5]
             ref = TransferRef(transfer_id=transfer.transfer_id, payer_account=transfer.account,
-                              payee_account=transfer.counterparty, amount_fen=transfer.amount_fen, ts=now)
+                              payee_account=transfer.counterparty, amount_fen=transfer.amount_fen, ts=now,
+                              payee_bank=transfer.counterparty_bank, payer_bank=transfer.own_bank, case_refs=cases)
         decision_id = (trigger_id(state.person, "episode", str(d.risk.episode_ts), d.tier) if d.rose
                        else trigger_id(state.person, "stop", transfer.transfer_id if transfer else str(now)))
         decision = Decision(decision_id=decision_id, person=state.person, subject_id=state.subject_id,

@@ -94,6 +94,8 @@ class PaymentFact(Struct, array_like=True):
     event_id: str
     account: str = ""  # the person's own account in this transfer
     by_bank: bool = False  # `first_contact` is the bank's flag (an outgoing transfer's `payee_first_seen`), not ours
+    counterparty_bank: str = ""  # an outgoing transfer's payee bank (where a stop-payment goes)
+    own_bank: str = ""  # the payer's bank, when the signal names it
 
 
 class HitFact(Struct, array_like=True):
@@ -312,8 +314,9 @@ def _payment(state: PersonState, rec: PaymentSignal, role: str, policy: StatePol
     # The bank knows its own history better than our 30-day memory does: its flag wins when present.
     by_bank = rec.payee_first_seen is not None and direction == "out"
     first = rec.payee_first_seen if by_bank else first_seen
+    banks = (rec.payee_bank, rec.payer_bank or "") if direction == "out" else ("", "")
     _append(state, "payments", PaymentFact(rec.ts, rec.transfer_id, rec.status, direction, counterparty,
-                                        rec.amount_fen, bool(first), rec.channel, rec.event_id, own, by_bank),
+                                        rec.amount_fen, bool(first), rec.channel, rec.event_id, own, by_bank, *banks),
             policy, up)
     up.contacts.append(Contact(value_key=key, person=state.person, ts=rec.ts, event_id=rec.event_id))
 

@@ -7,6 +7,7 @@
     yujing.contacts    --values-->    values table (contact index + indicator); hits -> yujing.events
     yujing.decisions   --dispatch-->  warnings, dispatch.*, interception.payment
     outcomes           --escalation-> dispatch.* (the next step of an escalating route)
+    interception.replies --bank-replies-> the console's stop-payments settled (banks' answers), metrics
 
 The first four stages (signals, indicators, persons, values) are the hot path: read by the batch in a consumer
 group of their own, with state in memory written to changelogs per checkpoint (`stream_reader.py`). Decisions
@@ -109,7 +110,7 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
                             on_erase_failed=lambda store: metrics.erasure_failures.labels(store).inc())
     progress = SourceProgress(idle_after_s=settings.idle_after_ms / 1000, producers=settings.producers)
     max_ahead_ms = settings.max_ahead_minutes * MINUTE_MS
-    handlers = Handlers(processor, topology(settings), progress, metrics, dispatcher,
+    handlers = Handlers(processor, topology(settings), progress, metrics, dispatcher, board,
                         latest_ms=lambda: int(time.time() * 1000) + max_ahead_ms)
     heap = HeapKeeper(observe_full=metrics.heap_full_collection.observe)
     reader = StreamReader(settings, processor, tables, handlers, metrics,
@@ -150,6 +151,7 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     agent("registry.subjects", "registry", handlers.registry)
     agent("yujing.decisions", "dispatch", handlers.decision, parallel=DISPATCH_PARALLEL)
     agent("outcomes", "escalation", handlers.outcome)
+    agent("interception.replies", "bank-replies", handlers.bank_reply)
     add_pages(app, registry, board, queues, redis_client, redis_prefix,
               lambda warning_id: gather(settings, warning_id), settings.allowed_hosts.split(","))
     app.yujing_metrics = metrics  # type: ignore[attr-defined]  # for the console and tests in this process

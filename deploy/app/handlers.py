@@ -35,6 +35,7 @@ class Handlers:
     progress: SourceProgress
     metrics: PipelineMetrics
     dispatcher: Dispatcher | None = None
+    board: OpsBoard | None = None  # the console's: banks' answers settle the stop-payments on it
     # the latest event time accepted from outside: the wall clock plus the allowed skew (None: no bound, in tests)
     latest_ms: Callable[[], int | None] = lambda: None
 
@@ -88,6 +89,16 @@ class Handlers:
         """A decision to dispatch: stop-payment, route, cooldown, warning and tasks."""
         assert self.dispatcher is not None
         return await self.dispatcher.handle(_decision_decoder.decode(event.value))
+
+    async def bank_reply(self, event: Any) -> list[Output]:
+        """A bank's answer to a stop-payment: counted, and shown on the request in the console."""
+        reply = decode_input("interception.replies", event.value)
+        self.metrics.bank_replies.labels(reply.reply).inc()
+        if reply.reply == "held" and reply.held_fen:
+            self.metrics.held_fen.inc(reply.held_fen)
+        if self.board is not None:
+            await self.board.settle_stop_payment(reply)
+        return []
 
     async def outcome(self, event: Any) -> list[Output]:
         """An outcome reported back: counted, and answered in escalation (done, or escalate now)."""

@@ -9,7 +9,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from deploy.config import Settings
 from deploy.topics import DEADLETTER_RETENTION_MS, KEPT_LATEST, RETENTION_DAYS, create_topics
-from schemas.topics import CONTRACT_TOPICS, INTERNAL_TOPICS
+from schemas.topics import CONTRACT_TOPICS, INTERNAL_TOPICS, PUBLIC_TOPICS
 from streams.kafka_io import consume, produce
 from tests.integration.scenario import wait_for
 
@@ -51,7 +51,7 @@ def test_contract_topics_have_their_policies(isolated: Settings) -> None:
         assert all(len(d["partitions"]) == isolated.partitions for d in described.values())
     finally:
         admin.close()
-    configs = _topic_configs(isolated, CONTRACT_TOPICS + INTERNAL_TOPICS)
+    configs = _topic_configs(isolated, PUBLIC_TOPICS + INTERNAL_TOPICS)
     for logical in ("intel.indicators", "registry.subjects", "interception.domain"):  # the latest per key decides
         assert configs[isolated.topic(logical)]["cleanup.policy"] == "compact", logical
     for logical in ("interception.number", "interception.account"):  # … for a year at most
@@ -60,7 +60,7 @@ def test_contract_topics_have_their_policies(isolated: Settings) -> None:
     for logical, days in RETENTION_DAYS.items():  # every other topic: an explicit, bounded retention
         got = configs[isolated.topic(logical)]
         assert (got["cleanup.policy"], got["retention.ms"]) == ("delete", str(days * 86_400_000)), logical
-    assert set(RETENTION_DAYS) | set(KEPT_LATEST) == set(CONTRACT_TOPICS + INTERNAL_TOPICS)
+    assert set(RETENTION_DAYS) | set(KEPT_LATEST) == set(PUBLIC_TOPICS + INTERNAL_TOPICS)
     assert configs[isolated.topic("deadletter")]["retention.ms"] == str(DEADLETTER_RETENTION_MS)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import redis
 
 from deploy.config import load_settings
-from schemas.topics import CONTRACT_TOPICS, INTERNAL_TOPICS
+from schemas.topics import INTERNAL_TOPICS, PUBLIC_TOPICS
 from streams.kafka_io import consume, produce
 from tests.integration.harness import free_port
 
@@ -46,7 +46,7 @@ def test_up_status_topics_down_and_up_again_keeps_data(tmp_path: Path) -> None:
 
         topics = _yujing(env, "topics")
         assert topics.returncode == 0, topics.stderr
-        assert topics.stdout.count("created") == len(CONTRACT_TOPICS + INTERNAL_TOPICS)
+        assert topics.stdout.count("created") == len(PUBLIC_TOPICS + INTERNAL_TOPICS)
 
         produce(settings, "registry.subjects", [(b"s1", b'{"kept": true}')])
         redis.Redis.from_url(settings.redis_url, **settings.redis_options()).set("cooldown:s1", "1")

@@ -4,10 +4,11 @@ from __future__ import annotations
 import pytest
 
 from dispatch.plan import not_before, plan_warning, recipient, sms_text, stop_payment
-from dispatch.routing import load_routes, match_routes
+from dispatch.routing import ROUTES_FILE, RouteConfigError, load_routes, match_routes, parse_routes
 from schemas.internal import Decision, DecisionReason, TransferRef
 from schemas.records import FRAUD_TYPES, Subject
 from schemas.units import HOUR_MS
+from streams.person_state import trigger_id
 
 T = 1_764_547_200_000  # 08:00 in the city (UTC+8)
 ROUTES = load_routes()
@@ -63,6 +64,42 @@ def test_unregistered_line_gets_the_sms_at_the_city_desk_and_an_account_a_visit(
 
 def test_stop_payment_only_with_a_transfer() -> None:
     ref = TransferRef(transfer_id="TR", payer_account="A1", payee_account="M", amount_fen=5, ts=T)
-    assert stop_payment(dec("T1")) is None
-    sp = stop_payment(dec("T1", transfer=ref))
+    who = recipient(dec("T1"), WANG, ROUTES.default_station)
+    assert stop_payment(dec("T1"), who, ROUTES.stop_payment) is None
+    sp = stop_payment(dec("T1", transfer=ref), who, ROUTES.stop_payment)
     assert sp is not None and (sp.transfer_id, sp.amount_fen) == ("TR", 5) and sp.reason.startswith("T1 romance")
+
+
+def test_a_stop_payment_carries_what_a_bank_acts_on() -> None:
+    ref = TransferRef(transfer_id="TR", payer_account="A1", payee_account="M", amount_fen=5, ts=T, payee_bank="ICBC",
+                      payer_bank="BOC", case_refs=["case:2025-17"])
+    rose = dec("T1", transfer=ref)
+    who = recipient(rose, WANG, ROUTES.default_station)
+    sp = stop_payment(rose, who, ROUTES.stop_payment)
+    assert sp is not None
+    assert (sp.warning_id, sp.payee_bank, sp.payer_bank, sp.station_id, sp.case_refs) == (
+        "w-T1", "ICBC", "BOC", "ST001", ["case:2025-17"])
+    assert sp.requesting_unit == "CITY-ANTIFRAUD-CENTER" and "反电信网络诈骗法" in (sp.legal_basis or "")
+    assert sp.expires_ts == T + 48 * HOUR_MS
+    # a later transfer of the same T1 episode: the same warning (the episode's), its own request id
+    later_ref = TransferRef(transfer_id="TR2", payer_account="A1", payee_account="M", amount_fen=7, ts=T + HOUR_MS)
+    later = Decision(**{**{f: getattr(rose, f) for f in rose.__struct_fields__}, "decision_id": "stop-TR2",
+                        "rose": False, "transfer": later_ref})
+    sp2 = stop_payment(later, who, ROUTES.stop_payment)
+    assert sp2 is not None and sp2.request_id != sp.request_id
+    assert sp2.request_id == stop_payment(later, who, ROUTES.stop_payment).request_id  # asked again: one request
+    assert sp2.warning_id == trigger_id("S1", "episode", str(T), "T1")
+
+
+@pytest.mark.parametrize(("section", "error"), [
+    ("[stop_payment]\nhold_hours = 0", "hold_hours"),
+    ("[stop_payment]\nlegal_basis = ''", "may not be empty"),
+    ("[stop_payment]\nbasis = 'x'", "unknown keys"),
+])
+def test_stop_payment_terms_are_checked_at_load(section: str, error: str) -> None:
+    text = ROUTES_FILE.read_text()
+    head, _, rest = text.partition("[stop_payment]")
+    rest = rest[rest.index("[[route]]"):]
+    assert parse_routes(head + rest).stop_payment == ROUTES.stop_payment  # the section is optional
+    with pytest.raises(RouteConfigError, match=error):
+        parse_routes(head + section + "\n\n" + rest)
