@@ -391,6 +391,17 @@ def _bulletin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _test_bank(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from deploy.bank_stub_service import run
+
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s")
+    asyncio.run(run(load_settings(), args.bank, int(args.answer_after * 1000)))
+    return 0
+
+
 def _sms_gateway_stub(args: argparse.Namespace) -> int:
     from deploy.sms_gateway_stub_service import serve
 
@@ -582,6 +593,11 @@ def build_parser() -> argparse.ArgumentParser:
                                             "SMS_APP_ID, else yujing / secret08 / 1400000001)")
     p.add_argument("--port", type=int, default=9110)
     p.set_defaults(func=_sms_gateway_stub)
+    p = sub.add_parser("test-bank", help="a bank answering stop-payment requests on interception.replies, for tests "
+                                         "and the demo (held, or refused when a request lacks its legal basis)")
+    p.add_argument("--bank", default="TEST-BANK", help="the bank's name where a request names no payee bank")
+    p.add_argument("--answer-after", type=float, default=60.0, help="event-time seconds from request to answer")
+    p.set_defaults(func=_test_bank)
     p = sub.add_parser("rpz", help="export the blocked fraud domains as a DNS RPZ zone file")
     p.add_argument("--out", help="zone file (default: standard output)")
     p.add_argument("--origin", default="rpz.yujing.local", help="the zone's name")

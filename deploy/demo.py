@@ -1,8 +1,9 @@
 """`yujing demo`: the main job; a simulated city streamed through the real pipeline, warnings dispatched.
 
 Starts the local stack, creates the topics, trains or loads the model, starts the worker(s) in one consumer
-group, the local SMS test gateway with the SMS gateway adapter, and the grid workers' task feed; streams a
-simulated city into Kafka with a live progress line, waits until the pipeline is quiet, and prints a summary.
+group, the local SMS test gateway with the SMS gateway adapter, the grid workers' task feed and a test bank
+answering stop-payments; streams a simulated city into Kafka with a live progress line, waits until the pipeline
+is quiet, and prints a summary.
 Every number in it comes from the running system (Kafka topics, Redis, the workers' metrics), except the
 "reached before loss" line, which compares the warnings with the simulator's ground truth.
 """
@@ -35,13 +36,15 @@ from dispatch.tasks import Scope
 from ops.access import ConsoleTokens
 from ops.metrics import sample_quantile, scrape_samples
 from schemas.internal import Decision
-from schemas.records import Outcome, PaymentInterception
+from schemas.records import BankReply, Outcome, PaymentInterception
+from schemas.topics import REPLY_TOPIC
 from scorers.lab.city import City, CityConfig
 from streams.kafka_io import end_offsets_of, group_lag, pipeline_groups, read_to_end
 
 GATEWAY_PORT, SMS_METRICS_PORT = 9110, 9111
 COUNTED = ("deadletter", "yujing.decisions", "warnings", "dispatch.sms", "dispatch.phone", "dispatch.visit",
-           "interception.payment", "interception.account", "interception.domain", "interception.number", "outcomes")
+           "interception.payment", "interception.account", "interception.domain", "interception.number", "outcomes",
+           REPLY_TOPIC)
 
 
 @dataclass
@@ -81,7 +84,8 @@ def _start(settings: Settings, workers: int) -> Services:
               spawn("sms-gateway", "sms-gateway", "--clock", "event", "--url", f"http://127.0.0.1:{GATEWAY_PORT}",
                     "--receipt-every", "2",
                     "--rate", "200", "--metrics-port", str(SMS_METRICS_PORT)),
-              spawn("task-feed", "task-feed", "--clock", "event")]
+              spawn("task-feed", "task-feed", "--clock", "event"),
+              spawn("test-bank", "test-bank")]
     return Services(started, others)
 
 
@@ -150,6 +154,21 @@ def _produced(settings: Settings, starts: dict[str, dict[int, int]]) -> dict[str
 
 def _read(settings: Settings, topic: str, after: dict[int, int]) -> list[bytes]:
     return [m.value for m in read_to_end(settings, settings.topic(topic)) if m.offset >= after.get(m.partition, 0)]
+
+
+def _bank_answers(settings: Settings, after: dict[int, int], transfers: set[str],
+                  timeout_s: float = 30.0) -> dict[str, BankReply]:
+    """The latest answer per transfer, once every stop-payment has one (or after `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        latest: dict[str, BankReply] = {}
+        for raw in _read(settings, REPLY_TOPIC, after):
+            r = msgspec.json.decode(raw, type=BankReply)
+            if r.transfer_id not in latest or latest[r.transfer_id].ts <= r.ts:
+                latest[r.transfer_id] = r
+        if transfers <= set(latest) or time.monotonic() > deadline:
+            return latest
+        time.sleep(1)
 
 
 def _reached_before_loss(decisions: list[Decision], city: City) -> tuple[int, int]:
@@ -241,6 +260,9 @@ def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: boo
         requests = [msgspec.json.decode(v, type=PaymentInterception)
                     for v in _read(settings, "interception.payment", starts["interception.payment"])]
         stops = {p.transfer_id: p for p in requests}  # each T1 event of a transfer asks again, same transfer_id
+        answers = _bank_answers(settings, starts[REPLY_TOPIC], set(stops))
+        held = sum(r.held_fen or 0 for r in answers.values() if r.reply == "held")
+        replied = Counter(r.reply for r in answers.values())
         counts = _produced(settings, starts)
         reached, lost = _reached_before_loss(decisions, city)
         waiting, queues, busiest = asyncio.run(_queued_tasks(settings))
@@ -257,6 +279,9 @@ def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: boo
             ("tasks waiting in the grid and station feeds (Redis)", f"{waiting} in {queues} queues"),
             ("transfers stopped: requests to banks (amount)",
              f"{len(stops)}: {len(requests)} (¥{sum(p.amount_fen for p in stops.values()) / 100:,.2f})"),
+            ("banks' answers: held / too late / refused / released (amount held)",
+             f"{replied['held']} / {replied['too_late']} / {replied['refused']} / {replied['released']} "
+             f"(¥{held / 100:,.2f})"),
             ("accounts under control (one card in a case)", counts["interception.account"]),
             ("domains / numbers to block", f"{counts['interception.domain']} / {counts['interception.number']}"),
             ("signal → warning latency p50 / p99 (worker metrics)",

@@ -58,7 +58,8 @@ def test_each_bank_reply_settles_its_stop_payment(isolated: Settings, worker: Wo
 
     def settled() -> dict[str, dict] | None:
         status, body = get(f"http://127.0.0.1:{isolated.web_port}/console/state.json", token)
-        rows = {i["request_id"]: i for i in json.loads(body)["interceptions"] if i.get("request_id")} if status == 200 else {}
+        shown = json.loads(body)["interceptions"] if status == 200 else []
+        rows = {i["request_id"]: i for i in shown if i.get("request_id")}
         return rows if sum(1 for row in rows.values() if row.get("reply")) == 4 else None
 
     rows = wait_for(settled, 60, "the four answers on the console")

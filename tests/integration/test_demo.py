@@ -33,6 +33,9 @@ def test_demo_runs_a_small_city_end_to_end(isolated: Settings) -> None:
     queued, by_receipt, _ = (int(v.replace(",", "")) for v in summary[
         "SMS queued / delivered by receipt / failed (night ones wait for 08:00)"].split(" / "))
     assert 0 < by_receipt <= queued, summary  # receipts came back through the provider's pull
+    stopped = int(summary["transfers stopped: requests to banks (amount)"].split(":")[0])
+    answers = summary["banks' answers: held / too late / refused / released (amount held)"].split(" (")[0]
+    assert sum(int(n) for n in answers.split(" / ")) == stopped, summary  # the test bank answered each request
     seen, misfits = _against_the_published_schemas(isolated)
     assert not misfits, misfits[:5]
     assert {"warnings", "dispatch.sms", "outcomes", "yujing.decisions"} <= {t for t, n in seen.items() if n}, seen
