@@ -641,12 +641,14 @@ def expected_failure(exc: BaseException, settings: Any) -> str | None:
     from kafka.errors import KafkaConnectionError, KafkaTimeoutError
     from redis.exceptions import ConnectionError as RedisConnectionError
 
+    from schemas.catalogue import tr
+
     if isinstance(exc, (KafkaConnectionError, KafkaTimeoutError, AioKafkaConnectionError)):
-        return (f"Kafka does not answer at {settings().kafka_bootstrap} ({exc}); start it with `yujing stack up` "
-                "or set KAFKA_BOOTSTRAP")
+        return tr("Kafka does not answer at {where} ({error}); start it with `yujing stack up` or set KAFKA_BOOTSTRAP",
+                  where=settings().kafka_bootstrap, error=exc)
     if isinstance(exc, RedisConnectionError):
-        return (f"Redis does not answer at {settings().redis_url} ({exc}); start it with `yujing stack up` or set "
-                "REDIS_URL")
+        return tr("Redis does not answer at {where} ({error}); start it with `yujing stack up` or set REDIS_URL",
+                  where=settings().redis_url, error=exc)
     if isinstance(exc, TimeoutError) and str(exc):
         return str(exc)
     return None

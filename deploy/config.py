@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from schemas.catalogue import LOCALES
 from schemas.topics import SOURCE_TOPICS
 from streams.kafka_security import KafkaSecurity
 
@@ -78,6 +79,7 @@ class Settings:
     sms_secret: str = field(default="", repr=False)  # its secret (Jasmin: the password)
     sms_app_id: str = ""  # Tencent's SmsSdkAppId
     sms_templates: str = ""  # the provider's approved template codes (default: dispatch/config/sms_providers.toml)
+    lang: str = "zh"  # the operators' language: console, reasons, feed errors, CLI messages (zh or en)
 
     @property
     def model_path(self) -> Path:
@@ -132,6 +134,7 @@ class Settings:
             "SMS_SECRET": self.sms_secret,
             "SMS_APP_ID": self.sms_app_id,
             "YUJING_SMS_TEMPLATES": self.sms_templates,
+            "YUJING_LANG": self.lang,
         }
 
     def redis_options(self) -> dict[str, Any]:
@@ -224,7 +227,15 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         sms_secret=_secret(env, "SMS_SECRET"),
         sms_app_id=env.get("SMS_APP_ID", ""),
         sms_templates=env.get("YUJING_SMS_TEMPLATES", ""),
+        lang=_lang(env),
     )
+
+
+def _lang(env: dict[str, str]) -> str:
+    lang = env.get("YUJING_LANG") or Settings.lang
+    if lang not in LOCALES:
+        raise SystemExit(f"YUJING_LANG must be one of {', '.join(LOCALES)}, not {lang!r}")
+    return lang
 
 
 def _secret(env: dict[str, str], name: str) -> str:

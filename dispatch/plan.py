@@ -12,7 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from dispatch.routing import Route, StopPaymentTerms
+from schemas.catalogue import tr
 from schemas.internal import Decision
+from schemas.labels import fraud_type_words
 from schemas.records import FraudWarning, PaymentInterception, PhoneTask, Reason, SmsTask, Subject, VisitTask
 from schemas.units import HOUR_MS
 from streams.person_state import trigger_id
@@ -135,11 +137,13 @@ def stop_payment(decision: Decision, who: Recipient, terms: StopPaymentTerms) ->
     t = decision.transfer
     if t is None:
         return None
-    why = "; ".join(r.detail for r in decision.reasons[:2])
+    why = tr("; ").join(r.detail for r in decision.reasons[:2])
     warning_id = (decision.decision_id if decision.rose
                   else trigger_id(decision.person, "episode", str(decision.episode_ts), decision.tier))
     return PaymentInterception(transfer_id=t.transfer_id, payer_account=t.payer_account, payee_account=t.payee_account,
-                               amount_fen=t.amount_fen, reason=f"T1 {decision.fraud_type}: {why}"[:500], ts=t.ts,
+                               amount_fen=t.amount_fen, ts=t.ts,
+                               reason=tr("T1 {fraud_type}: {why}", fraud_type=fraud_type_words(decision.fraud_type),
+                                         why=why)[:500],
                                request_id="sp-" + _id("stop-payment", t.transfer_id), warning_id=warning_id,
                                payee_bank=t.payee_bank or None, payer_bank=t.payer_bank or None,
                                requesting_unit=terms.requesting_unit, station_id=who.station_id,

@@ -27,6 +27,7 @@ from dispatch.metrics import feed_metrics
 from dispatch.task_queue import TaskQueues
 from dispatch.tasks import Report, Scope, channel_of, check_report, priority
 from dispatch.throttle import RefusalThrottle
+from schemas.catalogue import tr
 from schemas.records import Outcome, encode
 
 MAX_BODY = 16 * 1024
@@ -37,8 +38,9 @@ OutcomeSink = Callable[[Outcome], Awaitable[None]]
 audit = logging.getLogger("yujing.audit")  # who listed, claimed and reported what: workers and task ids, no numbers
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status,
+def _error(status: int, message: str, **params: object) -> web.Response:
+    """An error answer; `message` is the catalogue's msgid, given in the operators' language."""
+    return web.json_response({"error": tr(message, **params)}, status=status,
                              headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
 
 
@@ -149,7 +151,9 @@ def build_app(queues: TaskQueues, write_outcome: OutcomeSink, now_ms: Callable[[
             return web.json_response({"task": task, "hold_for_ms": queues.claim_timeout_ms})
         if status == "missing":
             return _error(404, "no such task in your queue")
-        return _error(409, {"taken": "another worker holds this task"}.get(status, "this task is finished"))
+        if status == "taken":
+            return _error(409, "another worker holds this task")
+        return _error(409, "this task is finished")
 
     async def report(request: web.Request) -> web.Response:
         scope = request[SCOPE]
@@ -157,7 +161,7 @@ def build_app(queues: TaskQueues, write_outcome: OutcomeSink, now_ms: Callable[[
         try:
             body = msgspec.json.decode(await request.read(), type=Report)
         except msgspec.ValidationError as exc:
-            return _error(400, f"invalid report: {exc}")
+            return _error(400, "invalid report: {why}", why=exc)
         except msgspec.DecodeError:
             return _error(400, "the body must be a JSON object")
         queue = await _locate(scope, task_id)
@@ -165,7 +169,7 @@ def build_app(queues: TaskQueues, write_outcome: OutcomeSink, now_ms: Callable[[
             return _error(404, "no such task in your queue")
         problem = check_report(queue, body)
         if problem is not None:
-            return _error(400, problem)
+            return web.json_response({"error": problem}, status=400)  # in the operators' words already
         replay = await _first_use(queues, request, scope)
         if replay is not None:
             return replay
@@ -176,8 +180,9 @@ def build_app(queues: TaskQueues, write_outcome: OutcomeSink, now_ms: Callable[[
         status, raw = await queues.report(queue, task_id, scope.worker, encode(outcome))
         audit.info("report: %s %s %s -> %s", scope.worker, task_id, body.outcome, status)
         if raw is None:
-            return _error(409, {"not_claimed": "claim the task before reporting on it"}.get(
-                status, "this task is finished"))
+            if status == "not_claimed":
+                return _error(409, "claim the task before reporting on it")
+            return _error(409, "this task is finished")
         stored = msgspec.json.decode(raw, type=Outcome)
         await write_outcome(stored)  # before `sent`: a crash in between leaves it for the worker's retry
         await queues.sent(task_id)

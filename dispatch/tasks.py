@@ -6,6 +6,7 @@ from typing import Literal
 
 import msgspec
 
+from schemas.catalogue import tr
 from schemas.records import TIER_RANK, PhoneTask, VisitTask
 
 Kind = Literal["visit", "phone"]
@@ -65,12 +66,13 @@ class Report(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def check_report(queue: str, report: Report) -> str | None:
-    """Why a report cannot be accepted for a task of this queue (None when it can)."""
+    """Why a report cannot be accepted for a task of this queue, in the operators' words (None when it can)."""
     channel = channel_of(queue)
     if report.outcome not in OUTCOMES[channel]:
-        return f"outcome must be one of {', '.join(sorted(OUTCOMES[channel]))} for a {channel} task"
+        return tr("outcome must be one of {allowed} for a {channel} task", allowed=", ".join(sorted(OUTCOMES[channel])),
+                  channel=channel)
     if report.note is not None and len(report.note) > 1024:
-        return "note is longer than 1024 characters"
+        return tr("note is longer than 1024 characters")
     if report.amount_saved_fen is not None and not 0 <= report.amount_saved_fen <= 10**13:
-        return "amount_saved_fen must be between 0 and 10^13"
+        return tr("amount_saved_fen must be between 0 and 10^13")
     return None

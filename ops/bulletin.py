@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from schemas.catalogue import tr
 from schemas.decode import InvalidRecord, decode_typed
 from schemas.records import (
     AccountInterception,
@@ -103,27 +104,30 @@ def read_records(settings: Cluster) -> tuple[dict[str, list[dict[str, Any]]], in
 def markdown(f: dict[str, Any]) -> str:
     """The bulletin as Markdown."""
     yuan = lambda fen: f"¥{fen / 100:,.2f}"  # noqa: E731
-    rows = [("Warning instructions handled", f["warnings"]),
-            ("  by tier", ", ".join(f"{k} {v}" for k, v in f["warnings_by_tier"].items()) or "–"),
-            ("SMS sent (delivered) / queued", f"{f['sms_sent']} / {f['sms_queued']}"),
-            ("Calls", f["calls"]), ("Visits", f["visits"]),
-            ("Domains blocked", f["domains_blocked"]), ("Numbers blocked", f["numbers_blocked"]),
-            ("Accounts under control", f["accounts_controlled"]),
-            ("Stop-payment requests", f"{f['stop_payments']} ({yuan(f['stop_payment_fen'])})"),
-            ("People dissuaded", f["dissuaded"]), ("Already lost", f["already_lost"]),
-            ("False alarms", f["false_alarms"]), ("Losses avoided (reported)", yuan(f["saved_fen"]))]
+    rows = [(tr("Warning instructions handled"), f["warnings"]),
+            (tr("  by tier"), ", ".join(f"{k} {v}" for k, v in f["warnings_by_tier"].items()) or "–"),
+            (tr("SMS sent (delivered) / queued"), f"{f['sms_sent']} / {f['sms_queued']}"),
+            (tr("Calls"), f["calls"]), (tr("Visits"), f["visits"]),
+            (tr("Domains blocked"), f["domains_blocked"]), (tr("Numbers blocked"), f["numbers_blocked"]),
+            (tr("Accounts under control"), f["accounts_controlled"]),
+            (tr("Stop-payment requests"), f"{f['stop_payments']} ({yuan(f['stop_payment_fen'])})"),
+            (tr("People dissuaded"), f["dissuaded"]), (tr("Already lost"), f["already_lost"]),
+            (tr("False alarms"), f["false_alarms"]), (tr("Losses avoided (reported)"), yuan(f["saved_fen"]))]
     if f.get("left_out"):
-        rows.append(("Malformed records left out (see the topics)", f["left_out"]))
-    lines = [f"# Anti-fraud early warning bulletin, {f['period']}", "", "| figure | value |", "|---|---|"]
+        rows.append((tr("Malformed records left out (see the topics)"), f["left_out"]))
+    figure_head = " | ".join((tr("figure"), tr("value")))
+    station_head = " | ".join((tr("station"), tr("closed"), tr("dissuaded"), tr("success")))
+    lines = [tr("# Anti-fraud early warning bulletin, {period}", period=f["period"]), "",
+             f"| {figure_head} |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
-    lines += ["", "## Success rate by station (dissuaded of closed calls and visits)", "",
-              "| station | closed | dissuaded | success |", "|---|---|---|---|"]
+    lines += ["", tr("## Success rate by station (dissuaded of closed calls and visits)"), "",
+              f"| {station_head} |", "|---|---|---|---|"]
     lines += [f"| {st} | {s['closed']} | {s['dissuaded']} | {s['success']:.0%} |" for st, s in f["stations"].items()]
     return "\n".join(lines) + "\n"
 
 
 def chart_png(f: dict[str, Any]) -> bytes:
-    """A bar chart of the day's actions."""
+    """A bar chart of the day's actions (labels in English: the machine has no CJK font for matplotlib)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

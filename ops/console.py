@@ -2,28 +2,42 @@
 from __future__ import annotations
 
 import html
+import json
+import re
 from pathlib import Path
 from typing import Any
 
 from dispatch.task_queue import TaskQueues
 from ops.board import OpsBoard
+from schemas.labels import code_words
+from schemas.catalogue import N_, language, tr
 
 PAGE = Path(__file__).with_name("console.html")
 
 
-def page() -> str:
-    """The console's HTML (static; it polls `/console/state.json`)."""
-    return PAGE.read_text(encoding="utf-8")
+PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}")  # {{English words}} in the page: a message of the catalogue
+HTML_LANG = {"zh": "zh-CN", "en": "en"}
 
 
-def login_page(message: str = "") -> str:
+def page(lang: str | None = None) -> str:
+    """The console's HTML in the operators' language (it polls `/console/state.json`)."""
+    lang = lang or language()
+    fixed = {"lang": HTML_LANG[lang], "words": json.dumps(code_words(lang), ensure_ascii=False)}
+    return PLACEHOLDER.sub(lambda m: fixed.get(m[1]) or html.escape(tr(m[1], lang)),
+                           PAGE.read_text(encoding="utf-8"))
+
+
+def login_page(refused: bool = False, lang: str | None = None) -> str:
     """The form that trades a console token (`yujing console-token`) for a session cookie."""
-    note = f'<p id="refused">{html.escape(message)}</p>' if message else ""
-    return ('<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>yujing console: sign in</title>'
-            '</head><body><h1>yujing console</h1>' + note +
-            '<form method="post" action="/console/login"><label>token <input id="token" name="token" '
-            'type="password" autocomplete="off" required></label> <button id="sign-in">sign in</button></form>'
-            '</body></html>')
+    lang = lang or language()
+    words = {key: html.escape(tr(msgid, lang)) for key, msgid in (
+        ("title", N_("yujing · operations console")), ("refused", N_("token refused (unknown or expired)")),
+        ("token", N_("token")), ("sign_in", N_("sign in")))}
+    note = f'<p id="refused">{words["refused"]}</p>' if refused else ""
+    return (f'<!doctype html><html lang="{HTML_LANG[lang]}"><head><meta charset="utf-8"><title>{words["title"]}'
+            f'</title></head><body><h1>{words["title"]}</h1>{note}<form method="post" action="/console/login"><label>'
+            f'{words["token"]} <input id="token" name="token" type="password" autocomplete="off" required></label> '
+            f'<button id="sign-in">{words["sign_in"]}</button></form></body></html>')
 
 
 async def console_state(board: OpsBoard, queues: TaskQueues, client: Any, prefix: str) -> dict[str, Any]:

@@ -1,17 +1,24 @@
-"""Reason codes: why a person was scored as they were, in words an operator understands, from the facts."""
+"""Reason codes: why a person was scored as they were, in words an operator understands (their language), from
+the facts."""
 from __future__ import annotations
 
+from schemas.catalogue import N_, tr
 from schemas.internal import DecisionReason
+from schemas.labels import fraud_type_words
 from schemas.masking import mask, shown, shown_counterpart
 from schemas.units import DAY_MS
 from scorers.features import FEATURES, REMOTE_APPS, STRONG_CONFIDENCE, Snapshot, suspect_contact
 from scorers.script import SERVICE_KINDS, Stage, stages
 from streams.person_state import CallFact, HitFact, PaymentFact, fact_order, hit_live
 
-TAG_WORDS = {"spoof_suspect": "suspected spoofed", "virtual_operator": "virtual-operator", "voip": "VoIP",
-             "international": "international"}
-STAGE_WORDS = {"long_talk": "a long call", "link": "a link followed", "install": "an app installed on the call or "
-               "after the link", "rebate": "a small payment received from an unknown account"}
+# English words (the catalogue's msgids); every text below is given in the operators' language (`tr`)
+TAG_WORDS = {"spoof_suspect": N_("suspected spoofed"), "virtual_operator": N_("virtual-operator"),
+             "voip": N_("VoIP"), "international": N_("international")}
+STAGE_WORDS = {"long_talk": N_("a long call"), "link": N_("a link followed"),
+               "install": N_("an app installed on the call or after the link"),
+               "rebate": N_("a small payment received from an unknown account")}
+VALUE_WORDS = {"phone": N_("phone"), "domain": N_("domain"), "account": N_("account"), "app": N_("app"),
+               "url": N_("web address")}
 STAGE_FEATURES = {"long_talk_12h": "long_talk", "link_followed_12h": "link", "steered_install_12h": "install",
                   "rebate_12h": "rebate"}
 MAX_REASONS = 4
@@ -22,14 +29,19 @@ def _yuan(fen: int) -> str:
 
 
 def _number_words(c: CallFact) -> str:
-    tags = [TAG_WORDS[t] for t in c.tags if t in TAG_WORDS]
-    kind = " ".join(tags) if tags else ("international" if c.number_kind == "international" else "new")
-    return f"{kind} number {mask(c.counterpart)}"
+    tags = [tr(TAG_WORDS[t]) for t in c.tags if t in TAG_WORDS]
+    kind = " ".join(tags) if tags else tr(N_("international") if c.number_kind == "international" else N_("new"))
+    return tr("{kind} number {number}", kind=kind, number=mask(c.counterpart))
 
 
 def _minutes(ms: int) -> str:
     minutes = max(1, round(ms / 60_000))
-    return f"{minutes} min" if minutes < 120 else f"{round(minutes / 60)} h"
+    return tr("{n} min", n=minutes) if minutes < 120 else tr("{n} h", n=round(minutes / 60))
+
+
+def _stage_words(st: Stage) -> str:
+    what = tr(STAGE_WORDS[st.name])
+    return tr("{what} ({who})", what=what, who=shown_counterpart(st.counterpart)) if st.counterpart else what
 
 
 def _first_transfer(snap: Snapshot) -> PaymentFact | None:
@@ -42,9 +54,7 @@ def _script_words(found: list[Stage]) -> str:
     first: dict[str, Stage] = {}
     for st in found:
         first.setdefault(st.name, st)
-    parts = [STAGE_WORDS[st.name] + (f" ({shown_counterpart(st.counterpart)})" if st.counterpart else "")
-             for st in sorted(first.values(), key=lambda st: st.ts)]
-    return ", then ".join(parts)
+    return tr(", then ").join(_stage_words(st) for st in sorted(first.values(), key=lambda st: st.ts))
 
 
 def _hit_order(h: HitFact) -> tuple[tuple[int, str], str]:
@@ -58,8 +68,8 @@ def _hit_reason(snap: Snapshot, name: str) -> DecisionReason | None:
     if name == "fanout_hit_72h":
         h = next((h for h in sorted(hits, key=_hit_order) if h.mode == "fanout"), None)
         return h and DecisionReason(code="HIGH_FANOUT_NUMBER",
-                                    detail=f"in contact with {shown(*h.value_key.split(':', 1))}, which reached "
-                                           f"{h.fanout} people within an hour")
+                                    detail=tr("in contact with {value}, which reached {n} people within an hour",
+                                              value=shown(*h.value_key.split(':', 1)), n=h.fanout))
     strong = name == "hit_strong_72h"
     # the earliest of the most confident: the same whichever arrived first
     h = next((h for h in sorted(hits, key=lambda h: (-h.confidence, _hit_order(h)))
@@ -67,11 +77,12 @@ def _hit_reason(snap: Snapshot, name: str) -> DecisionReason | None:
     if h is None:
         return None
     kind, value = h.value_key.split(":", 1)
-    when = (f"{_minutes(h.indicator_ts - h.contact_ts)} before it was known" if h.mode == "reverse"
-            else "after it was known")
+    when = (tr("{duration} before it was known", duration=_minutes(h.indicator_ts - h.contact_ts))
+            if h.mode == "reverse" else tr("after it was known"))
     return DecisionReason(code="CASE_ELEMENT_CONTACT" if strong else "LOW_CONFIDENCE_ELEMENT_CONTACT",
-                          detail=f"contact with {kind} {shown(kind, value)} named in {h.source} ({h.fraud_type}), "
-                                 f"{when}")
+                          detail=tr("contact with {kind} {value} named in {source} ({fraud_type}), {when}",
+                                    kind=tr(VALUE_WORDS.get(kind, kind)), value=shown(kind, value), source=h.source,
+                                    fraud_type=fraud_type_words(h.fraud_type), when=when))
 
 
 def _script_reason(snap: Snapshot, name: str) -> DecisionReason | None:
@@ -81,16 +92,15 @@ def _script_reason(snap: Snapshot, name: str) -> DecisionReason | None:
         if pay is None or len({st.name for st in found}) < 2:
             return None
         return DecisionReason(code="SCRIPT_THEN_FIRST_TRANSFER",
-                              detail=f"a first transfer of {_yuan(pay.amount_fen)} to a new payee "
-                                     f"{_minutes(pay.ts - found[0].ts)} after {_script_words(found)}")
+                              detail=tr("a first transfer of {amount} to a new payee {duration} after {script}",
+                                        amount=_yuan(pay.amount_fen), duration=_minutes(pay.ts - found[0].ts),
+                                        script=_script_words(found)))
     found = stages(snap.state, snap.now)
     if name.startswith("script_stages"):
         return found and DecisionReason(code="SCAM_SCRIPT_IN_PROGRESS", detail=_script_words(found)) or None
     stage = STAGE_FEATURES[name]
     st = next((st for st in found if st.name == stage), None)
-    return st and DecisionReason(code=f"SCRIPT_STAGE_{stage.upper()}",
-                                 detail=STAGE_WORDS[stage] + (f" ({shown_counterpart(st.counterpart)})"
-                                                              if st.counterpart else ""))
+    return st and DecisionReason(code=f"SCRIPT_STAGE_{stage.upper()}", detail=_stage_words(st))
 
 
 def _explain(name: str, snap: Snapshot) -> DecisionReason | None:
@@ -110,28 +120,30 @@ def _explain(name: str, snap: Snapshot) -> DecisionReason | None:
         c = max(calls, key=lambda c: c.duration_s)
         code = "VERY_LONG_CALL" if c.duration_s >= 2400 else "LONG_CALL" if c.duration_s >= 600 \
             else "TAGGED_NEW_NUMBER"
-        known = " never in contact before" if c.first_contact else ""
-        return DecisionReason(code=code, detail=f"{_minutes(c.duration_s * 1000)} call from a {_number_words(c)}"
-                                                f"{known}")
+        said = (N_("{duration} call from a {number} never in contact before") if c.first_contact
+                else N_("{duration} call from a {number}"))
+        return DecisionReason(code=code, detail=tr(said, duration=_minutes(c.duration_s * 1000),
+                                                   number=_number_words(c)))
     if name == "remote_app_install_24h":
         w = next((w for w in reversed(s.web) if now - DAY_MS <= w.ts <= now and w.kind == "app_install"
                   and w.target in REMOTE_APPS), None)
         return w and DecisionReason(code="REMOTE_APP_INSTALL",
-                                    detail=f"installed {w.target} (remote meeting or screen sharing)")
+                                    detail=tr("installed {app} (remote meeting or screen sharing)", app=w.target))
     if name in ("first_payee_out_24h", "log_first_payee_amount_24h", "out_transfers_1h"):
         pay = _first_transfer(snap)
         return pay and DecisionReason(code="FIRST_TRANSFER_NEW_PAYEE",
-                                      detail=f"transfer of {_yuan(pay.amount_fen)} initiated to a new payee "
-                                             f"{mask(pay.counterparty)}")
+                                      detail=tr("transfer of {amount} initiated to a new payee {payee}",
+                                                amount=_yuan(pay.amount_fen), payee=mask(pay.counterparty)))
     if name == "small_in_unknown_24h":
         ins = [p for p in s.payments if now - DAY_MS <= p.ts <= now and p.direction == "in" and p.first_contact
                and p.amount_fen <= 10_000 and p.status == "completed"]
         return ins and DecisionReason(code="SMALL_PAYMENTS_RECEIVED",
-                                      detail=f"{len(ins)} small payments received from unknown accounts") or None
+                                      detail=tr("{n} small payments received from unknown accounts",
+                                                n=len(ins))) or None
     if name == "elderly" and snap.age is not None:
-        return DecisionReason(code="ELDERLY", detail=f"aged {snap.age}")
+        return DecisionReason(code="ELDERLY", detail=tr("aged {age}", age=snap.age))
     if name == "young" and snap.age is not None:
-        return DecisionReason(code="YOUNG", detail=f"aged {snap.age}")
+        return DecisionReason(code="YOUNG", detail=tr("aged {age}", age=snap.age))
     return None
 
 
@@ -140,9 +152,9 @@ def reasons(snap: Snapshot, contributions: list[float], payee_flagged: bool = Fa
     out: list[DecisionReason] = []
     if payee_flagged:
         pay = _first_transfer(snap)
-        payee = mask(pay.counterparty) if pay else "an account"
+        payee = mask(pay.counterparty) if pay else tr("an account")
         out.append(DecisionReason(code="TRANSFER_TO_CASE_ACCOUNT",
-                                  detail=f"transfer initiated to {payee} named in a fraud case"))
+                                  detail=tr("transfer initiated to {payee} named in a fraud case", payee=payee)))
     ranked = sorted((c, n) for n, c in zip(FEATURES, contributions) if c > 0)
     for _, name in reversed(ranked):
         reason = _explain(name, snap)

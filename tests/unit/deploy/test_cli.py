@@ -43,14 +43,14 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_kafka_and_redis_unreachable_are_told_in_a_line() -> None:
     kafka = expected_failure(KafkaTimeoutError("Unable to bootstrap from 127.0.0.1:1"), load_settings)
-    assert kafka is not None and kafka.startswith("Kafka does not answer at ") and "yujing stack up" in kafka
+    assert kafka is not None and kafka.startswith("Kafka 在 127.0.0.1:") and "yujing stack up" in kafka
     assert expected_failure(ValueError("a bug"), load_settings) is None  # a bug keeps its traceback
     # and for real, through the console script: a Redis that is not there
     env = {"REDIS_URL": "redis://127.0.0.1:1/0", "PATH": "/usr/bin:/bin"}
     res = subprocess.run([sys.executable, "-m", "deploy.cli", "campaign", "--dry-run"], capture_output=True,
                          text=True, env=env, timeout=60)
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
-    assert res.stderr.startswith("yujing campaign: Redis does not answer at redis://127.0.0.1:1/0"), res.stderr
+    assert res.stderr.startswith("yujing campaign: Redis 在 redis://127.0.0.1:1/0 无响应"), res.stderr
 
 
 class StalledConsumer:

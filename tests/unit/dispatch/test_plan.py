@@ -67,7 +67,7 @@ def test_stop_payment_only_with_a_transfer() -> None:
     who = recipient(dec("T1"), WANG, ROUTES.default_station)
     assert stop_payment(dec("T1"), who, ROUTES.stop_payment) is None
     sp = stop_payment(dec("T1", transfer=ref), who, ROUTES.stop_payment)
-    assert sp is not None and (sp.transfer_id, sp.amount_fen) == ("TR", 5) and sp.reason.startswith("T1 romance")
+    assert sp is not None and (sp.transfer_id, sp.amount_fen) == ("TR", 5) and sp.reason.startswith("T1 网络婚恋交友：")
 
 
 def test_a_stop_payment_carries_what_a_bank_acts_on() -> None:

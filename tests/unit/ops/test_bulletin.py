@@ -32,7 +32,7 @@ def test_figures_count_the_day_once_each(tmp_path: Path) -> None:
     assert f["stations"] == {"ST1": {"closed": 2, "dissuaded": 1, "success": 0.5},
                              "ST2": {"closed": 1, "dissuaded": 0, "success": 0.0}}
     md, page = write(f, tmp_path)
-    assert "| Warning instructions handled | 2 |" in md.read_text() and "| ST1 | 2 | 1 | 50% |" in md.read_text()
+    assert "| 处置预警指令 | 2 |" in md.read_text() and "| ST1 | 2 | 1 | 50% |" in md.read_text()
     assert "data:image/png;base64," in page.read_text()
 
 
@@ -43,4 +43,4 @@ def test_malformed_records_are_left_out_and_counted_not_the_end_of_the_bulletin(
     assert left_out == 5 and [r["task_id"] for r in records["outcomes"]] == ["v1"] and records["warnings"] == []
     f = figures(records, date(2025, 12, 1), 1) | {"left_out": left_out}
     md, _ = write(f, tmp_path)
-    assert f["dissuaded"] == 1 and "| Malformed records left out (see the topics) | 5 |" in md.read_text()
+    assert f["dissuaded"] == 1 and "| 格式错误未计入的记录（见各主题） | 5 |" in md.read_text()

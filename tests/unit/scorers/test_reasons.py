@@ -1,13 +1,21 @@
-"""Reason codes: the words an operator reads, built from the facts behind the features that pushed the score."""
+"""Reason codes: the words an operator reads, built from the facts behind the features that pushed the score (in
+English here, where the wording is checked; Chinese, the default, told from the same facts at the end)."""
 from __future__ import annotations
 
 import re
+
+import pytest
 
 from schemas.units import HOUR_MS
 from scorers.features import FEATURES, Snapshot
 from scorers.reasons import reasons
 from streams.person_state import HitFact, PersonState, WebFact
 from tests.unit.scorers.test_features import NOW, call, pay
+
+
+@pytest.fixture(autouse=True)
+def english(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YUJING_LANG", "en")
 
 
 def _push(*names: str) -> list[float]:
@@ -35,7 +43,7 @@ def test_strongest_contributions_first_and_no_duplicates() -> None:
         contrib[FEATURES.index(name)] = c
     got = reasons(Snapshot(state, NOW, 70), contrib)
     assert [r.code for r in got] == ["CASE_ELEMENT_CONTACT", "REMOTE_APP_INSTALL", "VERY_LONG_CALL"]
-    assert got[0].detail == ("contact with phone **********1111 named in case-7 (impersonate_authority), "
+    assert got[0].detail == ("contact with phone **********1111 named in case-7 (impersonating police or officials), "
                              "28 h before it was known")
     assert got[1].detail == "installed us.zoom.videomeetings (remote meeting or screen sharing)"
     assert got[2].detail == "50 min call from a VoIP number **********1111 never in contact before"
@@ -70,7 +78,7 @@ def test_the_case_element_told_is_the_same_whichever_hit_arrived_first() -> None
                   NOW - 2 * HOUR_MS, "case-7", 0, "w1")
     told = {reasons(Snapshot(PersonState(person="x", hits=hits), NOW), _push("hit_strong_72h"))[0].detail
             for hits in ([phone, app], [app, phone])}
-    assert told == {"contact with phone **********1111 named in case-7 (fake_loan), 2 h before it was known"}
+    assert told == {"contact with phone **********1111 named in case-7 (fake loan), 2 h before it was known"}
 
 
 def test_no_reason_names_a_whole_number_or_account() -> None:
@@ -85,3 +93,13 @@ def test_no_reason_names_a_whole_number_or_account() -> None:
     told = [r.detail for name in FEATURES for r in reasons(Snapshot(state, NOW, 70), _push(name), payee_flagged=True)]
     assert len(set(told)) >= 5
     assert not [d for d in told if re.search(r"\d{5,}", d)], told
+
+
+def test_chinese_by_default_from_the_same_facts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("YUJING_LANG")
+    state = PersonState(person="x", calls=[call(40 * 60_000, 1380, ["virtual_operator"], number="+8617000001111")],
+                        web=[WebFact(NOW - 30 * 60_000, "app_install", "com.tencent.wemeet.app", True, "w1")],
+                        payments=[pay(5 * 60_000, 1_250_000)])
+    (r, *_) = reasons(Snapshot(state, NOW, 71), _push("pay_after_script_12h"))
+    assert r.detail == ("长时间通话（**********1111），随后通话中或点击链接后安装了应用（**********1111）之后 35 分钟，"
+                        "首次向新收款人转账 ¥12,500")
