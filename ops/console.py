@@ -5,7 +5,7 @@ import html
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from dispatch.task_queue import TaskQueues
 from ops.board import OpsBoard
@@ -17,14 +17,23 @@ PAGE = Path(__file__).with_name("console.html")
 
 PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}")  # {{English words}} in the page: a message of the catalogue
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
+FILLED = ("lang", "words")  # placeholders the page fills itself, not messages
 
 
 def page(lang: str | None = None) -> str:
     """The console's HTML in the operators' language (it polls `/console/state.json`)."""
     lang = lang or language()
-    fixed = {"lang": HTML_LANG[lang], "words": json.dumps(code_words(lang), ensure_ascii=False)}
+    fixed = dict(zip(FILLED, (HTML_LANG[lang], json.dumps(code_words(lang), ensure_ascii=False))))
     return PLACEHOLDER.sub(lambda m: fixed.get(m[1]) or html.escape(tr(m[1], lang)),
                            PAGE.read_text(encoding="utf-8"))
+
+
+def extract_page(fileobj: Any, keywords: Any, comment_tags: Any, options: Any) -> Iterator[tuple[int, str, str, list]]:
+    """Babel's extractor for the page's `{{English words}}` (babel.cfg), so `pybabel extract` finds them."""
+    text = fileobj.read().decode("utf-8")
+    for m in PLACEHOLDER.finditer(text):
+        if m[1] not in FILLED:
+            yield text.count("\n", 0, m.start()) + 1, "", m[1], []
 
 
 def login_page(refused: bool = False, lang: str | None = None) -> str:

@@ -1,6 +1,7 @@
-"""The live console in a real headless Chromium against a running pipeline: signed in with an analyst's token, a T1
-warning fed into Kafka appears with its reasons, masked name, grid and station; its visit task in the queue table;
-its stop-payment among the interceptions; no phone number or account on the page. Without a valid token, with too
+"""The live console in a real headless Chromium against a running pipeline, in Chinese (the operators' language by
+default): signed in with an analyst's token, a T1 warning fed into Kafka appears with its reasons, masked name, grid
+and station; its visit task in the queue table; its stop-payment among the interceptions, settled by the bank's
+answer; no phone number or account on the page. Without a valid token, with too
 weak a role, under a strange Host the pages refuse, and guessing tokens is throttled; faust's table pages are gone."""
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import urllib.error
 import urllib.request
 from typing import Iterator
 
+import msgspec
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -22,7 +24,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from deploy.config import Settings
 from deploy.workers import WorkerProcess
 from schemas.internal import TransferRef
-from streams.kafka_io import produce
+from schemas.records import BankReply, PaymentInterception
+from streams.kafka_io import consume, produce
 from tests.integration.scenario import HOUR, T, load_registry
 from tests.integration.test_dispatch import decision
 from tests.integration.test_task_feed import feed  # noqa: F401  (the task feed fixture: fills the queues)
@@ -67,27 +70,41 @@ def test_a_t1_warning_appears_on_the_console(isolated: Settings, worker: WorkerP
     browser.get(f"http://127.0.0.1:{isolated.web_port}/console")
     browser.find_element(By.ID, "token").send_keys(console_token(isolated, "analyst"))
     browser.find_element(By.ID, "sign-in").click()
-    WebDriverWait(browser, 20).until(lambda b: "live" in b.find_element(By.ID, "status").text)
+    WebDriverWait(browser, 20).until(lambda b: b.find_element(By.ID, "status").get_attribute("data-state") == "live")
     assert browser.find_element(By.ID, "count-T1").text == "0"
+    assert browser.find_element(By.TAG_NAME, "h1").text == "预警 · 反诈中心值班台"
+    assert [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#warnings th")] == [
+        "等级", "时间", "姓名", "网格 / 派出所", "诈骗类型", "评分", "预警理由", "处置方式", "预警编号"]
+    assert "实时 · 更新于" in browser.find_element(By.ID, "status").text
 
     transfer = TransferRef(transfer_id="TR-9", payer_account="6222000000000001", payee_account="6217000011112222",
-                           amount_fen=880_000, ts=T + 2 * HOUR)
+                           amount_fen=880_000, ts=T + 2 * HOUR, payee_bank="ICBC")
     produce(isolated, "yujing.decisions", [decision("w-t1", "T1", T + 2 * HOUR, transfer)])
 
     row = WebDriverWait(browser, 60).until(
         lambda b: b.find_elements(By.CSS_SELECTOR, '#warnings tbody tr[data-tier="T1"]'))[0]
     cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
     assert cells[0] == "T1" and cells[2] == "王*" and cells[3] == "G0000 / ST0", worker.log_tail()
-    assert cells[4] == "fake_customer_service" and "contact with phone" in cells[6] and cells[8] == "w-t1"
+    assert cells[4] == "冒充电商物流客服" and "contact with phone" in cells[6] and cells[8] == "w-t1"
+    assert cells[7] == "电话、上门走访"
     link = row.find_element(By.TAG_NAME, "a").get_attribute("href")
     assert link.endswith("/console/explain/w-t1")
     assert browser.find_element(By.ID, "count-T1").text == "1"
     queue = WebDriverWait(browser, 60).until(
         lambda b: [r.text for r in b.find_elements(By.CSS_SELECTOR, "#queues tbody tr") if "G0000" in r.text])
-    assert queue[0].split()[:3] == ["visit", "G0000", "1"]
-    stop = WebDriverWait(browser, 30).until(
-        lambda b: [r.text for r in b.find_elements(By.CSS_SELECTOR, "#interceptions tbody tr") if "stop-payment" in r.text])
-    assert "************2222" in stop[0] and "8800.00" in stop[0]
+    assert queue[0].split()[:3] == ["上门走访", "G0000", "1"]
+    stops = '#interceptions tbody tr[data-kind="stop-payment"]'
+    stop = WebDriverWait(browser, 30).until(lambda b: [r.text for r in b.find_elements(By.CSS_SELECTOR, stops)])
+    assert "紧急止付" in stop[0] and "************2222" in stop[0] and "8800.00" in stop[0] and "等待银行回复" in stop[0]
+    request = msgspec.json.decode(consume(isolated, "interception.payment", expect=1, timeout=30)[0].value,
+                                  type=PaymentInterception)
+    assert request.request_id and request.payee_bank == "ICBC"
+    held = BankReply(request_id=request.request_id, transfer_id="TR-9", bank="ICBC", reply="held", ts=T + 3 * HOUR,
+                     held_fen=880_000)
+    produce(isolated, "interception.replies", [(held.request_id.encode(), msgspec.json.encode(held))])
+    settled = WebDriverWait(browser, 30).until(
+        lambda b: [r.text for r in b.find_elements(By.CSS_SELECTOR, stops) if "已止付" in r.text])
+    assert "已止付 · ICBC ¥8800.00" in settled[0]
     page = browser.page_source
     assert "+8613800000001" not in page and "6222000000000001" not in page and "6217000011112222" not in page
 

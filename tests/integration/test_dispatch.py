@@ -78,8 +78,8 @@ def test_t3_sms_cooldown_then_t1_phone_visit_and_stop_payment(isolated: Settings
     # the day's bulletin, from Kafka alone (T + 2 h is 2025-12-05 14:00 local)
     bulletin = subprocess.run([sys.executable, "-m", "deploy.cli", "bulletin", "--date", "2025-12-05"], env=env,
                               check=True, capture_output=True, text=True, timeout=120).stdout
-    for row in ("| Warning instructions handled | 2 |", "| Calls | 1 |", "| Visits | 1 |",
-                "| Stop-payment requests | 1 (¥8,800.00) |", "| SMS sent (delivered) / queued | 0 / 1 |"):
+    for row in ("| 处置预警指令 | 2 |", "| 电话劝阻 | 1 |", "| 上门劝阻 | 1 |",
+                "| 紧急止付请求 | 1 (¥8,800.00) |", "| 短信送达 / 排队 | 0 / 1 |"):
         assert row in bulletin, bulletin
 
 
