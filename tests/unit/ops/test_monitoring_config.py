@@ -13,6 +13,8 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from deploy.grafana.build_dashboard import OUT, render
+from deploy.prometheus.build_rules import RULES as RULES_DIR
+from deploy.prometheus.build_rules import build as build_rules
 from dispatch.metrics import feed_metrics, sms_metrics
 from ops.metrics import ConsumerLag, PipelineMetrics
 
@@ -43,11 +45,22 @@ def exported_names() -> set[str]:
 
 def test_promtool_checks_config_and_rules() -> None:
     assert "SUCCESS" in promtool("check", "config", "prometheus.yml")
-    assert "SUCCESS" in promtool("check", "rules", "rules/yujing.rules.yml")
+    assert "SUCCESS" in promtool("check", "rules", "rules/yujing.rules.yml", "rules/en/yujing.rules.yml")
 
 
-def test_promtool_rule_unit_tests() -> None:
-    assert "SUCCESS" in promtool("test", "rules", "yujing.rules.test.yml", cwd=PROM / "rules")
+def test_promtool_rule_unit_tests_in_both_languages() -> None:
+    assert "SUCCESS" in promtool("test", "rules", "yujing.rules.test.yml", cwd=PROM / "rules")  # Chinese: deployed
+    assert "SUCCESS" in promtool("test", "rules", "yujing.rules.test.yml", cwd=PROM / "rules" / "en")
+
+
+def test_the_deployed_rules_are_the_english_ones_in_the_operators_language() -> None:
+    built = build_rules()
+    for name, text in built.items():
+        assert (RULES_DIR / name).read_text(encoding="utf-8") == text, "run python -m deploy.prometheus.build_rules"
+    assert "消费积压" in built["yujing.rules.yml"]
+    assert "signals.telecom 消费积压 5000 条" in built["yujing.rules.test.yml"]
+    english = build_rules("en")
+    assert all(english[name] == (RULES_DIR / "en" / name).read_text(encoding="utf-8") for name in english)
 
 
 def test_rules_use_only_exported_metrics() -> None:

@@ -1,5 +1,5 @@
-"""The message catalogue: every message the code and the console page use has its Chinese, with the same
-placeholders; Chinese is the default and English a setting; a bad setting is refused."""
+"""The message catalogue: every message the code, the console page and the alert rules use has its Chinese, with
+the same placeholders; Chinese is the default and English a setting; a bad setting is refused."""
 from __future__ import annotations
 
 import re
@@ -30,13 +30,15 @@ def used_messages() -> dict[str, str]:
 
 
 def _fields(text: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+    """Python's placeholders and Prometheus's Go templates (the alert annotations)."""
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name} | set(re.findall(r"\{\{.*?\}\}", text))
 
 
 def test_every_message_in_use_has_its_chinese_with_the_same_placeholders() -> None:
     zh = catalogue("zh")
     used = used_messages()
     assert len(used) > 150 and "awaiting the bank" in used  # the extraction found the code's and the page's
+    assert "No signals received for 10 minutes" in used  # … and the alert rules'
     missing = {m: where for m, where in used.items() if m not in zh}
     assert not missing, missing
     differ = {m: zh[m] for m in used if _fields(m) != _fields(zh[m])}
