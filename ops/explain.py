@@ -1,7 +1,8 @@
 """`yujing explain WARNING_ID`: the audit trail of one warning, from what Kafka holds.
 
 The decision (score, fraud type, reasons, the features scored, model and policy versions), the evidence
-events it names, the warning, every dispatch task and interception it caused, and every outcome since.
+events it names, the warning, every dispatch task and stop-payment it caused with the banks' answers, and every
+outcome since.
 """
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from typing import Any
 
 import msgspec
 
+from schemas.catalogue import tr
 from schemas.decode import InvalidRecord, decode_input
 from schemas.internal import Decision
+from schemas.labels import code_words, fraud_type_words
 from schemas.masking import shown_counterpart
-from schemas.topics import SIGNAL_TOPICS
+from schemas.topics import REPLY_TOPIC, SIGNAL_TOPICS
 from scorers.features import FEATURES
 from streams.kafka_io import Cluster, read_to_end
 
@@ -30,7 +33,8 @@ class Trail:
     decision: Decision | None = None
     evidence: dict[str, dict[str, Any]] = field(default_factory=dict)  # event id -> the signal, with its topic
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # topic -> records naming the warning
-    stop_payments: list[dict[str, Any]] = field(default_factory=list)
+    stop_payments: list[dict[str, Any]] = field(default_factory=list)  # of the warning's episode and transfer
+    replies: list[dict[str, Any]] = field(default_factory=list)  # the banks' answers to them
 
 
 def gather(settings: Cluster, warning_id: str) -> Trail:
@@ -58,11 +62,16 @@ def gather(settings: Cluster, warning_id: str) -> Trail:
                 doc["kafka_offset"] = f"{msg.partition}:{msg.offset}"
                 trail.records.setdefault(logical, []).append(doc)
     transfer = trail.decision.transfer if trail.decision else None
-    if transfer is not None:
-        for msg in read_to_end(settings, settings.topic("interception.payment")):
-            doc = _document(msg.value)
-            if doc is not None and doc.get("transfer_id") == transfer.transfer_id:
-                trail.stop_payments.append(doc)
+    for msg in read_to_end(settings, settings.topic("interception.payment")):
+        doc = _document(msg.value)
+        if doc is not None and (doc.get("warning_id") == warning_id
+                                or (transfer is not None and doc.get("transfer_id") == transfer.transfer_id)):
+            trail.stop_payments.append(doc)
+    requests = {doc.get("request_id") for doc in trail.stop_payments} - {None}
+    for msg in read_to_end(settings, settings.topic(REPLY_TOPIC)) if requests else []:
+        doc = _document(msg.value)
+        if doc is not None and doc.get("request_id") in requests:
+            trail.replies.append(doc)
     return trail
 
 
@@ -86,26 +95,30 @@ def as_dict(trail: Trail) -> dict[str, Any]:
             "decision": msgspec.to_builtins(d) if d else None,
             "features": dict(zip(FEATURES, d.features)) if d and len(d.features) == len(FEATURES) else {},
             "evidence": trail.evidence, "missing_evidence": sorted(set(d.evidence) - set(trail.evidence)) if d else [],
-            "records": trail.records, "stop_payments": trail.stop_payments}
+            "records": trail.records, "stop_payments": trail.stop_payments, "replies": trail.replies}
 
 
 def render(trail: Trail) -> str:
-    """The trail as text for a supervisor."""
+    """The trail as text for a supervisor, in the operators' language."""
     d = trail.decision
     if d is None:
-        return f"no decision {trail.warning_id} on yujing.decisions"
-    person = d.subject_id or f"unregistered {shown_counterpart(d.person)}"
-    lines = [f"warning {trail.warning_id}: {d.tier} {d.fraud_type} (p={d.type_probability:.2f}), score {d.score:.3f}",
-             f"  person {person}; decided at event time {_when(d.ts)}; episode since {_when(d.episode_ts)}",
-             f"  model {d.model_version}; policy {d.policy_version}", "reasons:"]
+        return tr("no decision {warning_id} on yujing.decisions", warning_id=trail.warning_id)
+    person = d.subject_id or tr("unregistered {who}", who=shown_counterpart(d.person))
+    lines = [tr("warning {warning_id}: {tier} {fraud_type} (p={p}), score {score}", warning_id=trail.warning_id,
+                tier=d.tier, fraud_type=fraud_type_words(d.fraud_type), p=f"{d.type_probability:.2f}",
+                score=f"{d.score:.3f}"),
+             "  " + tr("person {person}; decided at event time {when}; episode since {since}", person=person,
+                       when=_when(d.ts), since=_when(d.episode_ts)),
+             "  " + tr("model {model}; policy {policy}", model=d.model_version, policy=d.policy_version),
+             tr("reasons:")]
     lines += [f"  - {r.code}: {r.detail}" for r in d.reasons]
-    lines.append("evidence:")
+    lines.append(tr("evidence:"))
     for event_id in d.evidence:
         e = trail.evidence.get(event_id)
-        lines.append(f"  - {event_id}: " + (f"{e['topic']} at {_when(e.get('ts'))}" if e else "(an indicator hit or "
-                                                                                            "control: not a signal)"))
+        lines.append(f"  - {event_id}: " + (tr("{topic} at {when}", topic=e["topic"], when=_when(e.get("ts"))) if e
+                                            else tr("(an indicator hit or control: not a signal)")))
     if d.features and len(d.features) == len(FEATURES):
-        lines.append("features scored (non-zero):")
+        lines.append(tr("features scored (non-zero):"))
         lines += [f"  {name:<32}{value:.3f}" for name, value in zip(FEATURES, d.features) if value]
     for topic in TRAIL_TOPICS:
         for doc in trail.records.get(topic, []):
@@ -113,5 +126,11 @@ def render(trail: Trail) -> str:
             ident = doc.get("task_id") or doc.get("message_id") or ""
             lines.append(f"{topic:<15}{_when(doc.get('ts'))}  {what} {ident}".rstrip())
     for s in trail.stop_payments:
-        lines.append(f"stop-payment   {_when(s.get('ts'))}  transfer {s['transfer_id']}, ¥{s['amount_fen'] / 100:,.2f}")
+        lines.append(f"{'interception.payment':<15}{_when(s.get('ts'))}  " + tr(
+            "stop-payment of transfer {transfer_id}, {amount} (request {request_id})", transfer_id=s["transfer_id"],
+            amount=f"¥{s['amount_fen'] / 100:,.2f}", request_id=s.get("request_id") or "–"))
+    for r in trail.replies:
+        lines.append(f"{REPLY_TOPIC:<15}{_when(r.get('ts'))}  " + tr(
+            "{bank} answered {reply} (request {request_id})", bank=r.get("bank", ""),
+            reply=code_words().get(r.get("reply", ""), r.get("reply", "")), request_id=r.get("request_id", "")))
     return "\n".join(lines)

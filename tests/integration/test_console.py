@@ -111,7 +111,8 @@ def test_a_t1_warning_appears_on_the_console(isolated: Settings, worker: WorkerP
     # the warning's id links to its audit trail
     browser.get(row_link := f"http://127.0.0.1:{isolated.web_port}/console/explain/w-t1")
     text = browser.find_element(By.TAG_NAME, "body").text
-    assert "warning w-t1: T1 fake_customer_service" in text and "CASE_ELEMENT_CONTACT" in text, row_link
+    assert "预警 w-t1：T1 冒充电商物流客服" in text and "CASE_ELEMENT_CONTACT" in text, row_link
+    assert "ICBC 回复：已止付" in text  # the bank's answer is part of the trail
     assert "+8613800000001" not in text and "6222000000000001" not in text
     assert "console sign-in: ops-1 (analyst)" in worker.log_path.read_text()
 

@@ -73,7 +73,7 @@ def test_t3_sms_cooldown_then_t1_phone_visit_and_stop_payment(isolated: Settings
     assert trail["missing_evidence"] == ["alice-call"]  # named by the decision, never fed as a signal here
     text = subprocess.run([sys.executable, "-m", "deploy.cli", "explain", "w-t1"], env=env, check=True,
                           capture_output=True, text=True, timeout=120).stdout
-    assert "CASE_ELEMENT_CONTACT" in text and "stop-payment" in text and "¥8,800.00" in text
+    assert "CASE_ELEMENT_CONTACT" in text and "紧急止付 转账 TR-9，¥8,800.00" in text
 
     # the day's bulletin, from Kafka alone (T + 2 h is 2025-12-05 14:00 local)
     bulletin = subprocess.run([sys.executable, "-m", "deploy.cli", "bulletin", "--date", "2025-12-05"], env=env,
