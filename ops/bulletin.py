@@ -20,6 +20,7 @@ from schemas.catalogue import tr
 from schemas.decode import InvalidRecord, decode_typed
 from schemas.records import (
     AccountInterception,
+    BankReply,
     DomainInterception,
     FraudWarning,
     NumberInterception,
@@ -29,13 +30,15 @@ from schemas.records import (
     SmsTask,
     VisitTask,
 )
+from schemas.topics import REPLY_TOPIC
 from streams.kafka_io import Cluster, read_to_end
 
 LOCAL = timezone(timedelta(hours=8))
 TOPIC_TYPES: dict[str, type[msgspec.Struct]] = {
     "warnings": FraudWarning, "dispatch.sms": SmsTask, "dispatch.phone": PhoneTask, "dispatch.visit": VisitTask,
     "interception.payment": PaymentInterception, "interception.domain": DomainInterception,
-    "interception.number": NumberInterception, "interception.account": AccountInterception, "outcomes": Outcome}
+    "interception.number": NumberInterception, "interception.account": AccountInterception, "outcomes": Outcome,
+    REPLY_TOPIC: BankReply}
 TOPICS = tuple(TOPIC_TYPES)
 
 
@@ -49,9 +52,15 @@ def figures(records: dict[str, list[dict[str, Any]]], start: date, days: int) ->
     def unique(topic: str, key: str) -> dict[str, dict[str, Any]]:
         return {r[key]: r for r in records.get(topic, []) if key in r and _in_period(int(r.get("ts", 0)), start, days)}
 
+    def in_period(topic: str) -> list[dict[str, Any]]:
+        return [r for r in records.get(topic, []) if _in_period(int(r.get("ts", 0)), start, days)]
+
     warnings = unique("warnings", "warning_id")
     phone, visit = unique("dispatch.phone", "task_id"), unique("dispatch.visit", "task_id")
     stops = unique("interception.payment", "transfer_id")
+    # a bank's latest answer to each request answered within the period
+    answers = {r["request_id"]: r for r in sorted(in_period(REPLY_TOPIC), key=lambda r: int(r["ts"]))}
+    answered = Counter(r["reply"] for r in answers.values())
     outcomes = [o for o in records.get("outcomes", []) if _in_period(int(o.get("ts", 0)), start, days)]
     station_of = {t["task_id"]: t["station_id"] for t in list(phone.values()) + list(visit.values())}
     by_station: dict[str, Counter[str]] = defaultdict(Counter)
@@ -70,6 +79,8 @@ def figures(records: dict[str, list[dict[str, Any]]], start: date, days: int) ->
                                 if r.get("action") == "block"}),
         "accounts_controlled": len(unique("interception.account", "account")),
         "stop_payments": len(stops), "stop_payment_fen": sum(int(s.get("amount_fen", 0)) for s in stops.values()),
+        "stops_held": answered["held"], "stops_too_late": answered["too_late"], "stops_refused": answered["refused"],
+        "held_fen": sum(int(r.get("held_fen") or 0) for r in answers.values() if r["reply"] == "held"),
         "dissuaded": sum(1 for o in outcomes if o.get("outcome") == "dissuaded"),
         "already_lost": sum(1 for o in outcomes if o.get("outcome") == "already_lost"),
         "false_alarms": sum(1 for o in outcomes if o.get("outcome") == "false_alarm"),
@@ -111,6 +122,8 @@ def markdown(f: dict[str, Any]) -> str:
             (tr("Domains blocked"), f["domains_blocked"]), (tr("Numbers blocked"), f["numbers_blocked"]),
             (tr("Accounts under control"), f["accounts_controlled"]),
             (tr("Stop-payment requests"), f"{f['stop_payments']} ({yuan(f['stop_payment_fen'])})"),
+            (tr("  banks' answers: held / too late / refused"),
+             f"{f['stops_held']} / {f['stops_too_late']} / {f['stops_refused']} ({yuan(f['held_fen'])})"),
             (tr("People dissuaded"), f["dissuaded"]), (tr("Already lost"), f["already_lost"]),
             (tr("False alarms"), f["false_alarms"]), (tr("Losses avoided (reported)"), yuan(f["saved_fen"]))]
     if f.get("left_out"):

@@ -18,6 +18,11 @@ def test_figures_count_the_day_once_each(tmp_path: Path) -> None:
         "dispatch.phone": [{"task_id": "p1", "station_id": "ST1", "ts": DAY}],
         "dispatch.visit": [{"task_id": "v1", "station_id": "ST1", "ts": DAY}, {"task_id": "v2", "station_id": "ST2", "ts": DAY}],
         "interception.payment": [{"transfer_id": "TR", "amount_fen": 500_000, "ts": DAY}] * 2,
+        "interception.replies": [{"request_id": "sp-1", "transfer_id": "TR", "reply": "held", "held_fen": 500_000,
+                                  "ts": DAY + 60_000},
+                                 {"request_id": "sp-1", "transfer_id": "TR", "reply": "held", "held_fen": 500_000,
+                                  "ts": DAY + 60_000},  # sent twice: counted once
+                                 {"request_id": "sp-2", "transfer_id": "TR2", "reply": "too_late", "ts": DAY}],
         "interception.number": [{"number": "+8617000000001", "action": "block", "ts": DAY},
                                 {"number": "+8617000000002", "action": "flag", "ts": DAY}],
         "outcomes": [{"warning_id": "w1", "task_id": "v1", "outcome": "dissuaded", "amount_saved_fen": 500_000, "ts": DAY},
@@ -29,10 +34,12 @@ def test_figures_count_the_day_once_each(tmp_path: Path) -> None:
     assert (f["warnings"], f["warnings_by_tier"]) == (2, {"T1": 1, "T3": 1})
     assert (f["calls"], f["visits"], f["sms_sent"], f["numbers_blocked"]) == (1, 2, 1, 1)
     assert (f["stop_payments"], f["stop_payment_fen"], f["saved_fen"], f["dissuaded"]) == (1, 500_000, 500_000, 1)
+    assert (f["stops_held"], f["stops_too_late"], f["stops_refused"], f["held_fen"]) == (1, 1, 0, 500_000)
     assert f["stations"] == {"ST1": {"closed": 2, "dissuaded": 1, "success": 0.5},
                              "ST2": {"closed": 1, "dissuaded": 0, "success": 0.0}}
     md, page = write(f, tmp_path)
     assert "| 处置预警指令 | 2 |" in md.read_text() and "| ST1 | 2 | 1 | 50% |" in md.read_text()
+    assert "|   银行回复：已止付 / 资金已转出 / 拒绝受理 | 1 / 1 / 0 (¥5,000.00) |" in md.read_text()
     assert "data:image/png;base64," in page.read_text()
 
 
