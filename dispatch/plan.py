@@ -17,7 +17,7 @@ from schemas.internal import Decision
 from schemas.labels import fraud_type_words
 from schemas.records import FraudWarning, PaymentInterception, PhoneTask, Reason, SmsTask, Subject, VisitTask
 from schemas.units import HOUR_MS
-from streams.person_state import trigger_id
+from streams.person_state import episode_warning_id
 
 TEMPLATES_FILE = Path(__file__).parent / "config" / "templates.toml"
 TZ_OFFSET_MS = 8 * HOUR_MS  # the city's local time, UTC+8
@@ -139,7 +139,7 @@ def stop_payment(decision: Decision, who: Recipient, terms: StopPaymentTerms) ->
         return None
     why = tr("; ").join(r.detail for r in decision.reasons[:2])
     warning_id = (decision.decision_id if decision.rose
-                  else trigger_id(decision.person, "episode", str(decision.episode_ts), decision.tier))
+                  else episode_warning_id(decision.person, decision.episode_ts, decision.tier))
     return PaymentInterception(transfer_id=t.transfer_id, payer_account=t.payer_account, payee_account=t.payee_account,
                                amount_fen=t.amount_fen, ts=t.ts,
                                reason=tr("T1 {fraud_type}: {why}", fraud_type=fraud_type_words(decision.fraud_type),

@@ -39,18 +39,26 @@ return 1
 
 
 # A bank's answer written into its stop-payment's entry, the latest answer by event time winning.
-# KEYS: the interceptions' documents; ARGV: member, reply, reply ts, held fen ('' for none), bank.
+# KEYS: the interceptions' documents; ARGV: member, reply, reply ts, held fen ('' for none), bank, request id.
+# Returns {state, the answer it replaced}: state 0 when the board holds no such request (or another request for
+# the transfer), 1 when the answer is older than the one shown or repeats it, 2 when it is shown now.
 SETTLE_LUA = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if not raw then return 0 end
+if not raw then return {0, ''} end
 local doc = cjson.decode(raw)
-if doc['reply_ts'] and doc['reply_ts'] > tonumber(ARGV[3]) then return 1 end
+if type(doc['request_id']) == 'string' and doc['request_id'] ~= ARGV[6] then return {0, ''} end
+local ts = tonumber(ARGV[3])
+local before = type(doc['reply']) == 'string' and doc['reply'] or ''
+if doc['reply_ts'] and (doc['reply_ts'] > ts or (doc['reply_ts'] == ts and before == ARGV[2])) then
+  return {1, before}
+end
 doc['reply'] = ARGV[2]
-doc['reply_ts'] = tonumber(ARGV[3])
+doc['reply_ts'] = ts
 doc['bank'] = ARGV[5]
+doc['held_fen'] = nil
 if ARGV[4] ~= '' then doc['held_fen'] = tonumber(ARGV[4]) end
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(doc))
-return 1
+return {2, before}
 """
 
 
@@ -114,12 +122,13 @@ class OpsBoard:
         if entry is not None:
             await self._remember("interceptions", entry[0], entry[1]["ts"], entry[1])
 
-    async def settle_stop_payment(self, reply: BankReply) -> bool:
-        """A bank's answer shown on its stop-payment (the latest by event time); False when the board no longer
-        (or not yet) holds the request."""
-        args = [f"payment|{reply.transfer_id}", reply.reply, reply.ts,
-                "" if reply.held_fen is None else reply.held_fen, reply.bank]
-        return bool(await self._settle_lua(keys=[f"{self._p}interceptions:doc"], args=args))
+    async def settle_stop_payment(self, reply: BankReply) -> tuple[int, str]:
+        """A bank's answer shown on its stop-payment (the latest by event time): the state (`SETTLE_LUA`: 0 not on
+        the board, 1 older or repeated, 2 shown) and the answer it replaced ('' for none)."""
+        held = "" if reply.reply != "held" or reply.held_fen is None else reply.held_fen
+        args = [f"payment|{reply.transfer_id}", reply.reply, reply.ts, held, reply.bank, reply.request_id]
+        state, before = await self._settle_lua(keys=[f"{self._p}interceptions:doc"], args=args)
+        return int(state), before.decode() if isinstance(before, bytes) else str(before)
 
     async def recent(self, kind: str, count: int) -> list[dict[str, Any]]:
         """The newest entries of a kind (`warnings`, `interceptions`)."""

@@ -9,8 +9,8 @@ from typing import Any, Iterator
 
 from dispatch.task_queue import TaskQueues
 from ops.board import OpsBoard
-from schemas.labels import code_words
 from schemas.catalogue import N_, language, tr
+from schemas.labels import code_words
 
 PAGE = Path(__file__).with_name("console.html")
 
@@ -18,12 +18,17 @@ PAGE = Path(__file__).with_name("console.html")
 PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}")  # {{English words}} in the page: a message of the catalogue
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
 FILLED = ("lang", "words")  # placeholders the page fills itself, not messages
+# the script's own texts, handed to it as JSON with the codes' words (a translation never lands inside JS source)
+SCRIPT_TEXTS = {"awaiting": N_("awaiting the bank"), "live": N_("live · updated"),
+                "disconnected": N_("disconnected; retrying")}
 
 
 def page(lang: str | None = None) -> str:
     """The console's HTML in the operators' language (it polls `/console/state.json`)."""
     lang = lang or language()
-    fixed = dict(zip(FILLED, (HTML_LANG[lang], json.dumps(code_words(lang), ensure_ascii=False))))
+    words = code_words(lang) | {key: tr(msgid, lang) for key, msgid in SCRIPT_TEXTS.items()}
+    as_json = json.dumps(words, ensure_ascii=False).replace("<", "\\u003c")  # no "</script>" can end the script
+    fixed = dict(zip(FILLED, (HTML_LANG[lang], as_json)))
     return PLACEHOLDER.sub(lambda m: fixed.get(m[1]) or html.escape(tr(m[1], lang)),
                            PAGE.read_text(encoding="utf-8"))
 

@@ -18,6 +18,7 @@ from streams.person_state import (
     Update,
     as_of,
     earliest_evidence,
+    episode_warning_id,
     event_key,
     event_time,
     hit_live,
@@ -154,7 +155,7 @@ class Decider:
             ref = TransferRef(transfer_id=transfer.transfer_id, payer_account=transfer.account,
                               payee_account=transfer.counterparty, amount_fen=transfer.amount_fen, ts=now,
                               payee_bank=transfer.counterparty_bank, payer_bank=transfer.own_bank, case_refs=cases)
-        decision_id = (trigger_id(state.person, "episode", str(d.risk.episode_ts), d.tier) if d.rose
+        decision_id = (episode_warning_id(state.person, d.risk.episode_ts, d.tier) if d.rose
                        else trigger_id(state.person, "stop", transfer.transfer_id if transfer else str(now)))
         decision = Decision(decision_id=decision_id, person=state.person, subject_id=state.subject_id,
                             tier=d.tier, rose=d.rose, fraud_type=fraud_type,  # type: ignore[arg-type]

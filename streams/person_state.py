@@ -326,6 +326,11 @@ def trigger_id(person: str, *parts: str) -> str:
     return hashlib.sha1("|".join((person, *parts)).encode()).hexdigest()[:20]
 
 
+def episode_warning_id(person: str, episode_ts: int, tier: str) -> str:
+    """The id of a person's warning at `tier` in the episode begun at `episode_ts` (a rise's decision id)."""
+    return trigger_id(person, "episode", str(episode_ts), tier)
+
+
 def _hit(state: PersonState, hit: IndicatorHit, policy: StatePolicy, up: Update) -> None:
     known_ts = max(hit.contact_ts, hit.indicator_ts)
     _append(state, "hits", HitFact(known_ts, hit.contact_ts, hit.value_key, hit.fraud_type, hit.confidence, hit.mode,

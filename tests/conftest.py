@@ -1,12 +1,17 @@
 """Fixtures shared by unit and integration tests."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from scorers.lab.protocol import Size
 from scorers.lab.training import Plan
+
+# The operators' default language, whatever the shell says: tests that check words set YUJING_LANG themselves, and
+# the committed dashboard and alert rules are written in it.
+os.environ.pop("YUJING_LANG", None)
 
 # Small cities: a model in about a minute. Deterministic (seeded), so its figures are too.
 SMALL_PLAN = Plan(training=("draw-101", "draw-102", "draw-103"), tuning=("draw-201", "draw-202"),

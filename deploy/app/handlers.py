@@ -91,13 +91,16 @@ class Handlers:
         return await self.dispatcher.handle(_decision_decoder.decode(event.value))
 
     async def bank_reply(self, event: Any) -> list[Output]:
-        """A bank's answer to a stop-payment: counted, and shown on the request in the console."""
+        """A bank's answer to a stop-payment: shown on the request in the console, and counted once (a repeated or
+        older answer is not; the amount held once per request)."""
         reply = decode_input("interception.replies", event.value)
+        refuse_far_ahead(reply.ts, _kafka_ms(event.message), latest_ms=self.latest_ms())  # the latest answer wins
+        state, before = (await self.board.settle_stop_payment(reply)) if self.board is not None else (0, "")
+        if state == 1:
+            return []
         self.metrics.bank_replies.labels(reply.reply).inc()
-        if reply.reply == "held" and reply.held_fen:
+        if reply.reply == "held" and reply.held_fen and before != "held":  # (not on the board: counted as told)
             self.metrics.held_fen.inc(reply.held_fen)
-        if self.board is not None:
-            await self.board.settle_stop_payment(reply)
         return []
 
     async def outcome(self, event: Any) -> list[Output]:

@@ -19,6 +19,7 @@ RULES = Path(__file__).parent / "rules"
 SOURCES = RULES / "en"
 FILES = ("yujing.rules.yml", "yujing.rules.test.yml")
 ANNOTATION = re.compile(r'^(\s+)(summary|description): "(.*)"$')
+ANNOTATION_KEY = re.compile(r"^\s+(summary|description):")
 GO_TEMPLATE = re.compile(r"\{\{.*?\}\}")
 GO_TEMPLATE_SPLIT = re.compile(r"(\{\{.*?\}\})")
 
@@ -53,6 +54,8 @@ def translate(text: str, templates: list[str], lang: str | None = None, rendered
     def line(raw: str) -> str:
         m = ANNOTATION.match(raw)
         if m is None:
+            if ANNOTATION_KEY.match(raw):  # would stay English unseen, and out of the catalogue too
+                raise ValueError(f"write an annotation on one line in double quotes: {raw.strip()!r}")
             return raw
         english = _unquote(m[3])
         words = _render_as(english, templates, lang) if rendered else tr(english, lang)

@@ -1,6 +1,7 @@
 """Stop-payment requests a bank can act on, and the banks' answers on `interception.replies`: each of held,
-released, too late and refused settles its request on the console and in the metrics; an older answer does not
-override a newer one; a malformed answer is dead-lettered with its reason."""
+released, too late and refused settles its request on the console and in the metrics; a repeated or older answer
+changes nothing and is not counted again; a malformed answer, or one dated far ahead, is dead-lettered with its
+reason."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ from deploy.workers import WorkerProcess
 from schemas.internal import TransferRef
 from schemas.records import BankReply, PaymentInterception
 from streams.kafka_io import consume, produce
-from streams.person_state import trigger_id
+from streams.person_state import episode_warning_id
 from tests.integration.scenario import HOUR, MIN, T, load_registry, wait_for
 from tests.integration.test_console import console_token, get
 from tests.integration.test_dispatch import decision
@@ -35,7 +36,7 @@ def test_each_bank_reply_settles_its_stop_payment(isolated: Settings, worker: Wo
     assert sorted(requests) == sorted(amounts), worker.log_tail()
     for i, (transfer_id, r) in enumerate(sorted(requests.items())):
         episode = T + 2 * HOUR + i * MIN
-        assert r.warning_id == ("d-0" if i == 0 else trigger_id("S_ALICE", "episode", str(episode), "T1"))
+        assert r.warning_id == ("d-0" if i == 0 else episode_warning_id("S_ALICE", episode, "T1"))
         assert (r.payee_bank, r.payer_bank, r.station_id, r.case_refs) == ("ICBC", "BOC", "ST0", ["case-1"])
         assert r.requesting_unit and "反电信网络诈骗法" in (r.legal_basis or "")
         assert r.expires_ts == r.ts + 48 * HOUR and r.request_id and r.request_id.startswith("sp-")
@@ -49,10 +50,13 @@ def test_each_bank_reply_settles_its_stop_payment(isolated: Settings, worker: Wo
 
     answered = T + 3 * HOUR
     produce(isolated, "interception.replies",
-            [reply(f"TR-{i}", kind, answered) for i, kind in enumerate(KINDS)]
-            + [reply("TR-0", "released", answered - HOUR),  # older than the hold: it changes nothing shown
+            [reply("TR-1", "held", answered - HOUR)]  # held first, released later: released shown, nothing held
+            + [reply(f"TR-{i}", kind, answered) for i, kind in enumerate(KINDS)]
+            + [reply("TR-0", "held", answered),  # a repeat: counted once
+               reply("TR-0", "released", answered - HOUR),  # older than the hold: it changes nothing, not counted
                (b"bad", json.dumps({"request_id": "x", "transfer_id": "TR-0", "bank": "ICBC", "reply": "maybe",
-                                    "ts": answered}).encode())])
+                                    "ts": answered}).encode()),
+               reply("TR-2", "held", 4_000_000_000_000)])  # decades ahead: dead-lettered, or it would win forever
 
     token = console_token(isolated, "viewer")
 
@@ -66,10 +70,12 @@ def test_each_bank_reply_settles_its_stop_payment(isolated: Settings, worker: Wo
     by_transfer = {transfer_id: rows[r.request_id] for transfer_id, r in requests.items()}
     assert {t: row["reply"] for t, row in by_transfer.items()} == {f"TR-{i}": k for i, k in enumerate(KINDS)}
     assert by_transfer["TR-0"]["held_fen"] == amounts["TR-0"] and by_transfer["TR-0"]["reply_ts"] == answered
+    assert "held_fen" not in by_transfer["TR-1"]
     samples = wait_for(lambda: (s := scrape(isolated)) and value(s, "yujing_stop_payment_replies_total", reply="held")
                        and s, 30, "the replies counted")
     assert {k: value(samples, "yujing_stop_payment_replies_total", reply=k) for k in KINDS} == {
-        "held": 1, "released": 2, "too_late": 1, "refused": 1}
-    assert value(samples, "yujing_stop_payment_held_fen_total") == amounts["TR-0"]
-    dead = [json.loads(m.value) for m in consume(isolated, "deadletter", expect=1, timeout=30, linger=1)]
-    assert [(d["topic"], d.get("field")) for d in dead] == [("interception.replies", "reply")], dead
+        "held": 2, "released": 1, "too_late": 1, "refused": 1}
+    assert value(samples, "yujing_stop_payment_held_fen_total") == amounts["TR-0"] + amounts["TR-1"]
+    dead = [json.loads(m.value) for m in consume(isolated, "deadletter", expect=2, timeout=30, linger=1)]
+    assert sorted((d["topic"], d.get("field")) for d in dead) == [
+        ("interception.replies", "reply"), ("interception.replies", "ts")], dead

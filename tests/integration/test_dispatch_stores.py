@@ -15,7 +15,7 @@ from dispatch.tasks import Scope
 from ops.access import ConsoleTokens
 from ops.board import KEEP, OpsBoard
 from schemas.internal import Decision, DecisionReason
-from schemas.records import DomainInterception, FraudWarning, Reason
+from schemas.records import BankReply, DomainInterception, FraudWarning, PaymentInterception, Reason
 
 T = 1_764_547_200_000
 
@@ -119,6 +119,36 @@ def test_the_board_remembers_once_counts_tiers_once_and_keeps_the_newest(stack: 
     warnings, tiers, kept, docs = asyncio.run(run())
     assert warnings == ["w1"] and tiers == {"T1": 2}
     assert kept == list(range(KEEP + 4, 4, -1)) and docs == KEEP  # the 5 oldest left, with their documents
+
+
+def test_a_banks_answers_settle_a_stop_payment_latest_first_and_only_its_own_request(stack: Settings) -> None:
+    request = PaymentInterception(transfer_id="TR", payer_account="A", payee_account="B", amount_fen=880_000,
+                                  reason="r", ts=T, request_id="sp-1")
+
+    def answer(reply: str, ts: int, request_id: str = "sp-1") -> BankReply:
+        return BankReply(request_id=request_id, transfer_id="TR", bank="ICBC", reply=reply, ts=ts,  # type: ignore[arg-type]
+                         held_fen=880_000 if reply == "held" else None)
+
+    async def run() -> tuple[list[tuple[int, str]], dict]:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        prefix = f"test-{uuid.uuid4().hex}:"
+        board = OpsBoard(client, prefix)
+        try:
+            states = [await board.settle_stop_payment(answer("held", T + 1))]  # not on the board yet
+            await board.record_interception("interception.payment", request)
+            for a in (answer("held", T + 1), answer("held", T + 1), answer("released", T),  # a repeat, an older one
+                      answer("held", T + 5, "sp-other"),  # another request's answer for the same transfer
+                      answer("released", T + 9)):
+                states.append(await board.settle_stop_payment(a))
+            return states, (await board.recent("interceptions", 1))[0]
+        finally:
+            await _forget(client, prefix)
+            await client.aclose()
+
+    states, shown = asyncio.run(run())
+    assert states == [(0, ""), (2, ""), (1, "held"), (1, "held"), (0, ""), (2, "held")]
+    assert (shown["reply"], shown["reply_ts"], shown["bank"], shown["ts"]) == ("released", T + 9, "ICBC", T)
+    assert "held_fen" not in shown and shown["amount_fen"] == 880_000  # released: nothing held any more
 
 
 def test_expired_console_and_feed_tokens_leave_redis_when_the_next_one_is_issued(stack: Settings) -> None:

@@ -8,7 +8,7 @@ from dispatch.routing import ROUTES_FILE, RouteConfigError, load_routes, match_r
 from schemas.internal import Decision, DecisionReason, TransferRef
 from schemas.records import FRAUD_TYPES, Subject
 from schemas.units import HOUR_MS
-from streams.person_state import trigger_id
+from streams.person_state import episode_warning_id
 
 T = 1_764_547_200_000  # 08:00 in the city (UTC+8)
 ROUTES = load_routes()
@@ -88,7 +88,7 @@ def test_a_stop_payment_carries_what_a_bank_acts_on() -> None:
     sp2 = stop_payment(later, who, ROUTES.stop_payment)
     assert sp2 is not None and sp2.request_id != sp.request_id
     assert sp2.request_id == stop_payment(later, who, ROUTES.stop_payment).request_id  # asked again: one request
-    assert sp2.warning_id == trigger_id("S1", "episode", str(T), "T1")
+    assert sp2.warning_id == episode_warning_id("S1", T, "T1")
 
 
 @pytest.mark.parametrize(("section", "error"), [
