@@ -8,6 +8,7 @@ person, block a domain or forge a signal.
     task-feed       reads dispatch.phone, dispatch.visit and outcomes; writes outcomes and dead letters
     campaign        reads the registry and the triggers; writes dispatch.sms
     bank            a bank (or the test bank): reads interception.payment; writes interception.replies
+    analyst         `yujing review` (and the console's review page): writes yujing.assessments
     reader          reads every topic (explain, the bulletin, the RPZ export, training with outcomes)
     <topic>-writer  a provider writing one input topic (signals.telecom, …, registry.subjects, intel.indicators,
                     outcomes, interception.replies)
@@ -21,6 +22,7 @@ from typing import Any, NamedTuple
 
 from deploy.config import Settings
 from schemas.topics import (
+    ASSESSMENT_TOPIC,
     HOT_PATH_TOPICS,
     INTERNAL_TOPICS,
     PUBLIC_TOPICS,
@@ -31,7 +33,8 @@ from schemas.topics import (
 from streams.kafka_io import pipeline_groups
 from streams.kafka_security import client_options
 
-WORKER_READS = (*SIGNAL_TOPICS, "registry.subjects", "intel.indicators", "outcomes", REPLY_TOPIC, *HOT_PATH_TOPICS)
+WORKER_READS = (*SIGNAL_TOPICS, "registry.subjects", "intel.indicators", "outcomes", REPLY_TOPIC, ASSESSMENT_TOPIC,
+                *HOT_PATH_TOPICS)
 WORKER_WRITES = ("warnings", "dispatch.sms", "dispatch.phone", "dispatch.visit", "interception.payment",
                  "interception.account", "interception.domain", "interception.number", "deadletter",
                  *HOT_PATH_TOPICS)
@@ -83,6 +86,8 @@ def _permissions(settings: Settings, service: str) -> list[Permission]:
                 *_topics(settings, ("dispatch.sms",), "WRITE", "DESCRIBE")]
     if service == "reader":
         return _topics(settings, tuple(dict.fromkeys(PUBLIC_TOPICS + INTERNAL_TOPICS)), "READ", "DESCRIBE")
+    if service == "analyst":
+        return _topics(settings, (ASSESSMENT_TOPIC,), "WRITE", "DESCRIBE")
     if service == "bank":
         return [*_topics(settings, ("interception.payment",), "READ", "DESCRIBE"),
                 *_topics(settings, (REPLY_TOPIC,), "WRITE", "DESCRIBE"), Permission("group", f"{app}-bank", "READ")]
@@ -90,7 +95,7 @@ def _permissions(settings: Settings, service: str) -> list[Permission]:
     if service.endswith("-writer") and topic in INPUT_TOPICS:
         return _topics(settings, (topic,), "WRITE", "DESCRIBE")
     raise ValueError(f"unknown service {service!r}: one of worker, sms-gateway, task-feed, campaign, reader, bank, "
-                     f"or <topic>-writer for {', '.join(INPUT_TOPICS)}")
+                     f"analyst, or <topic>-writer for {', '.join(INPUT_TOPICS)}")
 
 
 def _acl(principal: str, permission: Permission) -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 
 from deploy.config import load_settings
 from deploy.progress import record_bar, step_bar
+from deploy.review_cli import add_review_command
 from schemas.units import HOUR_MS
 
 
@@ -494,6 +495,20 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def _add_test_counterparts(sub: Any) -> None:
+    """The local SMS gateway and bank the tests and the demo talk to."""
+    p = sub.add_parser("test-gateway", help="a local SMS gateway speaking Alibaba's, Tencent's and Jasmin's APIs, for "
+                                            "tests and the demo (127.0.0.1; the credentials of SMS_KEY_ID, SMS_SECRET, "
+                                            "SMS_APP_ID, else yujing / secret08 / 1400000001)")
+    p.add_argument("--port", type=int, default=9110)
+    p.set_defaults(func=_sms_gateway_stub)
+    p = sub.add_parser("test-bank", help="a bank answering stop-payment requests on interception.replies, for tests "
+                                         "and the demo (held, or refused when a request lacks its legal basis)")
+    p.add_argument("--bank", default="TEST-BANK", help="the bank's name where a request names no payee bank")
+    p.add_argument("--answer-after", type=float, default=60.0, help="event-time seconds from request to answer")
+    p.set_defaults(func=_test_bank)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="yujing", description="Streaming early warning against telecom fraud.")
@@ -510,7 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="var/schemas", help="the folder to write them to (default: %(default)s)")
     p.set_defaults(func=_schemas)
     p = sub.add_parser("acls", help="what a service may do on the broker (Kafka ACLs): print them, or --apply")
-    p.add_argument("service", help="worker, sms-gateway, task-feed, campaign, reader, bank, or <input topic>-writer")
+    p.add_argument("service",
+                   help="worker, sms-gateway, task-feed, campaign, reader, bank, analyst, or <input topic>-writer")
     p.add_argument("--principal", required=True, help="the service's user, as User:NAME")
     p.add_argument("--apply", action="store_true", help="create them on the broker (as a super user)")
     p.set_defaults(func=_acls)
@@ -565,6 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="queue every unreported task again from Kafka (done by itself when Redis lost the queues)")
     p.set_defaults(func=_task_feed)
     _add_token_commands(sub)
+    add_review_command(sub)
     p = sub.add_parser("campaign", help="launch a reminder campaign (宣传) to an at-risk group through the SMS queue")
     p.add_argument("--fraud-type", help="the fraud type the reminder is about")
     p.add_argument("--age-min", type=int)
@@ -588,16 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=1, help="how many days (default 1)")
     p.add_argument("--out", help="folder (default: DATA/reports/bulletin-DATE)")
     p.set_defaults(func=_bulletin)
-    p = sub.add_parser("test-gateway", help="a local SMS gateway speaking Alibaba's, Tencent's and Jasmin's APIs, for "
-                                            "tests and the demo (127.0.0.1; the credentials of SMS_KEY_ID, SMS_SECRET, "
-                                            "SMS_APP_ID, else yujing / secret08 / 1400000001)")
-    p.add_argument("--port", type=int, default=9110)
-    p.set_defaults(func=_sms_gateway_stub)
-    p = sub.add_parser("test-bank", help="a bank answering stop-payment requests on interception.replies, for tests "
-                                         "and the demo (held, or refused when a request lacks its legal basis)")
-    p.add_argument("--bank", default="TEST-BANK", help="the bank's name where a request names no payee bank")
-    p.add_argument("--answer-after", type=float, default=60.0, help="event-time seconds from request to answer")
-    p.set_defaults(func=_test_bank)
+    _add_test_counterparts(sub)
     p = sub.add_parser("rpz", help="export the blocked fraud domains as a DNS RPZ zone file")
     p.add_argument("--out", help="zone file (default: standard output)")
     p.add_argument("--origin", default="rpz.yujing.local", help="the zone's name")

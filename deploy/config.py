@@ -80,6 +80,7 @@ class Settings:
     sms_app_id: str = ""  # Tencent's SmsSdkAppId
     sms_templates: str = ""  # the provider's approved template codes (default: dispatch/config/sms_providers.toml)
     lang: str = "zh"  # the operators' language: console, reasons, feed errors, CLI messages (zh or en)
+    review_policy: str = ""  # the quick-assessment policy file (dispatch/config/review.toml); empty: nothing waits
 
     @property
     def model_path(self) -> Path:
@@ -135,6 +136,7 @@ class Settings:
             "SMS_APP_ID": self.sms_app_id,
             "YUJING_SMS_TEMPLATES": self.sms_templates,
             "YUJING_LANG": self.lang,
+            "YUJING_REVIEW_POLICY": self.review_policy,
         }
 
     def redis_options(self) -> dict[str, Any]:
@@ -228,6 +230,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         sms_app_id=env.get("SMS_APP_ID", ""),
         sms_templates=env.get("YUJING_SMS_TEMPLATES", ""),
         lang=_lang(env),
+        review_policy=env.get("YUJING_REVIEW_POLICY", ""),
     )
 
 

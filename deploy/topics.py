@@ -22,6 +22,7 @@ RETENTION_DAYS = {
     "warnings": 30, "dispatch.sms": 30, "dispatch.phone": 30, "dispatch.visit": 30, "interception.payment": 30,
     "yujing.decisions": 30,
     "outcomes": 180, "interception.replies": 180,  # labels, the half-year figures, banks' answers for audits
+    "yujing.assessments": 180,  # who confirmed or dismissed what, and why: an audit trail, and labels
     "deadletter": 14,  # long enough to fix the cause and reprocess; the raw value is what reprocessing needs
     "yujing.events": 7, "yujing.contacts": 7, "yujing.triggers": 7,  # the hot path's own hops
 }

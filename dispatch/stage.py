@@ -2,19 +2,22 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, Awaitable, Callable, Sequence
 
+import msgspec
 import redis.exceptions
 
 from dispatch.cooldown import Cooldown
 from dispatch.erased import ErasedSubjects
 from dispatch.escalation import Context, EscalationStore, outcome_effect
-from dispatch.plan import Plan, plan_step, plan_warning, recipient, stop_payment
+from dispatch.plan import Plan, Recipient, plan_step, plan_warning, recipient, stop_payment
+from dispatch.review import Held, ReviewPolicy, ReviewStore, needs_review
 from dispatch.routing import Route, RoutingConfig, match_routes
-from schemas.internal import Decision, Output
-from schemas.records import Outcome
+from schemas.internal import Assessment, Decision, Output
+from schemas.records import TIER_RANK, Outcome
 from streams.identity import decode_profile, subject_key
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,12 @@ class Dispatcher:
     erasers: Sequence[tuple[str, Callable[[str, set[str]], Awaitable[Any]]]] = ()
     erased: ErasedSubjects | None = None  # erased subjects: nothing more is sent for them
     on_erase_failed: Callable[[str], None] = lambda store: None  # the metrics count each store an erasure missed
+    review: ReviewStore | None = None  # decisions held for an analyst (quick assessment)
+    review_policy: ReviewPolicy = ReviewPolicy("none", ())  # which decisions wait for one
+    # the metrics hear of each held, confirmed, dismissed, raised, timed-out and late decision (with the analyst's
+    # time to assess, wall clock ms, where there is one)
+    on_review: Callable[[str, Decision | None, int | None], None] = lambda event, decision, wait_ms: None
+    wall_ms: Callable[[], int] = lambda: int(time.time() * 1000)  # when a decision was held, for time to assessment
     # Steps this worker is taking now: decisions dispatched together find the same steps due, and each would race
     # for every one of them (a Redis round trip each). Other workers still race for them in Redis.
     _taking: set[tuple[str, int]] = field(default_factory=set, repr=False)
@@ -55,21 +64,60 @@ class Dispatcher:
             return out
         if await self._erased(decision.subject_id):
             return out  # erased since the decision was taken
-        route = match_routes(self.routes, {"tier": decision.tier, "fraud_type": decision.fraud_type,
-                                           "grid": who.grid_id, "station": who.station_id})
+        route = self._match(decision, who)
+        rule = needs_review(self.review_policy, decision) if self.review is not None else None
+        if rule is not None and self.review is not None:  # an analyst looks first; the clock decides if none does
+            await self.review.hold(Held(_context(decision, route, who), rule.name, decision.ts + rule.within_ms,
+                                        self.wall_ms()))
+            self.on_review("held", decision, None)
+            return out
+        return out + await self._dispatch(decision, route, who)
+
+    def _match(self, decision: Decision, who: Recipient) -> Route:
+        return match_routes(self.routes, {"tier": decision.tier, "fraud_type": decision.fraud_type,
+                                          "grid": who.grid_id, "station": who.station_id})
+
+    async def _dispatch(self, decision: Decision, route: Route, who: Recipient) -> list[Output]:
+        """The warning and the tasks due now, unless the cooldown holds it back; later steps wait in escalation."""
         if not await self.cooldown.acquire(who.subject_id, decision.tier, decision.ts, decision.decision_id):
             self.suppressed += 1
             self.on_suppressed()
-            return out
+            return []
         plan = plan_warning(decision, route, who)
         assert plan.warning is not None
-        out.append(Output("warnings", who.subject_id.encode(), plan.warning))
-        out += _task_outputs(plan)
+        out = [Output("warnings", who.subject_id.encode(), plan.warning), *_task_outputs(plan)]
         if self.escalation is not None:
-            ctx = Context(decision=decision, route=route.name, who={k: str(v) for k, v in asdict(who).items()})
-            await self.escalation.schedule(ctx, {step: decision.ts + route.steps[step].within_ms
-                                                 for step in range(len(route.steps) if route.mode == "all" else 1)})
+            await self.escalation.schedule(_context(decision, route, who), {
+                step: decision.ts + route.steps[step].within_ms
+                for step in range(len(route.steps) if route.mode == "all" else 1)})
         return out
+
+    async def handle_assessment(self, assessment: Assessment) -> list[Output]:
+        """An analyst's word on a held decision: confirm dispatches it as routed, dismiss sends nothing and labels it
+        a false alarm on `outcomes`, raise dispatches it at the higher tier. A decision already taken (by the
+        clock, or another assessment) is not dispatched again."""
+        held = await self.review.take(assessment.decision_id) if self.review is not None else None
+        if held is None:
+            self.on_review("late", None, None)
+            return []
+        decision, wait_ms = held.context.decision, assessment.ts - held.held_wall_ms
+        if await self._erased(decision.subject_id):
+            return []
+        who = held.context.recipient()
+        if assessment.action == "dismiss":
+            self.on_review("dismissed", decision, wait_ms)
+            channel = self._route(held.context.route).steps[0].channel
+            note = f"{assessment.analyst}: {assessment.reason}"[:1024]
+            return [Output("outcomes", decision.decision_id.encode(), Outcome(
+                warning_id=decision.decision_id, channel=channel, outcome="false_alarm",  # type: ignore[arg-type]
+                ts=decision.ts, note=note))]
+        if assessment.action == "raise" and assessment.tier is not None and \
+                TIER_RANK[assessment.tier] > TIER_RANK[decision.tier]:
+            decision = msgspec.structs.replace(decision, tier=assessment.tier)
+            self.on_review("raised", decision, wait_ms)
+            return await self._dispatch(decision, self._match(decision, who), who)
+        self.on_review("confirmed", decision, wait_ms)
+        return await self._dispatch(decision, self._route(held.context.route), who)
 
     async def erase(self, subject_id: str) -> None:
         """A person erased: marked so (decisions and steps under way send nothing more for them), then what
@@ -86,6 +134,8 @@ class Dispatcher:
         steps.append(("cooldown", partial(self.cooldown.forget, subject_id)))
         if escalation is not None:
             steps.append(("escalation", partial(escalation.forget, subject_id)))
+        if self.review is not None:
+            steps.append(("review", partial(self.review.forget, subject_id)))
         steps += [(store, partial(step, subject_id, phones)) for store, step in self.erasers]
         for what, step in steps:
             try:
@@ -122,12 +172,13 @@ class Dispatcher:
         return out
 
     async def _tick(self, ts: int) -> list[Output]:
-        """Move the pipeline clock; every step whose deadline it passed is a breach, and escalates."""
+        """Move the pipeline clock; every step whose deadline it passed is a breach, and escalates; every decision
+        held for review past its deadline is dispatched as routed."""
         escalation = self.escalation
         if escalation is None:
             return []
-        _, due = await escalation.tick(ts)
-        out: list[Output] = []
+        clock, due = await escalation.tick(ts)
+        out: list[Output] = await self._timed_out(clock)
         for warning_id, step in due:
             if (warning_id, step) in self._taking:
                 continue  # another decision of this worker is taking it
@@ -142,6 +193,18 @@ class Dispatcher:
             self.on_breach(*self._breached(ctx, step))
             if ctx is not None and not await self._erased(ctx.decision.subject_id):
                 out += await self._escalate(ctx, self._route(ctx.route), step)
+        return out
+
+    async def _timed_out(self, clock: int) -> list[Output]:
+        """Dispatch the held decisions whose deadline the clock passed (each by the one worker that takes it)."""
+        out: list[Output] = []
+        for decision_id in await self.review.due(clock) if self.review is not None else []:
+            held = await self.review.take(decision_id) if self.review is not None else None
+            if held is None or await self._erased(held.context.decision.subject_id):
+                continue
+            self.on_review("timed_out", held.context.decision, None)
+            out += await self._dispatch(held.context.decision, self._route(held.context.route),
+                                        held.context.recipient())
         return out
 
     async def _escalate(self, ctx: Context, route: Route, step: int) -> list[Output]:
@@ -163,6 +226,10 @@ class Dispatcher:
 
     def _route(self, name: str) -> Route:
         return next(r for r in self.routes.routes if r.name == name)
+
+
+def _context(decision: Decision, route: Route, who: Recipient) -> Context:
+    return Context(decision=decision, route=route.name, who={k: str(v) for k, v in asdict(who).items()})
 
 
 def _task_outputs(plan: Plan) -> list[Output]:

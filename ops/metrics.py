@@ -11,7 +11,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from schemas.records import DeadLetter, FraudWarning, PaymentInterception, PhoneTask, SmsTask, VisitTask
+from schemas.internal import Decision
+from schemas.records import (
+    DeadLetter,
+    FraudWarning,
+    PaymentInterception,
+    PhoneTask,
+    SmsTask,
+    VisitTask,
+)
 
 # Processing latency: 1 ms to 15 min (a backlog). Event-time lag reaches hours on a replay, so it gets longer buckets.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -72,6 +80,13 @@ class PipelineMetrics:
                                     ["reply"], registry=registry)
         self.held_fen = Counter("yujing_stop_payment_held_fen_total",
                                 "Amounts banks report held on stop-payment requests (fen)", registry=registry)
+        self.review = Counter("yujing_review_decisions_total",
+                              "Decisions held for an analyst and what became of them: held, confirmed, dismissed, "
+                              "raised, timed_out (dispatched as routed), late (assessed after it was taken)",
+                              ["event", "tier", "fraud_type"], registry=registry)
+        self.review_seconds = Histogram("yujing_review_assessment_seconds",
+                                        "From holding a decision to its analyst's assessment (wall clock)",
+                                        buckets=(30, 60, 120, 300, 600, 1200, 1800, 3600, 7200), registry=registry)
         self.suppressed = Counter("yujing_cooldown_suppressed_total", "Warnings held back by the cooldown",
                                   registry=registry)
         self.breaches = Counter("yujing_sla_breaches_total", "Dispatch steps whose deadline passed unanswered, by "
@@ -122,6 +137,13 @@ class PipelineMetrics:
             "yujing_event_time_to_warning_seconds",
             "Event time (ts) of the triggering event to the warning sent; hours on a replay of old data",
             buckets=LAG_BUCKETS, registry=registry)
+
+    def observe_review(self, event: str, decision: Decision | None, wait_ms: int | None) -> None:
+        """One review event of a decision (None: not known any more), with the analyst's time where there is one."""
+        tier, fraud_type = (decision.tier, decision.fraud_type) if decision is not None else ("unknown", "unknown")
+        self.review.labels(event, tier, fraud_type).inc()
+        if wait_ms is not None:
+            self.review_seconds.observe(max(0, wait_ms) / 1000)
 
     def observe_outputs(self, outputs: Iterable[object], origin_s: float | None, now_s: float) -> None:
         """Count what one input made the worker send; `origin_s` is the Kafka timestamp it descends from."""

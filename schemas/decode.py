@@ -7,6 +7,7 @@ from typing import TypeVar
 import msgspec
 
 from schemas.blockable import shared_platform, too_wide
+from schemas.internal import Assessment
 from schemas.normalize import (
     normalise_account,
     normalise_app,
@@ -35,6 +36,7 @@ INPUT_TYPES: dict[str, type[msgspec.Struct]] = {
     "registry.subjects": Subject,
     "outcomes": Outcome,  # an input of the dispatch stage too: field reports answer (or fail) its steps
     "interception.replies": BankReply,  # banks' answers settle the stop-payment requests
+    "yujing.assessments": Assessment,  # analysts' word on decisions held for review
 }
 
 _AT_FIELD = re.compile(r" - at `\$\.?([^`]*)`$")
@@ -167,6 +169,12 @@ def normalise_record(record: msgspec.Struct) -> msgspec.Struct:
         if record.expires_ts is not None and record.expires_ts <= record.ts:
             raise InvalidRecord("expires before it is known", "expires_ts")
         return replace(record, value=value)
+    if isinstance(record, Assessment):
+        if record.action == "dismiss" and not record.reason.strip():
+            raise InvalidRecord("a dismissal needs its reason (it labels the false alarm)", "reason")
+        if record.action == "raise" and record.tier is None:
+            raise InvalidRecord("raise needs the tier to raise to", "tier")
+        return record
     if isinstance(record, Subject):
         if record.grid_id.startswith("@"):  # `visit:@STATION` is a station's queue of visits without a grid
             raise InvalidRecord("a grid id may not start with @", "grid_id")

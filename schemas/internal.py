@@ -1,10 +1,10 @@
 """Project-internal records (not in the contract): what flows between yujing's own agents."""
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import msgspec
-from msgspec import Struct
+from msgspec import Meta, Struct
 
 from schemas.records import DomainSignal, Indicator, PaymentSignal, TelecomSignal
 
@@ -150,6 +150,17 @@ class Decision(Struct, kw_only=True, omit_defaults=True):
     policy_version: str
     transfer: TransferRef | None = None
     features: list[float] = []  # the risk features scored: an outcome reported back makes them a training row
+
+
+class Assessment(Struct, kw_only=True, omit_defaults=True):
+    """`yujing.assessments` (key: decision id): an analyst's word on a decision held for review."""
+
+    decision_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    action: Literal["confirm", "dismiss", "raise"]  # dispatch as routed / send nothing (a false alarm) / higher tier
+    analyst: Annotated[str, Meta(min_length=1, max_length=128)]
+    ts: Annotated[int, Meta(ge=0)]  # when the analyst acted (wall clock, ms)
+    reason: Annotated[str, Meta(max_length=1024)] = ""  # required to dismiss: it is the false alarm's label
+    tier: Literal["T1", "T2"] | None = None  # the tier raised to
 
 
 class RiskState(Struct, array_like=True):

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from schemas.internal import Decision, SmsSent, Trigger
+from schemas.internal import Assessment, Decision, SmsSent, Trigger
 from schemas.records import (
     AccountInterception,
     BankReply,
@@ -72,6 +72,7 @@ TOPICS: dict[str, TopicSpec] = {
     "yujing.decisions": TopicSpec(Decision, "person", "yujing", internal=True),
     "yujing.triggers": TopicSpec(Trigger, "person", "yujing", internal=True),
     "yujing.sms-sent": TopicSpec(SmsSent, "message_id (compacted)", "yujing's SMS adapter", internal=True),
+    "yujing.assessments": TopicSpec(Assessment, "decision_id", "analysts (yujing review)", internal=True),
 }
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

@@ -23,4 +23,5 @@ PUBLIC_TOPICS = CONTRACT_TOPICS + EXTENSION_TOPICS
 # Project-internal topics: events keyed by person, contacts and indicators keyed by value, triggers to score.
 HOT_PATH_TOPICS = ("yujing.events", "yujing.contacts", "yujing.triggers", "yujing.decisions")
 SMS_LEDGER_TOPIC = "yujing.sms-sent"  # the SMS adapter's durable ledger: what it asked a provider to send
-INTERNAL_TOPICS = (*HOT_PATH_TOPICS, SMS_LEDGER_TOPIC)
+ASSESSMENT_TOPIC = "yujing.assessments"  # analysts' confirm, dismiss or raise of decisions held for review
+INTERNAL_TOPICS = (*HOT_PATH_TOPICS, SMS_LEDGER_TOPIC, ASSESSMENT_TOPIC)

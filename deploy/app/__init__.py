@@ -8,6 +8,7 @@
     yujing.decisions   --dispatch-->  warnings, dispatch.*, interception.payment
     outcomes           --escalation-> dispatch.* (the next step of an escalating route)
     interception.replies --bank-replies-> the console's stop-payments settled (banks' answers), metrics
+    yujing.assessments --review-->   a held decision dispatched, dismissed (a false alarm on outcomes) or raised
 
 The first four stages (signals, indicators, persons, values) are the hot path: read by the batch in a consumer
 group of their own, with state in memory written to changelogs per checkpoint (`stream_reader.py`). Decisions
@@ -35,7 +36,7 @@ from deploy.app.heap import HeapKeeper
 from deploy.app.local_state import keep_if_clean, mark_clean
 from deploy.app.loop_lag import watch_loop
 from deploy.app.model import worker_model
-from deploy.app.options import faust_options, policies, topology
+from deploy.app.options import faust_options, policies, review_policy, topology
 from deploy.app.pages import add_pages
 from deploy.app.partitioned import ChunkedTable, PartitionedTable
 from deploy.app.stream_reader import StreamReader
@@ -44,6 +45,7 @@ from deploy.topics import RETENTION_DAYS
 from dispatch.cooldown import Cooldown
 from dispatch.erased import ErasedSubjects
 from dispatch.escalation import EscalationStore
+from dispatch.review import ReviewStore
 from dispatch.routing import load_routes
 from dispatch.sms import forget_waiting
 from dispatch.stage import Dispatcher
@@ -100,14 +102,7 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     board = OpsBoard(redis_client, redis_prefix)
     queues = TaskQueues(redis_client, f"{redis_prefix}feed:", 0)
 
-    erasers = [("console board", lambda subject_id, phones: board.forget(subject_id)),  # each on its own
-               ("feed queues", lambda subject_id, phones: queues.forget(subject_id)),
-               ("SMS adapter", lambda subject_id, phones: forget_waiting(redis_client, redis_prefix, phones))]
-    dispatcher = Dispatcher(routes, Cooldown(redis_client, redis_prefix, routes.cooldown_ms), processor.lookup,
-                            EscalationStore(redis_client, redis_prefix), on_suppressed=metrics.suppressed.inc,
-                            on_breach=lambda station, channel: metrics.breaches.labels(station, channel).inc(), erasers=erasers,
-                            erased=ErasedSubjects(redis_client, redis_prefix, ERASED_KEPT_S),
-                            on_erase_failed=lambda store: metrics.erasure_failures.labels(store).inc())
+    dispatcher = _dispatcher(settings, redis_client, routes, processor, metrics, board, queues)
     progress = SourceProgress(idle_after_s=settings.idle_after_ms / 1000, producers=settings.producers)
     max_ahead_ms = settings.max_ahead_minutes * MINUTE_MS
     handlers = Handlers(processor, topology(settings), progress, metrics, dispatcher, board,
@@ -152,10 +147,27 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     agent("yujing.decisions", "dispatch", handlers.decision, parallel=DISPATCH_PARALLEL)
     agent("outcomes", "escalation", handlers.outcome)
     agent("interception.replies", "bank-replies", handlers.bank_reply)
+    agent("yujing.assessments", "review", handlers.assessment)
     add_pages(app, registry, board, queues, redis_client, redis_prefix,
               lambda warning_id: gather(settings, warning_id), settings.allowed_hosts.split(","))
     app.yujing_metrics = metrics  # type: ignore[attr-defined]  # for the console and tests in this process
     return app
+
+
+def _dispatcher(settings: Settings, redis_client: aioredis.Redis, routes: Any, processor: Processor,
+                metrics: PipelineMetrics, board: OpsBoard, queues: TaskQueues) -> Dispatcher:
+    """The dispatch stage over Redis: cooldowns, escalations, the review queue and the erasers of every store."""
+    redis_prefix = settings.redis_prefix
+    erasers = [("console board", lambda subject_id, phones: board.forget(subject_id)),  # each on its own
+               ("feed queues", lambda subject_id, phones: queues.forget(subject_id)),
+               ("SMS adapter", lambda subject_id, phones: forget_waiting(redis_client, redis_prefix, phones))]
+    return Dispatcher(routes, Cooldown(redis_client, redis_prefix, routes.cooldown_ms), processor.lookup,
+                      EscalationStore(redis_client, redis_prefix), on_suppressed=metrics.suppressed.inc,
+                      on_breach=lambda station, channel: metrics.breaches.labels(station, channel).inc(),
+                      erasers=erasers, erased=ErasedSubjects(redis_client, redis_prefix, ERASED_KEPT_S),
+                      on_erase_failed=lambda store: metrics.erasure_failures.labels(store).inc(),
+                      review=ReviewStore(redis_client, redis_prefix), review_policy=review_policy(settings),
+                      on_review=metrics.observe_review)
 
 
 def _processor(app: faust.App, settings: Settings,

@@ -103,6 +103,11 @@ class Handlers:
             self.metrics.held_fen.inc(reply.held_fen)
         return []
 
+    async def assessment(self, event: Any) -> list[Output]:
+        """An analyst's word on a held decision: dispatched, dismissed or raised (once, whoever comes first)."""
+        assert self.dispatcher is not None
+        return await self.dispatcher.handle_assessment(decode_input("yujing.assessments", event.value))
+
     async def outcome(self, event: Any) -> list[Output]:
         """An outcome reported back: counted, and answered in escalation (done, or escalate now)."""
         assert self.dispatcher is not None

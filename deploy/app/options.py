@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import faust
 
 from deploy.config import Settings
+from dispatch.review import ReviewPolicy, ReviewPolicyError, load_review_policy
 from schemas.topics import SIGNAL_TOPICS
 from schemas.units import HOUR_MS, MINUTE_MS
 from streams.kafka_io import partition_counts
@@ -91,3 +93,15 @@ def policies(settings: Settings) -> tuple[IndexPolicy, StatePolicy]:
                         late_tolerance_ms=settings.late_tolerance_minutes * MINUTE_MS,
                         max_people=settings.index_max_people, fanout_threshold=settings.fanout_threshold)
     return index, StatePolicy(window_ms=settings.lookback_hours * HOUR_MS)
+
+
+def review_policy(settings: Settings) -> ReviewPolicy:
+    """The quick-assessment policy `YUJING_REVIEW_POLICY` names (none: nothing waits for an analyst)."""
+    if not settings.review_policy:
+        return ReviewPolicy("none", ())
+    try:
+        return load_review_policy(Path(settings.review_policy))
+    except OSError as exc:
+        raise SystemExit(f"YUJING_REVIEW_POLICY: cannot read {settings.review_policy}: {exc.strerror}") from None
+    except ReviewPolicyError as exc:
+        raise SystemExit(f"YUJING_REVIEW_POLICY {settings.review_policy}: {exc}") from None

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 
 from deploy.config import Settings
 from dispatch.escalation import Context, EscalationStore
+from dispatch.review import Held, ReviewStore
 from dispatch.task_queue import TaskQueues
 from dispatch.tasks import Scope
 from ops.access import ConsoleTokens
@@ -149,6 +150,29 @@ def test_a_banks_answers_settle_a_stop_payment_latest_first_and_only_its_own_req
     assert states == [(0, ""), (2, ""), (1, "held"), (1, "held"), (0, ""), (2, "held")]
     assert (shown["reply"], shown["reply_ts"], shown["bank"], shown["ts"]) == ("released", T + 9, "ICBC", T)
     assert "held_fen" not in shown and shown["amount_fen"] == 880_000  # released: nothing held any more
+
+
+def test_a_held_decision_is_taken_once_by_whoever_comes_first(stack: Settings) -> None:
+    async def run() -> tuple[list[str], list[str], list[bool], list[str], int]:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        prefix = f"test-{uuid.uuid4().hex}:"
+        store = ReviewStore(client, prefix)
+        try:
+            for wid, deadline in (("w-late", T + 60), ("w-early", T + 30)):
+                await store.hold(Held(_context(wid), "rule", deadline, 0))
+            order = [h.context.decision.decision_id for h in await store.waiting()]
+            due = await store.due(T + 31)
+            # the clock's worker and an analyst's assessment race for the same decision: one wins
+            taken = [h is not None for h in await asyncio.gather(store.take("w-early"), store.take("w-early"))]
+            left = [h.context.decision.decision_id for h in await store.waiting()]
+            return order, due, taken, left, await store.forget("S1")
+        finally:
+            await _forget(client, prefix)
+            await client.aclose()
+
+    order, due, taken, left, forgotten = asyncio.run(run())
+    assert order == ["w-early", "w-late"] and due == ["w-early"] and sorted(taken) == [False, True]
+    assert left == ["w-late"] and forgotten == 1  # the person erased: their held decision goes too
 
 
 def test_expired_console_and_feed_tokens_leave_redis_when_the_next_one_is_issued(stack: Settings) -> None:

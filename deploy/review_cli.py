@@ -1,0 +1,97 @@
+"""`yujing review list|show|confirm|dismiss|raise`: the analysts' queue of decisions held for quick assessment.
+
+`list` and `show` read the queue in Redis (and `show` the decision's trail from Kafka); `confirm`, `dismiss` and
+`raise` write the analyst's word to `yujing.assessments`, which the dispatch stage acts on once (a decision the
+clock took first is not sent twice). The record is the audit: who, when, what and why.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import time
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from deploy.config import Settings, load_settings
+from schemas.catalogue import tr
+from schemas.labels import fraud_type_words
+
+if TYPE_CHECKING:
+    from dispatch.review import Held
+
+LOCAL = timezone(timedelta(hours=8))
+
+
+def add_review_command(sub: Any) -> None:
+    """The `review` subcommand and its actions."""
+    p = sub.add_parser("review", help="the analysts' queue of decisions held for quick assessment (快速研判)")
+    actions = p.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="decisions waiting, the earliest deadline first")
+    show = actions.add_parser("show", help="one waiting decision with its trail (evidence, features, reasons)")
+    show.add_argument("decision_id")
+    for action, what in (("confirm", "dispatch it as routed"), ("dismiss", "send nothing: a false alarm"),
+                         ("raise", "dispatch it at a higher tier")):
+        a = actions.add_parser(action, help=what)
+        a.add_argument("decision_id")
+        a.add_argument("--analyst", default=getpass.getuser(), help="who assesses (default: the login name)")
+        a.add_argument("--reason", default="", required=action == "dismiss", help="why (required to dismiss)")
+        if action == "raise":
+            a.add_argument("--tier", required=True, choices=["T1", "T2"])
+    p.set_defaults(func=review)
+
+
+def review(args: argparse.Namespace) -> int:
+    """Run one `yujing review` action."""
+    settings = load_settings()
+    if args.action in ("list", "show"):
+        waiting = asyncio.run(_waiting(settings))
+        if args.action == "list":
+            print(_table(waiting))
+            return 0
+        held = next((h for h in waiting if h.context.decision.decision_id == args.decision_id), None)
+        if held is None:
+            print(tr("no decision {decision_id} is waiting for review", decision_id=args.decision_id))
+            return 1
+        from ops.explain import gather, render
+
+        print(render(gather(settings, args.decision_id)))
+        return 0
+    import msgspec
+
+    from schemas.internal import Assessment
+    from schemas.topics import ASSESSMENT_TOPIC
+    from streams.kafka_io import produce
+
+    assessment = Assessment(decision_id=args.decision_id, action=args.action, analyst=args.analyst,
+                            ts=int(time.time() * 1000), reason=args.reason, tier=getattr(args, "tier", None))
+    produce(settings, ASSESSMENT_TOPIC, [(assessment.decision_id.encode(), msgspec.json.encode(assessment))])
+    print(tr("{action} of {decision_id} sent by {analyst}", action=args.action, decision_id=args.decision_id,
+             analyst=args.analyst))
+    return 0
+
+
+async def _waiting(settings: Settings) -> list[Held]:
+    import redis.asyncio as aioredis
+
+    from dispatch.review import ReviewStore
+
+    client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
+    try:
+        return await ReviewStore(client, settings.redis_prefix).waiting()
+    finally:
+        await client.aclose()
+
+
+def _table(waiting: list[Held]) -> str:
+    """The queue as lines an analyst reads: deadline, tier, type, station, decision id, first reason."""
+    if not waiting:
+        return tr("no decision is waiting for review")
+    lines = []
+    for h in waiting:
+        d = h.context.decision
+        deadline = datetime.fromtimestamp(h.deadline / 1000, LOCAL).strftime("%m-%d %H:%M")
+        reason = d.reasons[0].detail if d.reasons else ""
+        lines.append(f"{deadline}  {d.tier}  {fraud_type_words(d.fraud_type):<12} "
+                     f"{h.context.who.get('station_id', ''):<10} {d.decision_id}  {reason}")
+    return "\n".join(lines)

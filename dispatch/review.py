@@ -1,0 +1,145 @@
+"""Quick assessment (快速研判): which decisions wait for an analyst before dispatch, and where they wait.
+
+`needs_review` is pure: the first rule of the policy (dispatch/config/review.toml) whose matchers hold holds the
+decision for its `within` minutes; a decision with a reason the rule names as enough evidence (a case element)
+goes on at once, and T1 never waits (money is moving). Held decisions wait in Redis under their deadline, in
+event time like escalation's steps: an analyst's assessment (`yujing.assessments`) or the pipeline clock passing
+the deadline takes the decision, exactly once (ZREM), so a confirm after the timeout sends nothing twice.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from dispatch.escalation import Context
+from schemas.internal import Decision
+from schemas.records import FRAUD_TYPES
+from schemas.units import MINUTE_MS
+
+REVIEW_FILE = Path(__file__).parent / "config" / "review.toml"
+
+
+class ReviewPolicyError(ValueError):
+    """The review policy is invalid; the message names the rule and the field."""
+
+
+@dataclass(frozen=True)
+class ReviewRule:
+    """Decisions of these tiers and fraud types wait `within_ms` for an analyst, unless a reason code says enough."""
+
+    name: str
+    tiers: frozenset[str]
+    fraud_types: frozenset[str] | None  # None: every type
+    enough: frozenset[str]  # reason codes that make a review unnecessary (e.g. a case element touched)
+    within_ms: int
+
+
+@dataclass(frozen=True)
+class ReviewPolicy:
+    """The rules, tried top-down."""
+
+    version: str
+    rules: tuple[ReviewRule, ...]
+
+
+def _rule(i: int, doc: dict[str, Any]) -> ReviewRule:
+    name = str(doc.get("name") or f"rule {i + 1}")
+    unknown = set(doc) - {"name", "tier", "fraud_type", "unless_reason", "within"}
+    if unknown:
+        raise ReviewPolicyError(f"rule {name!r}: unknown keys {sorted(unknown)}")
+    tiers = frozenset([doc["tier"]] if isinstance(doc.get("tier"), str) else doc.get("tier", []))
+    if not tiers or not tiers <= {"T2", "T3"}:
+        raise ReviewPolicyError(f"rule {name!r}: tier must name T2 and/or T3 (a T1 never waits: money is moving)")
+    types = doc.get("fraud_type")
+    fraud_types = frozenset([types] if isinstance(types, str) else types) if types is not None else None
+    if fraud_types is not None and not fraud_types <= set(FRAUD_TYPES):
+        raise ReviewPolicyError(f"rule {name!r}: unknown fraud type in {sorted(fraud_types)}")
+    within = doc.get("within")
+    if not isinstance(within, int) or within <= 0:
+        raise ReviewPolicyError(f"rule {name!r}: within must be a whole number of minutes > 0")
+    return ReviewRule(name, tiers, fraud_types, frozenset(doc.get("unless_reason", [])), within * MINUTE_MS)
+
+
+def parse_review_policy(text: str) -> ReviewPolicy:
+    """Parse and validate a review policy (TOML)."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ReviewPolicyError(f"not valid TOML: {exc}") from None
+    return ReviewPolicy(str(doc.get("version", "unversioned")),
+                        tuple(_rule(i, r) for i, r in enumerate(doc.get("rule", []))))
+
+
+def load_review_policy(path: Path = REVIEW_FILE) -> ReviewPolicy:
+    """The review policy from its file (default: dispatch/config/review.toml)."""
+    return parse_review_policy(path.read_text())
+
+
+def needs_review(policy: ReviewPolicy, decision: Decision) -> ReviewRule | None:
+    """The rule that holds this decision for an analyst, or None (it is dispatched at once)."""
+    if not decision.rose or decision.tier == "T1":
+        return None
+    codes = {r.code for r in decision.reasons}
+    for rule in policy.rules:
+        if decision.tier in rule.tiers and (rule.fraud_types is None or decision.fraud_type in rule.fraud_types):
+            return None if codes & rule.enough else rule
+    return None
+
+
+class Held(msgspec.Struct):
+    """A decision waiting for an analyst: what dispatching it needs, the rule that holds it, its deadline (event
+    time), and when it was held (wall clock: the analyst's time to assess is measured from it)."""
+
+    context: Context
+    rule: str
+    deadline: int
+    held_wall_ms: int
+
+
+class ReviewStore:
+    """Held decisions in Redis (an asyncio client, handed in), by deadline; taken exactly once."""
+
+    def __init__(self, client: Any, prefix: str, keep_s: int = 8 * 86_400) -> None:
+        self._r = client
+        self._p = prefix
+        self._keep = keep_s
+
+    async def hold(self, held: Held) -> None:
+        """Wait for an analyst until the deadline (event time)."""
+        wid = held.context.decision.decision_id
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.set(f"{self._p}review:held:{wid}", msgspec.json.encode(held), ex=self._keep)
+            pipe.zadd(f"{self._p}review:pending", {wid: held.deadline}, nx=True)
+            await pipe.execute()
+
+    async def due(self, clock: int) -> list[str]:
+        """The held decisions whose deadline the pipeline clock has passed."""
+        return [m.decode() if isinstance(m, bytes) else m
+                for m in await self._r.zrangebyscore(f"{self._p}review:pending", "-inf", clock - 1)]
+
+    async def take(self, decision_id: str) -> Held | None:
+        """Take a held decision off the queue: its record for the one caller that did, None for everyone else."""
+        if not await self._r.zrem(f"{self._p}review:pending", decision_id):
+            return None
+        raw = await self._r.get(f"{self._p}review:held:{decision_id}")
+        return msgspec.json.decode(raw, type=Held) if raw else None
+
+    async def waiting(self, limit: int = 500) -> list[Held]:
+        """The held decisions, earliest deadline first."""
+        wids = await self._r.zrange(f"{self._p}review:pending", 0, limit - 1)
+        raws = await self._r.mget([f"{self._p}review:held:{w.decode() if isinstance(w, bytes) else w}"
+                                   for w in wids]) if wids else []
+        return [msgspec.json.decode(raw, type=Held) for raw in raws if raw]
+
+    async def forget(self, subject_id: str) -> int:
+        """A person erased: their held decisions leave the queue (nothing is dispatched for them); how many."""
+        theirs = [h for h in await self.waiting(limit=100_000) if h.context.decision.subject_id == subject_id]
+        for h in theirs:
+            wid = h.context.decision.decision_id
+            await self._r.zrem(f"{self._p}review:pending", wid)
+            await self._r.delete(f"{self._p}review:held:{wid}")
+        return len(theirs)
