@@ -1,14 +1,15 @@
 """What each service may do on the broker: Kafka ACLs per service, so that one service's credentials cannot erase a
 person, block a domain or forge a signal.
 
-    worker          reads the inputs, its own topics and its outputs (explain); writes its outputs, internal
-                    topics, changelogs (its app id's prefix, which it also creates), commits as its groups,
-                    checkpoints as its transactional ids
+    worker          reads the inputs, its own topics and its outputs (explain); writes its outputs (outcomes: an
+                    analyst's dismissal), the review page's assessments, internal topics, changelogs (its app
+                    id's prefix, which it also creates), commits as its groups, checkpoints as its transactional ids
     sms-gateway     reads dispatch.sms and outcomes; writes outcomes (receipts) and dead letters; its ledger
     task-feed       reads dispatch.phone, dispatch.visit and outcomes; writes outcomes and dead letters
     campaign        reads the registry and the triggers; writes dispatch.sms
     bank            a bank (or the test bank): reads interception.payment; writes interception.replies
     analyst         `yujing review` (and the console's review page): writes yujing.assessments
+    shadow          `yujing shadow`: reads the inputs, yujing.decisions and outcomes; writes yujing.shadow-decisions
     reader          reads every topic (explain, the bulletin, the RPZ export, training with outcomes)
     <topic>-writer  a provider writing one input topic (signals.telecom, …, registry.subjects, intel.indicators,
                     outcomes, interception.replies)
@@ -27,17 +28,20 @@ from schemas.topics import (
     INTERNAL_TOPICS,
     PUBLIC_TOPICS,
     REPLY_TOPIC,
+    SHADOW_TOPIC,
     SIGNAL_TOPICS,
     SMS_LEDGER_TOPIC,
+    SOURCE_TOPICS,
 )
 from streams.kafka_io import pipeline_groups
 from streams.kafka_security import client_options
 
 WORKER_READS = (*SIGNAL_TOPICS, "registry.subjects", "intel.indicators", "outcomes", REPLY_TOPIC, ASSESSMENT_TOPIC,
                 *HOT_PATH_TOPICS)
+# outcomes: an analyst's dismissal is a false alarm; assessments: the console's review page writes them
 WORKER_WRITES = ("warnings", "dispatch.sms", "dispatch.phone", "dispatch.visit", "interception.payment",
-                 "interception.account", "interception.domain", "interception.number", "deadletter",
-                 *HOT_PATH_TOPICS)
+                 "interception.account", "interception.domain", "interception.number", "deadletter", "outcomes",
+                 ASSESSMENT_TOPIC, *HOT_PATH_TOPICS)
 INPUT_TOPICS = (*SIGNAL_TOPICS, "registry.subjects", "intel.indicators", "outcomes", REPLY_TOPIC)
 
 
@@ -88,6 +92,9 @@ def _permissions(settings: Settings, service: str) -> list[Permission]:
         return _topics(settings, tuple(dict.fromkeys(PUBLIC_TOPICS + INTERNAL_TOPICS)), "READ", "DESCRIBE")
     if service == "analyst":
         return _topics(settings, (ASSESSMENT_TOPIC,), "WRITE", "DESCRIBE")
+    if service == "shadow":  # reads the inputs and what was decided; writes only what its candidate would decide
+        return [*_topics(settings, (*SOURCE_TOPICS, "registry.subjects", "yujing.decisions", "outcomes", SHADOW_TOPIC),
+                         "READ", "DESCRIBE"), *_topics(settings, (SHADOW_TOPIC,), "WRITE")]
     if service == "bank":
         return [*_topics(settings, ("interception.payment",), "READ", "DESCRIBE"),
                 *_topics(settings, (REPLY_TOPIC,), "WRITE", "DESCRIBE"), Permission("group", f"{app}-bank", "READ")]
@@ -95,7 +102,7 @@ def _permissions(settings: Settings, service: str) -> list[Permission]:
     if service.endswith("-writer") and topic in INPUT_TOPICS:
         return _topics(settings, (topic,), "WRITE", "DESCRIBE")
     raise ValueError(f"unknown service {service!r}: one of worker, sms-gateway, task-feed, campaign, reader, bank, "
-                     f"analyst, or <topic>-writer for {', '.join(INPUT_TOPICS)}")
+                     f"analyst, shadow, or <topic>-writer for {', '.join(INPUT_TOPICS)}")
 
 
 def _acl(principal: str, permission: Permission) -> Any:

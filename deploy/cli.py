@@ -10,6 +10,7 @@ from typing import Any
 from deploy.config import load_settings
 from deploy.progress import record_bar, step_bar
 from deploy.review_cli import add_review_command
+from deploy.shadow import add_shadow_command
 from schemas.units import HOUR_MS
 
 
@@ -525,8 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="var/schemas", help="the folder to write them to (default: %(default)s)")
     p.set_defaults(func=_schemas)
     p = sub.add_parser("acls", help="what a service may do on the broker (Kafka ACLs): print them, or --apply")
-    p.add_argument("service",
-                   help="worker, sms-gateway, task-feed, campaign, reader, bank, analyst, or <input topic>-writer")
+    p.add_argument("service", help="worker, sms-gateway, task-feed, campaign, reader, bank, analyst, shadow, or "
+                                   "<input topic>-writer")
     p.add_argument("--principal", required=True, help="the service's user, as User:NAME")
     p.add_argument("--apply", action="store_true", help="create them on the broker (as a super user)")
     p.set_defaults(func=_acls)
@@ -582,6 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_task_feed)
     _add_token_commands(sub)
     add_review_command(sub)
+    add_shadow_command(sub)
     p = sub.add_parser("campaign", help="launch a reminder campaign (宣传) to an at-risk group through the SMS queue")
     p.add_argument("--fraud-type", help="the fraud type the reminder is about")
     p.add_argument("--age-min", type=int)

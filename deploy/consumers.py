@@ -8,6 +8,7 @@ from typing import Any, Awaitable, Callable
 
 import redis.exceptions as redis_errors
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from deploy.config import Settings
 from schemas.decode import InvalidRecord, decode_typed
@@ -15,6 +16,7 @@ from schemas.records import Outcome
 from streams.kafka_io import iter_to_end, partition_counts
 
 REDIS_OUTAGE = (redis_errors.ConnectionError, redis_errors.TimeoutError)
+OUTAGE = (*REDIS_OUTAGE, KafkaError)  # caught, then told apart by `is_outage`
 # Redis writes its AOF to disk every second (appendfsync everysec) and may lose the last one or two in a crash:
 # an offset is committed only once what it did in Redis is older than that, so a restart reads it again.
 COMMIT_LAG_S = 3.0
@@ -46,12 +48,28 @@ class LaggingCommits:
         self._noted.clear()
 
 
-async def after_redis_outage(consumer: AIOKafkaConsumer, exc: Exception, delay: float, log: Any) -> float:
-    """Redis away (a restart): wait `delay`, then read again from the committed offsets; the next delay."""
-    log.warning("Redis did not answer (%s); reading again from the committed offsets in %.1f s", exc, delay)
-    await asyncio.sleep(delay)
-    await rewind_to_committed(consumer)
-    return min(delay * 2, 5.0)
+def is_outage(exc: BaseException) -> bool:
+    """Redis away, or a Kafka error a broker's restart explains (retriable, or a wait for the broker timed out)."""
+    if isinstance(exc, KafkaError):
+        return exc.retriable or isinstance(exc, KafkaTimeoutError)
+    return isinstance(exc, REDIS_OUTAGE)
+
+
+async def after_outage(consumer: AIOKafkaConsumer, exc: Exception, delay: float, log: Any) -> float:
+    """Redis or the broker away (a restart): wait `delay`, then read again from the committed offsets (waiting on
+    while the broker cannot say them); the next delay."""
+    who = "the broker" if isinstance(exc, KafkaError) else "Redis"
+    log.warning("%s did not answer (%r); reading again from the committed offsets in %.1f s", who, exc, delay)
+    while True:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+        try:
+            await rewind_to_committed(consumer)
+            return delay
+        except KafkaError as again:
+            if not is_outage(again):
+                raise
+            log.warning("the broker did not answer (%r); trying again in %.1f s", again, delay)
 
 
 async def rewind_to_committed(consumer: AIOKafkaConsumer) -> None:

@@ -19,6 +19,7 @@ import time
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import msgspec
 import redis.asyncio as aioredis
@@ -28,9 +29,11 @@ from deploy import stack
 from deploy.city_stream import feed_as_producer, stream_city
 from deploy.config import Settings
 from deploy.progress import record_bar
+from deploy.shadow import shadow_report, shadow_run
 from deploy.task_feed_service import feed_prefix
 from deploy.topics import create_topics
 from deploy.workers import WorkerProcess, start_workers
+from dispatch.review import REVIEW_FILE, ReviewStore
 from dispatch.task_queue import TaskQueues
 from dispatch.tasks import Scope
 from ops.access import ConsoleTokens
@@ -39,6 +42,7 @@ from schemas.internal import Decision
 from schemas.records import BankReply, Outcome, PaymentInterception
 from schemas.topics import REPLY_TOPIC
 from scorers.lab.city import City, CityConfig
+from scorers.model import load
 from streams.kafka_io import end_offsets_of, group_lag, pipeline_groups, read_to_end
 
 GATEWAY_PORT, SMS_METRICS_PORT = 9110, 9111
@@ -213,6 +217,35 @@ async def _console_token(settings: Settings) -> str:
         await client.aclose()
 
 
+def _review_rows(settings: Settings, samples: dict) -> list[tuple[str, str]]:
+    """What the review queue saw: decisions held for an analyst, dispatched at their deadline, waiting now."""
+    async def depth() -> int:
+        client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
+        try:
+            return (await ReviewStore(client, settings.redis_prefix).depth())[0]
+        finally:
+            await client.aclose()
+
+    held, timed_out = (int(_metric(samples, "yujing_review_decisions_total", event=e)) for e in ("held", "timed_out"))
+    return [("held for quick assessment / sent at the deadline / waiting (/console/review)",
+             f"{held} / {timed_out} / {asyncio.run(depth())}")]
+
+
+def _shadow_rows(settings: Settings, report: Path) -> list[tuple[str, str]]:
+    """A candidate in shadow: the live model with a looser T3 threshold, replayed on the same input, compared."""
+    policy = load(settings.model_path).tier_policy().to_dict()
+    candidate = {**policy, "version": f"{policy['version']}-t3x0.8",
+                 "t3": {**policy["t3"], "score": round(policy["t3"]["score"] * 0.8, 6)}}
+    (report / "candidate-tiers.json").write_text(json.dumps(candidate, indent=2))
+    shadow_run(settings, settings.model_path, report / "candidate-tiers.json")
+    r = shadow_report(settings, None, None)
+    (report / "shadow.json").write_text(json.dumps(r.to_dict(), ensure_ascii=False, indent=2))
+    return [("shadow: T3 threshold ×0.8 against the live policy: persons warned", f"{r.candidate.warned} vs "
+             f"{r.live.warned}"),
+            ("shadow: warned only by the candidate / only live / at another tier",
+             f"{len(r.added)} / {len(r.removed)} / {len(r.changed_tier)}")]
+
+
 def _seconds(value: float | None) -> str:
     if value is None:
         return "–"
@@ -224,6 +257,8 @@ def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: boo
     """Start everything, stream the city, print what came out, and stop what was started (unless --keep)."""
     if not settings.progress_producers:  # the city feed is the demo's one provider: its word, not the idle time
         settings = replace(settings, progress_producers=feed_as_producer())
+    if not settings.review_policy:  # the shipped quick-assessment policy: T2/T3 without a case element wait
+        settings = replace(settings, review_policy=str(REVIEW_FILE))
     print("== starting the local stack (Apache Kafka + Redis) ==", flush=True)
     for st in stack.up(settings):
         print("  " + st.line())
@@ -291,9 +326,11 @@ def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: boo
              f"{_seconds(sample_quantile(samples, 'yujing_transfer_to_stop_payment_seconds', 0.5))} / "
              f"{_seconds(sample_quantile(samples, 'yujing_transfer_to_stop_payment_seconds', 0.99))}"),
             ("victims warned before their first loss (vs the simulator's truth)", f"{reached} of {lost}"),
+            *_review_rows(settings, samples),
         ]
         report = settings.data_dir / "reports" / f"demo-seed-{seed}"
         report.mkdir(parents=True, exist_ok=True)
+        rows += _shadow_rows(settings, report)
         (report / "summary.json").write_text(json.dumps(dict((k, str(v)) for k, v in rows), ensure_ascii=False, indent=2))
         print("\n== what came out of the running system ==")
         for label, value in rows:

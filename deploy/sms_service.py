@@ -34,7 +34,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry, start_http_server
 
 from deploy.config import Settings
-from deploy.consumers import REDIS_OUTAGE, LaggingCommits, RedisLoss, after_redis_outage, finished
+from deploy.consumers import (
+    OUTAGE,
+    REDIS_OUTAGE,
+    LaggingCommits,
+    RedisLoss,
+    after_outage,
+    finished,
+    is_outage,
+)
 from dispatch.clock import pick_clock
 from dispatch.metrics import SmsMetrics, sms_metrics
 from dispatch.plan import templates
@@ -413,12 +421,15 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                         restore = False
                     wait_ms = await step(out, wait_ms)
                     delay = 0.1
-                except REDIS_OUTAGE as exc:
+                except OUTAGE as exc:
                     # what was sent before the outage has its mark (put back from the durable ledger if Redis
-                    # lost it), and a message marked is never sent again
+                    # lost it), and a message marked is never sent again; a settlement the broker did not take
+                    # went back to the waiting (`_report_taken`)
+                    if not is_outage(exc):
+                        raise
                     commits.forget()
-                    restore = True
-                    delay = await after_redis_outage(consumer, exc, delay, log)
+                    restore = restore or isinstance(exc, REDIS_OUTAGE)
+                    delay = await after_outage(consumer, exc, delay, log)
     finally:
         if runner is not None:
             await runner.cleanup()

@@ -16,7 +16,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from deploy.config import Settings
-from deploy.consumers import REDIS_OUTAGE, LaggingCommits, RedisLoss, after_redis_outage, finished
+from deploy.consumers import OUTAGE, LaggingCommits, RedisLoss, after_outage, finished, is_outage
 from dispatch.clock import pick_clock
 from dispatch.task_feed_api import build_app
 from dispatch.task_queue import TaskQueues
@@ -93,9 +93,11 @@ async def run(settings: Settings, port: int, clock: str = "wall", claim_timeout_
             try:
                 await step()
                 delay = 0.1
-            except REDIS_OUTAGE as exc:  # adding a task is idempotent: none queued twice by reading again
+            except OUTAGE as exc:  # adding a task is idempotent: none queued twice by reading again
+                if not is_outage(exc):
+                    raise
                 commits.forget()
-                delay = await after_redis_outage(consumer, exc, delay, log)
+                delay = await after_outage(consumer, exc, delay, log)
     finally:
         await runner.cleanup()
         await consumer.stop()

@@ -20,7 +20,7 @@ RETENTION_DAYS = {
     "signals.telecom": 7, "signals.payment": 7, "signals.domain": 7,
     # what was decided and sent: explain, the bulletin, audits, and rebuilding queues after Redis lost them
     "warnings": 30, "dispatch.sms": 30, "dispatch.phone": 30, "dispatch.visit": 30, "interception.payment": 30,
-    "yujing.decisions": 30,
+    "yujing.decisions": 30, "yujing.shadow-decisions": 30,  # a candidate is judged against the live ones
     "outcomes": 180, "interception.replies": 180,  # labels, the half-year figures, banks' answers for audits
     "yujing.assessments": 180,  # who confirmed or dismissed what, and why: an audit trail, and labels
     "deadletter": 14,  # long enough to fix the cause and reprocess; the raw value is what reprocessing needs

@@ -114,6 +114,7 @@ class ReviewStore:
         async with self._r.pipeline(transaction=True) as pipe:
             pipe.set(f"{self._p}review:held:{wid}", msgspec.json.encode(held), ex=self._keep)
             pipe.zadd(f"{self._p}review:pending", {wid: held.deadline}, nx=True)
+            pipe.zadd(f"{self._p}review:since", {wid: held.held_wall_ms}, nx=True)
             await pipe.execute()
 
     async def due(self, clock: int) -> list[str]:
@@ -125,6 +126,14 @@ class ReviewStore:
         """Take a held decision off the queue: its record for the one caller that did, None for everyone else."""
         if not await self._r.zrem(f"{self._p}review:pending", decision_id):
             return None
+        await self._r.zrem(f"{self._p}review:since", decision_id)
+        raw = await self._r.get(f"{self._p}review:held:{decision_id}")
+        return msgspec.json.decode(raw, type=Held) if raw else None
+
+    async def held(self, decision_id: str) -> Held | None:
+        """The decision if it still waits for an analyst, else None."""
+        if await self._r.zscore(f"{self._p}review:pending", decision_id) is None:
+            return None
         raw = await self._r.get(f"{self._p}review:held:{decision_id}")
         return msgspec.json.decode(raw, type=Held) if raw else None
 
@@ -135,11 +144,20 @@ class ReviewStore:
                                    for w in wids]) if wids else []
         return [msgspec.json.decode(raw, type=Held) for raw in raws if raw]
 
+    async def depth(self) -> tuple[int, int | None]:
+        """How many decisions wait, and since when the longest-waiting one has (wall clock ms; None: none waits)."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.zcard(f"{self._p}review:pending")
+            pipe.zrange(f"{self._p}review:since", 0, 0, withscores=True)
+            count, oldest = await pipe.execute()
+        return int(count), int(oldest[0][1]) if oldest else None
+
     async def forget(self, subject_id: str) -> int:
         """A person erased: their held decisions leave the queue (nothing is dispatched for them); how many."""
         theirs = [h for h in await self.waiting(limit=100_000) if h.context.decision.subject_id == subject_id]
         for h in theirs:
             wid = h.context.decision.decision_id
             await self._r.zrem(f"{self._p}review:pending", wid)
+            await self._r.zrem(f"{self._p}review:since", wid)
             await self._r.delete(f"{self._p}review:held:{wid}")
         return len(theirs)

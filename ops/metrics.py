@@ -87,6 +87,10 @@ class PipelineMetrics:
         self.review_seconds = Histogram("yujing_review_assessment_seconds",
                                         "From holding a decision to its analyst's assessment (wall clock)",
                                         buckets=(30, 60, 120, 300, 600, 1200, 1800, 3600, 7200), registry=registry)
+        self.review_waiting = Gauge("yujing_review_waiting", "Decisions waiting for an analyst", registry=registry)
+        self.review_oldest = Gauge("yujing_review_oldest_waiting_seconds",
+                                   "How long the longest-waiting decision has waited for an analyst (wall clock; 0: "
+                                   "none waits)", registry=registry)
         self.suppressed = Counter("yujing_cooldown_suppressed_total", "Warnings held back by the cooldown",
                                   registry=registry)
         self.breaches = Counter("yujing_sla_breaches_total", "Dispatch steps whose deadline passed unanswered, by "
@@ -144,6 +148,11 @@ class PipelineMetrics:
         self.review.labels(event, tier, fraud_type).inc()
         if wait_ms is not None:
             self.review_seconds.observe(max(0, wait_ms) / 1000)
+
+    def observe_review_queue(self, depth: int, oldest_ms: int | None, now_ms: int) -> None:
+        """The review queue's depth and its longest wait, as read from Redis."""
+        self.review_waiting.set(depth)
+        self.review_oldest.set(max(0, now_ms - oldest_ms) / 1000 if oldest_ms is not None else 0)
 
     def observe_outputs(self, outputs: Iterable[object], origin_s: float | None, now_s: float) -> None:
         """Count what one input made the worker send; `origin_s` is the Kafka timestamp it descends from."""

@@ -73,6 +73,7 @@ TOPICS: dict[str, TopicSpec] = {
     "yujing.triggers": TopicSpec(Trigger, "person", "yujing", internal=True),
     "yujing.sms-sent": TopicSpec(SmsSent, "message_id (compacted)", "yujing's SMS adapter", internal=True),
     "yujing.assessments": TopicSpec(Assessment, "decision_id", "analysts (yujing review)", internal=True),
+    "yujing.shadow-decisions": TopicSpec(Decision, "person", "yujing shadow (a candidate model)", internal=True),
 }
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

@@ -31,6 +31,9 @@ OutcomeKind = Literal[
     "sms_delivered", "sms_failed", "call_answered", "call_refused", "unreachable", "visited", "dissuaded",
     "already_lost", "false_alarm",
 ]
+# What an outcome says of the person warned: being defrauded (1) or not (0: a false alarm, an analyst's dismissal
+# too); the others say nothing of it. Training (`--with-outcomes`) and the shadow report read them alike.
+OUTCOME_LABELS = {"dissuaded": 1, "already_lost": 1, "false_alarm": 0}
 
 
 class _Record(Struct, kw_only=True, omit_defaults=True):

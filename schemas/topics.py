@@ -24,4 +24,5 @@ PUBLIC_TOPICS = CONTRACT_TOPICS + EXTENSION_TOPICS
 HOT_PATH_TOPICS = ("yujing.events", "yujing.contacts", "yujing.triggers", "yujing.decisions")
 SMS_LEDGER_TOPIC = "yujing.sms-sent"  # the SMS adapter's durable ledger: what it asked a provider to send
 ASSESSMENT_TOPIC = "yujing.assessments"  # analysts' confirm, dismiss or raise of decisions held for review
-INTERNAL_TOPICS = (*HOT_PATH_TOPICS, SMS_LEDGER_TOPIC, ASSESSMENT_TOPIC)
+SHADOW_TOPIC = "yujing.shadow-decisions"  # what a candidate model would have decided (yujing shadow)
+INTERNAL_TOPICS = (*HOT_PATH_TOPICS, SMS_LEDGER_TOPIC, ASSESSMENT_TOPIC, SHADOW_TOPIC)

@@ -27,9 +27,14 @@ from typing import Any
 import faust
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Gauge
+from redis.exceptions import RedisError
 
 from deploy.app.agent_loop import AgentLoop, until_broker_takes
-from deploy.app.faust_commit import commit_only_processed, fetch_stalled, flush_before_commit
+from deploy.app.faust_commit import (
+    commit_only_processed,
+    fetch_stalled,
+    flush_before_commit,
+)
 from deploy.app.faust_offsets import hand_on_in_order
 from deploy.app.handlers import Handlers, show_on_board
 from deploy.app.heap import HeapKeeper
@@ -55,6 +60,7 @@ from ops.explain import gather
 from ops.metrics import ConsumerLag, PipelineMetrics
 from schemas.internal import Output
 from schemas.records import encode
+from schemas.topics import ASSESSMENT_TOPIC
 from schemas.units import MINUTE_MS
 from scorers.ages import Ages
 from scorers.decide import Decider
@@ -102,7 +108,8 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     board = OpsBoard(redis_client, redis_prefix)
     queues = TaskQueues(redis_client, f"{redis_prefix}feed:", 0)
 
-    dispatcher = _dispatcher(settings, redis_client, routes, processor, metrics, board, queues)
+    review = ReviewStore(redis_client, redis_prefix)
+    dispatcher = _dispatcher(settings, redis_client, routes, processor, metrics, board, queues, review)
     progress = SourceProgress(idle_after_s=settings.idle_after_ms / 1000, producers=settings.producers)
     max_ahead_ms = settings.max_ahead_minutes * MINUTE_MS
     handlers = Handlers(processor, topology(settings), progress, metrics, dispatcher, board,
@@ -126,6 +133,15 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     async def unstall() -> None:
         fetch_stalled(app.consumer)
 
+    @app.timer(15.0)
+    async def review_queue() -> None:
+        try:
+            depth, oldest = await review.depth()
+        except (RedisError, OSError) as exc:  # the next tick reads it again
+            log.warning("review queue not read: %s", exc)
+            return
+        metrics.observe_review_queue(depth, oldest, int(time.time() * 1000))
+
     async def send(outputs: list[Output], timestamp: float | None) -> None:
         # Outputs carry the Kafka timestamp of the input they come from, so every hop down the chain knows when
         # the originating signal (or case element) reached Kafka: the end-to-end latency at the last hop. A
@@ -148,14 +164,19 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     agent("outcomes", "escalation", handlers.outcome)
     agent("interception.replies", "bank-replies", handlers.bank_reply)
     agent("yujing.assessments", "review", handlers.assessment)
+    async def publish_assessment(key: bytes, value: bytes) -> None:
+        sent = await until_broker_takes(ASSESSMENT_TOPIC, partial(topic(ASSESSMENT_TOPIC).send, key=key, value=value))
+        await sent  # the analyst is answered once the broker holds their word
+
     add_pages(app, registry, board, queues, redis_client, redis_prefix,
-              lambda warning_id: gather(settings, warning_id), settings.allowed_hosts.split(","))
+              lambda warning_id: gather(settings, warning_id), settings.allowed_hosts.split(","), review,
+              publish_assessment)
     app.yujing_metrics = metrics  # type: ignore[attr-defined]  # for the console and tests in this process
     return app
 
 
 def _dispatcher(settings: Settings, redis_client: aioredis.Redis, routes: Any, processor: Processor,
-                metrics: PipelineMetrics, board: OpsBoard, queues: TaskQueues) -> Dispatcher:
+                metrics: PipelineMetrics, board: OpsBoard, queues: TaskQueues, review: ReviewStore) -> Dispatcher:
     """The dispatch stage over Redis: cooldowns, escalations, the review queue and the erasers of every store."""
     redis_prefix = settings.redis_prefix
     erasers = [("console board", lambda subject_id, phones: board.forget(subject_id)),  # each on its own
@@ -166,7 +187,7 @@ def _dispatcher(settings: Settings, redis_client: aioredis.Redis, routes: Any, p
                       on_breach=lambda station, channel: metrics.breaches.labels(station, channel).inc(),
                       erasers=erasers, erased=ErasedSubjects(redis_client, redis_prefix, ERASED_KEPT_S),
                       on_erase_failed=lambda store: metrics.erasure_failures.labels(store).inc(),
-                      review=ReviewStore(redis_client, redis_prefix), review_policy=review_policy(settings),
+                      review=review, review_policy=review_policy(settings),
                       on_review=metrics.observe_review)
 
 

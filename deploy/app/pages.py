@@ -1,20 +1,25 @@
-"""The worker's web pages: Prometheus metrics, and behind a console token the console, its state and explain."""
+"""The worker's web pages: Prometheus metrics, and behind a console token the console, its state, explain and the
+analysts' review queue (a page and a JSON API)."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
+from urllib.parse import quote, urlsplit
 
+import msgspec
 from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from dispatch.review import ReviewStore
 from dispatch.task_queue import TaskQueues
 from dispatch.throttle import RefusalThrottle
 from ops.access import ConsoleTokens, Grant, Role, host_allowed, may
 from ops.board import OpsBoard
 from ops.console import console_state, login_page, page
 from ops.explain import Trail, render
+from ops.review import VerdictError, review_entry, review_page, verdict
 from schemas.catalogue import tr
 
 # aiohttp refuses a charset inside content_type; the exposition format is UTF-8 by definition
@@ -25,9 +30,12 @@ audit = logging.getLogger("yujing.audit")
 
 def add_pages(app: Any, registry: CollectorRegistry, board: OpsBoard, queues: TaskQueues, redis: Any,
               redis_prefix: str, trail_of: Callable[[str], Trail], allowed_hosts: Sequence[str],
+              review: ReviewStore, publish: Callable[[bytes, bytes], Awaitable[None]],
               wall_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
-    """Register the pages on a faust app; `trail_of` gathers a warning's trail (a scan of topics: run off the loop).
-    Metrics are open (nothing personal); the console needs a token's cookie or bearer header, explain an analyst's."""
+    """Register the pages on a faust app; `trail_of` gathers a warning's trail (a scan of topics: run off the loop),
+    `publish` writes an assessment to `yujing.assessments` (key, value) and returns once the broker has it.
+    Metrics are open (nothing personal); the console needs a token's cookie or bearer header, explain and review an
+    analyst's."""
     tokens = ConsoleTokens(redis, redis_prefix)
     throttle = RefusalThrottle(redis, f"{redis_prefix}console:")
 
@@ -95,6 +103,64 @@ def add_pages(app: Any, registry: CollectorRegistry, board: OpsBoard, queues: Ta
         audit.info("explain %r read by %s", warning_id, grant.holder)
         trail = await asyncio.get_running_loop().run_in_executor(None, trail_of, warning_id)
         return web.text(render(trail), status=200 if trail.decision else 404, headers=_no_store())
+
+    _add_review_pages(app, admit, review, publish, lambda: redis.get(f"{redis_prefix}clock"), allowed_hosts, wall_ms)
+
+
+def _add_review_pages(app: Any, admit: Callable[[Any, Any, Role], Awaitable[tuple[Grant | None, Any]]],
+                      review: ReviewStore, publish: Callable[[bytes, bytes], Awaitable[None]],
+                      clock_of: Callable[[], Awaitable[Any]], allowed_hosts: Sequence[str],
+                      wall_ms: Callable[[], int]) -> None:
+    """The analysts' review queue: its page, its JSON, and the verdict (a form or a JSON body) of one decision."""
+    @app.page("/console/review")
+    async def review_queue(web: Any, request: Any) -> Any:
+        grant, refusal = await admit(web, request, "analyst")
+        if grant is None:
+            return refusal or web.html(login_page(), status=401)
+        clock = int(await clock_of() or 0)
+        entries = [review_entry(h, clock) for h in await review.waiting()]
+        sent = request.query.get("sent", "")
+        notice = tr("{action} of {decision_id} sent by {analyst}", action=request.query.get("action", ""),
+                    decision_id=sent, analyst=grant.holder) if sent else ""
+        return web.html(review_page(entries, clock, notice), headers=_no_store())
+
+    @app.page("/console/review.json")
+    async def review_json(web: Any, request: Any) -> Any:
+        grant, refusal = await admit(web, request, "analyst")
+        if grant is None:
+            return refusal or web.json({"error": tr("a console token is required")}, status=401)
+        clock = int(await clock_of() or 0)
+        return web.json({"clock": clock, "waiting": [review_entry(h, clock) for h in await review.waiting()]},
+                        headers=_no_store())
+
+    class Verdict(View):
+        async def post(self, request: Any, decision_id: str) -> Any:
+            grant, refusal = await admit(self, request, "analyst")
+            if grant is None:
+                return refusal or self.json({"error": tr("a console token is required")}, status=401)
+            origin = request.headers.get("Origin")
+            if origin and not host_allowed(urlsplit(origin).netloc, allowed_hosts):
+                return self.json({"error": tr("a form from another site is refused")}, status=403)
+            as_json = request.headers.get("Content-Type", "").startswith("application/json")
+            try:
+                body = await request.json() if as_json else dict(await request.post())
+                if not isinstance(body, dict):
+                    raise VerdictError(tr("the body must be a JSON object"))
+                assessment = verdict(decision_id, body, grant.holder, wall_ms())
+            except (VerdictError, ValueError) as exc:
+                return self.json({"error": str(exc)}, status=400)
+            if await review.held(decision_id) is None:
+                return self.json({"error": tr("no decision {decision_id} is waiting for review",
+                                              decision_id=decision_id)}, status=409)
+            await publish(decision_id.encode(), msgspec.json.encode(assessment))
+            audit.info("assessment %s of %r by %s: %s", assessment.action, decision_id, grant.holder,
+                       assessment.reason or assessment.tier or "")
+            if as_json:
+                return self.json(msgspec.to_builtins(assessment), status=202)
+            where = f"/console/review?sent={quote(decision_id, safe='')}&action={assessment.action}"
+            return self.text("", status=303, headers={"Location": where})
+
+    app.page("/console/review/{decision_id}")(Verdict)
 
 
 def _no_store() -> dict[str, str]:

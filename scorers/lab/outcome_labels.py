@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 from schemas.internal import Decision
+from schemas.records import OUTCOME_LABELS as LABELS
 from schemas.records import Outcome
-
-# Which outcomes say what: the person was being defrauded (1), or was not (0). Others carry no label.
-LABELS = {"dissuaded": 1, "already_lost": 1, "false_alarm": 0}
 
 
 def outcome_rows(decisions: list[Decision], outcomes: list[Outcome]) -> list[tuple[list[float], int]]:

@@ -153,26 +153,33 @@ def test_a_banks_answers_settle_a_stop_payment_latest_first_and_only_its_own_req
 
 
 def test_a_held_decision_is_taken_once_by_whoever_comes_first(stack: Settings) -> None:
-    async def run() -> tuple[list[str], list[str], list[bool], list[str], int]:
+    async def run() -> tuple[list[str], list[str], list[bool], list[str], int, list[tuple[int, int | None]]]:
         client = aioredis.Redis.from_url(stack.redis_url)
         prefix = f"test-{uuid.uuid4().hex}:"
         store = ReviewStore(client, prefix)
         try:
-            for wid, deadline in (("w-late", T + 60), ("w-early", T + 30)):
-                await store.hold(Held(_context(wid), "rule", deadline, 0))
+            depths = [await store.depth()]
+            for wid, deadline, held_at in (("w-late", T + 60, 5_000), ("w-early", T + 30, 9_000)):
+                await store.hold(Held(_context(wid), "rule", deadline, held_at))
+            depths.append(await store.depth())
             order = [h.context.decision.decision_id for h in await store.waiting()]
             due = await store.due(T + 31)
             # the clock's worker and an analyst's assessment race for the same decision: one wins
             taken = [h is not None for h in await asyncio.gather(store.take("w-early"), store.take("w-early"))]
             left = [h.context.decision.decision_id for h in await store.waiting()]
-            return order, due, taken, left, await store.forget("S1")
+            depths.append(await store.depth())
+            forgotten = await store.forget("S1")
+            depths.append(await store.depth())
+            return order, due, taken, left, forgotten, depths
         finally:
             await _forget(client, prefix)
             await client.aclose()
 
-    order, due, taken, left, forgotten = asyncio.run(run())
+    order, due, taken, left, forgotten, depths = asyncio.run(run())
     assert order == ["w-early", "w-late"] and due == ["w-early"] and sorted(taken) == [False, True]
     assert left == ["w-late"] and forgotten == 1  # the person erased: their held decision goes too
+    # how many wait, and since when the longest-waiting one has (held first, though its deadline is later)
+    assert depths == [(0, None), (2, 5_000), (1, 5_000), (0, None)]
 
 
 def test_expired_console_and_feed_tokens_leave_redis_when_the_next_one_is_issued(stack: Settings) -> None:
