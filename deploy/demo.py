@@ -232,15 +232,18 @@ def _review_rows(settings: Settings, samples: dict) -> list[tuple[str, str]]:
 
 
 def _shadow_rows(settings: Settings, report: Path) -> list[tuple[str, str]]:
-    """A candidate in shadow: the live model with a looser T3 threshold, replayed on the same input, compared."""
+    """A candidate in shadow: the live model under a stricter policy (the T2 and T3 score thresholds doubled),
+    replayed on the same input, compared."""
     policy = load(settings.model_path).tier_policy().to_dict()
-    candidate = {**policy, "version": f"{policy['version']}-t3x0.8",
-                 "t3": {**policy["t3"], "score": round(policy["t3"]["score"] * 0.8, 6)}}
+    t2 = min(1.0, policy["t2"]["score"] * 2)
+    candidate = {**policy, "version": f"{policy['version']}-stricter", "t2": {**policy["t2"], "score": t2},
+                 "t3": {**policy["t3"], "score": min(t2, policy["t3"]["score"] * 2)}}
     (report / "candidate-tiers.json").write_text(json.dumps(candidate, indent=2))
     shadow_run(settings, settings.model_path, report / "candidate-tiers.json")
     r = shadow_report(settings, None, None)
     (report / "shadow.json").write_text(json.dumps(r.to_dict(), ensure_ascii=False, indent=2))
-    return [("shadow: T3 threshold ×0.8 against the live policy: persons warned", f"{r.candidate.warned} vs "
+    return [("shadow: T2 and T3 score thresholds ×2 against the live policy: persons warned",
+             f"{r.candidate.warned} vs "
              f"{r.live.warned}"),
             ("shadow: warned only by the candidate / only live / at another tier",
              f"{len(r.added)} / {len(r.removed)} / {len(r.changed_tier)}")]

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import msgspec
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from deploy.config import Settings
 from deploy.workers import WorkerProcess
@@ -103,6 +105,12 @@ def post(url: str, body: dict[str, str], token: str = "", origin: str = "") -> t
         return err.code, json.loads(body) if body.startswith("{") else {"error": body}  # a refusal may be text
 
 
+def notice_names(driver: webdriver.Chrome, decision_id: str) -> None:
+    """Wait for the page the form's answer leads to, its notice naming the decision."""
+    WebDriverWait(driver, 20, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+        lambda b: decision_id in b.find_element(By.ID, "notice").text)
+
+
 def test_analysts_assess_on_the_console_page_and_through_the_api(isolated: Settings, tmp_path: Path,
                                                                  browser: webdriver.Chrome) -> None:  # noqa: F811
     settings = dataclasses.replace(isolated, review_policy=str(REVIEW_FILE))
@@ -122,6 +130,7 @@ def test_analysts_assess_on_the_console_page_and_through_the_api(isolated: Setti
         browser.get(f"{base}/review")  # signed out: the sign-in form, then back to the queue
         browser.find_element(By.ID, "token").send_keys(analyst)
         browser.find_element(By.ID, "sign-in").click()
+        WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.ID, "status"))  # signed in: the console
         browser.get(f"{base}/review")
         assert browser.find_element(By.TAG_NAME, "h1").text == "预警 · 快速研判"
         assert [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#queue th")] == [
@@ -132,11 +141,11 @@ def test_analysts_assess_on_the_console_page_and_through_the_api(isolated: Setti
         assert "13800000001" not in browser.page_source  # the person's line never reaches the page
 
         rows[0].find_element(By.CSS_SELECTOR, "button.confirm").click()  # one key
-        assert "d-page-confirm" in browser.find_element(By.ID, "notice").text
+        notice_names(browser, "d-page-confirm")
         row = browser.find_element(By.CSS_SELECTOR, '#queue tr[data-id="d-page-dismiss"]')
         row.find_element(By.NAME, "reason").send_keys("本人已知情，正常理财")
         row.find_element(By.CSS_SELECTOR, "button.dismiss").click()
-        assert "d-page-dismiss" in browser.find_element(By.ID, "notice").text
+        notice_names(browser, "d-page-dismiss")
 
         api = f"{base}/review/d-api-raise"
         assert post(api, {"action": "raise", "tier": "T2"}, viewer)[0] == 403
