@@ -64,6 +64,11 @@ PANELS: list[tuple[str, str, str, list[tuple[str, str]], int]] = [
      [("sum by (kind, outcome) (rate(yujing_sms_deliveries_total[5m]))", "{{kind}} {{outcome}}")], 12),
     (N_("SMS waiting (quiet hours, campaigns)"), "timeseries", "short",
      [("sum by (kind) (yujing_sms_waiting)", "{{kind}}")], 12),
+    (N_("Quick assessment: waiting and the longest wait"), "timeseries", "short", [
+        ("max(yujing_review_waiting)", N_("waiting")),
+        ("max(yujing_review_oldest_waiting_seconds) / 60", N_("longest wait (minutes)"))], 12),
+    (N_("Quick assessment by outcome (24 h)"), "bargauge", "short",
+     [(f"sum by (event, tier) (increase(yujing_review_decisions_total{DAY}))", "{{event}} {{tier}}")], 12),
 ]
 
 
