@@ -9,18 +9,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import sys
 import time
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 from deploy.config import Settings, load_settings
 from schemas.catalogue import tr
 from schemas.labels import fraud_type_words
+from schemas.units import LOCAL
 
 if TYPE_CHECKING:
-    from dispatch.review import Held
+    from dispatch.review import Held, ReviewStore
 
-LOCAL = timezone(timedelta(hours=8))
+T = TypeVar("T")
 
 
 def add_review_command(sub: Any) -> None:
@@ -44,13 +46,11 @@ def add_review_command(sub: Any) -> None:
 def review(args: argparse.Namespace) -> int:
     """Run one `yujing review` action."""
     settings = load_settings()
-    if args.action in ("list", "show"):
-        waiting = asyncio.run(_waiting(settings))
-        if args.action == "list":
-            print(_table(waiting))
-            return 0
-        held = next((h for h in waiting if h.context.decision.decision_id == args.decision_id), None)
-        if held is None:
+    if args.action == "list":
+        print(_table(asyncio.run(_ask_store(settings, lambda store: store.waiting()))))
+        return 0
+    if args.action == "show":
+        if asyncio.run(_ask_store(settings, lambda store: store.held(args.decision_id))) is None:
             print(tr("no decision {decision_id} is waiting for review", decision_id=args.decision_id))
             return 1
         from ops.explain import gather, render
@@ -59,26 +59,31 @@ def review(args: argparse.Namespace) -> int:
         return 0
     import msgspec
 
-    from schemas.internal import Assessment
+    from ops.review import VerdictError, verdict
     from schemas.topics import ASSESSMENT_TOPIC
     from streams.kafka_io import produce
 
-    assessment = Assessment(decision_id=args.decision_id, action=args.action, analyst=args.analyst,
-                            ts=int(time.time() * 1000), reason=args.reason, tier=getattr(args, "tier", None))
+    try:  # the same checks as the console's review page
+        assessment = verdict(args.decision_id, {"action": args.action, "reason": args.reason,
+                                                "tier": getattr(args, "tier", None)}, args.analyst,
+                             int(time.time() * 1000))
+    except VerdictError as exc:
+        print(f"yujing review {args.action}: {exc}", file=sys.stderr)
+        return 2
     produce(settings, ASSESSMENT_TOPIC, [(assessment.decision_id.encode(), msgspec.json.encode(assessment))])
     print(tr("{action} of {decision_id} sent by {analyst}", action=args.action, decision_id=args.decision_id,
              analyst=args.analyst))
     return 0
 
 
-async def _waiting(settings: Settings) -> list[Held]:
+async def _ask_store(settings: Settings, ask: Callable[[ReviewStore], Awaitable[T]]) -> T:
     import redis.asyncio as aioredis
 
     from dispatch.review import ReviewStore
 
     client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
     try:
-        return await ReviewStore(client, settings.redis_prefix).waiting()
+        return await ask(ReviewStore(client, settings.redis_prefix))
     finally:
         await client.aclose()
 

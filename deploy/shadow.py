@@ -14,7 +14,7 @@ import getpass
 import json
 import shutil
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,8 +23,8 @@ import msgspec
 from deploy.config import Settings, load_settings
 from schemas.catalogue import tr
 from schemas.topics import SHADOW_TOPIC
+from schemas.units import LOCAL
 
-LOCAL = timezone(timedelta(hours=8))
 PROMOTIONS = "promotions.jsonl"
 
 

@@ -127,13 +127,15 @@ class ReviewStore:
         if not await self._r.zrem(f"{self._p}review:pending", decision_id):
             return None
         await self._r.zrem(f"{self._p}review:since", decision_id)
-        raw = await self._r.get(f"{self._p}review:held:{decision_id}")
-        return msgspec.json.decode(raw, type=Held) if raw else None
+        return await self._record(decision_id)
 
     async def held(self, decision_id: str) -> Held | None:
         """The decision if it still waits for an analyst, else None."""
         if await self._r.zscore(f"{self._p}review:pending", decision_id) is None:
             return None
+        return await self._record(decision_id)
+
+    async def _record(self, decision_id: str) -> Held | None:
         raw = await self._r.get(f"{self._p}review:held:{decision_id}")
         return msgspec.json.decode(raw, type=Held) if raw else None
 

@@ -197,9 +197,12 @@ class Dispatcher:
 
     async def _timed_out(self, clock: int) -> list[Output]:
         """Dispatch the held decisions whose deadline the clock passed (each by the one worker that takes it)."""
+        review = self.review
+        if review is None:
+            return []
         out: list[Output] = []
-        for decision_id in await self.review.due(clock) if self.review is not None else []:
-            held = await self.review.take(decision_id) if self.review is not None else None
+        for decision_id in await review.due(clock):
+            held = await review.take(decision_id)
             if held is None or await self._erased(held.context.decision.subject_id):
                 continue
             self.on_review("timed_out", held.context.decision, None)

@@ -10,7 +10,7 @@ import base64
 import html
 import io
 from collections import Counter, defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,9 @@ from schemas.records import (
     VisitTask,
 )
 from schemas.topics import REPLY_TOPIC
+from schemas.units import LOCAL
 from streams.kafka_io import Cluster, read_to_end
 
-LOCAL = timezone(timedelta(hours=8))
 TOPIC_TYPES: dict[str, type[msgspec.Struct]] = {
     "warnings": FraudWarning, "dispatch.sms": SmsTask, "dispatch.phone": PhoneTask, "dispatch.visit": VisitTask,
     "interception.payment": PaymentInterception, "interception.domain": DomainInterception,

@@ -7,7 +7,7 @@ outcome since.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -18,10 +18,10 @@ from schemas.internal import Decision
 from schemas.labels import code_words, fraud_type_words
 from schemas.masking import shown_counterpart
 from schemas.topics import REPLY_TOPIC, SIGNAL_TOPICS
+from schemas.units import LOCAL
 from scorers.features import FEATURES
 from streams.kafka_io import Cluster, read_to_end
 
-LOCAL = timezone(timedelta(hours=8))
 TRAIL_TOPICS = ("warnings", "dispatch.sms", "dispatch.phone", "dispatch.visit", "outcomes")
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import html
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, Mapping
 from urllib.parse import quote
 
@@ -12,9 +12,9 @@ from dispatch.review import Held
 from schemas.catalogue import N_, language, tr
 from schemas.internal import Assessment
 from schemas.labels import fraud_type_words
+from schemas.units import LOCAL
 from scorers.features import FEATURES
 
-LOCAL = timezone(timedelta(hours=8))
 ACTIONS = {"confirm": N_("confirm"), "dismiss": N_("dismiss"), "raise": N_("raise")}
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
 

@@ -35,6 +35,14 @@ def test_a_tier_no_route_takes_is_one_line(capsys: pytest.CaptureFixture[str]) -
     assert err.count("\n") == 1 and err.startswith("yujing route-test: no route for {'tier': 'T9'}"), err
 
 
+def test_a_dismissal_without_a_reason_is_one_line_and_writes_nothing(capsys: pytest.CaptureFixture[str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(streams.kafka_io, "produce", lambda *a: pytest.fail("an assessment was written"))
+    assert main(["review", "dismiss", "d-1", "--reason", "  "]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("yujing review dismiss:") and err.count("\n") == 1
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
