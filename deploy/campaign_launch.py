@@ -12,11 +12,12 @@ import time
 from dataclasses import dataclass
 
 import msgspec
-import redis.asyncio as aioredis
 
 from deploy.config import Settings
+from deploy.redis_client import connect
 from dispatch.campaign import Campaign, Exposure, audience, plan_reminder, rising_types
 from dispatch.cooldown import REMINDER_TIER, Cooldown
+from dispatch.escalation import clock_key
 from dispatch.routing import load_routes
 from schemas.decode import InvalidRecord, decode_input
 from schemas.internal import Trigger
@@ -64,16 +65,16 @@ def exposures(settings: Settings) -> list[Exposure]:
 
 async def pipeline_clock(settings: Settings) -> int:
     """The pipeline's event-time clock (the dispatch stage's), or the wall clock before it has one."""
-    client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
+    client = connect(settings.redis_url, **settings.redis_options())
     try:
-        raw = await client.get(f"{settings.redis_prefix}clock")
+        raw = await client.get(clock_key(settings.redis_prefix))
     finally:
         await client.aclose()
     return int(raw) if raw else int(time.time() * 1000)
 
 
 async def _pass_cooldown(settings: Settings, tasks: list[tuple[Subject, SmsTask]]) -> list[SmsTask]:
-    client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
+    client = connect(settings.redis_url, **settings.redis_options())
     try:
         cooldown = Cooldown(client, settings.redis_prefix, load_routes().cooldown_ms)
         return [task for subject, task in tasks

@@ -3,21 +3,40 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from deploy.config import load_settings
+from deploy.config import Settings, load_settings
 from deploy.progress import record_bar, step_bar
 from deploy.review_cli import add_review_command
 from deploy.shadow import add_shadow_command
 from schemas.units import HOUR_MS
 
 
+def _add_shape_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--brokers", type=int, choices=[1, 3], help="local Kafka nodes (default: YUJING_KAFKA_BROKERS or 1)")
+    p.add_argument("--redis-cluster", action="store_true", help="a local Redis Cluster (3 masters, 3 replicas) "
+                                                                "instead of one Redis (YUJING_REDIS_CLUSTER=1)")
+    p.add_argument("--cluster", action="store_true", help="both: three Kafka nodes and a Redis Cluster")
+
+
+def _shaped_settings(args: argparse.Namespace) -> Settings:
+    """The settings, with the stack's shape the flags ask for (passed on to child processes by their env)."""
+    if args.cluster or args.brokers == 3:
+        os.environ["YUJING_KAFKA_BROKERS"] = "3"
+    elif args.brokers == 1:
+        os.environ["YUJING_KAFKA_BROKERS"] = "1"
+    if args.cluster or args.redis_cluster:
+        os.environ["YUJING_REDIS_CLUSTER"] = "1"
+    return load_settings()
+
+
 def _stack(args: argparse.Namespace) -> int:
     from deploy import stack
 
-    settings = load_settings()
+    settings = _shaped_settings(args)
     try:
         if args.action == "up":
             for st in stack.up(settings):
@@ -90,8 +109,8 @@ def _demo(args: argparse.Namespace) -> int:
     from deploy.stack import StackError
 
     try:
-        return run_demo(load_settings(), residents=args.residents, days=args.days, seed=args.seed, keep=args.keep,
-                        workers=args.workers, speed=args.speed, attempts=args.attempts)
+        return run_demo(_shaped_settings(args), residents=args.residents, days=args.days, seed=args.seed,
+                        keep=args.keep, workers=args.workers, speed=args.speed, attempts=args.attempts)
     except StackError as exc:
         print(f"yujing demo: {exc}", file=sys.stderr)
         return 2
@@ -281,14 +300,13 @@ def _console_token(args: argparse.Namespace) -> int:
     import asyncio
     import time
 
-    import redis.asyncio as aioredis
-
+    from deploy.redis_client import connect
     from ops.access import ConsoleTokens
 
     settings = load_settings()
 
     async def act() -> str:
-        client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
+        client = connect(settings.redis_url, **settings.redis_options())
         try:
             tokens = ConsoleTokens(client, settings.redis_prefix)
             if args.revoke:
@@ -308,8 +326,7 @@ def _feed_token(args: argparse.Namespace) -> int:
     import asyncio
     import time
 
-    import redis.asyncio as aioredis
-
+    from deploy.redis_client import connect
     from deploy.task_feed_service import feed_prefix
     from dispatch.task_queue import TaskQueues
     from dispatch.tasks import Scope
@@ -317,7 +334,7 @@ def _feed_token(args: argparse.Namespace) -> int:
     settings = load_settings()
 
     async def act(scope: Scope | None) -> str:
-        client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
+        client = connect(settings.redis_url, **settings.redis_options())
         try:
             queues = TaskQueues(client, feed_prefix(settings), 0)
             if scope is None:
@@ -519,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["up", "down", "status", "secrets"],
                    help="secrets: make the keys, certificates and passwords the compose file mounts (--out)")
     p.add_argument("--out", default="deploy/compose/secrets", help="where `secrets` writes (default: %(default)s)")
+    _add_shape_flags(p)
     p.set_defaults(func=_stack)
     p = sub.add_parser("topics", help="create the contract's topics")
     p.set_defaults(func=_topics)
@@ -621,6 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attempts", type=float, default=60.0, help="fraud attempts per 10k residents per day")
     p.add_argument("--speed", type=float, default=0.0, help="× event time (0: as fast as Kafka takes the records)")
     p.add_argument("--keep", action="store_true", help="leave everything running; print the console and feed URLs")
+    _add_shape_flags(p)
     p.set_defaults(func=_demo)
     return parser
 

@@ -43,6 +43,9 @@ class Settings:
     redis_url: str
     redis_external: bool
     redis_port: int
+    # Local stack shape (`yujing stack up --brokers 3 --redis-cluster`): KRaft nodes, and Redis Cluster or one Redis
+    kafka_brokers: int = 1
+    redis_cluster: bool = False
     topic_prefix: str = ""
     signal_partitions: int = 8
     partitions: int = 8
@@ -103,6 +106,8 @@ class Settings:
             "YUJING_CACHE_DIR": str(self.cache_dir),
             "KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "REDIS_URL": self.redis_url,
+            "YUJING_KAFKA_BROKERS": str(self.kafka_brokers),
+            "YUJING_REDIS_CLUSTER": "1" if self.redis_cluster else "",
             "YUJING_TOPIC_PREFIX": self.topic_prefix,
             "YUJING_SIGNAL_PARTITIONS": str(self.signal_partitions),
             "YUJING_PARTITIONS": str(self.partitions),
@@ -142,7 +147,7 @@ class Settings:
     def redis_options(self) -> dict[str, Any]:
         """Keyword arguments for redis-py's `from_url` beside the URL: the ACL user, its password, the TLS CA."""
         options: dict[str, Any] = {"username": self.redis_username, "password": self.redis_password}
-        if self.redis_url.startswith("rediss://"):  # redis-py 5 does not check the name unless asked
+        if self.redis_url.startswith(("rediss://", "rediss+cluster://")):  # redis-py checks the name only if asked
             options |= {"ssl_ca_certs": self.redis_ca_file, "ssl_check_hostname": True}
         return {k: v for k, v in options.items() if v}
 
@@ -155,6 +160,19 @@ class Settings:
     def kafka_url(self) -> str:
         """Faust's broker URL form of the bootstrap list."""
         return ";".join(f"kafka://{hp}" for hp in self.kafka_bootstrap.split(","))
+
+
+def kafka_node_ports(port: int, controller_port: int, brokers: int) -> list[tuple[int, int]]:
+    """The (client, controller) ports of each local KRaft node: the settings' pair, then every second port after."""
+    return [(port + 2 * i, controller_port + 2 * i) for i in range(brokers)]
+
+
+def redis_node_ports(port: int, cluster: bool) -> list[tuple[int, int]]:
+    """The (client, cluster bus) ports of each local Redis node: one, or three masters and three replicas whose
+    bus ports sit ten above (Redis's default, port + 10000, would leave the project's range below 32768)."""
+    if not cluster:
+        return [(port, 0)]
+    return [(port + i, port + 10 + i) for i in range(6)]
 
 
 def parse_producers(text: str) -> dict[str, tuple[str, ...]]:
@@ -184,25 +202,38 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     if _env_int(env, "YUJING_MAX_AHEAD_MINUTES", 0) < 0:
         raise SystemExit("YUJING_MAX_AHEAD_MINUTES must not be negative (minutes an event time may be ahead of "
                          "the wall clock)")
-    data_dir = Path(env.get("YUJING_DATA_DIR") or default_data_dir(env)).resolve()
+    kafka_brokers = _env_int(env, "YUJING_KAFKA_BROKERS", 1)
+    if kafka_brokers not in (1, 3):
+        raise SystemExit("YUJING_KAFKA_BROKERS must be 1 or 3 (the local stack's KRaft nodes)")
+    redis_cluster = env.get("YUJING_REDIS_CLUSTER", "") not in ("", "0")
+    # Each shape of the local stack has its own default folder and ports, so that one does not find the other's
+    # data, and both may run side by side.
+    shape = ("-k3" if kafka_brokers == 3 else "") + ("-rc" if redis_cluster else "")
+    default_dir = default_data_dir(env)
+    data_dir = Path(env.get("YUJING_DATA_DIR") or default_dir.with_name(default_dir.name + shape)).resolve()
     cache_dir = Path(env.get("YUJING_CACHE_DIR") or Path.home() / ".cache" / "yujing").resolve()
-    kafka_port = _env_int(env, "YUJING_KAFKA_PORT", 19092)
-    redis_port = _env_int(env, "YUJING_REDIS_PORT", 16379)
+    kafka_port = _env_int(env, "YUJING_KAFKA_PORT", 19192 if kafka_brokers == 3 else 19092)
+    redis_port = _env_int(env, "YUJING_REDIS_PORT", 16479 if redis_cluster else 16379)
     kafka_bootstrap = env.get("KAFKA_BOOTSTRAP", "")
     redis_url = env.get("REDIS_URL", "")
+    controller_port = _env_int(env, "YUJING_KAFKA_CONTROLLER_PORT", kafka_port + 1)
     if "@" in redis_url.partition("://")[2].partition("/")[0]:
         raise SystemExit("REDIS_URL must carry no user or password (they would be printed): use REDIS_USERNAME "
                          "and REDIS_PASSWORD_FILE")
     return Settings(
         data_dir=data_dir,
         cache_dir=cache_dir,
-        kafka_bootstrap=kafka_bootstrap or f"127.0.0.1:{kafka_port}",
+        kafka_bootstrap=kafka_bootstrap or ",".join(f"127.0.0.1:{port}" for port, _ in
+                                                    kafka_node_ports(kafka_port, controller_port, kafka_brokers)),
         kafka_external=bool(kafka_bootstrap),
         kafka_port=kafka_port,
-        kafka_controller_port=_env_int(env, "YUJING_KAFKA_CONTROLLER_PORT", kafka_port + 1),
-        redis_url=redis_url or f"redis://127.0.0.1:{redis_port}/0",
+        kafka_controller_port=controller_port,
+        redis_url=redis_url or (f"redis+cluster://127.0.0.1:{redis_port}" if redis_cluster
+                                else f"redis://127.0.0.1:{redis_port}/0"),
         redis_external=bool(redis_url),
         redis_port=redis_port,
+        kafka_brokers=kafka_brokers,
+        redis_cluster=redis_cluster,
         topic_prefix=env.get("YUJING_TOPIC_PREFIX", ""),
         signal_partitions=_env_int(env, "YUJING_SIGNAL_PARTITIONS", 8),
         partitions=_env_int(env, "YUJING_PARTITIONS", 8),

@@ -6,16 +6,16 @@ import asyncio
 import time
 from typing import Any, Awaitable, Callable
 
-import redis.exceptions as redis_errors
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from deploy.config import Settings
+from dispatch.stage import REDIS_AWAY
 from schemas.decode import InvalidRecord, decode_typed
 from schemas.records import Outcome
 from streams.kafka_io import iter_to_end, partition_counts
 
-REDIS_OUTAGE = (redis_errors.ConnectionError, redis_errors.TimeoutError)
+REDIS_OUTAGE = REDIS_AWAY
 OUTAGE = (*REDIS_OUTAGE, KafkaError)  # caught, then told apart by `is_outage`
 # Redis writes its AOF to disk every second (appendfsync everysec) and may lose the last one or two in a crash:
 # an offset is committed only once what it did in Redis is older than that, so a restart reads it again.

@@ -22,13 +22,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import msgspec
-import redis.asyncio as aioredis
 from tqdm import tqdm
 
 from deploy import stack
 from deploy.city_stream import feed_as_producer, stream_city
 from deploy.config import Settings
 from deploy.progress import record_bar
+from deploy.redis_client import connect
 from deploy.shadow import shadow_report, shadow_run
 from deploy.task_feed_service import feed_prefix
 from deploy.topics import create_topics
@@ -189,7 +189,7 @@ def _reached_before_loss(decisions: list[Decision], city: City) -> tuple[int, in
 
 async def _queued_tasks(settings: Settings) -> tuple[int, int, str]:
     """Tasks waiting in the grid and station queues (Redis), in how many queues, and the busiest grid."""
-    client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
+    client = connect(settings.redis_url, **settings.redis_options())
     try:
         depths = await TaskQueues(client, feed_prefix(settings), 0).depths()
     finally:
@@ -200,7 +200,7 @@ async def _queued_tasks(settings: Settings) -> tuple[int, int, str]:
 
 
 async def _demo_token(settings: Settings, grid: str) -> str:
-    client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
+    client = connect(settings.redis_url, **settings.redis_options())
     try:
         return await TaskQueues(client, feed_prefix(settings), 0).issue_token(Scope("demo-worker", "grid", grid),
                                                                               12 * 3600, int(time.time() * 1000))
@@ -209,7 +209,7 @@ async def _demo_token(settings: Settings, grid: str) -> str:
 
 
 async def _console_token(settings: Settings) -> str:
-    client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
+    client = connect(settings.redis_url, **settings.redis_options())
     try:
         return await ConsoleTokens(client, settings.redis_prefix).issue("demo-operator", "analyst", 12 * 3600,
                                                                         int(time.time() * 1000))
@@ -220,7 +220,7 @@ async def _console_token(settings: Settings) -> str:
 def _review_rows(settings: Settings, samples: dict) -> list[tuple[str, str]]:
     """What the review queue saw: decisions held for an analyst, dispatched at their deadline, waiting now."""
     async def depth() -> int:
-        client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
+        client = connect(settings.redis_url, **settings.redis_options())
         try:
             return (await ReviewStore(client, settings.redis_prefix).depth())[0]
         finally:
@@ -253,6 +253,14 @@ def _seconds(value: float | None) -> str:
     if value is None:
         return "–"
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+
+
+def _warning_lines(warnings: list[dict]) -> str:
+    """Every warning record of the run, in a stable order: what two runs of one city (one broker and Redis, or
+    the clusters) are compared by."""
+    keep = ("warning_id", "subject_id", "tier", "fraud_type", "score", "ts", "respond_by_ts", "channels")
+    rows = sorted(({k: w[k] for k in keep} for w in warnings), key=lambda w: (w["warning_id"], w["tier"], w["ts"]))
+    return "".join(json.dumps(w, ensure_ascii=False, sort_keys=True) + "\n" for w in rows)
 
 
 def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: bool, workers: int = 1,
@@ -334,6 +342,7 @@ def run_demo(settings: Settings, residents: int, days: int, seed: int, keep: boo
         report = settings.data_dir / "reports" / f"demo-seed-{seed}"
         report.mkdir(parents=True, exist_ok=True)
         rows += _shadow_rows(settings, report)
+        (report / "warnings.jsonl").write_text(_warning_lines(warnings), encoding="utf-8")
         (report / "summary.json").write_text(json.dumps(dict((k, str(v)) for k, v in rows), ensure_ascii=False, indent=2))
         print("\n== what came out of the running system ==")
         for label, value in rows:

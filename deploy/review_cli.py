@@ -77,11 +77,10 @@ def review(args: argparse.Namespace) -> int:
 
 
 async def _ask_store(settings: Settings, ask: Callable[[ReviewStore], Awaitable[T]]) -> T:
-    import redis.asyncio as aioredis
-
+    from deploy.redis_client import connect
     from dispatch.review import ReviewStore
 
-    client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
+    client = connect(settings.redis_url, **settings.redis_options())
     try:
         return await ask(ReviewStore(client, settings.redis_prefix))
     finally:

@@ -28,7 +28,6 @@ from typing import Any, Callable
 
 import aiohttp
 import msgspec
-import redis.asyncio as aioredis
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry, start_http_server
@@ -43,6 +42,7 @@ from deploy.consumers import (
     finished,
     is_outage,
 )
+from deploy.redis_client import connect
 from dispatch.clock import pick_clock
 from dispatch.metrics import SmsMetrics, sms_metrics
 from dispatch.plan import templates
@@ -336,7 +336,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                                 group_id=f"{settings.app_id}-sms-gateway", enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     producer = AIOKafkaProducer(**client_options(settings), acks="all")
-    redis = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
+    redis = connect(settings.redis_url, **settings.redis_options())
     event_clock, now_ms = pick_clock(clock)
     bucket = TokenBucket(rate, max(1, int(rate)), time.monotonic, asyncio.sleep)
     parked, reminders = waiting_keys(settings.redis_prefix)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from deploy.config import PROJECT_ROOT, Settings
+from deploy.config import PROJECT_ROOT, Settings, kafka_node_ports, redis_node_ports
 from deploy.credentials import CredentialsError, make_tls, plain_jaas, write_redis_acl
 from streams.kafka_security import Secured, client_options
 
@@ -35,10 +35,13 @@ class Status:
     managed: bool
     pid: int | None
     answering: bool
+    nodes: int = 1  # a cluster's row: its nodes have rows of their own
 
     def line(self) -> str:
         """One human-readable status line."""
         who = f"pid {self.pid}" if self.pid else ("external" if not self.managed else "not running")
+        if self.managed and self.nodes > 1:
+            who = f"{self.nodes} nodes"
         state = "answering" if self.answering else "NOT answering"
         return f"{self.name:<6} {self.address:<28} {who:<14} {state}"
 
@@ -162,17 +165,40 @@ def install_kafka(settings: Settings) -> Path:
     return libs
 
 
-def _kafka_properties(settings: Settings) -> Path:
-    kdir = settings.data_dir / "kafka"
+@dataclass(frozen=True)
+class Node:
+    """One server process of the local stack: its name (pid file and log), folder, and ports."""
+
+    name: str
+    node_id: int
+    port: int
+    second_port: int  # Kafka: its controller's; Redis Cluster: its bus (0: none)
+    folder: Path
+
+
+def kafka_nodes(settings: Settings) -> list[Node]:
+    """The local KRaft nodes: `kafka` alone, or `kafka-1`…`kafka-3`, each with its folder under the data dir."""
+    ports = kafka_node_ports(settings.kafka_port, settings.kafka_controller_port, settings.kafka_brokers)
+    if len(ports) == 1:
+        return [Node("kafka", 1, *ports[0], settings.data_dir / "kafka")]
+    return [Node(f"kafka-{i}", i, port, cport, settings.data_dir / f"kafka-{i}")
+            for i, (port, cport) in enumerate(ports, start=1)]
+
+
+def _kafka_properties(settings: Settings, node: Node, nodes: list[Node]) -> Path:
+    kdir = node.folder
     props = kdir / "server.properties"
     kdir.mkdir(parents=True, exist_ok=True)
-    port, cport = settings.kafka_port, settings.kafka_controller_port
+    port, cport = node.port, node.second_port
     protocol = settings.kafka_security.protocol
+    # Three nodes: every record on three, and a write acknowledged (acks=all) only once two have it, so one node
+    # may die without losing an acknowledged record or stopping the writes.
+    replicas, in_sync = (3, 2) if len(nodes) >= 3 else (1, 1)
     props.write_text(
         "\n".join([
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{cport}",
+            f"node.id={node.node_id}",
+            "controller.quorum.voters=" + ",".join(f"{n.node_id}@127.0.0.1:{n.second_port}" for n in nodes),
             f"listeners={protocol}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
             f"advertised.listeners={protocol}://127.0.0.1:{port}",
             "controller.listener.names=CONTROLLER",
@@ -182,11 +208,12 @@ def _kafka_properties(settings: Settings) -> Path:
             f"CONTROLLER:{'SASL_PLAINTEXT' if settings.kafka_security.sasl else 'PLAINTEXT'}",
             *_kafka_security_properties(settings),
             f"log.dirs={kdir / 'logs'}",
-            # One node: internal topics cannot be replicated.
-            "offsets.topic.replication.factor=1",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
+            f"offsets.topic.replication.factor={replicas}",
+            f"transaction.state.log.replication.factor={replicas}",
+            f"transaction.state.log.min.isr={in_sync}",
+            f"share.coordinator.state.topic.replication.factor={replicas}",
+            f"default.replication.factor={replicas}",
+            f"min.insync.replicas={in_sync}",
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=true",
             "num.partitions=8",
@@ -270,42 +297,96 @@ def kafka_answers(cluster: Secured, timeout_s: float = 3.0) -> bool:
         admin.close()
 
 
-def start_kafka(settings: Settings) -> int | None:
-    """Start the single-node KRaft broker (formatting its log dir once); None when an external one is used."""
+def start_kafka(settings: Settings, only: str | None = None) -> list[int]:
+    """Start the local KRaft node or nodes not running (formatting each log dir once, with one cluster id), or
+    only the node named `only`; wait until the cluster answers with all its brokers. None started when the
+    settings name an external cluster."""
     if settings.kafka_external:
-        return None
-    pid = _read_pid(settings, "kafka")
-    if pid is None:
-        libs = install_kafka(settings)
-        props = _kafka_properties(settings)
-        if not (settings.data_dir / "kafka" / "logs" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-            # `=`: a base64url id may begin with '-', which the tool's parser would take for an option (a fresh CI
-            # clone failed so, one format in 64)
-            scram = ([f"--add-scram={m}=[name={settings.kafka_security.username},"
-                      f"password={settings.kafka_security.password}]" for m in ("SCRAM-SHA-256", "SCRAM-SHA-512")]
-                     if settings.kafka_security.sasl else [])
-            res = subprocess.run(_java_argv(settings, libs, "kafka.tools.StorageTool", "format",
-                                            f"--cluster-id={cluster_id}", "-c", str(props), *scram),
-                                 capture_output=True, text=True)
-            if res.returncode != 0:
-                raise StackError(f"formatting Kafka's log dir failed:\n{res.stdout}\n{res.stderr}")
-        pid = _spawn(settings, "kafka", _java_argv(settings, libs, "kafka.Kafka", str(props)),
-                     (settings.kafka_port, settings.kafka_controller_port))
-    _wait_until(lambda: kafka_answers(settings), 120, f"Kafka at {settings.kafka_bootstrap}",
-                pid, settings.data_dir / "logs" / "kafka.log")
-    return pid
+        return []
+    nodes = kafka_nodes(settings)
+    formatted = [n for n in nodes if (n.folder / "logs" / "meta.properties").exists()]
+    if formatted and len(formatted) < len(nodes):
+        raise StackError(f"{settings.data_dir}: {len(formatted)} of {len(nodes)} Kafka nodes have data; a stack "
+                         f"made with another --brokers count is in this data folder (stack down, and use another "
+                         f"YUJING_DATA_DIR or remove it)")
+    if not formatted and (settings.data_dir / ("kafka" if len(nodes) > 1 else "kafka-1") / "logs").exists():
+        raise StackError(f"{settings.data_dir}: a Kafka stack with another --brokers count has data here "
+                         f"(use another YUJING_DATA_DIR or remove it)")
+    cluster_id = _cluster_id(nodes)
+    pids = []
+    for node in nodes:
+        pid = _read_pid(settings, node.name)
+        if pid is None and only in (None, node.name):
+            libs = install_kafka(settings)
+            props = _kafka_properties(settings, node, nodes)
+            if not (node.folder / "logs" / "meta.properties").exists():
+                _format_kafka(settings, libs, props, cluster_id)
+            pid = _spawn(settings, node.name, _java_argv(settings, libs, "kafka.Kafka", str(props)),
+                         (node.port, node.second_port))
+        if pid is not None:
+            pids.append(pid)
+    _wait_until(lambda: kafka_brokers_up(settings) >= len(nodes)
+                and all(_reachable(f"127.0.0.1:{n.port}", 1.0) for n in nodes), 180,
+                f"Kafka at {settings.kafka_bootstrap} ({len(nodes)} broker{'s' if len(nodes) > 1 else ''})",
+                pids[-1] if pids else None, settings.data_dir / "logs" / f"{nodes[-1].name}.log")
+    return pids
+
+
+def _cluster_id(nodes: list[Node]) -> str:
+    """The cluster id the nodes were formatted with, or a new one."""
+    for node in nodes:
+        meta = node.folder / "logs" / "meta.properties"
+        if meta.exists():
+            for line in meta.read_text().splitlines():
+                if line.startswith("cluster.id="):
+                    return line.partition("=")[2].strip()
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+def _format_kafka(settings: Settings, libs: Path, props: Path, cluster_id: str) -> None:
+    # `=`: a base64url id may begin with '-', which the tool's parser would take for an option (a fresh CI
+    # clone failed so, one format in 64)
+    scram = ([f"--add-scram={m}=[name={settings.kafka_security.username},"
+              f"password={settings.kafka_security.password}]" for m in ("SCRAM-SHA-256", "SCRAM-SHA-512")]
+             if settings.kafka_security.sasl else [])
+    res = subprocess.run(_java_argv(settings, libs, "kafka.tools.StorageTool", "format",
+                                    f"--cluster-id={cluster_id}", "-c", str(props), *scram),
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        raise StackError(f"formatting Kafka's log dir failed:\n{res.stdout}\n{res.stderr}")
+
+
+def kafka_brokers_up(cluster: Secured, timeout_s: float = 3.0) -> int:
+    """How many brokers the cluster's metadata lists (0 when it does not answer)."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    if not any(_reachable(hp, timeout_s) for hp in cluster.kafka_bootstrap.split(",")):
+        return 0
+    try:
+        admin = KafkaAdminClient(**client_options(cluster), request_timeout_ms=int(timeout_s * 1000))
+    except (KafkaError, OSError, ValueError):
+        return 0
+    try:
+        return len(admin.describe_cluster()["brokers"])
+    except (KafkaError, OSError):
+        return 0
+    finally:
+        admin.close()
 
 
 # ----------------------------------------------------------------------------- Redis
 
 
 def redis_answers(url: str, **options: str) -> bool:
-    """True when Redis answers PING (`options`: redis-py's credentials and TLS arguments)."""
+    """True when Redis answers PING (`options`: redis-py's credentials and TLS arguments); for a cluster URL,
+    when the cluster answers with every slot served."""
     import redis
 
+    from deploy.redis_client import connect_sync
+
     try:
-        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, **options)
+        client = connect_sync(url, socket_timeout=2, socket_connect_timeout=2, **options)
         try:
             return bool(client.ping())
         finally:
@@ -337,24 +418,87 @@ def install_redis() -> str:
     return found
 
 
-def start_redis(settings: Settings) -> int | None:
-    """Start Redis with AOF (appendfsync everysec) under DATA/redis; None when an external one is used."""
+def redis_nodes(settings: Settings) -> list[Node]:
+    """The local Redis nodes: `redis` alone, or `redis-1`…`redis-6` (three masters, three replicas)."""
+    ports = redis_node_ports(settings.redis_port, settings.redis_cluster)
+    if len(ports) == 1:
+        return [Node("redis", 1, *ports[0], settings.data_dir / "redis")]
+    return [Node(f"redis-{i}", i, port, bus, settings.data_dir / f"redis-{i}")
+            for i, (port, bus) in enumerate(ports, start=1)]
+
+
+def start_redis(settings: Settings, only: str | None = None) -> list[int]:
+    """Start Redis with AOF (appendfsync everysec) under the data folder, or the six nodes of a Redis Cluster made
+    once from them (`only`: that node alone); None started when the settings name an external Redis."""
     if settings.redis_external:
-        return None
-    pid = _read_pid(settings, "redis")
-    if pid is None:
-        binary = install_redis()
-        rdir = settings.data_dir / "redis"
-        rdir.mkdir(parents=True, exist_ok=True)
-        pid = _spawn(settings, "redis", [
-            binary, "--bind", "127.0.0.1", "--port", str(settings.redis_port), "--dir", str(rdir),
+        return []
+    nodes = redis_nodes(settings)
+    binary = install_redis()
+    pids = []
+    for node in nodes:
+        pid = _read_pid(settings, node.name)
+        if pid is None and only in (None, node.name):
+            node.folder.mkdir(parents=True, exist_ok=True)
+            argv = ([binary, *_redis_arguments(settings, node)] if len(nodes) == 1
+                    else [binary, str(_redis_cluster_config(settings, node))])
+            pid = _spawn(settings, node.name, argv, tuple(p for p in (node.port, node.second_port) if p))
+        if pid is not None:
+            pids.append(pid)
+    if len(nodes) > 1:
+        for node in nodes:
+            _wait_until(lambda: redis_answers(f"redis://127.0.0.1:{node.port}/0", **settings.redis_options()), 30,
+                        f"Redis node at 127.0.0.1:{node.port}", None, settings.data_dir / "logs" / f"{node.name}.log")
+        _form_cluster(settings, nodes)
+    _wait_until(lambda: redis_answers(settings.redis_url, **settings.redis_options()), 60,
+                f"Redis at {shown_url(settings.redis_url)}", pids[-1] if pids else None,
+                settings.data_dir / "logs" / f"{nodes[-1].name}.log")
+    return pids
+
+
+def _redis_arguments(settings: Settings, node: Node) -> list[str]:
+    return ["--bind", "127.0.0.1", "--port", str(node.port), "--dir", str(node.folder),
             "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no",
-            "--protected-mode", "yes", "--logfile", "", *_redis_access(settings),
-        ], (settings.redis_port,))
-    _wait_until(lambda: redis_answers(settings.redis_url, **settings.redis_options()), 30,
-                f"Redis at {shown_url(settings.redis_url)}",
-                pid, settings.data_dir / "logs" / "redis.log")
-    return pid
+            "--protected-mode", "yes", "--logfile", "", *_redis_access(settings)]
+
+
+def _redis_cluster_config(settings: Settings, node: Node) -> Path:
+    """A cluster node's config file (private: with credentials, the replicas' password to their master is in it)."""
+    lines = [f"port {node.port}", "bind 127.0.0.1", f"dir {node.folder}", "appendonly yes", "appendfsync everysec",
+             "daemonize no", "protected-mode yes", 'logfile ""', "cluster-enabled yes",
+             "cluster-config-file nodes.conf", f"cluster-port {node.second_port}",
+             # a master that stops answering is replaced by its replica after 3 s (Redis's default waits 15 s)
+             "cluster-node-timeout 3000"]
+    if settings.redis_password:
+        acl = write_redis_acl(node.folder / "users.acl", settings.redis_username or "", settings.redis_password)
+        lines += [f"aclfile {acl}", f"masterauth {settings.redis_password}"]
+        if settings.redis_username:
+            lines.append(f"masteruser {settings.redis_username}")
+    path = node.folder / "redis.conf"
+    path.touch(mode=0o600)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _form_cluster(settings: Settings, nodes: list[Node]) -> None:
+    """Make the six nodes one cluster of three masters with a replica each, unless they already are one."""
+    import redis
+
+    first = redis.Redis(port=nodes[0].port, socket_timeout=5, **settings.redis_options())
+    try:
+        known = int(first.cluster("info").get("cluster_known_nodes", 1))
+    finally:
+        first.close()
+    if known >= len(nodes):
+        return
+    cli = shutil.which("redis-cli")
+    if not cli:
+        raise StackError("redis-cli is missing: run `sudo apt-get install -y redis-tools`")
+    auth = ["--user", settings.redis_username] if settings.redis_username else []
+    env = {**os.environ, "REDISCLI_AUTH": settings.redis_password} if settings.redis_password else None
+    res = subprocess.run([cli, *auth, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes),
+                          "--cluster-replicas", "1", "--cluster-yes"], capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        raise StackError(f"making the Redis Cluster failed:\n{res.stdout}\n{res.stderr}")
 
 
 def _redis_access(settings: Settings) -> list[str]:
@@ -371,17 +515,23 @@ def _redis_access(settings: Settings) -> list[str]:
 
 
 def up(settings: Settings) -> list[Status]:
-    """Install what is missing, start both servers, and wait until both answer."""
+    """Install what is missing, start every server, and wait until Kafka and Redis answer."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     start_redis(settings)
     start_kafka(settings)
     return status(settings)
 
 
+def _nodes(settings: Settings) -> list[Node]:
+    return kafka_nodes(settings) + redis_nodes(settings)
+
+
 def down(settings: Settings) -> list[str]:
     """Stop exactly the processes `up` started (by recorded pid); external servers are left alone."""
     stopped = []
-    for name in ("kafka", "redis"):
+    # whatever the settings' shape now, every node a pid file names (a stack made with other flags included)
+    names = {n.name for n in _nodes(settings)} | {p.stem for p in (settings.data_dir / "run").glob("*.pid")}
+    for name in sorted(n for n in names if n.partition("-")[0] in ("kafka", "redis")):
         pid = _read_pid(settings, name)
         if pid is not None:
             _stop_pid(pid)
@@ -390,9 +540,27 @@ def down(settings: Settings) -> list[str]:
     return stopped
 
 
+def kill(settings: Settings, name: str) -> None:
+    """SIGKILL one server of this stack (a crash) and return once it is gone."""
+    pid = _read_pid(settings, name)
+    if pid is None:
+        raise StackError(f"{name} was not started by this stack (external, or not running)")
+    _stop_pid(pid, crash=True)
+    _pid_file(settings, name).unlink(missing_ok=True)
+
+
+def start(settings: Settings, name: str) -> None:
+    """Start one server of this stack again on its data, and wait until its cluster answers in full."""
+    if name.partition("-")[0] == "kafka":
+        start_kafka(settings, only=name)
+    else:
+        start_redis(settings, only=name)
+
+
 def restart(settings: Settings, name: str, down_s: float = 0.0, sig: int = signal.SIGTERM,
             until: Callable[[], bool] | None = None, max_down_s: float = 60.0) -> None:
-    """Stop one server this stack started and start it again on the same data (fault-injection tests).
+    """Stop one server this stack started (`kafka`, `redis`, or a cluster's node: `kafka-2`, `redis-1`) and start
+    it again on the same data (fault-injection tests).
 
     SIGTERM is a clean stop (Redis writes its AOF, Kafka closes its logs); SIGKILL is a crash (Redis replays its
     AOF, Kafka recovers its logs). The server stays down `down_s` seconds, or, with `until`, until that says so
@@ -407,14 +575,20 @@ def restart(settings: Settings, name: str, down_s: float = 0.0, sig: int = signa
     deadline = time.monotonic() + max_down_s
     while until is not None and not until() and time.monotonic() < deadline:
         time.sleep(0.2)
-    {"kafka": start_kafka, "redis": start_redis}[name](settings)
+    start(settings, name)
 
 
 def status(settings: Settings) -> list[Status]:
-    """Who runs Kafka and Redis, where, and whether each answers."""
-    return [
-        Status("kafka", settings.kafka_bootstrap, not settings.kafka_external, _read_pid(settings, "kafka"),
-               kafka_answers(settings, timeout_s=2)),
-        Status("redis", shown_url(settings.redis_url), not settings.redis_external, _read_pid(settings, "redis"),
-               redis_answers(settings.redis_url, **settings.redis_options())),
-    ]
+    """Who runs Kafka and Redis (each node of a cluster), where, and whether each answers."""
+    kafka, redis = kafka_nodes(settings), redis_nodes(settings)
+    rows = [Status("kafka", settings.kafka_bootstrap, not settings.kafka_external,
+                   _read_pid(settings, "kafka") if len(kafka) == 1 else None, kafka_answers(settings, timeout_s=2),
+                   len(kafka)),
+            Status("redis", shown_url(settings.redis_url), not settings.redis_external,
+                   _read_pid(settings, "redis") if len(redis) == 1 else None,
+                   redis_answers(settings.redis_url, **settings.redis_options()), len(redis))]
+    for node in (kafka if len(kafka) > 1 and not settings.kafka_external else []) + (
+            redis if len(redis) > 1 and not settings.redis_external else []):
+        rows.append(Status(node.name, f"127.0.0.1:{node.port}", True, _read_pid(settings, node.name),
+                           _reachable(f"127.0.0.1:{node.port}", 1.0)))
+    return rows

@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from deploy.config import Settings
 from deploy.consumers import OUTAGE, LaggingCommits, RedisLoss, after_outage, finished, is_outage
+from deploy.redis_client import connect
 from dispatch.clock import pick_clock
 from dispatch.task_feed_api import build_app
 from dispatch.task_queue import TaskQueues
+from dispatch.task_queue import feed_prefix as queues_prefix
 from dispatch.tasks import queue_of
 from schemas.deadletter import dead_letter
 from schemas.decode import InvalidRecord, decode_typed
@@ -32,8 +33,8 @@ TASK_CHANNELS = ("phone", "visit")  # the outcomes a task's report carries
 
 
 def feed_prefix(settings: Settings) -> str:
-    """The Redis key prefix of the task feed."""
-    return f"{settings.redis_prefix}feed:"
+    """The Redis key prefix of the task feed (one hash slot: `dispatch.task_queue.feed_prefix`)."""
+    return queues_prefix(settings.redis_prefix)
 
 
 async def run(settings: Settings, port: int, clock: str = "wall", claim_timeout_s: float = 1800.0,
@@ -45,7 +46,7 @@ async def run(settings: Settings, port: int, clock: str = "wall", claim_timeout_
                                 group_id=f"{settings.app_id}-task-feed", enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     producer = AIOKafkaProducer(**client_options(settings), acks="all")
-    redis = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
+    redis = connect(settings.redis_url, **settings.redis_options())
     queues = TaskQueues(redis, feed_prefix(settings), int(claim_timeout_s * 1000))
     event_clock, now_ms = pick_clock(clock)
 

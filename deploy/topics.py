@@ -35,6 +35,24 @@ KEPT_LATEST_DAYS = {"interception.number": 365, "interception.account": 365,
 DEADLETTER_RETENTION_MS = RETENTION_DAYS["deadletter"] * DAY_MS
 
 
+def replication(brokers: int) -> tuple[int, dict[str, str]]:
+    """The replication factor for a cluster of `brokers`, and the topic configs that go with it: on three or
+    more, a write acknowledged by all in-sync replicas (acks=all) is on at least two brokers."""
+    factor = min(3, brokers)
+    return factor, ({"min.insync.replicas": "2"} if factor >= 3 else {})
+
+
+def broker_count(settings: Settings) -> int:
+    """How many brokers the cluster's metadata lists."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(**client_options(settings), client_id="yujing-topics")
+    try:
+        return len(admin.describe_cluster()["brokers"])
+    finally:
+        admin.close()
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     """One topic to create: its real name, partitions and topic-level configs."""
@@ -71,11 +89,10 @@ def create_topics(settings: Settings) -> list[tuple[str, str]]:
 
     admin = KafkaAdminClient(**client_options(settings), client_id="yujing-topics")
     try:
-        brokers = len(admin.describe_cluster()["brokers"])
-        replication = min(3, brokers)
+        factor, replicated = replication(len(admin.describe_cluster()["brokers"]))
         existing = set(admin.list_topics())
-        specs = topic_specs(settings)
-        new = [NewTopic(s.name, s.partitions, replication, topic_configs=s.configs)
+        specs = [TopicSpec(s.logical, s.name, s.partitions, s.configs | replicated) for s in topic_specs(settings)]
+        new = [NewTopic(s.name, s.partitions, factor, topic_configs=s.configs)
                for s in specs if s.name not in existing]
         if new:
             admin.create_topics(new, validate_only=False)

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from dispatch.plan import Recipient
+from dispatch.redis_keys import slot_group
 from schemas.internal import Decision
 
 DONE = {"sms_delivered", "call_answered", "visited", "dissuaded", "already_lost", "false_alarm"}
@@ -55,37 +56,54 @@ class Context(msgspec.Struct):
         return Recipient(**self.who)
 
 
+def escalation_prefix(redis_prefix: str) -> str:
+    """The prefix of escalation's keys: the clock, the pending steps, their contexts and the breach count share a
+    slot, as its scripts touch them together."""
+    return slot_group(redis_prefix, "esc")
+
+
+def clock_key(redis_prefix: str) -> str:
+    """The pipeline clock's key (event time, ms), which the console and the campaign launcher read too."""
+    return escalation_prefix(redis_prefix) + "clock"
+
+
+def breaches_key(redis_prefix: str) -> str:
+    """The key counting SLA breaches (steps whose deadline passed unanswered)."""
+    return escalation_prefix(redis_prefix) + "sla:breaches"
+
+
 class EscalationStore:
     """Pending steps, their context and the pipeline clock, in Redis (an asyncio client, handed in)."""
 
     def __init__(self, client: Any, prefix: str, keep_s: int = 8 * 86_400) -> None:
         self._r = client
-        self._p = prefix
+        self._clock, self._breaches = clock_key(prefix), breaches_key(prefix)
+        self._p = escalation_prefix(prefix)
         self._keep = keep_s
         self._tick_lua = client.register_script(TICK_LUA)
         self._breach_lua = client.register_script(BREACH_LUA)
 
     async def tick(self, ts: int) -> tuple[int, list[tuple[str, int]]]:
         """Move the pipeline clock to `ts` if later; the clock, and the (warning id, step) whose deadline it passed."""
-        clock, members = await self._tick_lua(keys=[f"{self._p}clock", f"{self._p}esc:pending"], args=[ts])
+        clock, members = await self._tick_lua(keys=[self._clock, f"{self._p}pending"], args=[ts])
         return int(clock), [_parse_member(m) for m in members]
 
     async def schedule(self, ctx: Context, deadlines: dict[int, int]) -> None:
         """Wait for these steps of this warning (step → deadline, event time)."""
         wid = ctx.decision.decision_id
         async with self._r.pipeline(transaction=True) as pipe:
-            pipe.set(f"{self._p}esc:ctx:{wid}", msgspec.json.encode(ctx), ex=self._keep)
-            pipe.zadd(f"{self._p}esc:pending", {_member(wid, step): deadline for step, deadline in deadlines.items()})
+            pipe.set(f"{self._p}ctx:{wid}", msgspec.json.encode(ctx), ex=self._keep)
+            pipe.zadd(f"{self._p}pending", {_member(wid, step): deadline for step, deadline in deadlines.items()})
             await pipe.execute()
 
     async def resolve(self, warning_id: str, step: int) -> bool:
         """Take a pending step off the list; True for the one caller that did (the others lost the race)."""
-        return bool(await self._r.zrem(f"{self._p}esc:pending", _member(warning_id, step)))
+        return bool(await self._r.zrem(f"{self._p}pending", _member(warning_id, step)))
 
     async def breach(self, warning_id: str, step: int) -> tuple[bool, Context | None]:
         """Claim a passed step and count it as a breach: whether this caller took it, and the warning's context."""
-        reply = await self._breach_lua(keys=[f"{self._p}esc:pending", f"{self._p}sla:breaches",
-                                         f"{self._p}esc:ctx:{warning_id}"], args=[_member(warning_id, step)])
+        reply = await self._breach_lua(keys=[f"{self._p}pending", self._breaches,
+                                         f"{self._p}ctx:{warning_id}"], args=[_member(warning_id, step)])
         if not reply:
             return False, None
         raw = reply[1]  # false (RESP2 None, RESP3 False) when the context has expired
@@ -93,13 +111,13 @@ class EscalationStore:
 
     async def pending_steps(self, warning_id: str, count: int) -> list[int]:
         """Which of the warning's first `count` steps are still waiting (read by member, not the whole set)."""
-        scores = await self._r.zmscore(f"{self._p}esc:pending", [_member(warning_id, step) for step in range(count)])
+        scores = await self._r.zmscore(f"{self._p}pending", [_member(warning_id, step) for step in range(count)])
         return [step for step, score in enumerate(scores) if score is not None]
 
     async def forget(self, subject_id: str) -> int:
         """A person erased: their warnings' contexts and waiting steps go, so no later step is planned for them;
         how many warnings."""
-        keys = [k async for k in self._r.scan_iter(match=f"{self._p}esc:ctx:*", count=1000)]
+        keys = [k async for k in self._r.scan_iter(match=f"{self._p}ctx:*", count=1000)]
         theirs: list[bytes | str] = []
         for start in range(0, len(keys), 500):
             batch = keys[start:start + 500]
@@ -109,15 +127,15 @@ class EscalationStore:
         if not theirs:
             return 0
         wids = {(k.decode() if isinstance(k, bytes) else k).rpartition(":")[2] for k in theirs}
-        steps = [m for m in await self._r.zrange(f"{self._p}esc:pending", 0, -1) if _parse_member(m)[0] in wids]
+        steps = [m for m in await self._r.zrange(f"{self._p}pending", 0, -1) if _parse_member(m)[0] in wids]
         if steps:
-            await self._r.zrem(f"{self._p}esc:pending", *steps)
+            await self._r.zrem(f"{self._p}pending", *steps)
         await self._r.delete(*theirs)
         return len(wids)
 
     async def context(self, warning_id: str) -> Context | None:
         """The stored context of a warning."""
-        raw = await self._r.get(f"{self._p}esc:ctx:{warning_id}")
+        raw = await self._r.get(f"{self._p}ctx:{warning_id}")
         return msgspec.json.decode(raw, type=Context) if raw else None
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from dispatch.escalation import Context
+from dispatch.redis_keys import slot_group
 from schemas.internal import Decision
 from schemas.records import FRAUD_TYPES
 from schemas.units import MINUTE_MS
@@ -100,57 +101,63 @@ class Held(msgspec.Struct):
     held_wall_ms: int
 
 
+def review_prefix(redis_prefix: str) -> str:
+    """The review queue's key prefix: one slot, as a held record is written with its places in the queue (one
+    transaction) and the records are read together (MGET)."""
+    return slot_group(redis_prefix, "review")
+
+
 class ReviewStore:
     """Held decisions in Redis (an asyncio client, handed in), by deadline; taken exactly once."""
 
     def __init__(self, client: Any, prefix: str, keep_s: int = 8 * 86_400) -> None:
         self._r = client
-        self._p = prefix
+        self._p = review_prefix(prefix)
         self._keep = keep_s
 
     async def hold(self, held: Held) -> None:
         """Wait for an analyst until the deadline (event time)."""
         wid = held.context.decision.decision_id
         async with self._r.pipeline(transaction=True) as pipe:
-            pipe.set(f"{self._p}review:held:{wid}", msgspec.json.encode(held), ex=self._keep)
-            pipe.zadd(f"{self._p}review:pending", {wid: held.deadline}, nx=True)
-            pipe.zadd(f"{self._p}review:since", {wid: held.held_wall_ms}, nx=True)
+            pipe.set(f"{self._p}held:{wid}", msgspec.json.encode(held), ex=self._keep)
+            pipe.zadd(f"{self._p}pending", {wid: held.deadline}, nx=True)
+            pipe.zadd(f"{self._p}since", {wid: held.held_wall_ms}, nx=True)
             await pipe.execute()
 
     async def due(self, clock: int) -> list[str]:
         """The held decisions whose deadline the pipeline clock has passed."""
         return [m.decode() if isinstance(m, bytes) else m
-                for m in await self._r.zrangebyscore(f"{self._p}review:pending", "-inf", clock - 1)]
+                for m in await self._r.zrangebyscore(f"{self._p}pending", "-inf", clock - 1)]
 
     async def take(self, decision_id: str) -> Held | None:
         """Take a held decision off the queue: its record for the one caller that did, None for everyone else."""
-        if not await self._r.zrem(f"{self._p}review:pending", decision_id):
+        if not await self._r.zrem(f"{self._p}pending", decision_id):
             return None
-        await self._r.zrem(f"{self._p}review:since", decision_id)
+        await self._r.zrem(f"{self._p}since", decision_id)
         return await self._record(decision_id)
 
     async def held(self, decision_id: str) -> Held | None:
         """The decision if it still waits for an analyst, else None."""
-        if await self._r.zscore(f"{self._p}review:pending", decision_id) is None:
+        if await self._r.zscore(f"{self._p}pending", decision_id) is None:
             return None
         return await self._record(decision_id)
 
     async def _record(self, decision_id: str) -> Held | None:
-        raw = await self._r.get(f"{self._p}review:held:{decision_id}")
+        raw = await self._r.get(f"{self._p}held:{decision_id}")
         return msgspec.json.decode(raw, type=Held) if raw else None
 
     async def waiting(self, limit: int = 500) -> list[Held]:
         """The held decisions, earliest deadline first."""
-        wids = await self._r.zrange(f"{self._p}review:pending", 0, limit - 1)
-        raws = await self._r.mget([f"{self._p}review:held:{w.decode() if isinstance(w, bytes) else w}"
+        wids = await self._r.zrange(f"{self._p}pending", 0, limit - 1)
+        raws = await self._r.mget([f"{self._p}held:{w.decode() if isinstance(w, bytes) else w}"
                                    for w in wids]) if wids else []
         return [msgspec.json.decode(raw, type=Held) for raw in raws if raw]
 
     async def depth(self) -> tuple[int, int | None]:
         """How many decisions wait, and since when the longest-waiting one has (wall clock ms; None: none waits)."""
         async with self._r.pipeline(transaction=False) as pipe:
-            pipe.zcard(f"{self._p}review:pending")
-            pipe.zrange(f"{self._p}review:since", 0, 0, withscores=True)
+            pipe.zcard(f"{self._p}pending")
+            pipe.zrange(f"{self._p}since", 0, 0, withscores=True)
             count, oldest = await pipe.execute()
         return int(count), int(oldest[0][1]) if oldest else None
 
@@ -159,7 +166,7 @@ class ReviewStore:
         theirs = [h for h in await self.waiting(limit=100_000) if h.context.decision.subject_id == subject_id]
         for h in theirs:
             wid = h.context.decision.decision_id
-            await self._r.zrem(f"{self._p}review:pending", wid)
-            await self._r.zrem(f"{self._p}review:since", wid)
-            await self._r.delete(f"{self._p}review:held:{wid}")
+            await self._r.zrem(f"{self._p}pending", wid)
+            await self._r.zrem(f"{self._p}since", wid)
+            await self._r.delete(f"{self._p}held:{wid}")
         return len(theirs)

@@ -21,7 +21,9 @@ from schemas.records import TIER_RANK, Outcome
 from streams.identity import decode_profile, subject_key
 
 log = logging.getLogger(__name__)
-REDIS_AWAY = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# Redis not answering for now: gone, too slow, or a Redis Cluster between a master's loss and its replica's promotion
+REDIS_AWAY = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.ClusterDownError,
+              redis.exceptions.TryAgainError)
 
 
 @dataclass

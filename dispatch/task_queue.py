@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from dispatch.redis_keys import slot_group
 from dispatch.tasks import Scope
 
 
@@ -89,6 +90,12 @@ return 1
 """
 
 
+def feed_prefix(redis_prefix: str) -> str:
+    """The task feed's key prefix: one slot, as each script changes a task's record and its queue's stream together
+    (and the feed's markers of what Redis holds are lost with what they mark)."""
+    return slot_group(redis_prefix, "feed")
+
+
 @dataclass(frozen=True)
 class Listed:
     """A task as a feed user sees it: its record, whether it is theirs, how often it was claimed."""
@@ -99,7 +106,7 @@ class Listed:
 
 
 class TaskQueues:
-    """The grid and station queues, their tokens and the seen request ids, under one key prefix."""
+    """The grid and station queues, their tokens and the seen request ids, under one key prefix (`feed_prefix`)."""
 
     def __init__(self, client: Any, prefix: str, claim_timeout_ms: int) -> None:
         self._r = self.client = client

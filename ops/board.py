@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from dispatch.redis_keys import slot_group
 from schemas.masking import mask
 from schemas.records import (
     AccountInterception,
@@ -88,12 +89,17 @@ def interception_entry(topic: str, value: Any) -> tuple[str, dict[str, Any]] | N
     return None
 
 
+def board_prefix(redis_prefix: str) -> str:
+    """The board's key prefix: one slot, as an entry, its document and the tier counts change in one script."""
+    return slot_group(redis_prefix, "ops")
+
+
 class OpsBoard:
     """Recent warnings and interceptions in Redis (an asyncio client, handed in), newest by event time."""
 
     def __init__(self, client: Any, prefix: str) -> None:
         self._r = client
-        self._p = prefix + "ops:"
+        self._p = board_prefix(prefix)
         self._remember_lua = client.register_script(REMEMBER_LUA)
         self._settle_lua = client.register_script(SETTLE_LUA)
 

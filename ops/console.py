@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
+from dispatch.escalation import breaches_key, clock_key
 from dispatch.task_queue import TaskQueues
 from ops.board import OpsBoard
 from schemas.catalogue import N_, language, tr
@@ -56,7 +57,7 @@ def login_page(refused: bool = False, lang: str | None = None) -> str:
 
 async def console_state(board: OpsBoard, queues: TaskQueues, client: Any, prefix: str) -> dict[str, Any]:
     """Everything the console shows: warnings by tier, queues, SLA breaches, interceptions, the pipeline clock."""
-    clock = int(await client.get(f"{prefix}clock") or 0)
+    clock = int(await client.get(clock_key(prefix)) or 0)
     rows = []
     for queue, (depth, oldest_ts) in (await queues.depths()).items():
         channel, unit = queue.split(":", 1)
@@ -64,5 +65,5 @@ async def console_state(board: OpsBoard, queues: TaskQueues, client: Any, prefix
                      "oldest_s": max(0, clock - oldest_ts) // 1000 if oldest_ts is not None and clock else None})
     rows.sort(key=lambda r: (-r["depth"], r["channel"], r["unit"]))
     return {"clock": clock, "tiers": await board.tiers(), "warnings": await board.recent("warnings", 50),
-            "queues": rows[:50], "sla_breaches": int(await client.get(f"{prefix}sla:breaches") or 0),
+            "queues": rows[:50], "sla_breaches": int(await client.get(breaches_key(prefix)) or 0),
             "interceptions": await board.recent("interceptions", 20)}

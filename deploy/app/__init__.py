@@ -46,6 +46,7 @@ from deploy.app.pages import add_pages
 from deploy.app.partitioned import ChunkedTable, PartitionedTable
 from deploy.app.stream_reader import StreamReader
 from deploy.config import Settings
+from deploy.redis_client import connect
 from deploy.topics import RETENTION_DAYS
 from dispatch.cooldown import Cooldown
 from dispatch.erased import ErasedSubjects
@@ -54,7 +55,7 @@ from dispatch.review import ReviewStore
 from dispatch.routing import load_routes
 from dispatch.sms import forget_waiting
 from dispatch.stage import Dispatcher
-from dispatch.task_queue import TaskQueues
+from dispatch.task_queue import TaskQueues, feed_prefix
 from ops.board import OpsBoard
 from ops.explain import gather
 from ops.metrics import ConsumerLag, PipelineMetrics
@@ -102,11 +103,11 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     processor, replica, tables = _processor(app, settings, metrics)
     if model is not None:
         processor.on_person = Decider(model, model.tier_policy(), Ages(processor.lookup))
-    redis_client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
+    redis_client = connect(settings.redis_url, **settings.redis_options())
     redis_prefix = settings.redis_prefix
     routes = load_routes()
     board = OpsBoard(redis_client, redis_prefix)
-    queues = TaskQueues(redis_client, f"{redis_prefix}feed:", 0)
+    queues = TaskQueues(redis_client, feed_prefix(redis_prefix), 0)
 
     review = ReviewStore(redis_client, redis_prefix)
     dispatcher = _dispatcher(settings, redis_client, routes, processor, metrics, board, queues, review)
@@ -175,8 +176,9 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
     return app
 
 
-def _dispatcher(settings: Settings, redis_client: aioredis.Redis, routes: Any, processor: Processor,
-                metrics: PipelineMetrics, board: OpsBoard, queues: TaskQueues, review: ReviewStore) -> Dispatcher:
+def _dispatcher(settings: Settings, redis_client: aioredis.Redis | aioredis.RedisCluster, routes: Any,
+                processor: Processor, metrics: PipelineMetrics, board: OpsBoard, queues: TaskQueues,
+                review: ReviewStore) -> Dispatcher:
     """The dispatch stage over Redis: cooldowns, escalations, the review queue and the erasers of every store."""
     redis_prefix = settings.redis_prefix
     erasers = [("console board", lambda subject_id, phones: board.forget(subject_id)),  # each on its own

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, AsyncIterator, Awaitable, Callable
 
-import redis.exceptions as redis_errors
 from faust.exceptions import ProducerSendError
 
+from dispatch.stage import REDIS_AWAY
 from schemas.deadletter import dead_letter
 from schemas.decode import InvalidRecord
 from schemas.internal import Output
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Any], "list[Output] | Awaitable[list[Output]]"]
 Sleep = Callable[[float], Awaitable[None]]
-REDIS_DOWN = (redis_errors.ConnectionError, redis_errors.TimeoutError)
+REDIS_DOWN = REDIS_AWAY
 
 
 async def until_answered(what: str, step: Callable[[], Any], who: str, down: tuple[type[BaseException], ...],

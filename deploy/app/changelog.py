@@ -10,6 +10,7 @@ from aiokafka.errors import KafkaError
 
 from deploy.app.partitioned import PartitionedTable
 from deploy.config import Settings
+from deploy.topics import replication
 from streams.kafka_security import client_options
 
 
@@ -42,10 +43,10 @@ def ensure_changelogs(settings: Settings, tables: Iterable[str], partitions: int
 
     admin = KafkaAdminClient(**client_options(settings), client_id="yujing-changelogs")
     try:
-        brokers = len(admin.describe_cluster()["brokers"])
+        factor, replicated = replication(len(admin.describe_cluster()["brokers"]))
         existing = set(admin.list_topics())
-        new = [NewTopic(changelog_topic(settings, t), partitions, min(3, brokers),
-                        topic_configs={"cleanup.policy": "compact"})
+        new = [NewTopic(changelog_topic(settings, t), partitions, factor,
+                        topic_configs={"cleanup.policy": "compact", **replicated})
                for t in tables if changelog_topic(settings, t) not in existing]
         if new:
             try:

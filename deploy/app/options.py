@@ -9,6 +9,7 @@ from typing import Any
 import faust
 
 from deploy.config import Settings
+from deploy.topics import broker_count, replication
 from dispatch.review import ReviewPolicy, ReviewPolicyError, load_review_policy
 from schemas.topics import SIGNAL_TOPICS
 from schemas.units import HOUR_MS, MINUTE_MS
@@ -65,6 +66,8 @@ def faust_options(settings: Settings) -> dict[str, Any]:
         web_port=settings.web_port,
         web_host="127.0.0.1",
         topic_partitions=settings.partitions,
+        # faust's own topics (the identity table's changelog, its leader topic) replicated as ours are
+        topic_replication_factor=replication(broker_count(settings))[0],
         producer_acks=-1,  # acks=all: an effect is not sent until the broker has it
         consumer_auto_offset_reset="earliest",
         broker_commit_every=1000,

@@ -12,6 +12,7 @@ import msgspec
 from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from dispatch.escalation import clock_key
 from dispatch.review import ReviewStore
 from dispatch.task_queue import TaskQueues
 from dispatch.throttle import RefusalThrottle
@@ -104,7 +105,7 @@ def add_pages(app: Any, registry: CollectorRegistry, board: OpsBoard, queues: Ta
         trail = await asyncio.get_running_loop().run_in_executor(None, trail_of, warning_id)
         return web.text(render(trail), status=200 if trail.decision else 404, headers=_no_store())
 
-    _add_review_pages(app, admit, review, publish, lambda: redis.get(f"{redis_prefix}clock"), allowed_hosts, wall_ms)
+    _add_review_pages(app, admit, review, publish, lambda: redis.get(clock_key(redis_prefix)), allowed_hosts, wall_ms)
 
 
 def _add_review_pages(app: Any, admit: Callable[[Any, Any, Role], Awaitable[tuple[Grant | None, Any]]],

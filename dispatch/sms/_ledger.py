@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from dispatch.redis_keys import slot_group
 from dispatch.sms._deliver import Receipt, Sent
 from schemas.internal import SmsSent
 
@@ -13,8 +14,9 @@ DONE_TTL_S = 30 * 86_400  # how long a message's mark stays: as long as dispatch
 
 
 def adapter_prefix(redis_prefix: str) -> str:
-    """The SMS adapter's Redis keys start with this."""
-    return f"{redis_prefix}sms:"
+    """The SMS adapter's Redis keys start with this: one slot, as a message's mark, record and the waiting sets
+    change together (and the adapter's markers of what Redis holds, kept here too, are lost with what they mark)."""
+    return slot_group(redis_prefix, "sms")
 
 
 def done_key(redis_prefix: str, message_id: str) -> str:

@@ -15,6 +15,7 @@ from tests.integration.harness import isolated_settings
 
 
 SLOW = ("test_faults", "test_wheel", "test_secured")  # minutes each: run by .ci/run after the rest
+CLUSTER = ("test_cluster", "test_redis_cluster")  # on three Kafka nodes and a Redis Cluster: a stack of their own
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -25,6 +26,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.faults)
         if any(name in str(item.fspath) for name in SLOW):
             item.add_marker(pytest.mark.slow)
+        if any(name in str(item.fspath) for name in CLUSTER):
+            item.add_marker(pytest.mark.cluster)
 
 
 @pytest.fixture(scope="session")

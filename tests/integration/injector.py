@@ -7,12 +7,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
 from kafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.config import Settings
 from deploy.replay import Progress
-from deploy.stack import restart
+from deploy.stack import kill, redis_nodes, restart, start
 from deploy.workers import WorkerProcess
 from streams.kafka_io import group_lag, pipeline_groups
 
@@ -100,11 +101,36 @@ class Faults:
         if retried <= 0:
             raise AssertionError(f"no worker step retried while Redis was down {max_down_s:.0f} s")
 
-    def crash_broker(self, stack: Settings, workers: list[WorkerProcess], down_s: float = 3.0) -> None:
-        """SIGKILL the broker while the pipeline is busy; start it again on its log after `down_s`."""
+    def crash_broker(self, stack: Settings, workers: list[WorkerProcess], down_s: float = 3.0,
+                     node: str = "kafka") -> None:
+        """SIGKILL the broker (or a cluster's `node`) while the pipeline is busy; start it again on its log after
+        `down_s`."""
         now = when_busy(self.settings, workers)
-        restart(stack, "kafka", down_s=down_s, sig=signal.SIGKILL)
-        self._note("broker SIGKILLed", now)
+        restart(stack, node, down_s=down_s, sig=signal.SIGKILL)
+        self._note("broker SIGKILLed" if node == "kafka" else f"broker {node} SIGKILLed", now)
+
+    def fail_over_redis(self, stack: Settings, workers: list[WorkerProcess], master: str,
+                        timeout: float = 60.0) -> None:
+        """SIGKILL the Redis Cluster master `master` while the pipeline is busy, wait until its replica serves its
+        slots, then start it again (it comes back as a replica)."""
+        now = when_busy(self.settings, workers)
+        ports = {n.name: n.port for n in redis_nodes(stack)}
+        witness = next(port for name, port in ports.items() if name != master)
+        slot = _first_slot(witness, ports[master], stack)
+        t0 = time.monotonic()
+        kill(stack, master)
+        deadline = time.monotonic() + timeout
+        while _serving(witness, slot, stack) in (None, ports[master]) or not all(
+                _cluster_ok(port, stack) for name, port in ports.items() if name != master):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no replica took over from {master} within {timeout:.0f} s")
+            time.sleep(0.2)
+        took = time.monotonic() - t0
+        later = in_flight(self.settings, workers)
+        retried = (later.redis_retries if later else now.redis_retries) - now.redis_retries
+        start(stack, master)
+        self._note(f"Redis master {master} SIGKILLed (its replica served its slots after {took:.1f} s; "
+                   f"{retried} worker retries meanwhile)", now)
 
     def _worker_retried(self, workers: list[WorkerProcess], before: InFlight) -> bool:
         now = in_flight(self.settings, workers)
@@ -118,6 +144,43 @@ class Faults:
         """Faults injected and what was in flight at each."""
         return f"{len(self.hit)} faults, in flight at each: " + "; ".join(
             f"[{what}: {now}]" for what, now in self.hit)
+
+
+def _cluster_ok(port: int, stack: Settings) -> bool:
+    """True when the Redis Cluster node at `port` says every slot is served."""
+    client = redis.Redis(port=port, socket_timeout=2, **stack.redis_options())
+    try:
+        return client.execute_command("CLUSTER INFO").get("cluster_state") == "ok"
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def _nodes_seen(port: int, stack: Settings) -> dict[str, dict]:
+    client = redis.Redis(port=port, socket_timeout=2, **stack.redis_options())
+    try:
+        return client.execute_command("CLUSTER NODES")
+    finally:
+        client.close()
+
+
+def _first_slot(witness: int, master: int, stack: Settings) -> int:
+    """The first slot the master at port `master` serves, as the node at `witness` sees it."""
+    return int(_nodes_seen(witness, stack)[f"127.0.0.1:{master}"]["slots"][0][0])
+
+
+def _serving(witness: int, slot: int, stack: Settings) -> int | None:
+    """The port of the live master serving `slot`, as the node at `witness` sees it (None: none)."""
+    try:
+        nodes = _nodes_seen(witness, stack)
+    except redis.RedisError:
+        return None
+    for address, node in nodes.items():
+        if "master" in node["flags"] and "fail" not in node["flags"] and any(
+                int(r[0]) <= slot <= int(r[-1]) for r in node["slots"]):
+            return int(address.rpartition(":")[2].partition("@")[0])
+    return None
 
 
 def _count(path: Path, needle: bytes) -> int:

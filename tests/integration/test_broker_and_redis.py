@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import uuid
 
-import redis
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from deploy.config import Settings
+from deploy.redis_client import connect_sync
 from deploy.topics import DEADLETTER_RETENTION_MS, KEPT_LATEST, RETENTION_DAYS, create_topics
 from schemas.topics import CONTRACT_TOPICS, INTERNAL_TOPICS, PUBLIC_TOPICS
 from streams.kafka_io import consume, produce
@@ -22,7 +22,7 @@ def test_produce_and_consume_on_the_real_broker(isolated: Settings) -> None:
 
 
 def test_redis_round_trip(stack: Settings) -> None:
-    client = redis.Redis.from_url(stack.redis_url)
+    client = connect_sync(stack.redis_url, **stack.redis_options())
     key = f"test:{uuid.uuid4().hex}"
     assert client.set(key, "x", nx=True, ex=30)
     assert not client.set(key, "y", nx=True, ex=30)  # the atomic cooldown primitive dispatch relies on

@@ -6,10 +6,10 @@ import asyncio
 from pathlib import Path
 
 import msgspec
-import redis.asyncio as aioredis
 
 from deploy.campaign_launch import launch, registry
 from deploy.config import Settings
+from deploy.redis_client import connect
 from dispatch.campaign import Campaign
 from dispatch.cooldown import Cooldown
 from dispatch.routing import load_routes
@@ -36,7 +36,7 @@ def _exposure(sid: str, fraud_type: str, ts: int) -> tuple[bytes, bytes]:
 
 def _cooldown(settings: Settings, person: str, tier: str, ts: int, wid: str) -> bool:
     async def run() -> bool:
-        client = aioredis.Redis.from_url(settings.redis_url, **settings.redis_options())
+        client = connect(settings.redis_url, **settings.redis_options())
         try:
             cd = Cooldown(client, settings.redis_prefix, load_routes().cooldown_ms)
             return await cd.acquire(person, tier, ts, wid)

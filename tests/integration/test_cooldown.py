@@ -5,9 +5,8 @@ import asyncio
 import random
 import uuid
 
-import redis.asyncio as aioredis
-
 from deploy.config import Settings
+from deploy.redis_client import connect
 from dispatch.cooldown import RANK, Cooldown, Latest, cooldown_allows
 
 H = 3_600_000
@@ -16,7 +15,7 @@ T = 1_764_547_200_000
 
 def test_cooldown_rules(stack: Settings) -> None:
     async def run() -> list[bool]:
-        client = aioredis.Redis.from_url(stack.redis_url)
+        client = connect(stack.redis_url, **stack.redis_options())
         cd = Cooldown(client, f"test-{uuid.uuid4().hex}:", cooldown_ms=24 * H)
         try:
             return [
@@ -36,7 +35,7 @@ def test_cooldown_rules(stack: Settings) -> None:
 
 def test_two_workers_racing_for_one_person_let_one_through(stack: Settings) -> None:
     async def run() -> list[bool]:
-        clients = [aioredis.Redis.from_url(stack.redis_url) for _ in range(2)]
+        clients = [connect(stack.redis_url, **stack.redis_options()) for _ in range(2)]
         prefix = f"test-{uuid.uuid4().hex}:"
         cds = [Cooldown(c, prefix, cooldown_ms=24 * H) for c in clients]
         try:
@@ -56,7 +55,7 @@ def test_the_lua_script_and_the_pure_rule_agree(stack: Settings) -> None:
              for _ in range(600)]
 
     async def run() -> list[bool]:
-        client = aioredis.Redis.from_url(stack.redis_url)
+        client = connect(stack.redis_url, **stack.redis_options())
         cd = Cooldown(client, f"test-{uuid.uuid4().hex}:", cooldown_ms=24 * H)
         try:
             return [await cd.acquire(person, tier, ts, wid) for person, tier, ts, wid in cases]

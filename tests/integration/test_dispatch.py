@@ -92,7 +92,8 @@ def _person_decision(person: str, decision_id: str, ts: int) -> tuple[bytes, byt
 
 def test_failed_step_escalates_at_once_and_a_missed_deadline_in_event_time(isolated: Settings,
                                                                           worker: WorkerProcess) -> None:
-    import redis
+    from deploy.redis_client import connect_sync
+    from dispatch.escalation import breaches_key
 
     load_registry(isolated)
     produce(isolated, "yujing.decisions", [_person_decision("S_ALICE", "w-a", T), _person_decision("S_BOB", "w-b", T)])
@@ -107,5 +108,5 @@ def test_failed_step_escalates_at_once_and_a_missed_deadline_in_event_time(isola
     phone = _read(isolated, "dispatch.phone", PhoneTask, expect=2)
     assert sorted(p.warning_id for p in phone) == ["w-a", "w-b"]
     assert len(_read(isolated, "dispatch.sms", SmsTask, expect=3)) == 3
-    breaches = redis.Redis.from_url(isolated.redis_url).get(f"{isolated.topic_prefix}{isolated.app_id}:sla:breaches")
+    breaches = connect_sync(isolated.redis_url, **isolated.redis_options()).get(breaches_key(isolated.redis_prefix))
     assert breaches == b"1"  # Bob's SMS step; Alice's failed step escalated before its deadline

@@ -9,12 +9,13 @@ import msgspec
 import redis.asyncio as aioredis
 
 from deploy.config import Settings
-from dispatch.escalation import Context, EscalationStore
+from deploy.redis_client import connect
+from dispatch.escalation import Context, EscalationStore, breaches_key, escalation_prefix
 from dispatch.review import Held, ReviewStore
-from dispatch.task_queue import TaskQueues
+from dispatch.task_queue import TaskQueues, feed_prefix
 from dispatch.tasks import Scope
 from ops.access import ConsoleTokens
-from ops.board import KEEP, OpsBoard
+from ops.board import KEEP, OpsBoard, board_prefix
 from schemas.internal import Decision, DecisionReason
 from schemas.records import BankReply, DomainInterception, FraudWarning, PaymentInterception, Reason
 
@@ -28,27 +29,29 @@ def _context(wid: str) -> Context:
     return Context(decision=decision, route="t2", who={"subject_id": "S1"})
 
 
-async def _forget(client: aioredis.Redis, prefix: str) -> None:
-    """Delete every key a test wrote under its prefix."""
-    await client.delete(*[k async for k in client.scan_iter(f"{prefix}*")])
+async def _forget(client: aioredis.Redis | aioredis.RedisCluster, prefix: str) -> None:
+    """Delete every key a test wrote under its prefix, hash-tagged ones (`{prefix…}:…`) too."""
+    keys = [k for pattern in (f"{prefix}*", f"{{{prefix}*") async for k in client.scan_iter(pattern)]
+    if keys:
+        await client.delete(*keys)
 
 
 def test_the_clock_moves_forward_only_and_a_breached_step_is_claimed_once_with_its_context(stack: Settings) -> None:
     async def run() -> list[object]:
-        client = aioredis.Redis.from_url(stack.redis_url)
+        client = connect(stack.redis_url, **stack.redis_options())
         prefix = f"test-{uuid.uuid4().hex}:"
         store = EscalationStore(client, prefix, keep_s=600)
         try:
             await store.schedule(_context("w1"), {0: T + 10, 1: T + 20})
             await store.schedule(_context("w2"), {0: T + 10})
-            kept_s = await client.ttl(f"{prefix}esc:ctx:w1")
+            kept_s = await client.ttl(f"{escalation_prefix(prefix)}ctx:w1")
             seen: list[object] = [await store.tick(T), await store.tick(T + 15), await store.tick(T + 5),
                                   await store.pending_steps("w1", 3), await store.breach("w1", 0),
                                   await store.breach("w1", 0), await store.pending_steps("w1", 3),
                                   await store.resolve("w1", 1), await store.resolve("w1", 1)]
-            await client.delete(f"{prefix}esc:ctx:w2")  # expired
+            await client.delete(f"{escalation_prefix(prefix)}ctx:w2")  # expired
             seen += [await store.breach("w2", 0), await store.tick(T + 30),
-                     int(await client.get(f"{prefix}sla:breaches")), 0 < kept_s <= 600]
+                     int(await client.get(breaches_key(prefix))), 0 < kept_s <= 600]
             return seen
         finally:
             await _forget(client, prefix)
@@ -72,13 +75,13 @@ def test_the_clock_moves_forward_only_and_a_breached_step_is_claimed_once_with_i
 
 def test_two_workers_claiming_one_breached_step_take_it_once(stack: Settings) -> None:
     async def run() -> tuple[list[tuple[bool, Context | None]], int]:
-        clients = [aioredis.Redis.from_url(stack.redis_url) for _ in range(2)]
+        clients = [connect(stack.redis_url, **stack.redis_options()) for _ in range(2)]
         prefix = f"test-{uuid.uuid4().hex}:"
         stores = [EscalationStore(c, prefix) for c in clients]
         try:
             await stores[0].schedule(_context("w1"), {0: T})
             claims = await asyncio.gather(*(stores[i % 2].breach("w1", 0) for i in range(20)))
-            return list(claims), int(await clients[0].get(f"{prefix}sla:breaches"))
+            return list(claims), int(await clients[0].get(breaches_key(prefix)))
         finally:
             await _forget(clients[0], prefix)
             for c in clients:
@@ -94,7 +97,7 @@ def test_the_board_remembers_once_counts_tiers_once_and_keeps_the_newest(stack: 
                            respond_by_ts=T + 1, model_version="m", policy_version="p")
 
     async def run() -> tuple[list[str], dict[str, int], list[int], int]:
-        client = aioredis.Redis.from_url(stack.redis_url)
+        client = connect(stack.redis_url, **stack.redis_options())
         prefix = f"test-{uuid.uuid4().hex}:"
         board = OpsBoard(client, prefix)
         try:
@@ -107,7 +110,7 @@ def test_the_board_remembers_once_counts_tiers_once_and_keeps_the_newest(stack: 
             assert all("subject" not in field for w in shown for field in w)  # kept for an erasure, not shown
             warnings = [w["warning_id"] for w in shown]
             kept = [e["ts"] - T for e in await board.recent("interceptions", KEEP + 10)]
-            docs = await client.hlen(f"{prefix}ops:interceptions:doc")
+            docs = await client.hlen(f"{board_prefix(prefix)}interceptions:doc")
             other = msgspec.structs.replace(warning, warning_id="w2", subject_id="S2")
             await board.record_warning(other, None)
             assert await board.forget("S1") == 1 and await board.forget("S1") == 0  # S1 erased: S2's stays
@@ -131,7 +134,7 @@ def test_a_banks_answers_settle_a_stop_payment_latest_first_and_only_its_own_req
                          held_fen=880_000 if reply == "held" else None)
 
     async def run() -> tuple[list[tuple[int, str]], dict]:
-        client = aioredis.Redis.from_url(stack.redis_url)
+        client = connect(stack.redis_url, **stack.redis_options())
         prefix = f"test-{uuid.uuid4().hex}:"
         board = OpsBoard(client, prefix)
         try:
@@ -154,7 +157,7 @@ def test_a_banks_answers_settle_a_stop_payment_latest_first_and_only_its_own_req
 
 def test_a_held_decision_is_taken_once_by_whoever_comes_first(stack: Settings) -> None:
     async def run() -> tuple[list[str], list[str], list[bool], list[str], int, list[tuple[int, int | None]]]:
-        client = aioredis.Redis.from_url(stack.redis_url)
+        client = connect(stack.redis_url, **stack.redis_options())
         prefix = f"test-{uuid.uuid4().hex}:"
         store = ReviewStore(client, prefix)
         try:
@@ -184,16 +187,16 @@ def test_a_held_decision_is_taken_once_by_whoever_comes_first(stack: Settings) -
 
 def test_expired_console_and_feed_tokens_leave_redis_when_the_next_one_is_issued(stack: Settings) -> None:
     async def run() -> tuple[int, int, bool]:
-        client = aioredis.Redis.from_url(stack.redis_url)
+        client = connect(stack.redis_url, **stack.redis_options())
         prefix = f"test-{uuid.uuid4().hex}:"
-        console, feed = ConsoleTokens(client, prefix), TaskQueues(client, f"{prefix}feed:", 0)
+        console, feed = ConsoleTokens(client, prefix), TaskQueues(client, feed_prefix(prefix), 0)
         try:
             old = await console.issue("ops-1", "viewer", 60, T)
             await feed.issue_token(Scope("w1", "grid", "G1"), 60, T)
             await console.issue("ops-2", "viewer", 60, T + 61_000)  # the first has expired by then
             await feed.issue_token(Scope("w2", "grid", "G1"), 60, T + 61_000)
             kept = await console.grant_of(old) is not None
-            return await client.hlen(f"{prefix}console:tokens"), await client.hlen(f"{prefix}feed:tokens"), kept
+            return await client.hlen(f"{prefix}console:tokens"), await client.hlen(f"{feed_prefix(prefix)}tokens"), kept
         finally:
             await _forget(client, prefix)
             await client.aclose()

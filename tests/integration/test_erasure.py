@@ -4,13 +4,13 @@ from __future__ import annotations
 import asyncio
 import json
 
-import redis
-import redis.asyncio as aioredis
-
 from deploy.config import Settings
+from deploy.redis_client import connect, connect_sync
 from deploy.workers import WorkerProcess
-from dispatch.sms import waiting_keys
-from dispatch.task_queue import TaskQueues
+from dispatch.escalation import escalation_prefix
+from dispatch.sms import done_key, waiting_keys
+from dispatch.task_queue import TaskQueues, feed_prefix
+from ops.board import board_prefix
 from schemas.records import PhoneTask, SmsTask, encode
 from streams.kafka_io import consume, produce, read_table
 from tests.integration.scenario import ALICE, T, feed_refund_scam, wait_for
@@ -26,11 +26,12 @@ def _kept(settings: Settings) -> dict[str, bool]:
     identity = read_table(settings, "identity")
     values = read_table(settings, "values")
     pending = read_table(settings, "pending")
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect_sync(settings.redis_url, **settings.redis_options())
     cooldown = client.exists(f"{settings.redis_prefix}cooldown:{SUBJECT}")
-    board = [json.loads(d) for d in client.hvals(f"{settings.redis_prefix}ops:warnings:doc")]
-    contexts = [json.loads(client.get(k) or b"{}") for k in client.scan_iter(f"{settings.redis_prefix}esc:ctx:*")]
-    queued = [json.loads(fields[b"data"]) for stream in client.scan_iter(f"{settings.redis_prefix}feed:q:*")
+    board = [json.loads(d) for d in client.hvals(f"{board_prefix(settings.redis_prefix)}warnings:doc")]
+    contexts = [json.loads(client.get(k) or b"{}")
+                for k in client.scan_iter(f"{escalation_prefix(settings.redis_prefix)}ctx:*")]
+    queued = [json.loads(fields[b"data"]) for stream in client.scan_iter(f"{feed_prefix(settings.redis_prefix)}q:*")
               for _, fields in client.xrange(stream)]
     waiting = [json.loads(raw) for key in waiting_keys(settings.redis_prefix) for raw in client.zrange(key, 0, -1)]
     return {"identity": any(k in identity for k in (f"phone:{ALICE}".encode(), f"subject:{SUBJECT}".encode(),
@@ -50,8 +51,8 @@ def _queue_for_alice_and_bob(settings: Settings) -> None:
     """What the task feed and the SMS adapter would hold: a call task and a message waiting for quiet hours to
     end, for Alice and for Bob."""
     async def run() -> None:
-        client = aioredis.Redis.from_url(settings.redis_url)
-        queues = TaskQueues(client, f"{settings.redis_prefix}feed:", 0)
+        client = connect(settings.redis_url, **settings.redis_options())
+        queues = TaskQueues(client, feed_prefix(settings.redis_prefix), 0)
         try:
             for who, phone in ((SUBJECT, ALICE), ("S_BOB", BOB)):
                 task = PhoneTask(warning_id=f"w-{who}", tier="T1", fraud_type="romance", ts=T, task_id=f"t-{who}",
@@ -90,12 +91,12 @@ def test_a_registry_tombstone_erases_the_person_from_everything_the_pipeline_kee
         print("kept after the tombstone:", seen[-1])
     assert seen[-1] == {"identity": False, "state": False, "index": False, "heads": False, "pending": False,
                         "cooldown": False, "board": False, "escalation": False, "feed": False, "sms": False}
-    client = redis.Redis.from_url(isolated.redis_url)
-    queue = client.xrange(f"{isolated.redis_prefix}feed:q:phone:ST1")
+    client = connect_sync(isolated.redis_url, **isolated.redis_options())
+    queue = client.xrange(f"{feed_prefix(isolated.redis_prefix)}q:phone:ST1")
     assert [json.loads(fields[b"data"])["subject_id"] for _, fields in queue] == ["S_BOB"]
-    assert client.hget(f"{isolated.redis_prefix}feed:t:t-{SUBJECT}", "state") == b"erased"  # not queued again
+    assert client.hget(f"{feed_prefix(isolated.redis_prefix)}t:t-{SUBJECT}", "state") == b"erased"  # not queued again
     assert [json.loads(m)["to"] for m in client.zrange(waiting_keys(isolated.redis_prefix)[0], 0, -1)] == [BOB]
-    assert client.get(f"{isolated.redis_prefix}sms:done:m-{SUBJECT}") == b"erased"  # redelivered: not sent
+    assert client.get(done_key(isolated.redis_prefix, f"m-{SUBJECT}")) == b"erased"  # redelivered: not sent
     # a decision about her still in the topic (taken before the tombstone) warns nobody and plans nothing
     late = {**decisions[-1], "decision_id": "taken-before-the-erasure", "rose": True, "tier": "T1",
             "transfer": {"transfer_id": "TR-late", "payer_account": "6222000000000001",

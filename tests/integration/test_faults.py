@@ -13,12 +13,13 @@ from typing import Callable
 
 import msgspec
 import pytest
-import redis
 
 from deploy.config import Settings
+from deploy.redis_client import connect_sync
 from deploy.replay import Outputs, Progress, differences, replay_city
 from deploy.workers import WorkerProcess
 from dispatch.plan import step_id
+from dispatch.sms import adapter_prefix
 from schemas.records import Outcome, SmsTask
 from streams.kafka_io import read_to_end
 from tests.integration.conftest import CITY, record_figures
@@ -70,8 +71,8 @@ class SmsSettled:
 def _sms_settled(settings: Settings, base: str, sms: set[str], timeout: float = 30.0) -> SmsSettled:
     """Wait until every SMS sent is received by the gateway, has a receipt (the adapter's done mark in Redis
     holds its outcome) or is parked for its quiet hours; then say which is which."""
-    r = redis.Redis.from_url(settings.redis_url, **settings.redis_options())
-    prefix = f"{settings.redis_prefix}sms:"
+    r = connect_sync(settings.redis_url, **settings.redis_options())
+    prefix = adapter_prefix(settings.redis_prefix)
     deadline = time.monotonic() + timeout
     try:
         while True:

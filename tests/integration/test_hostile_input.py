@@ -9,11 +9,12 @@ import time
 from typing import Any, Callable
 
 import msgspec
-import redis
 from kafka import KafkaProducer
 
 from deploy.config import Settings
+from deploy.redis_client import connect_sync
 from deploy.workers import WorkerProcess
+from dispatch.escalation import clock_key
 from schemas.records import DeadLetter
 from streams.kafka_io import consume
 from streams.kafka_security import client_options
@@ -124,9 +125,9 @@ def test_ten_thousand_hostile_records_per_topic_end_in_deadletter_and_move_no_cl
     assert worker.running and worker.proc is not None
     log = worker.log_path.read_text(errors="replace")
     assert " failed on partition " not in log and "Traceback" not in log
-    client = redis.Redis.from_url(isolated.redis_url)
+    client = connect_sync(isolated.redis_url, **isolated.redis_options())
     try:
-        clock = int(client.get(f"{isolated.redis_prefix}clock") or 0)
+        clock = int(client.get(clock_key(isolated.redis_prefix)) or 0)
     finally:
         client.close()
     assert 0 < clock <= now - HOUR, clock  # the escalation clock: moved by the good outcomes only

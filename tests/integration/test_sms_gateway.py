@@ -69,11 +69,12 @@ def test_retries_then_delivers_once_and_reports_expired(isolated: Settings, tmp_
 
 def test_parked_messages_lost_with_redis_are_parked_again_and_nothing_is_sent_twice(isolated: Settings,
                                                                                    tmp_path: Path) -> None:
-    import redis
+    from deploy.redis_client import connect_sync
+    from dispatch.sms import adapter_prefix
 
     port, metrics_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
-    prefix = f"{isolated.redis_prefix}sms:"
+    prefix = adapter_prefix(isolated.redis_prefix)
     with cli_process(isolated, tmp_path, "gw", "test-gateway", "--port", str(port)):
         wait_http(f"{base}/admin/messages")
         produce(isolated, "dispatch.sms", [
@@ -83,7 +84,7 @@ def test_parked_messages_lost_with_redis_are_parked_again_and_nothing_is_sent_tw
         with cli_process(isolated, tmp_path, "adapter", "sms-gateway", "--url", base, "--receipt-every", "1",
                          "--rate", "20", "--clock", "event", "--metrics-port", str(metrics_port)):
             consume(isolated, "outcomes", expect=1, timeout=60)
-            r = redis.Redis.from_url(isolated.redis_url)
+            r = connect_sync(isolated.redis_url, **isolated.redis_options())
             try:
                 wait_for(lambda: r.zcard(prefix + "parked") == 1, 30, "m-later parked")
                 gone = r.delete(*r.scan_iter(match=prefix + "*"))  # Redis comes back without its data
@@ -102,11 +103,12 @@ def test_parked_messages_lost_with_redis_are_parked_again_and_nothing_is_sent_tw
 
 def test_a_message_taken_by_the_provider_is_not_sent_again_after_redis_lost_the_ledger(isolated: Settings,
                                                                                        tmp_path: Path) -> None:
-    import redis
+    from deploy.redis_client import connect_sync
+    from dispatch.sms import adapter_prefix
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    prefix = f"{isolated.redis_prefix}sms:"
+    prefix = adapter_prefix(isolated.redis_prefix)
     with cli_process(isolated, tmp_path, "gw", "test-gateway", "--port", str(port)):
         wait_http(f"{base}/admin/messages")
         http_json(f"{base}/admin/receipts", {"delay_s": 20, "status": "delivered"})
@@ -115,7 +117,7 @@ def test_a_message_taken_by_the_provider_is_not_sent_again_after_redis_lost_the_
                          "--clock", "event"):
             wait_for(lambda: http_json(f"{base}/admin/messages").get("m-taken", {}).get("deliveries") == 1, 30,
                      "m-taken taken by the provider")
-            r = redis.Redis.from_url(isolated.redis_url)
+            r = connect_sync(isolated.redis_url, **isolated.redis_options())
             try:
                 assert r.delete(*r.scan_iter(match=prefix + "*")) >= 3  # Redis comes back without its data
             finally:

@@ -163,7 +163,8 @@ def test_a_throttled_message_does_not_hold_up_the_next(isolated: Settings, tmp_p
 
 
 def test_marks_redis_lost_are_put_back_from_the_durable_ledger(isolated: Settings, tmp_path: Path) -> None:
-    import redis
+    from deploy.redis_client import connect_sync
+    from dispatch.sms import adapter_prefix
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -177,9 +178,9 @@ def test_marks_redis_lost_are_put_back_from_the_durable_ledger(isolated: Setting
                      "m-mark taken by the provider")
         # Redis loses its last writes (an AOF written once a second, a replica behind): the message's mark and
         # its wait for a receipt go, the partitions' markers stay, so no rebuild is started
-        r = redis.Redis.from_url(isolated.redis_url)
+        r = connect_sync(isolated.redis_url, **isolated.redis_options())
         try:
-            lost = [k for k in r.scan_iter(match=f"{isolated.redis_prefix}sms:*") if b":loaded:" not in k]
+            lost = [k for k in r.scan_iter(match=f"{adapter_prefix(isolated.redis_prefix)}*") if b":loaded:" not in k]
             assert r.delete(*lost) >= 2
         finally:
             r.close()

@@ -17,6 +17,7 @@ import msgspec
 import pytest
 
 from deploy.config import Settings
+from deploy.redis_client import connect_sync
 from deploy.task_feed_service import feed_prefix
 from dispatch.task_queue import GROUP, OPEN
 from schemas.records import DeadLetter, Outcome, PhoneTask, VisitTask, encode
@@ -32,9 +33,7 @@ CLAIM_TIMEOUT_S = 600.0
 
 def _age_claims(settings: Settings, seconds: float) -> int:
     """Make every held claim of the feed look idle for `seconds`, as if its holder had gone quiet; how many."""
-    import redis
-
-    r = redis.Redis.from_url(settings.redis_url, **settings.redis_options())
+    r = connect_sync(settings.redis_url, **settings.redis_options())
     aged = 0
     try:
         for stream in r.scan_iter(match=f"{feed_prefix(settings)}q:*"):
@@ -203,9 +202,7 @@ def test_own_grid_priority_claims_reports_and_refusals(isolated: Settings, feed:
 
 def _forget_everything(settings: Settings) -> int:
     """Delete every key the feed keeps in Redis, as a Redis restarted without its data would have; how many."""
-    import redis
-
-    r = redis.Redis.from_url(settings.redis_url)
+    r = connect_sync(settings.redis_url, **settings.redis_options())
     try:
         keys = list(r.scan_iter(match=f"{feed_prefix(settings)}*"))
         return int(r.delete(*keys)) if keys else 0

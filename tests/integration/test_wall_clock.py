@@ -7,10 +7,11 @@ import os
 import time
 
 import msgspec
-import redis
 
 from deploy.config import Settings
+from deploy.redis_client import connect_sync
 from deploy.workers import WorkerProcess
+from dispatch.escalation import escalation_prefix
 from dispatch.plan import QUIET_FROM, QUIET_UNTIL, TZ_OFFSET_MS, step_id
 from schemas.internal import Decision, DecisionReason, TransferRef
 from schemas.records import Outcome
@@ -73,8 +74,8 @@ def test_sms_adapter_and_task_feed_on_the_wall_clock(isolated: Settings, worker:
         receipt = wait_for(lambda: [o for o in _outcomes(isolated) if o.message_id == sms_id], 30, "the receipt")[0]
         assert receipt.outcome == "sms_delivered"
         assert start_ms <= receipt.ts <= int(time.time() * 1000)  # stamped when it happened, not in event time
-        r = redis.Redis.from_url(isolated.redis_url)
-        pending = f"{isolated.topic_prefix}{isolated.app_id}:esc:pending"
+        r = connect_sync(isolated.redis_url, **isolated.redis_options())
+        pending = f"{escalation_prefix(isolated.redis_prefix)}pending"
         wait_for(lambda: r.zscore(pending, "w-bob|0") is None, 30, "the delivered SMS to end its step")
 
         # Alice's call task: on the caller's feed, claimed and reported, the report stamped now

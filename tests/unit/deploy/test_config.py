@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from deploy import config
-from deploy.config import load_settings
+from deploy.config import kafka_node_ports, load_settings, redis_node_ports
+from deploy.topics import replication
 
 
 def test_the_idle_time_goes_to_child_processes_and_must_be_positive() -> None:
@@ -61,3 +62,38 @@ def test_credentials_come_from_files_never_show_in_a_repr_and_nonsense_is_refuse
         load_settings({"REDIS_URL": "redis://app:secret@redis:6379/0"})
     with pytest.raises(SystemExit, match="cannot read"):
         load_settings({"REDIS_PASSWORD_FILE": str(tmp_path / "missing")})
+
+
+def test_each_shape_of_the_local_stack_has_its_own_folder_ports_and_addresses(tmp_path: Path) -> None:
+    one = load_settings({"YUJING_CACHE_DIR": str(tmp_path)})
+    assert (one.kafka_bootstrap, one.redis_url) == ("127.0.0.1:19092", "redis://127.0.0.1:16379/0")
+    both = load_settings({"YUJING_KAFKA_BROKERS": "3", "YUJING_REDIS_CLUSTER": "1"})
+    assert both.kafka_bootstrap == "127.0.0.1:19192,127.0.0.1:19194,127.0.0.1:19196"
+    assert both.redis_url == "redis+cluster://127.0.0.1:16479"
+    assert both.data_dir == one.data_dir.with_name(one.data_dir.name + "-k3-rc")
+    child = load_settings(both.to_env())  # a child process gets the same shape (as servers it did not start)
+    assert (child.kafka_bootstrap, child.redis_url, child.kafka_brokers, child.redis_cluster, child.data_dir) == (
+        both.kafka_bootstrap, both.redis_url, 3, True, both.data_dir)
+    given = load_settings({"YUJING_KAFKA_BROKERS": "3", "YUJING_KAFKA_PORT": "29192",
+                           "YUJING_KAFKA_CONTROLLER_PORT": "29193", "YUJING_DATA_DIR": str(tmp_path)})
+    assert given.kafka_bootstrap == "127.0.0.1:29192,127.0.0.1:29194,127.0.0.1:29196"
+    assert given.data_dir == tmp_path
+    with pytest.raises(SystemExit, match="1 or 3"):
+        load_settings({"YUJING_KAFKA_BROKERS": "2"})
+
+
+def test_cluster_nodes_take_consecutive_ports_below_the_projects_limit() -> None:
+    assert kafka_node_ports(29192, 29193, 3) == [(29192, 29193), (29194, 29195), (29196, 29197)]
+    assert kafka_node_ports(19092, 19093, 1) == [(19092, 19093)]
+    nodes = redis_node_ports(26479, cluster=True)
+    assert [p for p, _ in nodes] == list(range(26479, 26485))
+    assert [b for _, b in nodes] == list(range(26489, 26495))  # Redis's own default, port + 10000, is above 32768
+    ports = {p for pair in nodes + kafka_node_ports(29192, 29193, 3) for p in pair}
+    assert len(ports) == 18 and max(ports) < 32768
+    assert redis_node_ports(26379, cluster=False) == [(26379, 0)]
+
+
+def test_three_brokers_replicate_every_topic_three_times_and_acknowledge_on_two() -> None:
+    assert replication(1) == (1, {})
+    assert replication(3) == (3, {"min.insync.replicas": "2"})
+    assert replication(5) == (3, {"min.insync.replicas": "2"})
