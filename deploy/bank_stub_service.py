@@ -41,7 +41,7 @@ async def run(settings: Settings, bank: str = "TEST-BANK", answer_after_ms: int 
     consumer = AIOKafkaConsumer(settings.topic("interception.payment"), **client_options(settings),
                                 group_id=f"{settings.app_id}-bank", enable_auto_commit=False,
                                 auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(**client_options(settings), acks="all")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
     await consumer.start()
     await producer.start()
     try:

@@ -335,7 +335,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
     consumer = AIOKafkaConsumer(settings.topic("dispatch.sms"), **client_options(settings),
                                 group_id=f"{settings.app_id}-sms-gateway", enable_auto_commit=False,
                                 auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(**client_options(settings), acks="all")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
     redis = connect(settings.redis_url, **settings.redis_options())
     event_clock, now_ms = pick_clock(clock)
     bucket = TokenBucket(rate, max(1, int(rate)), time.monotonic, asyncio.sleep)

@@ -45,7 +45,7 @@ async def run(settings: Settings, port: int, clock: str = "wall", claim_timeout_
     consumer = AIOKafkaConsumer(*by_topic, **client_options(settings),
                                 group_id=f"{settings.app_id}-task-feed", enable_auto_commit=False,
                                 auto_offset_reset="earliest")
-    producer = AIOKafkaProducer(**client_options(settings), acks="all")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
     redis = connect(settings.redis_url, **settings.redis_options())
     queues = TaskQueues(redis, feed_prefix(settings), int(claim_timeout_s * 1000))
     event_clock, now_ms = pick_clock(clock)

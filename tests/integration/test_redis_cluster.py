@@ -1,6 +1,7 @@
 """Every store on Redis Cluster (three masters, three replicas): its scripts, transactions and MGETs touch keys of
-one hash slot, so they behave as on one Redis; a per-person key lands on any shard. Skipped unless REDIS_URL names
-a cluster (`redis+cluster://…`); each test writes under its own prefix and deletes what it wrote."""
+one hash slot, so they behave as on one Redis; a per-person key lands on any shard. Marked `cluster`: run on a Redis
+Cluster (`redis+cluster://…`, scripts/test.sh with YUJING_WITH_CLUSTER=1), failed elsewhere; each test writes
+under its own prefix and deletes what it wrote."""
 from __future__ import annotations
 
 import asyncio
@@ -44,10 +45,10 @@ WANG = Subject(subject_id="S1", phones=["+8613800000001"], accounts=["A1"], birt
 
 @pytest.fixture(scope="module")
 def cluster() -> Settings:
-    """The settings of a Redis Cluster that answers (skipped when REDIS_URL names none; failed when it is silent)."""
+    """The settings of a Redis Cluster that answers (failed when REDIS_URL names none, or it is silent)."""
     settings = load_settings()
     if not is_cluster(settings.redis_url):
-        pytest.skip(f"REDIS_URL ({shown_url(settings.redis_url) or 'unset'}) names no Redis Cluster: start one with "
+        pytest.fail(f"REDIS_URL ({shown_url(settings.redis_url) or 'unset'}) names no Redis Cluster: start one with "
                     "`yujing stack up --brokers 3 --redis-cluster` or set REDIS_URL=redis+cluster://host:port")
     if not redis_answers(settings.redis_url, **settings.redis_options()):
         pytest.fail(f"no Redis Cluster answers at {shown_url(settings.redis_url)}")
