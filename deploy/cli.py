@@ -23,14 +23,13 @@ def _add_shape_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _shaped_settings(args: argparse.Namespace) -> Settings:
-    """The settings, with the stack's shape the flags ask for (passed on to child processes by their env)."""
-    if args.cluster or args.brokers == 3:
-        os.environ["YUJING_KAFKA_BROKERS"] = "3"
-    elif args.brokers == 1:
-        os.environ["YUJING_KAFKA_BROKERS"] = "1"
+    """The settings, with the stack's shape the flags ask for (child processes get it from `Settings.to_env`)."""
+    env = dict(os.environ)
+    if args.cluster or args.brokers is not None:
+        env["YUJING_KAFKA_BROKERS"] = "3" if args.cluster else str(args.brokers)
     if args.cluster or args.redis_cluster:
-        os.environ["YUJING_REDIS_CLUSTER"] = "1"
-    return load_settings()
+        env["YUJING_REDIS_CLUSTER"] = "1"
+    return load_settings(env)
 
 
 def _stack(args: argparse.Namespace) -> int:

@@ -15,8 +15,7 @@ from schemas.decode import InvalidRecord, decode_typed
 from schemas.records import Outcome
 from streams.kafka_io import iter_to_end, partition_counts
 
-REDIS_OUTAGE = REDIS_AWAY
-OUTAGE = (*REDIS_OUTAGE, KafkaError)  # caught, then told apart by `is_outage`
+OUTAGE = (*REDIS_AWAY, KafkaError)  # caught, then told apart by `is_outage`
 # Redis writes its AOF to disk every second (appendfsync everysec) and may lose the last one or two in a crash:
 # an offset is committed only once what it did in Redis is older than that, so a restart reads it again.
 COMMIT_LAG_S = 3.0
@@ -52,7 +51,7 @@ def is_outage(exc: BaseException) -> bool:
     """Redis away, or a Kafka error a broker's restart explains (retriable, or a wait for the broker timed out)."""
     if isinstance(exc, KafkaError):
         return exc.retriable or isinstance(exc, KafkaTimeoutError)
-    return isinstance(exc, REDIS_OUTAGE)
+    return isinstance(exc, REDIS_AWAY)
 
 
 async def after_outage(consumer: AIOKafkaConsumer, exc: Exception, delay: float, log: Any) -> float:

@@ -35,7 +35,6 @@ from prometheus_client import CollectorRegistry, start_http_server
 from deploy.config import Settings
 from deploy.consumers import (
     OUTAGE,
-    REDIS_OUTAGE,
     LaggingCommits,
     RedisLoss,
     after_outage,
@@ -69,6 +68,7 @@ from dispatch.sms import (
     settled,
     waiting_keys,
 )
+from dispatch.stage import REDIS_AWAY
 from schemas.deadletter import dead_letter
 from schemas.decode import InvalidRecord, decode_typed
 from schemas.internal import SmsSent
@@ -295,7 +295,7 @@ class Deliveries:
             return web.Response(text=ACK)
         try:
             done = await self.settle(receipt)
-        except REDIS_OUTAGE:
+        except REDIS_AWAY:
             done = None
         return web.Response(text=ACK) if done is not None else web.Response(status=503, text="not yet")
 
@@ -428,7 +428,7 @@ async def run(settings: Settings, url: str, rate: float, clock: str = "wall", st
                     if not is_outage(exc):
                         raise
                     commits.forget()
-                    restore = restore or isinstance(exc, REDIS_OUTAGE)
+                    restore = restore or isinstance(exc, REDIS_AWAY)
                     delay = await after_outage(consumer, exc, delay, log)
     finally:
         if runner is not None:

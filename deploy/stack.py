@@ -11,12 +11,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, TypeVar
 
 from deploy.config import PROJECT_ROOT, Settings, kafka_node_ports, redis_node_ports
 from deploy.credentials import CredentialsError, make_tls, plain_jaas, write_redis_acl
 from streams.kafka_security import Secured, client_options
 
+T = TypeVar("T")
 KAFKA_VERSION = "4.1.1"
 KAFKA_POM = PROJECT_ROOT / "deploy" / "kafka" / "pom.xml"
 KAFKA_LOG4J = PROJECT_ROOT / "deploy" / "kafka" / "log4j2.properties"
@@ -276,31 +277,40 @@ def _reachable(host_port: str, timeout_s: float) -> bool:
         return False
 
 
-def kafka_answers(cluster: Secured, timeout_s: float = 3.0) -> bool:
-    """True when the broker answers a metadata request (with the cluster's TLS and SASL settings)."""
+def _ask_kafka(cluster: Secured, timeout_s: float, ask: Callable[[Any], T], silent: T) -> T:
+    """`ask(admin)` of the cluster (with its TLS and SASL settings), or `silent` when it does not answer."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     # A refused TCP connect answers at once; kafka-python would retry it for half a minute.
     if not any(_reachable(hp, timeout_s) for hp in cluster.kafka_bootstrap.split(",")):
-        return False
+        return silent
     try:
         admin = KafkaAdminClient(**client_options(cluster), request_timeout_ms=int(timeout_s * 1000))
     except (KafkaError, OSError, ValueError):
-        return False
+        return silent
     try:
-        admin.list_topics()
-        return True
+        return ask(admin)
     except (KafkaError, OSError):
-        return False
+        return silent
     finally:
         admin.close()
 
 
+def kafka_answers(cluster: Secured, timeout_s: float = 3.0) -> bool:
+    """True when the broker answers a metadata request (with the cluster's TLS and SASL settings)."""
+    return _ask_kafka(cluster, timeout_s, lambda admin: admin.list_topics() is not None, False)
+
+
+def kafka_brokers_up(cluster: Secured, timeout_s: float = 3.0) -> int:
+    """How many brokers the cluster's metadata lists (0 when it does not answer)."""
+    return _ask_kafka(cluster, timeout_s, lambda admin: len(admin.describe_cluster()["brokers"]), 0)
+
+
 def start_kafka(settings: Settings, only: str | None = None) -> list[int]:
     """Start the local KRaft node or nodes not running (formatting each log dir once, with one cluster id), or
-    only the node named `only`; wait until the cluster answers with all its brokers. None started when the
-    settings name an external cluster."""
+    only the node named `only`; wait until the cluster answers with all its brokers. Their pids (none when the
+    settings name an external cluster)."""
     if settings.kafka_external:
         return []
     nodes = kafka_nodes(settings)
@@ -354,25 +364,6 @@ def _format_kafka(settings: Settings, libs: Path, props: Path, cluster_id: str) 
                          capture_output=True, text=True)
     if res.returncode != 0:
         raise StackError(f"formatting Kafka's log dir failed:\n{res.stdout}\n{res.stderr}")
-
-
-def kafka_brokers_up(cluster: Secured, timeout_s: float = 3.0) -> int:
-    """How many brokers the cluster's metadata lists (0 when it does not answer)."""
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    if not any(_reachable(hp, timeout_s) for hp in cluster.kafka_bootstrap.split(",")):
-        return 0
-    try:
-        admin = KafkaAdminClient(**client_options(cluster), request_timeout_ms=int(timeout_s * 1000))
-    except (KafkaError, OSError, ValueError):
-        return 0
-    try:
-        return len(admin.describe_cluster()["brokers"])
-    except (KafkaError, OSError):
-        return 0
-    finally:
-        admin.close()
 
 
 # ----------------------------------------------------------------------------- Redis
@@ -429,7 +420,7 @@ def redis_nodes(settings: Settings) -> list[Node]:
 
 def start_redis(settings: Settings, only: str | None = None) -> list[int]:
     """Start Redis with AOF (appendfsync everysec) under the data folder, or the six nodes of a Redis Cluster made
-    once from them (`only`: that node alone); None started when the settings name an external Redis."""
+    once from them (`only`: that node alone). Their pids (none when the settings name an external Redis)."""
     if settings.redis_external:
         return []
     nodes = redis_nodes(settings)

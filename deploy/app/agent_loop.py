@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Any], "list[Output] | Awaitable[list[Output]]"]
 Sleep = Callable[[float], Awaitable[None]]
-REDIS_DOWN = REDIS_AWAY
 
 
 async def until_answered(what: str, step: Callable[[], Any], who: str, down: tuple[type[BaseException], ...],
@@ -51,7 +50,7 @@ async def until_answered(what: str, step: Callable[[], Any], who: str, down: tup
 async def until_redis_answers(what: str, step: Callable[[], Any], on_retry: Callable[[], None] = lambda: None,
                               sleep: Sleep = asyncio.sleep, first_delay: float = 0.1, max_delay: float = 5.0) -> Any:
     """Run `step` until Redis answers (see `until_answered`)."""
-    return await until_answered(what, step, "Redis", REDIS_DOWN, on_retry, sleep, first_delay, max_delay)
+    return await until_answered(what, step, "Redis", REDIS_AWAY, on_retry, sleep, first_delay, max_delay)
 
 
 async def until_broker_takes(what: str, send: Callable[[], Awaitable[Any]], sleep: Sleep = asyncio.sleep) -> Any:

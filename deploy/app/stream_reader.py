@@ -38,7 +38,7 @@ from aiokafka import (
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
-from deploy.app.agent_loop import REDIS_DOWN, dead_output, handle_now, until_answered
+from deploy.app.agent_loop import dead_output, handle_now, until_answered
 from deploy.app.changelog import (
     changelog_topic,
     ensure_changelogs,
@@ -51,6 +51,7 @@ from deploy.app.handlers import Handlers
 from deploy.app.marks import MarkDeduper, PassedOn, owned_marks
 from deploy.app.partitioned import Changes, PartitionedTable, Taken
 from deploy.config import Settings
+from dispatch.stage import REDIS_AWAY
 from ops.metrics import PipelineMetrics
 from schemas.internal import EVERY_PARTITION, Output
 from schemas.records import PROGRESS_KEY_PREFIX, encode
@@ -455,7 +456,7 @@ class StreamReader:
         show = self.show
         while show is not None:
             outputs = await self._board.get()
-            await until_answered("console board", lambda: show(outputs), "Redis", REDIS_DOWN,
+            await until_answered("console board", lambda: show(outputs), "Redis", REDIS_AWAY,
                                  self.metrics.redis_retries.inc)
 
     async def _produce(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None,

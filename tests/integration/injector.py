@@ -94,8 +94,7 @@ class Faults:
         adapter_before = _count(adapter_log, b"Redis did not answer")
         restart(stack, "redis", sig=signal.SIGKILL, until=lambda: self._worker_retried(workers, now),
                 max_down_s=max_down_s)
-        later = in_flight(self.settings, workers)
-        retried = (later.redis_retries if later else now.redis_retries) - now.redis_retries
+        retried = self._retries_since(workers, now)
         adapter = _count(adapter_log, b"Redis did not answer") - adapter_before
         self._note(f"Redis SIGKILLed ({retried} worker retries, {adapter} adapter waits while down)", now)
         if retried <= 0:
@@ -126,15 +125,18 @@ class Faults:
                 raise AssertionError(f"no replica took over from {master} within {timeout:.0f} s")
             time.sleep(0.2)
         took = time.monotonic() - t0
-        later = in_flight(self.settings, workers)
-        retried = (later.redis_retries if later else now.redis_retries) - now.redis_retries
+        retried = self._retries_since(workers, now)
         start(stack, master)
         self._note(f"Redis master {master} SIGKILLed (its replica served its slots after {took:.1f} s; "
                    f"{retried} worker retries meanwhile)", now)
 
+    def _retries_since(self, workers: list[WorkerProcess], before: InFlight) -> int:
+        """Redis steps the live workers have retried since `before` (0 while they do not answer)."""
+        later = in_flight(self.settings, workers)
+        return (later.redis_retries if later else before.redis_retries) - before.redis_retries
+
     def _worker_retried(self, workers: list[WorkerProcess], before: InFlight) -> bool:
-        now = in_flight(self.settings, workers)
-        return now is not None and now.redis_retries > before.redis_retries
+        return self._retries_since(workers, before) > 0
 
     def _note(self, what: str, now: InFlight) -> None:
         self.hit.append((what, now))
@@ -148,32 +150,30 @@ class Faults:
 
 def _cluster_ok(port: int, stack: Settings) -> bool:
     """True when the Redis Cluster node at `port` says every slot is served."""
-    client = redis.Redis(port=port, socket_timeout=2, **stack.redis_options())
     try:
-        return client.execute_command("CLUSTER INFO").get("cluster_state") == "ok"
+        return node_says(port, stack, "CLUSTER INFO").get("cluster_state") == "ok"
     except redis.RedisError:
         return False
-    finally:
-        client.close()
 
 
-def _nodes_seen(port: int, stack: Settings) -> dict[str, dict]:
+def node_says(port: int, stack: Settings, command: str) -> dict:
+    """What the Redis Cluster node at `port` answers to CLUSTER INFO or CLUSTER NODES (parsed by redis-py)."""
     client = redis.Redis(port=port, socket_timeout=2, **stack.redis_options())
     try:
-        return client.execute_command("CLUSTER NODES")
+        return client.execute_command(command)
     finally:
         client.close()
 
 
 def _first_slot(witness: int, master: int, stack: Settings) -> int:
     """The first slot the master at port `master` serves, as the node at `witness` sees it."""
-    return int(_nodes_seen(witness, stack)[f"127.0.0.1:{master}"]["slots"][0][0])
+    return int(node_says(witness, stack, "CLUSTER NODES")[f"127.0.0.1:{master}"]["slots"][0][0])
 
 
 def _serving(witness: int, slot: int, stack: Settings) -> int | None:
     """The port of the live master serving `slot`, as the node at `witness` sees it (None: none)."""
     try:
-        nodes = _nodes_seen(witness, stack)
+        nodes = node_says(witness, stack, "CLUSTER NODES")
     except redis.RedisError:
         return None
     for address, node in nodes.items():

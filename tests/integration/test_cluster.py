@@ -22,7 +22,7 @@ from streams.kafka_io import read_to_end
 from streams.kafka_security import client_options
 from tests.integration.conftest import CITY, FIGURES
 from tests.integration.harness import isolated_settings
-from tests.integration.injector import Faults
+from tests.integration.injector import Faults, node_says
 from tests.integration.test_faults import DRAIN_S, FEED_SPEED, _judge, _with_adapter
 
 pytestmark = pytest.mark.timeout(600)
@@ -51,10 +51,11 @@ def busiest_master(settings: Settings) -> str:
     """The Redis master holding most of this test's keys (its loss then cuts off the most of the test's work)."""
     counts = {}
     for node in redis_nodes(settings):
+        if "master" not in node_says(node.port, settings, "CLUSTER NODES")[f"127.0.0.1:{node.port}"]["flags"]:
+            continue
         client = redis.Redis(port=node.port, **settings.redis_options())
         try:
-            if "master" in client.execute_command("CLUSTER NODES")[f"127.0.0.1:{node.port}"]["flags"]:
-                counts[node.name] = sum(1 for _ in client.scan_iter(match=f"*{settings.redis_prefix}*", count=1000))
+            counts[node.name] = sum(1 for _ in client.scan_iter(match=f"*{settings.redis_prefix}*", count=1000))
         finally:
             client.close()
     return max(counts, key=lambda name: counts[name])
