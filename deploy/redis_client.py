@@ -26,10 +26,21 @@ def cluster_url(url: str) -> str:
     return f"{CLUSTER_SCHEMES[scheme.lower()]}://{where}{'?' + query if mark else ''}"
 
 
+class _SlotsFirst(aioredis.RedisCluster):
+    """redis-py's asyncio cluster client, which learns the cluster's slots before it routes a command."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        # redis-py picks a command's node before it reads the slots (its asyncio cluster wants `initialize()` first:
+        # redis-py#3032). Commands sent together on a fresh client then go to any node, come back MOVED, and the
+        # refresh that follows can close a connection another of them is opening (AttributeError on its writer).
+        await self.initialize()  # returns at once when the slots are known
+        return await super().execute_command(*args, **kwargs)
+
+
 def connect(url: str, **options: Any) -> aioredis.Redis | aioredis.RedisCluster:
     """The asyncio client for the URL (`options`: redis-py's keywords, e.g. `Settings.redis_options()`)."""
     if is_cluster(url):
-        return aioredis.RedisCluster.from_url(cluster_url(url), **options)
+        return _SlotsFirst.from_url(cluster_url(url), **options)
     return aioredis.Redis.from_url(url, **options)
 
 

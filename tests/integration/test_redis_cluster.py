@@ -102,6 +102,24 @@ def test_the_cooldown_passes_one_warning_per_person_and_people_spread_over_the_s
     assert sorted(raced) == [False] * 9 + [True] and shards == 3 and after  # forgotten: the next one passes
 
 
+def test_a_fresh_client_takes_commands_sent_together_before_it_knows_the_slots(cluster: Settings) -> None:
+    # redis-py's asyncio cluster client routes before it reads the slots; without `connect`'s guard about one fresh
+    # client in three failed here (MOVED, then a connection closed under a command opening it)
+    async def body(client: RedisCluster, prefix: str) -> list[int]:
+        counts = []
+        for attempt in range(20):
+            fresh = connect(cluster.redis_url, **cluster.redis_options())
+            try:
+                keys = [f"{prefix}{{first}}:{attempt}:{i}" for i in range(10)]
+                await asyncio.gather(*(fresh.incr(key) for key in keys))
+                counts.append(sum(int(value) for value in await client.mget(keys)))
+            finally:
+                await fresh.aclose()
+        return counts
+
+    assert on_cluster(cluster, body) == [10] * 20
+
+
 def test_escalation_ticks_once_claims_a_breach_once_and_forgets_a_person(cluster: Settings) -> None:
     async def body(client: RedisCluster, prefix: str) -> dict[str, Any]:
         store = EscalationStore(client, prefix, keep_s=600)
