@@ -46,6 +46,7 @@ from deploy.config import Settings, load_settings
 from deploy.topics import create_topics
 from deploy.workers import WorkerProcess
 from ops.metrics import scrape_samples
+from schemas.records import is_progress
 from schemas.topics import SIGNAL_TOPICS
 from scorers.lab.city import City, CityConfig
 from scorers.lab.training import model_dir
@@ -336,7 +337,7 @@ class OutputClock:
             now_ms = time.time() * 1000
             for m in messages:
                 topic = m.topic()
-                if m.error() is None and topic is not None:
+                if m.error() is None and topic is not None and not is_progress(m.key()):  # not the decider's
                     name = self._names[topic]
                     self.seconds[name].append((now_ms - m.timestamp()[1]) / 1000)
                     self.origins[name].append(m.timestamp()[1] / 1000)

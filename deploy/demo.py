@@ -39,7 +39,7 @@ from dispatch.tasks import Scope
 from ops.access import ConsoleTokens
 from ops.metrics import sample_quantile, scrape_samples
 from schemas.internal import Decision
-from schemas.records import BankReply, Outcome, PaymentInterception
+from schemas.records import BankReply, Outcome, PaymentInterception, is_progress
 from schemas.topics import REPLY_TOPIC
 from scorers.lab.city import City, CityConfig
 from scorers.model import load
@@ -157,7 +157,9 @@ def _produced(settings: Settings, starts: dict[str, dict[int, int]]) -> dict[str
 
 
 def _read(settings: Settings, topic: str, after: dict[int, int]) -> list[bytes]:
-    return [m.value for m in read_to_end(settings, settings.topic(topic)) if m.offset >= after.get(m.partition, 0)]
+    """The records of a topic from the offsets `after` on (progress records left out)."""
+    return [m.value for m in read_to_end(settings, settings.topic(topic))
+            if m.offset >= after.get(m.partition, 0) and not is_progress(m.key)]
 
 
 def _bank_answers(settings: Settings, after: dict[int, int], transfers: set[str],

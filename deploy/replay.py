@@ -13,6 +13,7 @@ from kafka.errors import KafkaError
 from deploy.city_stream import stream_city
 from deploy.config import Settings
 from deploy.workers import WorkerProcess, start_workers
+from schemas.records import is_progress
 from scorers.lab.city import City, CityConfig
 from streams.kafka_io import group_lag, group_lags, pipeline_groups, read_table, read_to_end
 from streams.person_state import FACT_KINDS, StatePolicy, decode_state, fact_order
@@ -135,7 +136,8 @@ def collect_outputs(settings: Settings) -> Outputs:
     """The ids of every decision, warning, SMS, call and visit task, stop-payment, account control and trigger
     sent, and the person table."""
     def docs(topic: str) -> list[dict]:
-        return [msgspec.json.decode(m.value) for m in read_to_end(settings, settings.topic(topic))]
+        return [msgspec.json.decode(m.value) for m in read_to_end(settings, settings.topic(topic))
+                if not is_progress(m.key)]
 
     return {
         "decisions": {(d["decision_id"], d["tier"], d["rose"]) for d in docs("yujing.decisions")},

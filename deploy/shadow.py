@@ -22,6 +22,7 @@ import msgspec
 
 from deploy.config import Settings, load_settings
 from schemas.catalogue import tr
+from schemas.records import is_progress
 from schemas.topics import SHADOW_TOPIC
 from schemas.units import LOCAL
 
@@ -80,7 +81,6 @@ def shadow_run(settings: Settings, model_dir: Path, policy_file: Path | None = N
     """Replay the retained inputs through the candidate and write its decisions to `yujing.shadow-decisions`."""
     from deploy.app.options import policies
     from schemas.decode import InvalidRecord, decode_input
-    from schemas.records import PROGRESS_KEY_PREFIX
     from schemas.topics import SOURCE_TOPICS
     from scorers.ages import Ages
     from scorers.decide import Decider
@@ -108,7 +108,7 @@ def shadow_run(settings: Settings, model_dir: Path, policy_file: Path | None = N
         for m in read_to_end(settings, settings.topic(logical)):
             read += 1
             on_record()
-            if m.key is not None and m.key.startswith(PROGRESS_KEY_PREFIX):
+            if is_progress(m.key):
                 continue
             try:
                 rec = decode_input(logical, m.value)
@@ -134,6 +134,8 @@ def shadow_report(settings: Settings, since: int | None, until: int | None, cand
     def read(logical: str) -> list[Any]:
         out = []
         for m in read_to_end(settings, settings.topic(logical)):
+            if is_progress(m.key):  # the decider's progress on yujing.decisions
+                continue
             try:
                 out.append(msgspec.json.decode(m.value, type=Decision) if logical != "outcomes"
                            else decode_input(logical, m.value))

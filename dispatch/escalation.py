@@ -5,7 +5,8 @@ forward). Each dispatched step waits in a sorted set under its deadline. An outc
 removes it; one that says it failed (SMS not delivered, unreachable, call refused) escalates at once. When the
 clock passes a deadline the step is claimed (ZREM: exactly one worker wins), counted as an SLA breach, and on an
 `escalate` route the next step is planned. A replayed day moves the clock through the same times, so it
-escalates exactly as the live one did.
+escalates exactly as the live one did. What a record (a decision, an outcome) claimed is remembered under it, so
+the same record read again after a crash claims it again and plans the same step under the same ids.
 """
 from __future__ import annotations
 
@@ -21,19 +22,37 @@ DONE = {"sms_delivered", "call_answered", "visited", "dissuaded", "already_lost"
 FAILED = {"sms_failed", "call_refused", "unreachable"}
 
 # One round trip per decision or outcome (a Redis command costs the worker about 0.1 ms of CPU, docs/dispatch.md): move
-# the clock forward only, then the steps whose deadline it passed. KEYS: clock, pending; ARGV: ts.
+# the clock forward only, then the steps whose deadline it passed, and those this record claimed before.
+# KEYS: clock, pending, the record's breached steps; ARGV: ts.
 TICK_LUA = """
 local clock = tonumber(redis.call('GET', KEYS[1]) or '0')
 local ts = tonumber(ARGV[1])
 if ts > clock then redis.call('SET', KEYS[1], ts); clock = ts end
-return {clock, redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', clock - 1)}
+return {clock, redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', clock - 1), redis.call('SMEMBERS', KEYS[3])}
 """
 
-# A breached step claimed by one worker only (ZREM), counted, with its context. KEYS: pending, breaches, context;
-# ARGV: member. Returns false when another worker took it, else {breaches, context or false}.
+# A breached step claimed by one record only (ZREM), counted once, with its context; the record that claimed it
+# gets it again. KEYS: pending, breaches, context, the record's breached steps; ARGV: member, how long the record's
+# set is kept (s). Returns false when another record took it, else {breaches, context or false}.
 BREACH_LUA = """
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return false end
-return {redis.call('INCR', KEYS[2]), redis.call('GET', KEYS[3])}
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('SADD', KEYS[4], ARGV[1])
+  redis.call('EXPIRE', KEYS[4], ARGV[2])
+  return {redis.call('INCR', KEYS[2]), redis.call('GET', KEYS[3])}
+end
+if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 0 then return false end
+return {tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('GET', KEYS[3])}
+"""
+
+# A step answered by one record only (ZREM); the record that took it gets it again. KEYS: pending, the record's
+# answered steps; ARGV: member, how long the record's set is kept (s). Returns 1 when this record has it.
+RESOLVE_LUA = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('SADD', KEYS[2], ARGV[1])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+  return 1
+end
+return redis.call('SISMEMBER', KEYS[2], ARGV[1])
 """
 
 
@@ -82,11 +101,14 @@ class EscalationStore:
         self._keep = keep_s
         self._tick_lua = client.register_script(TICK_LUA)
         self._breach_lua = client.register_script(BREACH_LUA)
+        self._resolve_lua = client.register_script(RESOLVE_LUA)
 
-    async def tick(self, ts: int) -> tuple[int, list[tuple[str, int]]]:
-        """Move the pipeline clock to `ts` if later; the clock, and the (warning id, step) whose deadline it passed."""
-        clock, members = await self._tick_lua(keys=[self._clock, f"{self._p}pending"], args=[ts])
-        return int(clock), [_parse_member(m) for m in members]
+    async def tick(self, ts: int, by: str) -> tuple[int, list[tuple[str, int]]]:
+        """Move the pipeline clock to `ts` if later, for the record `by`: the clock, and the (warning id, step) whose
+        deadline it passed, with those `by` claimed before (it is read again)."""
+        clock, members, claimed = await self._tick_lua(
+            keys=[self._clock, f"{self._p}pending", f"{self._p}breached:{by}"], args=[ts])
+        return int(clock), sorted({_parse_member(m) for m in [*members, *claimed]})
 
     async def schedule(self, ctx: Context, deadlines: dict[int, int]) -> None:
         """Wait for these steps of this warning (step → deadline, event time)."""
@@ -96,23 +118,31 @@ class EscalationStore:
             pipe.zadd(f"{self._p}pending", {_member(wid, step): deadline for step, deadline in deadlines.items()})
             await pipe.execute()
 
-    async def resolve(self, warning_id: str, step: int) -> bool:
-        """Take a pending step off the list; True for the one caller that did (the others lost the race)."""
-        return bool(await self._r.zrem(f"{self._p}pending", _member(warning_id, step)))
+    async def resolve(self, warning_id: str, step: int, by: str) -> bool:
+        """Take a pending step off the list for the record `by`; True for the one record that did (also when it
+        is read again), False for the others."""
+        return bool(await self._resolve_lua(keys=[f"{self._p}pending", f"{self._p}answered:{by}"],
+                                            args=[_member(warning_id, step), self._keep]))
 
-    async def breach(self, warning_id: str, step: int) -> tuple[bool, Context | None]:
-        """Claim a passed step and count it as a breach: whether this caller took it, and the warning's context."""
-        reply = await self._breach_lua(keys=[f"{self._p}pending", self._breaches,
-                                         f"{self._p}ctx:{warning_id}"], args=[_member(warning_id, step)])
+    async def breach(self, warning_id: str, step: int, by: str) -> tuple[bool, Context | None]:
+        """Claim a passed step for the record `by` and count it as a breach (once): whether `by` has it (also when
+        it is read again), and the warning's context."""
+        reply = await self._breach_lua(keys=[f"{self._p}pending", self._breaches, f"{self._p}ctx:{warning_id}",
+                                             f"{self._p}breached:{by}"], args=[_member(warning_id, step), self._keep])
         if not reply:
             return False, None
         raw = reply[1]  # false (RESP2 None, RESP3 False) when the context has expired
         return True, msgspec.json.decode(raw, type=Context) if raw else None
 
-    async def pending_steps(self, warning_id: str, count: int) -> list[int]:
-        """Which of the warning's first `count` steps are still waiting (read by member, not the whole set)."""
-        scores = await self._r.zmscore(f"{self._p}pending", [_member(warning_id, step) for step in range(count)])
-        return [step for step, score in enumerate(scores) if score is not None]
+    async def pending_steps(self, warning_id: str, count: int, by: str) -> list[int]:
+        """Which of the warning's first `count` steps are still waiting, or were answered by the record `by` (it
+        is read again); read by member, not the whole set."""
+        members = [_member(warning_id, step) for step in range(count)]
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.zmscore(f"{self._p}pending", members)
+            pipe.smismember(f"{self._p}answered:{by}", members)
+            scores, answered = await pipe.execute()
+        return [step for step in range(count) if scores[step] is not None or answered[step]]
 
     async def forget(self, subject_id: str) -> int:
         """A person erased: their warnings' contexts and waiting steps go, so no later step is planned for them;

@@ -2,9 +2,11 @@
 
 `needs_review` is pure: the first rule of the policy (dispatch/config/review.toml) whose matchers hold holds the
 decision for its `within` minutes; a decision with a reason the rule names as enough evidence (a case element)
-goes on at once, and T1 never waits (money is moving). Held decisions wait in Redis under their deadline, in
-event time like escalation's steps: an analyst's assessment (`yujing.assessments`) or the pipeline clock passing
-the deadline takes the decision, exactly once (ZREM), so a confirm after the timeout sends nothing twice.
+goes on at once, and T1 never waits (money is moving). Held decisions wait in Redis under their deadline (event
+time), by person and by partition of `yujing.decisions`: an analyst's assessment (`yujing.assessments`) takes one,
+and the deadline releases it in its person's own order, before their first decision at or after it, or when the
+decider's progress on the partition passes it. Each is taken exactly once (ZREM), so a confirm after the timeout
+sends nothing twice; what a record released, the same record read again releases again (the same ids).
 """
 from __future__ import annotations
 
@@ -93,12 +95,31 @@ def needs_review(policy: ReviewPolicy, decision: Decision) -> ReviewRule | None:
 
 class Held(msgspec.Struct):
     """A decision waiting for an analyst: what dispatching it needs, the rule that holds it, its deadline (event
-    time), and when it was held (wall clock: the analyst's time to assess is measured from it)."""
+    time), when it was held (wall clock: the analyst's time to assess is measured from it), and the partition of
+    `yujing.decisions` it came on (whose progress releases it)."""
 
     context: Context
     rule: str
     deadline: int
     held_wall_ms: int
+    partition: int | None = None
+
+
+# Take the held decisions of one index (a person's, a partition's) whose deadline is at most ARGV[1] off the queue,
+# and remember them under the record that released them: that record read again gets the same ones back.
+# KEYS: the index, pending, since, the releasing record's set. ARGV: the bound, how long the set is kept (s).
+RELEASE_LUA = """
+local wids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for _, wid in ipairs(wids) do
+  redis.call('ZREM', KEYS[1], wid)
+  if redis.call('ZREM', KEYS[2], wid) == 1 then
+    redis.call('ZREM', KEYS[3], wid)
+    redis.call('SADD', KEYS[4], wid)
+  end
+end
+if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('EXPIRE', KEYS[4], ARGV[2]) end
+return redis.call('SMEMBERS', KEYS[4])
+"""
 
 
 def review_prefix(redis_prefix: str) -> str:
@@ -108,33 +129,53 @@ def review_prefix(redis_prefix: str) -> str:
 
 
 class ReviewStore:
-    """Held decisions in Redis (an asyncio client, handed in), by deadline; taken exactly once."""
+    """Held decisions in Redis (an asyncio client, handed in), by deadline, person and partition; taken exactly once."""
 
     def __init__(self, client: Any, prefix: str, keep_s: int = 8 * 86_400) -> None:
         self._r = client
         self._p = review_prefix(prefix)
         self._keep = keep_s
+        self._release = client.register_script(RELEASE_LUA)
 
     async def hold(self, held: Held) -> None:
         """Wait for an analyst until the deadline (event time)."""
         wid = held.context.decision.decision_id
+        person = f"{self._p}person:{held.context.decision.person}"
         async with self._r.pipeline(transaction=True) as pipe:
             pipe.set(f"{self._p}held:{wid}", msgspec.json.encode(held), ex=self._keep)
             pipe.zadd(f"{self._p}pending", {wid: held.deadline}, nx=True)
             pipe.zadd(f"{self._p}since", {wid: held.held_wall_ms}, nx=True)
+            pipe.zadd(person, {wid: held.deadline}, nx=True)
+            pipe.expire(person, self._keep)
+            if held.partition is not None:
+                pipe.zadd(f"{self._p}partition:{held.partition}", {wid: held.deadline}, nx=True)
             await pipe.execute()
 
-    async def due(self, clock: int) -> list[str]:
-        """The held decisions whose deadline the pipeline clock has passed."""
-        return [m.decode() if isinstance(m, bytes) else m
-                for m in await self._r.zrangebyscore(f"{self._p}pending", "-inf", clock - 1)]
+    async def release_person(self, person: str, upto: int, by: str) -> list[Held]:
+        """Take the person's held decisions with a deadline at most `upto` (their decision at `upto` comes next),
+        for the record `by`: in deadline order, also those it took before (read again after a crash)."""
+        return await self._released(f"person:{person}", upto, by)
+
+    async def release_partition(self, partition: int, upto: int, by: str) -> list[Held]:
+        """Take the partition's held decisions with a deadline at most `upto` (its decisions below `upto` are all
+        dispatched), for the record `by`, as `release_person`."""
+        return await self._released(f"partition:{partition}", upto, by)
+
+    async def _released(self, index: str, upto: int, by: str) -> list[Held]:
+        wids = await self._release(keys=[f"{self._p}{index}", f"{self._p}pending", f"{self._p}since",
+                                         f"{self._p}taken:{by}"], args=[upto, self._keep])
+        if not wids:
+            return []
+        raws = await self._r.mget([f"{self._p}held:{w.decode() if isinstance(w, bytes) else w}" for w in wids])
+        held = [msgspec.json.decode(raw, type=Held) for raw in raws if raw]  # none: the person was erased since
+        return sorted(held, key=lambda h: (h.deadline, h.context.decision.ts, h.context.decision.decision_id))
 
     async def take(self, decision_id: str) -> Held | None:
         """Take a held decision off the queue: its record for the one caller that did, None for everyone else."""
         if not await self._r.zrem(f"{self._p}pending", decision_id):
             return None
         await self._r.zrem(f"{self._p}since", decision_id)
-        return await self._record(decision_id)
+        return await self._record(decision_id)  # its places in the person's and partition's index go when passed
 
     async def held(self, decision_id: str) -> Held | None:
         """The decision if it still waits for an analyst, else None."""
@@ -169,4 +210,7 @@ class ReviewStore:
             await self._r.zrem(f"{self._p}pending", wid)
             await self._r.zrem(f"{self._p}since", wid)
             await self._r.delete(f"{self._p}held:{wid}")
+            await self._r.zrem(f"{self._p}person:{h.context.decision.person}", wid)
+            if h.partition is not None:
+                await self._r.zrem(f"{self._p}partition:{h.partition}", wid)
         return len(theirs)

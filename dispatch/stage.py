@@ -52,9 +52,14 @@ class Dispatcher:
     # for every one of them (a Redis round trip each). Other workers still race for them in Redis.
     _taking: set[tuple[str, int]] = field(default_factory=set, repr=False)
 
-    async def handle(self, decision: Decision) -> list[Output]:
-        """Everything one decision sends: a stop-payment request for a transfer, and for a rise its warning."""
-        out: list[Output] = await self._tick(decision.ts)
+    async def handle(self, decision: Decision, partition: int | None = None) -> list[Output]:
+        """Everything one decision sends: first the person's held decisions whose deadline it reached (released
+        before it, in their order), then a stop-payment request for a transfer, and for a rise its warning.
+        `partition`: the one of `yujing.decisions` it came on, whose progress releases it if it is held."""
+        out: list[Output] = await self._tick(decision.ts, decision.decision_id)
+        if self.review is not None:
+            out += await self._timed_out(await self.review.release_person(decision.person, decision.ts,
+                                                                          by=decision.decision_id))
         if decision.transfer is None and not decision.rose:
             return out
         profile = decode_profile(self.lookup(subject_key(decision.subject_id))) if decision.subject_id else None
@@ -68,9 +73,9 @@ class Dispatcher:
             return out  # erased since the decision was taken
         route = self._match(decision, who)
         rule = needs_review(self.review_policy, decision) if self.review is not None else None
-        if rule is not None and self.review is not None:  # an analyst looks first; the clock decides if none does
+        if rule is not None and self.review is not None:  # an analyst looks first; the deadline decides if none does
             await self.review.hold(Held(_context(decision, route, who), rule.name, decision.ts + rule.within_ms,
-                                        self.wall_ms()))
+                                        self.wall_ms(), partition))
             self.on_review("held", decision, None)
             return out
         return out + await self._dispatch(decision, route, who)
@@ -158,7 +163,8 @@ class Dispatcher:
 
     async def handle_outcome(self, outcome: Outcome) -> list[Output]:
         """An outcome completes the step it answers, or (a failure) escalates it at once."""
-        out = await self._tick(outcome.ts)
+        by = f"outcome:{outcome.warning_id}|{outcome.channel}|{outcome.outcome}|{outcome.ts}"
+        out = await self._tick(outcome.ts, by)
         effect = outcome_effect(outcome.outcome)
         if self.escalation is None or effect is None:
             return out
@@ -166,27 +172,37 @@ class Dispatcher:
         if ctx is None or await self._erased(ctx.decision.subject_id):
             return out
         route = self._route(ctx.route)
-        for step in await self.escalation.pending_steps(outcome.warning_id, len(route.steps)):
-            if route.steps[step].channel == outcome.channel and await self.escalation.resolve(outcome.warning_id, step):
+        for step in await self.escalation.pending_steps(outcome.warning_id, len(route.steps), by):
+            if route.steps[step].channel == outcome.channel and \
+                    await self.escalation.resolve(outcome.warning_id, step, by):
                 if effect == "failed":
                     out += await self._escalate(ctx, route, step)
                 break
         return out
 
-    async def _tick(self, ts: int) -> list[Output]:
-        """Move the pipeline clock; every step whose deadline it passed is a breach, and escalates; every decision
-        held for review past its deadline is dispatched as routed."""
+    async def progressed(self, partition: int, watermark: int) -> list[Output]:
+        """The decider's progress: every decision of this partition of `yujing.decisions` below `watermark` is
+        dispatched, so its held decisions whose deadline that passed go out as routed (those of a person with a
+        later decision went out before it)."""
+        if self.review is None:
+            return []
+        return await self._timed_out(await self.review.release_partition(partition, watermark,
+                                                                         by=f"progress:{partition}:{watermark}"))
+
+    async def _tick(self, ts: int, by: str) -> list[Output]:
+        """Move the pipeline clock for the record `by`; every step whose deadline it passed is a breach, and
+        escalates (what `by` claimed before, read again after a crash, escalates again under the same ids)."""
         escalation = self.escalation
         if escalation is None:
             return []
-        clock, due = await escalation.tick(ts)
-        out: list[Output] = await self._timed_out(clock)
+        _, due = await escalation.tick(ts, by)
+        out: list[Output] = []
         for warning_id, step in due:
             if (warning_id, step) in self._taking:
                 continue  # another decision of this worker is taking it
             self._taking.add((warning_id, step))
             try:
-                taken, ctx = await escalation.breach(warning_id, step)
+                taken, ctx = await escalation.breach(warning_id, step, by)
             finally:
                 self._taking.discard((warning_id, step))
             if not taken:
@@ -197,15 +213,11 @@ class Dispatcher:
                 out += await self._escalate(ctx, self._route(ctx.route), step)
         return out
 
-    async def _timed_out(self, clock: int) -> list[Output]:
-        """Dispatch the held decisions whose deadline the clock passed (each by the one worker that takes it)."""
-        review = self.review
-        if review is None:
-            return []
+    async def _timed_out(self, released: list[Held]) -> list[Output]:
+        """Dispatch held decisions their deadline released, as routed."""
         out: list[Output] = []
-        for decision_id in await review.due(clock):
-            held = await review.take(decision_id)
-            if held is None or await self._erased(held.context.decision.subject_id):
+        for held in released:
+            if await self._erased(held.context.decision.subject_id):
                 continue
             self.on_review("timed_out", held.context.decision, None)
             out += await self._dispatch(held.context.decision, self._route(held.context.route),

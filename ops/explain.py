@@ -17,6 +17,7 @@ from schemas.decode import InvalidRecord, decode_input
 from schemas.internal import Decision
 from schemas.labels import code_words, fraud_type_words
 from schemas.masking import shown_counterpart
+from schemas.records import is_progress
 from schemas.topics import REPLY_TOPIC, SIGNAL_TOPICS
 from schemas.units import LOCAL
 from scorers.features import FEATURES
@@ -41,6 +42,8 @@ def gather(settings: Cluster, warning_id: str) -> Trail:
     """Read the trail of a warning from the topics (a full scan: an audit, not a hot path)."""
     trail = Trail(warning_id)
     for msg in read_to_end(settings, settings.topic("yujing.decisions")):
+        if is_progress(msg.key):  # the decider's progress, not a decision
+            continue
         d = msgspec.json.decode(msg.value, type=Decision)
         if d.decision_id == warning_id:
             trail.decision = d

@@ -179,8 +179,8 @@ class PipelineMetrics:
             elif topic == "yujing.triggers":
                 if getattr(value, "cause", None) == "indicator_hit":
                     self.hits.labels(getattr(value, "mode", "forward")).inc()
-            elif topic == "yujing.decisions":
-                self.decisions.labels(getattr(value, "tier", "T3")).inc()
+            elif topic == "yujing.decisions" and isinstance(value, Decision):  # not the decider's progress
+                self.decisions.labels(value.tier).inc()
 
 
 class ConsumerLag(Collector):

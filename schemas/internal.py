@@ -174,6 +174,9 @@ class RiskState(Struct, array_like=True):
 
 
 EVERY_PARTITION = -1  # an output's partition: one copy to each partition of its topic
+# The decider's progress on a partition of `yujing.decisions` (a `Progress` record under this key): the decisions of
+# that partition's persons below its `progress_ts` are all written before it (a late one excepted)
+DECIDER = "yujing-decider"
 
 
 class Output(NamedTuple):

@@ -47,7 +47,7 @@ class TopicSpec(NamedTuple):
         return [self.record, *self.also]
 
 
-PROGRESS = (Progress,)  # a provider's progress record (keyed `progress:<producer>`), on the topics it reads in order
+PROGRESS = (Progress,)  # a progress record (keyed `progress:<producer>`): a provider's, or the decider's
 
 
 TOPICS: dict[str, TopicSpec] = {
@@ -69,7 +69,8 @@ TOPICS: dict[str, TopicSpec] = {
     "interception.replies": TopicSpec(BankReply, "request_id", "banks through the police-bank platform"),
     "outcomes": TopicSpec(Outcome, "warning_id", "the SMS gateway, the task feed, field reports"),
     "deadletter": TopicSpec(DeadLetter, "the rejected record's key", "yujing"),
-    "yujing.decisions": TopicSpec(Decision, "person", "yujing", internal=True),
+    "yujing.decisions": TopicSpec(Decision, "person (progress:yujing-decider: the decider's progress)", "yujing",
+                                  internal=True, also=PROGRESS),
     "yujing.triggers": TopicSpec(Trigger, "person", "yujing", internal=True),
     "yujing.sms-sent": TopicSpec(SmsSent, "message_id (compacted)", "yujing's SMS adapter", internal=True),
     "yujing.assessments": TopicSpec(Assessment, "decision_id", "analysts (yujing review)", internal=True),

@@ -115,9 +115,15 @@ class Subject(_Record):
 PROGRESS_KEY_PREFIX = b"progress:"  # then the producer's id
 
 
+def is_progress(key: bytes | None) -> bool:
+    """Whether a message with this key is a progress record (`Progress`) rather than a record of its topic."""
+    return key is not None and key.startswith(PROGRESS_KEY_PREFIX)
+
+
 class Progress(_Record):
     """A provider's progress on one partition of an input topic (an extension of the contract, keyed
-    `progress:<producer>`): every record the producer writes to that partition from now on has `ts` ≥ `progress_ts`."""
+    `progress:<producer>`): every record the producer writes to that partition from now on has `ts` ≥ `progress_ts`.
+    The decider writes the same on `yujing.decisions` (producer `yujing-decider`), a late decision excepted."""
 
     producer: Id
     progress_ts: Ts

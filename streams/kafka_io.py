@@ -7,6 +7,7 @@ from typing import Iterable, Iterator, Protocol
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
+from schemas.records import is_progress
 from streams.envelope import unpack
 from streams.kafka_security import KafkaSecurity, client_options
 
@@ -23,12 +24,14 @@ class Cluster(Protocol):
         """The real topic name of a logical one."""
 
 
-def produce(settings: Cluster, logical: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
-    """Send (key, value) messages to a logical topic and wait until the broker has them all."""
+def produce(settings: Cluster, logical: str, messages: list[tuple[bytes | None, bytes | None]],
+            partition: int | None = None) -> None:
+    """Send (key, value) messages to a logical topic (by key, or to `partition`) and wait until the broker has them
+    all."""
     producer = KafkaProducer(**client_options(settings), acks="all")
     try:
         for key, value in messages:
-            producer.send(settings.topic(logical), key=key, value=value)
+            producer.send(settings.topic(logical), key=key, value=value, partition=partition)
         producer.flush(30)
     finally:
         producer.close()
@@ -68,14 +71,15 @@ def consume(settings: Cluster, logical: str, expect: int, timeout: float = 60.0,
     """Read a logical topic (from the beginning, or from `start` offsets) until `expect` messages or the timeout.
 
     It then lingers a little: more messages than expected is a result the caller must see. The envelopes of
-    `yujing.events` and `yujing.contacts` are unpacked: their records count, their marks do not.
+    `yujing.events` and `yujing.contacts` are unpacked: their records count, their marks do not; nor do progress
+    records (`Progress`, a provider's or the decider's).
     """
     consumer = KafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
     got: list = []
     enveloped = logical in ("yujing.events", "yujing.contacts")
 
     def take(batch: list[ConsumerRecord]) -> None:
-        got.extend(unpack(logical, batch) if enveloped else batch)
+        got.extend(unpack(logical, batch) if enveloped else [m for m in batch if not is_progress(m.key)])
 
     try:
         topic = settings.topic(logical)

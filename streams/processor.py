@@ -11,8 +11,17 @@ from typing import Any, Callable
 
 import msgspec
 
-from schemas.internal import EVERY_PARTITION, Decision, Output, PersonEvent, ValueMessage
-from schemas.records import DomainInterception, Indicator, Subject
+from schemas.internal import DECIDER, EVERY_PARTITION, Decision, Output, PersonEvent, ValueMessage
+from schemas.records import (
+    MAX_TS_MS,
+    MIN_TS_MS,
+    PROGRESS_KEY_PREFIX,
+    DomainInterception,
+    Indicator,
+    Progress,
+    Subject,
+)
+from schemas.units import MINUTE_MS
 from streams.controls import (
     account_controls,
     control_events,
@@ -52,6 +61,10 @@ from streams.watermarks import (
 )
 
 Table = MutableMapping[bytes, bytes]
+# How often (event time) a person partition tells dispatch how far its decisions are written while its inputs are
+# busy: a decision held for review is released at most this long after its deadline when its person has no later
+# decision
+PROGRESS_EVERY_MS = MINUTE_MS
 
 
 # Called after an event was folded into a person's state, with what it produced; returns more outputs
@@ -64,6 +77,13 @@ def progress_ts(outputs: list[Output]) -> int | None:
     times = [event_time(o.value) for o in outputs if isinstance(o.value, PersonEvent)]
     times += [o.value.indicator.ts for o in outputs if isinstance(o.value, ValueMessage) and o.value.indicator]
     return max(times, default=None)
+
+
+def decisions_progress(partition: int, watermark: int) -> Output:
+    """The decider's progress on a partition of `yujing.decisions`: its decisions below `watermark` are all written
+    (dispatch releases the decisions held for review there whose deadline it passed, after those decisions)."""
+    return Output("yujing.decisions", PROGRESS_KEY_PREFIX + DECIDER.encode(),
+                  Progress(producer=DECIDER, progress_ts=watermark), partition=partition)
 
 
 def person_output(pe: PersonEvent) -> Output:
@@ -255,7 +275,7 @@ class Processor:
                     for o, origin, raw in frontier.outbox if o == offset
                     for d in [msgspec.json.decode(raw, type=Decision)]]
         merge(frontier, marks.marks)
-        watermark, _ = low_watermark(frontier.seen, topology.person_inputs)
+        watermark, idle = low_watermark(frontier.seen, topology.person_inputs)
         out = self.decide_until(partition, watermark)
         frontier.mark_offset = max(offset, frontier.mark_offset)
         if committed is not None:
@@ -263,6 +283,12 @@ class Processor:
         if out and offset >= 0:
             frontier.outbox += [[offset, o.origin, msgspec.json.encode(o.value)] for o in out
                                 if o.topic == "yujing.decisions"]
+        # told after the decisions it vouches for; at once when the inputs idle (a replay's end: what is due is
+        # released whatever the steps the watermark took to get there)
+        if MIN_TS_MS <= frontier.decided < MAX_TS_MS and frontier.decided > frontier.told and \
+                (idle or frontier.decided >= frontier.told + PROGRESS_EVERY_MS):  # (below MIN_TS_MS: no time yet)
+            frontier.told = frontier.decided
+            out.append(decisions_progress(partition, frontier.decided))
         self._save_frontier("yujing.events", partition, frontier)
         return out
 

@@ -76,6 +76,7 @@ class Frontier(Struct, omit_defaults=True):
     # sends its own again.
     outbox: list[list] = []
     out_ts: int = 0  # the time this partition last passed on, as a channel itself (`pass_on`)
+    told: int = 0  # the decided watermark last told to dispatch (`decisions_progress`)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import faust
 import redis.asyncio as aioredis
@@ -60,7 +60,7 @@ from ops.board import OpsBoard
 from ops.explain import gather
 from ops.metrics import ConsumerLag, PipelineMetrics
 from schemas.internal import Output
-from schemas.records import encode
+from schemas.records import encode, is_progress
 from schemas.topics import ASSESSMENT_TOPIC
 from schemas.units import MINUTE_MS
 from scorers.ages import Ages
@@ -153,15 +153,17 @@ def create_app(settings: Settings, model: Model | None = None, registry: Collect
             await until_broker_takes(out.topic, partial(topic(out.topic).send, key=out.key, value=value,
                                                         timestamp=origin))
 
-    def agent(logical: str, name: str, handler: Any, parallel: int = 1) -> None:
+    def agent(logical: str, name: str, handler: Any, parallel: int = 1,
+              barrier: Callable[[Any], bool] = lambda event: False) -> None:
         loop = AgentLoop(logical, handler, send, counted=lambda event: metrics.events_in.labels(logical).inc(),
                          observed=lambda outputs, origin: metrics.observe_outputs(outputs, origin, time.time()),
                          show=lambda outputs: show_on_board(board, processor.lookup, outputs),
-                         on_redis_retry=metrics.redis_retries.inc, parallel=parallel)
+                         on_redis_retry=metrics.redis_retries.inc, parallel=parallel, barrier=barrier)
         app.agent(topic(logical), name=name)(_named(loop, logical))
 
     agent("registry.subjects", "registry", handlers.registry)
-    agent("yujing.decisions", "dispatch", handlers.decision, parallel=DISPATCH_PARALLEL)
+    agent("yujing.decisions", "dispatch", handlers.decision, parallel=DISPATCH_PARALLEL,
+          barrier=lambda event: is_progress(event.key))  # the decider's progress: held decisions it releases
     agent("outcomes", "escalation", handlers.outcome)
     agent("interception.replies", "bank-replies", handlers.bank_reply)
     agent("yujing.assessments", "review", handlers.assessment)

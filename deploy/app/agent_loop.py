@@ -110,6 +110,9 @@ class AgentLoop:
     # Records in progress at once, one at a time per key (a person's decisions in order): a record waits at each
     # Redis round trip, and those of different keys need not wait for each other.
     parallel: int = 1
+    # A record that waits for every record before it in its partition, and every one after it for it (the decider's
+    # progress: what it releases goes out after the decisions below it and before those above)
+    barrier: Callable[[Any], bool] = lambda event: False
 
     async def __call__(self, stream: Any) -> None:
         """Run over a faust stream of events (the agent's body), acknowledging each once its outputs are sent."""
@@ -121,29 +124,33 @@ class AgentLoop:
         await self.by_key(stream.noack().events())
 
     async def by_key(self, events: AsyncIterator[Any]) -> None:
-        """Up to `parallel` events at once, in order per key; acknowledged in the order they came in their partition
-        once their outputs are sent (faust_commit.py holds a commit at an event not acknowledged while later ones
-        are). A failure fails the agent, as in a sequential one."""
+        """Up to `parallel` events at once, in order per key and around each barrier of their partition;
+        acknowledged in the order they came in their partition once their outputs are sent (faust_commit.py holds
+        a commit at an event not acknowledged while later ones are). A failure fails the agent, as in a sequential
+        one."""
         window = asyncio.Semaphore(self.parallel)  # events not yet acknowledged
         arrived: dict[Any, deque[list[Any]]] = {}  # per partition, [event, handled] in the order they came
         last: dict[Any, asyncio.Task] = {}  # per key, its latest event's task
-        running: set[asyncio.Task] = set()
+        fence: dict[Any, asyncio.Task] = {}  # per partition, its latest barrier's task
+        running: dict[Any, set[asyncio.Task]] = {}  # per partition, the tasks not done
         failed: list[BaseException] = []
         parent = asyncio.current_task()
 
-        async def after(before: asyncio.Task | None, entry: list[Any], queue: deque[list[Any]]) -> None:
-            if before is not None:
-                await asyncio.wait([before])
+        async def after(before: set[asyncio.Task], entry: list[Any], queue: deque[list[Any]]) -> None:
+            if before:
+                await asyncio.wait(before)
             await self.one(entry[0])
             entry[1] = True
             while queue and queue[0][1]:
                 queue.popleft()[0].ack()
                 window.release()
 
-        def done(key: Any, task: asyncio.Task) -> None:
-            running.discard(task)
+        def done(key: Any, tp: Any, task: asyncio.Task) -> None:
+            running[tp].discard(task)
             if last.get(key) is task:
                 del last[key]
+            if fence.get(tp) is task:
+                del fence[tp]
             if not task.cancelled() and task.exception() is not None:
                 failed.append(task.exception())  # type: ignore[arg-type]
                 if len(failed) == 1 and parent is not None:
@@ -153,20 +160,27 @@ class AgentLoop:
             async for event in events:
                 await window.acquire()
                 entry = [event, False]
-                queue = arrived.setdefault(event.message.tp, deque())
+                tp = event.message.tp
+                queue = arrived.setdefault(tp, deque())
+                barrier = self.barrier(event)
+                before = set(running.get(tp, ())) if barrier else \
+                    {t for t in (last.get(event.key), fence.get(tp)) if t is not None}
                 queue.append(entry)
-                task = asyncio.create_task(after(last.get(event.key), entry, queue))
+                task = asyncio.create_task(after(before, entry, queue))
+                if barrier:
+                    fence[tp] = task
                 last[event.key] = task
-                running.add(task)
-                task.add_done_callback(partial(done, event.key))
-            if running:
-                await asyncio.wait(running)
+                running.setdefault(tp, set()).add(task)
+                task.add_done_callback(partial(done, event.key, tp))
+            left = set().union(*running.values())
+            if left:
+                await asyncio.wait(left)
         except asyncio.CancelledError:
             if failed:
                 raise failed[0] from None
             raise
         finally:  # stopped: what is not done is not acknowledged, and is read again
-            for task in running:
+            for task in set().union(*running.values()):
                 task.cancel()
         if failed:
             raise failed[0]

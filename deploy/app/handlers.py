@@ -11,7 +11,7 @@ from ops.board import OpsBoard
 from ops.metrics import PipelineMetrics
 from schemas.decode import InvalidRecord, decode_input, decode_progress, tombstone_subject
 from schemas.internal import Decision, Output, PersonEvent
-from schemas.records import PROGRESS_KEY_PREFIX, FraudWarning
+from schemas.records import PROGRESS_KEY_PREFIX, FraudWarning, is_progress
 from streams.envelope import EventBatch
 from streams.identity import decode_profile, subject_key
 from streams.ingest import RawMessage, ingest, refuse_far_ahead
@@ -86,9 +86,13 @@ class Handlers:
         return self.processor.indicator(indicator)
 
     async def decision(self, event: Any) -> list[Output]:
-        """A decision to dispatch: stop-payment, route, cooldown, warning and tasks."""
+        """A decision to dispatch (stop-payment, route, cooldown, warning and tasks), or the decider's progress on
+        its partition (the decisions held for review that it passed go out)."""
         assert self.dispatcher is not None
-        return await self.dispatcher.handle(_decision_decoder.decode(event.value))
+        if is_progress(event.key):
+            progress = decode_progress(event.value)
+            return await self.dispatcher.progressed(event.message.partition, progress.progress_ts)
+        return await self.dispatcher.handle(_decision_decoder.decode(event.value), event.message.partition)
 
     async def bank_reply(self, event: Any) -> list[Output]:
         """A bank's answer to a stop-payment: shown on the request in the console, and counted once (a repeated or

@@ -54,7 +54,7 @@ from deploy.config import Settings
 from dispatch.stage import REDIS_AWAY
 from ops.metrics import PipelineMetrics
 from schemas.internal import EVERY_PARTITION, Output
-from schemas.records import PROGRESS_KEY_PREFIX, encode
+from schemas.records import encode, is_progress
 from schemas.topics import SOURCE_TOPICS
 from streams.envelope import (
     EventBatch,
@@ -358,7 +358,7 @@ class StreamReader:
         progress_records = 0  # providers' words, which are not signals
         for raw in records:
             record = _Record(raw, tp)
-            if raw.key is not None and raw.key.startswith(PROGRESS_KEY_PREFIX):
+            if is_progress(raw.key):
                 outbox.add(handle_now(logical, record, provider_progress), record.timestamp)
                 progress.passed(channel, record.offset)
                 progress_records += 1
@@ -434,8 +434,8 @@ class StreamReader:
 
     async def _send(self, outbox: Outbox, marks: dict[str, list[Mark]]) -> None:
         """The batch's outputs: the direct ones, then the envelopes with `marks` at their end."""
-        for out, origin in outbox.direct:
-            await self._produce(self.settings.topic(out.topic), out.key, encode(out.value), None,
+        for out, origin in outbox.direct:  # by key, or to the partition an output names (a decisions progress)
+            await self._produce(self.settings.topic(out.topic), out.key, encode(out.value), out.partition,
                                 int(origin * 1000) if origin else None)
         for (dest, p), (records, origins) in outbox.routed.items():
             for envelope in envelopes(dest, records, origins, marks.get(dest, [])):

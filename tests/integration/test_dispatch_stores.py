@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
@@ -45,12 +46,16 @@ def test_the_clock_moves_forward_only_and_a_breached_step_is_claimed_once_with_i
             await store.schedule(_context("w1"), {0: T + 10, 1: T + 20})
             await store.schedule(_context("w2"), {0: T + 10})
             kept_s = await client.ttl(f"{escalation_prefix(prefix)}ctx:w1")
-            seen: list[object] = [await store.tick(T), await store.tick(T + 15), await store.tick(T + 5),
-                                  await store.pending_steps("w1", 3), await store.breach("w1", 0),
-                                  await store.breach("w1", 0), await store.pending_steps("w1", 3),
-                                  await store.resolve("w1", 1), await store.resolve("w1", 1)]
+            seen: list[object] = [await store.tick(T, "d1"), await store.tick(T + 15, "d2"),
+                                  await store.tick(T + 5, "d3"), await store.pending_steps("w1", 3, "o1"),
+                                  await store.breach("w1", 0, "d2"), await store.breach("w1", 0, "d3"),
+                                  await store.pending_steps("w1", 3, "o1"), await store.resolve("w1", 1, "o1"),
+                                  await store.resolve("w1", 1, "o2"),
+                                  # read again after a crash: d2 and o1 get what they took, and nothing new
+                                  await store.tick(T + 15, "d2"), await store.breach("w1", 0, "d2"),
+                                  await store.pending_steps("w1", 3, "o1"), await store.resolve("w1", 1, "o1")]
             await client.delete(f"{escalation_prefix(prefix)}ctx:w2")  # expired
-            seen += [await store.breach("w2", 0), await store.tick(T + 30),
+            seen += [await store.breach("w2", 0, "d4"), await store.tick(T + 30, "d5"),
                      int(await client.get(breaches_key(prefix))), 0 < kept_s <= 600]
             return seen
         finally:
@@ -63,9 +68,12 @@ def test_the_clock_moves_forward_only_and_a_breached_step_is_claimed_once_with_i
         (T + 15, [("w1", 0), ("w2", 0)]),     # an earlier event does not move the clock back
         [0, 1],
         (True, _context("w1")),               # claimed, with the context it was scheduled with
-        (False, None),                        # a second claim loses
+        (False, None),                        # another record's claim loses
         [1],
         True, False,                          # an outcome answers the second step once
+        (T + 15, [("w1", 0), ("w2", 0)]),     # d2 again: the step it claimed comes back to it
+        (True, _context("w1")),               # …claimed by it again, not counted again
+        [1], True,                            # o1 again: the step it answered is its own still
         (True, None),                         # claimed and counted though its context has expired
         (T + 30, []),                         # nothing left to breach
         2,                                    # two breaches counted
@@ -80,7 +88,7 @@ def test_two_workers_claiming_one_breached_step_take_it_once(stack: Settings) ->
         stores = [EscalationStore(c, prefix) for c in clients]
         try:
             await stores[0].schedule(_context("w1"), {0: T})
-            claims = await asyncio.gather(*(stores[i % 2].breach("w1", 0) for i in range(20)))
+            claims = await asyncio.gather(*(stores[i % 2].breach("w1", 0, f"d{i}") for i in range(20)))
             return list(claims), int(await clients[0].get(breaches_key(prefix)))
         finally:
             await _forget(clients[0], prefix)
@@ -155,34 +163,46 @@ def test_a_banks_answers_settle_a_stop_payment_latest_first_and_only_its_own_req
     assert "held_fen" not in shown and shown["amount_fen"] == 880_000  # released: nothing held any more
 
 
-def test_a_held_decision_is_taken_once_by_whoever_comes_first(stack: Settings) -> None:
-    async def run() -> tuple[list[str], list[str], list[bool], list[str], int, list[tuple[int, int | None]]]:
+def test_a_held_decision_is_released_by_its_person_or_its_partition_and_taken_once(stack: Settings) -> None:
+    async def run() -> dict[str, Any]:
         client = connect(stack.redis_url, **stack.redis_options())
         prefix = f"test-{uuid.uuid4().hex}:"
         store = ReviewStore(client, prefix)
+
+        def ids(held: list[Held]) -> list[str]:
+            return [h.context.decision.decision_id for h in held]
         try:
-            depths = [await store.depth()]
-            for wid, deadline, held_at in (("w-late", T + 60, 5_000), ("w-early", T + 30, 9_000)):
-                await store.hold(Held(_context(wid), "rule", deadline, held_at))
-            depths.append(await store.depth())
-            order = [h.context.decision.decision_id for h in await store.waiting()]
-            due = await store.due(T + 31)
-            # the clock's worker and an analyst's assessment race for the same decision: one wins
-            taken = [h is not None for h in await asyncio.gather(store.take("w-early"), store.take("w-early"))]
-            left = [h.context.decision.decision_id for h in await store.waiting()]
-            depths.append(await store.depth())
-            forgotten = await store.forget("S1")
-            depths.append(await store.depth())
-            return order, due, taken, left, forgotten, depths
+            seen: dict[str, Any] = {"depths": [await store.depth()]}
+            for wid, deadline, held_at, partition in (("w-late", T + 60, 5_000, 3), ("w-early", T + 30, 9_000, 3),
+                                                      ("w-next", T + 40, 8_000, 3), ("w-there", T + 20, 7_000, 4)):
+                await store.hold(Held(_context(wid), "rule", deadline, held_at, partition))
+            seen["depths"].append(await store.depth())
+            seen["order"] = ids(await store.waiting())
+            seen["partition"] = ids(await store.release_partition(3, T + 30, by="progress:3:30"))
+            seen["again"] = ids(await store.release_partition(3, T + 30, by="progress:3:30"))  # read again
+            seen["person"] = ids(await store.release_person("S1", T + 40, by="d-7"))  # their next decision at +40
+            # an analyst's assessment and the clock race for the same decision: one wins
+            taken = await asyncio.gather(store.take("w-late"), store.take("w-late"))
+            seen["taken"] = sorted(h is not None for h in taken)
+            seen["after"] = ids(await store.release_partition(3, T + 90, by="progress:3:90"))  # nothing left
+            seen["depths"].append(await store.depth())
+            await store.hold(Held(_context("w-erased"), "rule", T + 99, 1_000, 3))
+            seen["forgotten"] = await store.forget("S1")
+            seen["erased"] = ids(await store.release_person("S1", T + 99, by="d-8"))
+            seen["depths"].append(await store.depth())
+            return seen
         finally:
             await _forget(client, prefix)
             await client.aclose()
 
-    order, due, taken, left, forgotten, depths = asyncio.run(run())
-    assert order == ["w-early", "w-late"] and due == ["w-early"] and sorted(taken) == [False, True]
-    assert left == ["w-late"] and forgotten == 1  # the person erased: their held decision goes too
+    seen = asyncio.run(run())
+    assert seen["order"] == ["w-there", "w-early", "w-next", "w-late"]
+    assert seen["partition"] == seen["again"] == ["w-early"]  # partition 3's only one due; the same when read again
+    assert seen["person"] == ["w-there", "w-next"]  # the person's, on any partition, in deadline order
+    assert seen["taken"] == [False, True] and seen["after"] == []
+    assert seen["forgotten"] == 1 and seen["erased"] == []  # the person erased: their held decision goes too
     # how many wait, and since when the longest-waiting one has (held first, though its deadline is later)
-    assert depths == [(0, None), (2, 5_000), (1, 5_000), (0, None)]
+    assert seen["depths"] == [(0, None), (4, 5_000), (0, None), (0, None)]
 
 
 def test_expired_console_and_feed_tokens_leave_redis_when_the_next_one_is_issued(stack: Settings) -> None:

@@ -125,14 +125,14 @@ def test_escalation_ticks_once_claims_a_breach_once_and_forgets_a_person(cluster
         store = EscalationStore(client, prefix, keep_s=600)
         await store.schedule(_context("w1"), {0: T + 10, 1: T + 20})
         await store.schedule(_context("w2"), {0: T + 10})
-        seen: dict[str, Any] = {"ticks": [await store.tick(T + 15), await store.tick(T + 5)]}
-        claims = await asyncio.gather(*(store.breach("w1", 0) for _ in range(10)))
+        seen: dict[str, Any] = {"ticks": [await store.tick(T + 15, "d1"), await store.tick(T + 5, "d2")]}
+        claims = await asyncio.gather(*(store.breach("w1", 0, f"d{i}") for i in range(10)))
         seen["claims"] = [ctx for taken, ctx in claims if taken]
-        seen["resolved"] = [await store.resolve("w1", 1), await store.resolve("w1", 1)]
+        seen["resolved"] = [await store.resolve("w1", 1, "o1"), await store.resolve("w1", 1, "o2")]
         seen["breaches"] = int(await client.get(breaches_key(prefix)))
         seen["clock"] = int(await client.get(clock_key(prefix)))
         seen["forgotten"] = await store.forget("S1")  # scans every primary: the contexts are all on one
-        seen["left"] = [await store.pending_steps("w2", 1), await store.context("w2"),
+        seen["left"] = [await store.pending_steps("w2", 1, "o1"), await store.context("w2"),
                         [k async for k in client.scan_iter(f"{escalation_prefix(prefix)}*")]]
         return seen
 
@@ -143,23 +143,25 @@ def test_escalation_ticks_once_claims_a_breach_once_and_forgets_a_person(cluster
     assert seen["left"][:2] == [[], None] and [k for k in seen["left"][2] if b":ctx:" in k] == []
 
 
-def test_a_held_review_decision_is_taken_once_read_in_one_mget_and_forgotten(cluster: Settings) -> None:
+def test_a_held_review_decision_is_released_taken_once_read_in_one_mget_and_forgotten(cluster: Settings) -> None:
     async def body(client: RedisCluster, prefix: str) -> dict[str, Any]:
         store = ReviewStore(client, prefix)
         for wid, deadline, held_at in (("w-late", T + 60, 5_000), ("w-early", T + 30, 9_000), ("w-3", T + 90, 7_000)):
-            await store.hold(Held(_context(wid), "rule", deadline, held_at))
+            await store.hold(Held(_context(wid), "rule", deadline, held_at, 2))
         seen: dict[str, Any] = {"order": [h.context.decision.decision_id for h in await store.waiting()],
-                                "due": await store.due(T + 31), "depth": await store.depth()}
-        taken = await asyncio.gather(*(store.take("w-early") for _ in range(10)))  # the clock and analysts race
+                                "due": [h.context.decision.decision_id
+                                        for h in await store.release_partition(2, T + 30, by="p")],
+                                "depth": await store.depth()}
+        taken = await asyncio.gather(*(store.take("w-late") for _ in range(10)))  # analysts race
         seen["taken"] = [h.context.decision.decision_id for h in taken if h is not None]
-        seen["held"] = [await store.held("w-early"), (await store.held("w-late")) is not None]
+        seen["held"] = [await store.held("w-late"), (await store.held("w-3")) is not None]
         seen["forgotten"], seen["after"] = await store.forget("S1"), await store.depth()
         return seen
 
     seen = on_cluster(cluster, body)
-    assert seen["order"] == ["w-early", "w-late", "w-3"] and seen["due"] == ["w-early"] and seen["depth"] == (3, 5_000)
-    assert seen["taken"] == ["w-early"] and seen["held"] == [None, True]
-    assert seen["forgotten"] == 2 and seen["after"] == (0, None)
+    assert seen["order"] == ["w-early", "w-late", "w-3"] and seen["due"] == ["w-early"] and seen["depth"] == (2, 5_000)
+    assert seen["taken"] == ["w-late"] and seen["held"] == [None, True]
+    assert seen["forgotten"] == 1 and seen["after"] == (0, None)
 
 
 def test_the_sms_ledger_claims_takes_and_settles_each_message_once(cluster: Settings) -> None:
@@ -262,7 +264,7 @@ def test_the_board_remembers_counts_settles_forgets_and_the_console_reads_it(clu
         reply = BankReply(request_id="sp-1", transfer_id="TR", bank="ICBC", reply="held", ts=T + 1, held_fen=880_000)
         seen: dict[str, Any] = {"settled": [await board.settle_stop_payment(reply),
                                             await board.settle_stop_payment(reply)]}
-        await EscalationStore(client, prefix).tick(T + 99)
+        await EscalationStore(client, prefix).tick(T + 99, "d1")
         await client.incr(breaches_key(prefix))
         state = await console_state(board, TaskQueues(client, feed_prefix(prefix), 0), client, prefix)
         seen["state"] = {k: state[k] for k in ("clock", "tiers", "sla_breaches", "queues")}
@@ -331,7 +333,7 @@ async def _kept(client: RedisCluster, prefix: str, board: OpsBoard, queues: Task
                 escalation: EscalationStore) -> dict[str, bool]:
     """Where Wang (S1) is still kept."""
     return {"cooldown": bool(await client.exists(f"{prefix}cooldown:S1")),
-            "steps": bool(await escalation.pending_steps("w-wang", 3)),
+            "steps": bool(await escalation.pending_steps("w-wang", 3, "o")),
             "board": bool(await board.recent("warnings", 9)),
             "feed": bool(await queues.list("phone:ST001", "nobody")),
             "review": (await review.depth())[0] > 0,

@@ -1,7 +1,8 @@
 """Quick assessment on the real broker and Redis, with the shipped policy: a held T3 is dispatched only after an
 analyst confirms (through `yujing review`), also when the worker was SIGKILLed while it waited; a dismissal sends
-nothing and lands a labelled false alarm on `outcomes`; a T2 nobody assessed is dispatched once when the clock
-passes its deadline, and a confirm after that sends nothing twice. Analysts assess on the console's review page in
+nothing and lands a labelled false alarm on `outcomes`; a T2 nobody assessed is dispatched once when the person's
+next decision or the decider's progress on their partition passes its deadline (not another person's time), and a
+confirm after that sends nothing twice. Analysts assess on the console's review page in
 headless Chromium (Chinese, the person masked, one key to confirm) and through its JSON API (bearer token; the
 token's holder is the analyst on the audit record; a viewer, another site's form or a dismissal without a reason
 is refused)."""
@@ -23,11 +24,13 @@ from selenium.common.exceptions import NoSuchElementException, StaleElementRefer
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from deploy.app.stream_reader import partition_of
 from deploy.config import Settings
 from deploy.workers import WorkerProcess
 from dispatch.review import REVIEW_FILE
 from schemas.catalogue import tr
-from schemas.internal import Decision, DecisionReason
+from schemas.internal import DECIDER, Decision, DecisionReason
+from schemas.records import PROGRESS_KEY_PREFIX, Progress, encode
 from streams.kafka_io import consume, produce
 from tests.integration.scenario import HOUR, MIN, T, load_registry, wait_for
 from tests.integration.test_console import browser, console_token, get  # noqa: F401  (browser: a fixture)
@@ -88,6 +91,19 @@ def test_held_decisions_wait_for_an_analyst_or_the_clock_and_go_out_once(isolate
                  for m in consume(settings, topic, expect=2, timeout=10, linger=2)]
         assert sorted(tasks) == ["d-timeout", "d-timeout"]  # one call and one visit: once
         assert tr("no decision is waiting for review") in yujing(settings, "review", "list")
+
+        # Her next held decision (past the cooldown), and nothing more of hers: someone else's decision hours later
+        # (another person's time) does not release it; the decider's progress on her partition past its deadline does.
+        produce(settings, "yujing.decisions", [held_decision("d-progress", "T2", T + 27 * HOUR)])
+        someone_else = msgspec.json.encode(msgspec.structs.replace(
+            msgspec.json.decode(held_decision("d-bob", "T2", T + 40 * HOUR, rose=False)[1], type=Decision),
+            person="S_BOB", subject_id="S_BOB"))
+        produce(settings, "yujing.decisions", [(b"S_BOB", someone_else)])
+        assert sorted(warned(settings, expect=2, linger=5)) == ["d-confirm", "d-timeout"]
+        progress = Progress(producer=DECIDER, progress_ts=T + 27 * HOUR + 30 * MIN)
+        produce(settings, "yujing.decisions", [(PROGRESS_KEY_PREFIX + DECIDER.encode(), encode(progress))],
+                partition=partition_of(b"S_ALICE", settings.partitions))
+        assert sorted(warned(settings, expect=3)) == ["d-confirm", "d-progress", "d-timeout"], worker.log_tail()
     finally:
         worker.stop()
 

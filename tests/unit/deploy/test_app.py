@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 import pytest
@@ -236,7 +236,8 @@ class Acked:
             self.log.append(f"ack {self.key.decode()}{self.n}")
 
 
-def run_by_key(events: list[Acked], parallel: int, stop_after: float | None = None) -> list[str]:
+def run_by_key(events: list[Acked], parallel: int, stop_after: float | None = None,
+               barrier: Callable[[Any], bool] = lambda event: False) -> list[str]:
     """Events through `AgentLoop.by_key` with a handler that waits (a Redis round trip); the order handled."""
     log: list[str] = []
     for event in events:
@@ -256,7 +257,7 @@ def run_by_key(events: list[Acked], parallel: int, stop_after: float | None = No
             yield event
 
     async def main() -> None:
-        loop = AgentLoop("yujing.decisions", handler, send, parallel=parallel)
+        loop = AgentLoop("yujing.decisions", handler, send, parallel=parallel, barrier=barrier)
         run = asyncio.create_task(loop.by_key(source()))
         if stop_after is None:
             await run
@@ -305,6 +306,15 @@ def test_an_event_handled_early_waits_for_those_before_it_to_be_acknowledged() -
     events = [Acked(b"a", 0), Acked(b"b", 2)]  # b's handler is the quicker one
     log = run_by_key(events, parallel=8)
     assert log == ["start a0", "start b2", "end b2", "end a0", "ack a0", "ack b2"]
+
+
+def test_a_barrier_waits_for_its_partition_before_it_and_its_partition_after_it_waits_for_it() -> None:
+    # the decider's progress: the held decisions it releases go out after the decisions below it, before those after
+    events = [Acked(b"a", 0), Acked(b"b", 1), Acked(b"z", 2), Acked(b"c", 2), Acked(b"d", 2, message=Msg(partition=1))]
+    log = [line for line in run_by_key(events, parallel=8, barrier=lambda e: e.key == b"z") if line[0] != "a"]
+    assert log.index("start z2") > max(log.index("end a0"), log.index("end b1"))  # all before it in partition 0
+    assert log.index("start c2") > log.index("end z2")  # after it in partition 0, another key
+    assert log.index("start d2") < log.index("end a0")  # partition 1 goes on
 
 
 def test_an_event_handled_early_in_another_partition_is_acknowledged_at_once() -> None:

@@ -38,34 +38,44 @@ class MemoryCooldown:
 
 
 class MemoryEscalation:
-    """Escalation's pending steps, contexts and clock in dicts (EscalationStore keeps them in Redis)."""
+    """Escalation's pending steps, contexts and clock in dicts (EscalationStore keeps them in Redis), and what each
+    record claimed (a record read again claims it again)."""
 
     def __init__(self) -> None:
         self.clock = 0
         self.pending: dict[tuple[str, int], int] = {}
         self.contexts: dict[str, Context] = {}
         self.breaches = 0
+        self.breached: dict[str, set[tuple[str, int]]] = {}
+        self.answered: dict[str, set[tuple[str, int]]] = {}
 
-    async def tick(self, ts: int) -> tuple[int, list[tuple[str, int]]]:
+    async def tick(self, ts: int, by: str) -> tuple[int, list[tuple[str, int]]]:
         self.clock = max(self.clock, ts)
-        return self.clock, sorted(k for k, deadline in self.pending.items() if deadline < self.clock)
+        due = {k for k, deadline in self.pending.items() if deadline < self.clock}
+        return self.clock, sorted(due | self.breached.get(by, set()))
 
     async def schedule(self, ctx: Context, deadlines: dict[int, int]) -> None:
         self.contexts[ctx.decision.decision_id] = ctx
         for step, deadline in deadlines.items():
             self.pending[(ctx.decision.decision_id, step)] = deadline
 
-    async def resolve(self, warning_id: str, step: int) -> bool:
-        return self.pending.pop((warning_id, step), None) is not None
+    async def resolve(self, warning_id: str, step: int, by: str) -> bool:
+        if self.pending.pop((warning_id, step), None) is not None:
+            self.answered.setdefault(by, set()).add((warning_id, step))
+            return True
+        return (warning_id, step) in self.answered.get(by, set())
 
-    async def breach(self, warning_id: str, step: int) -> tuple[bool, Context | None]:
-        if not await self.resolve(warning_id, step):
+    async def breach(self, warning_id: str, step: int, by: str) -> tuple[bool, Context | None]:
+        if self.pending.pop((warning_id, step), None) is not None:
+            self.breached.setdefault(by, set()).add((warning_id, step))
+            self.breaches += 1
+        elif (warning_id, step) not in self.breached.get(by, set()):
             return False, None
-        self.breaches += 1
         return True, self.contexts.get(warning_id)
 
-    async def pending_steps(self, warning_id: str, count: int) -> list[int]:
-        return sorted(step for wid, step in self.pending if wid == warning_id and step < count)
+    async def pending_steps(self, warning_id: str, count: int, by: str) -> list[int]:
+        mine = {s for wid, s in [*self.pending, *self.answered.get(by, set())] if wid == warning_id}
+        return sorted(s for s in mine if s < count)
 
     async def context(self, warning_id: str) -> Context | None:
         return self.contexts.get(warning_id)
@@ -148,14 +158,14 @@ def test_decisions_dispatched_at_once_race_for_a_due_step_once() -> None:
     d, escalation, heard = dispatcher()
     asyncio.run(d.handle(decision("T2", fraud_type="impersonate_authority", decision_id="wa")))
     asked: list[tuple[str, int]] = []
-    take = escalation.resolve
+    take = escalation.breach
 
-    async def resolve(warning_id: str, step: int) -> bool:
+    async def breach(warning_id: str, step: int, by: str) -> tuple[bool, Context | None]:
         asked.append((warning_id, step))
         await asyncio.sleep(0)  # a Redis round trip: the other decisions run meanwhile
-        return await take(warning_id, step)
+        return await take(warning_id, step, by)
 
-    escalation.resolve = resolve  # type: ignore[method-assign]
+    escalation.breach = breach  # type: ignore[method-assign]
     later = [decision("T3", ts=T + 61 * MINUTE_MS + i, rose=False, decision_id=f"late-{i}") for i in range(5)]
 
     async def together() -> None:
@@ -163,6 +173,26 @@ def test_decisions_dispatched_at_once_race_for_a_due_step_once() -> None:
 
     asyncio.run(together())
     assert asked == [("wa", 0)] and heard == ["breach ST001 phone"]  # one decision took the due step; the others left it
+
+
+def test_a_record_read_again_after_a_crash_escalates_again_under_the_same_ids() -> None:
+    # killed after Redis took the step and before the sends: the record comes again and must send the same tasks
+    d, escalation, heard = dispatcher()
+    asyncio.run(d.handle(decision("T2", fraud_type="impersonate_authority", decision_id="wa")))
+    passing = decision("T3", ts=T + 61 * MINUTE_MS, rose=False, decision_id="tick")
+    first, again = asyncio.run(d.handle(passing)), asyncio.run(d.handle(passing))
+    assert topics(first) == ["dispatch.visit"] and [o.value for o in again] == [o.value for o in first]
+    assert escalation.breaches == 1  # counted once in the store
+    other = decision("T3", ts=T + 62 * MINUTE_MS, rose=False, decision_id="another")
+    assert asyncio.run(d.handle(other)) == []  # another record: the step is taken
+
+    d, escalation, heard = dispatcher()
+    asyncio.run(d.handle(decision("T2", fraud_type="impersonate_authority", decision_id="wa")))
+    failed = Outcome(warning_id="wa", channel="phone", outcome="unreachable", ts=T + 5 * MINUTE_MS)
+    first, again = asyncio.run(d.handle_outcome(failed)), asyncio.run(d.handle_outcome(failed))
+    assert topics(first) == ["dispatch.visit"] and [o.value for o in again] == [o.value for o in first]
+    answered = Outcome(warning_id="wa", channel="phone", outcome="call_answered", ts=T + 6 * MINUTE_MS)
+    assert asyncio.run(d.handle_outcome(answered)) == []  # another record: the call was already answered
 
 
 class MemoryErased:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from schemas.internal import Output, PersonEvent, RetractionNote, ValueMessage
-from schemas.records import Indicator, TelecomSignal
+from schemas.internal import DECIDER, Decision, Output, PersonEvent, RetractionNote, ValueMessage
+from schemas.records import Indicator, Progress, TelecomSignal
 from schemas.units import HOUR_MS
 from streams.person_state import (
     PersonState,
@@ -16,7 +16,7 @@ from streams.person_state import (
     event_time,
     hit_live,
 )
-from streams.processor import Processor
+from streams.processor import PROGRESS_EVERY_MS, Processor
 from streams.value_index import IndexPolicy
 from streams.watermarks import (
     Frontier,
@@ -203,12 +203,37 @@ def test_decisions_wait_for_the_marks_and_a_marks_message_read_again_sends_its_d
     assert p.waiting.waiting(0) == 1
     done = [Mark(c, T + 2 * 60 * MIN, idle=True) for c in TOPOLOGY.person_inputs]
     second = p.person_marks(0, Marks(marks=done), TOPOLOGY, offset=8)
-    decisions = [o.value for o in first + second if o.topic == "yujing.decisions"]
+    decisions = [o.value for o in first + second if isinstance(o.value, Decision)]
     assert decisions and decisions[-1].tier == "T1" and p.waiting.waiting(0) == 0  # type: ignore[attr-defined]
-    assert any(o.topic == "yujing.decisions" for o in second)  # the payment waited for offset 8's marks
+    assert any(isinstance(o.value, Decision) for o in second)  # the payment waited for offset 8's marks
     # the crash case: the table kept what offset 8 decided, the sends were lost; offset 8 comes again
     again = p.person_marks(0, Marks(marks=done), TOPOLOGY, offset=8)
-    assert [o.value for o in again] == [o.value for o in second if o.topic == "yujing.decisions"]
+    assert [o.value for o in again] == [o.value for o in second if isinstance(o.value, Decision)]
+
+
+def test_a_person_partition_tells_dispatch_how_far_its_decisions_are_written_after_them(small_model: Path) -> None:
+    # dispatch releases the decisions held for review by it: after every decision below it, on the same partition
+    p = _pipeline(small_model).processor
+    early = p.person_marks(0, Marks(marks=[Mark(c, 1, idle=True) for c in TOPOLOGY.person_inputs]), TOPOLOGY)
+    assert early == []  # idle at no time yet (a worker just started): nothing a progress record could say
+    for pe in script_events():
+        p.person_event(pe)
+    done = [Mark(c, T + 2 * 60 * MIN, idle=True) for c in TOPOLOGY.person_inputs]
+    out = p.person_marks(0, Marks(marks=done), TOPOLOGY, offset=8)
+    told = Output("yujing.decisions", b"progress:" + DECIDER.encode(),
+                  Progress(producer=DECIDER, progress_ts=T + 2 * 60 * MIN), partition=0)
+    assert out[-1] == told and all(isinstance(o.value, Decision) for o in out[:-1]) and len(out) > 1
+    def at(ts: int, idle: bool = False) -> list[Output]:
+        return p.person_marks(0, Marks(marks=[Mark(c, ts, idle) for c in TOPOLOGY.person_inputs]), TOPOLOGY)
+
+    def progress(ts: int) -> list[Output]:
+        return [told._replace(value=Progress(producer=DECIDER, progress_ts=ts))]
+
+    busy = T + 2 * 60 * MIN
+    assert at(busy + PROGRESS_EVERY_MS - 1) == []  # busy inputs, not a minute on: nothing to tell yet
+    assert at(busy + PROGRESS_EVERY_MS) == progress(busy + PROGRESS_EVERY_MS)
+    assert at(busy + PROGRESS_EVERY_MS + 5, idle=True) == progress(busy + PROGRESS_EVERY_MS + 5)  # idle: at once
+    assert at(busy + PROGRESS_EVERY_MS + 5, idle=True) == []  # nothing new
 
 
 def test_a_partition_taken_up_passes_its_view_on_once_it_has_read_again_to_where_it_ended(
@@ -243,7 +268,7 @@ def test_the_outbox_keeps_the_decisions_of_marks_messages_not_yet_committed(smal
         p.person_event(pe)
     done = [Mark(c, T + 2 * 60 * MIN, idle=True) for c in TOPOLOGY.person_inputs]
     sent = [o for o in p.person_marks(0, Marks(marks=done), TOPOLOGY, offset=8, committed=5)
-            if o.topic == "yujing.decisions"]
+            if isinstance(o.value, Decision)]
     assert sent and [e[0] for e in p.frontier("yujing.events", 0).outbox] == [8] * len(sent)
     p.person_marks(0, Marks(marks=done), TOPOLOGY, offset=12, committed=8)  # 8 may still be read again
     assert p.frontier("yujing.events", 0).outbox
