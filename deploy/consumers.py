@@ -8,6 +8,8 @@ from typing import Any, Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaError as ReaderKafkaError  # kafka-python's: the readers run in a thread (iter_to_end)
+from kafka.errors import KafkaTimeoutError as ReaderKafkaTimeoutError
 
 from deploy.config import Settings
 from dispatch.stage import REDIS_AWAY
@@ -15,7 +17,8 @@ from schemas.decode import InvalidRecord, decode_typed
 from schemas.records import Outcome
 from streams.kafka_io import iter_to_end, partition_counts
 
-OUTAGE = (*REDIS_AWAY, KafkaError)  # caught, then told apart by `is_outage`
+OUTAGE = (*REDIS_AWAY, KafkaError, ReaderKafkaError)  # caught, then told apart by `is_outage`
+BROKER_ERRORS = (KafkaError, ReaderKafkaError)
 # Redis writes its AOF to disk every second (appendfsync everysec) and may lose the last one or two in a crash:
 # an offset is committed only once what it did in Redis is older than that, so a restart reads it again.
 COMMIT_LAG_S = 3.0
@@ -49,15 +52,15 @@ class LaggingCommits:
 
 def is_outage(exc: BaseException) -> bool:
     """Redis away, or a Kafka error a broker's restart explains (retriable, or a wait for the broker timed out)."""
-    if isinstance(exc, KafkaError):
-        return exc.retriable or isinstance(exc, KafkaTimeoutError)
+    if isinstance(exc, BROKER_ERRORS):
+        return exc.retriable or isinstance(exc, (KafkaTimeoutError, ReaderKafkaTimeoutError))
     return isinstance(exc, REDIS_AWAY)
 
 
 async def after_outage(consumer: AIOKafkaConsumer, exc: Exception, delay: float, log: Any) -> float:
     """Redis or the broker away (a restart): wait `delay`, then read again from the committed offsets (waiting on
     while the broker cannot say them); the next delay."""
-    who = "the broker" if isinstance(exc, KafkaError) else "Redis"
+    who = "the broker" if isinstance(exc, BROKER_ERRORS) else "Redis"
     log.warning("%s did not answer (%r); reading again from the committed offsets in %.1f s", who, exc, delay)
     while True:
         await asyncio.sleep(delay)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+import kafka.errors
 import pytest
 import redis.exceptions as redis_errors
 from aiokafka import TopicPartition
@@ -52,6 +53,11 @@ def test_what_was_noted_before_a_rewind_is_never_committed() -> None:
     (UnknownTopicOrPartitionError(), True),  # a broker just restarted does not know its topics yet
     (KafkaConnectionError(), True),
     (KafkaTimeoutError(), True),
+    # kafka-python's, from the readers run in a thread (the SMS adapter's journal when the broker is lost then)
+    (kafka.errors.KafkaConnectionError("reset by peer"), True),
+    (kafka.errors.NodeNotReadyError(), True),
+    (kafka.errors.KafkaTimeoutError(), True),
+    (kafka.errors.InvalidConfigurationError(), False),
     (RecordTooLargeError(), False),  # the broker answered: waiting changes nothing
     (ValueError("a bug"), False),
 ])
