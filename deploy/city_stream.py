@@ -12,13 +12,13 @@ from kafka import KafkaProducer
 
 from deploy.config import Settings
 from schemas.records import (
-    PROGRESS_KEY_PREFIX,
     DomainSignal,
     Indicator,
     PaymentSignal,
     Progress,
     Subject,
     TelecomSignal,
+    progress_key,
 )
 from schemas.topics import COMPACTED_TOPICS, SIGNAL_TOPICS, SOURCE_TOPICS
 from scorers.lab.city import City
@@ -62,7 +62,7 @@ def word_destinations(settings: Settings,
 
 def progress_record(producer: str, ts: int) -> tuple[bytes, bytes]:
     """The key and value of a provider's progress record: every record it sends from now on has `ts` at least `ts`."""
-    return PROGRESS_KEY_PREFIX + producer.encode(), msgspec.json.encode(Progress(producer=producer, progress_ts=ts))
+    return progress_key(producer), msgspec.json.encode(Progress(producer=producer, progress_ts=ts))
 
 
 def wait_for_identity(settings: Settings, subject_ids: set[str], timeout: float = 120.0) -> None:

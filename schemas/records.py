@@ -115,6 +115,11 @@ class Subject(_Record):
 PROGRESS_KEY_PREFIX = b"progress:"  # then the producer's id
 
 
+def progress_key(producer: str) -> bytes:
+    """The key of a producer's progress records (`Progress`)."""
+    return PROGRESS_KEY_PREFIX + producer.encode()
+
+
 def is_progress(key: bytes | None) -> bool:
     """Whether a message with this key is a progress record (`Progress`) rather than a record of its topic."""
     return key is not None and key.startswith(PROGRESS_KEY_PREFIX)

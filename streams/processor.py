@@ -15,11 +15,11 @@ from schemas.internal import DECIDER, EVERY_PARTITION, Decision, Output, PersonE
 from schemas.records import (
     MAX_TS_MS,
     MIN_TS_MS,
-    PROGRESS_KEY_PREFIX,
     DomainInterception,
     Indicator,
     Progress,
     Subject,
+    progress_key,
 )
 from schemas.units import MINUTE_MS
 from streams.controls import (
@@ -82,8 +82,8 @@ def progress_ts(outputs: list[Output]) -> int | None:
 def decisions_progress(partition: int, watermark: int) -> Output:
     """The decider's progress on a partition of `yujing.decisions`: its decisions below `watermark` are all written
     (dispatch releases the decisions held for review there whose deadline it passed, after those decisions)."""
-    return Output("yujing.decisions", PROGRESS_KEY_PREFIX + DECIDER.encode(),
-                  Progress(producer=DECIDER, progress_ts=watermark), partition=partition)
+    return Output("yujing.decisions", progress_key(DECIDER), Progress(producer=DECIDER, progress_ts=watermark),
+                  partition=partition)
 
 
 def person_output(pe: PersonEvent) -> Output:

@@ -11,7 +11,7 @@ from ops.board import OpsBoard
 from ops.metrics import PipelineMetrics
 from schemas.decode import InvalidRecord, decode_input, decode_progress, tombstone_subject
 from schemas.internal import Decision, Output, PersonEvent
-from schemas.records import PROGRESS_KEY_PREFIX, FraudWarning, is_progress
+from schemas.records import FraudWarning, is_progress, progress_key
 from streams.envelope import EventBatch
 from streams.identity import decode_profile, subject_key
 from streams.ingest import RawMessage, ingest, refuse_far_ahead
@@ -55,7 +55,7 @@ class Handlers:
         """A provider's progress record (`schemas.records.Progress`): how far its partition has got; sends nothing."""
         def handle(event: Any) -> list[Output]:
             progress = decode_progress(event.value)
-            if event.key != PROGRESS_KEY_PREFIX + progress.producer.encode():
+            if event.key != progress_key(progress.producer):
                 raise InvalidRecord(f"a progress record keyed {event.key!r} names another producer", "producer")
             msg = event.message
             refuse_far_ahead(progress.progress_ts, _kafka_ms(msg), "progress_ts", self.latest_ms())

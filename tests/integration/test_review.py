@@ -25,12 +25,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from deploy.app.stream_reader import partition_of
+from deploy.city_stream import progress_record
 from deploy.config import Settings
 from deploy.workers import WorkerProcess
 from dispatch.review import REVIEW_FILE
 from schemas.catalogue import tr
 from schemas.internal import DECIDER, Decision, DecisionReason
-from schemas.records import PROGRESS_KEY_PREFIX, Progress, encode
 from streams.kafka_io import consume, produce
 from tests.integration.scenario import HOUR, MIN, T, load_registry, wait_for
 from tests.integration.test_console import browser, console_token, get  # noqa: F401  (browser: a fixture)
@@ -100,8 +100,7 @@ def test_held_decisions_wait_for_an_analyst_or_the_clock_and_go_out_once(isolate
             person="S_BOB", subject_id="S_BOB"))
         produce(settings, "yujing.decisions", [(b"S_BOB", someone_else)])
         assert sorted(warned(settings, expect=2, linger=5)) == ["d-confirm", "d-timeout"]
-        progress = Progress(producer=DECIDER, progress_ts=T + 27 * HOUR + 30 * MIN)
-        produce(settings, "yujing.decisions", [(PROGRESS_KEY_PREFIX + DECIDER.encode(), encode(progress))],
+        produce(settings, "yujing.decisions", [progress_record(DECIDER, T + 27 * HOUR + 30 * MIN)],
                 partition=partition_of(b"S_ALICE", settings.partitions))
         assert sorted(warned(settings, expect=3)) == ["d-confirm", "d-progress", "d-timeout"], worker.log_tail()
     finally:
