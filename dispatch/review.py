@@ -205,12 +205,16 @@ class ReviewStore:
     async def forget(self, subject_id: str) -> int:
         """A person erased: their held decisions leave the queue (nothing is dispatched for them); how many."""
         theirs = [h for h in await self.waiting(limit=100_000) if h.context.decision.subject_id == subject_id]
-        for h in theirs:
-            wid = h.context.decision.decision_id
-            await self._r.zrem(f"{self._p}pending", wid)
-            await self._r.zrem(f"{self._p}since", wid)
-            await self._r.delete(f"{self._p}held:{wid}")
-            await self._r.zrem(f"{self._p}person:{h.context.decision.person}", wid)
-            if h.partition is not None:
-                await self._r.zrem(f"{self._p}partition:{h.partition}", wid)
+        if not theirs:
+            return 0
+        async with self._r.pipeline(transaction=True) as pipe:  # one round trip, however many they are
+            for h in theirs:
+                wid = h.context.decision.decision_id
+                pipe.zrem(f"{self._p}pending", wid)
+                pipe.zrem(f"{self._p}since", wid)
+                pipe.delete(f"{self._p}held:{wid}")
+                pipe.zrem(f"{self._p}person:{h.context.decision.person}", wid)
+                if h.partition is not None:
+                    pipe.zrem(f"{self._p}partition:{h.partition}", wid)
+            await pipe.execute()
         return len(theirs)
